@@ -1,1 +1,2 @@
-export {};
+export { Proxy } from './proxy.js';
+export { parseProxyOptions, OptionsError, type ProxyOptions } from './options.js';

@@ -1,0 +1,311 @@
+/**
+ * Request parser for the proxy's client side: RESP multibulk (`*2\r\n$3\r\nGET\r\n$1\r\nk\r\n`)
+ * and inline commands (`PING\r\n`, as typed into telnet).
+ *
+ * Why hand-written and not redis-parser: this runs for every request the proxy sees, and it
+ * gives the proxy two things redis-parser cannot. (1) Every argument is a zero-copy view into
+ * the socket's chunk, and (2) the request's raw bytes (`raw`) are returned too, so a request
+ * routed unchanged is forwarded to the backend without being encoded again. redis-parser is
+ * still used — as the oracle the tests compare this parser with.
+ *
+ * Bounds (argument count, argument size, inline line length) are checked before anything is
+ * buffered, so a hostile client cannot make the proxy allocate past them. Any error is final
+ * for the connection: after malformed input there is no way to find the next request.
+ *
+ * Buffering: a request split across chunks keeps its partial bytes. When a long bulk is
+ * awaited, chunks are collected in a list and joined once the bulk is complete, so a 50 MB
+ * value arriving in 64 KB chunks costs one copy, not hundreds.
+ */
+import { MalformedRequestError, RequestTooLargeError } from './errors.js';
+
+export interface ParserLimits {
+  /** Largest accepted bulk argument, in bytes (Redis: proto-max-bulk-len). */
+  maxBulkLength: number;
+  /** Most arguments in one multibulk request. */
+  maxMultibulkLength: number;
+  /** Longest inline command line, in bytes (Redis: 64 KiB). */
+  maxInlineLength: number;
+}
+
+export const DEFAULT_PARSER_LIMITS: ParserLimits = {
+  maxBulkLength: 512 * 1024 * 1024,
+  maxMultibulkLength: 1024 * 1024,
+  maxInlineLength: 64 * 1024,
+};
+
+/**
+ * Called once per complete request. `args` are views into the input (valid as long as the
+ * caller keeps them); `raw` is the request's exact bytes when it was multibulk, or null for
+ * inline requests (which must be re-encoded before they are forwarded).
+ */
+export type RequestHandler = (args: Buffer[], raw: Buffer | null) => void;
+
+const CR = 0x0d;
+const LF = 0x0a;
+const STAR = 0x2a;
+const DOLLAR = 0x24;
+
+/** Result of parsing a decimal length: the value, or -2 when the line is not a valid number. */
+function parseLength(buf: Buffer, start: number, end: number): number {
+  if (start >= end) return -2;
+  let i = start;
+  let negative = false;
+  if (buf[i] === 0x2d) {
+    negative = true;
+    i++;
+    if (i >= end) return -2;
+  }
+  let n = 0;
+  for (; i < end; i++) {
+    const c = buf[i]! - 0x30;
+    if (c < 0 || c > 9) return -2;
+    n = n * 10 + c;
+    // Past 2^53 digits stop being exact; any such length is over every bound anyway.
+    if (n > Number.MAX_SAFE_INTEGER / 10) return Number.MAX_SAFE_INTEGER;
+  }
+  return negative ? (n === 1 ? -1 : -2 - n) : n;
+}
+
+export class RequestParser {
+  private readonly limits: ParserLimits;
+  /** Bytes of an incomplete request carried over from earlier chunks. */
+  private pending: Buffer | null = null;
+  /** Chunks collected while waiting for `awaitBytes` bytes in total. */
+  private collected: Buffer[] = [];
+  private collectedLength = 0;
+  private awaitBytes = 0;
+
+  constructor(limits: Partial<ParserLimits> = {}) {
+    this.limits = { ...DEFAULT_PARSER_LIMITS, ...limits };
+  }
+
+  /** Bytes held for an incomplete request (for memory accounting and tests). */
+  get bufferedBytes(): number {
+    return (this.pending?.length ?? 0) + this.collectedLength;
+  }
+
+  /**
+   * Parses every complete request in `chunk` (plus what earlier chunks left), calling
+   * `onRequest` for each in order. Throws MalformedRequestError or RequestTooLargeError.
+   */
+  feed(chunk: Buffer, onRequest: RequestHandler): void {
+    let buf: Buffer;
+    if (this.awaitBytes > 0) {
+      this.collected.push(chunk);
+      this.collectedLength += chunk.length;
+      if (this.collectedLength < this.awaitBytes) return;
+      buf = Buffer.concat(this.collected, this.collectedLength);
+      this.collected = [];
+      this.collectedLength = 0;
+      this.awaitBytes = 0;
+    } else if (this.pending !== null) {
+      buf = Buffer.concat([this.pending, chunk]);
+    } else {
+      buf = chunk;
+    }
+    this.pending = null;
+
+    let pos = 0;
+    const len = buf.length;
+    while (pos < len) {
+      const next = buf[pos] === STAR ? this.parseMultibulk(buf, pos, onRequest) : this.parseInline(buf, pos, onRequest);
+      if (next < 0) break;
+      pos = next;
+    }
+    if (pos < len) {
+      // Keep only the unparsed tail; a view would pin the whole chunk, so copy small tails.
+      const tail = buf.subarray(pos);
+      if (this.awaitBytes > 0) {
+        this.collected.push(tail);
+        this.collectedLength = tail.length;
+      } else {
+        this.pending = tail.length < 4096 ? Buffer.from(tail) : tail;
+      }
+    }
+  }
+
+  /** Drops buffered input (on reset after an error, or on close). */
+  reset(): void {
+    this.pending = null;
+    this.collected = [];
+    this.collectedLength = 0;
+    this.awaitBytes = 0;
+  }
+
+  /** Returns the offset after the request, or -1 when more input is needed. */
+  private parseMultibulk(buf: Buffer, start: number, onRequest: RequestHandler): number {
+    const len = buf.length;
+    let lineEnd = buf.indexOf(LF, start);
+    if (lineEnd < 0) {
+      if (len - start > this.limits.maxInlineLength) {
+        throw new MalformedRequestError('Protocol error: too big mbulk count string');
+      }
+      return -1;
+    }
+    if (buf[lineEnd - 1] !== CR) throw new MalformedRequestError('Protocol error: invalid multibulk length');
+    const count = parseLength(buf, start + 1, lineEnd - 1);
+    if (count === -2 || count < -1) throw new MalformedRequestError('Protocol error: invalid multibulk length');
+    if (count > this.limits.maxMultibulkLength) {
+      throw new RequestTooLargeError('Protocol error: invalid multibulk length');
+    }
+    let pos = lineEnd + 1;
+    // `*0` and `*-1` are empty requests: Redis skips them silently.
+    if (count <= 0) return pos;
+
+    const args = new Array<Buffer>(count);
+    for (let i = 0; i < count; i++) {
+      if (pos >= len) return this.needMore(start, len, 0);
+      if (buf[pos] !== DOLLAR) {
+        throw new MalformedRequestError(`Protocol error: expected '$', got '${String.fromCharCode(buf[pos]!)}'`);
+      }
+      lineEnd = buf.indexOf(LF, pos);
+      if (lineEnd < 0) {
+        if (len - pos > 32) throw new MalformedRequestError('Protocol error: invalid bulk length');
+        return this.needMore(start, len, 0);
+      }
+      if (buf[lineEnd - 1] !== CR) throw new MalformedRequestError('Protocol error: invalid bulk length');
+      const size = parseLength(buf, pos + 1, lineEnd - 1);
+      if (size < 0) throw new MalformedRequestError('Protocol error: invalid bulk length');
+      if (size > this.limits.maxBulkLength) throw new RequestTooLargeError('Protocol error: invalid bulk length');
+      const dataStart = lineEnd + 1;
+      const dataEnd = dataStart + size;
+      if (dataEnd + 2 > len) return this.needMore(start, len, dataEnd + 2);
+      if (buf[dataEnd] !== CR || buf[dataEnd + 1] !== LF) {
+        throw new MalformedRequestError('Protocol error: expected CRLF after bulk argument');
+      }
+      args[i] = buf.subarray(dataStart, dataEnd);
+      pos = dataEnd + 2;
+    }
+    onRequest(args, buf.subarray(start, pos));
+    return pos;
+  }
+
+  /**
+   * Records that the request starting at `start` is incomplete. When the missing part is a
+   * large bulk (`needEnd` known and well past the buffer), switch to collecting chunks.
+   */
+  private needMore(start: number, len: number, needEnd: number): number {
+    if (needEnd - len > 16 * 1024) this.awaitBytes = needEnd - start;
+    return -1;
+  }
+
+  private parseInline(buf: Buffer, start: number, onRequest: RequestHandler): number {
+    const lineEnd = buf.indexOf(LF, start);
+    if (lineEnd < 0) {
+      if (buf.length - start > this.limits.maxInlineLength) {
+        throw new RequestTooLargeError('Protocol error: too big inline request');
+      }
+      return -1;
+    }
+    if (lineEnd - start > this.limits.maxInlineLength) {
+      throw new RequestTooLargeError('Protocol error: too big inline request');
+    }
+    const end = lineEnd > start && buf[lineEnd - 1] === CR ? lineEnd - 1 : lineEnd;
+    const args = splitInlineArgs(buf.subarray(start, end));
+    if (args.length > this.limits.maxMultibulkLength) {
+      throw new RequestTooLargeError('Protocol error: invalid multibulk length');
+    }
+    if (args.length > 0) onRequest(args, null);
+    return lineEnd + 1;
+  }
+}
+
+function isSpace(c: number): boolean {
+  return c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d || c === 0x0b || c === 0x0c;
+}
+
+function hexValue(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  if (c >= 0x61 && c <= 0x66) return c - 0x61 + 10;
+  if (c >= 0x41 && c <= 0x46) return c - 0x41 + 10;
+  return -1;
+}
+
+/**
+ * Splits an inline command line the way Redis' sdssplitargs does: words separated by
+ * spaces, "double quotes" with \n \r \t \b \a \\ \" \xHH escapes, 'single quotes' with \'.
+ * A closing quote must be followed by a space or the end of the line.
+ */
+export function splitInlineArgs(line: Buffer): Buffer[] {
+  const args: Buffer[] = [];
+  const len = line.length;
+  let i = 0;
+  while (true) {
+    while (i < len && isSpace(line[i]!)) i++;
+    if (i >= len) return args;
+    const c = line[i]!;
+    if (c !== 0x22 && c !== 0x27) {
+      const s = i;
+      while (i < len && !isSpace(line[i]!) && line[i] !== 0x22 && line[i] !== 0x27) i++;
+      if (i < len && !isSpace(line[i]!)) {
+        // A quote in the middle of a word: fall back to the quoted-word path for the rest.
+        const word = readQuotedWord(line, s);
+        args.push(word.value);
+        i = word.end;
+      } else {
+        args.push(line.subarray(s, i));
+      }
+      continue;
+    }
+    const word = readQuotedWord(line, i);
+    args.push(word.value);
+    i = word.end;
+  }
+}
+
+function readQuotedWord(line: Buffer, start: number): { value: Buffer; end: number } {
+  const out: number[] = [];
+  const len = line.length;
+  let i = start;
+  let inDouble = false;
+  let inSingle = false;
+  for (;;) {
+    if (i >= len) {
+      if (inDouble || inSingle) throw new MalformedRequestError('Protocol error: unbalanced quotes in request');
+      return { value: Buffer.from(out), end: i };
+    }
+    const c = line[i]!;
+    if (inDouble) {
+      if (c === 0x5c && i + 3 < len && line[i + 1] === 0x78 && hexValue(line[i + 2]!) >= 0 && hexValue(line[i + 3]!) >= 0) {
+        out.push(hexValue(line[i + 2]!) * 16 + hexValue(line[i + 3]!));
+        i += 4;
+      } else if (c === 0x5c && i + 1 < len) {
+        const e = line[i + 1]!;
+        out.push(e === 0x6e ? 0x0a : e === 0x72 ? 0x0d : e === 0x74 ? 0x09 : e === 0x62 ? 0x08 : e === 0x61 ? 0x07 : e);
+        i += 2;
+      } else if (c === 0x22) {
+        if (i + 1 < len && !isSpace(line[i + 1]!)) {
+          throw new MalformedRequestError('Protocol error: unbalanced quotes in request');
+        }
+        return { value: Buffer.from(out), end: i + 1 };
+      } else {
+        out.push(c);
+        i++;
+      }
+    } else if (inSingle) {
+      if (c === 0x5c && i + 1 < len && line[i + 1] === 0x27) {
+        out.push(0x27);
+        i += 2;
+      } else if (c === 0x27) {
+        if (i + 1 < len && !isSpace(line[i + 1]!)) {
+          throw new MalformedRequestError('Protocol error: unbalanced quotes in request');
+        }
+        return { value: Buffer.from(out), end: i + 1 };
+      } else {
+        out.push(c);
+        i++;
+      }
+    } else if (isSpace(c)) {
+      return { value: Buffer.from(out), end: i };
+    } else if (c === 0x22) {
+      inDouble = true;
+      i++;
+    } else if (c === 0x27) {
+      inSingle = true;
+      i++;
+    } else {
+      out.push(c);
+      i++;
+    }
+  }
+}

@@ -1,0 +1,241 @@
+/**
+ * Commands the proxy answers itself, or by asking every master and aggregating (INFO's
+ * keyspace, DBSIZE), or by asking any one master (COMMAND: every master runs the same Redis).
+ */
+import { timingSafeEqual } from 'node:crypto';
+import {
+  encodeArrayOfEncoded,
+  encodeBulk,
+  encodeCommand,
+  encodeError,
+  encodeInteger,
+  NULL_BULK,
+  OK,
+  PONG,
+  type CommandInfo,
+} from '@reborn/protocol';
+import { CustomMerge, SumMerge, type ClientRequest } from './request.js';
+import type { Router } from './router.js';
+import type { Session } from './session.js';
+
+export const PROXY_VERSION = '0.1.0';
+/** The Redis version the proxy reports: clients gate features on it. */
+export const COMPAT_REDIS_VERSION = '7.0.0';
+
+export interface LocalContext {
+  readonly router: Router;
+  readonly password: string | null;
+  readonly proxyId: string;
+  readonly product: string;
+  readonly port: number;
+  readonly startedAt: number;
+  clientCount(): number;
+  totalConnections(): number;
+  totalCommands(): number;
+}
+
+const WRONGPASS = encodeError('WRONGPASS invalid username-password pair or user is disabled.');
+const NOPROTO = encodeError('NOPROTO sorry, this protocol version is not supported.');
+
+function lower(b: Uint8Array): string {
+  return Buffer.from(b).toString('latin1').toLowerCase();
+}
+
+function checkPassword(expected: string | null, given: Uint8Array): boolean {
+  if (expected === null) return false;
+  const a = Buffer.from(expected);
+  return a.length === given.length && timingSafeEqual(a, given);
+}
+
+/** AUTH [username] password. Only the `default` user exists on the proxy. */
+function auth(ctx: LocalContext, session: Session, args: Buffer[]): Buffer {
+  if (ctx.password === null) {
+    return encodeError('ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?');
+  }
+  const user = args.length === 3 ? lower(args[1]!) : 'default';
+  if (user === 'default' && checkPassword(ctx.password, args[args.length - 1]!)) {
+    session.authenticated = true;
+    return OK;
+  }
+  return WRONGPASS;
+}
+
+/** HELLO [protover [AUTH user pass] [SETNAME name]]: RESP2 only; 3 gets -NOPROTO so clients fall back. */
+function hello(ctx: LocalContext, session: Session, args: Buffer[]): Buffer {
+  if (args.length >= 2) {
+    const ver = Buffer.from(args[1]!).toString('latin1');
+    if (!/^\d+$/.test(ver)) return encodeError('ERR Protocol version is not an integer or out of range');
+    if (ver !== '2') return NOPROTO;
+  }
+  for (let i = 2; i < args.length; i++) {
+    const opt = lower(args[i]!);
+    if (opt === 'auth' && i + 2 < args.length) {
+      const r = auth(ctx, session, [args[0]!, args[i + 1]!, args[i + 2]!]);
+      if (r !== OK) return r;
+      i += 2;
+    } else if (opt === 'setname' && i + 1 < args.length) {
+      const name = args[i + 1]!;
+      if (!validClientName(name)) return encodeError('ERR Client names cannot contain spaces, newlines or special characters.');
+      session.name = name.length === 0 ? null : Buffer.from(name);
+      i += 1;
+    } else {
+      return encodeError(`ERR Syntax error in HELLO option '${Buffer.from(args[i]!).toString('latin1')}'`);
+    }
+  }
+  if (!session.authenticated) return encodeError('NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time');
+  return encodeArrayOfEncoded([
+    encodeBulk('server'), encodeBulk('redis'),
+    encodeBulk('version'), encodeBulk(COMPAT_REDIS_VERSION),
+    encodeBulk('proto'), encodeInteger(2),
+    encodeBulk('id'), encodeInteger(session.id),
+    encodeBulk('mode'), encodeBulk('standalone'),
+    encodeBulk('role'), encodeBulk('master'),
+    encodeBulk('modules'), encodeArrayOfEncoded([]),
+  ]);
+}
+
+function validClientName(name: Uint8Array): boolean {
+  for (const c of name) if (c < 0x21 || c > 0x7e) return false;
+  return true;
+}
+
+function client(session: Session, cmd: CommandInfo, args: Buffer[]): Buffer {
+  switch (cmd.name) {
+    case 'client|setname': {
+      const name = args[2]!;
+      if (!validClientName(name)) return encodeError('ERR Client names cannot contain spaces, newlines or special characters.');
+      session.name = name.length === 0 ? null : Buffer.from(name);
+      return OK;
+    }
+    case 'client|getname':
+      return session.name === null ? NULL_BULK : encodeBulk(session.name);
+    case 'client|id':
+      return encodeInteger(session.id);
+    case 'client|setinfo':
+      return OK;
+    default:
+      return encodeError(`ERR command '${cmd.name.replace('|', ' ')}' is not supported by reborn`);
+  }
+}
+
+function time(): Buffer {
+  const micros = BigInt(Date.now()) * 1000n + BigInt(Math.floor((performance.now() % 1) * 1000));
+  return encodeArrayOfEncoded([encodeBulk(String(micros / 1000000n)), encodeBulk(String(micros % 1000000n))]);
+}
+
+/** INFO: the proxy's own sections, plus a keyspace section summed over every master. */
+function info(ctx: LocalContext, session: Session, req: ClientRequest, args: Buffer[]): void {
+  const wanted = new Set(args.slice(1).map(lower));
+  const all = wanted.size === 0 || wanted.has('all') || wanted.has('everything') || wanted.has('default');
+  const want = (section: string): boolean => all || wanted.has(section);
+  const own = (): string[] => {
+    const out: string[] = [];
+    if (want('server')) {
+      out.push('# Server', `redis_version:${COMPAT_REDIS_VERSION}`, `reborn_version:${PROXY_VERSION}`, 'redis_mode:standalone',
+        'reborn_role:proxy', `reborn_proxy_id:${ctx.proxyId}`, `reborn_product:${ctx.product}`, `process_id:${process.pid}`,
+        `tcp_port:${ctx.port}`, `uptime_in_seconds:${Math.floor((Date.now() - ctx.startedAt) / 1000)}`, '');
+    }
+    if (want('clients')) out.push('# Clients', `connected_clients:${ctx.clientCount()}`, '');
+    if (want('stats')) {
+      out.push('# Stats', `total_connections_received:${ctx.totalConnections()}`, `total_commands_processed:${ctx.totalCommands()}`, '');
+    }
+    return out;
+  };
+  const masters = ctx.router.isReady ? ctx.router.masters() : [];
+  if (!want('keyspace') || masters.length === 0) {
+    const lines = own();
+    if (want('keyspace')) lines.push('# Keyspace', '');
+    req.resolve(encodeBulk(lines.join('\r\n')));
+    return;
+  }
+  const merge = new CustomMerge(req, masters.length, (replies) => {
+    let keys = 0;
+    let expires = 0;
+    for (const r of replies) {
+      const text = r.toString('latin1');
+      const m = /db0:keys=(\d+),expires=(\d+)/.exec(text);
+      if (m) {
+        keys += Number(m[1]);
+        expires += Number(m[2]);
+      }
+    }
+    const lines = own();
+    lines.push('# Keyspace');
+    if (keys > 0) lines.push(`db0:keys=${keys},expires=${expires},avg_ttl=0`);
+    lines.push('');
+    return encodeBulk(lines.join('\r\n'));
+  });
+  const payload = encodeCommand(['INFO', 'keyspace']);
+  masters.forEach((pool, i) => pool.pick(session.id).send(merge.part(i, payload)));
+}
+
+export function answerLocally(
+  ctx: LocalContext,
+  session: Session,
+  req: ClientRequest,
+  cmd: CommandInfo,
+  args: Buffer[],
+  raw: Buffer | null,
+): void {
+  const name = cmd.name;
+  switch (name) {
+    case 'ping':
+      req.resolve(args.length > 1 ? encodeBulk(args[1]!) : PONG);
+      return;
+    case 'echo':
+      req.resolve(encodeBulk(args[1]!));
+      return;
+    case 'quit':
+      req.resolve(OK);
+      session.endAfterReplies();
+      return;
+    case 'auth':
+      req.resolve(auth(ctx, session, args));
+      return;
+    case 'hello':
+      req.resolve(hello(ctx, session, args));
+      return;
+    case 'select':
+      req.resolve(Buffer.from(args[1]!).toString('latin1') === '0' ? OK : encodeError('ERR DB index is out of range'));
+      return;
+    case 'readonly':
+    case 'readwrite':
+      req.resolve(OK);
+      return;
+    case 'time':
+      req.resolve(time());
+      return;
+    case 'info':
+      info(ctx, session, req, args);
+      return;
+    case 'dbsize': {
+      const masters = ctx.router.isReady ? ctx.router.masters() : [];
+      if (masters.length === 0) {
+        req.resolve(ctx.router.isReady ? encodeInteger(0) : encodeError('ERR proxy not ready'));
+        return;
+      }
+      const merge = new SumMerge(req, masters.length);
+      const payload = raw ?? encodeCommand(args);
+      masters.forEach((pool, i) => pool.pick(session.id).send(merge.part(i, payload)));
+      return;
+    }
+    default:
+      break;
+  }
+  if (name === 'client' || name.startsWith('client|')) {
+    req.resolve(client(session, cmd, args));
+    return;
+  }
+  if (name === 'command' || name.startsWith('command|')) {
+    // Every master runs the same Redis: any one of them describes the commands.
+    const first = ctx.router.isReady ? ctx.router.masters()[0] : undefined;
+    if (first === undefined) {
+      req.resolve(encodeError('ERR proxy not ready'));
+      return;
+    }
+    if (raw === null) req.payload = encodeCommand(args);
+    first.pick(session.id).send(req);
+    return;
+  }
+  req.resolve(encodeError(`ERR command '${name.replace('|', ' ')}' is not supported by reborn`));
+}

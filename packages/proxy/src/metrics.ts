@@ -1,0 +1,150 @@
+/**
+ * Proxy metrics. Process-level gauges and counters use prom-client on a registry owned by the
+ * proxy (never the global one). The per-command counters and latency histograms are on the
+ * hot path, so they are plain typed arrays indexed by command, updated with a few integer
+ * operations per request, and rendered into Prometheus text only when /metrics is scraped.
+ */
+import client from 'prom-client';
+
+/** Histogram bucket upper bounds in seconds. */
+export const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const BUCKETS = LATENCY_BUCKETS.length + 1; // + the +Inf bucket
+
+export class CommandStats {
+  private readonly names: string[] = [];
+  private readonly index = new Map<string, number>();
+  private calls = new Float64Array(64);
+  private errors = new Float64Array(64);
+  private sums = new Float64Array(64);
+  private buckets = new Float64Array(64 * BUCKETS);
+
+  /** The stats slot of a command name; created on first use. */
+  indexOf(name: string): number {
+    let i = this.index.get(name);
+    if (i === undefined) {
+      i = this.names.length;
+      this.names.push(name);
+      this.index.set(name, i);
+      if (i >= this.calls.length) this.grow();
+    }
+    return i;
+  }
+
+  record(i: number, seconds: number, isError: boolean): void {
+    this.calls[i]!++;
+    if (isError) this.errors[i]!++;
+    this.sums[i]! += seconds;
+    let b = 0;
+    while (b < LATENCY_BUCKETS.length && seconds > LATENCY_BUCKETS[b]!) b++;
+    this.buckets[i * BUCKETS + b]!++;
+  }
+
+  totalCalls(): number {
+    let n = 0;
+    for (let i = 0; i < this.names.length; i++) n += this.calls[i]!;
+    return n;
+  }
+
+  /** Prometheus text for the per-command series. */
+  render(): string {
+    const lines: string[] = [
+      '# HELP reborn_proxy_commands_total Commands answered, by command.',
+      '# TYPE reborn_proxy_commands_total counter',
+    ];
+    const order = this.names.map((n, i) => [n, i] as const).sort((a, b) => (a[0] < b[0] ? -1 : 1));
+    for (const [name, i] of order) lines.push(`reborn_proxy_commands_total{cmd="${name}"} ${this.calls[i]}`);
+    lines.push('# HELP reborn_proxy_command_errors_total Commands answered with an error reply, by command.');
+    lines.push('# TYPE reborn_proxy_command_errors_total counter');
+    for (const [name, i] of order) lines.push(`reborn_proxy_command_errors_total{cmd="${name}"} ${this.errors[i]}`);
+    lines.push('# HELP reborn_proxy_command_duration_seconds Time from parsing a command to its reply being ready, by command.');
+    lines.push('# TYPE reborn_proxy_command_duration_seconds histogram');
+    for (const [name, i] of order) {
+      let cumulative = 0;
+      for (let b = 0; b < BUCKETS; b++) {
+        cumulative += this.buckets[i * BUCKETS + b]!;
+        const le = b < LATENCY_BUCKETS.length ? String(LATENCY_BUCKETS[b]) : '+Inf';
+        lines.push(`reborn_proxy_command_duration_seconds_bucket{cmd="${name}",le="${le}"} ${cumulative}`);
+      }
+      lines.push(`reborn_proxy_command_duration_seconds_sum{cmd="${name}"} ${this.sums[i]}`);
+      lines.push(`reborn_proxy_command_duration_seconds_count{cmd="${name}"} ${this.calls[i]}`);
+    }
+    return lines.join('\n') + '\n';
+  }
+
+  private grow(): void {
+    const size = this.calls.length * 2;
+    const grown = (a: Float64Array, n: number): Float64Array => {
+      const b = new Float64Array(n);
+      b.set(a);
+      return b;
+    };
+    this.calls = grown(this.calls, size);
+    this.errors = grown(this.errors, size);
+    this.sums = grown(this.sums, size);
+    this.buckets = grown(this.buckets, size * BUCKETS);
+  }
+}
+
+export interface ProxyGauges {
+  clients(): number;
+  backends(): Array<{ addr: string; up: boolean; pending: number }>;
+  ready(): boolean;
+}
+
+export class ProxyMetrics {
+  readonly registry = new client.Registry();
+  readonly commands = new CommandStats();
+  readonly connectionsTotal: client.Counter;
+  readonly rejectedConnections: client.Counter;
+  readonly protocolErrors: client.Counter;
+  readonly topologyUpdates: client.Counter;
+
+  constructor(gauges: ProxyGauges) {
+    const registers = [this.registry];
+    client.collectDefaultMetrics({ register: this.registry, prefix: 'reborn_proxy_' });
+    this.connectionsTotal = new client.Counter({ name: 'reborn_proxy_connections_total', help: 'Client connections accepted.', registers });
+    this.rejectedConnections = new client.Counter({ name: 'reborn_proxy_rejected_connections_total', help: 'Client connections refused (max clients).', registers });
+    this.protocolErrors = new client.Counter({ name: 'reborn_proxy_protocol_errors_total', help: 'Client connections closed for malformed or oversized input.', registers });
+    this.topologyUpdates = new client.Counter({ name: 'reborn_proxy_topology_updates_total', help: 'Slot and group changes applied from etcd.', registers });
+    new client.Gauge({
+      name: 'reborn_proxy_clients',
+      help: 'Connected clients.',
+      registers,
+      collect() {
+        this.set(gauges.clients());
+      },
+    });
+    new client.Gauge({
+      name: 'reborn_proxy_ready',
+      help: '1 when the proxy has a complete slot table.',
+      registers,
+      collect() {
+        this.set(gauges.ready() ? 1 : 0);
+      },
+    });
+    new client.Gauge({
+      name: 'reborn_proxy_backend_up',
+      help: '1 when at least one connection to the backend is established.',
+      labelNames: ['addr'],
+      registers,
+      collect() {
+        this.reset();
+        for (const b of gauges.backends()) this.set({ addr: b.addr }, b.up ? 1 : 0);
+      },
+    });
+    new client.Gauge({
+      name: 'reborn_proxy_backend_pending_requests',
+      help: 'Requests sent to the backend and not yet answered.',
+      labelNames: ['addr'],
+      registers,
+      collect() {
+        this.reset();
+        for (const b of gauges.backends()) this.set({ addr: b.addr }, b.pending);
+      },
+    });
+  }
+
+  async render(): Promise<string> {
+    return (await this.registry.metrics()) + this.commands.render();
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * Requests as the session sees them, and the merge steps of commands the proxy splits.
+ *
+ * A ClientRequest sits in its session's reply queue from the moment it is parsed; whichever
+ * way its reply is produced (locally, by one backend, or merged from several), the session
+ * sends replies strictly in queue order. A split command's sub-requests share one Merge,
+ * which completes the ClientRequest when its last part arrives.
+ */
+import {
+  encodeArrayOfEncoded,
+  encodeError,
+  encodeInteger,
+  isErrorReply,
+  OK,
+  ONE,
+  ZERO,
+  parseIntegerReply,
+  splitArrayReply,
+} from '@reborn/protocol';
+import type { BackendRequest } from './backend.js';
+
+/** What a request needs of its session. */
+export interface ReplySink {
+  replyReady(req: ClientRequest): void;
+}
+
+export class ClientRequest implements BackendRequest {
+  next: ClientRequest | null = null;
+  reply: Buffer | null = null;
+  /** Bytes to forward when the request goes to one backend unchanged. */
+  payload: Buffer;
+
+  constructor(
+    readonly sink: ReplySink,
+    payload: Buffer,
+    /** Index into the proxy's per-command stats; -1 for requests not counted per command. */
+    readonly statIndex: number,
+    readonly startedAt: number,
+  ) {
+    this.payload = payload;
+  }
+
+  resolve(reply: Buffer): void {
+    if (this.reply !== null) return;
+    this.reply = reply;
+    this.sink.replyReady(this);
+  }
+}
+
+/** Collects the replies of a split command's parts and merges them into one reply. */
+export abstract class Merge {
+  protected readonly replies: (Buffer | null)[];
+  private left: number;
+
+  constructor(readonly target: ClientRequest, parts: number) {
+    this.replies = new Array<Buffer | null>(parts).fill(null);
+    this.left = parts;
+  }
+
+  part(index: number, payload: Buffer): BackendRequest {
+    return { payload, resolve: (reply: Buffer) => this.done(index, reply) };
+  }
+
+  private done(index: number, reply: Buffer): void {
+    if (this.replies[index] !== null) return;
+    this.replies[index] = reply;
+    if (--this.left === 0) this.target.resolve(this.firstError() ?? this.merge(this.replies as Buffer[]));
+  }
+
+  /** Any part's error is the command's error: the client must not get a partial success. */
+  private firstError(): Buffer | null {
+    for (const r of this.replies) if (r !== null && isErrorReply(r)) return r;
+    return null;
+  }
+
+  protected abstract merge(replies: Buffer[]): Buffer;
+}
+
+/** DEL, UNLINK, EXISTS, TOUCH and fan-out counts: the integer replies add up. */
+export class SumMerge extends Merge {
+  protected merge(replies: Buffer[]): Buffer {
+    let total = 0n;
+    for (const r of replies) {
+      const n = parseIntegerReply(r);
+      if (n === null) return encodeError('ERR unexpected reply from backend while merging');
+      total += n;
+    }
+    return encodeInteger(total);
+  }
+}
+
+/** MSET and fan-outs that must all succeed: +OK when every part said OK. */
+export class AllOkMerge extends Merge {
+  protected merge(): Buffer {
+    return OK;
+  }
+}
+
+/** Fan-outs whose parts answer the same thing (SCRIPT LOAD's sha): the first reply. */
+export class FirstMerge extends Merge {
+  protected merge(replies: Buffer[]): Buffer {
+    return replies[0]!;
+  }
+}
+
+/**
+ * MGET: each part asked for a subset of the keys; `positions[p][i]` is where the i-th value
+ * of part p goes in the client's reply.
+ */
+export class MgetMerge extends Merge {
+  constructor(target: ClientRequest, private readonly positions: number[][], private readonly total: number) {
+    super(target, positions.length);
+  }
+
+  protected merge(replies: Buffer[]): Buffer {
+    const values = new Array<Buffer>(this.total);
+    for (let p = 0; p < replies.length; p++) {
+      const items = splitArrayReply(replies[p]!);
+      const where = this.positions[p]!;
+      if (items === null || items.length !== where.length) return encodeError('ERR unexpected reply from backend while merging MGET');
+      for (let i = 0; i < items.length; i++) values[where[i]!] = items[i]!;
+    }
+    return encodeArrayOfEncoded(values);
+  }
+}
+
+/** SCRIPT EXISTS on every master: a script exists only if every master has it. */
+export class ArrayAndMerge extends Merge {
+  protected merge(replies: Buffer[]): Buffer {
+    const first = splitArrayReply(replies[0]!);
+    if (first === null) return encodeError('ERR unexpected reply from backend while merging');
+    const all = first.map((item) => parseIntegerReply(item) === 1n);
+    for (const r of replies.slice(1)) {
+      const items = splitArrayReply(r);
+      if (items === null || items.length !== all.length) return encodeError('ERR unexpected reply from backend while merging');
+      items.forEach((item, i) => {
+        if (parseIntegerReply(item) !== 1n) all[i] = false;
+      });
+    }
+    return encodeArrayOfEncoded(all.map((ok) => (ok ? ONE : ZERO)));
+  }
+}
+
+/** A fan-out whose parts are merged by a caller-supplied function (INFO keyspace, say). */
+export class CustomMerge extends Merge {
+  constructor(target: ClientRequest, parts: number, private readonly fn: (replies: Buffer[]) => Buffer) {
+    super(target, parts);
+  }
+
+  protected merge(replies: Buffer[]): Buffer {
+    return this.fn(replies);
+  }
+}

@@ -1,0 +1,196 @@
+/**
+ * One client connection: parses its requests, hands each to the dispatcher, and writes the
+ * replies back strictly in request order.
+ *
+ * Order: every parsed request is appended to a singly linked reply queue before it is
+ * dispatched. Replies may complete in any order (different backends, merges); only the
+ * queue's head is ever written, and a completed head releases every completed request
+ * behind it.
+ *
+ * Bounds: when `maxPipeline` requests are waiting, or the socket's send buffer is over its
+ * high-water mark, the session stops reading from the client; it resumes once both are
+ * clear. A client whose unsent output passes `maxClientOutputBytes` anyway (one huge reply)
+ * is disconnected, so a client that never reads cannot grow proxy memory without bound.
+ */
+import type net from 'node:net';
+import type { Logger } from 'pino';
+import { encodeError, MalformedRequestError, ProtocolError, RequestParser } from '@reborn/protocol';
+import type { Flushable, Flusher } from './flusher.js';
+import { ClientRequest, type ReplySink } from './request.js';
+
+export interface SessionLimits {
+  maxPipeline: number;
+  maxClientOutputBytes: number;
+  maxBulkLength: number;
+  maxMultibulkLength: number;
+}
+
+export interface SessionHost {
+  readonly flusher: Flusher;
+  readonly logger: Logger;
+  readonly limits: SessionLimits;
+  readonly authRequired: boolean;
+  dispatch(session: Session, args: Buffer[], raw: Buffer | null): void;
+  requestDone(req: ClientRequest, now: number): void;
+  sessionClosed(session: Session): void;
+}
+
+export class Session implements Flushable, ReplySink {
+  flushQueued = false;
+  /** Client-visible id (CLIENT ID) and the index that picks this session's backend connections. */
+  readonly id: number;
+  name: Buffer | null = null;
+  authenticated: boolean;
+  readonly connectedAt = Date.now();
+  readonly remote: string;
+  private head: ClientRequest | null = null;
+  private tail: ClientRequest | null = null;
+  private waiting = 0;
+  private out: Buffer[] = [];
+  private outBytes = 0;
+  private readPaused = false;
+  private closeAfterFlush = false;
+  private closed = false;
+  private readonly parser: RequestParser;
+  private readonly onRequest = (args: Buffer[], raw: Buffer | null): void => {
+    if (!this.closeAfterFlush) this.host.dispatch(this, args, raw);
+  };
+
+  constructor(readonly socket: net.Socket, id: number, private readonly host: SessionHost) {
+    this.id = id;
+    this.authenticated = !host.authRequired;
+    this.remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
+    this.parser = new RequestParser({
+      maxBulkLength: host.limits.maxBulkLength,
+      maxMultibulkLength: host.limits.maxMultibulkLength,
+    });
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('drain', () => this.updateReading());
+    socket.on('error', () => this.onClose());
+    socket.on('close', () => this.onClose());
+  }
+
+  /** Requests parsed but not yet answered to the client. */
+  get pendingRequests(): number {
+    return this.waiting;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Appends a request to the reply queue. The dispatcher calls this before routing it. */
+  enqueue(payload: Buffer, statIndex: number, now: number): ClientRequest {
+    const req = new ClientRequest(this, payload, statIndex, now);
+    if (this.tail === null) this.head = req;
+    else this.tail.next = req;
+    this.tail = req;
+    this.waiting++;
+    return req;
+  }
+
+  /** Replies with `reply` in order, then closes the connection (QUIT, protocol errors). */
+  endWith(reply: Buffer, now: number): void {
+    this.enqueue(reply, -1, now).resolve(reply);
+    this.endAfterReplies();
+  }
+
+  /** Stops reading; the connection closes once every queued reply has been written. */
+  endAfterReplies(): void {
+    this.closeAfterFlush = true;
+    this.pauseReading();
+    this.host.flusher.mark(this);
+  }
+
+  replyReady(req: ClientRequest): void {
+    if (req !== this.head || this.closed) return;
+    const now = performance.now();
+    let r: ClientRequest | null = req;
+    while (r !== null && r.reply !== null) {
+      this.out.push(r.reply);
+      this.outBytes += r.reply.length;
+      this.waiting--;
+      this.host.requestDone(r, now);
+      r = r.next;
+    }
+    this.head = r;
+    if (r === null) this.tail = null;
+    this.host.flusher.mark(this);
+  }
+
+  flush(): void {
+    if (this.closed) return;
+    if (this.out.length > 0) {
+      const data = this.out.length === 1 ? this.out[0]! : Buffer.concat(this.out, this.outBytes);
+      this.out = [];
+      this.outBytes = 0;
+      this.socket.write(data);
+      if (this.socket.writableLength > this.host.limits.maxClientOutputBytes) {
+        this.host.logger.warn({ client: this.remote, id: this.id, unsent: this.socket.writableLength }, 'client output buffer over limit, disconnecting');
+        this.socket.destroy();
+        this.onClose();
+        return;
+      }
+    }
+    if (this.closeAfterFlush && this.head === null) {
+      this.socket.end();
+      return;
+    }
+    this.updateReading();
+  }
+
+  close(): void {
+    this.socket.destroy();
+    this.onClose();
+  }
+
+  private onData(chunk: Buffer): void {
+    try {
+      this.parser.feed(chunk, this.onRequest);
+    } catch (err) {
+      const now = performance.now();
+      if (err instanceof ProtocolError) {
+        // Redis answers a protocol error and closes: the stream cannot be re-synchronised.
+        const message = err instanceof MalformedRequestError || err.message.startsWith('Protocol error') ? err.message : `Protocol error: ${err.message}`;
+        this.parser.reset();
+        this.endWith(encodeError(`ERR ${message}`), now);
+      } else {
+        this.host.logger.error({ err, client: this.remote }, 'unexpected error while handling client input');
+        this.parser.reset();
+        this.endWith(encodeError('ERR internal proxy error'), now);
+      }
+      return;
+    }
+    this.updateReading();
+  }
+
+  private pauseReading(): void {
+    if (!this.readPaused) {
+      this.readPaused = true;
+      this.socket.pause();
+    }
+  }
+
+  private updateReading(): void {
+    if (this.closed || this.closeAfterFlush) return;
+    const overloaded = this.waiting >= this.host.limits.maxPipeline || this.socket.writableNeedDrain;
+    if (overloaded) {
+      this.pauseReading();
+    } else if (this.readPaused) {
+      this.readPaused = false;
+      this.socket.resume();
+    }
+  }
+
+  private onClose(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.parser.reset();
+    // Requests still in flight complete into nothing: their replies are dropped on arrival.
+    this.head = null;
+    this.tail = null;
+    this.out = [];
+    this.host.sessionClosed(this);
+  }
+}
