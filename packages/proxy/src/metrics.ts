@@ -73,7 +73,7 @@ export class CommandStats {
 
   private grow(): void {
     const size = this.calls.length * 2;
-    const grown = (a: Float64Array, n: number): Float64Array => {
+    const grown = (a: Float64Array<ArrayBuffer>, n: number): Float64Array<ArrayBuffer> => {
       const b = new Float64Array(n);
       b.set(a);
       return b;

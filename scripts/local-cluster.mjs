@@ -1,0 +1,160 @@
+#!/usr/bin/env node
+// `npm start`: a complete local reborn cluster on loopback, for trying it out.
+//
+//   etcd → two groups (master + replica each) → slots split evenly → one reborn-proxy
+//
+// Data lives under .reborn/ (override with REBORN_HOME) and is reused on the next start.
+// Ctrl-C (or SIGTERM) stops every process this script started, and only those.
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const home = path.resolve(process.env.REBORN_HOME ?? path.join(root, '.reborn'));
+const product = process.env.REBORN_PRODUCT ?? 'local';
+const children = [];
+let stopping = false;
+
+function log(msg) {
+  process.stdout.write(`[reborn] ${msg}\n`);
+}
+
+function fail(msg) {
+  process.stderr.write(`[reborn] ${msg}\n`);
+  stopAll(1);
+}
+
+const deps = spawnSync(process.execPath, [path.join(root, 'scripts/ensure-system-deps.mjs')], { stdio: 'inherit' });
+if (deps.status !== 0) process.exit(1);
+if (!fs.existsSync(path.join(root, 'packages/proxy/dist/main.js'))) {
+  log('building (npx tsc -b)…');
+  if (spawnSync('npx', ['tsc', '-b'], { cwd: root, stdio: 'inherit' }).status !== 0) process.exit(1);
+}
+const { Store } = await import(path.join(root, 'packages/coordinator/dist/index.js'));
+
+/** The first free port at or after `start`, so a second cluster or a busy port doesn't fail us. */
+async function portFrom(start) {
+  for (let port = start; port < start + 200; port++) {
+    const free = await new Promise((resolve) => {
+      const srv = net.createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error(`no free port near ${start}`);
+}
+
+function run(name, cmd, args, logFile) {
+  const out = fs.openSync(logFile, 'a');
+  const child = spawn(cmd, args, { stdio: ['ignore', out, out], detached: false });
+  children.push({ name, child });
+  child.on('exit', (code, signal) => {
+    if (!stopping) fail(`${name} exited unexpectedly (${signal ?? code}); see ${logFile}`);
+  });
+  return child;
+}
+
+async function waitFor(what, check, timeoutMs = 20000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      if (await check()) return;
+    } catch {
+      /* not up yet */
+    }
+    if (Date.now() > deadline) throw new Error(`${what} did not come up in ${timeoutMs / 1000} s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function redisCli(port, ...args) {
+  const r = spawnSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : null;
+}
+
+function stopAll(code = 0) {
+  if (stopping) return;
+  stopping = true;
+  log('stopping…');
+  for (const { child } of children.reverse()) if (child.exitCode === null) child.kill('SIGTERM');
+  const deadline = Date.now() + 5000;
+  const timer = setInterval(() => {
+    const alive = children.filter(({ child }) => child.exitCode === null && child.signalCode === null);
+    if (alive.length === 0 || Date.now() > deadline) {
+      for (const { child } of alive) child.kill('SIGKILL');
+      clearInterval(timer);
+      log('stopped');
+      process.exit(code);
+    }
+  }, 50);
+}
+process.on('SIGINT', () => stopAll(0));
+process.on('SIGTERM', () => stopAll(0));
+
+try {
+  fs.mkdirSync(path.join(home, 'logs'), { recursive: true });
+  const logs = path.join(home, 'logs');
+
+  const etcdPort = await portFrom(23790);
+  const etcdPeer = await portFrom(etcdPort + 1);
+  const etcdUrl = `http://127.0.0.1:${etcdPort}`;
+  fs.mkdirSync(path.join(home, 'etcd'), { recursive: true });
+  run('etcd', 'etcd', [
+    '--name', 'reborn-local', '--data-dir', path.join(home, 'etcd'),
+    '--listen-client-urls', etcdUrl, '--advertise-client-urls', etcdUrl,
+    '--listen-peer-urls', `http://127.0.0.1:${etcdPeer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${etcdPeer}`,
+    '--initial-cluster', `reborn-local=http://127.0.0.1:${etcdPeer}`,
+  ], path.join(logs, 'etcd.log'));
+  await waitFor('etcd', async () => (await fetch(`${etcdUrl}/health`)).ok);
+  log(`etcd        ${etcdUrl}`);
+
+  const groups = [];
+  let nextPort = 26379;
+  for (const gid of [1, 2]) {
+    const servers = [];
+    for (const role of ['master', 'replica']) {
+      const port = await portFrom(nextPort);
+      nextPort = port + 1;
+      const dir = path.join(home, `redis-${gid}-${role}`);
+      fs.mkdirSync(dir, { recursive: true });
+      const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--save', '', '--protected-mode', 'no'];
+      if (role === 'replica') args.push('--replicaof', '127.0.0.1', String(servers[0].port));
+      run(`redis ${gid} ${role}`, 'redis-server', args, path.join(logs, `redis-${gid}-${role}.log`));
+      await waitFor(`redis-server :${port}`, () => redisCli(port, 'PING') === 'PONG');
+      servers.push({ port, addr: `127.0.0.1:${port}`, role });
+      log(`group ${gid}     ${role.padEnd(8)} 127.0.0.1:${port}`);
+    }
+    groups.push({ id: gid, servers: servers.map(({ addr, role }) => ({ addr, role })) });
+  }
+
+  const store = await Store.open({ endpoints: [etcdUrl], product });
+  for (const g of groups) await store.putGroup(g);
+  const slots = await store.listSlots();
+  if (slots.every((s) => s.state === 'offline')) {
+    // First start: split the 1024 slots evenly. Later starts keep whatever the operator set.
+    await store.putSlots(slots.map((s) => ({ id: s.id, state: 'online', group: s.id < 512 ? 1 : 2 })));
+  }
+  await store.close();
+
+  const proxyPort = await portFrom(19000);
+  const adminPort = await portFrom(proxyPort + 1);
+  run('reborn-proxy', process.execPath, [
+    path.join(root, 'packages/proxy/bin/reborn-proxy.js'),
+    '--addr', `127.0.0.1:${proxyPort}`, '--admin-addr', `127.0.0.1:${adminPort}`,
+    '--etcd', etcdUrl, '--product', product, '--id', 'local-proxy-1',
+  ], path.join(logs, 'proxy.log'));
+  await waitFor('reborn-proxy', async () => (await fetch(`http://127.0.0.1:${adminPort}/healthz`)).ok);
+
+  log('');
+  log('reborn is up. Try it:');
+  log(`  redis-cli -p ${proxyPort}`);
+  log(`  metrics:  curl http://127.0.0.1:${adminPort}/metrics`);
+  log(`  etcd:     REBORN_ETCD=${etcdUrl} REBORN_PRODUCT=${product}`);
+  log(`  data and logs under ${home}`);
+  log('Ctrl-C stops everything.');
+} catch (err) {
+  fail(err instanceof Error ? err.message : String(err));
+}
