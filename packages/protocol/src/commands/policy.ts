@@ -1,0 +1,361 @@
+/**
+ * How the proxy treats every Redis command: hand-written data, one entry per command and per
+ * subcommand of generated.ts (a test fails when a command has no entry, or an entry names no
+ * command). The README compatibility table is generated from this file
+ * (scripts/gen-compat-table.mjs), so `note` and `reason` are written for users.
+ *
+ * Rules of thumb:
+ * - a key-bearing data command is `route`: every key its key specs name must hash to one slot;
+ * - only MGET, MSET, DEL, UNLINK, EXISTS, TOUCH are `split` (DESIGN.md); MSETNX is not, since
+ *   splitting it would break its all-or-nothing promise;
+ * - connection state the proxy owns is `local`;
+ * - anything that would read or change a whole backend, its persistence, replication or
+ *   cluster state is `unsupported` — the operator tools own those;
+ * - a name that is not in the table is refused ('unknown command'): the conservative default.
+ */
+import { REDIS_COMMANDS } from './generated.js';
+import type { CommandSpec, ProxyPolicy } from './types.js';
+
+/**
+ * Commands newer than the generated table (Redis 7.0) that clients send anyway and the proxy
+ * answers itself. ioredis ≥ 5.3 sends CLIENT SETINFO (Redis 7.2) on every connect.
+ */
+export const PROXY_EXTRA_COMMANDS: readonly CommandSpec[] = [
+  {
+    name: 'client|setinfo',
+    arity: 4,
+    flags: ['noscript', 'loading', 'stale'],
+    keySpecs: [],
+    group: 'connection',
+    since: '7.2.0',
+    summary: 'Set client or connection specific info',
+  },
+];
+
+// --- policy constructors ------------------------------------------------------------------
+
+const ROUTE: ProxyPolicy = Object.freeze({ kind: 'route' });
+const route = (note?: string): ProxyPolicy => (note === undefined ? ROUTE : Object.freeze({ kind: 'route', note }));
+const local = (note?: string): ProxyPolicy =>
+  Object.freeze(note === undefined ? { kind: 'local' } : { kind: 'local', note });
+const split = (merge: 'mget' | 'mset' | 'sum'): ProxyPolicy => Object.freeze({ kind: 'split', merge });
+const fanout = (merge: 'sum' | 'first' | 'all-ok' | 'info' | 'concat', note?: string): ProxyPolicy =>
+  Object.freeze(note === undefined ? { kind: 'fanout', merge } : { kind: 'fanout', merge, note });
+const refuse = (reason: string): ProxyPolicy => Object.freeze({ kind: 'unsupported', reason });
+
+// Shared reasons: one wording per family, so the README reads consistently.
+const UNKNOWN_SUBCOMMAND = refuse('unknown subcommand');
+const HELP = refuse('HELP text is not available through the proxy');
+const BLOCKING = refuse('blocking commands are not supported yet');
+const PUBSUB = refuse('pub/sub is not supported yet');
+const TRANSACTIONS = refuse('transactions are not supported yet');
+const KEYSPACE_WIDE = refuse('keyspace-wide commands are not supported yet');
+const ONLY_DB0 = refuse('only db 0 is available through the proxy');
+const ADMIN_ACL = refuse('ACL is managed on the backends, not through the proxy');
+const CLUSTER = refuse('the proxy is not a Redis Cluster node: slots are managed with reborn-config');
+const CONFIG = refuse('backend configuration is not available through the proxy');
+const PERSISTENCE = refuse('persistence is managed on the backends, not through the proxy');
+const REPLICATION = refuse('replication and failover are managed by reborn-agent');
+const DEBUGGING = refuse('debugging commands are not available through the proxy');
+const LATENCY = refuse('LATENCY is not available through the proxy: ask the backends directly');
+const MEMORY_ADMIN = refuse('MEMORY diagnostics are not available through the proxy: ask the backends directly');
+const MODULES = refuse('modules are not supported');
+const SLOWLOG = refuse('SLOWLOG is not supported yet: ask the backends directly');
+const FUNCTIONS = refuse('FUNCTION is not supported yet: load functions on every master directly');
+const CLIENT_ADMIN = refuse('only CLIENT SETNAME, GETNAME, ID and SETINFO are supported');
+const TRACKING = refuse('client-side caching (tracking) is not supported');
+
+const ONE_SLOT = 'all keys in one slot';
+const SCRIPT_NOTE = `${ONE_SLOT}; with 0 keys runs on the first group`;
+const SORT_NOTE = `${ONE_SLOT} (STORE destination too); BY/GET patterns only see keys of the sorted key's group`;
+const STORE_NOTE = `${ONE_SLOT} (STORE/STOREDIST destination too)`;
+const XREAD_NOTE = `${ONE_SLOT}; with BLOCK it is refused (blocking commands are not supported yet)`;
+
+/** Expands `container|sub` entries that share one policy. */
+function each(container: string, subs: readonly string[], policy: ProxyPolicy): Array<[string, ProxyPolicy]> {
+  return subs.map((sub) => [`${container}|${sub}`, policy]);
+}
+
+/** Several top-level names sharing one policy. */
+function all(names: readonly string[], policy: ProxyPolicy): Array<[string, ProxyPolicy]> {
+  return names.map((name) => [name, policy]);
+}
+
+const ENTRIES: ReadonlyArray<[string, ProxyPolicy]> = [
+  // --- connection -----------------------------------------------------------------------
+  ['auth', local('checked against the proxy password (--auth)')],
+  ['echo', local()],
+  ['hello', local('protocol 2 only: HELLO 3 answers -NOPROTO')],
+  ['ping', local()],
+  ['quit', local()],
+  ['reset', refuse('RESET is not supported yet')],
+  ['select', local('only db 0')],
+  ['client', UNKNOWN_SUBCOMMAND],
+  ['client|getname', local()],
+  ['client|id', local('an id assigned by the proxy')],
+  ['client|setname', local()],
+  ['client|setinfo', local('accepted and ignored')],
+  ...each('client', ['kill', 'list', 'info', 'no-evict', 'pause', 'unpause', 'reply', 'unblock'], CLIENT_ADMIN),
+  ...each('client', ['caching', 'getredir', 'tracking', 'trackinginfo'], TRACKING),
+  ['client|help', HELP],
+
+  // --- cluster --------------------------------------------------------------------------
+  ['asking', CLUSTER],
+  ['readonly', local('accepted as a no-op: the proxy does not redirect')],
+  ['readwrite', local('accepted as a no-op: the proxy does not redirect')],
+  ['cluster', UNKNOWN_SUBCOMMAND],
+  ...each(
+    'cluster',
+    [
+      'addslots', 'addslotsrange', 'bumpepoch', 'count-failure-reports', 'countkeysinslot', 'delslots',
+      'delslotsrange', 'failover', 'flushslots', 'forget', 'getkeysinslot', 'info', 'keyslot', 'links',
+      'meet', 'myid', 'nodes', 'replicas', 'replicate', 'reset', 'saveconfig', 'set-config-epoch',
+      'setslot', 'shards', 'slaves', 'slots',
+    ],
+    CLUSTER,
+  ),
+  ['cluster|help', HELP],
+
+  // --- generic --------------------------------------------------------------------------
+  ['copy', route(`${ONE_SLOT}; the DB option is not supported`)],
+  ['del', split('sum')],
+  ['dump', ROUTE],
+  ['exists', split('sum')],
+  ['expire', ROUTE],
+  ['expireat', ROUTE],
+  ['expiretime', ROUTE],
+  ['keys', KEYSPACE_WIDE],
+  ['migrate', refuse('use reborn-config slot migrate to move data between groups')],
+  ['move', ONLY_DB0],
+  ['object', UNKNOWN_SUBCOMMAND],
+  ...each('object', ['encoding', 'freq', 'idletime', 'refcount'], ROUTE),
+  ['object|help', HELP],
+  ['persist', ROUTE],
+  ['pexpire', ROUTE],
+  ['pexpireat', ROUTE],
+  ['pexpiretime', ROUTE],
+  ['pttl', ROUTE],
+  ['randomkey', KEYSPACE_WIDE],
+  ['rename', ROUTE],
+  ['renamenx', ROUTE],
+  ['restore', ROUTE],
+  ['scan', KEYSPACE_WIDE],
+  ['sort', route(SORT_NOTE)],
+  ['sort_ro', route(SORT_NOTE)],
+  ['touch', split('sum')],
+  ['ttl', ROUTE],
+  ['type', ROUTE],
+  ['unlink', split('sum')],
+  ['wait', refuse('WAIT is not supported: run the proxy with --durable instead')],
+
+  // --- strings, bitmaps, hyperloglog ----------------------------------------------------
+  ...all(
+    [
+      'append', 'decr', 'decrby', 'get', 'getdel', 'getex', 'getrange', 'getset', 'incr', 'incrby',
+      'incrbyfloat', 'lcs', 'psetex', 'set', 'setex', 'setnx', 'setrange', 'strlen', 'substr',
+    ],
+    ROUTE,
+  ),
+  ['mget', split('mget')],
+  ['mset', split('mset')],
+  ['msetnx', route(`${ONE_SLOT}: not split, so that it stays atomic`)],
+  ...all(['bitcount', 'bitfield', 'bitfield_ro', 'bitop', 'bitpos', 'getbit', 'setbit'], ROUTE),
+  ...all(['pfadd', 'pfcount', 'pfmerge'], ROUTE),
+  ['pfdebug', DEBUGGING],
+  ['pfselftest', DEBUGGING],
+
+  // --- hashes, lists, sets, sorted sets -------------------------------------------------
+  ...all(
+    [
+      'hdel', 'hexists', 'hget', 'hgetall', 'hincrby', 'hincrbyfloat', 'hkeys', 'hlen', 'hmget', 'hmset',
+      'hrandfield', 'hscan', 'hset', 'hsetnx', 'hstrlen', 'hvals',
+    ],
+    ROUTE,
+  ),
+  ...all(
+    [
+      'lindex', 'linsert', 'llen', 'lmove', 'lmpop', 'lpop', 'lpos', 'lpush', 'lpushx', 'lrange', 'lrem',
+      'lset', 'ltrim', 'rpop', 'rpoplpush', 'rpush', 'rpushx',
+    ],
+    ROUTE,
+  ),
+  ...all(['blmove', 'blmpop', 'blpop', 'brpop', 'brpoplpush', 'bzmpop', 'bzpopmax', 'bzpopmin'], BLOCKING),
+  ...all(
+    [
+      'sadd', 'scard', 'sdiff', 'sdiffstore', 'sinter', 'sintercard', 'sinterstore', 'sismember', 'smembers',
+      'smismember', 'smove', 'spop', 'srandmember', 'srem', 'sscan', 'sunion', 'sunionstore',
+    ],
+    ROUTE,
+  ),
+  ...all(
+    [
+      'zadd', 'zcard', 'zcount', 'zdiff', 'zdiffstore', 'zincrby', 'zinter', 'zintercard', 'zinterstore',
+      'zlexcount', 'zmpop', 'zmscore', 'zpopmax', 'zpopmin', 'zrandmember', 'zrange', 'zrangebylex',
+      'zrangebyscore', 'zrangestore', 'zrank', 'zrem', 'zremrangebylex', 'zremrangebyrank',
+      'zremrangebyscore', 'zrevrange', 'zrevrangebylex', 'zrevrangebyscore', 'zrevrank', 'zscan', 'zscore',
+      'zunion', 'zunionstore',
+    ],
+    ROUTE,
+  ),
+
+  // --- geo ------------------------------------------------------------------------------
+  ...all(['geoadd', 'geodist', 'geohash', 'geopos', 'georadius_ro', 'georadiusbymember_ro', 'geosearch'], ROUTE),
+  ['georadius', route(STORE_NOTE)],
+  ['georadiusbymember', route(STORE_NOTE)],
+  ['geosearchstore', ROUTE],
+
+  // --- streams --------------------------------------------------------------------------
+  ...all(
+    ['xack', 'xadd', 'xautoclaim', 'xclaim', 'xdel', 'xlen', 'xpending', 'xrange', 'xrevrange', 'xsetid', 'xtrim'],
+    ROUTE,
+  ),
+  ['xread', route(XREAD_NOTE)],
+  ['xreadgroup', route(XREAD_NOTE)],
+  ['xgroup', UNKNOWN_SUBCOMMAND],
+  ...each('xgroup', ['create', 'createconsumer', 'delconsumer', 'destroy', 'setid'], ROUTE),
+  ['xgroup|help', HELP],
+  ['xinfo', UNKNOWN_SUBCOMMAND],
+  ...each('xinfo', ['consumers', 'groups', 'stream'], ROUTE),
+  ['xinfo|help', HELP],
+
+  // --- pub/sub --------------------------------------------------------------------------
+  ...all(
+    ['psubscribe', 'publish', 'punsubscribe', 'spublish', 'ssubscribe', 'subscribe', 'sunsubscribe', 'unsubscribe'],
+    PUBSUB,
+  ),
+  ['pubsub', UNKNOWN_SUBCOMMAND],
+  ...each('pubsub', ['channels', 'numpat', 'numsub', 'shardchannels', 'shardnumsub'], PUBSUB),
+  ['pubsub|help', HELP],
+
+  // --- transactions ---------------------------------------------------------------------
+  ...all(['discard', 'exec', 'multi', 'unwatch', 'watch'], TRANSACTIONS),
+
+  // --- scripting ------------------------------------------------------------------------
+  ...all(['eval', 'eval_ro', 'evalsha', 'evalsha_ro'], route(SCRIPT_NOTE)),
+  ...all(['fcall', 'fcall_ro'], route(`${SCRIPT_NOTE}; functions must be loaded on every master`)),
+  ['script', UNKNOWN_SUBCOMMAND],
+  ['script|load', fanout('first', 'loaded on every master; a group added later answers NOSCRIPT until loaded again')],
+  // The proxy merges EXISTS replies with a logical AND (dispatch.ts); `first` would also be
+  // right while every script is loaded through the proxy, which loads it on every master.
+  ['script|exists', fanout('first', 'a script exists only when every master has it')],
+  ['script|flush', fanout('all-ok', 'flushes every master')],
+  ['script|kill', refuse('SCRIPT KILL is not supported yet')],
+  ['script|debug', DEBUGGING],
+  ['script|help', HELP],
+  ['function', UNKNOWN_SUBCOMMAND],
+  ...each('function', ['delete', 'dump', 'flush', 'kill', 'list', 'load', 'restore', 'stats'], FUNCTIONS),
+  ['function|help', HELP],
+
+  // --- server ---------------------------------------------------------------------------
+  ['acl', UNKNOWN_SUBCOMMAND],
+  ...each(
+    'acl',
+    ['cat', 'deluser', 'dryrun', 'genpass', 'getuser', 'list', 'load', 'log', 'save', 'setuser', 'users', 'whoami'],
+    ADMIN_ACL,
+  ),
+  ['acl|help', HELP],
+  ...all(['bgrewriteaof', 'bgsave', 'lastsave', 'save'], PERSISTENCE),
+  ['command', local('describes the backend Redis commands, including refused ones')],
+  ...each('command', ['count', 'docs', 'getkeys', 'getkeysandflags', 'info', 'list'], local()),
+  ['command|help', HELP],
+  ['config', UNKNOWN_SUBCOMMAND],
+  ...each('config', ['get', 'resetstat', 'rewrite', 'set'], CONFIG),
+  ['config|help', HELP],
+  ['dbsize', local('summed over every master; not a point-in-time snapshot')],
+  ['debug', DEBUGGING],
+  ['failover', REPLICATION],
+  ...all(['flushall', 'flushdb'], KEYSPACE_WIDE),
+  ['info', local("the proxy's own sections; keyspace summed over every master")],
+  ['latency', UNKNOWN_SUBCOMMAND],
+  ...each('latency', ['doctor', 'graph', 'histogram', 'history', 'latest', 'reset'], LATENCY),
+  ['latency|help', HELP],
+  ['lolwut', refuse('LOLWUT is not supported')],
+  ['memory', UNKNOWN_SUBCOMMAND],
+  ['memory|usage', ROUTE],
+  ...each('memory', ['doctor', 'malloc-stats', 'purge', 'stats'], MEMORY_ADMIN),
+  ['memory|help', HELP],
+  ['module', UNKNOWN_SUBCOMMAND],
+  ...each('module', ['list', 'load', 'loadex', 'unload'], MODULES),
+  ['module|help', HELP],
+  ['monitor', refuse('MONITOR is not supported')],
+  ...all(['psync', 'replconf', 'replicaof', 'role', 'slaveof', 'sync'], REPLICATION),
+  ['restore-asking', CLUSTER],
+  ['shutdown', refuse('SHUTDOWN is not available through the proxy')],
+  ['slowlog', UNKNOWN_SUBCOMMAND],
+  ...each('slowlog', ['get', 'len', 'reset'], SLOWLOG),
+  ['slowlog|help', HELP],
+  ['swapdb', ONLY_DB0],
+  ['time', local("the proxy's clock")],
+];
+
+const UNKNOWN_COMMAND: ProxyPolicy = refuse('unknown command');
+
+const POLICIES: ReadonlyMap<string, ProxyPolicy> = buildPolicies();
+
+function buildPolicies(): Map<string, ProxyPolicy> {
+  const map = new Map<string, ProxyPolicy>();
+  for (const [name, policy] of ENTRIES) {
+    if (map.has(name)) throw new Error(`policy.ts: duplicate entry for ${name}`);
+    map.set(name, policy);
+  }
+  return map;
+}
+
+/**
+ * The proxy's policy for a command: `name` is the command name (any case), or
+ * `container|sub` for a subcommand (`client|setname`). Unknown names are refused.
+ */
+export function policyFor(name: string): ProxyPolicy {
+  return POLICIES.get(name) ?? POLICIES.get(name.toLowerCase()) ?? UNKNOWN_COMMAND;
+}
+
+/** Every name with an explicit policy (commands and `container|sub` subcommands). */
+export function policyNames(): string[] {
+  return [...POLICIES.keys()];
+}
+
+export interface CommandPolicyEntry {
+  name: string;
+  policy: ProxyPolicy;
+  spec: CommandSpec;
+}
+
+/**
+ * Every known command with its policy, sorted by name, each container followed by its
+ * subcommands (also sorted); used by the README generator. Includes PROXY_EXTRA_COMMANDS.
+ */
+export function commandPolicies(): CommandPolicyEntry[] {
+  const out: CommandPolicyEntry[] = [];
+  for (const spec of withExtras()) {
+    out.push({ name: spec.name, policy: policyFor(spec.name), spec });
+    for (const sub of spec.subcommands ?? []) out.push({ name: sub.name, policy: policyFor(sub.name), spec: sub });
+  }
+  return out;
+}
+
+/**
+ * REDIS_COMMANDS with PROXY_EXTRA_COMMANDS merged in (a `container|sub` extra joins its
+ * container's subcommands), sorted by name at both levels.
+ */
+export function withExtras(): CommandSpec[] {
+  const top = new Map<string, CommandSpec>();
+  for (const spec of REDIS_COMMANDS) top.set(spec.name, spec);
+  for (const extra of PROXY_EXTRA_COMMANDS) {
+    const bar = extra.name.indexOf('|');
+    if (bar < 0) {
+      if (!top.has(extra.name)) top.set(extra.name, extra);
+      continue;
+    }
+    const containerName = extra.name.slice(0, bar);
+    const container = top.get(containerName);
+    if (container === undefined) continue;
+    const subs = container.subcommands ?? [];
+    if (subs.some((s) => s.name === extra.name)) continue;
+    top.set(containerName, { ...container, subcommands: [...subs, extra].sort(byName) });
+  }
+  return [...top.values()].sort(byName);
+}
+
+function byName(a: CommandSpec, b: CommandSpec): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
