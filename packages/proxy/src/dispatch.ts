@@ -18,6 +18,7 @@ import {
   resolveCommand,
   checkArity,
   extractKeyIndexes,
+  blocksConnection,
   type CommandInfo,
 } from '@reborn/protocol';
 import type { BackendPool } from './backend.js';
@@ -99,6 +100,12 @@ export class Dispatcher {
   private route(session: Session, req: ClientRequest, cmd: CommandInfo, args: Buffer[], raw: Buffer | null): void {
     if (!this.router.isReady) {
       req.resolve(NOT_READY);
+      return;
+    }
+    if (blocksConnection(cmd, args)) {
+      // Only reached by forms like XREAD BLOCK: a blocked request would stall every client
+      // sharing the backend connection.
+      req.resolve(encodeError(`ERR command '${cmd.name}' with BLOCK is not supported by reborn yet`));
       return;
     }
     let keys: number[];

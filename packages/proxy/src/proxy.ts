@@ -264,7 +264,7 @@ export class Proxy implements SessionHost {
     };
     try {
       this.registration = await this.store!.registerProxy(info);
-      this.logger.info({ id: info.id }, 'proxy registered in etcd');
+      this.logger.info({ addr: info.addr }, 'proxy registered in etcd');
     } catch (err) {
       this.logger.warn({ err: (err as Error).message }, 'cannot register in etcd yet; serving anyway');
     }
