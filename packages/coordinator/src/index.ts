@@ -1,1 +1,10 @@
-export {};
+/**
+ * @reborn/coordinator — the etcd schema of DESIGN.md: key paths, the cluster model, and a
+ * typed Store to read, write and watch it.
+ */
+export * from './errors.js';
+export * from './models.js';
+export { Paths, assertProduct, isValidProduct } from './paths.js';
+export { Store, MAX_TXN_OPS, type StoreOptions } from './store.js';
+export { TopologyWatch, type TopologyHandlers } from './watch.js';
+export { ProxyRegistration, type ProxyRegistrationEvents } from './registration.js';

@@ -1,0 +1,126 @@
+import { describe, expect, it } from 'vitest';
+import { ValidationError } from './errors.js';
+import {
+  NO_GROUP,
+  SlotState,
+  decodeJson,
+  encodeGroup,
+  encodeProxy,
+  encodeSlot,
+  groupMaster,
+  isValidAddr,
+  offlineSlot,
+  onlineSlot,
+  parseGroup,
+  parseProxy,
+  parseSlot,
+  type ProxyInfo,
+} from './models.js';
+
+const bad = (fn: () => unknown, pattern: RegExp) => {
+  expect(fn).toThrow(ValidationError);
+  expect(fn).toThrow(pattern);
+};
+
+describe('slots', () => {
+  it('parses each state', () => {
+    expect(parseSlot({ id: 3, state: 'offline', group: 0 })).toEqual(offlineSlot(3));
+    expect(parseSlot({ id: 3, state: 'online', group: 2 })).toEqual(onlineSlot(3, 2));
+    expect(parseSlot({ id: 3, state: 'migrating', group: 1, from: 1, to: 2 })).toEqual({
+      id: 3,
+      state: SlotState.Migrating,
+      group: 1,
+      from: 1,
+      to: 2,
+    });
+    // null from/to (other writers) means absent
+    expect(parseSlot({ id: 3, state: 'online', group: 2, from: null, to: null })).toEqual(onlineSlot(3, 2));
+  });
+
+  it('enforces the state invariants', () => {
+    bad(() => parseSlot({ id: 1, state: 'offline', group: 2 }), /offline slot has group 0/);
+    bad(() => parseSlot({ id: 1, state: 'online', group: NO_GROUP }), /online slot needs a group/);
+    bad(() => parseSlot({ id: 1, state: 'online', group: 1, to: 2 }), /no from\/to/);
+    bad(() => parseSlot({ id: 1, state: 'pre_migrate', group: 1, from: 1 }), /needs from and to/);
+    bad(() => parseSlot({ id: 1, state: 'migrating', group: 1, from: 1, to: 1 }), /from ≠ to/);
+    bad(() => parseSlot({ id: 1, state: 'migrating', group: 2, from: 1, to: 2 }), /still owned by from/);
+    bad(() => parseSlot({ id: 1, state: 'moving', group: 1 }), /state must be one of/);
+    bad(() => parseSlot({ id: 1024, state: 'offline', group: 0 }), /id must be 0..1023/);
+    bad(() => parseSlot({ id: '1', state: 'offline', group: 0 }), /id must be an integer/);
+    bad(() => parseSlot([1], undefined, 'k'), /^k: want a JSON object/);
+    bad(() => parseSlot({ id: 1, state: 'offline', group: 0 }, 2), /does not match the key/);
+  });
+
+  it('encodes with a fixed field order and round-trips', () => {
+    const s = { id: 9, state: SlotState.PreMigrate, group: 1, from: 1, to: 4 } as const;
+    expect(encodeSlot(s)).toBe('{"id":9,"state":"pre_migrate","group":1,"from":1,"to":4}');
+    expect(encodeSlot(onlineSlot(9, 2))).toBe('{"id":9,"state":"online","group":2}');
+    expect(parseSlot(decodeJson(encodeSlot(s), 'k'))).toEqual(s);
+    expect(() => encodeSlot({ id: 1, state: SlotState.Online, group: 0 })).toThrow(ValidationError);
+  });
+
+  it('reports JSON that does not parse, naming the key', () => {
+    bad(() => decodeJson(Buffer.from('{nope'), '/reborn/p/slots/0001'), /^\/reborn\/p\/slots\/0001: value is not JSON/);
+  });
+});
+
+describe('groups', () => {
+  const g = {
+    id: 2,
+    servers: [
+      { addr: '127.0.0.1:6380', role: 'replica' as const },
+      { addr: '127.0.0.1:6379', role: 'master' as const },
+    ],
+  };
+
+  it('parses, finds the master, round-trips', () => {
+    expect(parseGroup(g)).toEqual(g);
+    expect(groupMaster(g)?.addr).toBe('127.0.0.1:6379');
+    expect(groupMaster({ id: 1, servers: [] })).toBeUndefined();
+    expect(parseGroup(JSON.parse(encodeGroup(g)))).toEqual(g);
+  });
+
+  it('rejects bad groups', () => {
+    bad(() => parseGroup({ id: 0, servers: [] }), /id must be 1..9999/);
+    bad(() => parseGroup({ id: 1 }), /servers must be an array/);
+    bad(() => parseGroup({ id: 1, servers: [{ addr: 'nohost', role: 'master' }] }), /servers\[0\]: addr must be host:port/);
+    bad(() => parseGroup({ id: 1, servers: [{ addr: 'h:1', role: 'boss' }] }), /role must be master or replica/);
+    bad(
+      () => parseGroup({ id: 1, servers: [{ addr: 'h:1', role: 'master' }, { addr: 'h:1', role: 'replica' }] }),
+      /duplicate server h:1/,
+    );
+    bad(
+      () => parseGroup({ id: 1, servers: [{ addr: 'h:1', role: 'master' }, { addr: 'h:2', role: 'master' }] }),
+      /at most one master/,
+    );
+  });
+
+  it('validates addresses', () => {
+    for (const ok of ['127.0.0.1:6379', 'redis-1.local:1', '[::1]:6379']) expect(isValidAddr(ok)).toBe(true);
+    for (const no of ['127.0.0.1', ':6379', 'h:0', 'h:65536', 'h:63a', 'a b:1']) expect(isValidAddr(no)).toBe(false);
+  });
+});
+
+describe('proxies', () => {
+  const p: ProxyInfo = {
+    id: 'px-1',
+    addr: '127.0.0.1:19000',
+    adminAddr: '127.0.0.1:19001',
+    pid: 123,
+    host: 'box',
+    startedAt: '2024-01-01T00:00:00.000Z',
+    state: 'online',
+  };
+
+  it('parses and round-trips', () => {
+    expect(parseProxy(JSON.parse(encodeProxy(p)), 'px-1')).toEqual(p);
+  });
+
+  it('rejects bad proxies', () => {
+    bad(() => parseProxy({ ...p, id: 'a/b' }), /id must match/);
+    bad(() => parseProxy({ ...p, pid: 0 }), /pid must be positive/);
+    bad(() => parseProxy({ ...p, adminAddr: 'x' }), /adminAddr must be host:port/);
+    bad(() => parseProxy({ ...p, state: 'weird' }), /state must be one of/);
+    bad(() => parseProxy(p, 'px-2'), /does not match the key/);
+  });
+});

@@ -1,0 +1,276 @@
+/**
+ * The cluster model stored in etcd (DESIGN.md "etcd layout"): slots, groups, proxies. Values
+ * are JSON; everything read from etcd goes through a parse function here, so the rest of the
+ * code only ever sees values that satisfy these invariants:
+ *
+ *   offline                    group = NO_GROUP, no from/to
+ *   online                     group = owner (1..9999), no from/to
+ *   pre_migrate / migrating    from = group = current owner, to = target, from ≠ to
+ *
+ * Every encode function validates first, so nothing that would not parse is ever written.
+ */
+import { SLOT_COUNT } from '@reborn/protocol';
+import { ValidationError } from './errors.js';
+
+/** The keyspace is split into SLOT_COUNT (1024) slots; protocol owns the number. */
+export { SLOT_COUNT };
+/** `group` of a slot that no group owns (an offline slot). */
+export const NO_GROUP = 0;
+export const MAX_GROUP_ID = 9999;
+
+export const SlotState = {
+  Offline: 'offline',
+  Online: 'online',
+  PreMigrate: 'pre_migrate',
+  Migrating: 'migrating',
+} as const;
+export type SlotState = (typeof SlotState)[keyof typeof SlotState];
+const SLOT_STATES: ReadonlySet<string> = new Set(Object.values(SlotState));
+
+export interface SlotInfo {
+  readonly id: number;
+  readonly state: SlotState;
+  /** Owner group, NO_GROUP when offline. While migrating: the source group (= from). */
+  readonly group: number;
+  readonly from?: number;
+  readonly to?: number;
+}
+
+export const ServerRole = { Master: 'master', Replica: 'replica' } as const;
+export type ServerRole = (typeof ServerRole)[keyof typeof ServerRole];
+
+export interface GroupServer {
+  /** `host:port`; IPv6 hosts in brackets (`[::1]:6379`). */
+  readonly addr: string;
+  readonly role: ServerRole;
+}
+
+export interface GroupInfo {
+  readonly id: number;
+  readonly servers: readonly GroupServer[];
+}
+
+export const ProxyState = {
+  Starting: 'starting',
+  Online: 'online',
+  Offline: 'offline',
+  Fenced: 'fenced',
+} as const;
+export type ProxyState = (typeof ProxyState)[keyof typeof ProxyState];
+const PROXY_STATES: ReadonlySet<string> = new Set(Object.values(ProxyState));
+
+export interface ProxyInfo {
+  readonly id: string;
+  /** Redis-protocol listen address, `host:port`. */
+  readonly addr: string;
+  /** HTTP admin address (healthz, metrics), `host:port`. */
+  readonly adminAddr: string;
+  readonly pid: number;
+  readonly host: string;
+  /** ISO-8601 time the process started. */
+  readonly startedAt: string;
+  readonly state: ProxyState;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Constructors and small helpers
+
+export function isValidSlotId(id: number): boolean {
+  return Number.isInteger(id) && id >= 0 && id < SLOT_COUNT;
+}
+
+export function isValidGroupId(id: number): boolean {
+  return Number.isInteger(id) && id >= 1 && id <= MAX_GROUP_ID;
+}
+
+export function assertSlotId(id: number): number {
+  if (!isValidSlotId(id)) throw new ValidationError(`invalid slot id ${id}: want 0..${SLOT_COUNT - 1}`);
+  return id;
+}
+
+export function assertGroupId(id: number): number {
+  if (!isValidGroupId(id)) throw new ValidationError(`invalid group id ${id}: want 1..${MAX_GROUP_ID}`);
+  return id;
+}
+
+export function offlineSlot(id: number): SlotInfo {
+  return { id: assertSlotId(id), state: SlotState.Offline, group: NO_GROUP };
+}
+
+export function onlineSlot(id: number, group: number): SlotInfo {
+  return { id: assertSlotId(id), state: SlotState.Online, group: assertGroupId(group) };
+}
+
+/** The group's master, or undefined while it has none (e.g. mid-failover, or a new group). */
+export function groupMaster(g: GroupInfo): GroupServer | undefined {
+  return g.servers.find((s) => s.role === ServerRole.Master);
+}
+
+/** Names used as one key segment (proxy ids, migration ids): no `/`, printable, bounded. */
+const NAME_RE = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+export function isValidName(name: string): boolean {
+  return NAME_RE.test(name);
+}
+
+const ADDR_RE = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$/;
+
+export function isValidAddr(addr: string): boolean {
+  const m = ADDR_RE.exec(addr);
+  if (!m) return false;
+  const port = Number(m[2]);
+  return port >= 1 && port <= 65535;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parsing: unknown JSON → typed value, or ValidationError naming the place and the problem.
+
+/** Decodes an etcd value as JSON; `where` (usually the key) goes into the error message. */
+export function decodeJson(raw: Buffer | string, where: string): unknown {
+  try {
+    return JSON.parse(typeof raw === 'string' ? raw : raw.toString('utf8'));
+  } catch (err) {
+    throw new ValidationError(`${where}: value is not JSON (${(err as Error).message})`);
+  }
+}
+
+function fail(where: string, problem: string): never {
+  throw new ValidationError(`${where}: ${problem}`);
+}
+
+function asObject(v: unknown, where: string): Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(where, 'want a JSON object');
+  return v as Record<string, unknown>;
+}
+
+function intField(o: Record<string, unknown>, name: string, where: string): number {
+  const v = o[name];
+  if (typeof v !== 'number' || !Number.isSafeInteger(v)) fail(where, `${name} must be an integer`);
+  return v;
+}
+
+function strField(o: Record<string, unknown>, name: string, where: string): string {
+  const v = o[name];
+  if (typeof v !== 'string' || v.length === 0) fail(where, `${name} must be a non-empty string`);
+  return v;
+}
+
+/** `null` and a missing field both mean absent (writers in other languages emit null). */
+function optGroupField(o: Record<string, unknown>, name: string, where: string): number | undefined {
+  if (o[name] === undefined || o[name] === null) return undefined;
+  const v = intField(o, name, where);
+  if (!isValidGroupId(v)) fail(where, `${name} must be a group id 1..${MAX_GROUP_ID}, got ${v}`);
+  return v;
+}
+
+export function parseSlot(value: unknown, expectedId?: number, where = 'slot'): SlotInfo {
+  const o = asObject(value, where);
+  const id = intField(o, 'id', where);
+  if (!isValidSlotId(id)) fail(where, `id must be 0..${SLOT_COUNT - 1}, got ${id}`);
+  if (expectedId !== undefined && id !== expectedId) fail(where, `id ${id} does not match the key (${expectedId})`);
+  const state = o['state'];
+  if (typeof state !== 'string' || !SLOT_STATES.has(state)) {
+    fail(where, `state must be one of ${[...SLOT_STATES].join(', ')}, got ${JSON.stringify(state)}`);
+  }
+  const group = intField(o, 'group', where);
+  const from = optGroupField(o, 'from', where);
+  const to = optGroupField(o, 'to', where);
+  switch (state as SlotState) {
+    case SlotState.Offline:
+      if (group !== NO_GROUP) fail(where, `an offline slot has group ${NO_GROUP}, got ${group}`);
+      if (from !== undefined || to !== undefined) fail(where, 'an offline slot has no from/to');
+      return { id, state: SlotState.Offline, group };
+    case SlotState.Online:
+      if (!isValidGroupId(group)) fail(where, `an online slot needs a group 1..${MAX_GROUP_ID}, got ${group}`);
+      if (from !== undefined || to !== undefined) fail(where, 'an online slot has no from/to');
+      return { id, state: SlotState.Online, group };
+    case SlotState.PreMigrate:
+    case SlotState.Migrating:
+      if (from === undefined || to === undefined) fail(where, `a ${state} slot needs from and to`);
+      if (from === to) fail(where, `a ${state} slot needs from ≠ to, got ${from} twice`);
+      if (group !== from) fail(where, `a ${state} slot is still owned by from (${from}), got group ${group}`);
+      return { id, state: state as SlotState, group, from, to };
+  }
+}
+
+export function parseGroup(value: unknown, expectedId?: number, where = 'group'): GroupInfo {
+  const o = asObject(value, where);
+  const id = intField(o, 'id', where);
+  if (!isValidGroupId(id)) fail(where, `id must be 1..${MAX_GROUP_ID}, got ${id}`);
+  if (expectedId !== undefined && id !== expectedId) fail(where, `id ${id} does not match the key (${expectedId})`);
+  const list = o['servers'];
+  if (!Array.isArray(list)) fail(where, 'servers must be an array');
+  const seen = new Set<string>();
+  let masters = 0;
+  const servers = list.map((item: unknown, i): GroupServer => {
+    const at = `${where}: servers[${i}]`;
+    const s = asObject(item, at);
+    const addr = strField(s, 'addr', at);
+    if (!isValidAddr(addr)) fail(at, `addr must be host:port, got ${JSON.stringify(addr)}`);
+    if (seen.has(addr)) fail(at, `duplicate server ${addr}`);
+    seen.add(addr);
+    const role = s['role'];
+    if (role !== ServerRole.Master && role !== ServerRole.Replica) {
+      fail(at, `role must be master or replica, got ${JSON.stringify(role)}`);
+    }
+    if (role === ServerRole.Master) masters++;
+    return { addr, role };
+  });
+  if (masters > 1) fail(where, `a group has at most one master, got ${masters}`);
+  return { id, servers };
+}
+
+export function parseProxy(value: unknown, expectedId?: string, where = 'proxy'): ProxyInfo {
+  const o = asObject(value, where);
+  const id = strField(o, 'id', where);
+  if (!isValidName(id)) fail(where, `id must match [A-Za-z0-9_.:-]{1,128}, got ${JSON.stringify(id)}`);
+  if (expectedId !== undefined && id !== expectedId) fail(where, `id ${id} does not match the key (${expectedId})`);
+  const addr = strField(o, 'addr', where);
+  const adminAddr = strField(o, 'adminAddr', where);
+  if (!isValidAddr(addr)) fail(where, `addr must be host:port, got ${JSON.stringify(addr)}`);
+  if (!isValidAddr(adminAddr)) fail(where, `adminAddr must be host:port, got ${JSON.stringify(adminAddr)}`);
+  const pid = intField(o, 'pid', where);
+  if (pid <= 0) fail(where, `pid must be positive, got ${pid}`);
+  const host = strField(o, 'host', where);
+  const startedAt = strField(o, 'startedAt', where);
+  const state = o['state'];
+  if (typeof state !== 'string' || !PROXY_STATES.has(state)) {
+    fail(where, `state must be one of ${[...PROXY_STATES].join(', ')}, got ${JSON.stringify(state)}`);
+  }
+  return { id, addr, adminAddr, pid, host, startedAt, state: state as ProxyState };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoding: validated, with a fixed field order so values diff cleanly in etcdctl.
+
+export function encodeSlot(s: SlotInfo): string {
+  const v = parseSlot(s, undefined, `slot ${s.id}`);
+  return JSON.stringify({ id: v.id, state: v.state, group: v.group, from: v.from, to: v.to });
+}
+
+export function encodeGroup(g: GroupInfo): string {
+  const v = parseGroup(g, undefined, `group ${g.id}`);
+  return JSON.stringify({ id: v.id, servers: v.servers.map((s) => ({ addr: s.addr, role: s.role })) });
+}
+
+export function encodeProxy(p: ProxyInfo): string {
+  const v = parseProxy(p, undefined, `proxy ${p.id}`);
+  return JSON.stringify({
+    id: v.id,
+    addr: v.addr,
+    adminAddr: v.adminAddr,
+    pid: v.pid,
+    host: v.host,
+    startedAt: v.startedAt,
+    state: v.state,
+  });
+}
+
+/** Slots and groups as read at one etcd revision. */
+export interface Topology {
+  readonly groups: Map<number, GroupInfo>;
+  /** Exactly SLOT_COUNT entries, index = slot id; missing keys read as offline. */
+  readonly slots: SlotInfo[];
+  /** The etcd revision this snapshot was read at; watch from here to stay current. */
+  readonly revision: string;
+}

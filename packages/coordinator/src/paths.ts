@@ -1,0 +1,117 @@
+/**
+ * Every etcd key of a product, in one place (DESIGN.md "etcd layout"). Nothing else in the
+ * code base builds a key by hand, so the layout can be read (and changed) here.
+ *
+ *   /reborn/<p>/slots/<0000-1023>          slot ids zero-padded so keys sort in slot order
+ *   /reborn/<p>/groups/<gid>               gid decimal, 1..9999
+ *   /reborn/<p>/proxies/<proxyId>
+ *   /reborn/<p>/actions/<seq>[/acks/<proxyId>]   seq zero-padded to 10 digits: sorts by seq
+ *   /reborn/<p>/migrations/<id>
+ *   /reborn/<p>/agents/…
+ */
+import { ValidationError } from './errors.js';
+import { SLOT_COUNT, assertGroupId, assertSlotId, isValidName } from './models.js';
+
+const PRODUCT_RE = /^[A-Za-z0-9_-]{1,64}$/;
+const SEQ_WIDTH = 10;
+
+export function isValidProduct(name: string): boolean {
+  return PRODUCT_RE.test(name);
+}
+
+export function assertProduct(name: string): string {
+  if (!isValidProduct(name)) {
+    throw new ValidationError(`invalid product name ${JSON.stringify(name)}: want [A-Za-z0-9_-]{1,64}`);
+  }
+  return name;
+}
+
+export function assertKeyName(what: string, name: string): string {
+  if (!isValidName(name)) {
+    throw new ValidationError(`invalid ${what} ${JSON.stringify(name)}: want [A-Za-z0-9_.:-]{1,128}`);
+  }
+  return name;
+}
+
+function assertSeq(seq: number): number {
+  if (!Number.isSafeInteger(seq) || seq < 0 || seq >= 10 ** SEQ_WIDTH) {
+    throw new ValidationError(`invalid action sequence ${seq}`);
+  }
+  return seq;
+}
+
+/** Key paths of one product. Prefixes end with `/` so `groups/1` never matches `groups/10`. */
+export class Paths {
+  readonly product: string;
+  readonly root: string;
+  readonly slots: string;
+  readonly groups: string;
+  readonly proxies: string;
+  readonly actions: string;
+  readonly migrations: string;
+  readonly agents: string;
+
+  constructor(product: string) {
+    this.product = assertProduct(product);
+    this.root = `/reborn/${product}/`;
+    this.slots = `${this.root}slots/`;
+    this.groups = `${this.root}groups/`;
+    this.proxies = `${this.root}proxies/`;
+    this.actions = `${this.root}actions/`;
+    this.migrations = `${this.root}migrations/`;
+    this.agents = `${this.root}agents/`;
+  }
+
+  slot(id: number): string {
+    return this.slots + String(assertSlotId(id)).padStart(4, '0');
+  }
+
+  group(gid: number): string {
+    return this.groups + String(assertGroupId(gid));
+  }
+
+  proxy(proxyId: string): string {
+    return this.proxies + assertKeyName('proxy id', proxyId);
+  }
+
+  action(seq: number): string {
+    return this.actions + String(assertSeq(seq)).padStart(SEQ_WIDTH, '0');
+  }
+
+  actionAcks(seq: number): string {
+    return `${this.action(seq)}/acks/`;
+  }
+
+  actionAck(seq: number, proxyId: string): string {
+    return this.actionAcks(seq) + assertKeyName('proxy id', proxyId);
+  }
+
+  migration(id: string): string {
+    return this.migrations + assertKeyName('migration id', id);
+  }
+
+  /** The slot id of a slot key, or null when `key` is not exactly a slot key. */
+  slotIdOf(key: string): number | null {
+    if (!key.startsWith(this.slots)) return null;
+    const rest = key.slice(this.slots.length);
+    if (!/^\d{4}$/.test(rest)) return null;
+    const id = Number(rest);
+    return id < SLOT_COUNT ? id : null;
+  }
+
+  /** The group id of a group key, or null when `key` is not exactly a group key. */
+  groupIdOf(key: string): number | null {
+    if (!key.startsWith(this.groups)) return null;
+    const rest = key.slice(this.groups.length);
+    // Canonical decimal only: `groups/007` is not group 7.
+    if (!/^[1-9]\d{0,3}$/.test(rest)) return null;
+    return Number(rest);
+  }
+
+  /** The proxy id of a proxy key, or null. */
+  proxyIdOf(key: string): string | null {
+    if (!key.startsWith(this.proxies)) return null;
+    const rest = key.slice(this.proxies.length);
+    return isValidName(rest) ? rest : null;
+  }
+}

@@ -1,0 +1,360 @@
+/**
+ * The Store against a real etcd (testkit). Tests that take etcd down start their own; the
+ * rest share one etcd and keep apart by using a product each.
+ */
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { ManagedProcess, startEtcd, waitFor, type EtcdServer } from '@reborn/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConflictError, NotFoundError, UnavailableError, ValidationError } from './errors.js';
+import {
+  SLOT_COUNT,
+  SlotState,
+  offlineSlot,
+  onlineSlot,
+  type GroupInfo,
+  type ProxyInfo,
+  type SlotInfo,
+  type Topology,
+} from './models.js';
+import { Store } from './store.js';
+
+const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const CHILD_REGISTER = `
+  import { Store } from '@reborn/coordinator';
+  const [url, product] = process.argv.slice(1);
+  const store = await Store.open({ endpoints: [url], product });
+  await store.registerProxy({ id: 'px-crash', addr: '127.0.0.1:1', adminAddr: '127.0.0.1:2',
+    pid: process.pid, host: 'child', startedAt: new Date().toISOString(), state: 'online' }, 2);
+  console.log('registered');
+  setInterval(() => {}, 60_000);
+`;
+const product = () => `t${randomBytes(4).toString('hex')}`;
+const group = (id: number, port = 6379 + id): GroupInfo => ({
+  id,
+  servers: [{ addr: `127.0.0.1:${port}`, role: 'master' }],
+});
+const proxyInfo = (id: string): ProxyInfo => ({
+  id,
+  addr: '127.0.0.1:19000',
+  adminAddr: '127.0.0.1:19001',
+  pid: process.pid,
+  host: 'test',
+  startedAt: new Date().toISOString(),
+  state: 'online',
+});
+
+/** Records what a topology watch delivers. */
+function recorder() {
+  const slots: [SlotInfo, string][] = [];
+  const groups: [number, GroupInfo | null][] = [];
+  const errors: Error[] = [];
+  const resyncs: Topology[] = [];
+  return {
+    slots,
+    groups,
+    errors,
+    resyncs,
+    handlers: {
+      onSlot: (s: SlotInfo, rev: string) => slots.push([s, rev]),
+      onGroup: (id: number, g: GroupInfo | null) => groups.push([id, g]),
+      onError: (e: Error) => errors.push(e),
+      onResync: (t: Topology) => resyncs.push(t),
+    },
+  };
+}
+
+async function open(etcd: EtcdServer, p = product()): Promise<Store> {
+  return Store.open({ endpoints: [etcd.clientUrl], product: p, callTimeoutMs: 2000, dialTimeoutMs: 2000 });
+}
+
+describe('Store (shared etcd)', () => {
+  let etcd: EtcdServer;
+  const stores: Store[] = [];
+  const fresh = async () => {
+    const s = await open(etcd);
+    stores.push(s);
+    return s;
+  };
+
+  beforeAll(async () => {
+    etcd = await startEtcd();
+  });
+  afterAll(async () => {
+    await Promise.all(stores.map((s) => s.close()));
+    await etcd?.stop();
+  });
+
+  it('puts, lists, gets and deletes groups', async () => {
+    const store = await fresh();
+    expect(await store.listGroups()).toEqual([]);
+    expect(await store.getGroup(1)).toBeNull();
+    for (const id of [10, 2, 1]) await store.putGroup(group(id));
+    expect((await store.listGroups()).map((g) => g.id)).toEqual([1, 2, 10]);
+    const g2 = { id: 2, servers: [...group(2).servers, { addr: '127.0.0.1:7000', role: 'replica' as const }] };
+    await store.putGroup(g2);
+    expect(await store.getGroup(2)).toEqual(g2);
+
+    await store.putSlots([onlineSlot(5, 2)]);
+    await expect(store.deleteGroup(2)).rejects.toBeInstanceOf(ConflictError);
+    await store.putSlots([offlineSlot(5)]);
+    await store.deleteGroup(2);
+    expect(await store.getGroup(2)).toBeNull();
+    await expect(store.deleteGroup(2)).rejects.toBeInstanceOf(NotFoundError);
+    await expect(store.putGroup({ id: 3, servers: [{ addr: 'bad', role: 'master' }] })).rejects.toBeInstanceOf(
+      ValidationError,
+    );
+  });
+
+  it('a migration target counts as a use of the group', async () => {
+    const store = await fresh();
+    await store.putGroup(group(1));
+    await store.putGroup(group(2));
+    await store.putSlots([{ id: 7, state: SlotState.Migrating, group: 1, from: 1, to: 2 }]);
+    await expect(store.deleteGroup(2)).rejects.toThrow(/still used by 1 slot/);
+  });
+
+  it('writes all 1024 slots across transactions and reads them back', async () => {
+    const store = await fresh();
+    await store.putGroup(group(1));
+    await store.putGroup(group(2));
+    const want = Array.from({ length: SLOT_COUNT }, (_, id) => (id % 3 === 0 ? offlineSlot(id) : onlineSlot(id, 1 + (id % 2))));
+    await store.putSlots(want);
+    expect(await store.listSlots()).toEqual(want);
+    expect(await store.getSlot(1023)).toEqual(want[1023]);
+  });
+
+  it('reads missing slot keys as offline', async () => {
+    const store = await fresh();
+    const slots = await store.listSlots();
+    expect(slots).toHaveLength(SLOT_COUNT);
+    expect(slots.every((s, i) => s.id === i && s.state === 'offline' && s.group === 0)).toBe(true);
+    expect(await store.getSlot(17)).toEqual(offlineSlot(17));
+  });
+
+  it('refuses slots that point at a missing group, writing nothing of that transaction', async () => {
+    const store = await fresh();
+    await store.putGroup(group(1));
+    await expect(store.putSlots([onlineSlot(1, 1), onlineSlot(2, 9)])).rejects.toThrow(/group\(s\) 9 do not exist/);
+    expect(await store.getSlot(1)).toEqual(offlineSlot(1));
+    await expect(store.putSlots([onlineSlot(1, 1), onlineSlot(1, 1)])).rejects.toBeInstanceOf(ValidationError);
+  });
+
+  it('loadTopology reads slots and groups at one revision', async () => {
+    const store = await fresh();
+    await store.putGroup(group(1));
+    const rev = await store.putSlots([onlineSlot(0, 1), onlineSlot(1, 1)]);
+    const t = await store.loadTopology();
+    expect(t.revision).toBe(rev);
+    expect([...t.groups.keys()]).toEqual([1]);
+    expect(t.slots.slice(0, 3)).toEqual([onlineSlot(0, 1), onlineSlot(1, 1), offlineSlot(2)]);
+    const rev2 = await store.putGroup(group(2));
+    expect(BigInt(rev2)).toBeGreaterThan(BigInt(rev));
+    expect((await store.loadTopology()).revision).toBe(rev2);
+  });
+
+  it('reports bad data in etcd as ValidationError naming the key', async () => {
+    const store = await fresh();
+    await store.etcd.put(store.paths.slot(3)).value('{"id":3,"state":"online","group":0}');
+    await expect(store.listSlots()).rejects.toThrow(/slots\/0003: an online slot needs a group/);
+    await store.etcd.put(store.paths.group(4)).value('not json');
+    await expect(store.loadTopology()).rejects.toBeInstanceOf(ValidationError);
+  });
+
+  it('watch delivers slot and group changes in revision order', async () => {
+    const store = await fresh();
+    const rec = recorder();
+    const start = await store.loadTopology();
+    const w = store.watchTopology(start.revision, rec.handlers);
+    await store.putGroup(group(1));
+    const r1 = await store.putSlots([onlineSlot(10, 1), onlineSlot(11, 1)]);
+    await store.putSlots([offlineSlot(10)]);
+    await store.etcd.delete().key(store.paths.slot(11)); // a deleted key reads as offline
+    await store.putGroup(group(2));
+    await store.deleteGroup(2);
+    await waitFor(() => rec.slots.length === 4 && rec.groups.length === 3, { what: 'watch events' });
+    expect(rec.slots).toEqual([
+      [onlineSlot(10, 1), r1],
+      [onlineSlot(11, 1), r1],
+      [offlineSlot(10), expect.any(String)],
+      [offlineSlot(11), expect.any(String)],
+    ]);
+    expect(rec.groups).toEqual([
+      [1, group(1)],
+      [2, group(2)],
+      [2, null],
+    ]);
+    expect(rec.errors).toEqual([]);
+    await w.close();
+  });
+
+  it('watch replays history after the given revision and skips bad values', async () => {
+    const store = await fresh();
+    await store.putGroup(group(1));
+    const from = await store.putSlots([onlineSlot(1, 1)]);
+    await store.putSlots([onlineSlot(2, 1)]);
+    await store.etcd.put(store.paths.slot(3)).value('garbage');
+    await store.putSlots([onlineSlot(4, 1)]);
+    const rec = recorder();
+    const w = store.watchTopology(from, rec.handlers);
+    await waitFor(() => rec.slots.length === 2, { what: 'replayed events' });
+    expect(rec.slots.map(([s]) => s.id)).toEqual([2, 4]);
+    expect(rec.errors).toHaveLength(1);
+    expect(rec.errors[0]).toBeInstanceOf(ValidationError);
+    await w.close();
+  });
+
+  it('watch resyncs when its revision was compacted', async () => {
+    const store = await fresh();
+    await store.putGroup(group(1));
+    const old = await store.putSlots([onlineSlot(1, 1)]);
+    await store.putSlots([onlineSlot(1, 1)]); // old+1: the first revision the watch needs
+    const now = await store.putSlots([onlineSlot(2, 1)]);
+    await store.etcd.kv.compact({ revision: now, physical: true });
+    const rec = recorder();
+    const w = store.watchTopology(old, rec.handlers);
+    await waitFor(() => rec.resyncs.length === 1, { what: 'resync' });
+    const t = rec.resyncs[0]!;
+    expect(BigInt(t.revision)).toBeGreaterThanOrEqual(BigInt(now));
+    expect(t.slots[2]).toEqual(onlineSlot(2, 1));
+    // ...and it keeps watching from the reloaded revision.
+    await store.putSlots([onlineSlot(3, 1)]);
+    await waitFor(() => rec.slots.some(([s]) => s.id === 3), { what: 'event after resync' });
+    expect(rec.slots.map(([s]) => s.id)).toEqual([3]);
+    await w.close();
+  });
+
+  it('registers a proxy; the key goes with close()', async () => {
+    const store = await fresh();
+    const reg = await store.registerProxy(proxyInfo('px-a'), 5);
+    expect(await store.listProxies()).toEqual([proxyInfo('px-a')].map((p) => ({ ...p, startedAt: reg.proxy.startedAt })));
+    await reg.update({ state: 'fenced' });
+    expect((await store.listProxies())[0]?.state).toBe('fenced');
+    await reg.close();
+    expect(await store.listProxies()).toEqual([]);
+  });
+
+  it('refuses a proxy id held by another live process', async () => {
+    const store = await fresh();
+    const other = await open(etcd, store.product);
+    stores.push(other);
+    const reg = await other.registerProxy(proxyInfo('px-dup'), 1);
+    const t0 = Date.now();
+    await expect(store.registerProxy(proxyInfo('px-dup'), 1)).rejects.toBeInstanceOf(ConflictError);
+    expect(Date.now() - t0).toBeLessThan(6000);
+    await reg.close();
+  });
+
+  it('a crashed proxy’s key disappears when its lease expires', async () => {
+    const observer = await fresh();
+    // The registering process must really die (kill -9): inside this process, etcd3 keeps an
+    // open keepalive stream going even after its client is closed.
+    const child = new ManagedProcess({
+      name: 'registering child',
+      command: process.execPath,
+      args: ['--input-type=module', '-e', CHILD_REGISTER, etcd.clientUrl, observer.product],
+      cwd: REPO_ROOT,
+    });
+    try {
+      await child.waitReady('registration', async () => child.lines.includes('registered'), 15_000);
+      expect((await observer.listProxies()).map((p) => p.id)).toEqual(['px-crash']);
+    } finally {
+      await child.terminate('SIGKILL');
+    }
+    const t0 = Date.now();
+    await waitFor(async () => (await observer.listProxies()).length === 0, {
+      timeoutMs: 10_000,
+      what: 'the lease to expire',
+    });
+    expect(Date.now() - t0).toBeGreaterThan(500);
+  });
+
+  it('fails fast with UnavailableError when etcd is not there', async () => {
+    const t0 = Date.now();
+    await expect(
+      Store.open({ endpoints: ['http://127.0.0.1:1'], product: 'x', dialTimeoutMs: 1500 }),
+    ).rejects.toBeInstanceOf(UnavailableError);
+    expect(Date.now() - t0).toBeLessThan(3000);
+  });
+});
+
+describe('Store across etcd outages (own etcd)', () => {
+  let etcd: EtcdServer;
+  beforeAll(async () => {
+    etcd = await startEtcd();
+  });
+  afterAll(async () => {
+    await etcd?.stop();
+  });
+
+  it('calls time out while etcd hangs, and work again after', async () => {
+    const store = await open(etcd);
+    try {
+      await store.listGroups();
+      etcd.pause();
+      const t0 = Date.now();
+      await expect(store.listGroups()).rejects.toBeInstanceOf(UnavailableError);
+      expect(Date.now() - t0).toBeLessThan(4000);
+      etcd.resume();
+      await waitFor(() => store.listGroups(), { what: 'etcd to answer again' });
+    } finally {
+      etcd.resume();
+      await store.close();
+    }
+  });
+
+  it('watch keeps delivering after etcd is stopped and restarted', async () => {
+    const store = await open(etcd);
+    const writer = await open(etcd, store.product);
+    try {
+      await writer.putGroup(group(1));
+      const rec = recorder();
+      const w = store.watchTopology((await store.loadTopology()).revision, rec.handlers);
+      await writer.putSlots([onlineSlot(1, 1)]);
+      await waitFor(() => rec.slots.length === 1, { what: 'first event' });
+
+      await etcd.kill('SIGKILL');
+      await waitFor(() => rec.errors.some((e) => e instanceof UnavailableError), { what: 'disconnect report' });
+      await etcd.restart();
+      // The writer's circuit breaker may still be open for a few seconds: retry until it writes.
+      await waitFor(() => writer.putSlots([onlineSlot(2, 1)]), { timeoutMs: 20_000, what: 'a write after restart' });
+      await waitFor(() => rec.slots.length === 2, { timeoutMs: 20_000, what: 'an event after restart' });
+      expect(rec.slots.map(([s]) => s.id)).toEqual([1, 2]);
+      expect(rec.resyncs).toEqual([]);
+      expect(rec.errors.filter((e) => e instanceof UnavailableError)).toHaveLength(1); // once per outage
+      await w.close();
+    } finally {
+      await Promise.all([store.close(), writer.close()]);
+    }
+  });
+
+  it('a registration survives an outage longer than its lease: lost, then registered again', async () => {
+    const store = await open(etcd);
+    const observer = await open(etcd, store.product);
+    try {
+      const reg = await store.registerProxy(proxyInfo('px-out'), 2);
+      const events: string[] = [];
+      reg.on('lost', () => events.push('lost'));
+      reg.on('registered', () => events.push('registered'));
+      const firstLease = reg.leaseId;
+
+      await etcd.kill('SIGKILL');
+      await waitFor(() => events.includes('lost'), { timeoutMs: 15_000, what: 'lease loss' });
+      await etcd.restart();
+      await waitFor(() => events.includes('registered'), { timeoutMs: 20_000, what: 're-registration' });
+      expect(events).toEqual(['lost', 'registered']);
+      expect(reg.leaseId).not.toBe(firstLease);
+      await waitFor(async () => (await observer.listProxies()).map((p) => p.id).join() === 'px-out', {
+        timeoutMs: 10_000,
+      });
+      // The key must now live on the new lease. etcd revived the old one at restart (for one
+      // TTL, 2 s); had the key stayed on it, it would be gone after this wait.
+      await new Promise((r) => setTimeout(r, 2500));
+      expect((await observer.listProxies()).map((p) => p.id)).toEqual(['px-out']);
+      await reg.close();
+      expect(await observer.listProxies()).toEqual([]);
+    } finally {
+      await Promise.all([store.close(), observer.close()]);
+    }
+  });
+});

@@ -1,0 +1,206 @@
+/**
+ * A topology watch: every change to slots and groups after a revision, in revision order, for
+ * as long as the watch is open — across etcd restarts and outages.
+ *
+ * How it stays correct:
+ * 1. One etcd watcher over [groups/, end of slots/). That range also holds migrations/ and
+ *    proxies/ (ignored here), but a single watcher delivers slot and group changes in one
+ *    revision order; two watchers would not (a slot could arrive before its new group).
+ * 2. etcd3 reconnects the watcher by itself, resuming from the revision *it* last saw. It takes
+ *    that from response headers, which during a catch-up can be ahead of the events delivered
+ *    (etcd sends history in batches, each stamped with the current revision), so a disconnect
+ *    mid catch-up would skip events. We track our own `nextRev` — one past the last event
+ *    delivered (etcd never splits a revision across responses), or past a progress
+ *    notification's revision (only sent when the watcher is caught up) — and write it into
+ *    the create request each time etcd3 (re)sends it (the 'connecting' event fires right
+ *    before the request is written).
+ * 3. If etcd cancels the watcher — above all because the revision we need was compacted
+ *    while we were away — no event stream can bring us up to date. We reload the whole
+ *    topology at a fresh revision (retrying until etcd answers), hand it to onResync (or, with
+ *    no onResync, replay it as onSlot/onGroup calls), and watch again from that revision.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Range, type IWatchResponse, type Watcher } from 'etcd3';
+import type { Conn } from './client.js';
+import { UnavailableError } from './errors.js';
+import {
+  decodeJson,
+  offlineSlot,
+  parseGroup,
+  parseSlot,
+  type GroupInfo,
+  type SlotInfo,
+  type Topology,
+} from './models.js';
+import type { Paths } from './paths.js';
+
+export interface TopologyHandlers {
+  /** A slot changed (a deleted slot key arrives as an offline slot). */
+  onSlot(slot: SlotInfo, revision: string): void;
+  /** A group was written, or deleted (`group` null). */
+  onGroup(id: number, group: GroupInfo | null, revision: string): void;
+  /**
+   * Something went wrong that the watch handles by itself: etcd unreachable (reported once
+   * per outage), a value that does not parse (the event is skipped), a handler that threw.
+   */
+  onError?(err: Error): void;
+  /**
+   * The watch lost its place in etcd's history (compaction during an outage): here is the
+   * complete topology at `topology.revision`; replace all state with it. Changes after it
+   * keep arriving through onSlot/onGroup. Without onResync the snapshot is replayed through
+   * onSlot (all slots) and onGroup (existing groups) — a group deleted during the gap is then
+   * not reported, so callers that keep a group map should implement onResync.
+   */
+  onResync?(topology: Topology): void;
+}
+
+const RESYNC_BACKOFF_MIN_MS = 100;
+const RESYNC_BACKOFF_MAX_MS = 2000;
+const CLOSE_TIMEOUT_MS = 2000;
+
+export class TopologyWatch {
+  private watcher: Watcher | null = null;
+  private nextRev: bigint;
+  private connected = false;
+  private lastResyncAt = 0;
+  private closed = false;
+  private readonly abort = new AbortController();
+
+  constructor(
+    private readonly conn: Conn,
+    private readonly paths: Paths,
+    private readonly load: () => Promise<Topology>,
+    fromRevision: string,
+    private readonly handlers: TopologyHandlers,
+    private readonly onClose: () => void = () => {},
+  ) {
+    this.nextRev = BigInt(fromRevision) + 1n;
+    this.attach();
+  }
+
+  /** Stops delivering events. Never throws; gives up waiting for etcd after 2 s. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.abort.abort();
+    this.onClose();
+    const w = this.watcher;
+    this.watcher = null;
+    // Unref'd: a close that finished early must not hold the process open for 2 s.
+    if (w) await Promise.race([w.cancel().catch(() => undefined), sleep(CLOSE_TIMEOUT_MS, undefined, { ref: false })]);
+  }
+
+  private attach(): void {
+    const range = new Range(this.paths.groups, Range.prefix(this.paths.slots).end);
+    const w = this.conn.etcd.watch().inRange(range).startRevision(this.nextRev.toString()).watcher();
+    this.watcher = w;
+    w.on('connecting', () => {
+      w.request.start_revision = this.nextRev.toString();
+    });
+    w.on('connected', () => {
+      this.connected = true;
+    });
+    w.on('disconnected', (err: Error) => {
+      if (!this.connected) return; // report the transition, not every reconnect attempt
+      this.connected = false;
+      this.report(new UnavailableError(`topology watch: disconnected from etcd: ${err.message}`, err));
+    });
+    w.on('data', (res: IWatchResponse) => this.onData(res));
+    // Emitted when etcd cancels the watcher; etcd3 has already dropped it.
+    w.on('error', (err: Error) => {
+      if (this.watcher !== w) return;
+      this.watcher = null;
+      this.report(err);
+      void this.resync();
+    });
+  }
+
+  private onData(res: IWatchResponse): void {
+    if (this.closed) return;
+    if (res.events.length === 0) {
+      // Progress notification: the watcher is caught up to header.revision.
+      const rev = BigInt(res.header.revision) + 1n;
+      if (rev > this.nextRev) this.nextRev = rev;
+      return;
+    }
+    for (const ev of res.events) {
+      const revision = ev.kv.mod_revision;
+      this.nextRev = BigInt(revision) + 1n;
+      const key = ev.kv.key.toString('utf8');
+      // proto-loader hands enums over as their proto names (PUT/DELETE).
+      const deleted = String(ev.type).toUpperCase() === 'DELETE';
+      try {
+        const slotId = this.paths.slotIdOf(key);
+        if (slotId !== null) {
+          const slot = deleted ? offlineSlot(slotId) : parseSlot(decodeJson(ev.kv.value, key), slotId, key);
+          this.handlers.onSlot(slot, revision);
+          continue;
+        }
+        const groupId = this.paths.groupIdOf(key);
+        if (groupId !== null) {
+          const group = deleted ? null : parseGroup(decodeJson(ev.kv.value, key), groupId, key);
+          this.handlers.onGroup(groupId, group, revision);
+        }
+      } catch (err) {
+        this.report(err);
+      }
+    }
+  }
+
+  private async resync(): Promise<void> {
+    // A watcher that etcd cancels again right after each reload (say, a permission problem)
+    // must not turn into a tight reload loop: space resyncs out.
+    const sinceLast = Date.now() - this.lastResyncAt;
+    if (sinceLast < RESYNC_BACKOFF_MAX_MS) {
+      try {
+        await sleep(RESYNC_BACKOFF_MAX_MS - sinceLast, undefined, { signal: this.abort.signal });
+      } catch {
+        return; // closed
+      }
+    }
+    this.lastResyncAt = Date.now();
+    let delay = RESYNC_BACKOFF_MIN_MS;
+    while (!this.closed) {
+      let topology: Topology;
+      try {
+        topology = await this.load();
+      } catch (err) {
+        this.report(err);
+        try {
+          await sleep(delay, undefined, { signal: this.abort.signal });
+        } catch {
+          return; // closed
+        }
+        delay = Math.min(delay * 2, RESYNC_BACKOFF_MAX_MS);
+        continue;
+      }
+      if (this.closed) return;
+      this.deliver(topology);
+      this.nextRev = BigInt(topology.revision) + 1n;
+      this.attach();
+      return;
+    }
+  }
+
+  private deliver(t: Topology): void {
+    try {
+      if (this.handlers.onResync) {
+        this.handlers.onResync(t);
+        return;
+      }
+      for (const slot of t.slots) this.handlers.onSlot(slot, t.revision);
+      for (const [id, g] of t.groups) this.handlers.onGroup(id, g, t.revision);
+    } catch (err) {
+      this.report(err);
+    }
+  }
+
+  /** Handler exceptions must not escape into etcd3's stream callbacks (it rethrows them). */
+  private report(err: unknown): void {
+    try {
+      this.handlers.onError?.(err instanceof Error ? err : new Error(String(err)));
+    } catch {
+      // The error sink itself failed: nothing sensible left to tell.
+    }
+  }
+}

@@ -1,0 +1,128 @@
+/**
+ * One child process under test: spawned and tracked (cleanup.ts), its output kept as lines,
+ * readiness waited for by polling a check (never by sleeping a fixed time), and stopped by
+ * signal with a deadline. Errors carry the tail of the output, which is usually the reason.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { trackChild } from './cleanup.js';
+
+export interface SpawnSpec {
+  /** Short label for messages, e.g. `redis-server 127.0.0.1:6379`. */
+  name: string;
+  command: string;
+  args: readonly string[];
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** Lines of output kept (oldest dropped first). Default: all. */
+  maxLines?: number;
+}
+
+export interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/** Thrown by waitReady when the process exits before it is ready (e.g. its port was taken). */
+export class ExitedEarlyError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ExitedEarlyError';
+  }
+}
+
+export class ManagedProcess extends EventEmitter<{ line: [line: string] }> {
+  readonly name: string;
+  readonly lines: string[] = [];
+  readonly exited: Promise<Exit>;
+  private readonly child: ChildProcess;
+  private readonly maxLines: number;
+  private exitInfo: Exit | null = null;
+
+  constructor(spec: SpawnSpec) {
+    super();
+    this.name = spec.name;
+    this.maxLines = spec.maxLines ?? Infinity;
+    this.child = spawn(spec.command, [...spec.args], {
+      cwd: spec.cwd,
+      env: spec.env ?? process.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    trackChild(this.child);
+    this.exited = new Promise((resolve) => {
+      // 'close' (not 'exit'): all output has been read by then, so the tail is complete.
+      this.child.once('close', (code, signal) => {
+        this.exitInfo = { code, signal };
+        resolve(this.exitInfo);
+      });
+      this.child.once('error', (err) => {
+        this.push(`[testkit] failed to spawn ${spec.command}: ${err.message}`);
+        this.exitInfo ??= { code: null, signal: null };
+        resolve(this.exitInfo);
+      });
+    });
+    for (const stream of [this.child.stdout, this.child.stderr]) {
+      if (stream) createInterface({ input: stream, crlfDelay: Infinity }).on('line', (l) => this.push(l));
+    }
+  }
+
+  get pid(): number {
+    return this.child.pid ?? -1;
+  }
+
+  get running(): boolean {
+    return this.exitInfo === null && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  tail(n = 40): string {
+    return this.lines.slice(-n).join('\n');
+  }
+
+  signal(sig: NodeJS.Signals): void {
+    if (this.running) this.child.kill(sig);
+  }
+
+  /** Polls `check` every `intervalMs` until it returns true; fails fast if the process exits. */
+  async waitReady(what: string, check: () => Promise<boolean>, timeoutMs: number, intervalMs = 25): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (!this.running) {
+        const e = await this.exited;
+        throw new ExitedEarlyError(
+          `${this.name} exited (code ${e.code}, signal ${e.signal}) before ${what}; last output:\n${this.tail()}`,
+        );
+      }
+      if (await check().catch(() => false)) return;
+      if (Date.now() > deadline) {
+        throw new Error(`${this.name}: no ${what} after ${timeoutMs} ms; last output:\n${this.tail()}`);
+      }
+      await sleep(intervalMs);
+    }
+  }
+
+  /**
+   * Sends `sig` and waits for the exit; escalates to SIGKILL after `timeoutMs`. A stopped
+   * (SIGSTOPped) process gets SIGCONT first, or it could not act on a catchable signal.
+   */
+  async terminate(sig: NodeJS.Signals = 'SIGTERM', timeoutMs = 10_000): Promise<Exit> {
+    if (this.running) {
+      if (sig !== 'SIGKILL') this.child.kill('SIGCONT');
+      this.child.kill(sig);
+      const timer = setTimeout(() => this.signal('SIGKILL'), timeoutMs);
+      try {
+        return await this.exited;
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+    return this.exited;
+  }
+
+  private push(line: string): void {
+    this.lines.push(line);
+    if (this.lines.length > this.maxLines) this.lines.splice(0, this.lines.length - this.maxLines);
+    this.emit('line', line);
+  }
+}

@@ -1,0 +1,212 @@
+/**
+ * A real reborn-proxy process for end-to-end tests, started the way an operator would:
+ *
+ *   node packages/proxy/bin/reborn-proxy.js --addr 127.0.0.1:<free> --admin-addr 127.0.0.1:<free>
+ *        --etcd <url> --product <p> [--id <id>] ...args
+ *
+ * Ready when GET http://<admin>/healthz answers 200. All output (pino JSON lines on stdout,
+ * anything on stderr) is kept in `logs` so tests can assert on log records.
+ */
+import { fileURLToPath } from 'node:url';
+import { Redis, type RedisOptions } from 'ioredis';
+import { trackHandle } from './cleanup.js';
+import { freePort } from './ports.js';
+import { ExitedEarlyError, ManagedProcess } from './process.js';
+
+export interface StartProxyOptions {
+  /** etcd client URL(s), comma-separated. */
+  etcd: string;
+  product: string;
+  /** Passed as `--id` when set. */
+  id?: string;
+  args?: readonly string[];
+  /** Added to the inherited environment. */
+  env?: NodeJS.ProcessEnv;
+  /** Script to run instead of the real binary (tests of the testkit use a fake). */
+  bin?: string;
+  startTimeoutMs?: number;
+}
+
+/** The repo root, from this file's place: packages/testkit/{src,dist}/proxy.* */
+const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+export const PROXY_BIN = `${REPO_ROOT}packages/proxy/bin/reborn-proxy.js`;
+const HOST = '127.0.0.1';
+const PORT_ATTEMPTS = 3;
+
+export class ProxyProcess {
+  readonly host = HOST;
+  readonly port: number;
+  readonly adminPort: number;
+  private readonly proc: ManagedProcess;
+  private readonly clients = new Set<Redis>();
+  private stopped = false;
+  private readonly untrack: () => void;
+
+  /** @internal use startProxy() */
+  constructor(port: number, adminPort: number, opts: StartProxyOptions) {
+    this.port = port;
+    this.adminPort = adminPort;
+    const args = [
+      opts.bin ?? PROXY_BIN,
+      '--addr', this.addr,
+      '--admin-addr', this.adminAddr,
+      '--etcd', opts.etcd,
+      '--product', opts.product,
+      ...(opts.id === undefined ? [] : ['--id', opts.id]),
+      ...(opts.args ?? []),
+    ];
+    this.proc = new ManagedProcess({
+      name: `reborn-proxy ${this.addr}`,
+      command: process.execPath,
+      args,
+      env: { ...process.env, ...opts.env },
+      cwd: REPO_ROOT,
+    });
+    this.untrack = trackHandle(this);
+  }
+
+  get addr(): string {
+    return `${this.host}:${this.port}`;
+  }
+
+  get adminAddr(): string {
+    return `${this.host}:${this.adminPort}`;
+  }
+
+  get pid(): number {
+    return this.proc.pid;
+  }
+
+  get running(): boolean {
+    return this.proc.running;
+  }
+
+  /** Every output line so far (stdout and stderr, in arrival order). */
+  get logs(): readonly string[] {
+    return this.proc.lines;
+  }
+
+  /** The log lines that parse as JSON objects (pino records). */
+  logRecords(): Record<string, unknown>[] {
+    return this.logs.flatMap((l) => {
+      const rec = parseRecord(l);
+      return rec ? [rec] : [];
+    });
+  }
+
+  /** Resolves with the first log record (past or future) that `match` accepts. */
+  waitForLog(match: (rec: Record<string, unknown>) => boolean, timeoutMs = 10_000): Promise<Record<string, unknown>> {
+    const seen = this.logRecords().find(match);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const onLine = (line: string) => {
+        const rec = parseRecord(line);
+        if (rec && match(rec)) {
+          cleanup();
+          resolve(rec);
+        }
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error(`${this.proc.name}: no matching log line within ${timeoutMs} ms; last output:\n${this.proc.tail()}`));
+      }, timeoutMs);
+      const cleanup = () => {
+        clearTimeout(timer);
+        this.proc.off('line', onLine);
+      };
+      this.proc.on('line', onLine);
+    });
+  }
+
+  /** An ioredis client connected to the proxy, disconnected by stop(). */
+  client(opts: RedisOptions = {}): Redis {
+    const c = new Redis({ host: this.host, port: this.port, ...opts });
+    this.clients.add(c);
+    c.once('end', () => this.clients.delete(c));
+    return c;
+  }
+
+  /** GET /metrics from the admin port (Prometheus text). */
+  async metrics(): Promise<string> {
+    return this.adminGet('/metrics');
+  }
+
+  /** GET `path` from the admin port; throws on a non-2xx answer. */
+  async adminGet(path: string): Promise<string> {
+    const res = await fetch(`http://${this.adminAddr}${path}`, { signal: AbortSignal.timeout(5000) });
+    const body = await res.text();
+    if (!res.ok) throw new Error(`GET ${path} on ${this.adminAddr}: ${res.status} ${body}`);
+    return body;
+  }
+
+  /** SIGTERM (a graceful shutdown), wait for the exit (SIGKILL after 10 s). */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.untrack();
+    for (const c of this.clients) c.disconnect();
+    this.clients.clear();
+    await this.proc.terminate('SIGTERM');
+  }
+
+  /** Sends `signal` and waits for the exit. */
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    await this.proc.terminate(signal);
+  }
+
+  pause(): void {
+    this.proc.signal('SIGSTOP');
+  }
+
+  resume(): void {
+    this.proc.signal('SIGCONT');
+  }
+
+  /** @internal */
+  async waitHealthy(timeoutMs: number): Promise<void> {
+    const url = `http://${this.adminAddr}/healthz`;
+    try {
+      await this.proc.waitReady(
+        'healthy /healthz',
+        async () => (await fetch(url, { signal: AbortSignal.timeout(1000) })).status === 200,
+        timeoutMs,
+      );
+    } catch (err) {
+      this.stopped = true;
+      this.untrack();
+      await this.proc.terminate('SIGKILL');
+      throw err;
+    }
+  }
+}
+
+export async function startProxy(opts: StartProxyOptions): Promise<ProxyProcess> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    let adminPort = await freePort();
+    while (adminPort === port) adminPort = await freePort();
+    const proxy = new ProxyProcess(port, adminPort, opts);
+    try {
+      await proxy.waitHealthy(opts.startTimeoutMs ?? 15_000);
+      return proxy;
+    } catch (err) {
+      // An early exit may be a port taken meanwhile; a bad flag fails the same way every time.
+      if (!(err instanceof ExitedEarlyError) || attempt >= PORT_ATTEMPTS || !portInUse(proxy.logs)) throw err;
+    }
+  }
+}
+
+/** Whether the output says a listen failed on a taken port (Node's EADDRINUSE). */
+function portInUse(lines: readonly string[]): boolean {
+  return lines.some((l) => l.includes('EADDRINUSE'));
+}
+
+function parseRecord(line: string): Record<string, unknown> | null {
+  if (!line.startsWith('{')) return null;
+  try {
+    const v: unknown = JSON.parse(line);
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
