@@ -74,6 +74,10 @@ export class ReplyScanner {
     while (pos < len) {
       if (this.skip > 0) {
         const take = Math.min(this.skip, len - pos);
+        // The payload ends in CRLF: check the CR when this chunk holds it (the LF is checked below).
+        if (this.skip >= 2 && this.skip - take <= 1 && chunk[pos + this.skip - 2] !== CR) {
+          throw new MalformedReplyError('bulk reply not terminated by CRLF');
+        }
         pos += take;
         this.skip -= take;
         if (this.skip > 0) break;
@@ -170,11 +174,15 @@ export function errorReplyMessage(reply: Buffer): string {
 /** The value of a complete `:<n>\r\n` reply, or null when the reply is not an integer. */
 export function parseIntegerReply(reply: Buffer): bigint | null {
   if (reply[0] !== 0x3a) return null;
-  try {
-    return BigInt(reply.toString('latin1', 1, reply.length - 2));
-  } catch {
-    return null;
+  // BigInt() alone would also accept '', spaces and 0x/0o/0b forms: check for [+-]digits first.
+  const end = reply.length - 2;
+  let i = reply[1] === 0x2d || reply[1] === 0x2b ? 2 : 1;
+  if (i >= end) return null;
+  for (; i < end; i++) {
+    const c = reply[i]!;
+    if (c < 0x30 || c > 0x39) return null;
   }
+  return BigInt(reply.toString('latin1', 1, end));
 }
 
 /** The end offset of the RESP value starting at `pos` in a buffer that holds it whole. */

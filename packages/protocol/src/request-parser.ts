@@ -14,7 +14,9 @@
  *
  * Buffering: a request split across chunks keeps its partial bytes. When a long bulk is
  * awaited, chunks are collected in a list and joined once the bulk is complete, so a 50 MB
- * value arriving in 64 KB chunks costs one copy, not hundreds.
+ * value arriving in 64 KB chunks costs one copy, not hundreds. A multibulk request cut after
+ * some complete arguments keeps them (as views) and resumes at the first incomplete one, so a
+ * request with many small arguments spread over many chunks is parsed once, not once per chunk.
  */
 import { MalformedRequestError, RequestTooLargeError } from './errors.js';
 
@@ -39,6 +41,17 @@ export const DEFAULT_PARSER_LIMITS: ParserLimits = {
  * inline requests (which must be re-encoded before they are forwarded).
  */
 export type RequestHandler = (args: Buffer[], raw: Buffer | null) => void;
+
+/** A multibulk request of which the header and `args` have arrived, but not the rest. */
+interface PartialMultibulk {
+  count: number;
+  args: Buffer[];
+  /** How many of `args` are complete. */
+  done: number;
+  /** The bytes of the header and of `args`, for `raw`, in the order they arrived. */
+  rawParts: Buffer[];
+  rawLength: number;
+}
 
 const CR = 0x0d;
 const LF = 0x0a;
@@ -74,6 +87,8 @@ export class RequestParser {
   private collected: Buffer[] = [];
   private collectedLength = 0;
   private awaitBytes = 0;
+  /** Set while a multibulk request is incomplete; `pending`/`collected` then hold only its tail. */
+  private partial: PartialMultibulk | null = null;
 
   constructor(limits: Partial<ParserLimits> = {}) {
     this.limits = { ...DEFAULT_PARSER_LIMITS, ...limits };
@@ -81,7 +96,7 @@ export class RequestParser {
 
   /** Bytes held for an incomplete request (for memory accounting and tests). */
   get bufferedBytes(): number {
-    return (this.pending?.length ?? 0) + this.collectedLength;
+    return (this.pending?.length ?? 0) + this.collectedLength + (this.partial?.rawLength ?? 0);
   }
 
   /**
@@ -108,8 +123,13 @@ export class RequestParser {
     let pos = 0;
     const len = buf.length;
     while (pos < len) {
-      const next = buf[pos] === STAR ? this.parseMultibulk(buf, pos, onRequest) : this.parseInline(buf, pos, onRequest);
-      if (next < 0) break;
+      const next =
+        this.partial !== null || buf[pos] === STAR ? this.parseMultibulk(buf, pos, onRequest) : this.parseInline(buf, pos, onRequest);
+      if (next < 0) {
+        // Incomplete: the parser says where the bytes it still needs start.
+        pos = -1 - next;
+        break;
+      }
       pos = next;
     }
     if (pos < len) {
@@ -130,38 +150,59 @@ export class RequestParser {
     this.collected = [];
     this.collectedLength = 0;
     this.awaitBytes = 0;
+    this.partial = null;
   }
 
-  /** Returns the offset after the request, or -1 when more input is needed. */
+  /**
+   * Returns the offset after the request, or `-1 - tailStart` when more input is needed, where
+   * `tailStart` is the offset of the first byte that must be kept for the next attempt. Resumes
+   * `this.partial` when it is set (then `start` is where its first missing argument begins).
+   */
   private parseMultibulk(buf: Buffer, start: number, onRequest: RequestHandler): number {
     const len = buf.length;
-    let lineEnd = buf.indexOf(LF, start);
-    if (lineEnd < 0) {
-      if (len - start > this.limits.maxInlineLength) {
-        throw new MalformedRequestError('Protocol error: too big mbulk count string');
+    let lineEnd: number;
+    let count: number;
+    let args: Buffer[];
+    let i: number;
+    let pos: number;
+    const resumed = this.partial;
+    if (resumed !== null) {
+      this.partial = null;
+      count = resumed.count;
+      args = resumed.args;
+      i = resumed.done;
+      pos = start;
+    } else {
+      lineEnd = buf.indexOf(LF, start);
+      if (lineEnd < 0) {
+        if (len - start > this.limits.maxInlineLength) {
+          throw new MalformedRequestError('Protocol error: too big mbulk count string');
+        }
+        return -1 - start;
       }
-      return -1;
+      if (buf[lineEnd - 1] !== CR) throw new MalformedRequestError('Protocol error: invalid multibulk length');
+      count = parseLength(buf, start + 1, lineEnd - 1);
+      if (count === -2 || count < -1) throw new MalformedRequestError('Protocol error: invalid multibulk length');
+      if (count > this.limits.maxMultibulkLength) {
+        throw new RequestTooLargeError('Protocol error: invalid multibulk length');
+      }
+      pos = lineEnd + 1;
+      // `*0` and `*-1` are empty requests: Redis skips them silently.
+      if (count <= 0) return pos;
+      // Past 1024 the array grows as arguments arrive: a header alone must not allocate much.
+      args = count <= 1024 ? new Array<Buffer>(count) : [];
+      i = 0;
     }
-    if (buf[lineEnd - 1] !== CR) throw new MalformedRequestError('Protocol error: invalid multibulk length');
-    const count = parseLength(buf, start + 1, lineEnd - 1);
-    if (count === -2 || count < -1) throw new MalformedRequestError('Protocol error: invalid multibulk length');
-    if (count > this.limits.maxMultibulkLength) {
-      throw new RequestTooLargeError('Protocol error: invalid multibulk length');
-    }
-    let pos = lineEnd + 1;
-    // `*0` and `*-1` are empty requests: Redis skips them silently.
-    if (count <= 0) return pos;
 
-    const args = new Array<Buffer>(count);
-    for (let i = 0; i < count; i++) {
-      if (pos >= len) return this.needMore(start, len, 0);
+    for (; i < count; i++) {
+      if (pos >= len) return this.needMore(buf, start, pos, count, args, i, resumed, 0);
       if (buf[pos] !== DOLLAR) {
         throw new MalformedRequestError(`Protocol error: expected '$', got '${String.fromCharCode(buf[pos]!)}'`);
       }
       lineEnd = buf.indexOf(LF, pos);
       if (lineEnd < 0) {
         if (len - pos > 32) throw new MalformedRequestError('Protocol error: invalid bulk length');
-        return this.needMore(start, len, 0);
+        return this.needMore(buf, start, pos, count, args, i, resumed, 0);
       }
       if (buf[lineEnd - 1] !== CR) throw new MalformedRequestError('Protocol error: invalid bulk length');
       const size = parseLength(buf, pos + 1, lineEnd - 1);
@@ -169,24 +210,48 @@ export class RequestParser {
       if (size > this.limits.maxBulkLength) throw new RequestTooLargeError('Protocol error: invalid bulk length');
       const dataStart = lineEnd + 1;
       const dataEnd = dataStart + size;
-      if (dataEnd + 2 > len) return this.needMore(start, len, dataEnd + 2);
+      if (dataEnd + 2 > len) return this.needMore(buf, start, pos, count, args, i, resumed, dataEnd + 2);
       if (buf[dataEnd] !== CR || buf[dataEnd + 1] !== LF) {
         throw new MalformedRequestError('Protocol error: expected CRLF after bulk argument');
       }
       args[i] = buf.subarray(dataStart, dataEnd);
       pos = dataEnd + 2;
     }
-    onRequest(args, buf.subarray(start, pos));
+    let raw = buf.subarray(start, pos);
+    if (resumed !== null) {
+      // The request spanned chunks: join its pieces, once.
+      resumed.rawParts.push(raw);
+      raw = Buffer.concat(resumed.rawParts, resumed.rawLength + raw.length);
+    }
+    onRequest(args, raw);
     return pos;
   }
 
   /**
-   * Records that the request starting at `start` is incomplete. When the missing part is a
-   * large bulk (`needEnd` known and well past the buffer), switch to collecting chunks.
+   * Records that the request is incomplete: its header and `args` (whose bytes are
+   * `buf[start, argStart)` plus what `resumed` held) are kept, and parsing will resume at the
+   * argument starting at `argStart`. When the missing part is a large bulk (`needEnd` known
+   * and well past the buffer), switch to collecting chunks.
    */
-  private needMore(start: number, len: number, needEnd: number): number {
-    if (needEnd - len > 16 * 1024) this.awaitBytes = needEnd - start;
-    return -1;
+  private needMore(
+    buf: Buffer,
+    start: number,
+    argStart: number,
+    count: number,
+    args: Buffer[],
+    done: number,
+    resumed: PartialMultibulk | null,
+    needEnd: number,
+  ): number {
+    const partial = resumed ?? { count, args, done, rawParts: [], rawLength: 0 };
+    partial.done = done;
+    if (argStart > start) {
+      partial.rawParts.push(buf.subarray(start, argStart));
+      partial.rawLength += argStart - start;
+    }
+    this.partial = partial;
+    if (needEnd - buf.length > 16 * 1024) this.awaitBytes = needEnd - argStart;
+    return -1 - argStart;
   }
 
   private parseInline(buf: Buffer, start: number, onRequest: RequestHandler): number {
@@ -195,7 +260,7 @@ export class RequestParser {
       if (buf.length - start > this.limits.maxInlineLength) {
         throw new RequestTooLargeError('Protocol error: too big inline request');
       }
-      return -1;
+      return -1 - start;
     }
     if (lineEnd - start > this.limits.maxInlineLength) {
       throw new RequestTooLargeError('Protocol error: too big inline request');
