@@ -6,7 +6,10 @@
  *   /reborn/<p>/groups/<gid>               gid decimal, 1..9999
  *   /reborn/<p>/proxies/<proxyId>
  *   /reborn/<p>/actions/<seq>[/acks/<proxyId>]   seq zero-padded to 10 digits: sorts by seq
+ *   /reborn/<p>/action-seq                 the last action sequence number (a counter)
+ *   /reborn/<p>/fences/<proxyId>           proxies fenced at the backends (visible to operators)
  *   /reborn/<p>/migrations/<id>
+ *   /reborn/<p>/runner                     election of the one migration runner of the product
  *   /reborn/<p>/agents/…
  */
 import { ValidationError } from './errors.js';
@@ -50,6 +53,9 @@ export class Paths {
   readonly actions: string;
   readonly migrations: string;
   readonly agents: string;
+  readonly fences: string;
+  readonly actionSeq: string;
+  readonly runnerElection: string;
 
   constructor(product: string) {
     this.product = assertProduct(product);
@@ -60,6 +66,34 @@ export class Paths {
     this.actions = `${this.root}actions/`;
     this.migrations = `${this.root}migrations/`;
     this.agents = `${this.root}agents/`;
+    this.fences = `${this.root}fences/`;
+    this.actionSeq = `${this.root}action-seq`;
+    this.runnerElection = `${this.root}runner`;
+  }
+
+  fence(proxyId: string): string {
+    return this.fences + assertKeyName('proxy id', proxyId);
+  }
+
+  /** The sequence number of an action key (not of its acks), or null. */
+  actionSeqOf(key: string): number | null {
+    if (!key.startsWith(this.actions)) return null;
+    const rest = key.slice(this.actions.length);
+    return /^\d{10}$/.test(rest) ? Number(rest) : null;
+  }
+
+  /** The [seq, proxyId] of an ack key, or null. */
+  ackOf(key: string): [number, string] | null {
+    if (!key.startsWith(this.actions)) return null;
+    const m = /^(\d{10})\/acks\/(.+)$/.exec(key.slice(this.actions.length));
+    return m && isValidName(m[2]!) ? [Number(m[1]), m[2]!] : null;
+  }
+
+  /** The migration id of a migration key, or null. */
+  migrationIdOf(key: string): string | null {
+    if (!key.startsWith(this.migrations)) return null;
+    const rest = key.slice(this.migrations.length);
+    return isValidName(rest) ? rest : null;
   }
 
   slot(id: number): string {

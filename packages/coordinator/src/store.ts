@@ -81,6 +81,11 @@ export class Store {
     return this.paths.product;
   }
 
+  /** Runs one etcd operation bounded by the call timeout; for coordinator modules built on Store. */
+  call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    return this.conn.call(what, fn);
+  }
+
   // -------------------------------------------------------------------------------------------
   // Groups
 

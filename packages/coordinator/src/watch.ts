@@ -3,9 +3,10 @@
  * as long as the watch is open — across etcd restarts and outages.
  *
  * How it stays correct:
- * 1. One etcd watcher over [groups/, end of slots/). That range also holds migrations/ and
- *    proxies/ (ignored here), but a single watcher delivers slot and group changes in one
- *    revision order; two watchers would not (a slot could arrive before its new group).
+ * 1. One etcd watcher over [actions/, end of slots/). That range also holds migrations/,
+ *    fences/ and proxies/ (ignored here), but a single watcher delivers actions, slot and
+ *    group changes in one revision order; two watchers would not (a slot could arrive before
+ *    its new group, or a barrier action before the slot change it guards).
  * 2. etcd3 reconnects the watcher by itself, resuming from the revision *it* last saw. It takes
  *    that from response headers, which during a catch-up can be ahead of the events delivered
  *    (etcd sends history in batches, each stamped with the current revision), so a disconnect
@@ -33,12 +34,18 @@ import {
   type Topology,
 } from './models.js';
 import type { Paths } from './paths.js';
+import { parseAction, type ActionInfo } from './barrier.js';
 
 export interface TopologyHandlers {
   /** A slot changed (a deleted slot key arrives as an offline slot). */
   onSlot(slot: SlotInfo, revision: string): void;
   /** A group was written, or deleted (`group` null). */
   onGroup(id: number, group: GroupInfo | null, revision: string): void;
+  /**
+   * A barrier action was written (actions/<seq>). It arrives after every slot change of its
+   * revision, because one watcher covers actions/ through slots/ in revision order.
+   */
+  onAction?(action: ActionInfo, revision: string): void;
   /**
    * Something went wrong that the watch handles by itself: etcd unreachable (reported once
    * per outage), a value that does not parse (the event is skipped), a handler that threw.
@@ -91,7 +98,7 @@ export class TopologyWatch {
   }
 
   private attach(): void {
-    const range = new Range(this.paths.groups, Range.prefix(this.paths.slots).end);
+    const range = new Range(this.paths.actions, Range.prefix(this.paths.slots).end);
     const w = this.conn.etcd.watch().inRange(range).startRevision(this.nextRev.toString()).watcher();
     this.watcher = w;
     w.on('connecting', () => {
@@ -140,6 +147,10 @@ export class TopologyWatch {
         if (groupId !== null) {
           const group = deleted ? null : parseGroup(decodeJson(ev.kv.value, key), groupId, key);
           this.handlers.onGroup(groupId, group, revision);
+          continue;
+        }
+        if (!deleted && this.handlers.onAction && this.paths.actionSeqOf(key) !== null) {
+          this.handlers.onAction(parseAction(decodeJson(ev.kv.value, key), key), revision);
         }
       } catch (err) {
         this.report(err);

@@ -1,0 +1,204 @@
+/**
+ * The two-phase-commit barrier (DESIGN.md "Slot migration", step 1) and fencing records.
+ *
+ *   1. The caller writes the slot change (e.g. slots → pre_migrate) and gets its revision R.
+ *   2. createAction(): reads the registered proxies at revision X, then in ONE transaction —
+ *      guarded by "no proxy key changed since X" and by the sequence counter — writes
+ *      `actions/<seq>` = {seq, slots, revision: R, proxies}. The proxies named there are the
+ *      ones that must ack; a proxy that registers later loads a table that already has the
+ *      change, so it never routed those slots the old way.
+ *   3. Each named proxy, having applied every topology event up to R and drained the requests
+ *      it had already sent, writes `actions/<seq>/acks/<proxyId>`.
+ *   4. waitForAcks() returns when every named proxy acked, or at the timeout with the missing
+ *      ones. The caller must fence each missing proxy at the backends (see the config
+ *      package) before it goes on; trusting a silent proxy to behave is not fencing.
+ *
+ * Fencing records (`fences/<proxyId>`) make a fence visible to operators; the proxy deletes
+ * its own record once it has re-registered, reloaded the table and re-enabled itself.
+ */
+import { CompareResult, CompareTarget, Range } from 'etcd3';
+import { ConflictError, ValidationError } from './errors.js';
+import { decodeJson, isValidSlotId } from './models.js';
+import type { Store } from './store.js';
+
+export interface ActionInfo {
+  readonly seq: number;
+  readonly kind: 'slots';
+  /** Slots whose change this action makes every proxy apply. */
+  readonly slots: readonly number[];
+  /** etcd revision of the slot writes; a proxy acks after applying everything up to it. */
+  readonly revision: string;
+  /** Proxy ids that must ack: those registered when the action was written. */
+  readonly proxies: readonly string[];
+  readonly createdAt: string;
+  readonly note: string;
+}
+
+export interface AckInfo {
+  readonly proxyId: string;
+  readonly at: string;
+}
+
+export interface FenceInfo {
+  readonly proxyId: string;
+  readonly at: string;
+  readonly reason: string;
+  /** The action whose barrier the proxy failed to ack, when fenced by a barrier. */
+  readonly action: number | null;
+  /** Every redis server the proxy's ACL user was disabled on. */
+  readonly servers: readonly string[];
+}
+
+export function parseAction(value: unknown, where: string): ActionInfo {
+  const v = value as Partial<ActionInfo> | null;
+  if (
+    v === null || typeof v !== 'object' || !Number.isSafeInteger(v.seq) || v.kind !== 'slots' ||
+    !Array.isArray(v.slots) || !v.slots.every((s) => isValidSlotId(s)) || typeof v.revision !== 'string' ||
+    !/^\d+$/.test(v.revision) || !Array.isArray(v.proxies) || !v.proxies.every((p) => typeof p === 'string')
+  ) {
+    throw new ValidationError(`${where}: not a valid action: ${JSON.stringify(value)}`);
+  }
+  return {
+    seq: v.seq!,
+    kind: 'slots',
+    slots: v.slots,
+    revision: v.revision,
+    proxies: v.proxies,
+    createdAt: String(v.createdAt ?? ''),
+    note: String(v.note ?? ''),
+  };
+}
+
+export class Barrier {
+  constructor(private readonly store: Store) {}
+
+  /**
+   * Writes the next action for `slots`, changed at `revision`, naming the proxies registered
+   * now. Retries by itself when a proxy registers or another action is written meanwhile.
+   */
+  async createAction(slots: readonly number[], revision: string, note: string): Promise<ActionInfo> {
+    const { etcd, paths } = this.store;
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const [proxiesRes, seqRes] = await Promise.all([
+        this.store.call('list proxies', () => etcd.getAll().prefix(paths.proxies).exec()),
+        this.store.call('read action seq', () => etcd.get(paths.actionSeq).exec()),
+      ]);
+      const readRevision = BigInt(proxiesRes.header.revision);
+      const proxies = proxiesRes.kvs
+        .map((kv) => paths.proxyIdOf(kv.key.toString('utf8')))
+        .filter((id): id is string => id !== null)
+        .sort();
+      const seqKv = seqRes.kvs[0];
+      const seq = (seqKv ? Number(seqKv.value.toString('utf8')) : 0) + 1;
+      const action: ActionInfo = { seq, kind: 'slots', slots: [...slots], revision, proxies, createdAt: new Date().toISOString(), note };
+      const proxyRange = Range.prefix(paths.proxies);
+      const res = await this.store.call('write action', () =>
+        etcd.kv.txn({
+          compare: [
+            {
+              key: proxyRange.start,
+              range_end: proxyRange.end,
+              target: CompareTarget.Mod,
+              result: CompareResult.Less,
+              mod_revision: (readRevision + 1n).toString(),
+            },
+            {
+              key: Buffer.from(paths.actionSeq),
+              target: CompareTarget.Mod,
+              result: CompareResult.Equal,
+              mod_revision: seqKv ? seqKv.mod_revision : '0',
+            },
+          ],
+          success: [
+            { request_put: { key: Buffer.from(paths.actionSeq), value: Buffer.from(String(seq)) } },
+            { request_put: { key: Buffer.from(paths.action(seq)), value: Buffer.from(JSON.stringify(action)) } },
+          ],
+        }),
+      );
+      if (res.succeeded) return action;
+    }
+    throw new ConflictError('could not write the action: proxies or actions kept changing', { retryable: true });
+  }
+
+  async getAction(seq: number): Promise<ActionInfo | null> {
+    const key = this.store.paths.action(seq);
+    const res = await this.store.call(`get action ${seq}`, () => this.store.etcd.get(key).exec());
+    const kv = res.kvs[0];
+    return kv ? parseAction(decodeJson(kv.value, key), key) : null;
+  }
+
+  /** Actions still stored (not yet cleaned up), oldest first. */
+  async listActions(): Promise<ActionInfo[]> {
+    const { etcd, paths } = this.store;
+    const res = await this.store.call('list actions', () => etcd.getAll().prefix(paths.actions).exec());
+    const out: ActionInfo[] = [];
+    for (const kv of res.kvs) {
+      const key = kv.key.toString('utf8');
+      if (paths.actionSeqOf(key) !== null) out.push(parseAction(decodeJson(kv.value, key), key));
+    }
+    return out.sort((a, b) => a.seq - b.seq);
+  }
+
+  async ack(seq: number, proxyId: string): Promise<void> {
+    const ack: AckInfo = { proxyId, at: new Date().toISOString() };
+    const key = this.store.paths.actionAck(seq, proxyId);
+    await this.store.call(`ack action ${seq}`, () => this.store.etcd.put(key).value(JSON.stringify(ack)).exec());
+  }
+
+  async listAcks(seq: number): Promise<string[]> {
+    const { etcd, paths } = this.store;
+    const res = await this.store.call(`list acks of ${seq}`, () => etcd.getAll().prefix(paths.actionAcks(seq)).keys());
+    return res.map((k) => paths.ackOf(k)?.[1]).filter((id): id is string => id !== undefined).sort();
+  }
+
+  /**
+   * Polls the acks of `action` until every named proxy acked or `timeoutMs` passed. Polling
+   * (every 50 ms) rather than a watch keeps this simple and bounded when etcd flaps.
+   */
+  async waitForAcks(
+    action: ActionInfo,
+    timeoutMs: number,
+    onProgress?: (acked: string[], missing: string[]) => void,
+  ): Promise<{ acked: string[]; missing: string[] }> {
+    const deadline = Date.now() + timeoutMs;
+    let last = '';
+    for (;;) {
+      let acked: string[] = [];
+      try {
+        acked = await this.listAcks(action.seq);
+      } catch {
+        // etcd unavailable: keep waiting until the deadline.
+      }
+      const missing = action.proxies.filter((p) => !acked.includes(p));
+      const sig = missing.join(',');
+      if (sig !== last) {
+        last = sig;
+        onProgress?.(acked, missing);
+      }
+      if (missing.length === 0 || Date.now() >= deadline) return { acked, missing };
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** Removes an action and its acks once the step it guarded is complete. */
+  async deleteAction(seq: number): Promise<void> {
+    const { etcd, paths } = this.store;
+    await this.store.call(`delete action ${seq}`, () => etcd.delete().prefix(paths.action(seq)).exec());
+  }
+
+  async putFence(fence: FenceInfo): Promise<void> {
+    const key = this.store.paths.fence(fence.proxyId);
+    await this.store.call(`record fence of ${fence.proxyId}`, () => this.store.etcd.put(key).value(JSON.stringify(fence)).exec());
+  }
+
+  async listFences(): Promise<FenceInfo[]> {
+    const { etcd, paths } = this.store;
+    const res = await this.store.call('list fences', () => etcd.getAll().prefix(paths.fences).exec());
+    return res.kvs.map((kv) => decodeJson(kv.value, kv.key.toString('utf8')) as FenceInfo);
+  }
+
+  async deleteFence(proxyId: string): Promise<void> {
+    const key = this.store.paths.fence(proxyId);
+    await this.store.call(`clear fence of ${proxyId}`, () => this.store.etcd.delete().key(key).exec());
+  }
+}

@@ -1,0 +1,164 @@
+/**
+ * Migration tasks, stored at `/reborn/<p>/migrations/<id>` so that any runner can resume them.
+ *
+ * Task states (the runner's state machine is written out in config/src/migration-runner.ts):
+ *
+ *   pending ──▶ running ──▶ done
+ *      │           │ ▲
+ *      │     pause │ │ resume
+ *      │           ▼ │
+ *      │         paused
+ *      └───────────┴──── cancel ──▶ cancelling ──▶ cancelled
+ *   any ──(unrecoverable error)──▶ failed
+ *
+ * Operators change `state` to paused / running / cancelling through the CLI or API; the
+ * runner reacts. Writes are compare-and-swap on the key's mod revision, so an operator's
+ * pause and the runner's progress update never overwrite each other.
+ */
+import { CompareResult, CompareTarget } from 'etcd3';
+import { ConflictError, NotFoundError, ValidationError } from './errors.js';
+import { decodeJson, isValidGroupId, isValidSlotId } from './models.js';
+import type { Store } from './store.js';
+
+export const MigrationState = {
+  Pending: 'pending',
+  Running: 'running',
+  Paused: 'paused',
+  Cancelling: 'cancelling',
+  Cancelled: 'cancelled',
+  Done: 'done',
+  Failed: 'failed',
+} as const;
+export type MigrationState = (typeof MigrationState)[keyof typeof MigrationState];
+const STATES: ReadonlySet<string> = new Set(Object.values(MigrationState));
+
+/** States in which a task still needs a runner. */
+export const ACTIVE_MIGRATION_STATES: ReadonlySet<MigrationState> = new Set(['pending', 'running', 'paused', 'cancelling']);
+
+export interface MigrationProgress {
+  slotsTotal: number;
+  slotsDone: number;
+  keysMoved: number;
+  /** Keys of the remaining slots still in their source groups (estimated from scans). */
+  keysLeft: number;
+  /** Keys moved per second over the last few seconds. */
+  rate: number;
+  /** Seconds left at the current rate, or null when unknown. */
+  etaSeconds: number | null;
+  /** The slots of the batch being moved now. */
+  currentSlots: number[];
+  phase: string;
+}
+
+export interface MigrationTask {
+  id: string;
+  /** Slot ids to move, ascending. */
+  slots: number[];
+  /** The groups that owned those slots when the task was created. */
+  from: number[];
+  /** The target group. */
+  to: number;
+  state: MigrationState;
+  /** Keys per second at most; 0 = as fast as possible. */
+  throttle: number;
+  /** Slots moved together under one barrier. */
+  batchSlots: number;
+  progress: MigrationProgress;
+  createdAt: string;
+  updatedAt: string;
+  error: string | null;
+}
+
+export function newProgress(slotsTotal: number): MigrationProgress {
+  return { slotsTotal, slotsDone: 0, keysMoved: 0, keysLeft: 0, rate: 0, etaSeconds: null, currentSlots: [], phase: 'waiting for a runner' };
+}
+
+export function parseMigration(value: unknown, where: string): MigrationTask {
+  const v = value as Partial<MigrationTask> | null;
+  const ok =
+    v !== null && typeof v === 'object' && typeof v.id === 'string' && Array.isArray(v.slots) &&
+    v.slots.every((s) => isValidSlotId(s)) && Array.isArray(v.from) && v.from.every((g) => isValidGroupId(g)) &&
+    typeof v.to === 'number' && isValidGroupId(v.to) && typeof v.state === 'string' && STATES.has(v.state) &&
+    typeof v.progress === 'object' && v.progress !== null;
+  if (!ok) throw new ValidationError(`${where}: not a valid migration task: ${JSON.stringify(value)}`);
+  return {
+    id: v.id!,
+    slots: v.slots!,
+    from: v.from!,
+    to: v.to!,
+    state: v.state!,
+    throttle: Number(v.throttle ?? 0),
+    batchSlots: Number(v.batchSlots ?? 128),
+    progress: { ...newProgress(v.slots!.length), ...v.progress },
+    createdAt: String(v.createdAt ?? ''),
+    updatedAt: String(v.updatedAt ?? ''),
+    error: v.error ?? null,
+  };
+}
+
+/** A task read from etcd with the revision a compare-and-swap update needs. */
+export interface StoredMigration {
+  task: MigrationTask;
+  modRevision: string;
+}
+
+export class Migrations {
+  constructor(private readonly store: Store) {}
+
+  /** Creates the task; ConflictError when the id exists. */
+  async create(task: MigrationTask): Promise<void> {
+    const key = Buffer.from(this.store.paths.migration(task.id));
+    const res = await this.store.call(`create migration ${task.id}`, () =>
+      this.store.etcd.kv.txn({
+        compare: [{ key, target: CompareTarget.Create, result: CompareResult.Equal, create_revision: '0' }],
+        success: [{ request_put: { key, value: Buffer.from(JSON.stringify(task)) } }],
+      }),
+    );
+    if (!res.succeeded) throw new ConflictError(`migration ${task.id} already exists`);
+  }
+
+  async get(id: string): Promise<StoredMigration | null> {
+    const key = this.store.paths.migration(id);
+    const res = await this.store.call(`get migration ${id}`, () => this.store.etcd.get(key).exec());
+    const kv = res.kvs[0];
+    return kv ? { task: parseMigration(decodeJson(kv.value, key), key), modRevision: kv.mod_revision } : null;
+  }
+
+  /** All tasks, oldest first. */
+  async list(): Promise<StoredMigration[]> {
+    const { etcd, paths } = this.store;
+    const res = await this.store.call('list migrations', () => etcd.getAll().prefix(paths.migrations).exec());
+    const out: StoredMigration[] = [];
+    for (const kv of res.kvs) {
+      const key = kv.key.toString('utf8');
+      if (paths.migrationIdOf(key) !== null) out.push({ task: parseMigration(decodeJson(kv.value, key), key), modRevision: kv.mod_revision });
+    }
+    return out.sort((a, b) => (a.task.createdAt < b.task.createdAt ? -1 : a.task.createdAt > b.task.createdAt ? 1 : 0));
+  }
+
+  /**
+   * Applies `change` to the stored task with compare-and-swap, retrying on a concurrent write.
+   * `change` may throw to refuse (e.g. resuming a finished task). Returns the written task.
+   */
+  async update(id: string, change: (t: MigrationTask) => MigrationTask): Promise<MigrationTask> {
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const cur = await this.get(id);
+      if (cur === null) throw new NotFoundError(`migration ${id} does not exist`);
+      const next = { ...change(structuredClone(cur.task)), updatedAt: new Date().toISOString() };
+      const key = Buffer.from(this.store.paths.migration(id));
+      const res = await this.store.call(`update migration ${id}`, () =>
+        this.store.etcd.kv.txn({
+          compare: [{ key, target: CompareTarget.Mod, result: CompareResult.Equal, mod_revision: cur.modRevision }],
+          success: [{ request_put: { key, value: Buffer.from(JSON.stringify(next)) } }],
+        }),
+      );
+      if (res.succeeded) return next;
+    }
+    throw new ConflictError(`migration ${id} keeps changing; try again`, { retryable: true });
+  }
+
+  async delete(id: string): Promise<void> {
+    const key = this.store.paths.migration(id);
+    await this.store.call(`delete migration ${id}`, () => this.store.etcd.delete().key(key).exec());
+  }
+}
