@@ -2,11 +2,17 @@
  * The two-phase-commit barrier (DESIGN.md "Slot migration", step 1) and fencing records.
  *
  *   1. The caller writes the slot change (e.g. slots → pre_migrate) and gets its revision R.
- *   2. createAction(): reads the registered proxies at revision X, then in ONE transaction —
- *      guarded by "no proxy key changed since X" and by the sequence counter — writes
+ *   2. createAction(): reads the proxies at revision X, then in ONE transaction — guarded by
+ *      "no proxy or member key changed since X" and by the sequence counter — writes
  *      `actions/<seq>` = {seq, slots, revision: R, proxies}. The proxies named there are the
  *      ones that must ack; a proxy that registers later loads a table that already has the
  *      change, so it never routed those slots the old way.
+ *
+ *      "The proxies" are the registered ones (lease-bound keys) AND the members: a member key
+ *      (`members/<id>`, no lease) is written by a proxy before it serves and deleted only on a
+ *      clean shutdown or after the proxy was fenced. A proxy cut off from etcd loses its lease
+ *      but may still be serving with an old table; as a member it is still named, cannot ack,
+ *      and so gets fenced before the barrier goes on.
  *   3. Each named proxy, having applied every topology event up to R and drained the requests
  *      it had already sent, writes `actions/<seq>/acks/<proxyId>`.
  *   4. waitForAcks() returns when every named proxy acked, or at the timeout with the missing
@@ -79,29 +85,43 @@ export class Barrier {
   async createAction(slots: readonly number[], revision: string, note: string): Promise<ActionInfo> {
     const { etcd, paths } = this.store;
     for (let attempt = 0; attempt < 20; attempt++) {
-      const [proxiesRes, seqRes] = await Promise.all([
-        this.store.call('list proxies', () => etcd.getAll().prefix(paths.proxies).exec()),
-        this.store.call('read action seq', () => etcd.get(paths.actionSeq).exec()),
-      ]);
-      const readRevision = BigInt(proxiesRes.header.revision);
-      const proxies = proxiesRes.kvs
-        .map((kv) => paths.proxyIdOf(kv.key.toString('utf8')))
-        .filter((id): id is string => id !== null)
-        .sort();
-      const seqKv = seqRes.kvs[0];
+      const proxyRange = Range.prefix(paths.proxies);
+      const memberRange = Range.prefix(paths.members);
+      const read = await this.store.call('list proxies and members', () =>
+        etcd.kv.txn({
+          success: [
+            { request_range: { key: proxyRange.start, range_end: proxyRange.end, keys_only: true } },
+            { request_range: { key: memberRange.start, range_end: memberRange.end, keys_only: true } },
+            { request_range: { key: Buffer.from(paths.actionSeq) } },
+          ],
+        }),
+      );
+      const readRevision = BigInt(read.header.revision);
+      const ids = new Set<string>();
+      for (const kv of read.responses[0]?.response_range.kvs ?? []) {
+        const id = paths.proxyIdOf(kv.key.toString('utf8'));
+        if (id !== null) ids.add(id);
+      }
+      for (const kv of read.responses[1]?.response_range.kvs ?? []) {
+        const id = paths.memberIdOf(kv.key.toString('utf8'));
+        if (id !== null) ids.add(id);
+      }
+      const proxies = [...ids].sort();
+      const seqKv = read.responses[2]?.response_range.kvs[0];
       const seq = (seqKv ? Number(seqKv.value.toString('utf8')) : 0) + 1;
       const action: ActionInfo = { seq, kind: 'slots', slots: [...slots], revision, proxies, createdAt: new Date().toISOString(), note };
-      const proxyRange = Range.prefix(paths.proxies);
+      const unchanged = (r: Range) => ({
+        key: r.start,
+        range_end: r.end,
+        target: CompareTarget.Mod,
+        result: CompareResult.Less,
+        mod_revision: (readRevision + 1n).toString(),
+      });
       const res = await this.store.call('write action', () =>
         etcd.kv.txn({
           compare: [
-            {
-              key: proxyRange.start,
-              range_end: proxyRange.end,
-              target: CompareTarget.Mod,
-              result: CompareResult.Less,
-              mod_revision: (readRevision + 1n).toString(),
-            },
+            unchanged(proxyRange),
+            unchanged(memberRange),
             {
               key: Buffer.from(paths.actionSeq),
               target: CompareTarget.Mod,
@@ -184,6 +204,24 @@ export class Barrier {
   async deleteAction(seq: number): Promise<void> {
     const { etcd, paths } = this.store;
     await this.store.call(`delete action ${seq}`, () => etcd.delete().prefix(paths.action(seq)).exec());
+  }
+
+  /** Records that `proxyId` may serve from now on (written by the proxy before it serves). */
+  async putMember(proxyId: string, info: Record<string, unknown>): Promise<void> {
+    const key = this.store.paths.member(proxyId);
+    await this.store.call(`record member ${proxyId}`, () => this.store.etcd.put(key).value(JSON.stringify({ proxyId, ...info })).exec());
+  }
+
+  /** Forgets a member: after its clean shutdown, or once it has been fenced. */
+  async deleteMember(proxyId: string): Promise<void> {
+    const key = this.store.paths.member(proxyId);
+    await this.store.call(`forget member ${proxyId}`, () => this.store.etcd.delete().key(key).exec());
+  }
+
+  async listMembers(): Promise<string[]> {
+    const { etcd, paths } = this.store;
+    const keys = await this.store.call('list members', () => etcd.getAll().prefix(paths.members).keys());
+    return keys.map((k) => paths.memberIdOf(k)).filter((id): id is string => id !== null).sort();
   }
 
   async putFence(fence: FenceInfo): Promise<void> {

@@ -26,10 +26,10 @@ describe('slots', () => {
   it('parses each state', () => {
     expect(parseSlot({ id: 3, state: 'offline', group: 0 })).toEqual(offlineSlot(3));
     expect(parseSlot({ id: 3, state: 'online', group: 2 })).toEqual(onlineSlot(3, 2));
-    expect(parseSlot({ id: 3, state: 'migrating', group: 1, from: 1, to: 2 })).toEqual({
+    expect(parseSlot({ id: 3, state: 'migrating', group: 2, from: 1, to: 2 })).toEqual({
       id: 3,
       state: SlotState.Migrating,
-      group: 1,
+      group: 2,
       from: 1,
       to: 2,
     });
@@ -43,7 +43,8 @@ describe('slots', () => {
     bad(() => parseSlot({ id: 1, state: 'online', group: 1, to: 2 }), /no from\/to/);
     bad(() => parseSlot({ id: 1, state: 'pre_migrate', group: 1, from: 1 }), /needs from and to/);
     bad(() => parseSlot({ id: 1, state: 'migrating', group: 1, from: 1, to: 1 }), /from ≠ to/);
-    bad(() => parseSlot({ id: 1, state: 'migrating', group: 2, from: 1, to: 2 }), /still owned by from/);
+    bad(() => parseSlot({ id: 1, state: 'migrating', group: 1, from: 1, to: 2 }), /owned by to/);
+    bad(() => parseSlot({ id: 1, state: 'pre_migrate', group: 2, from: 1, to: 2 }), /still owned by from/);
     bad(() => parseSlot({ id: 1, state: 'moving', group: 1 }), /state must be one of/);
     bad(() => parseSlot({ id: 1024, state: 'offline', group: 0 }), /id must be 0..1023/);
     bad(() => parseSlot({ id: '1', state: 'offline', group: 0 }), /id must be an integer/);

@@ -30,7 +30,10 @@ const SLOT_STATES: ReadonlySet<string> = new Set(Object.values(SlotState));
 export interface SlotInfo {
   readonly id: number;
   readonly state: SlotState;
-  /** Owner group, NO_GROUP when offline. While migrating: the source group (= from). */
+  /**
+   * Owner group, NO_GROUP when offline. In pre_migrate the source (= from) still owns it; once
+   * migrating, the target (= to) does: requests go there after their keys were moved.
+   */
   readonly group: number;
   readonly from?: number;
   readonly to?: number;
@@ -188,7 +191,10 @@ export function parseSlot(value: unknown, expectedId?: number, where = 'slot'): 
     case SlotState.Migrating:
       if (from === undefined || to === undefined) fail(where, `a ${state} slot needs from and to`);
       if (from === to) fail(where, `a ${state} slot needs from ≠ to, got ${from} twice`);
-      if (group !== from) fail(where, `a ${state} slot is still owned by from (${from}), got group ${group}`);
+      // pre_migrate: the source still owns the slot (requests are held, nothing moved yet);
+      // migrating: the target owns it (requests go there after their keys were moved).
+      if (state === SlotState.PreMigrate && group !== from) fail(where, `a pre_migrate slot is still owned by from (${from}), got group ${group}`);
+      if (state === SlotState.Migrating && group !== to) fail(where, `a migrating slot is owned by to (${to}), got group ${group}`);
       return { id, state: state as SlotState, group, from, to };
   }
 }

@@ -8,6 +8,7 @@
  *   /reborn/<p>/actions/<seq>[/acks/<proxyId>]   seq zero-padded to 10 digits: sorts by seq
  *   /reborn/<p>/action-seq                 the last action sequence number (a counter)
  *   /reborn/<p>/fences/<proxyId>           proxies fenced at the backends (visible to operators)
+ *   /reborn/<p>/members/<proxyId>          proxies that may be serving (no lease: see barrier.ts)
  *   /reborn/<p>/migrations/<id>
  *   /reborn/<p>/runner                     election of the one migration runner of the product
  *   /reborn/<p>/agents/…
@@ -54,6 +55,7 @@ export class Paths {
   readonly migrations: string;
   readonly agents: string;
   readonly fences: string;
+  readonly members: string;
   readonly actionSeq: string;
   readonly runnerElection: string;
 
@@ -67,8 +69,20 @@ export class Paths {
     this.migrations = `${this.root}migrations/`;
     this.agents = `${this.root}agents/`;
     this.fences = `${this.root}fences/`;
+    this.members = `${this.root}members/`;
     this.actionSeq = `${this.root}action-seq`;
     this.runnerElection = `${this.root}runner`;
+  }
+
+  member(proxyId: string): string {
+    return this.members + assertKeyName('proxy id', proxyId);
+  }
+
+  /** The proxy id of a member key, or null. */
+  memberIdOf(key: string): string | null {
+    if (!key.startsWith(this.members)) return null;
+    const rest = key.slice(this.members.length);
+    return isValidName(rest) ? rest : null;
   }
 
   fence(proxyId: string): string {

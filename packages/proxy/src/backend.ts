@@ -5,26 +5,44 @@
  * connection's write batch (flushed once per event-loop turn by the Flusher) and the request
  * into its in-flight FIFO; redis answers in order, so each reply completes the FIFO's head.
  *
- * Failure is definite and fast: when the socket dies, times out (no reply for
- * `timeoutMs` while requests are waiting) or sends garbage, every request on it gets an
+ * Failure is definite and fast: when the socket dies, times out (no reply for `timeoutMs`
+ * while requests are waiting) or sends garbage, every request on it gets an
  * `-ERR backend <addr> …` reply at once. Reconnection is on demand with exponential backoff;
  * while a server is known down, requests fail immediately instead of queueing.
  *
  * Ordering: a client session always uses the same connection of a pool (by session index),
  * so two requests of one client to one server can never overtake each other.
+ *
+ * Identity and fencing: with `auth` set, each connection first authenticates as the proxy's
+ * own ACL user, and no request is written before that AUTH succeeded — after a failed AUTH
+ * redis would run the requests as the connection's previous (default) user, which is exactly
+ * what fencing must prevent. When AUTH fails the connection asks `ACL GETUSER`: a missing
+ * user (a server the proxy never used) is created; a disabled one means reborn-config fenced
+ * this proxy, which is reported through `auth.onFenced` and fails the connection.
+ *
+ * Draining: `sent` and `answered` count requests; a barrier snapshot of `sent` is drained
+ * once `answered` reaches it (every request already sent has its reply or its error).
  */
 import net from 'node:net';
 import type { Logger } from 'pino';
-import { encodeError, ReplyScanner } from '@reborn/protocol';
+import { encodeCommand, encodeError, isErrorReply, ReplyScanner, splitArrayReply } from '@reborn/protocol';
+import { proxyAclRules } from '@reborn/coordinator';
 import { Fifo } from './fifo.js';
 import type { Flushable, Flusher } from './flusher.js';
 
 /** What a backend connection needs of a request. */
 export interface BackendRequest {
-  /** The bytes to send (one or more complete RESP commands answered by one reply each). */
-  readonly payload: Buffer;
+  /** The bytes to send (one complete RESP command, answered by one reply). */
+  payload: Buffer;
   /** Called exactly once with the raw reply (or an error reply made by the proxy). */
   resolve(reply: Buffer): void;
+}
+
+export interface BackendAuth {
+  user: string;
+  password: string;
+  /** The server refused the proxy's user because it is disabled: the proxy has been fenced. */
+  onFenced(addr: string): void;
 }
 
 export interface BackendOptions {
@@ -32,20 +50,34 @@ export interface BackendOptions {
   timeoutMs: number;
   logger: Logger;
   flusher: Flusher;
+  auth: BackendAuth | null;
   onStateChange?: (addr: string, up: boolean) => void;
 }
 
 const MIN_BACKOFF_MS = 50;
 const MAX_BACKOFF_MS = 3000;
 
-type State = 'idle' | 'connecting' | 'ready' | 'down' | 'closed';
+type State = 'idle' | 'connecting' | 'handshake' | 'ready' | 'down' | 'closed';
+
+/** A request the connection makes for itself during the handshake. */
+class InternalRequest implements BackendRequest {
+  constructor(
+    readonly payload: Buffer,
+    readonly resolve: (reply: Buffer) => void,
+  ) {}
+}
 
 export class BackendConnection implements Flushable {
   flushQueued = false;
+  /** Requests handed to this connection, and those answered (or failed): see "Draining". */
+  sent = 0;
+  answered = 0;
   private state: State = 'idle';
   private socket: net.Socket | null = null;
   private readonly scanner = new ReplyScanner();
   private readonly inflight = new Fifo<BackendRequest>(256);
+  /** Handshake requests: answered before anything in `inflight`. */
+  private readonly internal = new Fifo<InternalRequest>(4);
   private batch: Buffer[] = [];
   private batchBytes = 0;
   private lastProgressAt = 0;
@@ -56,12 +88,18 @@ export class BackendConnection implements Flushable {
   private readonly host: string;
   private readonly port: number;
   private readonly onReply = (reply: Buffer): void => {
+    this.lastProgressAt = Date.now();
+    const internal = this.internal.shift();
+    if (internal !== undefined) {
+      internal.resolve(reply);
+      return;
+    }
     const req = this.inflight.shift();
     if (req === undefined) {
       this.fail('sent a reply nobody asked for');
       return;
     }
-    this.lastProgressAt = Date.now();
+    this.answered++;
     req.resolve(reply);
   };
 
@@ -80,11 +118,11 @@ export class BackendConnection implements Flushable {
   }
 
   send(req: BackendRequest): void {
-    if (this.state !== 'ready' && this.state !== 'connecting') {
-      if (this.state === 'closed') {
-        req.resolve(encodeError(`ERR backend ${this.addr} connection closed`));
-        return;
-      }
+    if (this.state === 'closed') {
+      req.resolve(encodeError(`ERR backend ${this.addr} connection closed`));
+      return;
+    }
+    if (this.state === 'idle' || this.state === 'down') {
       if (this.state === 'down' && Date.now() < this.retryAt) {
         req.resolve(encodeError(`ERR backend ${this.addr} is down: ${this.lastError}`));
         return;
@@ -92,24 +130,32 @@ export class BackendConnection implements Flushable {
       this.connect();
     }
     if (this.inflight.length === 0) this.lastProgressAt = Date.now();
+    this.sent++;
     this.inflight.push(req);
     this.batch.push(req.payload);
     this.batchBytes += req.payload.length;
-    this.opts.flusher.mark(this);
+    if (this.state === 'ready') this.opts.flusher.mark(this);
   }
 
   flush(): void {
-    if (this.batch.length === 0 || this.socket === null) return;
+    if (this.batch.length === 0 || this.socket === null || this.state !== 'ready') return;
     const data = this.batch.length === 1 ? this.batch[0]! : Buffer.concat(this.batch, this.batchBytes);
     this.batch = [];
     this.batchBytes = 0;
-    // Writing to a socket that is still connecting is fine: node queues it until connected.
     this.socket.write(data);
   }
 
-  close(): void {
+  /** Closes the connection; requests still waiting get a definite error. */
+  close(reason = 'connection closed'): void {
     if (this.state === 'closed') return;
-    this.fail('connection closed', 'closed');
+    this.fail(reason, 'closed');
+  }
+
+  /** Drops the connection now (e.g. on fencing) but allows a later reconnect. */
+  reset(reason: string): void {
+    if (this.state === 'closed' || this.state === 'idle' || this.state === 'down') return;
+    this.fail(reason);
+    this.retryAt = 0;
   }
 
   private connect(): void {
@@ -117,15 +163,21 @@ export class BackendConnection implements Flushable {
     const socket = net.connect({ host: this.host, port: this.port, noDelay: true });
     this.socket = socket;
     const connectTimer = setTimeout(() => {
-      if (this.socket === socket && this.state === 'connecting') this.fail(`connect timed out after ${this.opts.connectTimeoutMs} ms`);
+      if (this.socket === socket && (this.state === 'connecting' || this.state === 'handshake')) {
+        this.fail(`connect timed out after ${this.opts.connectTimeoutMs} ms`);
+      }
     }, this.opts.connectTimeoutMs);
     socket.once('connect', () => {
-      clearTimeout(connectTimer);
       if (this.socket !== socket) return;
-      this.state = 'ready';
-      this.backoffMs = MIN_BACKOFF_MS;
-      this.opts.logger.info({ backend: this.addr }, 'backend connected');
-      this.opts.onStateChange?.(this.addr, true);
+      this.state = 'handshake';
+      this.handshake(() => {
+        clearTimeout(connectTimer);
+        this.state = 'ready';
+        this.backoffMs = MIN_BACKOFF_MS;
+        this.opts.logger.info({ backend: this.addr }, 'backend connected');
+        this.opts.onStateChange?.(this.addr, true);
+        this.flush();
+      });
     });
     socket.on('data', (chunk: Buffer) => {
       if (this.socket !== socket) return;
@@ -146,6 +198,68 @@ export class BackendConnection implements Flushable {
     this.startWatchdog();
   }
 
+  private ask(args: (string | Buffer)[], then: (reply: Buffer) => void): void {
+    const req = new InternalRequest(encodeCommand(args), then);
+    this.internal.push(req);
+    this.socket?.write(req.payload);
+  }
+
+  /** AUTH as the proxy's user; create the user where it is missing; detect fencing. */
+  private handshake(done: () => void): void {
+    const auth = this.opts.auth;
+    if (auth === null) {
+      done();
+      return;
+    }
+    const socket = this.socket;
+    const current = (): boolean => this.socket === socket && this.state === 'handshake';
+    this.ask(['AUTH', auth.user, auth.password], (reply) => {
+      if (!current()) return;
+      if (!isErrorReply(reply)) {
+        done();
+        return;
+      }
+      // Still the default user here: find out why our user was refused.
+      this.ask(['ACL', 'GETUSER', auth.user], (info) => {
+        if (!current()) return;
+        const fields = splitArrayReply(info);
+        if (fields !== null) {
+          const flagsAt = fields.findIndex((f) => f.toString('latin1') === '$5\r\nflags\r\n');
+          const flags = flagsAt >= 0 ? fields[flagsAt + 1]?.toString('latin1') ?? '' : '';
+          if (/\boff\b/.test(flags)) {
+            this.opts.logger.warn({ backend: this.addr, user: auth.user }, 'backend refuses our ACL user: this proxy is fenced');
+            auth.onFenced(this.addr);
+            this.fail('refused this proxy: it has been fenced');
+            return;
+          }
+          // Enabled but another password: an earlier process of this proxy id. Take it over
+          // without touching on/off, so a concurrent fence still wins.
+          this.ask(['ACL', 'SETUSER', auth.user, 'resetpass', `>${auth.password}`], () => this.retryAuth(auth, current, done));
+          return;
+        }
+        if (isErrorReply(info)) {
+          this.fail(`cannot check the proxy's ACL user: ${info.toString('latin1', 1, info.length - 2)}`);
+          return;
+        }
+        // No such user: first time this proxy uses this server.
+        this.ask(['ACL', 'SETUSER', auth.user, ...proxyAclRules(auth.password)], () => this.retryAuth(auth, current, done));
+      });
+    });
+  }
+
+  private retryAuth(auth: BackendAuth, current: () => boolean, done: () => void): void {
+    if (!current()) return;
+    this.ask(['AUTH', auth.user, auth.password], (reply) => {
+      if (!current()) return;
+      if (isErrorReply(reply)) {
+        auth.onFenced(this.addr);
+        this.fail('refused this proxy: it has been fenced');
+        return;
+      }
+      done();
+    });
+  }
+
   /** Fails every waiting request with a definite error and drops the socket. */
   private fail(reason: string, next: State = 'down'): void {
     const wasUp = this.state === 'ready';
@@ -162,7 +276,9 @@ export class BackendConnection implements Flushable {
     this.scanner.reset();
     this.batch = [];
     this.batchBytes = 0;
+    this.internal.drain();
     const waiting = this.inflight.drain();
+    this.answered += waiting.length;
     if (waiting.length > 0 || wasUp) {
       this.opts.logger.warn({ backend: this.addr, reason, failedRequests: waiting.length }, 'backend connection failed');
     }
@@ -178,7 +294,8 @@ export class BackendConnection implements Flushable {
     if (this.watchdog !== null) return;
     const interval = Math.max(10, Math.min(250, Math.floor(this.opts.timeoutMs / 4)));
     this.watchdog = setInterval(() => {
-      if (this.inflight.length > 0 && Date.now() - this.lastProgressAt > this.opts.timeoutMs) {
+      const waiting = this.inflight.length > 0 || this.internal.length > 0;
+      if (waiting && Date.now() - this.lastProgressAt > this.opts.timeoutMs) {
         this.fail(`timed out: no reply in ${this.opts.timeoutMs} ms`);
       }
     }, interval);
@@ -193,7 +310,7 @@ export class BackendConnection implements Flushable {
 
 /** A fixed set of connections to one server; a session always maps to the same one. */
 export class BackendPool {
-  private readonly connections: BackendConnection[];
+  readonly connections: readonly BackendConnection[];
 
   constructor(readonly addr: string, size: number, opts: BackendOptions) {
     this.connections = Array.from({ length: size }, () => new BackendConnection(addr, opts));
@@ -211,6 +328,11 @@ export class BackendPool {
 
   get isUp(): boolean {
     return this.connections.some((c) => c.isUp);
+  }
+
+  /** Drops every connection (they reconnect on the next request). */
+  reset(reason: string): void {
+    for (const c of this.connections) c.reset(reason);
   }
 
   close(): void {

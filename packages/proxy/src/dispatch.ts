@@ -19,9 +19,11 @@ import {
   checkArity,
   extractKeyIndexes,
   blocksConnection,
+  errorReplyMessage,
+  isErrorReply,
   type CommandInfo,
 } from '@reborn/protocol';
-import type { BackendPool } from './backend.js';
+import type { BackendPool, BackendRequest } from './backend.js';
 import { answerLocally, type LocalContext } from './local-commands.js';
 import { AllOkMerge, ArrayAndMerge, FirstMerge, MgetMerge, SumMerge, type ClientRequest, type Merge } from './request.js';
 import type { Router } from './router.js';
@@ -32,6 +34,13 @@ const CROSSSLOT = encodeError("CROSSSLOT Keys in request don't hash to the same 
 const NOT_READY = encodeError('ERR proxy not ready');
 const NOAUTH = encodeError('NOAUTH Authentication required.');
 const EMPTY = Buffer.alloc(0);
+const NO_KEYS: readonly Buffer[] = [];
+/** MIGRATE's own timeout for moving the keys of one request. */
+const MIGRATE_TIMEOUT_MS = '5000';
+
+function keysAt(args: Buffer[], indexes: number[]): Buffer[] {
+  return indexes.map((i) => args[i]!);
+}
 
 /** Commands an unauthenticated client may still send (as in Redis). */
 const ALLOWED_BEFORE_AUTH = new Set(['auth', 'hello', 'quit']);
@@ -49,6 +58,10 @@ export class Dispatcher {
     private readonly router: Router,
     private readonly stats: CommandStats,
     private readonly local: LocalContext,
+    /** Why data commands are refused right now (not registered yet, fenced), or null. */
+    private readonly refusal: () => Buffer | null,
+    /** A MIGRATE answered BUSYKEY: the key exists in both groups. Surfaced, never papered over. */
+    private readonly onBusyKey: (slot: number, keys: readonly Buffer[]) => void,
   ) {
     this.unknownStat = stats.indexOf('unknown');
   }
@@ -79,16 +92,27 @@ export class Dispatcher {
     const policy = cmd.policy;
     switch (policy.kind) {
       case 'route':
-        this.route(session, req, cmd, args, raw);
-        return;
       case 'split':
-        this.split(session, req, cmd, args, raw, policy.merge);
+      case 'fanout':
+        if (!this.router.isReady) {
+          req.resolve(NOT_READY);
+          return;
+        }
+        const refusal = this.refusal();
+        if (refusal !== null) {
+          req.resolve(refusal);
+          return;
+        }
+        // Keep this client's execution order behind a request that waits for a slot barrier
+        // or for a key move: see Session.gate.
+        if (session.isGated) {
+          session.park(() => this.routeByPolicy(session, req, cmd, args, raw));
+          return;
+        }
+        this.routeByPolicy(session, req, cmd, args, raw);
         return;
       case 'local':
         answerLocally(this.local, session, req, cmd, args, raw);
-        return;
-      case 'fanout':
-        this.fanout(session, req, cmd, args, raw, policy.merge);
         return;
       case 'unsupported':
         req.resolve(encodeError(`ERR command '${cmd.name.replace('|', ' ')}' is not supported by reborn: ${policy.reason}`));
@@ -96,12 +120,15 @@ export class Dispatcher {
     }
   }
 
-  /** Sends a single-slot command to the slot's master. */
+  private routeByPolicy(session: Session, req: ClientRequest, cmd: CommandInfo, args: Buffer[], raw: Buffer | null): void {
+    const policy = cmd.policy;
+    if (policy.kind === 'split') this.split(session, req, cmd, args, raw, policy.merge);
+    else if (policy.kind === 'fanout') this.fanout(session, req, cmd, args, raw, policy.merge);
+    else this.route(session, req, cmd, args, raw);
+  }
+
+  /** Sends a single-slot command to the slot's owner. */
   private route(session: Session, req: ClientRequest, cmd: CommandInfo, args: Buffer[], raw: Buffer | null): void {
-    if (!this.router.isReady) {
-      req.resolve(NOT_READY);
-      return;
-    }
     if (blocksConnection(cmd, args)) {
       // Only reached by forms like XREAD BLOCK: a blocked request would stall every client
       // sharing the backend connection.
@@ -115,7 +142,7 @@ export class Dispatcher {
       req.resolve(encodeError(`ERR ${(err as Error).message}`));
       return;
     }
-    let slot: number;
+    if (raw === null) req.payload = encodeCommand(args);
     if (keys.length === 0) {
       // Keyless scripts (EVAL with numkeys 0) and the like run on the first served group.
       const first = this.router.firstServed();
@@ -123,29 +150,84 @@ export class Dispatcher {
         req.resolve(encodeError('ERR no slot is served: run reborn-config slot init'));
         return;
       }
-      slot = first.id;
-    } else {
-      slot = keySlot(args[keys[0]!]!);
-      for (let i = 1; i < keys.length; i++) {
-        if (keySlot(args[keys[i]!]!) !== slot) {
-          req.resolve(CROSSSLOT);
-          return;
-        }
-      }
-    }
-    const entry = this.router.slots[slot]!;
-    if (entry.master === null) {
-      req.resolve(encodeError(`ERR ${entry.unavailable ?? `slot ${slot} is not served`}`));
+      this.sendToSlot(session, req, first.id, NO_KEYS);
       return;
     }
-    if (raw === null) req.payload = encodeCommand(args);
-    entry.master.pick(session.id).send(req);
+    const slot = keySlot(args[keys[0]!]!);
+    for (let i = 1; i < keys.length; i++) {
+      if (keySlot(args[keys[i]!]!) !== slot) {
+        req.resolve(CROSSSLOT);
+        return;
+      }
+    }
+    this.sendToSlot(session, req, slot, keys.length === 1 ? [args[keys[0]!]!] : keys.map((k) => args[k]!));
   }
 
   /**
-   * MGET/MSET/DEL/UNLINK/EXISTS/TOUCH. Keys are grouped by the master that owns their slot;
-   * when they all land on one master the command goes unchanged, otherwise each master gets
-   * one command with its share of the keys and the replies are merged.
+   * Sends one backend request whose keys all belong to `slot`, by the slot's state:
+   *   online      → the owner's master;
+   *   pre_migrate → held until the barrier moves the slot on, then sent by its new state;
+   *   migrating   → `MIGRATE … KEYS <keys>` on the source master first (never REPLACE: a
+   *                 BUSYKEY reply means the key exists in both groups, a bug to surface),
+   *                 then the request to the target master;
+   *   offline     → an error.
+   */
+  private sendToSlot(session: Session, breq: BackendRequest, slot: number, keys: readonly Buffer[]): void {
+    const entry = this.router.slots[slot]!;
+    if (entry.master === null) {
+      breq.resolve(encodeError(`ERR ${entry.unavailable ?? `slot ${slot} is not served`}`));
+      return;
+    }
+    if (entry.state === 'online') {
+      entry.master.pick(session.id).send(breq);
+      return;
+    }
+    session.gate();
+    if (entry.state === 'pre_migrate') {
+      this.router.hold(
+        slot,
+        () => {
+          this.sendToSlot(session, breq, slot, keys);
+          session.ungate();
+        },
+        (reply) => {
+          breq.resolve(reply);
+          session.ungate();
+        },
+      );
+      return;
+    }
+    if (keys.length === 0) {
+      entry.master.pick(session.id).send(breq);
+      session.ungate();
+      return;
+    }
+    const migrate = encodeCommand(['MIGRATE', entry.targetHost, entry.targetPort, '', '0', MIGRATE_TIMEOUT_MS, 'KEYS', ...keys]);
+    entry.source!.pick(session.id).send({
+      payload: migrate,
+      resolve: (reply: Buffer) => {
+        if (isErrorReply(reply)) {
+          const message = errorReplyMessage(reply);
+          if (message.startsWith('BUSYKEY')) this.onBusyKey(slot, keys);
+          breq.resolve(encodeError(`ERR moving the keys of migrating slot ${slot} failed: ${message}`));
+        } else {
+          // The keys are in the target now. Route by the slot's current entry: it may have
+          // gone online in the target meanwhile, never back to the source.
+          const now = this.router.slots[slot]!;
+          if (now.master === null) breq.resolve(encodeError(`ERR ${now.unavailable ?? `slot ${slot} is not served`}`));
+          else now.master.pick(session.id).send(breq);
+        }
+        session.ungate();
+      },
+    });
+  }
+
+  /**
+   * MGET/MSET/DEL/UNLINK/EXISTS/TOUCH. When every key's slot is online, keys are grouped by
+   * the master that owns them: all on one master → the command goes unchanged, otherwise each
+   * master gets one command with its share of the keys and the replies are merged. When a
+   * slot is being migrated, parts are cut per slot instead, so each goes through
+   * sendToSlot's barrier and key-move handling.
    */
   private split(
     session: Session,
@@ -155,49 +237,58 @@ export class Dispatcher {
     raw: Buffer | null,
     merge: 'mget' | 'mset' | 'sum',
   ): void {
-    if (!this.router.isReady) {
-      req.resolve(NOT_READY);
-      return;
-    }
     const step = merge === 'mset' ? 2 : 1;
     if ((args.length - 1) % step !== 0) {
       req.resolve(encodeError(`ERR wrong number of arguments for '${cmd.name}' command`));
       return;
     }
-    const byPool = new Map<BackendPool, number[]>();
+    const slots = this.router.slots;
+    // Part key: a BackendPool when the slot is online, else the slot number.
+    const parts = new Map<BackendPool | number, number[]>();
+    let firstSlot = -1;
+    let oneSlot = true;
     for (let i = 1; i < args.length; i += step) {
-      const entry = this.router.slots[keySlot(args[i]!)]!;
+      const slot = keySlot(args[i]!);
+      if (firstSlot === -1) firstSlot = slot;
+      else if (slot !== firstSlot) oneSlot = false;
+      const entry = slots[slot]!;
       if (entry.master === null) {
         req.resolve(encodeError(`ERR ${entry.unavailable ?? 'slot is not served'}`));
         return;
       }
-      const list = byPool.get(entry.master);
-      if (list === undefined) byPool.set(entry.master, [i]);
+      const partKey = entry.state === 'online' ? entry.master : slot;
+      const list = parts.get(partKey);
+      if (list === undefined) parts.set(partKey, [i]);
       else list.push(i);
     }
-    if (byPool.size === 1) {
-      if (raw === null) req.payload = encodeCommand(args);
-      byPool.keys().next().value!.pick(session.id).send(req);
+    if (raw === null) req.payload = encodeCommand(args);
+    if (oneSlot) {
+      this.sendToSlot(session, req, firstSlot, keysAt(args, parts.values().next().value!));
+      return;
+    }
+    const entries = [...parts];
+    if (entries.length === 1 && typeof entries[0]![0] !== 'number') {
+      (entries[0]![0] as BackendPool).pick(session.id).send(req);
       return;
     }
     const name = args[0]!;
-    const parts = [...byPool];
     let m: Merge;
     if (merge === 'mget') {
-      const positions = parts.map(([, idx]) => idx.map((i) => i - 1));
-      m = new MgetMerge(req, positions, args.length - 1);
+      m = new MgetMerge(req, entries.map(([, idx]) => idx.map((i) => i - 1)), args.length - 1);
     } else if (merge === 'mset') {
-      m = new AllOkMerge(req, parts.length);
+      m = new AllOkMerge(req, entries.length);
     } else {
-      m = new SumMerge(req, parts.length);
+      m = new SumMerge(req, entries.length);
     }
-    parts.forEach(([pool, idx], p) => {
+    entries.forEach(([target, idx], p) => {
       const partArgs: Buffer[] = [name];
       for (const i of idx) {
         partArgs.push(args[i]!);
         if (step === 2) partArgs.push(args[i + 1]!);
       }
-      pool.pick(session.id).send(m.part(p, encodeCommand(partArgs)));
+      const part = m.part(p, encodeCommand(partArgs));
+      if (typeof target === 'number') this.sendToSlot(session, part, target, keysAt(args, idx));
+      else target.pick(session.id).send(part);
     });
   }
 
@@ -210,10 +301,6 @@ export class Dispatcher {
     raw: Buffer | null,
     merge: 'sum' | 'first' | 'all-ok' | 'info' | 'concat',
   ): void {
-    if (!this.router.isReady) {
-      req.resolve(NOT_READY);
-      return;
-    }
     const masters = this.router.masters();
     if (masters.length === 0) {
       req.resolve(encodeError('ERR no groups are configured'));

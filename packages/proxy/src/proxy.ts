@@ -7,13 +7,34 @@
  * unreachable), watch from that revision, then register under a lease. When etcd goes away
  * the proxy keeps serving with the table it has; the watch resumes (or the table is reloaded
  * whole when etcd compacted past it) once etcd is back.
+ *
+ * Barrier (DESIGN.md "Slot migration"): the watch delivers actions after the slot changes
+ * they guard. For an action that names this proxy, the router already holds new requests of
+ * those slots; the proxy snapshots how many requests each backend connection has been sent,
+ * waits until all of them are answered, and only then writes its ack.
+ *
+ * Fencing: the proxy talks to redis as its own ACL user. When a backend refuses that user
+ * (reborn-config disabled it because this proxy missed a barrier), the proxy stops serving
+ * data commands, drops every backend connection, registers again, reloads the table, and
+ * only then re-enables its user and serves again.
  */
 import http from 'node:http';
 import net from 'node:net';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
-import { encodeError } from '@reborn/protocol';
-import { Store, type ProxyInfo } from '@reborn/coordinator';
+import { randomBytes } from 'node:crypto';
+import { encodeError, isErrorReply } from '@reborn/protocol';
+import {
+  Barrier,
+  proxyAclUser,
+  Store,
+  type ActionInfo,
+  type ProxyInfo,
+  type ProxyRegistration,
+  type Topology,
+  type TopologyWatch,
+} from '@reborn/coordinator';
+import { redisCommand } from './admin-redis.js';
 import { Dispatcher } from './dispatch.js';
 import { Flusher } from './flusher.js';
 import type { LocalContext } from './local-commands.js';
@@ -24,6 +45,8 @@ import { Router } from './router.js';
 import { Session, type SessionHost, type SessionLimits } from './session.js';
 
 const MAX_CLIENTS_REPLY = encodeError('ERR max number of clients reached');
+const NOT_A_MEMBER = encodeError('ERR proxy not ready: not yet registered in etcd');
+const FENCED = encodeError('ERR this proxy has been fenced and is reloading its slot table; try again');
 
 function splitHostPort(addr: string): { host: string; port: number } {
   const i = addr.lastIndexOf(':');
@@ -43,14 +66,23 @@ export class Proxy implements SessionHost {
   private server: net.Server | null = null;
   private admin: http.Server | null = null;
   private store: Store | null = null;
-  private watch: { close(): void | Promise<void> } | null = null;
-  private registration: { close(): Promise<void> } | null = null;
+  private watch: TopologyWatch | null = null;
+  private registration: ProxyRegistration | null = null;
+  private barrier: Barrier | null = null;
+  /** Actions acked (or being drained) by this process, so a replayed action is acked once. */
+  private readonly handledActions = new Set<number>();
+  private fenced = false;
+  /** True once our member record is in etcd: only then may data commands reach redis. */
+  private member = false;
+  private readonly aclUser: string;
+  private readonly aclPassword = randomBytes(24).toString('hex');
   private stopping = false;
   private readonly startedAt = Date.now();
   private listenPort = 0;
 
   constructor(private readonly options: ProxyOptions, readonly logger: Logger) {
     this.authRequired = options.auth !== null;
+    this.aclUser = proxyAclUser(options.product, options.id);
     this.limits = {
       maxPipeline: options.maxPipeline,
       maxClientOutputBytes: options.maxClientOutputBytes,
@@ -64,6 +96,7 @@ export class Proxy implements SessionHost {
         timeoutMs: options.backendTimeoutMs,
         logger: logger.child({ component: 'backend' }),
         flusher: this.flusher,
+        auth: { user: this.aclUser, password: this.aclPassword, onFenced: (addr) => this.onFenced(addr) },
       },
       logger.child({ component: 'router' }),
     );
@@ -86,7 +119,13 @@ export class Proxy implements SessionHost {
       totalConnections: () => this.connections,
       totalCommands: () => this.metrics.commands.totalCalls(),
     };
-    this.dispatcher = new Dispatcher(this.router, this.metrics.commands, local);
+    this.dispatcher = new Dispatcher(
+      this.router,
+      this.metrics.commands,
+      local,
+      () => (this.fenced ? FENCED : this.member ? null : NOT_A_MEMBER),
+      (slot, keys) => logger.error({ slot, keys: keys.map((k) => k.toString('latin1')) }, 'MIGRATE answered BUSYKEY: a key exists in both groups of a migrating slot'),
+    );
   }
 
   dispatch(session: Session, args: Buffer[], raw: Buffer | null): void {
@@ -105,8 +144,27 @@ export class Proxy implements SessionHost {
     await this.listen();
     await this.listenAdmin();
     this.store = await Store.open({ endpoints: this.options.etcd, product: this.options.product });
+    this.barrier = new Barrier(this.store);
     await this.loadTopology();
     await this.register();
+    await this.becomeMember();
+  }
+
+  /**
+   * Writes our member record (barrier.ts: a record without a lease, so a barrier names this
+   * proxy even when its lease lapsed while it kept serving). Data commands wait for it.
+   */
+  private async becomeMember(): Promise<void> {
+    for (let attempt = 1; !this.stopping; attempt++) {
+      try {
+        await this.barrier!.putMember(this.options.id, { addr: this.options.addr, pid: process.pid, host: hostname() });
+        this.member = true;
+        return;
+      } catch (err) {
+        this.logger.warn({ err: (err as Error).message, attempt }, 'cannot record membership in etcd yet; data commands wait');
+        await new Promise((r) => setTimeout(r, Math.min(200 * attempt, 2000)));
+      }
+    }
   }
 
   get address(): { port: number; adminPort: number } {
@@ -126,7 +184,9 @@ export class Proxy implements SessionHost {
       await new Promise((r) => setTimeout(r, 20));
     }
     for (const s of this.sessions) s.close();
-    await Promise.resolve(this.watch?.close());
+    // No session is left to write anything: a barrier need not wait for this proxy any more.
+    if (this.member) await this.barrier?.deleteMember(this.options.id).catch(() => undefined);
+    await this.watch?.close();
     await this.registration?.close().catch(() => undefined);
     await this.store?.close().catch(() => undefined);
     this.router.close();
@@ -222,8 +282,9 @@ export class Proxy implements SessionHost {
     for (let attempt = 1; !this.stopping; attempt++) {
       try {
         const topo = await store.loadTopology();
-        this.router.load(topo.groups, topo.slots);
-        this.watch = await store.watchTopology(topo.revision, {
+        this.applyTopology(topo);
+        await this.watch?.close();
+        this.watch = store.watchTopology(topo.revision, {
           onSlot: (slot) => {
             this.metrics.topologyUpdates.inc();
             this.router.updateSlot(slot);
@@ -232,23 +293,92 @@ export class Proxy implements SessionHost {
             this.metrics.topologyUpdates.inc();
             this.router.updateGroup(id, group);
           },
+          onAction: (action) => this.onAction(action),
           onError: (err) => this.logger.warn({ err: err.message }, 'topology watch error; serving with the current table'),
-          onResync: () => void this.resync(),
+          onResync: (t) => this.applyTopology(t),
         });
         return;
       } catch (err) {
         this.logger.warn({ err: (err as Error).message, attempt }, 'cannot load topology from etcd, retrying');
-        await new Promise((r) => setTimeout(r, Math.min(1000 * attempt, 5000)));
+        await new Promise((r) => setTimeout(r, Math.min(200 * attempt, 2000)));
       }
     }
   }
 
-  /** The watch fell behind etcd's compaction: reload the whole table and watch again. */
-  private async resync(): Promise<void> {
-    this.logger.warn('topology watch lost its revision; reloading the table');
-    await Promise.resolve(this.watch?.close());
-    this.watch = null;
-    await this.loadTopology();
+  /** Installs a complete table, then acks any barrier action naming us that we have not acked. */
+  private applyTopology(t: Topology): void {
+    this.router.load(t.groups, t.slots);
+    this.barrier!.listActions().then(
+      (actions) => actions.forEach((a) => this.onAction(a)),
+      (err: Error) => this.logger.warn({ err: err.message }, 'cannot list barrier actions'),
+    );
+  }
+
+  /** Drains the requests already sent, then acks (DESIGN.md "Slot migration", step 1). */
+  private onAction(action: ActionInfo): void {
+    if (!action.proxies.includes(this.options.id) || this.handledActions.has(action.seq)) return;
+    this.handledActions.add(action.seq);
+    const started = Date.now();
+    const marker = this.router.drainMarker();
+    const ack = async (): Promise<void> => {
+      while (!Router.drained(marker)) await new Promise((r) => setTimeout(r, 1));
+      for (let attempt = 1; !this.stopping; attempt++) {
+        try {
+          await this.barrier!.ack(action.seq, this.options.id);
+          this.logger.info({ action: action.seq, slots: action.slots.length, drainMs: Date.now() - started }, 'barrier acked');
+          return;
+        } catch (err) {
+          this.logger.warn({ err: (err as Error).message, action: action.seq, attempt }, 'cannot ack barrier action yet');
+          await new Promise((r) => setTimeout(r, Math.min(100 * attempt, 1000)));
+        }
+      }
+    };
+    void ack();
+  }
+
+  /**
+   * A backend refused our ACL user. Stop data traffic at once; then register again, reload
+   * the table, re-enable the user everywhere, and serve again.
+   */
+  private onFenced(addr: string): void {
+    if (this.fenced || this.stopping) return;
+    this.fenced = true;
+    this.logger.warn({ backend: addr }, 'proxy fenced: refusing data commands until re-registered and reloaded');
+    this.router.resetBackends('this proxy has been fenced');
+    void this.recoverFromFence();
+  }
+
+  private async recoverFromFence(): Promise<void> {
+    for (let attempt = 1; !this.stopping; attempt++) {
+      try {
+        await this.registration?.close();
+        this.registration = null;
+        await this.register();
+        await this.barrier!.putMember(this.options.id, { addr: this.options.addr, pid: process.pid, host: hostname() });
+        this.handledActions.clear();
+        await this.loadTopology();
+        await this.enableAclUser();
+        await this.barrier!.deleteFence(this.options.id);
+        this.fenced = false;
+        this.logger.info({ attempt }, 'proxy unfenced: re-registered, table reloaded, serving again');
+        return;
+      } catch (err) {
+        this.logger.warn({ err: (err as Error).message, attempt }, 'cannot recover from fencing yet, retrying');
+        await new Promise((r) => setTimeout(r, Math.min(200 * attempt, 2000)));
+      }
+    }
+  }
+
+  /** Re-enables this proxy's ACL user on every server of every group. */
+  private async enableAclUser(): Promise<void> {
+    const servers = new Set<string>();
+    for (const g of this.router.groupList()) for (const s of g.servers) servers.add(s.addr);
+    await Promise.all(
+      [...servers].map(async (addr) => {
+        const reply = await redisCommand(addr, ['ACL', 'SETUSER', this.aclUser, 'on', 'resetpass', `>${this.aclPassword}`, '~*', '&*', '+@all']);
+        if (isErrorReply(reply)) throw new Error(`${addr}: ${reply.toString('latin1', 1, reply.length - 2)}`);
+      }),
+    );
   }
 
   private async register(): Promise<void> {
@@ -262,11 +392,15 @@ export class Proxy implements SessionHost {
       startedAt: new Date(this.startedAt).toISOString(),
       state: 'online',
     };
-    try {
-      this.registration = await this.store!.registerProxy(info);
-      this.logger.info({ addr: info.addr }, 'proxy registered in etcd');
-    } catch (err) {
-      this.logger.warn({ err: (err as Error).message }, 'cannot register in etcd yet; serving anyway');
+    for (let attempt = 1; !this.stopping; attempt++) {
+      try {
+        this.registration = await this.store!.registerProxy(info);
+        this.logger.info({ addr: info.addr }, 'proxy registered in etcd');
+        return;
+      } catch (err) {
+        this.logger.warn({ err: (err as Error).message, attempt }, 'cannot register in etcd yet, retrying');
+        await new Promise((r) => setTimeout(r, Math.min(200 * attempt, 2000)));
+      }
     }
   }
 }

@@ -11,16 +11,40 @@ import type { Logger } from 'pino';
 import { SLOT_COUNT } from '@reborn/protocol';
 import type { GroupInfo, SlotInfo } from '@reborn/coordinator';
 import { groupMaster, NO_GROUP } from '@reborn/coordinator';
-import { BackendPool, type BackendOptions } from './backend.js';
+import { encodeError } from '@reborn/protocol';
+import { BackendPool, type BackendConnection, type BackendOptions } from './backend.js';
+import { Fifo } from './fifo.js';
+
+export interface HoldLimits {
+  /** How long a request may wait for its slot's barrier before it fails. */
+  holdTimeoutMs: number;
+  /** Most requests held at once, over all slots. */
+  maxHeld: number;
+}
 
 export interface SlotEntry {
   readonly id: number;
   readonly state: SlotInfo['state'];
   readonly groupId: number;
-  /** The owning group's master pool; null when the slot cannot be served. */
+  /**
+   * Where requests go: the owner's master when online, the target's master when migrating
+   * (after the touched keys were moved there), null when the slot cannot be served.
+   */
   readonly master: BackendPool | null;
+  /** While migrating: the source master, where touched keys are MIGRATEd from. */
+  readonly source: BackendPool | null;
+  /** While migrating: the target master's host and port, as MIGRATE arguments. */
+  readonly targetHost: string;
+  readonly targetPort: string;
   /** Why the slot cannot be served, for the client's error reply. */
   readonly unavailable: string | null;
+}
+
+/** A request waiting for its slot to leave pre_migrate. */
+interface Held {
+  readonly since: number;
+  resume(): void;
+  fail(reply: Buffer): void;
 }
 
 export class Router {
@@ -29,14 +53,81 @@ export class Router {
   private slotInfos: SlotInfo[];
   private readonly pools = new Map<string, BackendPool>();
   private ready = false;
+  private readonly held: (Fifo<Held> | undefined)[] = new Array(SLOT_COUNT);
+  private heldCount = 0;
+  private readonly holdSweeper: NodeJS.Timeout;
 
   constructor(
     private readonly poolSize: number,
     private readonly backendOptions: BackendOptions,
     private readonly logger: Logger,
+    private readonly holdLimits: HoldLimits = { holdTimeoutMs: 15_000, maxHeld: 100_000 },
   ) {
     this.slotInfos = Array.from({ length: SLOT_COUNT }, (_, id) => ({ id, state: 'offline' as const, group: NO_GROUP }));
     this.slots = this.slotInfos.map((s) => this.buildEntry(s));
+    this.holdSweeper = setInterval(() => this.expireHolds(), 100);
+    this.holdSweeper.unref();
+  }
+
+  /**
+   * Parks a request of a slot in pre_migrate until the slot changes state (it is then
+   * resumed and routed again) or the hold times out (it fails).
+   */
+  hold(slot: number, resume: () => void, fail: (reply: Buffer) => void): void {
+    if (this.heldCount >= this.holdLimits.maxHeld) {
+      fail(encodeError(`ERR slot ${slot} is being prepared for migration and too many requests wait; try again`));
+      return;
+    }
+    let q = this.held[slot];
+    if (q === undefined) {
+      q = new Fifo<Held>();
+      this.held[slot] = q;
+    }
+    q.push({ since: Date.now(), resume, fail });
+    this.heldCount++;
+  }
+
+  get heldRequests(): number {
+    return this.heldCount;
+  }
+
+  /** A snapshot of how many requests every backend connection has been sent so far. */
+  drainMarker(): Array<[BackendConnection, number]> {
+    const marker: Array<[BackendConnection, number]> = [];
+    for (const pool of this.pools.values()) for (const c of pool.connections) marker.push([c, c.sent]);
+    return marker;
+  }
+
+  /** True once every request counted in `marker` has its reply (or its error). */
+  static drained(marker: Array<[BackendConnection, number]>): boolean {
+    return marker.every(([c, sent]) => c.answered >= sent);
+  }
+
+  /** Drops every backend connection; used when this proxy finds it has been fenced. */
+  resetBackends(reason: string): void {
+    for (const pool of this.pools.values()) pool.reset(reason);
+  }
+
+  private releaseHeld(slot: number): void {
+    const q = this.held[slot];
+    if (q === undefined || this.slots[slot]!.state === 'pre_migrate') return;
+    this.held[slot] = undefined;
+    this.heldCount -= q.length;
+    for (let h = q.shift(); h !== undefined; h = q.shift()) h.resume();
+  }
+
+  private expireHolds(): void {
+    if (this.heldCount === 0) return;
+    const limit = Date.now() - this.holdLimits.holdTimeoutMs;
+    for (let slot = 0; slot < SLOT_COUNT; slot++) {
+      const q = this.held[slot];
+      if (q === undefined) continue;
+      while (q.length > 0 && q.peek()!.since < limit) {
+        this.heldCount--;
+        q.shift()!.fail(encodeError(`ERR slot ${slot} is being prepared for migration; timed out after ${this.holdLimits.holdTimeoutMs} ms, try again`));
+      }
+      if (q.length === 0) this.held[slot] = undefined;
+    }
   }
 
   get isReady(): boolean {
@@ -49,6 +140,7 @@ export class Router {
     this.slotInfos = [...slots];
     this.rebuildAll();
     this.ready = true;
+    for (let i = 0; i < SLOT_COUNT; i++) this.releaseHeld(i);
     this.logger.info({ groups: groups.size, online: this.slots.filter((s) => s.master !== null).length }, 'slot table loaded');
   }
 
@@ -61,6 +153,7 @@ export class Router {
       this.logger.info({ slot: slot.id, state: after.state, group: after.groupId, from: slot.from, to: slot.to }, 'slot switched');
     }
     this.closeUnusedPools();
+    this.releaseHeld(slot.id);
   }
 
   updateGroup(id: number, group: GroupInfo | null): void {
@@ -96,6 +189,7 @@ export class Router {
   }
 
   close(): void {
+    clearInterval(this.holdSweeper);
     for (const pool of this.pools.values()) pool.close();
     this.pools.clear();
   }
@@ -106,15 +200,26 @@ export class Router {
   }
 
   private buildEntry(info: SlotInfo): SlotEntry {
-    const base = { id: info.id, state: info.state, groupId: info.group };
-    if (info.state === 'offline' || info.group === NO_GROUP) {
-      return { ...base, master: null, unavailable: `slot ${info.id} is offline` };
+    const base = { id: info.id, state: info.state, groupId: info.group, source: null, targetHost: '', targetPort: '' };
+    const unavailable = (why: string): SlotEntry => ({ ...base, master: null, unavailable: why });
+    if (info.state === 'offline' || info.group === NO_GROUP) return unavailable(`slot ${info.id} is offline`);
+    const masterOf = (gid: number): string | null => {
+      const group = this.groups.get(gid);
+      return group === undefined ? null : groupMaster(group)?.addr ?? null;
+    };
+    if (info.state === 'migrating') {
+      // `group` is the target; keys still in `from` are moved on first touch.
+      const from = info.from === undefined ? null : masterOf(info.from);
+      const to = masterOf(info.to ?? info.group);
+      if (from === null || to === null) return unavailable(`slot ${info.id} is migrating between groups without a master`);
+      const i = to.lastIndexOf(':');
+      return { ...base, master: this.pool(to), source: this.pool(from), targetHost: to.slice(0, i), targetPort: to.slice(i + 1), unavailable: null };
     }
-    const group = this.groups.get(info.group);
-    if (group === undefined) return { ...base, master: null, unavailable: `slot ${info.id} belongs to unknown group ${info.group}` };
-    const master = groupMaster(group);
-    if (master === undefined) return { ...base, master: null, unavailable: `group ${info.group} has no master` };
-    return { ...base, master: this.pool(master.addr), unavailable: null };
+    const owner = masterOf(info.group);
+    if (owner === null) {
+      return unavailable(this.groups.has(info.group) ? `group ${info.group} has no master` : `slot ${info.id} belongs to unknown group ${info.group}`);
+    }
+    return { ...base, master: this.pool(owner), unavailable: null };
   }
 
   private pool(addr: string): BackendPool {

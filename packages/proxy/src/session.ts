@@ -7,6 +7,11 @@
  * queue's head is ever written, and a completed head releases every completed request
  * behind it.
  *
+ * Gate: a request whose slot is behind a migration barrier (held) or whose keys are being
+ * moved first (MIGRATE) "gates" the session until it has been sent to its backend. Requests
+ * parsed meanwhile are parked and routed afterwards, in order, so one client's commands run
+ * in the order it sent them even when a slot changes state between two of them.
+ *
  * Bounds: when `maxPipeline` requests are waiting, or the socket's send buffer is over its
  * high-water mark, the session stops reading from the client; it resumes once both are
  * clear. A client whose unsent output passes `maxClientOutputBytes` anyway (one huge reply)
@@ -16,6 +21,7 @@ import type net from 'node:net';
 import type { Logger } from 'pino';
 import { encodeError, MalformedRequestError, ProtocolError, RequestParser } from '@reborn/protocol';
 import type { Flushable, Flusher } from './flusher.js';
+import { Fifo } from './fifo.js';
 import { ClientRequest, type ReplySink } from './request.js';
 
 export interface SessionLimits {
@@ -49,6 +55,8 @@ export class Session implements Flushable, ReplySink {
   private out: Buffer[] = [];
   private outBytes = 0;
   private readPaused = false;
+  private gates = 0;
+  private readonly parked = new Fifo<() => void>(8);
   private closeAfterFlush = false;
   private closed = false;
   private readonly parser: RequestParser;
@@ -78,6 +86,24 @@ export class Session implements Flushable, ReplySink {
 
   get isClosed(): boolean {
     return this.closed;
+  }
+
+  get isGated(): boolean {
+    return this.gates > 0;
+  }
+
+  gate(): void {
+    this.gates++;
+  }
+
+  /** Routes the requests parked behind the gate, in order, until one of them gates again. */
+  ungate(): void {
+    this.gates--;
+    while (this.gates === 0 && this.parked.length > 0) this.parked.shift()!();
+  }
+
+  park(route: () => void): void {
+    this.parked.push(route);
   }
 
   /** Appends a request to the reply queue. The dispatcher calls this before routing it. */
