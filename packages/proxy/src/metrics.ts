@@ -87,6 +87,8 @@ export class CommandStats {
 
 export interface ProxyGauges {
   clients(): number;
+  held(): number;
+  fenced(): boolean;
   backends(): Array<{ addr: string; up: boolean; pending: number }>;
   ready(): boolean;
 }
@@ -98,6 +100,8 @@ export class ProxyMetrics {
   readonly rejectedConnections: client.Counter;
   readonly protocolErrors: client.Counter;
   readonly topologyUpdates: client.Counter;
+  readonly barrierAcks: client.Counter;
+  readonly fencings: client.Counter;
 
   constructor(gauges: ProxyGauges) {
     const registers = [this.registry];
@@ -106,6 +110,24 @@ export class ProxyMetrics {
     this.rejectedConnections = new client.Counter({ name: 'reborn_proxy_rejected_connections_total', help: 'Client connections refused (max clients).', registers });
     this.protocolErrors = new client.Counter({ name: 'reborn_proxy_protocol_errors_total', help: 'Client connections closed for malformed or oversized input.', registers });
     this.topologyUpdates = new client.Counter({ name: 'reborn_proxy_topology_updates_total', help: 'Slot and group changes applied from etcd.', registers });
+    this.barrierAcks = new client.Counter({ name: 'reborn_proxy_barrier_acks_total', help: 'Migration barrier actions acked.', registers });
+    this.fencings = new client.Counter({ name: 'reborn_proxy_fenced_total', help: 'Times this proxy found itself fenced at a backend.', registers });
+    new client.Gauge({
+      name: 'reborn_proxy_held_requests',
+      help: 'Requests held while their slot waits for a migration barrier.',
+      registers,
+      collect() {
+        this.set(gauges.held());
+      },
+    });
+    new client.Gauge({
+      name: 'reborn_proxy_fenced',
+      help: '1 while this proxy is fenced and reloading.',
+      registers,
+      collect() {
+        this.set(gauges.fenced() ? 1 : 0);
+      },
+    });
     new client.Gauge({
       name: 'reborn_proxy_clients',
       help: 'Connected clients.',

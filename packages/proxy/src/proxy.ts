@@ -102,6 +102,8 @@ export class Proxy implements SessionHost {
     );
     this.metrics = new ProxyMetrics({
       clients: () => this.sessions.size,
+      held: () => this.router.heldRequests,
+      fenced: () => this.fenced,
       backends: () => this.router.backends(),
       ready: () => this.router.isReady,
     });
@@ -269,6 +271,9 @@ export class Proxy implements SessionHost {
       adminAddr: this.options.adminAddr,
       pid: process.pid,
       ready: this.router.isReady,
+      member: this.member,
+      fenced: this.fenced,
+      heldRequests: this.router.heldRequests,
       sessions: this.sessions.size,
       slots: states,
       backends: this.router.backends(),
@@ -325,6 +330,7 @@ export class Proxy implements SessionHost {
       for (let attempt = 1; !this.stopping; attempt++) {
         try {
           await this.barrier!.ack(action.seq, this.options.id);
+          this.metrics.barrierAcks.inc();
           this.logger.info({ action: action.seq, slots: action.slots.length, drainMs: Date.now() - started }, 'barrier acked');
           return;
         } catch (err) {
@@ -343,6 +349,7 @@ export class Proxy implements SessionHost {
   private onFenced(addr: string): void {
     if (this.fenced || this.stopping) return;
     this.fenced = true;
+    this.metrics.fencings.inc();
     this.logger.warn({ backend: addr }, 'proxy fenced: refusing data commands until re-registered and reloaded');
     this.router.resetBackends('this proxy has been fenced');
     void this.recoverFromFence();
