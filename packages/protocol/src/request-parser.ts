@@ -38,9 +38,11 @@ export const DEFAULT_PARSER_LIMITS: ParserLimits = {
 /**
  * Called once per complete request. `args` are views into the input (valid as long as the
  * caller keeps them); `raw` is the request's exact bytes when it was multibulk, or null for
- * inline requests (which must be re-encoded before they are forwarded).
+ * inline requests (which must be re-encoded before they are forwarded). Returning `false`
+ * stops parsing after this request: the rest stays buffered until `feed` is called again
+ * (with an empty chunk to just continue) — how a caller bounds its pipeline mid-chunk.
  */
-export type RequestHandler = (args: Buffer[], raw: Buffer | null) => void;
+export type RequestHandler = (args: Buffer[], raw: Buffer | null) => boolean | void;
 
 /** A multibulk request of which the header and `args` have arrived, but not the rest. */
 interface PartialMultibulk {
@@ -89,6 +91,8 @@ export class RequestParser {
   private awaitBytes = 0;
   /** Set while a multibulk request is incomplete; `pending`/`collected` then hold only its tail. */
   private partial: PartialMultibulk | null = null;
+  /** Set when the handler returned false: stop after the current request. */
+  private stopRequested = false;
 
   constructor(limits: Partial<ParserLimits> = {}) {
     this.limits = { ...DEFAULT_PARSER_LIMITS, ...limits };
@@ -105,7 +109,9 @@ export class RequestParser {
    */
   feed(chunk: Buffer, onRequest: RequestHandler): void {
     let buf: Buffer;
-    if (this.awaitBytes > 0) {
+    if (chunk.length === 0 && this.awaitBytes === 0 && this.pending !== null) {
+      buf = this.pending;
+    } else if (this.awaitBytes > 0) {
       this.collected.push(chunk);
       this.collectedLength += chunk.length;
       if (this.collectedLength < this.awaitBytes) return;
@@ -131,6 +137,10 @@ export class RequestParser {
         break;
       }
       pos = next;
+      if (this.stopRequested) {
+        this.stopRequested = false;
+        break;
+      }
     }
     if (pos < len) {
       // Keep only the unparsed tail; a view would pin the whole chunk, so copy small tails.
@@ -144,8 +154,14 @@ export class RequestParser {
     }
   }
 
+  /** True when input is buffered (complete requests left after a stop, or a partial one). */
+  get hasBuffered(): boolean {
+    return this.pending !== null || this.partial !== null || this.collectedLength > 0;
+  }
+
   /** Drops buffered input (on reset after an error, or on close). */
   reset(): void {
+    this.stopRequested = false;
     this.pending = null;
     this.collected = [];
     this.collectedLength = 0;
@@ -223,7 +239,7 @@ export class RequestParser {
       resumed.rawParts.push(raw);
       raw = Buffer.concat(resumed.rawParts, resumed.rawLength + raw.length);
     }
-    onRequest(args, raw);
+    if (onRequest(args, raw) === false) this.stopRequested = true;
     return pos;
   }
 
@@ -270,7 +286,7 @@ export class RequestParser {
     if (args.length > this.limits.maxMultibulkLength) {
       throw new RequestTooLargeError('Protocol error: invalid multibulk length');
     }
-    if (args.length > 0) onRequest(args, null);
+    if (args.length > 0 && onRequest(args, null) === false) this.stopRequested = true;
     return lineEnd + 1;
   }
 }

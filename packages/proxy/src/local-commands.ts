@@ -180,7 +180,8 @@ export function answerLocally(
   const name = cmd.name;
   switch (name) {
     case 'ping':
-      req.resolve(args.length > 1 ? encodeBulk(args[1]!) : PONG);
+      // The table says arity -1; Redis itself refuses more than one argument.
+      req.resolve(args.length > 2 ? encodeError("ERR wrong number of arguments for 'ping' command") : args.length > 1 ? encodeBulk(args[1]!) : PONG);
       return;
     case 'echo':
       req.resolve(encodeBulk(args[1]!));

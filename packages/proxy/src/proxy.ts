@@ -142,6 +142,15 @@ export class Proxy implements SessionHost {
     this.sessions.delete(session);
   }
 
+  protocolError(): void {
+    this.metrics.protocolErrors.inc();
+  }
+
+  /** Data commands are served: table loaded, member recorded, not fenced. */
+  get serving(): boolean {
+    return this.router.isReady && this.member && !this.fenced && !this.stopping;
+  }
+
   async start(): Promise<void> {
     await this.listen();
     await this.listenAdmin();
@@ -198,7 +207,9 @@ export class Proxy implements SessionHost {
 
   private listen(): Promise<void> {
     const { host, port } = splitHostPort(this.options.addr);
-    const server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
+    // allowHalfOpen: a client that sends its requests and shuts down its write side (as
+    // `printf … | nc` does) still gets every reply before the proxy closes.
+    const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.accept(socket));
     this.server = server;
     return new Promise((resolve, reject) => {
       server.once('error', reject);
@@ -249,8 +260,8 @@ export class Proxy implements SessionHost {
         res.writeHead(200, { 'content-type': this.metrics.registry.contentType });
         res.end(text);
       } else if (req.method === 'GET' && path === '/healthz') {
-        const ready = this.router.isReady && !this.stopping;
-        json(ready ? 200 : 503, { ready, id: this.options.id, product: this.options.product });
+        const ready = this.serving;
+        json(ready ? 200 : 503, { ready, fenced: this.fenced, id: this.options.id, product: this.options.product });
       } else if (req.method === 'GET' && path === '/api/proxy') {
         json(200, this.describe());
       } else {

@@ -52,7 +52,7 @@ export abstract class Merge {
   protected readonly replies: (Buffer | null)[];
   private left: number;
 
-  constructor(readonly target: ClientRequest, parts: number) {
+  constructor(readonly target: ClientRequest, parts: number, private readonly toleratesErrors = false) {
     this.replies = new Array<Buffer | null>(parts).fill(null);
     this.left = parts;
   }
@@ -64,7 +64,10 @@ export abstract class Merge {
   private done(index: number, reply: Buffer): void {
     if (this.replies[index] !== null) return;
     this.replies[index] = reply;
-    if (--this.left === 0) this.target.resolve(this.firstError() ?? this.merge(this.replies as Buffer[]));
+    if (--this.left === 0) {
+      const error = this.toleratesErrors ? null : this.firstError();
+      this.target.resolve(error ?? this.merge(this.replies as Buffer[]));
+    }
   }
 
   /** Any part's error is the command's error: the client must not get a partial success. */
@@ -141,10 +144,13 @@ export class ArrayAndMerge extends Merge {
   }
 }
 
-/** A fan-out whose parts are merged by a caller-supplied function (INFO keyspace, say). */
+/**
+ * A fan-out whose parts are merged by a caller-supplied function, which also sees error
+ * replies: INFO must still answer (with what it has) when one master is down.
+ */
 export class CustomMerge extends Merge {
   constructor(target: ClientRequest, parts: number, private readonly fn: (replies: Buffer[]) => Buffer) {
-    super(target, parts);
+    super(target, parts, true);
   }
 
   protected merge(replies: Buffer[]): Buffer {

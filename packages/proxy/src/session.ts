@@ -31,6 +31,8 @@ export interface SessionLimits {
   maxMultibulkLength: number;
 }
 
+const EMPTY = Buffer.alloc(0);
+
 export interface SessionHost {
   readonly flusher: Flusher;
   readonly logger: Logger;
@@ -39,6 +41,7 @@ export interface SessionHost {
   dispatch(session: Session, args: Buffer[], raw: Buffer | null): void;
   requestDone(req: ClientRequest, now: number): void;
   sessionClosed(session: Session): void;
+  protocolError(): void;
 }
 
 export class Session implements Flushable, ReplySink {
@@ -60,8 +63,13 @@ export class Session implements Flushable, ReplySink {
   private closeAfterFlush = false;
   private closed = false;
   private readonly parser: RequestParser;
-  private readonly onRequest = (args: Buffer[], raw: Buffer | null): void => {
-    if (!this.closeAfterFlush) this.host.dispatch(this, args, raw);
+  /** The client half-closed: answer what it sent, then close. */
+  private inputEnded = false;
+  private readonly onRequest = (args: Buffer[], raw: Buffer | null): boolean => {
+    if (this.closeAfterFlush) return false;
+    this.host.dispatch(this, args, raw);
+    // Past the pipeline bound, stop parsing even inside this chunk: the rest stays buffered.
+    return this.waiting < this.host.limits.maxPipeline;
   };
 
   constructor(readonly socket: net.Socket, id: number, private readonly host: SessionHost) {
@@ -75,6 +83,10 @@ export class Session implements Flushable, ReplySink {
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => this.updateReading());
+    socket.on('end', () => {
+      this.inputEnded = true;
+      this.host.flusher.mark(this);
+    });
     socket.on('error', () => this.onClose());
     socket.on('close', () => this.onClose());
   }
@@ -159,11 +171,11 @@ export class Session implements Flushable, ReplySink {
         return;
       }
     }
-    if (this.closeAfterFlush && this.head === null) {
-      this.socket.end();
-      return;
-    }
     this.updateReading();
+    // Close once every request is answered and written: after QUIT or a protocol error, or
+    // when the client half-closed (what is still buffered then is an incomplete request).
+    const inputDone = this.closeAfterFlush || (this.inputEnded && !this.socket.writableNeedDrain);
+    if (inputDone && this.head === null && this.out.length === 0 && !this.closed) this.socket.end();
   }
 
   close(): void {
@@ -175,20 +187,24 @@ export class Session implements Flushable, ReplySink {
     try {
       this.parser.feed(chunk, this.onRequest);
     } catch (err) {
-      const now = performance.now();
-      if (err instanceof ProtocolError) {
-        // Redis answers a protocol error and closes: the stream cannot be re-synchronised.
-        const message = err instanceof MalformedRequestError || err.message.startsWith('Protocol error') ? err.message : `Protocol error: ${err.message}`;
-        this.parser.reset();
-        this.endWith(encodeError(`ERR ${message}`), now);
-      } else {
-        this.host.logger.error({ err, client: this.remote }, 'unexpected error while handling client input');
-        this.parser.reset();
-        this.endWith(encodeError('ERR internal proxy error'), now);
-      }
+      this.onInputError(err);
       return;
     }
     this.updateReading();
+  }
+
+  private onInputError(err: unknown): void {
+    const now = performance.now();
+    this.parser.reset();
+    if (err instanceof ProtocolError) {
+      this.host.protocolError();
+      // Redis answers a protocol error and closes: the stream cannot be re-synchronised.
+      const message = err instanceof MalformedRequestError || err.message.startsWith('Protocol error') ? err.message : `Protocol error: ${err.message}`;
+      this.endWith(encodeError(`ERR ${message}`), now);
+    } else {
+      this.host.logger.error({ err, client: this.remote }, 'unexpected error while handling client input');
+      this.endWith(encodeError('ERR internal proxy error'), now);
+    }
   }
 
   private pauseReading(): void {
@@ -200,10 +216,19 @@ export class Session implements Flushable, ReplySink {
 
   private updateReading(): void {
     if (this.closed || this.closeAfterFlush) return;
-    const overloaded = this.waiting >= this.host.limits.maxPipeline || this.socket.writableNeedDrain;
-    if (overloaded) {
+    const overloaded = (): boolean => this.waiting >= this.host.limits.maxPipeline || this.socket.writableNeedDrain;
+    if (!overloaded() && this.parser.hasBuffered) {
+      // Requests left in the parser when the pipeline bound stopped it: continue with them.
+      try {
+        this.parser.feed(EMPTY, this.onRequest);
+      } catch (err) {
+        this.onInputError(err);
+        return;
+      }
+    }
+    if (overloaded()) {
       this.pauseReading();
-    } else if (this.readPaused) {
+    } else if (this.readPaused && !this.inputEnded) {
       this.readPaused = false;
       this.socket.resume();
     }
