@@ -22,10 +22,15 @@
  *
  * Draining: `sent` and `answered` count requests; a barrier snapshot of `sent` is drained
  * once `answered` reaches it (every request already sent has its reply or its error).
+ *
+ * Durability: with `durability.replicas > 0`, every write batch written in one flush is
+ * followed by one `WAIT <replicas> <timeout>`; the replies of that batch's writes are held
+ * until WAIT answers, then released — or replaced by an error when too few replicas
+ * confirmed. One WAIT per batch per connection, not one round trip per write.
  */
 import net from 'node:net';
 import type { Logger } from 'pino';
-import { encodeCommand, encodeError, isErrorReply, ReplyScanner, splitArrayReply } from '@reborn/protocol';
+import { encodeCommand, encodeError, isErrorReply, parseIntegerReply, ReplyScanner, splitArrayReply } from '@reborn/protocol';
 import { proxyAclRules } from '@reborn/coordinator';
 import { Fifo } from './fifo.js';
 import type { Flushable, Flusher } from './flusher.js';
@@ -34,8 +39,19 @@ import type { Flushable, Flusher } from './flusher.js';
 export interface BackendRequest {
   /** The bytes to send (one complete RESP command, answered by one reply). */
   payload: Buffer;
+  /** A write: in durable mode its reply waits until a replica confirmed it (WAIT). */
+  readonly write?: boolean;
   /** Called exactly once with the raw reply (or an error reply made by the proxy). */
   resolve(reply: Buffer): void;
+}
+
+/**
+ * Durable mode (`--durable`): per pool, how many replicas must confirm a write before the
+ * client hears of it (0 = the group has no replica: writes are acknowledged as usual).
+ */
+export interface Durability {
+  replicas: number;
+  timeoutMs: number;
 }
 
 export interface BackendAuth {
@@ -59,6 +75,21 @@ const MAX_BACKOFF_MS = 3000;
 
 type State = 'idle' | 'connecting' | 'handshake' | 'ready' | 'down' | 'closed';
 
+/** Durable mode: a write whose reply is parked until the WAIT behind its batch answers. */
+class DurableWrite implements BackendRequest {
+  readonly payload: Buffer;
+  constructor(
+    readonly original: BackendRequest,
+    private readonly unconfirmed: Array<[BackendRequest, Buffer]>,
+  ) {
+    this.payload = original.payload;
+  }
+
+  resolve(reply: Buffer): void {
+    this.unconfirmed.push([this.original, reply]);
+  }
+}
+
 /** A request the connection makes for itself during the handshake. */
 class InternalRequest implements BackendRequest {
   constructor(
@@ -80,6 +111,9 @@ export class BackendConnection implements Flushable {
   private readonly internal = new Fifo<InternalRequest>(4);
   private batch: Buffer[] = [];
   private batchBytes = 0;
+  /** Durable mode: writes in the current batch, and writes answered but not yet confirmed. */
+  private batchWrites = 0;
+  private readonly unconfirmed: Array<[BackendRequest, Buffer]> = [];
   private lastProgressAt = 0;
   private retryAt = 0;
   private backoffMs = MIN_BACKOFF_MS;
@@ -103,7 +137,11 @@ export class BackendConnection implements Flushable {
     req.resolve(reply);
   };
 
-  constructor(readonly addr: string, private readonly opts: BackendOptions) {
+  constructor(
+    readonly addr: string,
+    private readonly opts: BackendOptions,
+    private readonly durability: Durability | null = null,
+  ) {
     const i = addr.lastIndexOf(':');
     this.host = addr.slice(0, i);
     this.port = Number(addr.slice(i + 1));
@@ -131,7 +169,12 @@ export class BackendConnection implements Flushable {
     }
     if (this.inflight.length === 0) this.lastProgressAt = Date.now();
     this.sent++;
-    this.inflight.push(req);
+    if (req.write === true && this.durability !== null && this.durability.replicas > 0) {
+      this.batchWrites++;
+      this.inflight.push(new DurableWrite(req, this.unconfirmed));
+    } else {
+      this.inflight.push(req);
+    }
     this.batch.push(req.payload);
     this.batchBytes += req.payload.length;
     if (this.state === 'ready') this.opts.flusher.mark(this);
@@ -139,10 +182,38 @@ export class BackendConnection implements Flushable {
 
   flush(): void {
     if (this.batch.length === 0 || this.socket === null || this.state !== 'ready') return;
+    if (this.batchWrites > 0) this.appendWait();
     const data = this.batch.length === 1 ? this.batch[0]! : Buffer.concat(this.batch, this.batchBytes);
     this.batch = [];
     this.batchBytes = 0;
     this.socket.write(data);
+  }
+
+  /** Puts one WAIT behind the batch; its reply releases (or fails) the batch's writes. */
+  private appendWait(): void {
+    const { replicas, timeoutMs } = this.durability!;
+    this.batchWrites = 0;
+    const wait: BackendRequest = {
+      payload: encodeCommand(['WAIT', String(replicas), String(timeoutMs)]),
+      resolve: (reply) => {
+        // Replies are in order: every write before this WAIT has answered by now.
+        const confirmed = parseIntegerReply(reply);
+        const writes = this.unconfirmed.splice(0);
+        const failure =
+          confirmed !== null && confirmed >= BigInt(replicas)
+            ? null
+            : encodeError(
+                confirmed === null
+                  ? `ERR durable write not confirmed: WAIT failed on ${this.addr}`
+                  : `ERR durable write not confirmed: ${confirmed} of ${replicas} replicas acknowledged within ${timeoutMs} ms`,
+              );
+        for (const [req, r] of writes) req.resolve(failure === null || isErrorReply(r) ? r : failure);
+      },
+    };
+    this.sent++;
+    this.inflight.push(wait);
+    this.batch.push(wait.payload);
+    this.batchBytes += wait.payload.length;
   }
 
   /** Closes the connection; requests still waiting get a definite error. */
@@ -276,16 +347,20 @@ export class BackendConnection implements Flushable {
     this.scanner.reset();
     this.batch = [];
     this.batchBytes = 0;
+    this.batchWrites = 0;
     this.internal.drain();
     const waiting = this.inflight.drain();
+    // Writes that answered but were never confirmed by a replica: not acknowledged either.
+    const unconfirmed = this.unconfirmed.splice(0);
     this.answered += waiting.length;
     if (waiting.length > 0 || wasUp) {
       this.opts.logger.warn({ backend: this.addr, reason, failedRequests: waiting.length }, 'backend connection failed');
     }
     if (wasUp) this.opts.onStateChange?.(this.addr, false);
-    if (waiting.length > 0) {
+    if (waiting.length > 0 || unconfirmed.length > 0) {
       const reply = encodeError(`ERR backend ${this.addr} ${reason}`);
-      for (const req of waiting) req.resolve(reply);
+      for (const [req] of unconfirmed) req.resolve(reply);
+      for (const req of waiting) (req instanceof DurableWrite ? req.original : req).resolve(reply);
     }
   }
 
@@ -311,9 +386,12 @@ export class BackendConnection implements Flushable {
 /** A fixed set of connections to one server; a session always maps to the same one. */
 export class BackendPool {
   readonly connections: readonly BackendConnection[];
+  /** Shared by the pool's connections; the router updates `replicas` when the group changes. */
+  readonly durability: Durability | null;
 
-  constructor(readonly addr: string, size: number, opts: BackendOptions) {
-    this.connections = Array.from({ length: size }, () => new BackendConnection(addr, opts));
+  constructor(readonly addr: string, size: number, opts: BackendOptions, durableTimeoutMs: number | null = null) {
+    this.durability = durableTimeoutMs === null ? null : { replicas: 0, timeoutMs: durableTimeoutMs };
+    this.connections = Array.from({ length: size }, () => new BackendConnection(addr, opts, this.durability));
   }
 
   pick(sessionIndex: number): BackendConnection {

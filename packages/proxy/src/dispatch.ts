@@ -81,6 +81,7 @@ export class Dispatcher {
       this.statIndex.set(cmd, stat);
     }
     const req = session.enqueue(raw ?? EMPTY, stat, now);
+    req.write = cmd.write;
     if (!checkArity(cmd, args.length)) {
       req.resolve(encodeError(`ERR wrong number of arguments for '${cmd.name}' command`));
       return;

@@ -25,6 +25,11 @@ export interface ProxyOptions {
   backendTimeoutMs: number;
   backendConnectTimeoutMs: number;
   logLevel: string;
+  /** Acknowledge a write only once a replica has it (WAIT, batched per connection). */
+  durable: boolean;
+  durableTimeoutMs: number;
+  /** How long a request waits for its slot's migration barrier before it fails. */
+  holdTimeoutMs: number;
 }
 
 interface OptionDef {
@@ -49,6 +54,9 @@ const DEFS: Record<string, OptionDef> = {
   'backend-connections': { env: 'REBORN_PROXY_BACKEND_CONNECTIONS', kind: 'int', default: 2, help: 'shared connections per backend server' },
   'backend-timeout': { env: 'REBORN_PROXY_BACKEND_TIMEOUT_MS', kind: 'int', default: 5000, help: 'ms a backend may take to answer' },
   'backend-connect-timeout': { env: 'REBORN_PROXY_BACKEND_CONNECT_TIMEOUT_MS', kind: 'int', default: 1000, help: 'ms to connect to a backend' },
+  durable: { env: 'REBORN_PROXY_DURABLE', kind: 'bool', default: false, help: 'acknowledge writes only once a replica has them' },
+  'durable-timeout': { env: 'REBORN_PROXY_DURABLE_TIMEOUT_MS', kind: 'int', default: 1000, help: 'ms a write may wait for a replica in --durable mode' },
+  'hold-timeout': { env: 'REBORN_PROXY_HOLD_TIMEOUT_MS', kind: 'int', default: 15000, help: 'ms a request may wait for its slot\'s migration barrier' },
   'log-level': { env: 'REBORN_LOG_LEVEL', kind: 'string', default: 'info', help: 'pino log level' },
 };
 
@@ -140,6 +148,9 @@ export function parseProxyOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     backendTimeoutMs: int('backend-timeout', 10),
     backendConnectTimeoutMs: int('backend-connect-timeout', 10),
     logLevel,
+    durable: raw('durable') === true,
+    durableTimeoutMs: int('durable-timeout', 1),
+    holdTimeoutMs: int('hold-timeout', 100),
   };
   if (problems.length > 0) throw new OptionsError(problems);
   return options;

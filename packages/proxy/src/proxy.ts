@@ -99,6 +99,8 @@ export class Proxy implements SessionHost {
         auth: { user: this.aclUser, password: this.aclPassword, onFenced: (addr) => this.onFenced(addr) },
       },
       logger.child({ component: 'router' }),
+      { holdTimeoutMs: options.holdTimeoutMs, maxHeld: 100_000 },
+      options.durable ? options.durableTimeoutMs : null,
     );
     this.metrics = new ProxyMetrics({
       clients: () => this.sessions.size,

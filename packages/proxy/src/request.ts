@@ -27,6 +27,8 @@ export interface ReplySink {
 export class ClientRequest implements BackendRequest {
   next: ClientRequest | null = null;
   reply: Buffer | null = null;
+  /** A write command (durable mode holds its reply until a replica confirmed it). */
+  write = false;
   /** Bytes to forward when the request goes to one backend unchanged. */
   payload: Buffer;
 
@@ -58,7 +60,7 @@ export abstract class Merge {
   }
 
   part(index: number, payload: Buffer): BackendRequest {
-    return { payload, resolve: (reply: Buffer) => this.done(index, reply) };
+    return { payload, write: this.target.write, resolve: (reply: Buffer) => this.done(index, reply) };
   }
 
   private done(index: number, reply: Buffer): void {

@@ -62,6 +62,8 @@ export class Router {
     private readonly backendOptions: BackendOptions,
     private readonly logger: Logger,
     private readonly holdLimits: HoldLimits = { holdTimeoutMs: 15_000, maxHeld: 100_000 },
+    /** `--durable`: how long a write may wait for a replica's confirmation; null = off. */
+    private readonly durableTimeoutMs: number | null = null,
   ) {
     this.slotInfos = Array.from({ length: SLOT_COUNT }, (_, id) => ({ id, state: 'offline' as const, group: NO_GROUP }));
     this.slots = this.slotInfos.map((s) => this.buildEntry(s));
@@ -225,7 +227,7 @@ export class Router {
   private pool(addr: string): BackendPool {
     let pool = this.pools.get(addr);
     if (pool === undefined) {
-      pool = new BackendPool(addr, this.poolSize, this.backendOptions);
+      pool = new BackendPool(addr, this.poolSize, this.backendOptions, this.durableTimeoutMs);
       this.pools.set(addr, pool);
     }
     return pool;
@@ -233,6 +235,12 @@ export class Router {
 
   private closeUnusedPools(): void {
     if (this.pools.size === 0) return;
+    // Durable mode waits for one replica: a group without replicas acknowledges as usual.
+    for (const g of this.groups.values()) {
+      const m = groupMaster(g);
+      const d = m ? this.pools.get(m.addr)?.durability : undefined;
+      if (d) d.replicas = g.servers.some((s) => s.role === 'replica') ? 1 : 0;
+    }
     const used = new Set<string>();
     for (const g of this.groups.values()) {
       const m = groupMaster(g);
