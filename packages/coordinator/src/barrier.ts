@@ -235,6 +235,32 @@ export class Barrier {
     return res.kvs.map((kv) => decodeJson(kv.value, kv.key.toString('utf8')) as FenceInfo);
   }
 
+  /** The fence record's mod revision, or null when the proxy is not recorded as fenced. */
+  async fenceRevision(proxyId: string): Promise<string | null> {
+    const key = this.store.paths.fence(proxyId);
+    const res = await this.store.call(`read fence of ${proxyId}`, () => this.store.etcd.get(key).exec());
+    return res.kvs[0]?.mod_revision ?? null;
+  }
+
+  /**
+   * Clears the fence record only if it is still the one read at `modRevision` (null: it was
+   * absent). False means a newer fence landed meanwhile: the caller must not serve.
+   */
+  async clearFenceIfUnchanged(proxyId: string, modRevision: string | null): Promise<boolean> {
+    const key = Buffer.from(this.store.paths.fence(proxyId));
+    const res = await this.store.call(`clear fence of ${proxyId}`, () =>
+      this.store.etcd.kv.txn({
+        compare: [
+          modRevision === null
+            ? { key, target: CompareTarget.Create, result: CompareResult.Equal, create_revision: '0' }
+            : { key, target: CompareTarget.Mod, result: CompareResult.Equal, mod_revision: modRevision },
+        ],
+        success: modRevision === null ? [] : [{ request_delete_range: { key } }],
+      }),
+    );
+    return res.succeeded;
+  }
+
   async deleteFence(proxyId: string): Promise<void> {
     const key = this.store.paths.fence(proxyId);
     await this.store.call(`clear fence of ${proxyId}`, () => this.store.etcd.delete().key(key).exec());

@@ -11,3 +11,4 @@ export { ProxyRegistration, type ProxyRegistrationEvents } from './registration.
 export { Barrier, parseAction, type ActionInfo, type AckInfo, type FenceInfo } from './barrier.js';
 export * from './migrations.js';
 export { proxyAclUser, proxyAclRules } from './fencing.js';
+export * from './agents.js';

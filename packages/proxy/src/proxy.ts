@@ -368,9 +368,16 @@ export class Proxy implements SessionHost {
     void this.recoverFromFence();
   }
 
+  /**
+   * Order matters: the fence record is read first (reborn-config writes it before it
+   * disables the user), the table reloaded, the user re-enabled on every server it names,
+   * and the record cleared only if unchanged. A fence that lands anywhere in between either changes the record (we start
+   * over without serving) or disables the user again (the next connection finds out).
+   */
   private async recoverFromFence(): Promise<void> {
     for (let attempt = 1; !this.stopping; attempt++) {
       try {
+        const fence = await this.barrier!.fenceRevision(this.options.id);
         await this.registration?.close();
         this.registration = null;
         await this.register();
@@ -378,7 +385,7 @@ export class Proxy implements SessionHost {
         this.handledActions.clear();
         await this.loadTopology();
         await this.enableAclUser();
-        await this.barrier!.deleteFence(this.options.id);
+        if (!(await this.barrier!.clearFenceIfUnchanged(this.options.id, fence))) throw new Error('fenced again while recovering');
         this.fenced = false;
         this.logger.info({ attempt }, 'proxy unfenced: re-registered, table reloaded, serving again');
         return;
