@@ -1,0 +1,133 @@
+import { describe, expect, it } from 'vitest';
+import { parseCommandLine, tokenize, usage, VERBS } from './options.js';
+import { exitCodeOf } from './errors.js';
+
+const parse = (argv: string[], env: NodeJS.ProcessEnv = {}) => parseCommandLine(argv, env);
+
+/** The error a command line fails with: [code, message, exit status]. */
+function failure(argv: string[], env: NodeJS.ProcessEnv = {}): [string, string, number] {
+  try {
+    parse(argv, env);
+  } catch (err) {
+    return [(err as { code: string }).code, (err as Error).message, exitCodeOf(err)];
+  }
+  throw new Error(`parsed: ${argv.join(' ')}`);
+}
+
+describe('global options', () => {
+  it('defaults, env, flags (flags > env > defaults)', () => {
+    expect(parse(['group', 'list']).global).toEqual({ etcd: ['http://127.0.0.1:2379'], product: 'default', json: false, logLevel: '' });
+    const env = { REBORN_ETCD: 'http://a:1,http://b:2', REBORN_PRODUCT: 'envp' };
+    expect(parse(['group', 'list'], env).global).toMatchObject({ etcd: ['http://a:1', 'http://b:2'], product: 'envp' });
+    expect(parse(['--etcd', 'http://c:3', 'group', 'list', '--product=flagp', '--json'], env).global).toMatchObject({
+      etcd: ['http://c:3'],
+      product: 'flagp',
+      json: true,
+    });
+  });
+
+  it('rejects bad globals with one message', () => {
+    expect(failure(['--etcd', 'c:3', 'group', 'list'])).toEqual(['EINVALID', 'invalid etcd endpoint "c:3": want http://host:port', 1]);
+    expect(failure(['--product', 'a/b', 'group', 'list'])).toEqual(['EINVALID', 'invalid product name "a/b": want [A-Za-z0-9_-]{1,64}', 1]);
+    expect(failure(['--log-level', 'loud', 'group', 'list'])[1]).toBe(
+      'invalid log level "loud": want one of fatal, error, warn, info, debug, trace, silent',
+    );
+  });
+});
+
+describe('verbs', () => {
+  it('parses every verb of DESIGN.md', () => {
+    expect(parse(['group', 'add', '1']).command).toEqual({ verb: 'group add', gid: 1 });
+    expect(parse(['group', 'remove', '9999']).command).toEqual({ verb: 'group remove', gid: 9999 });
+    expect(parse(['group', 'list']).command).toEqual({ verb: 'group list' });
+    expect(parse(['server', 'add', '2', '127.0.0.1:6379']).command).toEqual({ verb: 'server add', gid: 2, addr: '127.0.0.1:6379' });
+    expect(parse(['server', 'remove', '2', '[::1]:6379']).command).toEqual({ verb: 'server remove', gid: 2, addr: '[::1]:6379' });
+    expect(parse(['server', 'promote', '2', 'redis-b:6380']).command).toEqual({ verb: 'server promote', gid: 2, addr: 'redis-b:6380' });
+    expect(parse(['slot', 'init']).command).toEqual({ verb: 'slot init', force: false });
+    expect(parse(['slot', 'init', '--force']).command).toEqual({ verb: 'slot init', force: true });
+    expect(parse(['slot', 'set', '0', '1023', '3']).command).toEqual({ verb: 'slot set', first: 0, last: 1023, gid: 3 });
+    expect(parse(['slot', 'list', '--json']).command).toEqual({ verb: 'slot list' });
+    expect(parse(['slot', 'info', '7']).command).toEqual({ verb: 'slot info', id: 7 });
+    expect(parse(['slot', 'migrate', '5', '5', '2']).command).toEqual({ verb: 'slot migrate', first: 5, last: 5, gid: 2, detach: false });
+    expect(parse(['slot', 'migrate', '0', '9', '2', '--detach', '--throttle', '500', '--batch-slots=4']).command).toEqual({
+      verb: 'slot migrate',
+      first: 0,
+      last: 9,
+      gid: 2,
+      detach: true,
+      throttle: 500,
+      batchSlots: 4,
+    });
+    expect(parse(['slot', 'rebalance']).command).toEqual({ verb: 'slot rebalance', confirm: false });
+    expect(parse(['slot', 'rebalance', '--confirm']).command).toEqual({ verb: 'slot rebalance', confirm: true });
+    expect(parse(['migration', 'list']).command).toEqual({ verb: 'migration list' });
+    for (const op of ['pause', 'resume', 'cancel']) {
+      expect(parse(['migration', op, 'm-1']).command).toEqual({ verb: `migration ${op}`, id: 'm-1' });
+    }
+    expect(parse(['proxy', 'list']).command).toEqual({ verb: 'proxy list' });
+    expect(parse(['proxy', 'offline', 'host-19000']).command).toEqual({ verb: 'proxy offline', id: 'host-19000' });
+    expect(parse(['dashboard']).command).toEqual({ verb: 'dashboard', httpAddr: '127.0.0.1:18087', token: null });
+    expect(parse(['dashboard', '--http-addr', '0.0.0.0:80', '--token', 'sekrit-token']).command).toEqual({
+      verb: 'dashboard',
+      httpAddr: '0.0.0.0:80',
+      token: 'sekrit-token',
+    });
+    expect(parse(['dashboard'], { REBORN_DASHBOARD_TOKEN: 'from-env-token' }).command).toMatchObject({ token: 'from-env-token' });
+  });
+
+  it('--help anywhere asks for help, with the noun as topic', () => {
+    expect(parse(['--help']).command).toEqual({ verb: 'help', topic: null });
+    expect(parse(['slot', '--help']).command).toEqual({ verb: 'help', topic: 'slot' });
+    expect(parse(['-h', 'slot', 'set']).command).toEqual({ verb: 'help', topic: 'slot set' });
+    expect(usage('slot')).toContain('slot migrate <from> <to> <gid> [--detach]');
+    expect(usage('slot')).not.toContain('group add');
+    for (const v of VERBS) expect(usage()).toContain(v.verb);
+  });
+});
+
+describe('refusals, word for word', () => {
+  it.each([
+    [['slot', 'set', '10', '5', '1'], 'EINVALID', 'invalid slot range 10-5: from must not be greater than to'],
+    [['slot', 'set', '0', '1024', '1'], 'EINVALID', 'slot 1024 is out of range 0..1023'],
+    [['slot', 'info', '-1'], 'EINVALID', 'slot -1 is out of range 0..1023'],
+    [['slot', 'info', 'abc'], 'EINVALID', 'invalid slot "abc": want 0..1023'],
+    [['group', 'add', '0'], 'EINVALID', 'invalid group id 0: want 1..9999'],
+    [['group', 'add', 'x'], 'EINVALID', 'invalid group id "x": want 1..9999'],
+    [['server', 'add', '1', 'nohost'], 'EINVALID', 'invalid server address "nohost": want host:port'],
+    [['server', 'add', '1', 'h:70000'], 'EINVALID', 'invalid server address "h:70000": want host:port'],
+    [['slot', 'migrate', '0', '1', '2', '--throttle', 'fast'], 'EINVALID', 'invalid throttle "fast": want keys per second ≥ 0 (0 = unlimited)'],
+    [['slot', 'migrate', '0', '1', '2', '--batch-slots', '0'], 'EINVALID', 'invalid batch size 0: want 1..1024 slots'],
+    [['migration', 'pause', 'a/b'], 'EINVALID', 'invalid migration id "a/b"'],
+    [['dashboard', '--http-addr', 'nowhere'], 'EINVALID', 'invalid --http-addr "nowhere": want host:port'],
+    [['dashboard', '--token', 'short'], 'EINVALID', 'the dashboard token must be at least 8 characters'],
+    [['frobnicate'], 'EUSAGE', 'unknown verb "frobnicate"; run reborn-config --help'],
+    [['slot', 'frob'], 'EUSAGE', 'unknown verb "slot frob"; run reborn-config --help'],
+    [['slot'], 'EUSAGE', 'unknown verb "slot"; run reborn-config --help'],
+    [[], 'EUSAGE', 'missing verb; run reborn-config --help'],
+    [['slot', 'set', '1', '2'], 'EUSAGE', 'slot set: missing <gid> (usage: reborn-config slot set <from> <to> <gid>)'],
+    [['group', 'add'], 'EUSAGE', 'group add: missing <gid> (usage: reborn-config group add <gid>)'],
+    [['group', 'list', 'extra'], 'EUSAGE', 'group list: unexpected argument "extra" (usage: reborn-config group list)'],
+    [['group', 'add', '1', '--json'], 'EUSAGE', 'group add: option --json does not apply'],
+    [['slot', 'list', '--force'], 'EUSAGE', 'slot list: option --force does not apply'],
+    [['group', 'list', '--frob'], 'EUSAGE', 'unknown option --frob; run reborn-config --help'],
+    [['group', 'list', '-x'], 'EUSAGE', 'unknown option -x; run reborn-config --help'],
+    [['slot', 'migrate', '0', '1', '2', '--throttle'], 'EUSAGE', 'option --throttle needs a value <keys/s>'],
+    [['slot', 'init', '--force=yes'], 'EUSAGE', 'option --force takes no value'],
+    [['slot', 'init', '--force', '--force'], 'EUSAGE', 'option --force is given twice'],
+  ])('%j → %s %s', (argv, code, message) => {
+    const [c, m, exit] = failure(argv);
+    expect([c, m]).toEqual([code, message]);
+    expect(exit).toBe(code === 'EUSAGE' ? 2 : 1);
+  });
+});
+
+describe('tokenize', () => {
+  it('splits flags and positionals; -- ends options; negative numbers are values', () => {
+    const t = tokenize(['a', '--json', '--etcd=http://x:1', '-5', '--', '--not-a-flag']);
+    expect(t.positionals).toEqual(['a', '-5', '--not-a-flag']);
+    expect([...t.flags]).toEqual([
+      ['json', true],
+      ['etcd', 'http://x:1'],
+    ]);
+  });
+});

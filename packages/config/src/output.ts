@@ -1,0 +1,127 @@
+/**
+ * Human-readable output of reborn-config: pure functions from the views of servers.ts to
+ * text. `--json` prints the views themselves (the same bodies the REST API returns).
+ */
+import type { MigrationTask } from '@reborn/coordinator';
+import { formatSlotList, type BarrierView, type GroupView, type ProxyView, type RebalancePlanView, type SlotRange, type SlotView } from './servers.js';
+
+/** Left-aligned columns separated by two spaces; the last column is not padded. */
+export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]): string =>
+    cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  return [line(header), ...rows.map(line)].join('\n') + '\n';
+}
+
+export function formatGroups(groups: readonly GroupView[]): string {
+  if (groups.length === 0) return 'no groups\n';
+  return table(
+    ['GROUP', 'SLOTS', 'MASTER', 'REPLICAS'],
+    groups.map((g) => [
+      String(g.id),
+      String(g.slots),
+      g.servers.find((s) => s.role === 'master')?.addr ?? '-',
+      g.servers.filter((s) => s.role === 'replica').map((s) => s.addr).join(',') || '-',
+    ]),
+  );
+}
+
+function rangeText(first: number, last: number): string {
+  return first === last ? String(first) : `${first}-${last}`;
+}
+
+/** `0-511 online group 1`, `512-515 migrating group 1→2`, `516-1023 offline`. */
+export function formatSlotRange(r: SlotRange): string {
+  const range = rangeText(r.first, r.last);
+  if (r.state === 'offline') return `${range} offline`;
+  if (r.state === 'online') return `${range} online group ${r.group}`;
+  return `${range} ${r.state} group ${r.from}→${r.to}`;
+}
+
+export function formatSlotRanges(ranges: readonly SlotRange[]): string {
+  return ranges.map(formatSlotRange).join('\n') + '\n';
+}
+
+export function formatSlotInfo(s: SlotView): string {
+  const migration = s.migration === null ? '' : ` (migration ${s.migration})`;
+  switch (s.state) {
+    case 'offline':
+      return `slot ${s.id}: offline${migration}\n`;
+    case 'online':
+      return `slot ${s.id}: online in group ${s.group}, master ${s.master ?? '-'}${migration}\n`;
+    default:
+      return `slot ${s.id}: ${s.state} from group ${s.from} to group ${s.to}, master ${s.master ?? '-'}${migration}\n`;
+  }
+}
+
+/** 75 → `1m15s`; null → `?`. */
+export function formatDuration(seconds: number | null): string {
+  if (seconds === null || !Number.isFinite(seconds) || seconds < 0) return '?';
+  const s = Math.round(seconds);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+function progressText(t: MigrationTask): string {
+  const p = t.progress;
+  return `${p.slotsDone}/${p.slotsTotal} slots, ${p.keysMoved} keys moved`;
+}
+
+export function formatMigrations(tasks: readonly MigrationTask[]): string {
+  if (tasks.length === 0) return 'no migrations\n';
+  return table(
+    ['ID', 'STATE', 'SLOTS', 'FROM', 'TO', 'PROGRESS', 'ERROR'],
+    tasks.map((t) => [t.id, t.state, formatSlotList(t.slots), t.from.join(',') || '-', String(t.to), progressText(t), t.error ?? '']),
+  );
+}
+
+/** One progress line: `migration m1 running: 12/64 slots, 1234 keys moved, 450 keys/s, ETA 3s (moving 12-15)`. */
+export function formatProgress(t: MigrationTask): string {
+  const p = t.progress;
+  const eta = t.state === 'running' ? `, ETA ${formatDuration(p.etaSeconds)}` : '';
+  const phase = p.phase ? ` (${p.phase})` : '';
+  return `migration ${t.id} ${t.state}: ${progressText(t)}, ${Math.round(p.rate)} keys/s${eta}${phase}`;
+}
+
+/** The final line of a finished migration. */
+export function formatMigrationSummary(t: MigrationTask, elapsedMs: number): string {
+  return `migration ${t.id} done: slots ${formatSlotList(t.slots)} online in group ${t.to}, ${t.progress.keysMoved} keys moved in ${formatDuration(elapsedMs / 1000)}`;
+}
+
+export function formatProxies(proxies: readonly ProxyView[], barriers: readonly BarrierView[] = []): string {
+  let out = proxies.length === 0
+    ? 'no proxies\n'
+    : table(
+        ['ID', 'STATE', 'ADDR', 'ADMIN', 'PID', 'HOST', 'STARTED', 'FENCE'],
+        proxies.map((p) => [
+          p.id,
+          p.state,
+          p.addr ?? '-',
+          p.adminAddr ?? '-',
+          p.pid === null ? '-' : String(p.pid),
+          p.host ?? '-',
+          p.startedAt ?? '-',
+          p.fence ? `${p.fence.reason} at ${p.fence.at}` : '',
+        ]),
+      );
+  for (const b of barriers) {
+    out += `barrier ${b.seq} (slots ${formatSlotList(b.slots)}) is waiting for acks from: ${b.waitingFor.join(', ')}\n`;
+  }
+  return out;
+}
+
+export function formatPlan(plan: RebalancePlanView, confirmed: boolean): string {
+  if (plan.moves.length === 0) return 'slots are balanced: nothing to move\n';
+  const lines = [...plan.summary];
+  if (lines.length === 0) {
+    for (const m of plan.moves) lines.push(`move slots ${rangeText(m.first, m.last)} from group ${m.from} to group ${m.to}`);
+  }
+  if (!confirmed) lines.push('dry run: nothing was moved; run "slot rebalance --confirm" to carry out this plan');
+  return lines.join('\n') + '\n';
+}
+
+/** `--json` output: stable, indented, one trailing newline. */
+export function json(value: unknown): string {
+  return JSON.stringify(value, null, 2) + '\n';
+}

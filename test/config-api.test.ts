@@ -1,0 +1,213 @@
+/**
+ * The REST API of reborn-config in-process (createApi on port 0) against a real etcd and real
+ * redis servers: the core flows of the CLI through HTTP, the bearer token, schema errors
+ * naming the field, 404/405/409, and the loopback rule.
+ */
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Store } from '@reborn/coordinator';
+import { createApi, type ApiServer } from '@reborn/config';
+import { startEtcd, startRedis, stopAll, type EtcdServer, type RedisServer } from '@reborn/testkit';
+
+let etcd: EtcdServer;
+let r: RedisServer[];
+let store: Store;
+let server: ApiServer;
+let secured: ApiServer;
+const TOKEN = 'test-token-0123456789';
+
+interface Res {
+  status: number;
+  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+async function call(method: string, path: string, body?: unknown, opts: { base?: ApiServer; token?: string } = {}): Promise<Res> {
+  const headers: Record<string, string> = {};
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (opts.token) headers['authorization'] = `Bearer ${opts.token}`;
+  const res = await fetch(`http://${(opts.base ?? server).address}${path}`, {
+    method,
+    headers,
+    ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
+    signal: AbortSignal.timeout(30_000),
+  });
+  const text = await res.text();
+  return { status: res.status, body: res.headers.get('content-type')?.includes('json') ? JSON.parse(text) : text };
+}
+
+const err = (status: number, code: string, error: string) => ({ status, body: { error, code } });
+
+beforeAll(async () => {
+  [etcd, ...r] = await Promise.all([startEtcd(), ...Array.from({ length: 3 }, () => startRedis({ args: ['--repl-diskless-sync-delay', '0'] }))]);
+  store = await Store.open({ endpoints: [etcd.clientUrl], product: `api${process.pid}` });
+  const logger = pino({ level: 'silent' });
+  server = await createApi({ store, logger }).listen('127.0.0.1:0');
+  secured = await createApi({ store, logger, token: TOKEN }).listen('127.0.0.1:0');
+});
+
+afterAll(async () => {
+  await Promise.all([server?.close(), secured?.close()]);
+  await store?.close();
+  await stopAll();
+});
+
+describe('groups and servers', () => {
+  it('create, list, add master and replica, refuse duplicates, delete', async () => {
+    expect(await call('POST', '/api/groups', { id: 1 })).toEqual({ status: 201, body: { id: 1, servers: [], slots: 0 } });
+    expect((await call('POST', '/api/groups', { id: 2 })).status).toBe(201);
+    expect(await call('POST', '/api/groups', { id: 1 })).toEqual(err(409, 'ECONFLICT', 'group 1 already exists'));
+
+    const m = await call('POST', '/api/groups/1/servers', { addr: r[0]!.addr });
+    expect(m).toEqual({ status: 201, body: { addr: r[0]!.addr, role: 'master', group: { id: 1, servers: [{ addr: r[0]!.addr, role: 'master' }], slots: 0 } } });
+    const rep = await call('POST', '/api/groups/1/servers', { addr: r[1]!.addr });
+    expect(rep.status).toBe(201);
+    expect(rep.body.role).toBe('replica');
+    expect(await r[1]!.client().info('replication')).toMatch(/^master_link_status:up\r$/m);
+    expect((await call('POST', '/api/groups/2/servers', { addr: r[2]!.addr })).status).toBe(201);
+
+    expect(await call('POST', '/api/groups/2/servers', { addr: r[1]!.addr })).toEqual(
+      err(409, 'ECONFLICT', `server ${r[1]!.addr} is already in group 1`),
+    );
+    expect(await call('POST', '/api/groups/1/servers', { addr: 'nohost' })).toEqual(
+      err(400, 'EINVALID', 'invalid server address "nohost": want host:port'),
+    );
+    expect(await call('POST', '/api/groups/1/servers', { addr: '127.0.0.1:1' })).toEqual(
+      err(502, 'EUNREACHABLE', 'server 127.0.0.1:1 is unreachable: connect ECONNREFUSED 127.0.0.1:1'),
+    );
+    expect((await call('GET', '/api/groups')).body).toEqual([
+      { id: 1, servers: [{ addr: r[0]!.addr, role: 'master' }, { addr: r[1]!.addr, role: 'replica' }], slots: 0 },
+      { id: 2, servers: [{ addr: r[2]!.addr, role: 'master' }], slots: 0 },
+    ]);
+    expect((await call('POST', '/api/groups', { id: 3 })).status).toBe(201);
+    expect(await call('DELETE', '/api/groups/3')).toEqual({ status: 200, body: { removed: 3 } });
+    expect(await call('GET', '/api/groups/3')).toEqual(err(404, 'ENOTFOUND', 'group 3 does not exist'));
+  });
+
+  it('removes a replica by its address in the path', async () => {
+    const addr = encodeURIComponent(r[1]!.addr);
+    const res = await call('DELETE', `/api/groups/1/servers/${addr}`);
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ removed: r[1]!.addr, role: 'replica', group: { id: 1, servers: [{ addr: r[0]!.addr, role: 'master' }] } });
+    expect(await call('DELETE', `/api/groups/1/servers/${addr}`)).toEqual(err(404, 'ENOTFOUND', `server ${r[1]!.addr} is not in group 1`));
+  });
+});
+
+describe('slots and migrations', () => {
+  it('init, list, info, set, and the refusals', async () => {
+    expect(await call('POST', '/api/slots/init', {})).toEqual({
+      status: 200,
+      body: { assigned: [{ first: 0, last: 511, group: 1 }, { first: 512, last: 1023, group: 2 }] },
+    });
+    expect(await call('POST', '/api/slots/init', {})).toEqual(
+      err(409, 'ECONFLICT', '1024 slot(s) are already assigned (e.g. slot 0 online in group 1); use --force to reassign all of them'),
+    );
+    expect((await call('GET', '/api/slots')).body).toEqual([
+      { first: 0, last: 511, state: 'online', group: 1 },
+      { first: 512, last: 1023, state: 'online', group: 2 },
+    ]);
+    expect((await call('GET', '/api/slots/700')).body).toEqual({ id: 700, state: 'online', group: 2, master: r[2]!.addr, migration: null });
+    expect(await call('GET', '/api/slots/1024')).toEqual(err(400, 'EINVALID', 'invalid slot "1024" in the path: want an integer 0..1023'));
+    expect(await call('POST', '/api/slots/set', { from: 0, to: 9, group: 2 })).toEqual({
+      status: 200,
+      body: { from: 0, to: 9, group: 2, changedOwner: 10, note: 'no data was moved' },
+    });
+    expect(await call('POST', '/api/slots/set', { from: 10, to: 5, group: 2 })).toEqual(
+      err(400, 'EINVALID', 'invalid slot range 10-5: from must not be greater than to'),
+    );
+    expect(await call('POST', '/api/slots/set', { from: 0, to: 5, group: 9 })).toEqual(err(404, 'ENOTFOUND', 'group 9 does not exist'));
+    expect(await call('DELETE', '/api/groups/1')).toEqual(
+      err(409, 'ECONFLICT', 'group 1 still owns 502 slot(s) (10-511); move them to another group first'),
+    );
+    const o = (await call('GET', '/api/overview')).body;
+    expect(o.slots).toEqual({ byState: { offline: 0, online: 1024, pre_migrate: 0, migrating: 0 }, byGroup: { '1': 502, '2': 522 } });
+    expect(o.migrations).toEqual([]);
+    expect(o.runnerAlive).toBe(false);
+  });
+
+  it('rebalance plan, migration create / pause / resume / cancel, 404s', async () => {
+    const plan = await call('GET', '/api/rebalance');
+    expect(plan.status).toBe(200);
+    expect(plan.body.moves).toEqual([{ first: 1014, last: 1023, from: 2, to: 1, kind: 'migrate' }]);
+    expect(await call('POST', '/api/rebalance', {})).toEqual(err(400, 'EINVALID', 'invalid request body: field "confirm" is required'));
+
+    const created = await call('POST', '/api/migrations', { from: 0, to: 9, group: 1, throttle: 100 });
+    expect(created.status).toBe(201);
+    expect(created.body.resumed).toBe(false);
+    const task = created.body.task;
+    expect(task).toMatchObject({ slots: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], from: [2], to: 1, state: 'pending', throttle: 100 });
+    expect((await call('GET', `/api/migrations/${task.id}`)).body.id).toBe(task.id);
+    expect((await call('GET', '/api/migrations')).body.map((t: { id: string }) => t.id)).toEqual([task.id]);
+    expect((await call('GET', '/api/slots/3')).body.migration).toBe(task.id);
+
+    expect((await call('POST', `/api/migrations/${task.id}/pause`)).body.state).toBe('paused');
+    // Asking again for the same (active) range resumes the paused task instead of a new one.
+    const again = await call('POST', '/api/migrations', { from: 0, to: 9, group: 1 });
+    expect(again).toMatchObject({ status: 200, body: { resumed: true, task: { id: task.id, state: 'running' } } });
+    expect((await call('POST', `/api/migrations/${task.id}/cancel`)).body.state).toBe('cancelling');
+    expect(await call('POST', `/api/migrations/${task.id}/resume`)).toEqual(
+      err(409, 'ECONFLICT', `cannot resume migration ${task.id}: it is being cancelled`),
+    );
+    expect(await call('POST', '/api/migrations/m-nope/pause')).toEqual(err(404, 'ENOTFOUND', 'migration m-nope does not exist'));
+    expect(await call('GET', '/api/migrations/m-nope')).toEqual(err(404, 'ENOTFOUND', 'migration m-nope does not exist'));
+    expect(await call('POST', '/api/slots/set', { from: 0, to: 0, group: 2 })).toEqual(
+      err(409, 'ECONFLICT', `slot 0 is part of active migration ${task.id}; wait for it or cancel it first`),
+    );
+  });
+});
+
+describe('input validation names the field', () => {
+  it.each([
+    ['POST', '/api/groups', { id: 'one' }, 'invalid request body: field "id" must be an integer in 1..9999, got "one"'],
+    ['POST', '/api/groups', {}, 'invalid request body: field "id" is required'],
+    ['POST', '/api/groups', { id: 1, name: 'x' }, 'invalid request body: unknown field "name"'],
+    ['POST', '/api/groups', '[1]', 'invalid request body: want a JSON object'],
+    ['POST', '/api/groups', '{"id":', 'invalid request body: not JSON (Unexpected end of JSON input)'],
+    ['POST', '/api/slots/set', { from: 0, to: 1024, group: 1 }, 'invalid request body: field "to" must be an integer in 0..1023, got 1024'],
+    ['POST', '/api/migrations', { from: 0, to: 1, group: 1, batchSlots: 0 }, 'invalid request body: field "batchSlots" must be an integer in 1..1024, got 0'],
+    ['POST', '/api/groups/1/servers', { addr: 5 }, 'invalid request body: field "addr" must be a string, got 5'],
+    ['POST', '/api/slots/init', { force: 'yes' }, 'invalid request body: field "force" must be a boolean, got "yes"'],
+    ['GET', '/api/groups/abc', undefined, 'invalid group id "abc" in the path: want an integer 1..9999'],
+  ])('%s %s %j', async (method, path, body, message) => {
+    expect(await call(method, path, body)).toEqual(err(400, 'EINVALID', message));
+  });
+
+  it('unknown routes and methods', async () => {
+    expect(await call('GET', '/api/nothing')).toEqual(err(404, 'ENOTFOUND', 'no route GET /api/nothing'));
+    expect(await call('PUT', '/api/groups')).toEqual(err(405, 'EMETHOD', 'method PUT not allowed on /api/groups'));
+  });
+});
+
+describe('authentication and exposure', () => {
+  it('with a token: 401 without or with a wrong one, served with the right one; /healthz open', async () => {
+    const denied = err(401, 'EUNAUTHORIZED', 'missing or wrong bearer token (Authorization: Bearer <token>)');
+    expect(await call('GET', '/api/groups', undefined, { base: secured })).toEqual(denied);
+    expect(await call('GET', '/api/groups', undefined, { base: secured, token: 'wrong-token-xxxxx' })).toEqual(denied);
+    expect(await call('GET', `/api/groups?token=${TOKEN}`, undefined, { base: secured })).toEqual(denied);
+    expect(await call('GET', '/metrics', undefined, { base: secured })).toEqual(denied);
+    expect((await call('GET', '/api/groups', undefined, { base: secured, token: TOKEN })).status).toBe(200);
+    expect(await call('GET', '/healthz', undefined, { base: secured })).toEqual({ status: 200, body: { status: 'ok', product: store.product } });
+    // The dashboard page holds no data, so it loads without the token (its API calls need it).
+    const page = await call('GET', '/', undefined, { base: secured });
+    expect(page.status).toBe(200);
+    expect(page.body).toContain('<title>reborn dashboard</title>');
+    expect(page.body).toContain("fetch('/api/overview', { headers })");
+  });
+
+  it('/metrics scrapes the cluster', async () => {
+    const m = await call('GET', '/metrics');
+    expect(m.status).toBe(200);
+    expect(m.body).toMatch(/^reborn_config_slots\{state="online"\} 1024$/m);
+    expect(m.body).toMatch(/^reborn_config_group_servers\{group="1",role="master"\} 1$/m);
+    expect(m.body).toMatch(/^reborn_config_etcd_up 1$/m);
+    expect(m.body).toMatch(/^reborn_config_http_requests_total\{method="GET",route="\/api\/groups",status="200"\} \d+$/m);
+  });
+
+  it('refuses a non-loopback address without a token', async () => {
+    const api = createApi({ store, logger: pino({ level: 'silent' }) });
+    await expect(api.listen('0.0.0.0:0')).rejects.toThrow(
+      'refusing to serve the API on non-loopback address 0.0.0.0:0 without a token: set --token (or REBORN_DASHBOARD_TOKEN), or listen on 127.0.0.1',
+    );
+    const withToken = await createApi({ store, logger: pino({ level: 'silent' }), token: TOKEN }).listen('0.0.0.0:0');
+    await withToken.close();
+  });
+});
