@@ -1,1 +1,11 @@
-export {};
+/**
+ * @reborn/agent — reborn-agent: process supervisor with an HTTP API, HA leader election,
+ * health checks and failover. The binary is bin/reborn-agent.js (dist/main.js).
+ */
+export { Agent } from './agent.js';
+export { parseAgentOptions, OptionsError, usage, type AgentOptions } from './options.js';
+export { Supervisor, type AppView, type AppKind, type AppState } from './supervisor.js';
+export { Leadership, type LeadershipEvents } from './leadership.js';
+export { HaLoop, isDown, pickCandidate, promotedGroup, type Probe, type ServerStatus, type Candidate } from './ha.js';
+export { RedisAdmin, parseReplicationInfo, replicationOffset, replicatesFrom, splitAddr, type ReplicationInfo } from './redis-admin.js';
+export * from './errors.js';

@@ -39,7 +39,9 @@ export function createClient(endpoints: readonly string[], callTimeoutMs: number
     grpcOptions: {
       'grpc.keepalive_time_ms': 10_000,
       'grpc.keepalive_timeout_ms': 5_000,
-      'grpc.keepalive_permit_without_calls': 1,
+      // Only while a call (a watch, a lease keepalive) is open: etcd's default policy refuses
+      // pings without a stream ("excess pings") and would close the connection.
+      'grpc.keepalive_permit_without_calls': 0,
     },
   });
 }

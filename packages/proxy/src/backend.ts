@@ -353,7 +353,9 @@ export class BackendConnection implements Flushable {
     // Writes that answered but were never confirmed by a replica: not acknowledged either.
     const unconfirmed = this.unconfirmed.splice(0);
     this.answered += waiting.length;
-    if (waiting.length > 0 || wasUp) {
+    if (next === 'closed' && waiting.length === 0) {
+      this.opts.logger.debug({ backend: this.addr }, 'backend connection closed');
+    } else if (waiting.length > 0 || wasUp) {
       this.opts.logger.warn({ backend: this.addr, reason, failedRequests: waiting.length }, 'backend connection failed');
     }
     if (wasUp) this.opts.onStateChange?.(this.addr, false);

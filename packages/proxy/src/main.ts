@@ -1,8 +1,15 @@
 /**
- * reborn-proxy entry point: options (flags > env > defaults), logger, signals.
+ * reborn-proxy entry point: options (flags > env > defaults), logger, signals, workers.
+ *
+ * With `--workers N` (N > 1) this process is a supervisor: it forks N workers with
+ * node:cluster that share the client port (the primary hands out connections round-robin).
+ * Each worker is a complete proxy with its own backend connections, its own etcd
+ * registration and barrier acks (id `<id>-w<n>`) and its own admin port (`--admin-addr`
+ * port + n, or a free port when that is 0). A worker that dies is forked again.
  */
+import cluster from 'node:cluster';
 import pino from 'pino';
-import { OptionsError, parseProxyOptions, usage, wantsHelp } from './options.js';
+import { OptionsError, parseProxyOptions, usage, wantsHelp, type ProxyOptions } from './options.js';
 import { Proxy } from './proxy.js';
 
 const argv = process.argv.slice(2);
@@ -11,7 +18,7 @@ if (wantsHelp(argv)) {
   process.exit(0);
 }
 
-let options;
+let options: ProxyOptions;
 try {
   options = parseProxyOptions(argv);
 } catch (err) {
@@ -22,26 +29,71 @@ try {
   throw err;
 }
 
+const workerIndex = cluster.isWorker ? Number(process.env['REBORN_WORKER_INDEX'] ?? '0') : -1;
+if (cluster.isWorker) {
+  const i = options.adminAddr.lastIndexOf(':');
+  const adminPort = Number(options.adminAddr.slice(i + 1));
+  options = {
+    ...options,
+    id: `${options.id}-w${workerIndex}`,
+    adminAddr: `${options.adminAddr.slice(0, i)}:${adminPort === 0 ? 0 : adminPort + workerIndex}`,
+  };
+}
+
 const logger = pino({ level: options.logLevel, base: { app: 'reborn-proxy', id: options.id, product: options.product } });
-const proxy = new Proxy(options, logger);
 
-let stopping = false;
-const shutdown = (signal: string): void => {
-  if (stopping) return;
-  stopping = true;
-  logger.info({ signal }, 'shutting down');
-  proxy.stop().then(
-    () => process.exit(0),
-    (err: unknown) => {
-      logger.error({ err }, 'error during shutdown');
-      process.exit(1);
-    },
-  );
-};
-process.on('SIGTERM', () => shutdown('SIGTERM'));
-process.on('SIGINT', () => shutdown('SIGINT'));
+if (options.workers > 1 && cluster.isPrimary) {
+  superviseWorkers(options.workers);
+} else {
+  serve();
+}
 
-proxy.start().catch((err: unknown) => {
-  logger.fatal({ err }, 'proxy failed to start');
-  process.exit(1);
-});
+function superviseWorkers(count: number): void {
+  let stopping = false;
+  const fork = (index: number): void => {
+    const worker = cluster.fork({ REBORN_WORKER_INDEX: String(index) });
+    worker.on('exit', (code, signal) => {
+      if (stopping) return;
+      logger.error({ worker: index, code, signal }, 'proxy worker exited; starting it again');
+      setTimeout(() => fork(index), 500);
+    });
+  };
+  for (let i = 0; i < count; i++) fork(i);
+  logger.info({ workers: count }, 'proxy workers started');
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) return;
+    stopping = true;
+    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill(signal);
+    const check = setInterval(() => {
+      if (Object.keys(cluster.workers ?? {}).length === 0) {
+        clearInterval(check);
+        process.exit(0);
+      }
+    }, 50);
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGTERM'));
+}
+
+function serve(): void {
+  const proxy = new Proxy(options, logger);
+  let stopping = false;
+  const shutdown = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    proxy.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, 'error during shutdown');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  proxy.start().catch((err: unknown) => {
+    logger.fatal({ err }, 'proxy failed to start');
+    process.exit(1);
+  });
+}

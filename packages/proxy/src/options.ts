@@ -30,6 +30,8 @@ export interface ProxyOptions {
   durableTimeoutMs: number;
   /** How long a request waits for its slot's migration barrier before it fails. */
   holdTimeoutMs: number;
+  /** Worker processes sharing the client port (node:cluster); 1 = this process serves. */
+  workers: number;
 }
 
 interface OptionDef {
@@ -57,6 +59,7 @@ const DEFS: Record<string, OptionDef> = {
   durable: { env: 'REBORN_PROXY_DURABLE', kind: 'bool', default: false, help: 'acknowledge writes only once a replica has them' },
   'durable-timeout': { env: 'REBORN_PROXY_DURABLE_TIMEOUT_MS', kind: 'int', default: 1000, help: 'ms a write may wait for a replica in --durable mode' },
   'hold-timeout': { env: 'REBORN_PROXY_HOLD_TIMEOUT_MS', kind: 'int', default: 15000, help: 'ms a request may wait for its slot\'s migration barrier' },
+  workers: { env: 'REBORN_PROXY_WORKERS', kind: 'int', default: 1, help: 'worker processes sharing --addr (each is its own proxy in etcd: <id>-w<n>)' },
   'log-level': { env: 'REBORN_LOG_LEVEL', kind: 'string', default: 'info', help: 'pino log level' },
 };
 
@@ -151,6 +154,7 @@ export function parseProxyOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     durable: raw('durable') === true,
     durableTimeoutMs: int('durable-timeout', 1),
     holdTimeoutMs: int('hold-timeout', 100),
+    workers: int('workers', 1),
   };
   if (problems.length > 0) throw new OptionsError(problems);
   return options;

@@ -242,7 +242,8 @@ export class Proxy implements SessionHost {
     this.admin = admin;
     return new Promise((resolve, reject) => {
       admin.once('error', reject);
-      admin.listen({ host, port }, () => {
+      // exclusive: with --workers each worker has its own admin port (the client port is shared).
+      admin.listen({ host, port, exclusive: true }, () => {
         admin.off('error', reject);
         this.logger.info({ addr: `${host}:${this.address.adminPort}` }, 'admin endpoint listening');
         resolve();

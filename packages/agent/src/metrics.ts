@@ -1,0 +1,95 @@
+/**
+ * Agent metrics on a registry the agent owns (never prom-client's global one). Gauges that
+ * mirror state (apps by state, leadership, server health) are computed when scraped, from
+ * the objects that own the state, so they cannot drift.
+ */
+import client from 'prom-client';
+
+export interface MetricSources {
+  apps(): { kind: string; state: string }[];
+  isLeader(): boolean;
+  servers(): { group: number; addr: string; up: boolean }[];
+}
+
+export class AgentMetrics {
+  readonly registry = new client.Registry();
+  readonly appRestarts: client.Counter<'app' | 'kind'>;
+  readonly failovers: client.Counter<'group' | 'result'>;
+  readonly failoverSeconds: client.Histogram;
+  readonly leaderTransitions: client.Counter<'to'>;
+  readonly checkFailures: client.Counter;
+  readonly repoints: client.Counter<'reason'>;
+
+  constructor(sources: MetricSources, labels: { agent: string; product: string }) {
+    const r = this.registry;
+    r.setDefaultLabels(labels);
+    client.collectDefaultMetrics({ register: r, prefix: 'reborn_agent_' });
+    this.appRestarts = new client.Counter({
+      name: 'reborn_agent_app_restarts_total',
+      help: 'Supervised processes restarted after they died',
+      labelNames: ['app', 'kind'],
+      registers: [r],
+    });
+    this.failovers = new client.Counter({
+      name: 'reborn_agent_failovers_total',
+      help: 'Master failovers by result (done, failed)',
+      labelNames: ['group', 'result'],
+      registers: [r],
+    });
+    this.failoverSeconds = new client.Histogram({
+      name: 'reborn_agent_failover_seconds',
+      help: 'From the last successful check of a dead master to the etcd update of its group',
+      buckets: [0.5, 1, 1.5, 2, 3, 4, 5, 7.5, 10, 15, 30],
+      registers: [r],
+    });
+    this.leaderTransitions = new client.Counter({
+      name: 'reborn_agent_leader_transitions_total',
+      help: 'HA leadership won (to=leader) and lost (to=follower)',
+      labelNames: ['to'],
+      registers: [r],
+    });
+    this.checkFailures = new client.Counter({
+      name: 'reborn_agent_check_failures_total',
+      help: 'Failed health checks of redis servers (leader only)',
+      registers: [r],
+    });
+    this.repoints = new client.Counter({
+      name: 'reborn_agent_replicaof_total',
+      help: 'REPLICAOF <master> sent to a server, by reason',
+      labelNames: ['reason'],
+      registers: [r],
+    });
+    new client.Gauge({
+      name: 'reborn_agent_apps',
+      help: 'Supervised processes by kind and state',
+      labelNames: ['kind', 'state'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const a of sources.apps()) this.inc({ kind: a.kind, state: a.state });
+      },
+    });
+    new client.Gauge({
+      name: 'reborn_agent_is_leader',
+      help: '1 while this agent is the HA leader',
+      registers: [r],
+      collect() {
+        this.set(sources.isLeader() ? 1 : 0);
+      },
+    });
+    new client.Gauge({
+      name: 'reborn_agent_server_up',
+      help: 'Health of each group server as the leader sees it (1 up, 0 down)',
+      labelNames: ['group', 'addr'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const s of sources.servers()) this.set({ group: String(s.group), addr: s.addr }, s.up ? 1 : 0);
+      },
+    });
+  }
+
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+}

@@ -1,0 +1,533 @@
+/**
+ * The process supervisor: redis-server and reborn-proxy processes started through the HTTP
+ * API, each with its own data dir and log file under --data-dir, kept running.
+ *
+ *   1. Start: validate, refuse a port another app already uses, spawn the process detached
+ *      (its own session: a signal to the agent's terminal or process group does not reach
+ *      it) with stdout+stderr appended to logs/<id>.log, wait until it is ready (redis: PING;
+ *      proxy: /healthz 200). An exit during startup fails the request with the log tail.
+ *   2. Every second, and at once when a child of ours exits: an app whose process is gone
+ *      (no such pid, a zombie, or a pid now running another program) has crashed; it is
+ *      restarted after 0.5 s, 1 s, 2 s, … up to 30 s between attempts. The backoff starts
+ *      over once a process has stayed up for 30 s.
+ *   3. State file: every change is written to <data-dir>/agent-state.json (write a temp file,
+ *      rename: never a torn file). On start the agent reads it and re-adopts each app whose
+ *      pid is alive and still the right program (/proc/<pid>/cmdline), and restarts the rest.
+ *      The agent leaves its apps running when it exits: restarting the supervisor must not
+ *      take redis down. POST /api/stop is how an app is stopped (SIGTERM, SIGKILL after 10 s).
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, statSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { basename, isAbsolute, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import { isValidAddr, isValidName } from '@reborn/coordinator';
+import { AppExistsError, BadRequestError, StartFailedError, UnknownAppError } from './errors.js';
+import type { AgentMetrics } from './metrics.js';
+import { isAliveAs, signal } from './proc.js';
+import type { RedisAdmin } from './redis-admin.js';
+
+export type AppKind = 'redis' | 'proxy';
+export type AppState = 'running' | 'restarting' | 'stopped';
+
+export interface RedisSpec {
+  kind: 'redis';
+  host: string;
+  port: number;
+  args: string[];
+  dataDir: string;
+}
+
+export interface ProxySpec {
+  kind: 'proxy';
+  addr: string;
+  adminAddr: string;
+  proxyId: string | null;
+  args: string[];
+}
+
+export type AppSpec = RedisSpec | ProxySpec;
+
+interface AppRecord {
+  id: string;
+  spec: AppSpec;
+  pid: number | null;
+  state: AppState;
+  restarts: number;
+  startedAt: string | null;
+  logFile: string;
+  /** Crashes since the process last stayed up for STABLE_MS; drives the backoff. */
+  crashes: number;
+  nextStartAt: number | null;
+  lastExit: { at: string; reason: string } | null;
+}
+
+/** What GET /api/apps shows for one app. */
+export interface AppView {
+  id: string;
+  kind: AppKind;
+  pid: number | null;
+  port: number;
+  addr: string;
+  adminAddr?: string;
+  proxyId?: string | null;
+  state: AppState;
+  restarts: number;
+  startedAt: string | null;
+  logFile: string;
+  dataDir?: string;
+  args: string[];
+  nextRestartAt?: string;
+  lastExit?: { at: string; reason: string };
+  /** Set by a start that returned before the app was ready. */
+  note?: string;
+}
+
+export interface SupervisorOptions {
+  dataDir: string;
+  etcd: readonly string[];
+  product: string;
+  redisBin: string;
+  proxyBin: string;
+  logger: Logger;
+  metrics: AgentMetrics;
+  admin: RedisAdmin;
+  checkIntervalMs?: number;
+}
+
+const STATE_FILE = 'agent-state.json';
+const BACKOFF_MIN_MS = 500;
+const BACKOFF_MAX_MS = 30_000;
+const STABLE_MS = 30_000;
+const STOP_TIMEOUT_MS = 10_000;
+const REDIS_READY_MS = 10_000;
+const PROXY_READY_MS = 15_000;
+
+export class Supervisor {
+  private readonly apps = new Map<string, AppRecord>();
+  private readonly starting = new Set<string>();
+  private timer: NodeJS.Timeout | null = null;
+  private closed = false;
+  private readonly log: Logger;
+  private readonly statePath: string;
+  private readonly logsDir: string;
+
+  constructor(private readonly opts: SupervisorOptions) {
+    this.log = opts.logger.child({ component: 'supervisor' });
+    this.statePath = join(opts.dataDir, STATE_FILE);
+    this.logsDir = join(opts.dataDir, 'logs');
+  }
+
+  /** Reads the state file, re-adopts live processes, restarts dead ones, starts checking. */
+  async start(): Promise<void> {
+    mkdirSync(this.logsDir, { recursive: true });
+    for (const rec of this.readState()) {
+      this.apps.set(rec.id, rec);
+      if (rec.state === 'stopped') continue;
+      if (this.alive(rec)) {
+        rec.state = 'running';
+        rec.nextStartAt = null;
+        this.log.info({ app: rec.id, pid: rec.pid }, 're-adopted running app');
+      } else {
+        this.log.warn({ app: rec.id, pid: rec.pid }, 'app not running after agent restart; starting it again');
+        rec.pid = null;
+        rec.state = 'restarting';
+        rec.restarts++;
+        rec.nextStartAt = Date.now();
+        this.opts.metrics.appRestarts.inc({ app: rec.id, kind: rec.spec.kind });
+      }
+    }
+    this.persist();
+    const interval = this.opts.checkIntervalMs ?? 1000;
+    this.timer = setInterval(() => this.check(), interval);
+    this.check();
+  }
+
+  /** Stops checking and writes the state. Apps keep running. */
+  close(): void {
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    this.persist();
+  }
+
+  list(): AppView[] {
+    return [...this.apps.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)).map((r) => this.view(r));
+  }
+
+  get(id: string): AppView {
+    const rec = this.apps.get(id);
+    if (!rec) throw new UnknownAppError(id);
+    return this.view(rec);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // API operations
+
+  /** POST /api/start_redis {port, args?, dataDir?, host?} */
+  async startRedis(body: unknown): Promise<AppView> {
+    const o = asBody(body);
+    allowOnly(o, ['port', 'args', 'dataDir', 'host']);
+    const port = portField(o, 'port');
+    const host = o['host'] === undefined ? '127.0.0.1' : stringField(o, 'host');
+    if (!isValidAddr(`${host}:${port}`)) throw new BadRequestError(`host must be a host name or IP address, got ${JSON.stringify(host)}`);
+    const args = argsField(o);
+    let dataDir = join(this.opts.dataDir, `redis-${port}`);
+    if (o['dataDir'] !== undefined) {
+      dataDir = stringField(o, 'dataDir');
+      if (!isAbsolute(dataDir)) throw new BadRequestError(`dataDir must be an absolute path, got ${JSON.stringify(dataDir)}`);
+    }
+    const id = `redis-${port}`;
+    this.claim(id, [port]);
+    mkdirSync(dataDir, { recursive: true });
+    return this.create({ kind: 'redis', host, port, args, dataDir }, id);
+  }
+
+  /** POST /api/start_proxy {addr, adminAddr, id?, args?} */
+  async startProxy(body: unknown): Promise<AppView> {
+    const o = asBody(body);
+    allowOnly(o, ['addr', 'adminAddr', 'id', 'args']);
+    const addr = addrField(o, 'addr');
+    const adminAddr = addrField(o, 'adminAddr');
+    const port = Number(addr.slice(addr.lastIndexOf(':') + 1));
+    const adminPort = Number(adminAddr.slice(adminAddr.lastIndexOf(':') + 1));
+    if (port === adminPort) throw new BadRequestError('addr and adminAddr must use different ports');
+    let proxyId: string | null = null;
+    if (o['id'] !== undefined) {
+      proxyId = stringField(o, 'id');
+      if (!isValidName(proxyId)) throw new BadRequestError(`id must match [A-Za-z0-9_.:-]{1,128}, got ${JSON.stringify(proxyId)}`);
+    }
+    const args = argsField(o);
+    const id = `proxy-${port}`;
+    this.claim(id, [port, adminPort]);
+    return this.create({ kind: 'proxy', addr, adminAddr, proxyId, args }, id);
+  }
+
+  /** POST /api/stop {id} */
+  async stop(body: unknown): Promise<AppView> {
+    const o = asBody(body);
+    allowOnly(o, ['id']);
+    const id = stringField(o, 'id');
+    const rec = this.apps.get(id);
+    if (!rec) throw new UnknownAppError(id);
+    if (this.starting.has(id)) throw new AppExistsError(`app ${id} is starting; stop it once it is up`);
+    rec.state = 'stopped';
+    rec.nextStartAt = null;
+    this.persist();
+    const pid = rec.pid;
+    if (pid !== null && this.alive(rec)) {
+      this.log.info({ app: id, pid }, 'stopping app');
+      signal(pid, 'SIGTERM');
+      const deadline = Date.now() + STOP_TIMEOUT_MS;
+      while (this.alive(rec) && Date.now() < deadline) await sleep(50);
+      if (this.alive(rec)) {
+        this.log.warn({ app: id, pid }, 'app ignored SIGTERM; sending SIGKILL');
+        signal(pid, 'SIGKILL');
+        while (this.alive(rec)) await sleep(20);
+      }
+    }
+    rec.pid = null;
+    rec.lastExit = { at: new Date().toISOString(), reason: 'stopped through the API' };
+    this.persist();
+    return this.view(rec);
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  /** Refuses an id or port in use by an app that is not stopped. */
+  private claim(id: string, ports: number[]): void {
+    if (this.starting.has(id)) throw new AppExistsError(`app ${id} is already starting`);
+    for (const rec of this.apps.values()) {
+      if (rec.state === 'stopped') continue;
+      if (rec.id === id) throw new AppExistsError(`app ${id} already exists (${rec.state}, pid ${rec.pid})`);
+      const used = rec.spec.kind === 'redis' ? [rec.spec.port] : [portOf(rec.spec.addr), portOf(rec.spec.adminAddr)];
+      const clash = ports.find((p) => used.includes(p));
+      if (clash !== undefined) throw new AppExistsError(`port ${clash} is already used by app ${rec.id}`);
+    }
+  }
+
+  private async create(spec: AppSpec, id: string): Promise<AppView> {
+    const previous = this.apps.get(id);
+    const rec: AppRecord = {
+      id,
+      spec,
+      pid: null,
+      state: 'running',
+      restarts: 0,
+      startedAt: null,
+      logFile: join(this.logsDir, `${id}.log`),
+      crashes: 0,
+      nextStartAt: null,
+      lastExit: null,
+    };
+    this.starting.add(id);
+    this.apps.set(id, rec);
+    try {
+      const logStart = fileSize(rec.logFile);
+      this.spawn(rec);
+      const ready = await this.waitReady(rec);
+      if (!ready.ok) {
+        const tail = await readTail(rec.logFile, logStart);
+        if (previous) this.apps.set(id, previous);
+        else this.apps.delete(id);
+        if (rec.pid !== null) signal(rec.pid, 'SIGKILL');
+        this.persist();
+        throw new StartFailedError(`${id}: ${ready.why}`, tail);
+      }
+      this.log.info({ app: id, pid: rec.pid, kind: spec.kind }, 'app started');
+      return { ...this.view(rec), ...(ready.why ? { note: ready.why } : {}) };
+    } finally {
+      this.starting.delete(id);
+    }
+  }
+
+  /** Waits until the app answers; not ok if it exits first. A slow start is ok with a note. */
+  private async waitReady(rec: AppRecord): Promise<{ ok: boolean; why: string }> {
+    const spec = rec.spec;
+    const deadline = Date.now() + (spec.kind === 'redis' ? REDIS_READY_MS : PROXY_READY_MS);
+    for (;;) {
+      if (!this.alive(rec)) return { ok: false, why: `the process exited during startup (${rec.lastExit?.reason ?? 'see log'})` };
+      if (await this.ready(spec).catch(() => false)) return { ok: true, why: '' };
+      if (Date.now() > deadline) return { ok: true, why: 'running but not ready yet' };
+      await sleep(50);
+    }
+  }
+
+  private async ready(spec: AppSpec): Promise<boolean> {
+    if (spec.kind === 'redis') {
+      const host = spec.host === '0.0.0.0' ? '127.0.0.1' : spec.host === '::' ? '::1' : spec.host;
+      const addr = host.includes(':') ? `[${host}]:${spec.port}` : `${host}:${spec.port}`;
+      return (await this.opts.admin.call(addr, ['PING'], 500)) === 'PONG';
+    }
+    const res = await fetch(`http://${spec.adminAddr}/healthz`, { signal: AbortSignal.timeout(1000) });
+    await res.body?.cancel();
+    return res.status === 200;
+  }
+
+  private command(spec: AppSpec): { cmd: string; args: string[]; cwd: string } {
+    if (spec.kind === 'redis') {
+      return {
+        cmd: this.opts.redisBin,
+        // Log to stdout (our log file); later args win in redis, so the caller's come last.
+        args: ['--port', String(spec.port), '--bind', spec.host, '--dir', spec.dataDir, '--daemonize', 'no', '--logfile', '', ...spec.args],
+        cwd: spec.dataDir,
+      };
+    }
+    return {
+      cmd: process.execPath,
+      args: [
+        this.opts.proxyBin,
+        '--addr', spec.addr,
+        '--admin-addr', spec.adminAddr,
+        '--etcd', this.opts.etcd.join(','),
+        '--product', this.opts.product,
+        ...(spec.proxyId === null ? [] : ['--id', spec.proxyId]),
+        ...spec.args,
+      ],
+      cwd: this.opts.dataDir,
+    };
+  }
+
+  private spawn(rec: AppRecord): void {
+    const { cmd, args, cwd } = this.command(rec.spec);
+    const fd = openSync(rec.logFile, 'a');
+    try {
+      writeFileSync(fd, `--- ${new Date().toISOString()} reborn-agent starts: ${cmd} ${args.join(' ')}\n`);
+      const child = spawn(cmd, args, { cwd, detached: true, stdio: ['ignore', fd, fd], env: process.env });
+      child.unref();
+      rec.pid = child.pid ?? null;
+      rec.startedAt = new Date().toISOString();
+      rec.state = 'running';
+      rec.nextStartAt = null;
+      child.once('error', (err) => {
+        this.log.error({ app: rec.id, err: err.message }, 'cannot spawn app');
+        rec.lastExit = { at: new Date().toISOString(), reason: `spawn failed: ${err.message}` };
+        if (rec.pid === (child.pid ?? null)) rec.pid = null;
+        this.check();
+      });
+      child.once('exit', (code, sig) => {
+        if (rec.pid !== child.pid) return;
+        rec.lastExit = { at: new Date().toISOString(), reason: sig ? `killed by ${sig}` : `exit code ${code}` };
+        // Checked on the next turn, after Node has reaped it.
+        setImmediate(() => this.check());
+      });
+    } finally {
+      closeSync(fd);
+    }
+    this.persist();
+  }
+
+  /** One supervision pass: detect crashes, restart what is due. */
+  private check(): void {
+    if (this.closed) return;
+    const now = Date.now();
+    let changed = false;
+    for (const rec of this.apps.values()) {
+      if (this.starting.has(rec.id) || rec.state === 'stopped') continue;
+      if (rec.state === 'running' && !this.alive(rec)) {
+        const upMs = rec.startedAt ? now - Date.parse(rec.startedAt) : 0;
+        if (upMs >= STABLE_MS) rec.crashes = 0;
+        rec.crashes++;
+        const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** (rec.crashes - 1));
+        rec.lastExit ??= { at: new Date(now).toISOString(), reason: 'process gone' };
+        this.log.warn(
+          { app: rec.id, pid: rec.pid, upMs, exit: rec.lastExit.reason, restartInMs: delay, crashes: rec.crashes },
+          'app died; restarting',
+        );
+        rec.pid = null;
+        rec.state = 'restarting';
+        rec.nextStartAt = now + delay;
+        changed = true;
+      }
+      if (rec.state === 'restarting' && rec.nextStartAt !== null && now >= rec.nextStartAt) {
+        rec.restarts++;
+        rec.lastExit = null;
+        this.opts.metrics.appRestarts.inc({ app: rec.id, kind: rec.spec.kind });
+        if (rec.spec.kind === 'redis') mkdirSync(rec.spec.dataDir, { recursive: true });
+        this.spawn(rec);
+        this.log.info({ app: rec.id, pid: rec.pid, restarts: rec.restarts }, 'app restarted');
+        changed = true;
+      }
+    }
+    if (changed) this.persist();
+  }
+
+  private alive(rec: AppRecord): boolean {
+    const spec = rec.spec;
+    if (spec.kind === 'redis') {
+      // redis-server rewrites its title to "redis-server host:port"; before that it is argv.
+      return isAliveAs(rec.pid, (c) => c.includes(basename(this.opts.redisBin)) && (c.includes(`:${spec.port}`) || c.includes(`--port ${spec.port}`)));
+    }
+    return isAliveAs(rec.pid, (c) => c.includes(basename(this.opts.proxyBin)) && c.includes(spec.addr));
+  }
+
+  private view(r: AppRecord): AppView {
+    const s = r.spec;
+    const common = {
+      id: r.id,
+      kind: s.kind,
+      pid: r.pid,
+      state: r.state,
+      restarts: r.restarts,
+      startedAt: r.startedAt,
+      logFile: r.logFile,
+      args: s.args,
+      ...(r.state === 'restarting' && r.nextStartAt !== null ? { nextRestartAt: new Date(r.nextStartAt).toISOString() } : {}),
+      ...(r.lastExit ? { lastExit: r.lastExit } : {}),
+    };
+    if (s.kind === 'redis') {
+      const addr = s.host.includes(':') ? `[${s.host}]:${s.port}` : `${s.host}:${s.port}`;
+      return { ...common, port: s.port, addr, dataDir: s.dataDir };
+    }
+    return { ...common, port: portOf(s.addr), addr: s.addr, adminAddr: s.adminAddr, proxyId: s.proxyId };
+  }
+
+  private persist(): void {
+    const apps = [...this.apps.values()]
+      .filter((r) => !this.starting.has(r.id) || r.pid !== null)
+      .map((r) => ({ ...r, nextStartAt: null }));
+    const tmp = `${this.statePath}.tmp`;
+    try {
+      writeFileSync(tmp, JSON.stringify({ version: 1, apps }, null, 2));
+      renameSync(tmp, this.statePath);
+    } catch (err) {
+      this.log.error({ err: (err as Error).message, path: this.statePath }, 'cannot write the state file');
+    }
+  }
+
+  private readState(): AppRecord[] {
+    let text: string;
+    try {
+      text = readFileSync(this.statePath, 'utf8');
+    } catch {
+      return [];
+    }
+    try {
+      const v = JSON.parse(text) as { apps?: unknown };
+      if (!Array.isArray(v.apps)) throw new Error('no apps array');
+      return v.apps.filter(isAppRecord).map((r) => ({ ...r, nextStartAt: null, crashes: r.crashes ?? 0 }));
+    } catch (err) {
+      this.log.error({ err: (err as Error).message, path: this.statePath }, 'state file unreadable; starting with no apps');
+      return [];
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request validation: each failure says which field and what is wrong.
+
+function asBody(body: unknown): Record<string, unknown> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new BadRequestError('the body must be a JSON object');
+  return body as Record<string, unknown>;
+}
+
+function allowOnly(o: Record<string, unknown>, names: string[]): void {
+  const extra = Object.keys(o).filter((k) => !names.includes(k));
+  if (extra.length > 0) throw new BadRequestError(`unknown field(s) ${extra.join(', ')}; allowed: ${names.join(', ')}`);
+}
+
+function portField(o: Record<string, unknown>, name: string): number {
+  const v = o[name];
+  if (v === undefined) throw new BadRequestError(`missing ${name}`);
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new BadRequestError(`${name} must be a number, got ${JSON.stringify(v)}`);
+  if (!Number.isInteger(v) || v < 1 || v > 65535) throw new BadRequestError(`${name} must be an integer 1..65535, got ${v}`);
+  return v;
+}
+
+function stringField(o: Record<string, unknown>, name: string): string {
+  const v = o[name];
+  if (v === undefined) throw new BadRequestError(`missing ${name}`);
+  if (typeof v !== 'string' || v.length === 0) throw new BadRequestError(`${name} must be a non-empty string, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function addrField(o: Record<string, unknown>, name: string): string {
+  const v = stringField(o, name);
+  if (!isValidAddr(v)) throw new BadRequestError(`${name} must be host:port, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function argsField(o: Record<string, unknown>): string[] {
+  const v = o['args'];
+  if (v === undefined) return [];
+  if (!Array.isArray(v) || !v.every((a) => typeof a === 'string')) throw new BadRequestError('args must be an array of strings');
+  return v as string[];
+}
+
+function portOf(addr: string): number {
+  return Number(addr.slice(addr.lastIndexOf(':') + 1));
+}
+
+function isAppRecord(v: unknown): v is AppRecord {
+  if (typeof v !== 'object' || v === null) return false;
+  const r = v as Partial<AppRecord>;
+  return typeof r.id === 'string' && typeof r.spec === 'object' && r.spec !== null && typeof r.logFile === 'string' &&
+    (r.spec.kind === 'redis' || r.spec.kind === 'proxy') && (r.state === 'running' || r.state === 'restarting' || r.state === 'stopped');
+}
+
+function fileSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** The last lines written to `path` since byte `from` (at most 4 KiB). */
+async function readTail(path: string, from: number): Promise<string> {
+  try {
+    const fh = await open(path, 'r');
+    try {
+      const size = (await fh.stat()).size;
+      const start = Math.max(from, size - 4096);
+      const buf = Buffer.alloc(size - start);
+      await fh.read(buf, 0, buf.length, start);
+      return buf.toString('utf8');
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    return '';
+  }
+}
