@@ -110,7 +110,7 @@ describe('Store (shared etcd)', () => {
     const store = await fresh();
     await store.putGroup(group(1));
     await store.putGroup(group(2));
-    await store.putSlots([{ id: 7, state: SlotState.Migrating, group: 1, from: 1, to: 2 }]);
+    await store.putSlots([{ id: 7, state: SlotState.PreMigrate, group: 1, from: 1, to: 2 }]);
     await expect(store.deleteGroup(2)).rejects.toThrow(/still used by 1 slot/);
   });
 
