@@ -267,9 +267,9 @@ export interface MigrationRunnerOptions {
   id?: string;
   /** How long the barrier waits for acks before fencing the silent proxies. Default 5000. */
   barrierTimeoutMs?: number;
-  /** SCAN … COUNT. Default 1000. */
+  /** SCAN … COUNT. Default 5000: fewer round trips queued behind MIGRATEs. */
   scanCount?: number;
-  /** Keys per MIGRATE. Default 100. */
+  /** Keys per MIGRATE. Default 500 (measured: 100 → ~22k keys/s, 500 → ~26k in the runner; raw MIGRATE does ~90k). */
   migrateKeys?: number;
   /** MIGRATE's own timeout (A ↔ B). Default 5000. */
   migrateTimeoutMs?: number;
@@ -317,8 +317,8 @@ export class MigrationRunner {
     this.barrier = new Barrier(this.store);
     this.opts = {
       barrierTimeoutMs: options.barrierTimeoutMs ?? 5000,
-      scanCount: options.scanCount ?? 1000,
-      migrateKeys: options.migrateKeys ?? 100,
+      scanCount: options.scanCount ?? 5000,
+      migrateKeys: options.migrateKeys ?? 500,
       migrateTimeoutMs: options.migrateTimeoutMs ?? 5000,
       parallel: options.parallel ?? 4,
       leaseTtlSeconds: options.leaseTtlSeconds ?? 10,
