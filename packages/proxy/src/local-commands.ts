@@ -14,6 +14,7 @@ import {
   PONG,
   type CommandInfo,
 } from '@reborn/protocol';
+import { flush, keys, randomKey, scan, type KeyspaceLimits } from './keyspace.js';
 import { CustomMerge, SumMerge, type ClientRequest } from './request.js';
 import type { Router } from './router.js';
 import type { Session } from './session.js';
@@ -24,6 +25,7 @@ export const COMPAT_REDIS_VERSION = '7.0.0';
 
 export interface LocalContext {
   readonly router: Router;
+  readonly keyspace: KeyspaceLimits;
   readonly password: string | null;
   readonly proxyId: string;
   readonly product: string;
@@ -208,6 +210,20 @@ export function answerLocally(
       return;
     case 'info':
       info(ctx, session, req, args);
+      return;
+    case 'keys':
+    case 'scan':
+    case 'randomkey':
+    case 'flushdb':
+    case 'flushall':
+      if (!ctx.router.isReady) {
+        req.resolve(encodeError('ERR proxy not ready'));
+        return;
+      }
+      if (name === 'keys') keys(ctx.router, ctx.keyspace, session, req, args);
+      else if (name === 'scan') scan(ctx.router, session, req, args);
+      else if (name === 'randomkey') randomKey(ctx.router, session, req);
+      else flush(ctx.router, ctx.keyspace, session, req, args);
       return;
     case 'dbsize': {
       const masters = ctx.router.isReady ? ctx.router.masters() : [];

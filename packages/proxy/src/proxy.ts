@@ -112,6 +112,7 @@ export class Proxy implements SessionHost {
     const self = this;
     const local: LocalContext = {
       router: this.router,
+      keyspace: { maxKeysReply: options.maxKeysReply, flushAllowed: !options.noFlush },
       password: options.auth,
       proxyId: options.id,
       product: options.product,

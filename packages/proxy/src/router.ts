@@ -177,6 +177,36 @@ export class Router {
     return out;
   }
 
+  /** The master pool of group `gid`, if the group exists and has a master. */
+  masterOf(gid: number): BackendPool | undefined {
+    const g = this.groups.get(gid);
+    const m = g ? groupMaster(g) : undefined;
+    return m ? this.pool(m.addr) : undefined;
+  }
+
+  /**
+   * Group ids in the order SCAN visits them: the source of a migrating slot before its
+   * target (a key moving during the iteration is then seen in one of the two), otherwise by
+   * id. A cycle (A→B and B→A at once) is broken by id.
+   */
+  scanOrder(): number[] {
+    const ids = [...this.groups.keys()].filter((id) => this.masterOf(id) !== undefined).sort((a, b) => a - b);
+    const before = new Map<number, Set<number>>(ids.map((id) => [id, new Set<number>()]));
+    for (const s of this.slotInfos) {
+      if ((s.state === 'pre_migrate' || s.state === 'migrating') && s.from !== undefined && s.to !== undefined) {
+        before.get(s.to)?.add(s.from);
+      }
+    }
+    const order: number[] = [];
+    const left = new Set(ids);
+    while (left.size > 0) {
+      const next = [...left].find((id) => [...before.get(id)!].every((dep) => !left.has(dep))) ?? Math.min(...left);
+      order.push(next);
+      left.delete(next);
+    }
+    return order;
+  }
+
   /** The master of the lowest-numbered slot that is served: where keyless scripts run. */
   firstServed(): SlotEntry | undefined {
     return this.slots.find((s) => s.master !== null);

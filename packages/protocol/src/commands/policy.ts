@@ -49,7 +49,6 @@ const HELP = refuse('HELP text is not available through the proxy');
 const BLOCKING = refuse('blocking commands are not supported yet');
 const PUBSUB = refuse('pub/sub is not supported yet');
 const TRANSACTIONS = refuse('transactions are not supported yet');
-const KEYSPACE_WIDE = refuse('keyspace-wide commands are not supported yet');
 const ONLY_DB0 = refuse('only db 0 is available through the proxy');
 const ADMIN_ACL = refuse('ACL is managed on the backends, not through the proxy');
 const CLUSTER = refuse('the proxy is not a Redis Cluster node: slots are managed with reborn-config');
@@ -124,7 +123,7 @@ const ENTRIES: ReadonlyArray<[string, ProxyPolicy]> = [
   ['expire', ROUTE],
   ['expireat', ROUTE],
   ['expiretime', ROUTE],
-  ['keys', KEYSPACE_WIDE],
+  ['keys', local('every master; refused when the reply would exceed --max-keys-reply keys (use SCAN)')],
   ['migrate', refuse('use reborn-config slot migrate to move data between groups')],
   ['move', ONLY_DB0],
   ['object', UNKNOWN_SUBCOMMAND],
@@ -135,11 +134,11 @@ const ENTRIES: ReadonlyArray<[string, ProxyPolicy]> = [
   ['pexpireat', ROUTE],
   ['pexpiretime', ROUTE],
   ['pttl', ROUTE],
-  ['randomkey', KEYSPACE_WIDE],
+  ['randomkey', local('a random master, then the others if it is empty')],
   ['rename', ROUTE],
   ['renamenx', ROUTE],
   ['restore', ROUTE],
-  ['scan', KEYSPACE_WIDE],
+  ['scan', local('one group after another (sources of migrating slots before their targets); the cursor encodes the group')],
   ['sort', route(SORT_NOTE)],
   ['sort_ro', route(SORT_NOTE)],
   ['touch', split('sum')],
@@ -264,7 +263,7 @@ const ENTRIES: ReadonlyArray<[string, ProxyPolicy]> = [
   ['dbsize', local('summed over every master; not a point-in-time snapshot')],
   ['debug', DEBUGGING],
   ['failover', REPLICATION],
-  ...all(['flushall', 'flushdb'], KEYSPACE_WIDE),
+  ...all(['flushall', 'flushdb'], local('every master; refused when the proxy runs with --no-flush')),
   ['info', local("the proxy's own sections; keyspace summed over every master")],
   ['latency', UNKNOWN_SUBCOMMAND],
   ...each('latency', ['doctor', 'graph', 'histogram', 'history', 'latest', 'reset'], LATENCY),
