@@ -154,6 +154,8 @@ export function promotedGroup(g: GroupInfo, newMaster: string): GroupInfo {
 
 export class HaLoop {
   private readonly probes = new Map<string, Probe>();
+  /** Each server's role in etcd, as of the last round (for status()). */
+  private readonly roleOf = new Map<string, string>();
   private readonly log: Logger;
   private running: Promise<void> | null = null;
   private failovers = 0;
@@ -202,8 +204,6 @@ export class HaLoop {
     await this.running;
   }
 
-  private readonly roleOf = new Map<string, string>();
-
   // -------------------------------------------------------------------------------------------
 
   private async run(signal: AbortSignal): Promise<void> {
@@ -214,16 +214,24 @@ export class HaLoop {
     void this.event(signal, { kind: AgentEventKind.LeaderElected, message: `agent ${this.opts.id} is the HA leader`, data: {} });
     // Step 3: what previous leaders recorded offline stays offline until it answers again.
     let offline = new Map<string, number>();
+    let recorded: string[] = [];
     try {
-      offline = new Map((await this.agents.listServerHealth()).filter((h) => h.state === ServerHealthState.Offline).map((h) => [h.addr, h.group]));
+      const records = await this.agents.listServerHealth();
+      recorded = records.map((h) => h.addr);
+      offline = new Map(records.filter((h) => h.state === ServerHealthState.Offline).map((h) => [h.addr, h.group]));
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'cannot read server health records; starting without them');
     }
     while (!signal.aborted) {
       const roundStart = Date.now();
       try {
-        await this.round(signal, startedAt, offline);
+        const seen = await this.round(signal, startedAt, offline);
         offline = new Map();
+        // Health records of servers no longer in any group are forgotten.
+        for (const addr of recorded.filter((a) => !seen.has(a))) {
+          await this.agents.deleteServerHealth(addr, this.leadership.guardKey()).catch(() => undefined);
+        }
+        recorded = [];
       } catch (err) {
         if (signal.aborted) break;
         this.log.warn({ err: (err as Error).message }, 'HA round skipped');
@@ -240,7 +248,8 @@ export class HaLoop {
     this.log.info('HA checks stopped');
   }
 
-  private async round(signal: AbortSignal, startedAt: number, offline: Map<string, number>): Promise<void> {
+  /** One round (steps 2–6); returns the addresses of every server of every group. */
+  private async round(signal: AbortSignal, startedAt: number, offline: Map<string, number>): Promise<Set<string>> {
     // Step 2: the topology first, bounded; a failure throws and skips the round.
     const groups = await this.store.listGroups();
     signal.throwIfAborted();
@@ -282,6 +291,7 @@ export class HaLoop {
     await Promise.all(groups.map((g) => this.handleGroup(g, signal).catch((err: unknown) => {
       if (!signal.aborted) this.log.warn({ group: g.id, err: (err as Error).message }, 'group handling failed this round');
     })));
+    return seen;
   }
 
   private async check(p: Probe): Promise<void> {

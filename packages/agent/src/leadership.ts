@@ -8,7 +8,9 @@
  *      keys `agents/election/leader/<leaseId>`, the oldest key leads).
  *   2. Elected: ask etcd how long our lease has left (LeaseTimeToLive, bounded). The leader
  *      holds a local deadline `validUntil` = (time the question was sent) + (TTL left, which
- *      etcd rounds down). Each second the question is asked again and the deadline moved.
+ *      etcd rounds down). The question is asked again every TTL/6 (at most every second) and
+ *      the deadline moved. (etcd3 renews the lease every TTL/3, so the TTL left is at least
+ *      ~2/3 TTL, rounded down: the deadline stays comfortably ahead of the next question.)
  *   3. Lost when any of: the campaign reports an error (etcd3: lease lost), etcd says the
  *      lease is gone (TTL ≤ 0), or `validUntil − margin` passes without a new answer — which
  *      is before the lease can expire in etcd, so before any other agent can be elected.
@@ -43,8 +45,6 @@ export interface LeadershipOptions {
   logger: Logger;
 }
 
-const CONFIRM_EVERY_MS = 1000;
-const SAFETY_MARGIN_MS = 500;
 const RECAMPAIGN_DELAY_MS = 500;
 
 export class Leadership extends EventEmitter<LeadershipEvents> {
@@ -57,16 +57,20 @@ export class Leadership extends EventEmitter<LeadershipEvents> {
   private expiryTimer: NodeJS.Timeout | null = null;
   private closed = false;
   private generation = 0;
+  private readonly confirmEveryMs: number;
+  private readonly marginMs: number;
 
   constructor(private readonly opts: LeadershipOptions) {
     super();
+    this.confirmEveryMs = Math.min(1000, (opts.ttlSeconds * 1000) / 6);
+    this.marginMs = Math.min(500, (opts.ttlSeconds * 1000) / 10);
     this.election = opts.store.etcd.namespace(opts.paths.root).election(opts.paths.electionName, opts.ttlSeconds);
     this.log = opts.logger.child({ component: 'leadership' });
   }
 
   /** Leader now: elected and the lease confirmed recently enough. */
   get isLeader(): boolean {
-    return this.leading !== null && Date.now() < this.validUntil - SAFETY_MARGIN_MS;
+    return this.leading !== null && Date.now() < this.validUntil - this.marginMs;
   }
 
   get leaderSince(): number | null {
@@ -128,7 +132,7 @@ export class Leadership extends EventEmitter<LeadershipEvents> {
       this.validUntil = sentAt + ttl * 1000;
       this.leading = { abort: new AbortController(), guardKey: key, leaseId, since: Date.now() };
       this.armExpiry();
-      this.confirmTimer = setInterval(() => void this.confirm(gen), CONFIRM_EVERY_MS);
+      this.confirmTimer = setInterval(() => void this.confirm(gen), this.confirmEveryMs);
       this.log.info({ key, leaseId, ttl }, 'HA leader elected');
       this.emit('elected', this.leading.abort.signal);
     } catch (err) {
@@ -161,9 +165,9 @@ export class Leadership extends EventEmitter<LeadershipEvents> {
 
   private armExpiry(): void {
     if (this.expiryTimer) clearTimeout(this.expiryTimer);
-    const ms = Math.max(0, this.validUntil - SAFETY_MARGIN_MS - Date.now());
+    const ms = Math.max(0, this.validUntil - this.marginMs - Date.now());
     this.expiryTimer = setTimeout(() => {
-      if (this.leading && Date.now() >= this.validUntil - SAFETY_MARGIN_MS) this.lose('leader lease not confirmed in time');
+      if (this.leading && Date.now() >= this.validUntil - this.marginMs) this.lose('leader lease not confirmed in time');
     }, ms);
   }
 

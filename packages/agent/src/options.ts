@@ -116,7 +116,8 @@ export function parseAgentOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     const v = str(name) ?? '';
     const n = Number(v);
     if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < min || n > max) {
-      problems.push(`--${name} must be an integer ${min}..${max === Number.MAX_SAFE_INTEGER ? '' : max}, got "${v}"`);
+      const range = max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `${min}..${max}`;
+      problems.push(`--${name} must be an integer ${range}, got "${v}"`);
       return min;
     }
     return n;
@@ -160,12 +161,13 @@ export function parseAgentOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     proxyBin: str('proxy-bin')!,
     logLevel,
   };
-  if (options.checkTimeoutMs >= options.checkIntervalMs * 2) {
+  // Cross-field checks only when every field parsed: a bad value would mislead them.
+  if (problems.length === 0 && options.checkTimeoutMs >= options.checkIntervalMs * 2) {
     problems.push(`--check-timeout-ms (${options.checkTimeoutMs}) must be below twice --check-interval-ms (${options.checkIntervalMs})`);
   }
   // The leader must learn it lost its lease before the lease can expire on etcd: one etcd
   // call has to fit well inside the TTL.
-  if (options.etcdTimeoutMs * 2 >= options.leaseTtl * 1000) {
+  if (problems.length === 0 && options.etcdTimeoutMs * 2 >= options.leaseTtl * 1000) {
     problems.push(`--etcd-timeout-ms (${options.etcdTimeoutMs}) must be below half of --lease-ttl (${options.leaseTtl} s)`);
   }
   if (problems.length > 0) throw new OptionsError(problems);

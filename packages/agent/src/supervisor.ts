@@ -133,9 +133,7 @@ export class Supervisor {
         this.log.warn({ app: rec.id, pid: rec.pid }, 'app not running after agent restart; starting it again');
         rec.pid = null;
         rec.state = 'restarting';
-        rec.restarts++;
-        rec.nextStartAt = Date.now();
-        this.opts.metrics.appRestarts.inc({ app: rec.id, kind: rec.spec.kind });
+        rec.nextStartAt = Date.now(); // check() restarts (and counts) it right away
       }
     }
     this.persist();
@@ -288,21 +286,35 @@ export class Supervisor {
     const deadline = Date.now() + (spec.kind === 'redis' ? REDIS_READY_MS : PROXY_READY_MS);
     for (;;) {
       if (!this.alive(rec)) return { ok: false, why: `the process exited during startup (${rec.lastExit?.reason ?? 'see log'})` };
-      if (await this.ready(spec).catch(() => false)) return { ok: true, why: '' };
+      if (await this.ready(rec).catch(() => false)) return { ok: true, why: '' };
       if (Date.now() > deadline) return { ok: true, why: 'running but not ready yet' };
       await sleep(50);
     }
   }
 
-  private async ready(spec: AppSpec): Promise<boolean> {
+  /**
+   * Ready, and answered by *this* process: another server already on the port would answer
+   * too (while ours exits with "address in use"), so the answer must carry our pid.
+   */
+  private async ready(rec: AppRecord): Promise<boolean> {
+    const spec = rec.spec;
     if (spec.kind === 'redis') {
       const host = spec.host === '0.0.0.0' ? '127.0.0.1' : spec.host === '::' ? '::1' : spec.host;
       const addr = host.includes(':') ? `[${host}]:${spec.port}` : `${host}:${spec.port}`;
-      return (await this.opts.admin.call(addr, ['PING'], 500)) === 'PONG';
+      const info = String(await this.opts.admin.call(addr, ['INFO', 'server'], 500));
+      return new RegExp(`^process_id:${rec.pid}\\r?$`, 'm').test(info);
     }
-    const res = await fetch(`http://${spec.adminAddr}/healthz`, { signal: AbortSignal.timeout(1000) });
-    await res.body?.cancel();
-    return res.status === 200;
+    const health = await fetch(`http://${spec.adminAddr}/healthz`, { signal: AbortSignal.timeout(1000) });
+    await health.body?.cancel();
+    if (health.status !== 200) return false;
+    // The proxy's /api/proxy names its pid; without that endpoint, trust /healthz.
+    const about = await fetch(`http://${spec.adminAddr}/api/proxy`, { signal: AbortSignal.timeout(1000) });
+    if (about.status !== 200) {
+      await about.body?.cancel();
+      return true;
+    }
+    const body = (await about.json()) as { pid?: unknown };
+    return body.pid === undefined || body.pid === rec.pid;
   }
 
   private command(spec: AppSpec): { cmd: string; args: string[]; cwd: string } {

@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest';
+import { isDown, pickCandidate, promotedGroup } from './ha.js';
+import { parseReplicationInfo, replicatesFrom, replicationOffset } from './redis-admin.js';
+
+const replicaInfo = (offset: number, link = 'down') =>
+  parseReplicationInfo(
+    `# Replication\r\nrole:slave\r\nmaster_host:127.0.0.1\r\nmaster_port:7001\r\nmaster_link_status:${link}\r\n` +
+      `master_last_io_seconds_ago:-1\r\nslave_repl_offset:${offset}\r\nmaster_repl_offset:${offset}\r\nconnected_slaves:0\r\n`,
+  );
+
+describe('failure confirmation', () => {
+  it('needs the whole window and two failures in a row', () => {
+    expect(isDown({ failures: 1, lastOkAt: 0 }, 10_000, 3000)).toBe(false); // one lost ping never counts
+    expect(isDown({ failures: 5, lastOkAt: 8000 }, 10_000, 3000)).toBe(false); // window not over
+    expect(isDown({ failures: 2, lastOkAt: 7000 }, 10_000, 3000)).toBe(true);
+  });
+});
+
+describe('candidate choice', () => {
+  it('takes the highest offset among replicas that answered; ties go to the first', () => {
+    expect(pickCandidate([
+      { addr: 'a:1', info: replicaInfo(100) },
+      { addr: 'b:1', info: null, error: 'timeout' },
+      { addr: 'c:1', info: replicaInfo(250) },
+      { addr: 'd:1', info: replicaInfo(250) },
+    ])?.addr).toBe('c:1');
+    expect(pickCandidate([{ addr: 'b:1', info: null }])).toBeNull();
+    expect(pickCandidate([])).toBeNull();
+  });
+
+  it('reads INFO replication', () => {
+    const i = replicaInfo(4242, 'up');
+    expect(i).toMatchObject({ role: 'slave', masterHost: '127.0.0.1', masterPort: 7001, linkUp: true, slaveReplOffset: 4242 });
+    expect(replicationOffset(i)).toBe(4242);
+    expect(replicatesFrom(i, '127.0.0.1:7001')).toBe(true);
+    expect(replicatesFrom(i, '127.0.0.1:7002')).toBe(false);
+    const m = parseReplicationInfo('role:master\nconnected_slaves:1\nmaster_repl_offset:99\n');
+    expect(replicationOffset(m)).toBe(99);
+    expect(replicatesFrom(m, '127.0.0.1:7001')).toBe(false);
+  });
+});
+
+describe('the group after a failover', () => {
+  it('puts the new master first, the old master as a replica, the rest after', () => {
+    const g = { id: 3, servers: [{ addr: 'm:1', role: 'master' as const }, { addr: 'r:1', role: 'replica' as const }, { addr: 'r:2', role: 'replica' as const }] };
+    expect(promotedGroup(g, 'r:2')).toEqual({
+      id: 3,
+      servers: [{ addr: 'r:2', role: 'master' }, { addr: 'm:1', role: 'replica' }, { addr: 'r:1', role: 'replica' }],
+    });
+  });
+});
