@@ -24,6 +24,7 @@ import {
   type CommandInfo,
 } from '@reborn/protocol';
 import type { BackendPool, BackendRequest } from './backend.js';
+import type { BlockingCommands } from './blocking.js';
 import { answerLocally, type LocalContext } from './local-commands.js';
 import { AllOkMerge, ArrayAndMerge, FirstMerge, MgetMerge, SumMerge, type ClientRequest, type Merge } from './request.js';
 import type { Router } from './router.js';
@@ -62,6 +63,7 @@ export class Dispatcher {
     private readonly refusal: () => Buffer | null,
     /** A MIGRATE answered BUSYKEY: the key exists in both groups. Surfaced, never papered over. */
     private readonly onBusyKey: (slot: number, keys: readonly Buffer[]) => void,
+    private readonly blocking: BlockingCommands,
   ) {
     this.unknownStat = stats.indexOf('unknown');
   }
@@ -130,12 +132,7 @@ export class Dispatcher {
 
   /** Sends a single-slot command to the slot's owner. */
   private route(session: Session, req: ClientRequest, cmd: CommandInfo, args: Buffer[], raw: Buffer | null): void {
-    if (blocksConnection(cmd, args)) {
-      // Only reached by forms like XREAD BLOCK: a blocked request would stall every client
-      // sharing the backend connection.
-      req.resolve(encodeError(`ERR command '${cmd.name}' with BLOCK is not supported by reborn yet`));
-      return;
-    }
+    const blocking = blocksConnection(cmd, args);
     let keys: number[];
     try {
       keys = extractKeyIndexes(cmd, args);
@@ -151,7 +148,7 @@ export class Dispatcher {
         req.resolve(encodeError('ERR no slot is served: run reborn-config slot init'));
         return;
       }
-      this.sendToSlot(session, req, first.id, NO_KEYS);
+      this.sendToSlot(session, req, first.id, NO_KEYS, blocking);
       return;
     }
     const slot = keySlot(args[keys[0]!]!);
@@ -161,7 +158,13 @@ export class Dispatcher {
         return;
       }
     }
-    this.sendToSlot(session, req, slot, keys.length === 1 ? [args[keys[0]!]!] : keys.map((k) => args[k]!));
+    this.sendToSlot(session, req, slot, keys.length === 1 ? [args[keys[0]!]!] : keys.map((k) => args[k]!), blocking);
+  }
+
+  /** The last step of routing: a shared pipelined connection, or a dedicated one for a blocking command. */
+  private deliver(session: Session, pool: BackendPool, breq: BackendRequest, slot: number, blocking: boolean): void {
+    if (blocking) this.blocking.run(session, pool, slot, breq);
+    else pool.pick(session.id).send(breq);
   }
 
   /**
@@ -173,14 +176,14 @@ export class Dispatcher {
    *                 then the request to the target master;
    *   offline     → an error.
    */
-  private sendToSlot(session: Session, breq: BackendRequest, slot: number, keys: readonly Buffer[]): void {
+  private sendToSlot(session: Session, breq: BackendRequest, slot: number, keys: readonly Buffer[], blocking = false): void {
     const entry = this.router.slots[slot]!;
     if (entry.master === null) {
       breq.resolve(encodeError(`ERR ${entry.unavailable ?? `slot ${slot} is not served`}`));
       return;
     }
     if (entry.state === 'online') {
-      entry.master.pick(session.id).send(breq);
+      this.deliver(session, entry.master, breq, slot, blocking);
       return;
     }
     session.gate();
@@ -188,7 +191,7 @@ export class Dispatcher {
       this.router.hold(
         slot,
         () => {
-          this.sendToSlot(session, breq, slot, keys);
+          this.sendToSlot(session, breq, slot, keys, blocking);
           session.ungate();
         },
         (reply) => {
@@ -199,7 +202,7 @@ export class Dispatcher {
       return;
     }
     if (keys.length === 0) {
-      entry.master.pick(session.id).send(breq);
+      this.deliver(session, entry.master, breq, slot, blocking);
       session.ungate();
       return;
     }
@@ -216,7 +219,7 @@ export class Dispatcher {
           // gone online in the target meanwhile, never back to the source.
           const now = this.router.slots[slot]!;
           if (now.master === null) breq.resolve(encodeError(`ERR ${now.unavailable ?? `slot ${slot} is not served`}`));
-          else now.master.pick(session.id).send(breq);
+          else this.deliver(session, now.master, breq, slot, blocking);
         }
         session.ungate();
       },

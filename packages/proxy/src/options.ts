@@ -30,6 +30,8 @@ export interface ProxyOptions {
   durableTimeoutMs: number;
   /** How long a request waits for its slot's migration barrier before it fails. */
   holdTimeoutMs: number;
+  /** Blocking commands (each on its own backend connection) at once. */
+  maxBlocked: number;
   /** KEYS answers an error instead of a longer reply. */
   maxKeysReply: number;
   /** FLUSHDB / FLUSHALL are refused. */
@@ -63,6 +65,7 @@ const DEFS: Record<string, OptionDef> = {
   durable: { env: 'REBORN_PROXY_DURABLE', kind: 'bool', default: false, help: 'acknowledge writes only once a replica has them' },
   'durable-timeout': { env: 'REBORN_PROXY_DURABLE_TIMEOUT_MS', kind: 'int', default: 1000, help: 'ms a write may wait for a replica in --durable mode' },
   'hold-timeout': { env: 'REBORN_PROXY_HOLD_TIMEOUT_MS', kind: 'int', default: 15000, help: 'ms a request may wait for its slot\'s migration barrier' },
+  'max-blocked': { env: 'REBORN_PROXY_MAX_BLOCKED', kind: 'int', default: 1000, help: 'blocking commands (BLPOP …) running at once' },
   'max-keys-reply': { env: 'REBORN_PROXY_MAX_KEYS_REPLY', kind: 'int', default: 100000, help: 'KEYS refuses to answer more keys than this (use SCAN)' },
   'no-flush': { env: 'REBORN_PROXY_NO_FLUSH', kind: 'bool', default: false, help: 'refuse FLUSHDB and FLUSHALL' },
   workers: { env: 'REBORN_PROXY_WORKERS', kind: 'int', default: 1, help: 'worker processes sharing --addr (each is its own proxy in etcd: <id>-w<n>)' },
@@ -162,6 +165,7 @@ export function parseProxyOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     holdTimeoutMs: int('hold-timeout', 100),
     workers: int('workers', 1),
     maxKeysReply: int('max-keys-reply', 1),
+    maxBlocked: int('max-blocked', 0),
     noFlush: raw('no-flush') === true,
   };
   if (problems.length > 0) throw new OptionsError(problems);

@@ -42,6 +42,7 @@ import { ProxyMetrics } from './metrics.js';
 import type { ProxyOptions } from './options.js';
 import type { ClientRequest } from './request.js';
 import { Router } from './router.js';
+import { BlockingCommands } from './blocking.js';
 import { Session, type SessionHost, type SessionLimits } from './session.js';
 
 const MAX_CLIENTS_REPLY = encodeError('ERR max number of clients reached');
@@ -60,6 +61,7 @@ export class Proxy implements SessionHost {
   readonly router: Router;
   readonly metrics: ProxyMetrics;
   private readonly dispatcher: Dispatcher;
+  private readonly blocking: BlockingCommands;
   private readonly sessions = new Set<Session>();
   private nextSessionId = 1;
   private connections = 0;
@@ -89,15 +91,17 @@ export class Proxy implements SessionHost {
       maxBulkLength: options.maxBulkLength,
       maxMultibulkLength: options.maxMultibulkLength,
     };
+    const backendOptions = {
+      connectTimeoutMs: options.backendConnectTimeoutMs,
+      timeoutMs: options.backendTimeoutMs,
+      logger: logger.child({ component: 'backend' }),
+      flusher: this.flusher,
+      auth: { user: this.aclUser, password: this.aclPassword, onFenced: (addr: string) => this.onFenced(addr) },
+    };
+    this.blocking = new BlockingCommands(backendOptions, options.maxBlocked);
     this.router = new Router(
       options.backendConnections,
-      {
-        connectTimeoutMs: options.backendConnectTimeoutMs,
-        timeoutMs: options.backendTimeoutMs,
-        logger: logger.child({ component: 'backend' }),
-        flusher: this.flusher,
-        auth: { user: this.aclUser, password: this.aclPassword, onFenced: (addr) => this.onFenced(addr) },
-      },
+      backendOptions,
       logger.child({ component: 'router' }),
       { holdTimeoutMs: options.holdTimeoutMs, maxHeld: 100_000 },
       options.durable ? options.durableTimeoutMs : null,
@@ -130,6 +134,7 @@ export class Proxy implements SessionHost {
       local,
       () => (this.fenced ? FENCED : this.member ? null : NOT_A_MEMBER),
       (slot, keys) => logger.error({ slot, keys: keys.map((k) => k.toString('latin1')) }, 'MIGRATE answered BUSYKEY: a key exists in both groups of a migrating slot'),
+      this.blocking,
     );
   }
 
@@ -203,6 +208,7 @@ export class Proxy implements SessionHost {
     await this.watch?.close();
     await this.registration?.close().catch(() => undefined);
     await this.store?.close().catch(() => undefined);
+    this.blocking.closeAll();
     this.router.close();
     await new Promise<void>((r) => (this.admin ? this.admin.close(() => r()) : r()));
     this.logger.info('proxy stopped');
@@ -341,6 +347,8 @@ export class Proxy implements SessionHost {
     const started = Date.now();
     const marker = this.router.drainMarker();
     const ack = async (): Promise<void> => {
+      // Commands blocked on these slots must not pop from the old group after the barrier.
+      await this.blocking.unblock(new Set(action.slots));
       while (!Router.drained(marker)) await new Promise((r) => setTimeout(r, 1));
       for (let attempt = 1; !this.stopping; attempt++) {
         try {

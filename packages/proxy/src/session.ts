@@ -59,6 +59,7 @@ export class Session implements Flushable, ReplySink {
   private outBytes = 0;
   private readPaused = false;
   private gates = 0;
+  private readonly closeHooks = new Set<() => void>();
   private readonly parked = new Fifo<() => void>(8);
   private closeAfterFlush = false;
   private closed = false;
@@ -85,6 +86,10 @@ export class Session implements Flushable, ReplySink {
     socket.on('drain', () => this.updateReading());
     socket.on('end', () => {
       this.inputEnded = true;
+      // A client that ends its input cannot be waiting for a blocking command to wake:
+      // cancel those (so they consume nothing), answer the rest, then close.
+      for (const hook of this.closeHooks) hook();
+      this.closeHooks.clear();
       this.host.flusher.mark(this);
     });
     socket.on('error', () => this.onClose());
@@ -98,6 +103,15 @@ export class Session implements Flushable, ReplySink {
 
   get isClosed(): boolean {
     return this.closed;
+  }
+
+  /** Runs `hook` when the client connection closes (e.g. to cancel a blocked command). */
+  whenClosed(hook: () => void): void {
+    this.closeHooks.add(hook);
+  }
+
+  forgetWhenClosed(hook: () => void): void {
+    this.closeHooks.delete(hook);
   }
 
   get isGated(): boolean {
@@ -242,6 +256,8 @@ export class Session implements Flushable, ReplySink {
     this.head = null;
     this.tail = null;
     this.out = [];
+    for (const hook of this.closeHooks) hook();
+    this.closeHooks.clear();
     this.host.sessionClosed(this);
   }
 }

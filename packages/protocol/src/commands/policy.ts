@@ -46,7 +46,7 @@ const refuse = (reason: string): ProxyPolicy => Object.freeze({ kind: 'unsupport
 // Shared reasons: one wording per family, so the README reads consistently.
 const UNKNOWN_SUBCOMMAND = refuse('unknown subcommand');
 const HELP = refuse('HELP text is not available through the proxy');
-const BLOCKING = refuse('blocking commands are not supported yet');
+const BLOCKING = route('all keys in one slot; runs on its own backend connection (at most --max-blocked at once); a migration of its slot unblocks it as if it timed out');
 const PUBSUB = refuse('pub/sub is not supported yet');
 const TRANSACTIONS = refuse('transactions are not supported yet');
 const ONLY_DB0 = refuse('only db 0 is available through the proxy');
@@ -68,7 +68,7 @@ const ONE_SLOT = 'all keys in one slot';
 const SCRIPT_NOTE = `${ONE_SLOT}; with 0 keys runs on the first group`;
 const SORT_NOTE = `${ONE_SLOT} (STORE destination too); BY/GET patterns only see keys of the sorted key's group`;
 const STORE_NOTE = `${ONE_SLOT} (STORE/STOREDIST destination too)`;
-const XREAD_NOTE = `${ONE_SLOT}; with BLOCK it is refused (blocking commands are not supported yet)`;
+const XREAD_NOTE = `${ONE_SLOT}; with BLOCK it runs on its own backend connection, like the other blocking commands`;
 
 /** Expands `container|sub` entries that share one policy. */
 function each(container: string, subs: readonly string[], policy: ProxyPolicy): Array<[string, ProxyPolicy]> {
