@@ -2,6 +2,8 @@
 // `npm start`: a complete local reborn cluster on loopback, for trying it out.
 //
 //   etcd → two groups (master + replica each) → slots split evenly → one reborn-proxy
+//   → reborn-agent (HA leader: fails a dead master over) → reborn-config dashboard (REST API
+//   and the product's migration runner)
 //
 // Data lives under .reborn/ (override with REBORN_HOME) and is reused on the next start.
 // Ctrl-C (or SIGTERM) stops every process this script started, and only those.
@@ -148,11 +150,29 @@ try {
   ], path.join(logs, 'proxy.log'));
   await waitFor('reborn-proxy', async () => (await fetch(`http://127.0.0.1:${adminPort}/healthz`)).ok);
 
+  const agentPort = await portFrom(18090);
+  fs.mkdirSync(path.join(home, 'agent'), { recursive: true });
+  run('reborn-agent', process.execPath, [
+    path.join(root, 'packages/agent/bin/reborn-agent.js'),
+    '--http-addr', `127.0.0.1:${agentPort}`, '--ha', '--etcd', etcdUrl, '--product', product,
+    '--id', 'local-agent-1', '--data-dir', path.join(home, 'agent'),
+  ], path.join(logs, 'agent.log'));
+  await waitFor('reborn-agent', async () => (await fetch(`http://127.0.0.1:${agentPort}/healthz`)).ok);
+
+  const dashboardPort = await portFrom(18087);
+  run('reborn-config dashboard', process.execPath, [
+    path.join(root, 'packages/config/bin/reborn-config.js'),
+    '--etcd', etcdUrl, '--product', product, 'dashboard', '--http-addr', `127.0.0.1:${dashboardPort}`,
+  ], path.join(logs, 'dashboard.log'));
+  await waitFor('reborn-config dashboard', async () => (await fetch(`http://127.0.0.1:${dashboardPort}/healthz`)).ok);
+
   log('');
   log('reborn is up. Try it:');
   log(`  redis-cli -p ${proxyPort}`);
   log(`  metrics:  curl http://127.0.0.1:${adminPort}/metrics`);
-  log(`  etcd:     REBORN_ETCD=${etcdUrl} REBORN_PRODUCT=${product}`);
+  log(`  dashboard and REST API: http://127.0.0.1:${dashboardPort}/  (curl http://127.0.0.1:${dashboardPort}/api/overview)`);
+  log(`  agent (HA on): http://127.0.0.1:${agentPort}/api/ha`);
+  log(`  reborn-config: REBORN_ETCD=${etcdUrl} REBORN_PRODUCT=${product} npx reborn-config slot list`);
   log(`  data and logs under ${home}`);
   log('Ctrl-C stops everything.');
 } catch (err) {
