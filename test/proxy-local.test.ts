@@ -178,8 +178,6 @@ describe('refusals and error texts', () => {
     const refused: [string[], string][] = [
       [['CONFIG', 'GET', 'maxmemory'], 'config get'],
       [['SUBSCRIBE', 'ch'], 'subscribe'],
-      [['MULTI'], 'multi'],
-      [['WATCH', 'local:w'], 'watch'],
       [['PUBLISH', 'ch', 'm'], 'publish'],
     ];
     for (const [args, name] of refused) {

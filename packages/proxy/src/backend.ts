@@ -41,6 +41,11 @@ export interface BackendRequest {
   payload: Buffer;
   /** A write: in durable mode its reply waits until a replica confirmed it (WAIT). */
   readonly write?: boolean;
+  /**
+   * Replies to discard before the one that resolves: a transaction is sent as one request
+   * `MULTI … EXEC` whose answer is EXEC's reply (the +OK and +QUEUED before it are dropped).
+   */
+  skipReplies?: number;
   /** Called exactly once with the raw reply (or an error reply made by the proxy). */
   resolve(reply: Buffer): void;
 }
@@ -78,11 +83,13 @@ type State = 'idle' | 'connecting' | 'handshake' | 'ready' | 'down' | 'closed';
 /** Durable mode: a write whose reply is parked until the WAIT behind its batch answers. */
 class DurableWrite implements BackendRequest {
   readonly payload: Buffer;
+  skipReplies: number | undefined;
   constructor(
     readonly original: BackendRequest,
     private readonly unconfirmed: Array<[BackendRequest, Buffer]>,
   ) {
     this.payload = original.payload;
+    this.skipReplies = original.skipReplies;
   }
 
   resolve(reply: Buffer): void {
@@ -126,6 +133,11 @@ export class BackendConnection implements Flushable {
     const internal = this.internal.shift();
     if (internal !== undefined) {
       internal.resolve(reply);
+      return;
+    }
+    const head = this.inflight.peek();
+    if (head !== undefined && head.skipReplies !== undefined && head.skipReplies > 0) {
+      head.skipReplies--;
       return;
     }
     const req = this.inflight.shift();

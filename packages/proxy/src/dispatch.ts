@@ -25,6 +25,7 @@ import {
 } from '@reborn/protocol';
 import type { BackendPool, BackendRequest } from './backend.js';
 import type { BlockingCommands } from './blocking.js';
+import type { Transactions } from './transactions.js';
 import { answerLocally, type LocalContext } from './local-commands.js';
 import { AllOkMerge, ArrayAndMerge, FirstMerge, MgetMerge, SumMerge, type ClientRequest, type Merge } from './request.js';
 import type { Router } from './router.js';
@@ -35,6 +36,7 @@ const CROSSSLOT = encodeError("CROSSSLOT Keys in request don't hash to the same 
 const NOT_READY = encodeError('ERR proxy not ready');
 const NOAUTH = encodeError('NOAUTH Authentication required.');
 const EMPTY = Buffer.alloc(0);
+const TRANSACTION_COMMANDS = new Set(['multi', 'exec', 'discard', 'watch', 'unwatch']);
 const NO_KEYS: readonly Buffer[] = [];
 /** MIGRATE's own timeout for moving the keys of one request. */
 const MIGRATE_TIMEOUT_MS = '5000';
@@ -64,6 +66,7 @@ export class Dispatcher {
     /** A MIGRATE answered BUSYKEY: the key exists in both groups. Surfaced, never papered over. */
     private readonly onBusyKey: (slot: number, keys: readonly Buffer[]) => void,
     private readonly blocking: BlockingCommands,
+    private readonly transactions: Transactions,
   ) {
     this.unknownStat = stats.indexOf('unknown');
   }
@@ -92,7 +95,20 @@ export class Dispatcher {
       req.resolve(NOAUTH);
       return;
     }
+    if (session.tx !== null && this.transactions.queues(session, cmd.name)) {
+      this.transactions.queue(session, req, cmd, args, raw);
+      return;
+    }
     const policy = cmd.policy;
+    if (TRANSACTION_COMMANDS.has(cmd.name)) {
+      if (!this.router.isReady || this.refusal() !== null) {
+        req.resolve(this.refusal() ?? NOT_READY);
+        return;
+      }
+      if (session.isGated) session.park(() => this.transactions.handle(session, req, cmd, args, raw));
+      else this.transactions.handle(session, req, cmd, args, raw);
+      return;
+    }
     switch (policy.kind) {
       case 'route':
       case 'split':
@@ -163,9 +179,19 @@ export class Dispatcher {
 
   /** The last step of routing: a shared pipelined connection, or a dedicated one for a blocking command. */
   private deliver(session: Session, pool: BackendPool, breq: BackendRequest, slot: number, blocking: boolean): void {
-    if (blocking) this.blocking.run(session, pool, slot, breq);
+    if (blocking) {
+      this.blocking.run(session, pool, slot, breq);
+      return;
+    }
+    // After WATCH, this client's commands on the watched slot share its pinned connection.
+    const pinned = session.watch === null ? null : this.transactions.pinnedConnection(session, slot);
+    if (pinned !== null) pinned.send(breq);
     else pool.pick(session.id).send(breq);
   }
+
+  /** The slot-state-aware send, for transactions (EXEC). */
+  readonly sendToSlotFor = (session: Session, breq: BackendRequest, slot: number, keys: readonly Buffer[]): void =>
+    this.sendToSlot(session, breq, slot, keys);
 
   /**
    * Sends one backend request whose keys all belong to `slot`, by the slot's state:

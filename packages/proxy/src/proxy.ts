@@ -43,6 +43,7 @@ import type { ProxyOptions } from './options.js';
 import type { ClientRequest } from './request.js';
 import { Router } from './router.js';
 import { BlockingCommands } from './blocking.js';
+import { Transactions } from './transactions.js';
 import { Session, type SessionHost, type SessionLimits } from './session.js';
 
 const MAX_CLIENTS_REPLY = encodeError('ERR max number of clients reached');
@@ -62,6 +63,7 @@ export class Proxy implements SessionHost {
   readonly metrics: ProxyMetrics;
   private readonly dispatcher: Dispatcher;
   private readonly blocking: BlockingCommands;
+  private readonly transactions: Transactions;
   private readonly sessions = new Set<Session>();
   private nextSessionId = 1;
   private connections = 0;
@@ -106,6 +108,8 @@ export class Proxy implements SessionHost {
       { holdTimeoutMs: options.holdTimeoutMs, maxHeld: 100_000 },
       options.durable ? options.durableTimeoutMs : null,
     );
+    // EXEC goes through the dispatcher's slot path (barrier holds, key moves).
+    this.transactions = new Transactions(this.router, backendOptions, (s, r, slot, keys) => this.dispatcher.sendToSlotFor(s, r, slot, keys));
     this.metrics = new ProxyMetrics({
       clients: () => this.sessions.size,
       held: () => this.router.heldRequests,
@@ -135,6 +139,7 @@ export class Proxy implements SessionHost {
       () => (this.fenced ? FENCED : this.member ? null : NOT_A_MEMBER),
       (slot, keys) => logger.error({ slot, keys: keys.map((k) => k.toString('latin1')) }, 'MIGRATE answered BUSYKEY: a key exists in both groups of a migrating slot'),
       this.blocking,
+      this.transactions,
     );
   }
 
@@ -209,6 +214,7 @@ export class Proxy implements SessionHost {
     await this.registration?.close().catch(() => undefined);
     await this.store?.close().catch(() => undefined);
     this.blocking.closeAll();
+    this.transactions.closeAll();
     this.router.close();
     await new Promise<void>((r) => (this.admin ? this.admin.close(() => r()) : r()));
     this.logger.info('proxy stopped');
@@ -347,8 +353,10 @@ export class Proxy implements SessionHost {
     const started = Date.now();
     const marker = this.router.drainMarker();
     const ack = async (): Promise<void> => {
-      // Commands blocked on these slots must not pop from the old group after the barrier.
-      await this.blocking.unblock(new Set(action.slots));
+      // Commands blocked on these slots must not pop from the old group after the barrier,
+      // and no WATCH may keep a connection to it.
+      const slots = new Set(action.slots);
+      await Promise.all([this.blocking.unblock(slots), this.transactions.abortWatches(slots)]);
       while (!Router.drained(marker)) await new Promise((r) => setTimeout(r, 1));
       for (let attempt = 1; !this.stopping; attempt++) {
         try {

@@ -22,6 +22,7 @@ import type { Logger } from 'pino';
 import { encodeError, MalformedRequestError, ProtocolError, RequestParser } from '@reborn/protocol';
 import type { Flushable, Flusher } from './flusher.js';
 import { Fifo } from './fifo.js';
+import type { TxState, WatchState } from './transactions.js';
 import { ClientRequest, type ReplySink } from './request.js';
 
 export interface SessionLimits {
@@ -50,6 +51,10 @@ export class Session implements Flushable, ReplySink {
   readonly id: number;
   name: Buffer | null = null;
   authenticated: boolean;
+  /** Inside MULTI: the queued transaction (transactions.ts). */
+  tx: TxState | null = null;
+  /** After WATCH: the slot and the pinned connection (transactions.ts). */
+  watch: WatchState | null = null;
   readonly connectedAt = Date.now();
   readonly remote: string;
   private head: ClientRequest | null = null;

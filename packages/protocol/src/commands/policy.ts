@@ -48,7 +48,6 @@ const UNKNOWN_SUBCOMMAND = refuse('unknown subcommand');
 const HELP = refuse('HELP text is not available through the proxy');
 const BLOCKING = route('all keys in one slot; runs on its own backend connection (at most --max-blocked at once); a migration of its slot unblocks it as if it timed out');
 const PUBSUB = refuse('pub/sub is not supported yet');
-const TRANSACTIONS = refuse('transactions are not supported yet');
 const ONLY_DB0 = refuse('only db 0 is available through the proxy');
 const ADMIN_ACL = refuse('ACL is managed on the backends, not through the proxy');
 const CLUSTER = refuse('the proxy is not a Redis Cluster node: slots are managed with reborn-config');
@@ -227,7 +226,8 @@ const ENTRIES: ReadonlyArray<[string, ProxyPolicy]> = [
   ['pubsub|help', HELP],
 
   // --- transactions ---------------------------------------------------------------------
-  ...all(['discard', 'exec', 'multi', 'unwatch', 'watch'], TRANSACTIONS),
+  ...all(['discard', 'exec', 'multi', 'unwatch'], local('every key of the transaction (and of WATCH) in one slot; a migration of that slot aborts a WATCH (EXEC answers nil)')),
+  ['watch', local('keys in one slot; pins the client to its own backend connection until EXEC, DISCARD or UNWATCH')],
 
   // --- scripting ------------------------------------------------------------------------
   ...all(['eval', 'eval_ro', 'evalsha', 'evalsha_ro'], route(SCRIPT_NOTE)),

@@ -1,0 +1,263 @@
+/**
+ * MULTI / EXEC / DISCARD / WATCH / UNWATCH when every key involved hashes to one slot.
+ *
+ * MULTI: the proxy queues the commands itself (answering +QUEUED, or an error that makes
+ * EXEC answer -EXECABORT, as Redis does for queue-time errors — a key in another slot is one
+ * with -CROSSSLOT). EXEC sends `MULTI <commands> EXEC` as ONE request on one backend
+ * connection: its bytes are contiguous in the connection's batch, so no other client's
+ * command can fall inside the transaction, and the client gets EXEC's reply. Routing happens
+ * at EXEC time through the normal slot path, so a transaction on a migrating slot waits for
+ * the barrier or has its keys moved first, like any other request.
+ *
+ * WATCH needs state on the server between WATCH and EXEC, which a shared connection cannot
+ * keep (another client's EXEC would clear it). So WATCH pins the client to a connection of
+ * its own to the slot's master; its commands on that slot use it until EXEC, DISCARD or
+ * UNWATCH. Before a barrier acks a migration of that slot, the pin is drained and dropped
+ * and the WATCH marked aborted: EXEC then answers nil, exactly what a client sees when a
+ * watched key changed — CAS loops retry, and nothing runs against the old group.
+ */
+import {
+  encodeCommand,
+  encodeError,
+  extractKeyIndexes,
+  keySlot,
+  NULL_ARRAY,
+  OK,
+  QUEUED,
+  type CommandInfo,
+} from '@reborn/protocol';
+import { BackendConnection, type BackendOptions, type BackendRequest } from './backend.js';
+import type { ClientRequest } from './request.js';
+import type { Router } from './router.js';
+import type { Session } from './session.js';
+
+const CROSSSLOT = encodeError("CROSSSLOT Keys in request don't hash to the same slot");
+const EXECABORT = encodeError('EXECABORT Transaction discarded because of previous errors.');
+/** Proxy-local commands that are also plain Redis commands, fine inside a transaction. */
+const LOCAL_IN_MULTI = new Set(['ping', 'echo', 'time']);
+
+interface QueuedCommand {
+  readonly payload: Buffer;
+  readonly keys: readonly Buffer[];
+  readonly write: boolean;
+}
+
+export interface TxState {
+  readonly queued: QueuedCommand[];
+  /** The slot every key must hash to; -1 until the first key (or WATCH) fixes it. */
+  slot: number;
+  failed: boolean;
+}
+
+export interface WatchState {
+  readonly slot: number;
+  /** The pinned connection; null once aborted (or when the slot was not online). */
+  conn: BackendConnection | null;
+  aborted: boolean;
+  readonly release: () => void;
+}
+
+/** How a transaction reaches its slot (the dispatcher's slot-state-aware path). */
+export type SendToSlot = (session: Session, req: BackendRequest, slot: number, keys: readonly Buffer[]) => void;
+
+export class Transactions {
+  private readonly watches = new Set<WatchState>();
+
+  constructor(
+    private readonly router: Router,
+    private readonly backendOptions: BackendOptions,
+    private readonly sendToSlot: SendToSlot,
+  ) {}
+
+  /** True when `name` must be queued rather than run: the session is inside MULTI. */
+  queues(session: Session, name: string): boolean {
+    return session.tx !== null && name !== 'exec' && name !== 'discard' && name !== 'multi' && name !== 'watch' && name !== 'quit';
+  }
+
+  handle(session: Session, req: ClientRequest, cmd: CommandInfo, args: Buffer[], raw: Buffer | null): void {
+    switch (cmd.name) {
+      case 'multi':
+        if (session.tx !== null) {
+          req.resolve(encodeError('ERR MULTI calls can not be nested'));
+          return;
+        }
+        session.tx = { queued: [], slot: session.watch?.slot ?? -1, failed: false };
+        req.resolve(OK);
+        return;
+      case 'exec':
+        this.exec(session, req);
+        return;
+      case 'discard':
+        if (session.tx === null) {
+          req.resolve(encodeError('ERR DISCARD without MULTI'));
+          return;
+        }
+        session.tx = null;
+        this.unwatch(session);
+        req.resolve(OK);
+        return;
+      case 'watch':
+        this.watch(session, req, args, raw);
+        return;
+      case 'unwatch':
+        this.unwatch(session);
+        req.resolve(OK);
+        return;
+    }
+  }
+
+  /** Queues a command inside MULTI, or answers the queue-time error that will abort EXEC. */
+  queue(session: Session, req: ClientRequest, cmd: CommandInfo, args: Buffer[], raw: Buffer | null): void {
+    const tx = session.tx!;
+    const fail = (reply: Buffer): void => {
+      tx.failed = true;
+      req.resolve(reply);
+    };
+    const policy = cmd.policy;
+    if (policy.kind === 'unsupported') {
+      fail(encodeError(`ERR command '${cmd.name.replace('|', ' ')}' is not supported by reborn: ${policy.reason}`));
+      return;
+    }
+    if ((policy.kind === 'local' && !LOCAL_IN_MULTI.has(cmd.name)) || policy.kind === 'fanout') {
+      fail(encodeError(`ERR command '${cmd.name.replace('|', ' ')}' is not allowed inside MULTI through reborn`));
+      return;
+    }
+    let keys: Buffer[] = [];
+    if (policy.kind === 'split') {
+      const step = policy.merge === 'mset' ? 2 : 1;
+      for (let i = 1; i < args.length; i += step) keys.push(args[i]!);
+    } else if (policy.kind === 'route') {
+      try {
+        keys = extractKeyIndexes(cmd, args).map((i) => args[i]!);
+      } catch (err) {
+        fail(encodeError(`ERR ${(err as Error).message}`));
+        return;
+      }
+    }
+    for (const key of keys) {
+      const slot = keySlot(key);
+      if (tx.slot === -1) tx.slot = slot;
+      else if (slot !== tx.slot) {
+        fail(CROSSSLOT);
+        return;
+      }
+    }
+    tx.queued.push({ payload: raw ?? encodeCommand(args), keys, write: cmd.write });
+    req.resolve(QUEUED);
+  }
+
+  private exec(session: Session, req: ClientRequest): void {
+    const tx = session.tx;
+    if (tx === null) {
+      req.resolve(encodeError('ERR EXEC without MULTI'));
+      return;
+    }
+    session.tx = null;
+    const watch = session.watch;
+    session.watch = null;
+    if (tx.failed || (watch !== null && watch.aborted)) {
+      watch?.release();
+      req.resolve(tx.failed ? EXECABORT : NULL_ARRAY);
+      return;
+    }
+    const parts: Buffer[] = [MULTI, ...tx.queued.map((q) => q.payload), EXEC];
+    const composite: BackendRequest = {
+      payload: Buffer.concat(parts),
+      write: tx.queued.some((q) => q.write),
+      skipReplies: tx.queued.length + 1,
+      resolve: (reply) => {
+        watch?.release();
+        req.resolve(reply);
+      },
+    };
+    if (watch?.conn) {
+      // WATCH state lives on the pinned connection: EXEC must run there.
+      watch.conn.send(composite);
+      return;
+    }
+    const slot = tx.slot >= 0 ? tx.slot : this.router.firstServed()?.id;
+    if (slot === undefined) {
+      composite.resolve(encodeError('ERR no slot is served: run reborn-config slot init'));
+      return;
+    }
+    this.sendToSlot(session, composite, slot, tx.queued.flatMap((q) => q.keys));
+  }
+
+  private watch(session: Session, req: ClientRequest, args: Buffer[], raw: Buffer | null): void {
+    if (session.tx !== null) {
+      req.resolve(encodeError('ERR WATCH inside MULTI is not allowed'));
+      return;
+    }
+    const slot = keySlot(args[1]!);
+    for (let i = 2; i < args.length; i++) {
+      if (keySlot(args[i]!) !== slot) {
+        req.resolve(CROSSSLOT);
+        return;
+      }
+    }
+    const current = session.watch;
+    if (current !== null && current.slot !== slot) {
+      req.resolve(CROSSSLOT);
+      return;
+    }
+    let state = current;
+    if (state === null) {
+      const entry = this.router.slots[slot]!;
+      const conn = entry.state === 'online' && entry.master !== null ? new BackendConnection(entry.master.addr, this.backendOptions) : null;
+      const release = (): void => {
+        if (!this.watches.delete(state!)) return;
+        session.forgetWhenClosed(release);
+        if (session.watch === state) session.watch = null;
+        state!.conn?.close();
+        state!.conn = null;
+      };
+      state = { slot, conn, aborted: conn === null, release };
+      this.watches.add(state);
+      session.whenClosed(release);
+      session.watch = state;
+    }
+    if (state.conn === null) {
+      // The slot is moving (or not served): this WATCH can only end in an aborted EXEC.
+      state.aborted = true;
+      req.resolve(OK);
+      return;
+    }
+    req.payload = raw ?? encodeCommand(args);
+    state.conn.send(req);
+  }
+
+  private unwatch(session: Session): void {
+    session.watch?.release();
+    session.watch = null;
+  }
+
+  /** Commands of a pinned session for its WATCH slot go over the pinned connection. */
+  pinnedConnection(session: Session, slot: number): BackendConnection | null {
+    const w = session.watch;
+    return w !== null && w.slot === slot && w.conn !== null ? w.conn : null;
+  }
+
+  /**
+   * Before a barrier acks: every WATCH on one of `slots` is aborted, its pinned connection
+   * drained (requests already sent there answered) and closed.
+   */
+  async abortWatches(slots: ReadonlySet<number>): Promise<void> {
+    const affected = [...this.watches].filter((w) => slots.has(w.slot) && w.conn !== null);
+    await Promise.all(
+      affected.map(async (w) => {
+        w.aborted = true;
+        const conn = w.conn!;
+        w.conn = null;
+        while (conn.answered < conn.sent) await new Promise((r) => setTimeout(r, 1));
+        conn.close();
+      }),
+    );
+  }
+
+  closeAll(): void {
+    for (const w of [...this.watches]) w.release();
+  }
+}
+
+const MULTI = Buffer.from('*1\r\n$5\r\nMULTI\r\n');
+const EXEC = Buffer.from('*1\r\n$4\r\nEXEC\r\n');
