@@ -41,7 +41,8 @@ describe('README compatibility table', () => {
     expect(byName.get('MSETNX')).toContain('| supported with conditions |');
     expect(byName.get('CLIENT SETNAME')).toContain('| supported |');
     expect(byName.get('CONFIG SET')).toContain('| refused |');
-    expect(byName.get('MULTI')).toMatch(/refused \| transactions are not supported yet/);
+    expect(byName.get('MULTI')).toContain('| supported with conditions |');
+    expect(byName.get('SUBSCRIBE')).toMatch(/refused \| pub\/sub is not supported yet/);
     for (const row of rows) expect(row, row).toMatch(/\| (supported|supported with conditions|refused) \|/);
   });
 });
