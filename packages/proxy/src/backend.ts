@@ -46,6 +46,11 @@ export interface BackendRequest {
    * `MULTI … EXEC` whose answer is EXEC's reply (the +OK and +QUEUED before it are dropped).
    */
   skipReplies?: number;
+  /**
+   * Only meaningful on the client's pinned WATCH connection: if that pin is gone by the time
+   * the request is delivered (the WATCH was aborted), it is answered +OK and never sent.
+   */
+  pinnedOnly?: boolean;
   /** Called exactly once with the raw reply (or an error reply made by the proxy). */
   resolve(reply: Buffer): void;
 }

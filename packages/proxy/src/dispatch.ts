@@ -21,6 +21,7 @@ import {
   blocksConnection,
   errorReplyMessage,
   isErrorReply,
+  OK,
   type CommandInfo,
 } from '@reborn/protocol';
 import type { BackendPool, BackendRequest } from './backend.js';
@@ -186,6 +187,7 @@ export class Dispatcher {
     // After WATCH, this client's commands on the watched slot share its pinned connection.
     const pinned = session.watch === null ? null : this.transactions.pinnedConnection(session, slot);
     if (pinned !== null) pinned.send(breq);
+    else if (breq.pinnedOnly === true) breq.resolve(OK);
     else pool.pick(session.id).send(breq);
   }
 

@@ -29,6 +29,8 @@ export class ClientRequest implements BackendRequest {
   reply: Buffer | null = null;
   /** A write command (durable mode holds its reply until a replica confirmed it). */
   write = false;
+  /** A WATCH: never sent anywhere but the client's pinned connection. */
+  pinnedOnly = false;
   /** Bytes to forward when the request goes to one backend unchanged. */
   payload: Buffer;
 

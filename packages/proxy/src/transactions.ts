@@ -202,8 +202,12 @@ export class Transactions {
     }
     let state = current;
     if (state === null) {
+      // Pin a connection to the slot's owner: the master when online, the target when
+      // migrating (the watched keys are moved there first, by sendToSlot). In pre_migrate the
+      // slot is about to move: such a WATCH can only end in an aborted EXEC.
       const entry = this.router.slots[slot]!;
-      const conn = entry.state === 'online' && entry.master !== null ? new BackendConnection(entry.master.addr, this.backendOptions) : null;
+      const usable = (entry.state === 'online' || entry.state === 'migrating') && entry.master !== null;
+      const conn = usable ? new BackendConnection(entry.master!.addr, this.backendOptions) : null;
       const release = (): void => {
         if (!this.watches.delete(state!)) return;
         session.forgetWhenClosed(release);
@@ -217,13 +221,15 @@ export class Transactions {
       session.watch = state;
     }
     if (state.conn === null) {
-      // The slot is moving (or not served): this WATCH can only end in an aborted EXEC.
       state.aborted = true;
       req.resolve(OK);
       return;
     }
     req.payload = raw ?? encodeCommand(args);
-    state.conn.send(req);
+    req.pinnedOnly = true;
+    // Through the slot path: a migrating slot's watched keys are moved to the target first;
+    // the request then goes over the pinned connection (Dispatcher.deliver).
+    this.sendToSlot(session, req, slot, args.slice(1));
   }
 
   private unwatch(session: Session): void {

@@ -1,0 +1,142 @@
+/**
+ * MULTI / EXEC / DISCARD / WATCH through the proxy: one-slot transactions, a WATCH-based
+ * compare-and-set counter hammered by 20 clients, and transactions and WATCH while their slot
+ * is being migrated.
+ */
+import Redis from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { keySlot } from '@reborn/protocol';
+import { Barrier } from '@reborn/coordinator';
+import { startCluster, type Cluster } from '@reborn/testkit';
+
+let cluster: Cluster;
+const clients: Redis[] = [];
+function client(): Redis {
+  const c = cluster.proxies[0]!.client({ maxRetriesPerRequest: 0 });
+  clients.push(c);
+  return c;
+}
+
+beforeAll(async () => {
+  cluster = await startCluster({ groups: 2, proxies: 1 });
+}, 60_000);
+
+afterAll(async () => {
+  for (const c of clients) c.disconnect();
+  await cluster?.stop();
+});
+
+describe('transactions', () => {
+  it('runs a one-slot MULTI/EXEC atomically and answers each queued command', async () => {
+    const r = client();
+    const res = await r.multi().set('{tx}a', '1').incr('{tx}a').rpush('{tx}l', 'x', 'y').get('{tx}a').exec();
+    expect(res).toEqual([
+      [null, 'OK'],
+      [null, 2],
+      [null, 2],
+      [null, '2'],
+    ]);
+  });
+
+  it('answers +QUEUED, and a key of another slot aborts EXEC with EXECABORT', async () => {
+    const r = client();
+    expect(await r.call('MULTI')).toBe('OK');
+    expect(await r.call('SET', '{tx}b', '1')).toBe('QUEUED');
+    await expect(r.call('SET', 'another-slot-key', '1')).rejects.toThrow(/^CROSSSLOT/);
+    await expect(r.call('EXEC')).rejects.toThrow(/^EXECABORT/);
+    // Nothing of the aborted transaction ran.
+    expect(await r.get('{tx}b')).toBeNull();
+  });
+
+  it('DISCARD drops the queue; EXEC and DISCARD without MULTI are errors', async () => {
+    const r = client();
+    await r.call('MULTI');
+    await r.call('SET', '{tx}c', '1');
+    expect(await r.call('DISCARD')).toBe('OK');
+    expect(await r.get('{tx}c')).toBeNull();
+    await expect(r.call('EXEC')).rejects.toThrow('ERR EXEC without MULTI');
+    await expect(r.call('DISCARD')).rejects.toThrow('ERR DISCARD without MULTI');
+  });
+
+  it('a WATCH-based compare-and-set counter hammered by 20 clients gives the exact total', { timeout: 120_000 }, async () => {
+    const r = client();
+    await r.set('cas:counter', '0');
+    const perClient = 20;
+    let aborted = 0;
+    await Promise.all(
+      Array.from({ length: 20 }, async () => {
+        const c = client();
+        for (let i = 0; i < perClient; i++) {
+          for (;;) {
+            await c.watch('cas:counter');
+            const v = Number(await c.get('cas:counter'));
+            const res = await c.multi().set('cas:counter', String(v + 1)).exec();
+            if (res !== null) break;
+            aborted++;
+          }
+        }
+      }),
+    );
+    expect(await r.get('cas:counter')).toBe(String(20 * perClient));
+    // With 20 clients racing, some EXECs must have been aborted by WATCH: it really watched.
+    expect(aborted).toBeGreaterThan(0);
+  });
+
+  it('a WATCH on a slot that starts migrating is aborted (EXEC answers nil) and the next try succeeds in the new group', { timeout: 60_000 }, async () => {
+    const r = client();
+    const key = 'watched:mig';
+    await r.set(key, '10');
+    const slot = keySlot(Buffer.from(key));
+    const src = (await cluster.store.getSlot(slot)).group;
+    const dst = src === 1 ? 2 : 1;
+    await r.watch(key);
+    expect(await r.get(key)).toBe('10');
+
+    const rev = await cluster.store.putSlots([{ id: slot, state: 'pre_migrate', group: src, from: src, to: dst }]);
+    const barrier = new Barrier(cluster.store);
+    const action = await barrier.createAction([slot], rev, 'test: watch during migration');
+    expect((await barrier.waitForAcks(action, 10_000)).missing).toEqual([]);
+    await cluster.store.putSlots([{ id: slot, state: 'migrating', group: dst, from: src, to: dst }]);
+
+    expect(await r.multi().set(key, '11').exec()).toBeNull();
+    // The retry runs in the target group: the key was moved there on first touch.
+    await r.watch(key);
+    const v = Number(await r.get(key));
+    expect(await r.multi().set(key, String(v + 1)).exec()).toEqual([[null, 'OK']]);
+    const target = cluster.groups.find((g) => g.id === dst)!.master.client();
+    const source = cluster.groups.find((g) => g.id === src)!.master.client();
+    expect(await target.get(key)).toBe('11');
+    expect(await source.exists(key)).toBe(0);
+    target.disconnect();
+    source.disconnect();
+    await cluster.store.putSlots([{ id: slot, state: 'online', group: dst }]);
+    await barrier.deleteAction(action.seq);
+  });
+
+  it('a transaction on a migrating slot moves its keys first and runs in the target group', { timeout: 60_000 }, async () => {
+    const r = client();
+    await r.mset('{txm}a', '1', '{txm}b', '2');
+    const slot = keySlot(Buffer.from('txm'));
+    const src = (await cluster.store.getSlot(slot)).group;
+    const dst = src === 1 ? 2 : 1;
+    const rev = await cluster.store.putSlots([{ id: slot, state: 'pre_migrate', group: src, from: src, to: dst }]);
+    const barrier = new Barrier(cluster.store);
+    const action = await barrier.createAction([slot], rev, 'test: tx during migration');
+    expect((await barrier.waitForAcks(action, 10_000)).missing).toEqual([]);
+    await cluster.store.putSlots([{ id: slot, state: 'migrating', group: dst, from: src, to: dst }]);
+
+    const res = await r.multi().incr('{txm}a').incrby('{txm}b', 10).exec();
+    expect(res).toEqual([
+      [null, 2],
+      [null, 12],
+    ]);
+    const target = cluster.groups.find((g) => g.id === dst)!.master.client();
+    const source = cluster.groups.find((g) => g.id === src)!.master.client();
+    expect(await target.mget('{txm}a', '{txm}b')).toEqual(['2', '12']);
+    expect(await source.exists('{txm}a', '{txm}b')).toBe(0);
+    target.disconnect();
+    source.disconnect();
+    await cluster.store.putSlots([{ id: slot, state: 'online', group: dst }]);
+    await barrier.deleteAction(action.seq);
+  });
+});
