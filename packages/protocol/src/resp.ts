@@ -37,12 +37,46 @@ export function encodeArrayOfEncoded(items: readonly Uint8Array[]): Buffer {
   return Buffer.concat([Buffer.from(`*${items.length}\r\n`), ...items]);
 }
 
-/** A command (array of bulk strings), as a client would send it. */
-export function encodeCommand(args: readonly (Uint8Array | string)[]): Buffer {
-  const parts: Uint8Array[] = [Buffer.from(`*${args.length}\r\n`)];
-  for (const arg of args) {
-    const body = typeof arg === 'string' ? Buffer.from(arg) : arg;
-    parts.push(Buffer.from(`$${body.length}\r\n`), body, CRLF);
+/** Decimal digits of a non-negative integer. */
+function digits(n: number): number {
+  let d = 1;
+  while (n >= 10) {
+    n = Math.floor(n / 10);
+    d++;
   }
-  return Buffer.concat(parts);
+  return d;
+}
+
+/** Writes `<prefix><n>\r\n` at `o`; returns the offset after it. */
+function writeHeader(out: Buffer, o: number, prefix: number, n: number): number {
+  out[o++] = prefix;
+  const d = digits(n);
+  for (let i = d - 1; i >= 0; i--) {
+    out[o + i] = 0x30 + (n % 10);
+    n = Math.floor(n / 10);
+  }
+  o += d;
+  out[o++] = 0x0d;
+  out[o++] = 0x0a;
+  return o;
+}
+
+/**
+ * A command (array of bulk strings), as a client would send it. One allocation and one copy
+ * of each argument: the proxy builds the parts of split commands (MGET, MSET, …) with it.
+ */
+export function encodeCommand(args: readonly (Uint8Array | string)[]): Buffer {
+  const bodies = args.map((a) => (typeof a === 'string' ? Buffer.from(a) : a));
+  let size = 3 + digits(bodies.length);
+  for (const b of bodies) size += 5 + digits(b.length) + b.length;
+  const out = Buffer.allocUnsafe(size);
+  let o = writeHeader(out, 0, 0x2a, bodies.length);
+  for (const b of bodies) {
+    o = writeHeader(out, o, 0x24, b.length);
+    out.set(b, o);
+    o += b.length;
+    out[o++] = 0x0d;
+    out[o++] = 0x0a;
+  }
+  return out;
 }
