@@ -44,7 +44,8 @@ export class BlockingCommands {
       req.resolve(encodeError(`ERR too many blocked clients on this proxy (--max-blocked ${this.maxBlocked})`));
       return;
     }
-    const conn = new BackendConnection(pool.addr, { ...this.options, timeoutMs: NO_WATCHDOG_MS });
+    // With --durable, a blocking pop is a write like any other: its reply waits for a replica.
+    const conn = new BackendConnection(pool.addr, { ...this.options, timeoutMs: NO_WATCHDOG_MS }, pool.durability);
     let finish!: () => void;
     const entry: Blocked = { slot, conn, pool, clientId: null, done: new Promise((r) => (finish = r)) };
     this.blocked.add(entry);
@@ -65,6 +66,7 @@ export class BlockingCommands {
     });
     conn.send({
       payload: req.payload,
+      write: req.write === true,
       resolve: (reply) => {
         release();
         req.resolve(reply);

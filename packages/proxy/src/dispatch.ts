@@ -181,7 +181,16 @@ export class Dispatcher {
   /** The last step of routing: a shared pipelined connection, or a dedicated one for a blocking command. */
   private deliver(session: Session, pool: BackendPool, breq: BackendRequest, slot: number, blocking: boolean): void {
     if (blocking) {
-      this.blocking.run(session, pool, slot, breq);
+      // Redis runs nothing else of a client while it is blocked: neither does the proxy.
+      session.gate();
+      this.blocking.run(session, pool, slot, {
+        payload: breq.payload,
+        write: breq.write === true,
+        resolve: (reply) => {
+          breq.resolve(reply);
+          session.ungate();
+        },
+      });
       return;
     }
     // After WATCH, this client's commands on the watched slot share its pinned connection.

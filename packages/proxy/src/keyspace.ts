@@ -1,14 +1,26 @@
 /**
  * Keyspace-wide commands over every group: KEYS, SCAN, RANDOMKEY, FLUSHDB/FLUSHALL.
  *
- * SCAN's cursor says where the iteration is: `backendCursor * 16384 + groupId` (group ids are
- * below 16384), 0 to start and when done. Groups are visited one after another in
- * Router.scanOrder(): the source of a migrating slot before its target. Why that is enough
- * for "every key that existed throughout the iteration is returned": a key only ever moves
- * from a slot's source to its target. If it moves before the source's scan passes it, it is
- * in the target for the whole of the target's scan, which comes later; if it moves after,
- * the source's scan sees it. (A migration started mid-iteration in the opposite direction of
- * the order already chosen could still hide a key: the order is fixed per SCAN call.)
+ * SCAN visits the groups one after another in ascending id order, each with its own redis
+ * SCAN. The cursor is `((backendCursor * 16384) + groupId) * 2^32 + pass`, 0 to start and
+ * when done (group ids are below 16384); `pass` is the router's move counter when the current
+ * pass began (31 bits) and one bit saying whether this pass is a revisit.
+ *
+ * Why a full iteration returns every key that existed throughout it, even while slots
+ * migrate: a key only ever moves from a slot's source group to its target.
+ *  - Moving up (target id > source id): if it moves before the source's scan passes it, it is
+ *    in the target for the whole of the target's scan, which comes later; if after, the
+ *    source's scan saw it.
+ *  - Moving down (target id < source id) could hide it: the target may already be done. So
+ *    when the main pass ends, the proxy starts ONE more pass from the lowest target of any
+ *    downward move that was under way at some point of the main pass: one still migrating,
+ *    or one that started or finished since the pass began (the router logs those). One
+ *    revisit is enough: a key that moved down after the target's first scan and before the
+ *    source's scan is in the target for the whole revisit; any other key was seen in the
+ *    target the first time or in the source. A revisit pass only triggers another one for
+ *    moves that start during it. Keys may come twice; SCAN allows that.
+ * A cursor handed to another proxy, or older than the log, gets the conservative answer
+ * (another pass from the lowest group).
  */
 import {
   encodeArrayOfEncoded,
@@ -90,26 +102,36 @@ export function flush(router: Router, limits: KeyspaceLimits, session: Session, 
   else masters.forEach((pool: BackendPool, i) => pool.pick(session.id).send(merge.part(i, payload)));
 }
 
+const PASS_SPACE = 2n ** 32n;
+const REVISIT_FLAG = 2 ** 31;
+/** The move counter as stored in a cursor (plain arithmetic: `|` would make 2^31 negative). */
+const passOf = (seq: number): number => seq % REVISIT_FLAG;
+
 export function scan(router: Router, session: Session, req: ClientRequest, args: Buffer[]): void {
   const cursor = parseUnsigned(args[1]!);
   if (cursor === null) {
     req.resolve(encodeError('ERR invalid cursor'));
     return;
   }
-  const order = router.scanOrder();
   let gid: number;
   let backendCursor: bigint;
+  let pass: number;
   if (cursor === 0n) {
-    if (order.length === 0) {
+    const first = router.scanGroups()[0];
+    if (first === undefined) {
       req.resolve(encodeArrayOfEncoded([encodeBulk('0'), encodeArrayOfEncoded([])]));
       return;
     }
-    gid = order[0]!;
+    gid = first;
     backendCursor = 0n;
+    pass = passOf(router.moveSeq);
   } else {
-    gid = Number(cursor % GROUP_SPACE);
-    backendCursor = cursor / GROUP_SPACE;
+    pass = Number(cursor % PASS_SPACE);
+    const rest = cursor / PASS_SPACE;
+    gid = Number(rest % GROUP_SPACE);
+    backendCursor = rest / GROUP_SPACE;
   }
+  const encode = (backend: bigint, group: number, pass: number): bigint => (backend * GROUP_SPACE + BigInt(group)) * PASS_SPACE + BigInt(pass);
   const pool = router.masterOf(gid);
   if (pool === undefined) {
     req.resolve(encodeError(`ERR invalid cursor: group ${gid} does not exist any more; start again from 0`));
@@ -129,12 +151,19 @@ export function scan(router: Router, session: Session, req: ClientRequest, args:
       const next = BigInt(raw.slice(raw.indexOf('\n') + 1, raw.length - 2));
       let out: bigint;
       if (next !== 0n) {
-        out = next * GROUP_SPACE + BigInt(gid);
+        out = encode(next, gid, pass);
       } else {
-        const now = router.scanOrder();
-        const at = now.indexOf(gid);
-        const following = at >= 0 ? now[at + 1] : now.find((id) => id > gid);
-        out = following === undefined ? 0n : BigInt(following);
+        const following = router.scanGroups().find((id) => id > gid);
+        if (following !== undefined) {
+          out = encode(0n, following, pass);
+        } else {
+          // End of a pass: go again from wherever a key may have moved down to meanwhile.
+          const isRevisit = pass >= REVISIT_FLAG;
+          const candidates = [router.lowestDownMoveSince(passOf(pass)), isRevisit ? undefined : router.lowestActiveDownTarget()];
+          const revisit = candidates.reduce<number | undefined>((a, b) => (b === undefined ? a : a === undefined ? b : Math.min(a, b)), undefined);
+          const from = revisit === undefined ? undefined : router.scanGroups().find((id) => id >= revisit);
+          out = from === undefined ? 0n : encode(0n, from, passOf(router.moveSeq) + REVISIT_FLAG);
+        }
       }
       req.resolve(encodeArrayOfEncoded([encodeBulk(String(out)), parts[1]!]));
     },

@@ -15,6 +15,9 @@ import { encodeError } from '@reborn/protocol';
 import { BackendPool, type BackendConnection, type BackendOptions } from './backend.js';
 import { Fifo } from './fifo.js';
 
+/** How many downward moves SCAN can look back on. */
+const DOWN_MOVE_LOG = 10_000;
+
 export interface HoldLimits {
   /** How long a request may wait for its slot's barrier before it fails. */
   holdTimeoutMs: number;
@@ -53,6 +56,8 @@ export class Router {
   private slotInfos: SlotInfo[];
   private readonly pools = new Map<string, BackendPool>();
   private ready = false;
+  private moveCounter = 0;
+  private readonly downMoves: Array<{ seq: number; to: number }> = [];
   private readonly held: (Fifo<Held> | undefined)[] = new Array(SLOT_COUNT);
   private heldCount = 0;
   private readonly holdSweeper: NodeJS.Timeout;
@@ -139,6 +144,9 @@ export class Router {
   /** Replaces the whole table (first load, or a resync after a lost watch). */
   load(groups: Map<number, GroupInfo>, slots: readonly SlotInfo[]): void {
     this.groups = new Map(groups);
+    // A reload may hide any number of moves: make running SCANs go over everything again.
+    const lowest = [...groups.keys()].sort((a, b) => a - b)[0];
+    if (this.ready && lowest !== undefined) this.downMoves.push({ seq: ++this.moveCounter, to: lowest });
     this.slotInfos = [...slots];
     this.rebuildAll();
     this.ready = true;
@@ -147,6 +155,7 @@ export class Router {
   }
 
   updateSlot(slot: SlotInfo): void {
+    this.noteMove(this.slotInfos[slot.id], slot);
     const before = this.slots[slot.id];
     this.slotInfos[slot.id] = slot;
     this.slots[slot.id] = this.buildEntry(slot);
@@ -184,27 +193,56 @@ export class Router {
     return m ? this.pool(m.addr) : undefined;
   }
 
+  /** Group ids that have a master, ascending: the order SCAN visits them in. */
+  scanGroups(): number[] {
+    return [...this.groups.keys()].filter((id) => this.masterOf(id) !== undefined).sort((a, b) => a - b);
+  }
+
+  /** A counter of slot ownership changes, and the ones toward a lower group id (see keyspace.ts). */
+  get moveSeq(): number {
+    return this.moveCounter;
+  }
+
   /**
-   * Group ids in the order SCAN visits them: the source of a migrating slot before its
-   * target (a key moving during the iteration is then seen in one of the two), otherwise by
-   * id. A cycle (A→B and B→A at once) is broken by id.
+   * The lowest group id that some slot moved down to (pre_migrate/migrating toward, or went
+   * online in) after move `since`; undefined when none did. `since` older than the log
+   * answers the lowest group id: a caller that cannot tell must assume the worst.
    */
-  scanOrder(): number[] {
-    const ids = [...this.groups.keys()].filter((id) => this.masterOf(id) !== undefined).sort((a, b) => a - b);
-    const before = new Map<number, Set<number>>(ids.map((id) => [id, new Set<number>()]));
+  lowestDownMoveSince(since: number): number | undefined {
+    // `since` comes from a cursor (31 bits): another proxy's, or older than the log → worst case.
+    if (since > this.moveCounter || since < this.moveCounter - DOWN_MOVE_LOG) return this.scanGroups()[0];
+    let lowest: number | undefined;
+    for (const m of this.downMoves) if (m.seq > since && (lowest === undefined || m.to < lowest)) lowest = m.to;
+    return lowest;
+  }
+
+  /** The lowest target of a slot migrating (or about to) toward a lower group id, if any. */
+  lowestActiveDownTarget(): number | undefined {
+    let lowest: number | undefined;
     for (const s of this.slotInfos) {
-      if ((s.state === 'pre_migrate' || s.state === 'migrating') && s.from !== undefined && s.to !== undefined) {
-        before.get(s.to)?.add(s.from);
+      if ((s.state === 'pre_migrate' || s.state === 'migrating') && s.from !== undefined && s.to !== undefined && s.to < s.from) {
+        if (lowest === undefined || s.to < lowest) lowest = s.to;
       }
     }
-    const order: number[] = [];
-    const left = new Set(ids);
-    while (left.size > 0) {
-      const next = [...left].find((id) => [...before.get(id)!].every((dep) => !left.has(dep))) ?? Math.min(...left);
-      order.push(next);
-      left.delete(next);
+    return lowest;
+  }
+
+  /**
+   * Logs ownership changes toward a lower group id: a downward migration starting, a
+   * downward migration finishing, or a direct reassignment to a lower group.
+   */
+  private noteMove(before: SlotInfo | undefined, after: SlotInfo): void {
+    this.moveCounter++;
+    let down: number | undefined;
+    const movingDown = (s: SlotInfo | undefined): boolean =>
+      s !== undefined && (s.state === 'pre_migrate' || s.state === 'migrating') && s.from !== undefined && s.to !== undefined && s.to < s.from;
+    if (movingDown(after)) down = after.to;
+    else if (movingDown(before) && after.state === 'online') down = after.group;
+    else if (before !== undefined && before.state === 'online' && after.state === 'online' && after.group < before.group) down = after.group;
+    if (down !== undefined && down !== NO_GROUP) {
+      this.downMoves.push({ seq: this.moveCounter, to: down });
+      if (this.downMoves.length > DOWN_MOVE_LOG) this.downMoves.splice(0, this.downMoves.length - DOWN_MOVE_LOG);
     }
-    return order;
   }
 
   /** The master of the lowest-numbered slot that is served: where keyless scripts run. */
