@@ -26,7 +26,8 @@
  *      whole batch switches at one revision R); action <seq> names the proxies registered
  *      now; wait ≤ barrierTimeoutMs for their acks (each proxy holds new requests for the
  *      slots and drains what it already sent to A before acking).
- *   4. Proxies that did not ack are fenced on every server of A and B (fence.ts). If a
+ *   4. Proxies that did not ack are fenced on every server of every group (fence.ts): the
+ *      fence drops their member record, so no later barrier names them again. If a
  *      master cannot be fenced: the batch goes back to `online {group:A}` (no proxy wrote B
  *      yet), the action is deleted, and the batch is retried later; the 3rd failure in a
  *      row fails the task. Otherwise the batch → `migrating {group:B, from:A, to:B}` and the
@@ -652,11 +653,15 @@ class TaskRun {
     if (missing.length > 0) {
       this.log.warn({ action: action.seq, missing, timeoutMs: this.opts.barrierTimeoutMs }, 'proxies did not ack the barrier: fencing them');
       await this.setPhase(`barrier: fencing ${missing.join(', ')} (no ack of action ${action.seq} within ${this.opts.barrierTimeoutMs} ms)`);
+      // Fence on EVERY group, not only A and B: the fence also drops the proxy's member
+      // record, so later barriers will not name it; it must then be unable to write
+      // anywhere with whatever table it still has (a partitioned proxy keeps serving).
+      const everyGroup = (await this.store.listGroups()).map((g) => g.id);
       const results = await Promise.allSettled(
         missing.map((proxyId) =>
           fenceProxy(this.store, {
             proxyId,
-            groups: [a, b],
+            groups: everyGroup,
             reason: `did not ack action ${action.seq} (migration ${this.id}, ${label}) within ${this.opts.barrierTimeoutMs} ms`,
             action: action.seq,
             logger: this.log,

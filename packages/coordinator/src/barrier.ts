@@ -159,10 +159,20 @@ export class Barrier {
     return out.sort((a, b) => a.seq - b.seq);
   }
 
-  async ack(seq: number, proxyId: string): Promise<void> {
+  /**
+   * Writes the ack, only while the action still exists (a late ack of a finished barrier
+   * would stay in etcd for good). Returns false when the action is gone.
+   */
+  async ack(seq: number, proxyId: string): Promise<boolean> {
     const ack: AckInfo = { proxyId, at: new Date().toISOString() };
-    const key = this.store.paths.actionAck(seq, proxyId);
-    await this.store.call(`ack action ${seq}`, () => this.store.etcd.put(key).value(JSON.stringify(ack)).exec());
+    const { paths } = this.store;
+    const res = await this.store.call(`ack action ${seq}`, () =>
+      this.store.etcd.kv.txn({
+        compare: [{ key: Buffer.from(paths.action(seq)), target: CompareTarget.Create, result: CompareResult.Greater, create_revision: '0' }],
+        success: [{ request_put: { key: Buffer.from(paths.actionAck(seq, proxyId)), value: Buffer.from(JSON.stringify(ack)) } }],
+      }),
+    );
+    return res.succeeded;
   }
 
   async listAcks(seq: number): Promise<string[]> {

@@ -46,6 +46,8 @@ export interface TopologyHandlers {
    * revision, because one watcher covers actions/ through slots/ in revision order.
    */
   onAction?(action: ActionInfo, revision: string): void;
+  /** A fence record (fences/<proxyId>) was written (`fenced` true) or cleared. */
+  onFence?(proxyId: string, fenced: boolean, revision: string): void;
   /**
    * Something went wrong that the watch handles by itself: etcd unreachable (reported once
    * per outage), a value that does not parse (the event is skipped), a handler that threw.
@@ -151,7 +153,10 @@ export class TopologyWatch {
         }
         if (!deleted && this.handlers.onAction && this.paths.actionSeqOf(key) !== null) {
           this.handlers.onAction(parseAction(decodeJson(ev.kv.value, key), key), revision);
+          continue;
         }
+        const fenced = this.handlers.onFence && key.startsWith(this.paths.fences) ? key.slice(this.paths.fences.length) : null;
+        if (fenced !== null) this.handlers.onFence!(fenced, !deleted, revision);
       } catch (err) {
         this.report(err);
       }

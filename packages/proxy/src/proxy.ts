@@ -326,6 +326,10 @@ export class Proxy implements SessionHost {
             this.router.updateGroup(id, group);
           },
           onAction: (action) => this.onAction(action),
+          // Learn of our own fence from etcd too (e.g. after SIGCONT), not only from a backend.
+          onFence: (proxyId, fenced) => {
+            if (fenced && proxyId === this.options.id) this.onFenced('etcd fence record');
+          },
           onError: (err) => this.logger.warn({ err: err.message }, 'topology watch error; serving with the current table'),
           onResync: (t) => this.applyTopology(t),
         });
@@ -360,9 +364,10 @@ export class Proxy implements SessionHost {
       while (!Router.drained(marker)) await new Promise((r) => setTimeout(r, 1));
       for (let attempt = 1; !this.stopping; attempt++) {
         try {
-          await this.barrier!.ack(action.seq, this.options.id);
-          this.metrics.barrierAcks.inc();
-          this.logger.info({ action: action.seq, slots: action.slots.length, drainMs: Date.now() - started }, 'barrier acked');
+          if (await this.barrier!.ack(action.seq, this.options.id)) {
+            this.metrics.barrierAcks.inc();
+            this.logger.info({ action: action.seq, slots: action.slots.length, drainMs: Date.now() - started }, 'barrier acked');
+          }
           return;
         } catch (err) {
           this.logger.warn({ err: (err as Error).message, action: action.seq, attempt }, 'cannot ack barrier action yet');
