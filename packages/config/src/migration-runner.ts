@@ -3,7 +3,7 @@
  * (DESIGN.md "Slot migration"). etcd is the only state: every step re-reads the task and the
  * real slot states, so any runner can take over at any point.
  *
- * THE STATE MACHINE (one task; a "batch" = ≤ batchSlots (max 128) of its slots that share
+ * THE STATE MACHINE (one task; a "batch" = ≤ batchSlots (default 512) of its slots that share
  * one source group A; B = the task's target)
  *
  *   0. Leadership. Only the leader of the product's runner election acts (`runner` key,
@@ -22,8 +22,8 @@
  *        anything else              → failed (changed outside this migration)
  *      Nothing to do → task done. Cancelling → task cancelled. Paused → wait (a paused task
  *      never leaves a batch in pre_migrate: that would hold the proxies' requests).
- *   3. Prepare: the batch → `pre_migrate {group:A, from:A, to:B}` in one transaction (the
- *      whole batch switches at one revision R); action <seq> names the proxies registered
+ *   3. Prepare: the batch → `pre_migrate {group:A, from:A, to:B}` in transactions of ≤ 128
+ *      slots (the barrier names the revision R of the last one); action <seq> names the proxies registered
  *      now; wait ≤ barrierTimeoutMs for their acks (each proxy holds new requests for the
  *      slots and drains what it already sent to A before acking).
  *   4. Proxies that did not ack are fenced on every server of every group (fence.ts): the
@@ -140,7 +140,7 @@ export interface CreateMigrationOptions {
   to: number;
   /** Keys per second at most; 0 = unlimited. */
   throttle?: number;
-  /** Slots per barrier; the runner uses at most 128 (one etcd transaction per batch). */
+  /** Slots per barrier (default 512): fewer, larger batches mean fewer full SCANs of the source. */
   batchSlots?: number;
 }
 
@@ -164,7 +164,7 @@ function newTaskId(at: string): string {
  * calls can never create overlapping active tasks.
  */
 export async function createMigration(store: Store, opts: CreateMigrationOptions): Promise<MigrationTask> {
-  const { first, last, to, throttle = 0, batchSlots = 128 } = opts;
+  const { first, last, to, throttle = 0, batchSlots = 512 } = opts;
   if (!(Number.isInteger(first) && Number.isInteger(last) && first >= 0 && first <= last && last < SLOT_COUNT)) {
     throw new ValidationError(`invalid slot range ${first}..${last}: want 0 ≤ first ≤ last ≤ ${SLOT_COUNT - 1}`);
   }
@@ -587,7 +587,7 @@ class TaskRun {
     const topo = await this.store.loadTopology();
     const c = this.classify(topo);
     this.progress.slotsDone = c.done.length;
-    const max = Math.min(t.batchSlots, MAX_TXN_OPS);
+    const max = t.batchSlots;
 
     if (c.mig.length > 0) {
       // A batch already migrating is always finished, whether running, paused or cancelling.
@@ -1064,6 +1064,14 @@ class TaskRun {
    * elsewhere in the range just cause a re-read and retry.
    */
   private async writeSlots(next: SlotInfo[], expect: (cur: SlotInfo) => boolean, what: string): Promise<string> {
+    // A batch larger than one transaction is written in consecutive chunks. Proxies apply
+    // them in revision order and a barrier names the revision of the last one, so the batch
+    // still switches as a unit as far as the barrier is concerned.
+    if (next.length > MAX_TXN_OPS) {
+      let rev = '';
+      for (let i = 0; i < next.length; i += MAX_TXN_OPS) rev = await this.writeSlots(next.slice(i, i + MAX_TXN_OPS), expect, what);
+      return rev;
+    }
     const { store } = this;
     const ids = next.map((s) => s.id);
     const lo = Math.min(...ids);
