@@ -38,6 +38,8 @@ const NOT_READY = encodeError('ERR proxy not ready');
 const NOAUTH = encodeError('NOAUTH Authentication required.');
 const EMPTY = Buffer.alloc(0);
 const TRANSACTION_COMMANDS = new Set(['multi', 'exec', 'discard', 'watch', 'unwatch']);
+/** Commands without the write flag that may write: treated as writes by --durable. */
+export const MAY_WRITE: ReadonlySet<string> = new Set(['eval', 'evalsha', 'fcall']);
 const NO_KEYS: readonly Buffer[] = [];
 /** MIGRATE's own timeout for moving the keys of one request. */
 const MIGRATE_TIMEOUT_MS = '5000';
@@ -87,7 +89,9 @@ export class Dispatcher {
       this.statIndex.set(cmd, stat);
     }
     const req = session.enqueue(raw ?? EMPTY, stat, now);
-    req.write = cmd.write;
+    // Scripts and functions are not flagged as writes (only running them tells), but durable
+    // mode must not acknowledge a script's writes unconfirmed: count them as writes.
+    req.write = cmd.write || MAY_WRITE.has(cmd.name);
     if (!checkArity(cmd, args.length)) {
       req.resolve(encodeError(`ERR wrong number of arguments for '${cmd.name}' command`));
       return;

@@ -168,6 +168,10 @@ export function parseProxyOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     maxBlocked: int('max-blocked', 0),
     noFlush: raw('no-flush') === true,
   };
+  if (options.durable && options.durableTimeoutMs >= options.backendTimeoutMs) {
+    // Otherwise the backend watchdog kills the connection before WAIT can answer.
+    problems.push(`--durable-timeout (${options.durableTimeoutMs} ms) must be below --backend-timeout (${options.backendTimeoutMs} ms)`);
+  }
   if (problems.length > 0) throw new OptionsError(problems);
   return options;
 }

@@ -57,6 +57,7 @@ export class Router {
   private readonly pools = new Map<string, BackendPool>();
   private ready = false;
   private moveCounter = 0;
+  private readonly warnedNoReplica = new Set<number>();
   private readonly downMoves: Array<{ seq: number; to: number }> = [];
   private readonly held: (Fifo<Held> | undefined)[] = new Array(SLOT_COUNT);
   private heldCount = 0;
@@ -307,7 +308,13 @@ export class Router {
     for (const g of this.groups.values()) {
       const m = groupMaster(g);
       const d = m ? this.pools.get(m.addr)?.durability : undefined;
-      if (d) d.replicas = g.servers.some((s) => s.role === 'replica') ? 1 : 0;
+      if (d) {
+        d.replicas = g.servers.some((s) => s.role === 'replica') ? 1 : 0;
+        if (d.replicas === 0 && !this.warnedNoReplica.has(g.id)) {
+          this.warnedNoReplica.add(g.id);
+          this.logger.warn({ group: g.id }, 'durable mode: this group has no replica, so its writes are acknowledged without a replica copy');
+        }
+      }
     }
     const used = new Set<string>();
     for (const g of this.groups.values()) {

@@ -27,6 +27,7 @@ import {
   type CommandInfo,
 } from '@reborn/protocol';
 import { BackendConnection, type BackendOptions, type BackendRequest } from './backend.js';
+import { MAY_WRITE } from './dispatch.js';
 import type { ClientRequest } from './request.js';
 import type { Router } from './router.js';
 import type { Session } from './session.js';
@@ -142,7 +143,7 @@ export class Transactions {
         return;
       }
     }
-    tx.queued.push({ payload: raw ?? encodeCommand(args), keys, write: cmd.write });
+    tx.queued.push({ payload: raw ?? encodeCommand(args), keys, write: cmd.write || MAY_WRITE.has(cmd.name) });
     req.resolve(QUEUED);
   }
 
