@@ -496,7 +496,7 @@ async function main() {
       `Command: \`node bench/migration.mjs ${process.argv.slice(2).join(' ')}\``.replace(/ `$/, '`'),
       '',
       `${fmtInt(KEYS)} keys (\`key:%012d\`, ${VALUE_SIZE}-byte values) over 2 groups (1 master each; slots 0–511 → group 1, 512–1023 → group 2); ` +
-        `migration of slots ${FIRST}–${LAST} (half of group 1) to group 2 by the runner (batches of 128 slots, unthrottled). ` +
+        `migration of slots ${FIRST}–${LAST} (half of group 1) to group 2 by the runner (default batch size, unthrottled). ` +
         `redis-benchmark -c ${CLIENTS} -P 1 -d ${VALUE_SIZE} -r ${KEYS}, ${fmtInt(REQUESTS)} requests per run, through one reborn-proxy. ` +
         `Wall time ${Math.round((Date.now() - began) / 1000)} s.`,
       '',
