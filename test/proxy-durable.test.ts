@@ -49,7 +49,7 @@ beforeAll(async () => {
     startRedis(),
   ]);
   proxy = cluster.proxies[0]!;
-  patient = await cluster.addProxy(['--durable', '--durable-timeout', '20000']);
+  patient = await cluster.addProxy(['--durable', '--durable-timeout', '20000', '--backend-timeout', '30000']);
   await Promise.all([dataReady(proxy.port), dataReady(patient.port)]);
   client = proxy.client();
   masters = cluster.groups.map((g) => g.master.client());

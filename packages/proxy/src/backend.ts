@@ -239,6 +239,16 @@ export class BackendConnection implements Flushable {
     this.fail(reason, 'closed');
   }
 
+  /** Set by the pool: this connection got through, so the server is up for its siblings too. */
+  onUp: (() => void) | null = null;
+
+  /** The server answered another connection: stop failing fast on an old backoff. */
+  clearBackoff(): void {
+    if (this.state !== 'down') return;
+    this.retryAt = 0;
+    this.backoffMs = MIN_BACKOFF_MS;
+  }
+
   /** Drops the connection now (e.g. on fencing) but allows a later reconnect. */
   reset(reason: string): void {
     if (this.state === 'closed' || this.state === 'idle' || this.state === 'down') return;
@@ -264,6 +274,7 @@ export class BackendConnection implements Flushable {
         this.backoffMs = MIN_BACKOFF_MS;
         this.opts.logger.info({ backend: this.addr }, 'backend connected');
         this.opts.onStateChange?.(this.addr, true);
+        this.onUp?.();
         this.flush();
       });
     });
@@ -411,6 +422,7 @@ export class BackendPool {
   constructor(readonly addr: string, size: number, opts: BackendOptions, durableTimeoutMs: number | null = null) {
     this.durability = durableTimeoutMs === null ? null : { replicas: 0, timeoutMs: durableTimeoutMs };
     this.connections = Array.from({ length: size }, () => new BackendConnection(addr, opts, this.durability));
+    for (const c of this.connections) c.onUp = () => this.connections.forEach((other) => other.clearBackoff());
   }
 
   pick(sessionIndex: number): BackendConnection {
