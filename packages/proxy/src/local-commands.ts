@@ -15,6 +15,7 @@ import {
   type CommandInfo,
 } from '@reborn/protocol';
 import { flush, keys, randomKey, scan, type KeyspaceLimits } from './keyspace.js';
+import type { SlowLog } from './slowlog.js';
 import { CustomMerge, SumMerge, type ClientRequest } from './request.js';
 import type { Router } from './router.js';
 import type { Session } from './session.js';
@@ -26,6 +27,7 @@ export const COMPAT_REDIS_VERSION = '7.0.0';
 export interface LocalContext {
   readonly router: Router;
   readonly keyspace: KeyspaceLimits;
+  readonly slowlog: SlowLog;
   readonly password: string | null;
   readonly proxyId: string;
   readonly product: string;
@@ -238,6 +240,10 @@ export function answerLocally(
     }
     default:
       break;
+  }
+  if (name.startsWith('slowlog|')) {
+    req.resolve(ctx.slowlog.command(name.slice('slowlog|'.length), args.slice(2)));
+    return;
   }
   if (name === 'client' || name.startsWith('client|')) {
     req.resolve(client(session, cmd, args));

@@ -30,6 +30,10 @@ export class CommandStats {
     return i;
   }
 
+  nameOf(i: number): string {
+    return this.names[i] ?? 'unknown';
+  }
+
   record(i: number, seconds: number, isError: boolean): void {
     this.calls[i]!++;
     if (isError) this.errors[i]!++;

@@ -32,6 +32,9 @@ export interface ProxyOptions {
   holdTimeoutMs: number;
   /** Blocking commands (each on its own backend connection) at once. */
   maxBlocked: number;
+  /** SLOWLOG: requests slower than this many µs are recorded (negative: off). */
+  slowlogSlowerThan: number;
+  slowlogMaxLen: number;
   /** KEYS answers an error instead of a longer reply. */
   maxKeysReply: number;
   /** FLUSHDB / FLUSHALL are refused. */
@@ -66,6 +69,8 @@ const DEFS: Record<string, OptionDef> = {
   'durable-timeout': { env: 'REBORN_PROXY_DURABLE_TIMEOUT_MS', kind: 'int', default: 1000, help: 'ms a write may wait for a replica in --durable mode' },
   'hold-timeout': { env: 'REBORN_PROXY_HOLD_TIMEOUT_MS', kind: 'int', default: 15000, help: 'ms a request may wait for its slot\'s migration barrier' },
   'max-blocked': { env: 'REBORN_PROXY_MAX_BLOCKED', kind: 'int', default: 1000, help: 'blocking commands (BLPOP …) running at once' },
+  'slowlog-slower-than': { env: 'REBORN_PROXY_SLOWLOG_SLOWER_THAN', kind: 'string', default: '10000', help: 'SLOWLOG on the proxy records requests slower than this many µs (-1: off)' },
+  'slowlog-max-len': { env: 'REBORN_PROXY_SLOWLOG_MAX_LEN', kind: 'int', default: 128, help: 'entries the proxy SLOWLOG keeps' },
   'max-keys-reply': { env: 'REBORN_PROXY_MAX_KEYS_REPLY', kind: 'int', default: 100000, help: 'KEYS refuses to answer more keys than this (use SCAN)' },
   'no-flush': { env: 'REBORN_PROXY_NO_FLUSH', kind: 'bool', default: false, help: 'refuse FLUSHDB and FLUSHALL' },
   workers: { env: 'REBORN_PROXY_WORKERS', kind: 'int', default: 1, help: 'worker processes sharing --addr (each is its own proxy in etcd: <id>-w<n>)' },
@@ -166,6 +171,12 @@ export function parseProxyOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     workers: int('workers', 1),
     maxKeysReply: int('max-keys-reply', 1),
     maxBlocked: int('max-blocked', 0),
+    slowlogSlowerThan: ((): number => {
+      const v = str('slowlog-slower-than') ?? '';
+      if (!/^-?\d+$/.test(v)) problems.push(`--slowlog-slower-than must be an integer (µs, -1 = off), got "${v}"`);
+      return Number(v);
+    })(),
+    slowlogMaxLen: int('slowlog-max-len', 0),
     noFlush: raw('no-flush') === true,
   };
   if (options.durable && options.durableTimeoutMs >= options.backendTimeoutMs) {

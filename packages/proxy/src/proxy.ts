@@ -44,6 +44,7 @@ import type { ClientRequest } from './request.js';
 import { Router } from './router.js';
 import { BlockingCommands } from './blocking.js';
 import { Transactions } from './transactions.js';
+import { SlowLog } from './slowlog.js';
 import { Session, type SessionHost, type SessionLimits } from './session.js';
 
 const MAX_CLIENTS_REPLY = encodeError('ERR max number of clients reached');
@@ -64,6 +65,7 @@ export class Proxy implements SessionHost {
   private readonly dispatcher: Dispatcher;
   private readonly blocking: BlockingCommands;
   private readonly transactions: Transactions;
+  readonly slowlog: SlowLog;
   private readonly sessions = new Set<Session>();
   private nextSessionId = 1;
   private connections = 0;
@@ -101,6 +103,7 @@ export class Proxy implements SessionHost {
       auth: { user: this.aclUser, password: this.aclPassword, onFenced: (addr: string) => this.onFenced(addr) },
     };
     this.blocking = new BlockingCommands(backendOptions, options.maxBlocked);
+    this.slowlog = new SlowLog(options.slowlogSlowerThan, options.slowlogMaxLen);
     this.router = new Router(
       options.backendConnections,
       backendOptions,
@@ -121,6 +124,7 @@ export class Proxy implements SessionHost {
     const local: LocalContext = {
       router: this.router,
       keyspace: { maxKeysReply: options.maxKeysReply, flushAllowed: !options.noFlush },
+      slowlog: this.slowlog,
       password: options.auth,
       proxyId: options.id,
       product: options.product,
@@ -148,7 +152,11 @@ export class Proxy implements SessionHost {
   }
 
   requestDone(req: ClientRequest, now: number): void {
-    if (req.statIndex >= 0) this.metrics.commands.record(req.statIndex, (now - req.startedAt) / 1000, req.reply![0] === 0x2d);
+    if (req.statIndex < 0) return;
+    const ms = now - req.startedAt;
+    this.metrics.commands.record(req.statIndex, ms / 1000, req.reply![0] === 0x2d);
+    const session = req.sink as Session;
+    this.slowlog.consider(ms * 1000, req.payload, this.metrics.commands.nameOf(req.statIndex), session.remote, session.name);
   }
 
   sessionClosed(session: Session): void {
