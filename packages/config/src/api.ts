@@ -20,7 +20,7 @@
  * 504 a bounded wait ran out). Bodies are validated by a small schema per route; the message
  * names the field that is wrong.
  *
- * `GET /` is a small HTML dashboard over /api/overview (refreshing every 2 s).
+ * `GET /` is the web dashboard of dashboard/page.ts (static; it polls this API every 2 s).
  *
  * Authentication: with a token configured every route but /healthz and the page needs
  * `Authorization: Bearer <token>` (never a token in the URL). Without a token the server only
@@ -34,6 +34,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { SLOT_COUNT, ValidationError, type Store } from '@reborn/coordinator';
 import { CoordinatorError, errorCode, httpStatusOf, oneLine } from './errors.js';
 import { Admin, checkAddr, checkMigrationId, checkProxyId, type AdminOptions, type MigrationOp } from './servers.js';
+import { DASHBOARD_HTML } from './dashboard/page.js';
 
 // ---------------------------------------------------------------------------------------------
 // A small JSON schema: enough to say which field is wrong and why.
@@ -531,56 +532,3 @@ function createMetrics(registry: Registry) {
   };
   return { requests, refresh };
 }
-
-// ---------------------------------------------------------------------------------------------
-// The dashboard page: static, no build step. The token (if the API wants one) is asked for
-// once and kept in sessionStorage; it travels in the Authorization header only.
-
-const DASHBOARD_HTML = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>reborn dashboard</title>
-<style>
-body{font:14px system-ui,sans-serif;margin:24px;color:#222}h1{font-size:20px}h2{font-size:16px;margin-top:24px}
-table{border-collapse:collapse}td,th{border-bottom:1px solid #ddd;padding:4px 10px;text-align:left}
-.bar{background:#eee;width:160px;height:10px;display:inline-block}.bar i{background:#3a7;height:10px;display:block}
-.warn{color:#b50}#err{color:#b00}
-</style></head><body>
-<h1>reborn — product <span id="product">?</span></h1><div id="err"></div>
-<h2>Slots</h2><div id="slots"></div>
-<h2>Groups</h2><table id="groups"></table>
-<h2>Migrations</h2><table id="migrations"></table>
-<h2>Proxies</h2><table id="proxies"></table><div id="barriers" class="warn"></div>
-<script>
-const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;'}[c]));
-const row = (cells, th) => '<tr>' + cells.map((c) => (th ? '<th>' : '<td>') + c + (th ? '</th>' : '</td>')).join('') + '</tr>';
-async function load() {
-  const headers = {};
-  const token = sessionStorage.getItem('reborn-token');
-  if (token) headers.authorization = 'Bearer ' + token;
-  const res = await fetch('/api/overview', { headers });
-  if (res.status === 401) {
-    const t = prompt('API token');
-    if (t) sessionStorage.setItem('reborn-token', t);
-    return;
-  }
-  const o = await res.json();
-  if (!res.ok) { document.getElementById('err').textContent = o.error; return; }
-  document.getElementById('err').textContent = o.runnerAlive ? '' : 'no migration runner is alive for this product';
-  document.getElementById('product').textContent = o.product;
-  document.getElementById('slots').textContent = Object.entries(o.slots.byState).map(([k, v]) => k + ': ' + v).join(' · ');
-  document.getElementById('groups').innerHTML = row(['group', 'slots', 'master', 'replicas'], true) + o.groups.map((g) =>
-    row([g.id, g.slots, esc(g.servers.filter((s) => s.role === 'master').map((s) => s.addr).join(',') || '-'),
-         esc(g.servers.filter((s) => s.role === 'replica').map((s) => s.addr).join(', ') || '-')])).join('');
-  document.getElementById('migrations').innerHTML = row(['id', 'state', 'slots', 'to', 'progress', 'keys', 'rate', 'phase'], true) +
-    o.migrations.map((m) => row([esc(m.id), esc(m.state), m.slots.length, m.to,
-      '<span class="bar"><i style="width:' + (m.progress.slotsTotal ? 100 * m.progress.slotsDone / m.progress.slotsTotal : 0) + '%"></i></span> ' +
-        m.progress.slotsDone + '/' + m.progress.slotsTotal,
-      m.progress.keysMoved, Math.round(m.progress.rate) + '/s', esc(m.progress.phase)])).join('');
-  document.getElementById('proxies').innerHTML = row(['id', 'state', 'addr', 'admin', 'fence'], true) + o.proxies.map((p) =>
-    row([esc(p.id), esc(p.state), esc(p.addr || '-'), esc(p.adminAddr || '-'), esc(p.fence ? p.fence.reason + ' at ' + p.fence.at : '')])).join('');
-  document.getElementById('barriers').innerHTML = o.barriers.map((b) =>
-    'barrier ' + b.seq + ' (' + b.slots.length + ' slots) is waiting for acks from ' + esc(b.waitingFor.join(', '))).join('<br>');
-}
-load().catch((e) => (document.getElementById('err').textContent = e.message));
-setInterval(() => load().catch((e) => (document.getElementById('err').textContent = e.message)), 2000);
-</script></body></html>
-`;
