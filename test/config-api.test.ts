@@ -190,7 +190,7 @@ describe('authentication and exposure', () => {
     const page = await call('GET', '/', undefined, { base: secured });
     expect(page.status).toBe(200);
     expect(page.body).toContain('<title>reborn dashboard</title>');
-    expect(page.body).toContain("fetch('/api/overview', { headers })");
+    expect(page.body).toContain('<div id="slotmap"');
   });
 
   it('/metrics scrapes the cluster', async () => {
