@@ -534,8 +534,11 @@ describe('MigrationRunner with a real proxy', () => {
     await new Promise((r) => setTimeout(r, 300));
     const { counts, errors } = await w.stop();
     expect(errors).toEqual([]);
-    const before = await client.mget(counts.map((_, i) => `ctr:{${i}}`));
-    expect(before.every((v) => v !== null)).toBe(true);
+    // Every counter written after the recovery is readable (a random 500-key spread in a short
+    // window need not touch them all, so only the written ones are checked).
+    expect(counts.reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+    const after = await client.mget(counts.map((_, i) => `ctr:{${i}}`));
+    expect(counts.filter((n, i) => n > 0 && after[i] === null)).toEqual([]);
     const slots = await c2.store.listSlots();
     for (const g of c2.groups) {
       const keys = await g.master.client().keys('ctr:*');
