@@ -589,16 +589,20 @@ export class Admin {
       try {
         const key = this.store.paths.group(gid);
         const res = await this.store.call(`promote ${addr} in group ${gid}`, async () => {
-          const cur = await this.store.etcd.get(key).exec();
-          const kv = cur.kvs[0];
-          if (!kv || encodeGroup(parseGroup(decodeJson(kv.value, key), gid, key)) !== encodeGroup(group)) return null;
+          // Re-check on fresh state what step 1 checked: a migration that started during the
+          // catch-up wait must not see its group's master change under it. The slots guard
+          // below makes the check and the write one atomic decision.
+          const fresh = await this.snapshot();
+          const nowMoving = fresh.slots.some((s) => (s.state === SlotState.Migrating || s.state === SlotState.PreMigrate) && (s.from === gid || s.to === gid));
+          const cur = fresh.groups.get(gid);
+          if (nowMoving || cur === undefined || encodeGroup(cur) !== encodeGroup(group)) return null;
           return this.store.etcd.kv.txn({
-            compare: [{ key: Buffer.from(key), target: 'Mod', result: 'Equal', mod_revision: kv.mod_revision }],
+            compare: this.guards(['slots', 'groups'], fresh.revision),
             success: [{ request_put: { key: Buffer.from(key), value: Buffer.from(encodeGroup(next)) } }],
           });
         });
         if (res === null || !res.succeeded) {
-          throw new ConflictError(`group ${gid} changed during the switchover; nothing changed, try again`, { retryable: true });
+          throw new ConflictError(`group ${gid} changed, or a migration involving it started, during the switchover; nothing changed, try again`, { retryable: true });
         }
       } catch (err) {
         // Undo 4 unless etcd may have taken the write (then the new layout must stand).
