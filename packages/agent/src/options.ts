@@ -4,7 +4,9 @@
  */
 import { hostname, homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { OptionReader, optionsUsage, type OptionDef } from '@reborn/coordinator';
+
+export { OptionsError, wantsHelp } from '@reborn/coordinator';
 
 export interface AgentOptions {
   httpAddr: string;
@@ -32,13 +34,6 @@ export interface AgentOptions {
   logLevel: string;
 }
 
-interface OptionDef {
-  env: string;
-  kind: 'string' | 'int' | 'bool' | 'list';
-  default: string | number | boolean | null;
-  help: string;
-}
-
 /** The repo root, from this file's place: packages/agent/{src,dist}/options.* */
 const REPO_ROOT = resolve(new URL('../../../', import.meta.url).pathname);
 export const DEFAULT_PROXY_BIN = join(REPO_ROOT, 'packages/proxy/bin/reborn-proxy.js');
@@ -61,95 +56,30 @@ const DEFS: Record<string, OptionDef> = {
   'log-level': { env: 'REBORN_LOG_LEVEL', kind: 'string', default: 'info', help: 'pino log level' },
 };
 
-export class OptionsError extends Error {
-  readonly code = 'EOPTIONS';
-  constructor(readonly problems: string[]) {
-    super(problems.join('; '));
-    this.name = 'OptionsError';
-  }
-}
-
 export function usage(): string {
-  const lines = ['usage: reborn-agent [options]', ''];
-  for (const [name, def] of Object.entries(DEFS)) {
-    const dflt = def.default === null || def.default === false ? '' : ` (default ${String(def.default)})`;
-    lines.push(`  --${name.padEnd(22)} ${def.help}${dflt} [env ${def.env}]`);
-  }
-  return lines.join('\n');
-}
-
-export function wantsHelp(argv: string[]): boolean {
-  return argv.includes('--help') || argv.includes('-h');
-}
-
-function isHostPort(s: string): boolean {
-  const i = s.lastIndexOf(':');
-  if (i <= 0) return false;
-  const p = s.slice(i + 1);
-  const port = Number(p);
-  return /^\d+$/.test(p) && port >= 0 && port <= 65535;
+  return optionsUsage('reborn-agent', DEFS);
 }
 
 export function parseAgentOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): AgentOptions {
-  const spec: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' } };
-  for (const [name, def] of Object.entries(DEFS)) spec[name] = { type: def.kind === 'bool' ? 'boolean' : 'string' };
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({ args: argv, options: spec, strict: true, allowPositionals: false }));
-  } catch (err) {
-    throw new OptionsError([(err as Error).message]);
-  }
-  const problems: string[] = [];
-  const raw = (name: string): string | boolean | null => {
-    const def = DEFS[name]!;
-    const flag = values[name];
-    if (flag !== undefined) return flag;
-    const fromEnv = env[def.env];
-    if (fromEnv !== undefined && fromEnv !== '') return def.kind === 'bool' ? /^(1|true|yes|on)$/i.test(fromEnv) : fromEnv;
-    return def.default === null ? null : typeof def.default === 'number' ? String(def.default) : def.default;
-  };
-  const str = (name: string): string | null => {
-    const v = raw(name);
-    return v === null ? null : String(v);
-  };
-  const int = (name: string, min: number, max = Number.MAX_SAFE_INTEGER): number => {
-    const v = str(name) ?? '';
-    const n = Number(v);
-    if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < min || n > max) {
-      const range = max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `${min}..${max}`;
-      problems.push(`--${name} must be an integer ${range}, got "${v}"`);
-      return min;
-    }
-    return n;
-  };
-
-  const httpAddr = str('http-addr')!;
-  if (!isHostPort(httpAddr)) problems.push(`--http-addr must be host:port, got "${httpAddr}"`);
-  const etcd = str('etcd')!
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-  if (etcd.length === 0) problems.push('--etcd needs at least one endpoint');
-  for (const e of etcd) if (!/^https?:\/\/[^/]+$/.test(e)) problems.push(`--etcd endpoint must look like http://host:port, got "${e}"`);
-  const product = str('product')!;
-  if (!/^[A-Za-z0-9_-]{1,64}$/.test(product)) problems.push(`--product must match [A-Za-z0-9_-]{1,64}, got "${product}"`);
+  const r = new OptionReader(argv, env, DEFS);
+  const { problems } = r;
+  const str = (name: string): string | null => r.str(name);
+  const int = (name: string, min: number, max?: number): number => r.int(name, min, max);
+  const httpAddr = r.hostPort('http-addr');
+  const { etcd, product, logLevel } = r.common();
   const id = str('id') ?? `${hostname()}-${httpAddr.slice(httpAddr.lastIndexOf(':') + 1)}`;
   if (!/^[A-Za-z0-9_.:-]{1,128}$/.test(id) || ['election', 'events', 'servers', 'event-seq'].includes(id)) {
     problems.push(`--id must match [A-Za-z0-9_.:-]{1,128} and not be election/events/servers/event-seq, got "${id}"`);
   }
   const dataDirRaw = str('data-dir') ?? join(homedir(), '.reborn-agent', id);
   const dataDir = isAbsolute(dataDirRaw) ? dataDirRaw : resolve(dataDirRaw);
-  const logLevel = str('log-level')!;
-  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
-    problems.push(`--log-level must be one of fatal,error,warn,info,debug,trace,silent, got "${logLevel}"`);
-  }
 
   const options: AgentOptions = {
     httpAddr,
     etcd,
     product,
     id,
-    ha: raw('ha') === true,
+    ha: r.bool('ha'),
     dataDir,
     downAfterMs: int('down-after-ms', 100),
     checkIntervalMs: int('check-interval-ms', 50),
@@ -170,6 +100,6 @@ export function parseAgentOptions(argv: string[], env: NodeJS.ProcessEnv = proce
   if (problems.length === 0 && options.etcdTimeoutMs * 2 >= options.leaseTtl * 1000) {
     problems.push(`--etcd-timeout-ms (${options.etcdTimeoutMs}) must be below half of --lease-ttl (${options.leaseTtl} s)`);
   }
-  if (problems.length > 0) throw new OptionsError(problems);
+  r.done();
   return options;
 }

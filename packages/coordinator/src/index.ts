@@ -12,3 +12,4 @@ export { Barrier, parseAction, type ActionInfo, type AckInfo, type FenceInfo } f
 export * from './migrations.js';
 export { proxyAclUser, proxyAclRules } from './fencing.js';
 export * from './agents.js';
+export { OptionReader, OptionsError, optionsUsage, wantsHelp, isHostPort, type OptionDef } from './cli-options.js';

@@ -3,7 +3,9 @@
  * Every problem is collected and reported in one message at start.
  */
 import { hostname } from 'node:os';
-import { parseArgs } from 'node:util';
+import { OptionReader, optionsUsage, type OptionDef } from '@reborn/coordinator';
+
+export { OptionsError, wantsHelp } from '@reborn/coordinator';
 
 export interface ProxyOptions {
   addr: string;
@@ -43,13 +45,6 @@ export interface ProxyOptions {
   workers: number;
 }
 
-interface OptionDef {
-  env: string;
-  kind: 'string' | 'int' | 'bool' | 'list';
-  default: string | number | boolean | null;
-  help: string;
-}
-
 const DEFS: Record<string, OptionDef> = {
   addr: { env: 'REBORN_PROXY_ADDR', kind: 'string', default: '127.0.0.1:19000', help: 'client listen address' },
   'admin-addr': { env: 'REBORN_PROXY_ADMIN_ADDR', kind: 'string', default: '127.0.0.1:19001', help: 'admin HTTP address (/metrics, /healthz)' },
@@ -77,77 +72,20 @@ const DEFS: Record<string, OptionDef> = {
   'log-level': { env: 'REBORN_LOG_LEVEL', kind: 'string', default: 'info', help: 'pino log level' },
 };
 
-export class OptionsError extends Error {
-  readonly code = 'EOPTIONS';
-  constructor(readonly problems: string[]) {
-    super(problems.join('; '));
-    this.name = 'OptionsError';
-  }
-}
-
 export function usage(): string {
-  const lines = ['usage: reborn-proxy [options]', ''];
-  for (const [name, def] of Object.entries(DEFS)) {
-    const dflt = def.default === null ? '' : ` (default ${String(def.default)})`;
-    lines.push(`  --${name.padEnd(24)} ${def.help}${dflt} [env ${def.env}]`);
-  }
-  return lines.join('\n');
-}
-
-function isHostPort(s: string): boolean {
-  const i = s.lastIndexOf(':');
-  if (i <= 0) return false;
-  const port = Number(s.slice(i + 1));
-  return Number.isInteger(port) && port >= 0 && port <= 65535;
+  return optionsUsage('reborn-proxy', DEFS);
 }
 
 export function parseProxyOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): ProxyOptions {
-  const parseOptions: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' } };
-  for (const [name, def] of Object.entries(DEFS)) parseOptions[name] = { type: def.kind === 'bool' ? 'boolean' : 'string' };
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({ args: argv, options: parseOptions, strict: true, allowPositionals: false }));
-  } catch (err) {
-    throw new OptionsError([(err as Error).message]);
-  }
-  const problems: string[] = [];
-  const raw = (name: string): string | boolean | null => {
-    const def = DEFS[name]!;
-    const flag = values[name];
-    if (flag !== undefined) return flag;
-    const fromEnv = env[def.env];
-    if (fromEnv !== undefined && fromEnv !== '') return def.kind === 'bool' ? /^(1|true|yes|on)$/i.test(fromEnv) : fromEnv;
-    return def.default === null ? null : typeof def.default === 'number' ? String(def.default) : def.default;
-  };
-  const str = (name: string): string | null => {
-    const v = raw(name);
-    return v === null ? null : String(v);
-  };
-  const int = (name: string, min: number): number => {
-    const v = str(name) ?? '';
-    const n = Number(v);
-    if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < min) {
-      problems.push(`--${name} must be an integer ≥ ${min}, got "${v}"`);
-      return min;
-    }
-    return n;
-  };
-
-  const addr = str('addr')!;
-  if (!isHostPort(addr)) problems.push(`--addr must be host:port, got "${addr}"`);
-  const adminAddr = str('admin-addr')!;
-  if (!isHostPort(adminAddr)) problems.push(`--admin-addr must be host:port, got "${adminAddr}"`);
-  const etcd = str('etcd')!.split(',').map((s) => s.trim()).filter(Boolean);
-  if (etcd.length === 0) problems.push('--etcd needs at least one endpoint');
-  for (const e of etcd) if (!/^https?:\/\/[^/]+$/.test(e)) problems.push(`--etcd endpoint must look like http://host:port, got "${e}"`);
-  const product = str('product')!;
-  if (!/^[A-Za-z0-9_-]{1,64}$/.test(product)) problems.push(`--product must match [A-Za-z0-9_-]{1,64}, got "${product}"`);
+  const r = new OptionReader(argv, env, DEFS);
+  const { problems } = r;
+  const str = (name: string): string | null => r.str(name);
+  const int = (name: string, min: number): number => r.int(name, min);
+  const addr = r.hostPort('addr');
+  const adminAddr = r.hostPort('admin-addr');
+  const { etcd, product, logLevel } = r.common();
   const id = str('id') ?? `${hostname()}-${addr.slice(addr.lastIndexOf(':') + 1)}`;
   if (!/^[A-Za-z0-9_.:-]{1,128}$/.test(id)) problems.push(`--id must match [A-Za-z0-9_.:-]{1,128}, got "${id}"`);
-  const logLevel = str('log-level')!;
-  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
-    problems.push(`--log-level must be one of fatal,error,warn,info,debug,trace,silent, got "${logLevel}"`);
-  }
 
   const options: ProxyOptions = {
     addr,
@@ -165,7 +103,7 @@ export function parseProxyOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     backendTimeoutMs: int('backend-timeout', 10),
     backendConnectTimeoutMs: int('backend-connect-timeout', 10),
     logLevel,
-    durable: raw('durable') === true,
+    durable: r.bool('durable'),
     durableTimeoutMs: int('durable-timeout', 1),
     holdTimeoutMs: int('hold-timeout', 100),
     workers: int('workers', 1),
@@ -177,16 +115,13 @@ export function parseProxyOptions(argv: string[], env: NodeJS.ProcessEnv = proce
       return Number(v);
     })(),
     slowlogMaxLen: int('slowlog-max-len', 0),
-    noFlush: raw('no-flush') === true,
+    noFlush: r.bool('no-flush'),
   };
   if (options.durable && options.durableTimeoutMs >= options.backendTimeoutMs) {
     // Otherwise the backend watchdog kills the connection before WAIT can answer.
     problems.push(`--durable-timeout (${options.durableTimeoutMs} ms) must be below --backend-timeout (${options.backendTimeoutMs} ms)`);
   }
-  if (problems.length > 0) throw new OptionsError(problems);
+  r.done();
   return options;
 }
 
-export function wantsHelp(argv: string[]): boolean {
-  return argv.includes('--help') || argv.includes('-h');
-}

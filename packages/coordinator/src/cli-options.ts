@@ -1,0 +1,116 @@
+/**
+ * Flag parsing shared by the daemons (reborn-proxy, reborn-agent): one typed table of options
+ * with env fallbacks and defaults — precedence flags > env > defaults — and every problem
+ * collected into one OptionsError, so a bad start says everything that is wrong at once.
+ */
+import { parseArgs } from 'node:util';
+
+export interface OptionDef {
+  env: string;
+  kind: 'string' | 'int' | 'bool' | 'list';
+  default: string | number | boolean | null;
+  help: string;
+}
+
+export class OptionsError extends Error {
+  readonly code = 'EOPTIONS';
+  constructor(readonly problems: string[]) {
+    super(problems.join('; '));
+    this.name = 'OptionsError';
+  }
+}
+
+export function optionsUsage(bin: string, defs: Record<string, OptionDef>): string {
+  const lines = [`usage: ${bin} [options]`, ''];
+  for (const [name, def] of Object.entries(defs)) {
+    const dflt = def.default === null || def.default === false ? '' : ` (default ${String(def.default)})`;
+    lines.push(`  --${name.padEnd(24)} ${def.help}${dflt} [env ${def.env}]`);
+  }
+  return lines.join('\n');
+}
+
+export function wantsHelp(argv: string[]): boolean {
+  return argv.includes('--help') || argv.includes('-h');
+}
+
+export function isHostPort(s: string): boolean {
+  const i = s.lastIndexOf(':');
+  if (i <= 0) return false;
+  const p = s.slice(i + 1);
+  const port = Number(p);
+  return /^\d+$/.test(p) && port >= 0 && port <= 65535;
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** Reads options by name from flags, then env, then defaults; records problems as it goes. */
+export class OptionReader {
+  readonly problems: string[] = [];
+  private readonly values: Record<string, string | boolean | undefined>;
+
+  constructor(
+    argv: string[],
+    private readonly env: NodeJS.ProcessEnv,
+    private readonly defs: Record<string, OptionDef>,
+  ) {
+    const spec: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' } };
+    for (const [name, def] of Object.entries(defs)) spec[name] = { type: def.kind === 'bool' ? 'boolean' : 'string' };
+    try {
+      ({ values: this.values } = parseArgs({ args: argv, options: spec, strict: true, allowPositionals: false }));
+    } catch (err) {
+      throw new OptionsError([(err as Error).message]);
+    }
+  }
+
+  raw(name: string): string | boolean | null {
+    const def = this.defs[name]!;
+    const flag = this.values[name];
+    if (flag !== undefined) return flag;
+    const fromEnv = this.env[def.env];
+    if (fromEnv !== undefined && fromEnv !== '') return def.kind === 'bool' ? /^(1|true|yes|on)$/i.test(fromEnv) : fromEnv;
+    return def.default === null ? null : typeof def.default === 'number' ? String(def.default) : def.default;
+  }
+
+  str(name: string): string | null {
+    const v = this.raw(name);
+    return v === null ? null : String(v);
+  }
+
+  bool(name: string): boolean {
+    return this.raw(name) === true;
+  }
+
+  int(name: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+    const v = this.str(name) ?? '';
+    const n = Number(v);
+    if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < min || n > max) {
+      const range = max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `${min}..${max}`;
+      this.problems.push(`--${name} must be an integer ${range}, got "${v}"`);
+      return min;
+    }
+    return n;
+  }
+
+  hostPort(name: string): string {
+    const v = this.str(name) ?? '';
+    if (!isHostPort(v)) this.problems.push(`--${name} must be host:port, got "${v}"`);
+    return v;
+  }
+
+  /** `--etcd`, `--product` and `--log-level`: what every daemon takes. */
+  common(): { etcd: string[]; product: string; logLevel: string } {
+    const etcd = (this.str('etcd') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+    if (etcd.length === 0) this.problems.push('--etcd needs at least one endpoint');
+    for (const e of etcd) if (!/^https?:\/\/[^/]+$/.test(e)) this.problems.push(`--etcd endpoint must look like http://host:port, got "${e}"`);
+    const product = this.str('product') ?? '';
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(product)) this.problems.push(`--product must match [A-Za-z0-9_-]{1,64}, got "${product}"`);
+    const logLevel = this.str('log-level') ?? '';
+    if (!LOG_LEVELS.includes(logLevel)) this.problems.push(`--log-level must be one of ${LOG_LEVELS.join(',')}, got "${logLevel}"`);
+    return { etcd, product, logLevel };
+  }
+
+  /** Throws every recorded problem at once. */
+  done(): void {
+    if (this.problems.length > 0) throw new OptionsError(this.problems);
+  }
+}
