@@ -81,7 +81,12 @@ describe('reborn-agent HA leadership', () => {
       await waitFor(async () => !(await survivor.isLeader()), { timeoutMs: 10_000, intervalMs: 50, what: 'leader steps down' });
       const stepDownSeconds = (Date.now() - pausedAt) / 1000;
       expect(stepDownSeconds).toBeLessThan(3);
-      const lost = survivor.records().find((r) => r['msg'] === 'HA leadership lost; leader work stopped');
+      // The log line travels through the agent's stdout pipe: it may land a moment after the
+      // API already answers "not leader", so wait for it rather than look once.
+      const lost = await waitFor(() => survivor.records().find((r) => r['msg'] === 'HA leadership lost; leader work stopped'), {
+        timeoutMs: 5_000,
+        what: 'the leadership-lost log line',
+      });
       expect(lost).toMatchObject({ component: 'leadership' });
       console.log(`[agent-leader] etcd paused → leader stepped down after ${stepDownSeconds.toFixed(3)} s (${String(lost!['reason'])})`);
     } finally {
