@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type Redis from 'ioredis';
+import { keySlot } from '@reborn/protocol';
 import { startCluster, type Cluster } from '@reborn/testkit';
 
 let cluster: Cluster;
@@ -75,5 +76,21 @@ describe('proxy SLOWLOG', () => {
     expect(count).toBeGreaterThanOrEqual(5);
     expect(under50ms).toBe(0);
     expect(value('reborn_proxy_command_duration_seconds_bucket{cmd="eval",le="+Inf"}')).toBe(count);
+  });
+
+  it('/api/slots counts keyed requests per slot, splits counted per key', async () => {
+    const read = async (): Promise<{ commands: number; slotOps: number[] }> =>
+      JSON.parse(await cluster.proxies[0]!.adminGet('/api/slots'));
+    const before = await read();
+    expect(before.slotOps).toHaveLength(1024);
+    // {a} and {b} hash to different slots; MGET is split across them and counts each key.
+    for (let i = 0; i < 7; i++) await r.set('{a}k', 'v');
+    await r.mget('{a}k', '{b}k', '{b}k2');
+    const after = await read();
+    const delta = after.slotOps.map((n, slot) => n - before.slotOps[slot]!);
+    expect(delta[keySlot(Buffer.from('{a}k'))]).toBe(8);
+    expect(delta[keySlot(Buffer.from('{b}k'))]).toBe(2);
+    expect(delta.reduce((sum, n) => sum + n, 0)).toBe(10);
+    expect(after.commands).toBeGreaterThan(before.commands);
   });
 });

@@ -179,6 +179,7 @@ export class Dispatcher {
         return;
       }
     }
+    this.stats.slotOps[slot]!++;
     this.sendToSlot(session, req, slot, keys.length === 1 ? [args[keys[0]!]!] : keys.map((k) => args[k]!), blocking);
   }
 
@@ -294,6 +295,7 @@ export class Dispatcher {
     let oneSlot = true;
     for (let i = 1; i < args.length; i += step) {
       const slot = keySlot(args[i]!);
+      this.stats.slotOps[slot]!++;
       if (firstSlot === -1) firstSlot = slot;
       else if (slot !== firstSlot) oneSlot = false;
       const entry = slots[slot]!;

@@ -11,6 +11,11 @@ export const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0
 const BUCKETS = LATENCY_BUCKETS.length + 1; // + the +Inf bucket
 
 export class CommandStats {
+  /**
+   * Keyed requests routed per slot since start (a split MGET counts once per key). Cumulative,
+   * so readers (the dashboard's heat map) take rates from differences between two reads.
+   */
+  readonly slotOps = new Float64Array(1024);
   private readonly names: string[] = [];
   private readonly index = new Map<string, number>();
   private calls = new Float64Array(64);

@@ -288,6 +288,9 @@ export class Proxy implements SessionHost {
         json(ready ? 200 : 503, { ready, fenced: this.fenced, id: this.options.id, product: this.options.product });
       } else if (req.method === 'GET' && path === '/api/proxy') {
         json(200, this.describe());
+      } else if (req.method === 'GET' && path === '/api/slots') {
+        // Cumulative counters: the dashboard turns two reads into per-slot QPS.
+        json(200, { at: Date.now(), commands: this.metrics.commands.totalCalls(), slotOps: Array.from(this.metrics.commands.slotOps) });
       } else {
         json(404, { error: `no such endpoint: ${req.method} ${path}` });
       }
@@ -310,6 +313,7 @@ export class Proxy implements SessionHost {
       fenced: this.fenced,
       heldRequests: this.router.heldRequests,
       sessions: this.sessions.size,
+      commands: this.metrics.commands.totalCalls(),
       slots: states,
       backends: this.router.backends(),
       startedAt: new Date(this.startedAt).toISOString(),
