@@ -82,6 +82,10 @@ describe('verbs', () => {
     expect(usage('slot')).toContain('slot migrate <from> <to> <gid> [--detach]');
     expect(usage('slot')).not.toContain('group add');
     for (const v of VERBS) expect(usage()).toContain(v.verb);
+    // Every variable parseCommandLine reads is listed, with the dashboard's two.
+    for (const name of ['REBORN_ETCD', 'REBORN_PRODUCT', 'REBORN_LOG_LEVEL', 'REBORN_DASHBOARD_ADDR', 'REBORN_DASHBOARD_TOKEN']) {
+      expect(usage()).toMatch(new RegExp(`^  ${name} +\\S`, 'm'));
+    }
   });
 });
 

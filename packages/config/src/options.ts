@@ -104,6 +104,15 @@ export const DEFAULT_PRODUCT = 'default';
 export const DEFAULT_HTTP_ADDR = '127.0.0.1:18087';
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
+/** The variables parseCommandLine reads, for the help text. */
+const ENV_HELP: ReadonlyArray<readonly [string, string]> = [
+  ['REBORN_ETCD', 'etcd endpoints, like --etcd'],
+  ['REBORN_PRODUCT', 'product name, like --product'],
+  ['REBORN_LOG_LEVEL', 'pino log level, like --log-level'],
+  ['REBORN_DASHBOARD_ADDR', `dashboard listen address, like dashboard --http-addr (default ${DEFAULT_HTTP_ADDR})`],
+  ['REBORN_DASHBOARD_TOKEN', 'dashboard bearer token, like dashboard --token (unset: no token, loopback only)'],
+];
+
 export function usage(topic: string | null = null): string {
   const specs = topic === null ? VERBS : VERBS.filter((v) => v.verb === topic || v.verb.startsWith(`${topic} `));
   const shown = specs.length > 0 ? specs : VERBS;
@@ -121,6 +130,8 @@ export function usage(topic: string | null = null): string {
     const d = FLAGS[f]!;
     lines.push(`  ${`--${f}${d.arg ? ` ${d.arg}` : ''}`.padEnd(24)} ${d.help}`);
   }
+  lines.push('', 'environment (a flag given on the command line wins):');
+  for (const [name, what] of ENV_HELP) lines.push(`  ${name.padEnd(24)} ${what}`);
   lines.push('', 'Exit status 0 on success; otherwise non-zero with one line "reborn-config: <reason>" on stderr.');
   lines.push('"slot set" assigns slots without moving data: use it for empty slots and initial setup; "slot migrate" moves keys.');
   return lines.join('\n') + '\n';
