@@ -1,17 +1,23 @@
 #!/usr/bin/env node
 // Makes sure the system programs reborn runs against are installed: redis-server (with
-// redis-cli and redis-benchmark) and etcd. As root on Debian/Ubuntu they are installed with
-// apt-get when missing; otherwise this prints the command to run and fails.
+// redis-cli and redis-benchmark), etcd, and Debian's chromium at /usr/bin/chromium (the
+// dashboard's browser test drives it with playwright-core; no browser is downloaded). As
+// root on Debian/Ubuntu they are installed with apt-get when missing; otherwise this prints
+// the command to run and fails.
 import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 
 const needed = [
   { bin: 'redis-server', pkg: 'redis-server' },
   { bin: 'redis-cli', pkg: 'redis-tools' },
   { bin: 'redis-benchmark', pkg: 'redis-tools' },
   { bin: 'etcd', pkg: 'etcd-server' },
+  // test/dashboard-browser.test.ts launches exactly this path.
+  { bin: '/usr/bin/chromium', pkg: 'chromium' },
 ];
 
-const have = (bin) => spawnSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' }).status === 0;
+const have = (bin) =>
+  bin.startsWith('/') ? existsSync(bin) : spawnSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' }).status === 0;
 const missing = needed.filter((n) => !have(n.bin));
 if (missing.length === 0) process.exit(0);
 
