@@ -14,6 +14,10 @@
  *   GET    /api/migrations/:id                POST /api/migrations/:id/{pause,resume,cancel}
  *   GET    /api/rebalance (the plan)          POST /api/rebalance {confirm: true}
  *   GET    /api/proxies                       POST /api/proxies/:id/offline
+ *   GET    /api/stats                         live QPS: total, per proxy (with sessions, fenced), per slot
+ *                                             (rates from the proxies' admin counters, stats.ts)
+ *   GET    /api/servers                       INFO of every server: role, replication lag, memory, keys
+ *   GET    /api/events                        the HA agents' events (failovers …), the newest 100
  *
  * Errors: `{ "error": "<message>", "code": "<CODE>" }` with the status of errors.ts (400
  * validation, 401 token, 404 unknown, 409 conflict, 502 redis unreachable, 503 etcd down,
@@ -31,10 +35,11 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import { SLOT_COUNT, ValidationError, type Store } from '@reborn/coordinator';
+import { AgentStore, SLOT_COUNT, ValidationError, type Store } from '@reborn/coordinator';
 import { CoordinatorError, errorCode, httpStatusOf, oneLine } from './errors.js';
 import { Admin, checkAddr, checkMigrationId, checkProxyId, type AdminOptions, type MigrationOp } from './servers.js';
 import { DASHBOARD_HTML } from './dashboard/page.js';
+import { Stats, type StatsOptions } from './stats.js';
 
 // ---------------------------------------------------------------------------------------------
 // A small JSON schema: enough to say which field is wrong and why.
@@ -216,7 +221,12 @@ export interface ApiOptions {
   registry?: Registry;
   /** Timeouts of redis operations. */
   admin?: AdminOptions;
+  /** Timeouts of the live numbers (proxies' admin endpoints, INFO). */
+  stats?: StatsOptions;
 }
+
+/** Events GET /api/events returns (the newest). */
+const EVENTS_SHOWN = 100;
 
 export interface ApiServer {
   /** `host:port` actually bound (port 0 resolved). */
@@ -244,6 +254,8 @@ export function createApi(opts: ApiOptions): Api {
   const registry = opts.registry ?? new Registry();
   if (!opts.registry) collectDefaultMetrics({ register: registry, prefix: 'reborn_config_' });
   const metrics = createMetrics(registry);
+  const stats = new Stats(store, opts.stats);
+  const agents = new AgentStore(store);
 
   const body = (ctx: Ctx, schema: BodySchema): Record<string, unknown> => validateBody(ctx.body, schema);
   const gidOf = (ctx: Ctx): number => intParam(ctx.params['gid'], 'group id', 1, 9999);
@@ -349,6 +361,9 @@ export function createApi(opts: ApiOptions): Api {
       path: '/api/proxies/:id/offline',
       handler: async (ctx) => ({ body: await admin.proxyOffline(checkProxyId(ctx.params['id']!)) }),
     },
+    { method: 'GET', path: '/api/stats', handler: async () => ({ body: await stats.proxies() }) },
+    { method: 'GET', path: '/api/servers', handler: async () => ({ body: await stats.servers() }) },
+    { method: 'GET', path: '/api/events', handler: async () => ({ body: await agents.listEvents(EVENTS_SHOWN) }) },
   ];
 
   const send = (res: ServerResponse, status: number, payload: unknown, headers: Record<string, string> = {}): void => {

@@ -9,3 +9,4 @@ export { createApi, validateBody, isLoopbackHost, type Api, type ApiOptions, typ
 export { runCli, type CliIo } from './cli.js';
 export { parseCommandLine, usage, VERBS, type Command, type GlobalOptions } from './options.js';
 export * from './runner-api.js';
+export { Stats, type StatsOptions, type ClusterStats, type ProxyStats, type ServersStats, type ServerStats } from './stats.js';

@@ -88,11 +88,17 @@ export function replyCode(err: unknown): string | null {
 /** Connects to `addr`, runs `fn`, always disconnects. Transport failures become RedisAdminError. */
 export async function withRedis<T>(addr: string, fn: (c: Redis) => Promise<T>, opts: RedisAdminOptions = {}): Promise<T> {
   const c = adminClient(addr, opts);
+  // connect() itself only says "Connection is closed"; the socket's error says why.
+  let socketError: Error | null = null;
+  c.on('error', (err: Error) => {
+    socketError ??= err;
+  });
   try {
     try {
       await c.connect();
     } catch (err) {
-      throw new RedisAdminError(addr, `cannot connect: ${(err as Error).message}`, err);
+      const why = (socketError as Error | null)?.message ?? (err as Error).message;
+      throw new RedisAdminError(addr, `cannot connect: ${why}`, err);
     }
     try {
       return await fn(c);
