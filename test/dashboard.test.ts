@@ -159,7 +159,7 @@ describe('dashboard page', () => {
     expect(res.text).toContain('<script>');
     expect(res.text).toContain('</script></body></html>');
     // The sections the operator needs.
-    for (const id of ['errors', 'auth', 'kpis', 'legend', 'groups', 'proxies', 'migrations', 'migrateForm', 'addServerForm', 'planBtn', 'runBtn']) {
+    for (const id of ['errors', 'auth', 'kpis', 'qpsChart', 'heatToggle', 'legend', 'groups', 'proxies', 'migrations', 'migrateForm', 'addServerForm', 'events', 'planBtn', 'runBtn']) {
       expect(res.text).toContain(`id="${id}"`);
     }
     expect(res.text).toContain('setInterval(refresh, 2000)');
@@ -192,6 +192,9 @@ describe('dashboard page', () => {
         'GET /api/slots',
         'GET /api/migrations',
         'GET /api/rebalance',
+        'GET /api/stats',
+        'GET /api/servers',
+        'GET /api/events',
         'POST /api/groups',
         'POST /api/groups/:gid/servers',
         'POST /api/groups/:gid/promote',
@@ -285,6 +288,12 @@ describe('dashboard script against the live API', () => {
     expect(page.el('groups').innerHTML).toContain(`data-remove-server="${cluster.groups[1]!.master.addr}" data-gid="2"`);
     expect(page.el('proxies').innerHTML).toContain('no proxies');
     expect(page.el('migrations').innerHTML).toContain('no migrations');
+    expect(page.el('events').innerHTML).toContain('no events');
+    // INFO of each server: its own role, memory, keys; no proxies, so no QPS yet.
+    expect(page.el('groups').innerHTML).toMatch(/<td>master<\/td><td>master<\/td><td><span class="mute">-<\/span><\/td><td>[\d.]+ [KM]iB<\/td><td>0<\/td>/);
+    expect(page.el('kpis').innerHTML).toContain('total QPS</span><b>-</b>');
+    expect(page.el('kpis').innerHTML).toContain('keys</span><b>0</b>');
+    expect(page.el('qpsChart').innerHTML).toContain('waiting for samples');
   });
 
   it('shows an API error to the user instead of swallowing it', async () => {

@@ -3,6 +3,13 @@
  * (inline CSS + vanilla JS, no build step, no external URL). The page holds no data; it polls
  * the REST API of api.ts every 2 s and calls it for every action.
  *
+ * What it shows: KPIs (total QPS with a live chart of the last 2 minutes, keys, memory,
+ * proxies, groups, slot states), the slot map coloured by owner or, toggled, as a heat map of
+ * per-slot QPS; groups and servers with each server's role as it reports it, replication lag,
+ * memory and keys (INFO, /api/servers); proxies with QPS and sessions (/api/stats); migrations;
+ * rebalance; the HA agents' failover events (/api/events). The QPS history lives in the page
+ * only (each refresh adds a point).
+ *
  * Every API call of the page goes through `api(METHOD, '/api/route/:pattern', params, body)`
  * with the route pattern exactly as api.ts declares it, so test/dashboard.test.ts can extract
  * them from the served HTML and check each one exists.
@@ -51,6 +58,13 @@ form{display:flex;flex-wrap:wrap;gap:8px;align-items:center;margin:8px 0}
 .bar{background:#e6e9ed;width:140px;height:9px;display:inline-block;border-radius:4px;overflow:hidden;vertical-align:middle}
 .bar i{background:#2e9b62;height:9px;display:block}
 pre{background:#f1f3f5;padding:8px;border-radius:4px;white-space:pre-wrap;margin:6px 0}
+.overview{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start}
+#qpsChart{border:1px solid var(--line);border-radius:6px;padding:4px 8px}#qpsChart svg{display:block}
+.maphead{display:flex;gap:16px;align-items:center;margin-bottom:4px}.maphead label{display:inline-flex;gap:4px;align-items:center}
+.heatbar{display:inline-block;width:120px;height:10px;border-radius:3px;vertical-align:middle;background:linear-gradient(90deg,hsl(55,95%,78%),hsl(28,95%,60%),hsl(0,90%,42%))}
+td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+.bad{color:var(--err);font-weight:600}.ok{color:#2e7d4f}
+tr.failover td{background:#fff4e5}
 </style></head><body>
 <header><h1>reborn</h1><span>product <b id="product">?</b></span><span class="mute" id="updated">loading…</span></header>
 <main>
@@ -59,9 +73,11 @@ pre{background:#f1f3f5;padding:8px;border-radius:4px;white-space:pre-wrap;margin
 <form id="authForm"><input id="token" type="password" class="wide" placeholder="bearer token" autocomplete="off"><button type="submit">use token</button>
 <span class="mute">kept in this tab's sessionStorage, sent as Authorization: Bearer</span></form></section>
 
-<section><h2>Overview</h2><div class="kpis" id="kpis"></div><div id="notes" class="warn"></div></section>
+<section><h2>Overview</h2><div class="overview"><div class="kpis" id="kpis"></div>
+<div id="qpsChart" aria-label="total QPS chart"></div></div><div id="notes" class="warn"></div></section>
 
 <section><h2>Slot map</h2>
+<div class="maphead"><label><input type="checkbox" id="heatToggle"> heat map (QPS per slot through the proxies)</label></div>
 <div class="legend" id="legend"></div>
 <div id="slotmap" aria-label="slot map"></div>
 <div id="tip"></div>
@@ -83,6 +99,9 @@ throttle <input name="throttle" type="number" min="0" placeholder="keys/s"><butt
 <table id="migrations"></table>
 </section>
 
+<section><h2>Failover events</h2><p class="mute" id="eventsNote">events of the HA agents (reborn-agent --ha), newest first</p>
+<table id="events"></table></section>
+
 <section><h2>Rebalance</h2>
 <button id="planBtn">preview plan</button> <button id="runBtn" class="danger">run rebalance</button>
 <div id="plan"></div>
@@ -102,6 +121,27 @@ var row = function (cells, th) {
 function color(gid) {
   if (!gid) return '#c9ccd1';
   return 'hsl(' + Math.round((gid * 137.508) % 360) + ',62%,' + (gid % 2 ? 48 : 60) + '%)';
+}
+function fmtBytes(n) {
+  if (n === null || n === undefined || !isFinite(n)) return '-';
+  var units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  var i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return (i === 0 ? String(n) : n.toFixed(n < 10 ? 2 : 1)) + ' ' + units[i];
+}
+function fmtNum(n) {
+  if (n === null || n === undefined || !isFinite(n)) return '-';
+  return Math.round(n).toLocaleString('en-US');
+}
+function fmtQps(n) {
+  if (n === null || n === undefined || !isFinite(n)) return '-';
+  return n >= 100 ? fmtNum(n) : String(Math.round(n * 10) / 10);
+}
+// Heat colour of a slot's QPS: grey when idle, pale yellow to dark red on a log scale to the max.
+function heat(v, max) {
+  if (!(v > 0) || !(max > 0)) return '#e4e7eb';
+  var t = Math.log(1 + v) / Math.log(1 + max);
+  return 'hsl(' + Math.round(55 - 55 * t) + ',' + Math.round(95 - 5 * t) + '%,' + Math.round(78 - 36 * t) + '%)';
 }
 function fmtSecs(s) {
   if (s === null || s === undefined || !isFinite(s)) return '-';
@@ -190,25 +230,39 @@ var cells = [];
   map.addEventListener('mouseleave', function () { tip.style.display = 'none'; });
 })();
 
-function renderSlots(ranges, groups) {
+// slotQps: per-slot QPS of /api/stats (or null); in heat mode the cells show it instead of the owner.
+function renderSlots(ranges, groups, slotQps) {
+  var heatMode = !!$('heatToggle').checked;
+  var max = 0;
+  if (slotQps) slotQps.forEach(function (v) { if (v > max) max = v; });
   ranges.forEach(function (r) {
     for (var id = r.first; id <= r.last; id++) {
       var c = cells[id];
       if (!c) continue;
+      var qps = slotQps ? slotQps[id] : null;
       var text = 'slot ' + id + ': ' + r.state + ', group ' + (r.group || '-') +
         (r.from !== undefined ? ', ' + r.from + '→' + r.to : '');
       c.className = 's ' + r.state;
       c.dataset.state = r.state;
       c.dataset.group = String(r.group);
-      if (r.state === 'pre_migrate' || r.state === 'migrating') {
+      c.dataset.qps = qps === null || qps === undefined ? '' : String(qps);
+      if (heatMode) {
+        c.style.background = heat(qps, max);
+      } else if (r.state === 'pre_migrate' || r.state === 'migrating') {
         c.style.background = 'repeating-linear-gradient(45deg,' + color(r.from) + ' 0 3px,' + color(r.to) + ' 3px 6px)';
       } else {
         c.style.background = color(r.group);
       }
       c.title = text;
-      c.dataset.tip = text;
+      c.dataset.tip = text + (qps === null || qps === undefined ? '' : ', ' + fmtQps(qps) + ' req/s');
     }
   });
+  if (heatMode) {
+    $('legend').innerHTML = '<span><i class="sw" style="background:#e4e7eb"></i>idle</span>' +
+      '<span>0 <i class="heatbar"></i> ' + esc(fmtQps(max)) + ' req/s (log scale; the busiest slot is darkest)</span>' +
+      (slotQps ? '' : '<span class="warn">no rates yet: they need two samples of a proxy</span>');
+    return;
+  }
   var items = groups.map(function (g) {
     return '<span><i class="sw" style="background:' + color(g.id) + '"></i>group ' + g.id + ' (' + g.slots + ')</span>';
   });
@@ -219,13 +273,44 @@ function renderSlots(ranges, groups) {
 }
 
 // ------------------------------------------------------------------ tables
-function renderOverview(o) {
+var qpsHistory = [];
+var QPS_POINTS = 60;
+function renderChart() {
+  var w = 260, h = 64, pad = 2;
+  var pts = qpsHistory.filter(function (p) { return p.qps !== null; });
+  var max = 0;
+  pts.forEach(function (p) { if (p.qps > max) max = p.qps; });
+  var top = max > 0 ? max * 1.15 : 1;
+  var t1 = pts.length ? pts[pts.length - 1].at : 0;
+  var span = 2000 * (QPS_POINTS - 1);
+  var xy = pts.map(function (p) {
+    var x = w - pad - ((t1 - p.at) / span) * (w - 2 * pad);
+    var y = h - pad - (p.qps / top) * (h - 2 * pad);
+    return Math.max(pad, x).toFixed(1) + ',' + y.toFixed(1);
+  });
+  var svg = '<svg width="' + w + '" height="' + h + '" viewBox="0 0 ' + w + ' ' + h + '" role="img" aria-label="total QPS">' +
+    '<line x1="0" y1="' + (h - pad) + '" x2="' + w + '" y2="' + (h - pad) + '" stroke="#dde1e6"/>' +
+    (xy.length > 1 ? '<polyline id="qpsLine" fill="none" stroke="#2e6bd1" stroke-width="1.5" points="' + xy.join(' ') + '"/>' : '') +
+    '</svg>';
+  $('qpsChart').innerHTML = '<span class="mute">total QPS, last 2 min (max ' + esc(fmtQps(max)) + ')</span>' + svg +
+    (xy.length > 1 ? '' : '<span class="mute">waiting for samples…</span>');
+}
+
+// o: /api/overview, st: /api/stats, sv: /api/servers
+function renderOverview(o, st, sv) {
   $('product').textContent = o.product;
   var by = o.slots.byState || {};
-  var kpi = function (label, value) { return '<div class="kpi"><span class="mute">' + esc(label) + '</span><b>' + esc(value) + '</b></div>'; };
+  var kpi = function (label, value, id) {
+    return '<div class="kpi"' + (id ? ' id="' + id + '"' : '') + '><span class="mute">' + esc(label) + '</span><b>' + esc(value) + '</b></div>';
+  };
+  var down = sv.down ? ' (' + sv.down + ' down)' : '';
+  var deadProxies = st.proxies.filter(function (p) { return !p.ok; }).length;
   $('kpis').innerHTML = [
+    kpi('total QPS', fmtQps(st.qps), 'kpiQps'),
+    kpi('keys', fmtNum(sv.keys), 'kpiKeys'),
+    kpi('memory', fmtBytes(sv.usedMemory) + down, 'kpiMemory'),
     kpi('groups', o.groups.length),
-    kpi('proxies', o.proxies.length),
+    kpi('proxies', o.proxies.length + (deadProxies ? ' (' + deadProxies + ' not answering)' : '')),
     kpi('online slots', by.online || 0),
     kpi('pre_migrate', by.pre_migrate || 0),
     kpi('migrating', by.migrating || 0),
@@ -238,10 +323,13 @@ function renderOverview(o) {
   o.fences.forEach(function (f) { notes.push('proxy ' + esc(f.proxyId) + ' fenced at ' + esc(f.at) + ': ' + esc(f.reason)); });
   $('notes').innerHTML = notes.join('<br>');
 
-  var g = [row(['group', 'slots', 'server', 'role', ''], true)];
+  var info = {};
+  sv.servers.forEach(function (x) { info[x.group + ' ' + x.addr] = x; });
+  var g = [row(['group', 'slots', 'server', 'role', 'reports', 'lag', 'memory', 'keys', 'ops/s', ''], true)];
   o.groups.forEach(function (grp) {
     var servers = grp.servers.length ? grp.servers : [null];
     servers.forEach(function (s, i) {
+      var x = s ? info[grp.id + ' ' + s.addr] : null;
       var btns = '';
       if (s) {
         if (s.role !== 'master') btns += '<button data-promote="' + esc(s.addr) + '" data-gid="' + grp.id + '">promote</button> ';
@@ -254,19 +342,70 @@ function renderOverview(o) {
         i === 0 ? grp.slots : '',
         s ? esc(s.addr) : '<span class="mute">no servers</span>',
         s ? esc(s.role) : '',
+        s ? serverState(s, x) : '',
+        x && x.ok ? lagText(x) : '',
+        x && x.ok ? fmtBytes(x.usedMemory) : '',
+        x && x.ok ? fmtNum(x.keys) : '',
+        x && x.ok ? fmtNum(x.opsPerSec) : '',
         btns,
       ]));
     });
   });
   $('groups').innerHTML = g.join('');
 
-  $('proxies').innerHTML = row(['id', 'addr', 'admin', 'state', 'registered', 'fenced'], true) + o.proxies.map(function (p) {
+  var live = {};
+  st.proxies.forEach(function (p) { live[p.id] = p; });
+  $('proxies').innerHTML = row(['id', 'addr', 'admin', 'state', 'registered', 'fenced', 'QPS', 'sessions', 'commands'], true) + o.proxies.map(function (p) {
+    var l = live[p.id];
+    var answered = l && l.ok;
     return row([esc(p.id), esc(p.addr || '-'), esc(p.adminAddr || '-'), esc(p.state), p.registered ? 'yes' : 'no',
-      p.fence ? '<span class="warn">yes: ' + esc(p.fence.reason) + ' (' + esc(p.fence.at) + ')</span>' : 'no']);
-  }).join('') + (o.proxies.length ? '' : '<tr><td colspan="6" class="mute">no proxies</td></tr>');
+      p.fence ? '<span class="warn">yes: ' + esc(p.fence.reason) + ' (' + esc(p.fence.at) + ')</span>' : (l && l.fenced ? '<span class="warn">yes (says the proxy)</span>' : 'no'),
+      l && !l.ok ? '<span class="bad">not answering: ' + esc(l.error || '?') + '</span>' : (answered ? fmtQps(l.qps) : '-'),
+      answered ? fmtNum(l.sessions) : '-',
+      answered ? fmtNum(l.commands) : '-']);
+  }).join('') + (o.proxies.length ? '' : '<tr><td colspan="9" class="mute">no proxies</td></tr>');
   $('barriers').innerHTML = o.barriers.map(function (b) {
     return 'barrier ' + b.seq + ' (' + b.slots.length + ' slots) waits for acks from ' + esc(b.waitingFor.join(', '));
   }).join('<br>');
+}
+
+// A server's own view (INFO): its role, and a warning when it disagrees with etcd or is down.
+function serverState(s, x) {
+  if (!x) return '<span class="mute">?</span>';
+  var ha = x.health && x.health.state === 'offline' ? ' <span class="bad">HA: offline since ' + esc(x.health.since) + '</span>' : '';
+  if (!x.ok) return '<span class="bad">down: ' + esc(x.error || '?') + '</span>' + ha;
+  var out = esc(x.actualRole || '?');
+  if (x.actualRole !== s.role) out = '<span class="bad">' + out + ' (etcd says ' + esc(s.role) + ')</span>';
+  if (x.actualRole === 'replica') {
+    out += ' of ' + esc(x.masterAddr || '?') + (x.linkUp ? ' <span class="ok">link up</span>' : ' <span class="bad">link down</span>');
+  }
+  return out + ha;
+}
+function lagText(x) {
+  if (x.actualRole !== 'replica') return '<span class="mute">-</span>';
+  var parts = [];
+  if (x.lagBytes !== null) parts.push(fmtNum(x.lagBytes) + ' B');
+  if (x.lastIoSeconds !== null) parts.push('io ' + x.lastIoSeconds + ' s ago');
+  return parts.length ? esc(parts.join(', ')) : '-';
+}
+
+function renderEvents(list) {
+  var out = [row(['#', 'time', 'kind', 'group', 'what happened', 'details'], true)];
+  list.slice().reverse().slice(0, 50).forEach(function (e) {
+    var d = e.data || {};
+    var details = [];
+    if (d.oldMaster !== undefined) details.push(esc(d.oldMaster) + ' → ' + esc(d.newMaster));
+    if (d.lostBytesEstimate !== undefined && d.lostBytesEstimate !== null) details.push('≥ ' + fmtNum(d.lostBytesEstimate) + ' B may be lost');
+    if (d.downForMs !== undefined) details.push('down ' + fmtNum(d.downForMs) + ' ms');
+    if (d.tookMs !== undefined) details.push('took ' + fmtNum(d.tookMs) + ' ms');
+    var failover = e.kind === 'failover' || e.kind === 'failover_failed';
+    out.push('<tr' + (failover ? ' class="failover"' : '') + ' data-seq="' + e.seq + '"><td>' + [
+      e.seq, esc(new Date(e.at).toLocaleString()), failover ? '<b>' + esc(e.kind) + '</b>' : esc(e.kind),
+      e.group === undefined ? '-' : e.group, esc(e.message), details.join(', '),
+    ].join('</td><td>') + '</td></tr>');
+  });
+  if (!list.length) out.push('<tr><td colspan="6" class="mute">no events</td></tr>');
+  $('events').innerHTML = out.join('');
 }
 
 function renderMigrations(list) {
@@ -300,14 +439,25 @@ function renderMigrations(list) {
 
 // ------------------------------------------------------------------ polling
 var busy = false;
+var lastStats = null, lastRanges = null, lastGroups = null;
 function refresh() {
   if (busy) return Promise.resolve();
   busy = true;
-  return Promise.all([api('GET', '/api/overview'), api('GET', '/api/slots'), api('GET', '/api/migrations')])
+  return Promise.all([
+    api('GET', '/api/overview'), api('GET', '/api/slots'), api('GET', '/api/migrations'),
+    api('GET', '/api/stats'), api('GET', '/api/servers'), api('GET', '/api/events'),
+  ])
     .then(function (r) {
-      renderOverview(r[0]);
-      renderSlots(r[1], r[0].groups);
+      lastStats = r[3];
+      qpsHistory.push({ at: Date.now(), qps: r[3].qps });
+      if (qpsHistory.length > QPS_POINTS) qpsHistory.shift();
+      lastRanges = r[1];
+      lastGroups = r[0].groups;
+      renderOverview(r[0], r[3], r[4]);
+      renderChart();
+      renderSlots(r[1], r[0].groups, r[3].qps === null ? null : r[3].slotQps);
       renderMigrations(r[2]);
+      renderEvents(r[5]);
       pollError = null;
       showAuth(false);
       $('updated').textContent = 'updated ' + new Date().toLocaleTimeString();
@@ -351,6 +501,9 @@ $('migrateForm').addEventListener('submit', function (ev) {
     if (r && r.task === null) actionErrors.push(esc('slots ' + body.from + '-' + body.to + ' are already online in group ' + body.group + ': nothing to do'));
     renderErrors();
   });
+});
+$('heatToggle').addEventListener('change', function () {
+  if (lastRanges) renderSlots(lastRanges, lastGroups, lastStats && lastStats.qps !== null ? lastStats.slotQps : null);
 });
 $('planBtn').addEventListener('click', function () {
   api('GET', '/api/rebalance').then(function (plan) {
