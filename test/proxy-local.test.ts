@@ -177,8 +177,8 @@ describe('refusals and error texts', () => {
     const c = await raw();
     const refused: [string[], string][] = [
       [['CONFIG', 'GET', 'maxmemory'], 'config get'],
-      [['SUBSCRIBE', 'ch'], 'subscribe'],
-      [['PUBLISH', 'ch', 'm'], 'publish'],
+      [['RESET'], 'reset'],
+      [['FUNCTION', 'LIST'], 'function list'],
     ];
     for (const [args, name] of refused) {
       const text = errorText(await c.call(...args));

@@ -133,6 +133,16 @@ export class BackendConnection implements Flushable {
   private watchdog: NodeJS.Timeout | null = null;
   private readonly host: string;
   private readonly port: number;
+  /**
+   * Pub/sub feeds (pubsub.ts): replies nobody asked for — messages and subscription
+   * confirmations — are offered here first; returning true consumes them.
+   */
+  onPush: ((reply: Buffer) => boolean) | null = null;
+  /**
+   * Pub/sub feeds: commands written right after the handshake, before anything queued, and
+   * answered only through `onPush` (the feed's whole subscription set, on every reconnect).
+   */
+  afterHandshake: (() => Buffer[]) | null = null;
   private readonly onReply = (reply: Buffer): void => {
     this.lastProgressAt = Date.now();
     const internal = this.internal.shift();
@@ -140,6 +150,7 @@ export class BackendConnection implements Flushable {
       internal.resolve(reply);
       return;
     }
+    if (this.onPush !== null && this.onPush(reply)) return;
     const head = this.inflight.peek();
     if (head !== undefined && head.skipReplies !== undefined && head.skipReplies > 0) {
       head.skipReplies--;
@@ -195,6 +206,17 @@ export class BackendConnection implements Flushable {
     this.batch.push(req.payload);
     this.batchBytes += req.payload.length;
     if (this.state === 'ready') this.opts.flusher.mark(this);
+  }
+
+  /**
+   * Writes a command whose replies go to `onPush` (SUBSCRIBE, UNSUBSCRIBE, …). Only while
+   * connected: on (re)connect `afterHandshake` sends the whole current set anyway.
+   */
+  sendUnanswered(payload: Buffer): void {
+    if (this.state !== 'ready') return;
+    this.batch.push(payload);
+    this.batchBytes += payload.length;
+    this.opts.flusher.mark(this);
   }
 
   flush(): void {
@@ -273,6 +295,8 @@ export class BackendConnection implements Flushable {
         this.state = 'ready';
         this.backoffMs = MIN_BACKOFF_MS;
         this.opts.logger.info({ backend: this.addr }, 'backend connected');
+        const first = this.afterHandshake?.();
+        if (first !== undefined && first.length > 0) socket.write(first.length === 1 ? first[0]! : Buffer.concat(first));
         this.opts.onStateChange?.(this.addr, true);
         this.onUp?.();
         this.flush();

@@ -32,6 +32,7 @@ import { AllOkMerge, ArrayAndMerge, FirstMerge, MgetMerge, SumMerge, type Client
 import type { Router } from './router.js';
 import type { Session } from './session.js';
 import type { CommandStats } from './metrics.js';
+import { ALLOWED_WHILE_SUBSCRIBED, PUBSUB_COMMANDS, type PubSub } from './pubsub.js';
 
 const CROSSSLOT = encodeError("CROSSSLOT Keys in request don't hash to the same slot");
 const NOT_READY = encodeError('ERR proxy not ready');
@@ -70,6 +71,7 @@ export class Dispatcher {
     private readonly onBusyKey: (slot: number, keys: readonly Buffer[]) => void,
     private readonly blocking: BlockingCommands,
     private readonly transactions: Transactions,
+    private readonly pubsub: PubSub,
   ) {
     this.unknownStat = stats.indexOf('unknown');
   }
@@ -100,11 +102,24 @@ export class Dispatcher {
       req.resolve(NOAUTH);
       return;
     }
+    if (session.pubsub !== null && !ALLOWED_WHILE_SUBSCRIBED.has(cmd.name)) {
+      req.resolve(encodeError(`ERR Can't execute '${cmd.name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context`));
+      return;
+    }
     if (session.tx !== null && this.transactions.queues(session, cmd.name)) {
       this.transactions.queue(session, req, cmd, args, raw);
       return;
     }
     const policy = cmd.policy;
+    if (PUBSUB_COMMANDS.has(cmd.name)) {
+      if (!this.router.isReady || this.refusal() !== null) {
+        req.resolve(this.refusal() ?? NOT_READY);
+        return;
+      }
+      if (session.isGated) session.park(() => this.pubsub.handle(session, req, cmd, args));
+      else this.pubsub.handle(session, req, cmd, args);
+      return;
+    }
     if (TRANSACTION_COMMANDS.has(cmd.name)) {
       if (!this.router.isReady || this.refusal() !== null) {
         req.resolve(this.refusal() ?? NOT_READY);
@@ -147,6 +162,7 @@ export class Dispatcher {
   private routeByPolicy(session: Session, req: ClientRequest, cmd: CommandInfo, args: Buffer[], raw: Buffer | null): void {
     const policy = cmd.policy;
     if (policy.kind === 'split') this.split(session, req, cmd, args, raw, policy.merge);
+    else if (policy.kind === 'route' && policy.channel === true) this.publish(session, req, args, raw);
     else if (policy.kind === 'fanout') this.fanout(session, req, cmd, args, raw, policy.merge);
     else this.route(session, req, cmd, args, raw);
   }
@@ -181,6 +197,18 @@ export class Dispatcher {
     }
     this.stats.slotOps[slot]!++;
     this.sendToSlot(session, req, slot, keys.length === 1 ? [args[keys[0]!]!] : keys.map((k) => args[k]!), blocking);
+  }
+
+  /**
+   * PUBLISH/SPUBLISH go to the master owning the channel's slot. The channel is not a key:
+   * nothing is moved for it while the slot migrates, since every group's feed is subscribed
+   * (pubsub.ts).
+   */
+  private publish(session: Session, req: ClientRequest, args: Buffer[], raw: Buffer | null): void {
+    if (raw === null) req.payload = encodeCommand(args);
+    const slot = keySlot(args[1]!);
+    this.stats.slotOps[slot]!++;
+    this.sendToSlot(session, req, slot, NO_KEYS);
   }
 
   /** The last step of routing: a shared pipelined connection, or a dedicated one for a blocking command. */

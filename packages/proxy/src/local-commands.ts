@@ -38,6 +38,8 @@ export interface LocalContext {
   totalCommands(): number;
 }
 
+const PONG_VERB = encodeBulk('pong');
+const EMPTY = Buffer.alloc(0);
 const WRONGPASS = encodeError('WRONGPASS invalid username-password pair or user is disabled.');
 const NOPROTO = encodeError('NOPROTO sorry, this protocol version is not supported.');
 
@@ -185,7 +187,10 @@ export function answerLocally(
   switch (name) {
     case 'ping':
       // The table says arity -1; Redis itself refuses more than one argument.
-      req.resolve(args.length > 2 ? encodeError("ERR wrong number of arguments for 'ping' command") : args.length > 1 ? encodeBulk(args[1]!) : PONG);
+      if (args.length > 2) req.resolve(encodeError("ERR wrong number of arguments for 'ping' command"));
+      // While subscribed, Redis answers PING as a push-shaped array: [pong, <arg or "">].
+      else if (session.pubsub !== null) req.resolve(encodeArrayOfEncoded([PONG_VERB, encodeBulk(args[1] ?? EMPTY)]));
+      else req.resolve(args.length > 1 ? encodeBulk(args[1]!) : PONG);
       return;
     case 'echo':
       req.resolve(encodeBulk(args[1]!));

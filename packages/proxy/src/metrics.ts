@@ -100,6 +100,8 @@ export interface ProxyGauges {
   fenced(): boolean;
   backends(): Array<{ addr: string; up: boolean; pending: number }>;
   ready(): boolean;
+  pubsubSubscriptions(): number;
+  pubsubDelivered(): number;
 }
 
 export class ProxyMetrics {
@@ -143,6 +145,23 @@ export class ProxyMetrics {
       registers,
       collect() {
         this.set(gauges.clients());
+      },
+    });
+    new client.Gauge({
+      name: 'reborn_proxy_pubsub_subscriptions',
+      help: 'Distinct channels, patterns and shard channels subscribed through this proxy.',
+      registers,
+      collect() {
+        this.set(gauges.pubsubSubscriptions());
+      },
+    });
+    new client.Counter({
+      name: 'reborn_proxy_pubsub_messages_total',
+      help: 'Pub/sub messages written to subscribed clients (one per receiving client).',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(gauges.pubsubDelivered());
       },
     });
     new client.Gauge({

@@ -44,6 +44,7 @@ import type { ClientRequest } from './request.js';
 import { Router } from './router.js';
 import { BlockingCommands } from './blocking.js';
 import { Transactions } from './transactions.js';
+import { PubSub } from './pubsub.js';
 import { SlowLog } from './slowlog.js';
 import { Session, type SessionHost, type SessionLimits } from './session.js';
 
@@ -65,6 +66,7 @@ export class Proxy implements SessionHost {
   private readonly dispatcher: Dispatcher;
   private readonly blocking: BlockingCommands;
   private readonly transactions: Transactions;
+  private readonly pubsub: PubSub;
   readonly slowlog: SlowLog;
   private readonly sessions = new Set<Session>();
   private nextSessionId = 1;
@@ -111,6 +113,8 @@ export class Proxy implements SessionHost {
       { holdTimeoutMs: options.holdTimeoutMs, maxHeld: 100_000 },
       options.durable ? options.durableTimeoutMs : null,
     );
+    this.pubsub = new PubSub(this.router, backendOptions, logger.child({ component: 'pubsub' }));
+    this.router.onGroupsChanged = () => this.pubsub.groupsChanged();
     // EXEC goes through the dispatcher's slot path (barrier holds, key moves).
     this.transactions = new Transactions(this.router, backendOptions, (s, r, slot, keys) => this.dispatcher.sendToSlotFor(s, r, slot, keys));
     this.metrics = new ProxyMetrics({
@@ -119,6 +123,8 @@ export class Proxy implements SessionHost {
       fenced: () => this.fenced,
       backends: () => this.router.backends(),
       ready: () => this.router.isReady,
+      pubsubSubscriptions: () => this.pubsub.subscriptions,
+      pubsubDelivered: () => this.pubsub.delivered,
     });
     const self = this;
     const local: LocalContext = {
@@ -144,6 +150,7 @@ export class Proxy implements SessionHost {
       (slot, keys) => logger.error({ slot, keys: keys.map((k) => k.toString('latin1')) }, 'MIGRATE answered BUSYKEY: a key exists in both groups of a migrating slot'),
       this.blocking,
       this.transactions,
+      this.pubsub,
     );
   }
 
@@ -223,6 +230,7 @@ export class Proxy implements SessionHost {
     await this.store?.close().catch(() => undefined);
     this.blocking.closeAll();
     this.transactions.closeAll();
+    this.pubsub.close();
     this.router.close();
     await new Promise<void>((r) => (this.admin ? this.admin.close(() => r()) : r()));
     this.logger.info('proxy stopped');
@@ -314,6 +322,7 @@ export class Proxy implements SessionHost {
       heldRequests: this.router.heldRequests,
       sessions: this.sessions.size,
       commands: this.metrics.commands.totalCalls(),
+      pubsub: { subscriptions: this.pubsub.subscriptions, delivered: this.pubsub.delivered },
       slots: states,
       backends: this.router.backends(),
       startedAt: new Date(this.startedAt).toISOString(),

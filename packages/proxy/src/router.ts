@@ -151,9 +151,13 @@ export class Router {
     this.slotInfos = [...slots];
     this.rebuildAll();
     this.ready = true;
+    this.onGroupsChanged?.();
     for (let i = 0; i < SLOT_COUNT; i++) this.releaseHeld(i);
     this.logger.info({ groups: groups.size, online: this.slots.filter((s) => s.master !== null).length }, 'slot table loaded');
   }
+
+  /** Called after the group table changed (pub/sub feeds follow masters and replicas). */
+  onGroupsChanged: (() => void) | null = null;
 
   updateSlot(slot: SlotInfo): void {
     this.noteMove(this.slotInfos[slot.id], slot);
@@ -175,6 +179,7 @@ export class Router {
     const newMaster = group ? groupMaster(group)?.addr : undefined;
     if (oldMaster !== newMaster) this.logger.info({ group: id, from: oldMaster ?? null, to: newMaster ?? null }, 'group master changed');
     this.rebuildAll();
+    this.onGroupsChanged?.();
   }
 
   /** Every distinct master pool currently serving at least one slot, or of any group. */

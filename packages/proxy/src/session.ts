@@ -22,6 +22,7 @@ import type { Logger } from 'pino';
 import { encodeError, MalformedRequestError, ProtocolError, RequestParser } from '@reborn/protocol';
 import type { Flushable, Flusher } from './flusher.js';
 import { Fifo } from './fifo.js';
+import type { ClientSubscriptions } from './pubsub.js';
 import type { TxState, WatchState } from './transactions.js';
 import { ClientRequest, type ReplySink } from './request.js';
 
@@ -55,6 +56,8 @@ export class Session implements Flushable, ReplySink {
   tx: TxState | null = null;
   /** After WATCH: the slot and the pinned connection (transactions.ts). */
   watch: WatchState | null = null;
+  /** Subscribed (pubsub.ts): only (P|S)(UN)SUBSCRIBE, PING, QUIT and RESET are allowed. */
+  pubsub: ClientSubscriptions | null = null;
   readonly connectedAt = Date.now();
   readonly remote: string;
   private head: ClientRequest | null = null;
@@ -145,6 +148,21 @@ export class Session implements Flushable, ReplySink {
     this.tail = req;
     this.waiting++;
     return req;
+  }
+
+  /**
+   * A pub/sub message for this client: written behind every reply still owed, never before
+   * (a message must not overtake the confirmation of its own SUBSCRIBE).
+   */
+  push(message: Buffer): void {
+    if (this.closed) return;
+    if (this.head === null) {
+      this.out.push(message);
+      this.outBytes += message.length;
+      this.host.flusher.mark(this);
+    } else {
+      this.enqueue(message, -1, 0).resolve(message);
+    }
   }
 
   /** Replies with `reply` in order, then closes the connection (QUIT, protocol errors). */

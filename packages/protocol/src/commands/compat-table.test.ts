@@ -42,7 +42,7 @@ describe('README compatibility table', () => {
     expect(byName.get('CLIENT SETNAME')).toContain('| supported |');
     expect(byName.get('CONFIG SET')).toContain('| refused |');
     expect(byName.get('MULTI')).toContain('| supported with conditions |');
-    expect(byName.get('SUBSCRIBE')).toMatch(/refused \| pub\/sub is not supported yet/);
+    expect(byName.get('SUBSCRIBE')).toMatch(/supported with conditions \| the proxy subscribes once per server/);
     for (const row of rows) expect(row, row).toMatch(/\| (supported|supported with conditions|refused) \|/);
   });
 });

@@ -499,19 +499,21 @@ describe('policies', () => {
     for (const { name, policy, spec } of commandPolicies()) {
       const info = lookupCommandByName(name)!;
       expect(info, name).toBeDefined();
-      if (policy.kind === 'route' || policy.kind === 'split') expect(info.hasKeys, name).toBe(true);
+      // PUBLISH/SPUBLISH are routed by their channel, which is not a key.
+      if ((policy.kind === 'route' && policy.channel !== true) || policy.kind === 'split') expect(info.hasKeys, name).toBe(true);
       // Blocking commands are routed (the proxy gives each its own backend connection).
       if (info.blocking) expect(policy.kind, name).toBe('route');
-      if (spec.flags.includes('pubsub')) expect(policy.kind, name).toBe('unsupported');
+      // Pub/sub: answered by the proxy's hub (pubsub.ts), or routed by channel.
+      if (spec.flags.includes('pubsub')) expect(policy.kind === 'local' || (policy.kind === 'route' && policy.channel === true), name).toBe(true);
       if (policy.kind === 'unsupported') expect(policy.reason.length, name).toBeGreaterThan(5);
     }
   });
 
-  it('keeps later-issue families as "not supported yet"', () => {
-    for (const name of ['subscribe', 'publish']) {
-      const p = policyFor(name);
-      expect(p.kind === 'unsupported' && /not supported yet/.test(p.reason), name).toBe(true);
-    }
+  it('routes exactly PUBLISH and SPUBLISH by channel', () => {
+    const byChannel = commandPolicies()
+      .filter(({ policy }) => policy.kind === 'route' && policy.channel === true)
+      .map(({ name }) => name);
+    expect(byChannel.sort()).toEqual(['publish', 'spublish']);
   });
 
   it('answers keyspace-wide commands locally (fan-out over every master)', () => {

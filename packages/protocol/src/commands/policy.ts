@@ -47,7 +47,8 @@ const refuse = (reason: string): ProxyPolicy => Object.freeze({ kind: 'unsupport
 const UNKNOWN_SUBCOMMAND = refuse('unknown subcommand');
 const HELP = refuse('HELP text is not available through the proxy');
 const BLOCKING = route('all keys in one slot; runs on its own backend connection (at most --max-blocked at once); a migration of its slot unblocks it as if it timed out');
-const PUBSUB = refuse('pub/sub is not supported yet');
+const SUBSCRIBE_NOTE = 'the proxy subscribes once per server for all its clients and fans messages out; delivery continues across slot migration and failover';
+const PUBLISH_NOTE = "sent to the master of the channel's slot; the reply counts subscribed connections at the backends (each proxy once)";
 const ONLY_DB0 = refuse('only db 0 is available through the proxy');
 const ADMIN_ACL = refuse('ACL is managed on the backends, not through the proxy');
 const CLUSTER = refuse('the proxy is not a Redis Cluster node: slots are managed with reborn-config');
@@ -217,12 +218,12 @@ const ENTRIES: ReadonlyArray<[string, ProxyPolicy]> = [
   ['xinfo|help', HELP],
 
   // --- pub/sub --------------------------------------------------------------------------
-  ...all(
-    ['psubscribe', 'publish', 'punsubscribe', 'spublish', 'ssubscribe', 'subscribe', 'sunsubscribe', 'unsubscribe'],
-    PUBSUB,
-  ),
+  ...all(['psubscribe', 'punsubscribe', 'ssubscribe', 'subscribe', 'sunsubscribe', 'unsubscribe'], local(SUBSCRIBE_NOTE)),
+  ['publish', Object.freeze({ kind: 'route', note: PUBLISH_NOTE, channel: true })],
+  ['spublish', Object.freeze({ kind: 'route', note: PUBLISH_NOTE, channel: true })],
   ['pubsub', UNKNOWN_SUBCOMMAND],
-  ...each('pubsub', ['channels', 'numpat', 'numsub', 'shardchannels', 'shardnumsub'], PUBSUB),
+  ...each('pubsub', ['channels', 'shardchannels'], local('union over every master')),
+  ...each('pubsub', ['numsub', 'shardnumsub', 'numpat'], local('subscribed connections at the backends, each proxy counting once (the largest count over the masters)')),
   ['pubsub|help', HELP],
 
   // --- transactions ---------------------------------------------------------------------

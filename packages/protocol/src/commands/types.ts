@@ -44,7 +44,12 @@ export interface CommandSpec {
  */
 export type ProxyPolicy =
   /** Keys found by the key specs must all hash to one slot; sent to that slot's master. */
-  | { kind: 'route'; note?: string }
+  | {
+      kind: 'route';
+      note?: string;
+      /** PUBLISH/SPUBLISH: routed by the slot of the channel (argument 1), which is not a key. */
+      channel?: boolean;
+    }
   /** Multi-key command split per slot and merged (DESIGN.md: MGET, MSET, DEL, UNLINK, EXISTS, TOUCH). */
   | { kind: 'split'; merge: 'mget' | 'mset' | 'sum' }
   /** Answered by the proxy itself (PING, ECHO, AUTH, HELLO, …). */

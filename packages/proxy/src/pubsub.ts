@@ -1,0 +1,549 @@
+/**
+ * Pub/Sub through the proxy (RESP2): SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE, their UNSUBSCRIBEs,
+ * PUBSUB introspection, and the delivery of messages to subscribed clients.
+ *
+ * Shape: the proxy, not each client, subscribes at the backends. Every client subscription
+ * is recorded here; the union of them is subscribed once per server on a "feed" connection
+ * to every server of every group — masters and replicas alike. PUBLISH and SPUBLISH are
+ * routed by the slot of the channel (dispatch.ts), so each message is published in exactly
+ * one group and reaches this proxy once, on the feed of that group's master; the hub then
+ * writes the raw message bytes to every local subscriber (no re-encoding).
+ *
+ * Why every group, not only the channel's owner group: a slot migration then needs no
+ * re-subscription at all (the target group was subscribed all along, before the barrier
+ * sends the first PUBLISH there), patterns need every group anyway, and a PUBLISH queued in
+ * a transaction on any slot still reaches every subscriber.
+ *
+ * Why replicas too — exactly-once delivery across a failover. Redis propagates PUBLISH and
+ * SPUBLISH to replicas, whose subscribers receive them like the master's. Each group has
+ * one *active* feed (its master's), whose messages are delivered, and *standby* feeds (its
+ * replicas'), whose messages are only matched against the active stream:
+ *   - a message the active feed delivered is `expected` on each standby; the standby's copy,
+ *     when it arrives, cancels it;
+ *   - a message a standby has that the active feed has not delivered (yet) waits in the
+ *     standby's `unmatched` queue, and the active feed's copy cancels it.
+ * Both streams are the master's publish order, so matching is positional: a match at index
+ * i also drops the entries before it (the other stream will never have them). When the HA
+ * agent promotes a replica, the proxy switches the group's active feed to it and first
+ * delivers its `unmatched` queue: the messages published on the old master that reached the
+ * replica but not us, and the messages published on the new master before this proxy heard
+ * of the promotion. The new active feed keeps its `expected` queue, so a late replicated
+ * copy of a message already delivered is still dropped. Both queues are bounded in length
+ * and `expected` entries expire, so a lagging or silent standby cannot grow memory.
+ *
+ * Confirmations: a client's (P|S)SUBSCRIBE reply is released only after a PING sent behind
+ * the backend SUBSCRIBE has come back from every group's master, so once a client has its
+ * confirmation, any later PUBLISH (through any proxy) reaches it.
+ *
+ * Order and slow subscribers: messages go through the session's reply queue (Session.push),
+ * so they never overtake an earlier reply; a client that does not read is disconnected at
+ * the session's output limit like any other, and the backends never see it.
+ *
+ * Counts: a confirmation's count is the client's own, as in Redis. PUBLISH's reply and
+ * PUBSUB NUMSUB/NUMPAT count subscribed *connections* at the backends, where each proxy with
+ * local subscribers counts once; 0 still means nobody is listening.
+ */
+import type { Logger } from 'pino';
+import type { GroupInfo } from '@reborn/coordinator';
+import {
+  encodeArrayOfEncoded,
+  encodeBulk,
+  encodeCommand,
+  encodeError,
+  encodeInteger,
+  isErrorReply,
+  parseIntegerReply,
+  splitArrayReply,
+  type CommandInfo,
+} from '@reborn/protocol';
+import { BackendConnection, type BackendOptions } from './backend.js';
+import type { ClientRequest } from './request.js';
+import type { Router } from './router.js';
+import type { Session } from './session.js';
+
+/** Subscription kinds, used as indexes. */
+const CHANNEL = 0;
+const PATTERN = 1;
+const SHARD = 2;
+type Kind = typeof CHANNEL | typeof PATTERN | typeof SHARD;
+const KINDS: readonly Kind[] = [CHANNEL, PATTERN, SHARD];
+
+const SUBSCRIBED_VERB = ['subscribe', 'psubscribe', 'ssubscribe'].map((v) => encodeBulk(v));
+const UNSUBSCRIBED_VERB = ['unsubscribe', 'punsubscribe', 'sunsubscribe'].map((v) => encodeBulk(v));
+const BACKEND_SUBSCRIBE = ['SUBSCRIBE', 'PSUBSCRIBE', 'SSUBSCRIBE'];
+const BACKEND_UNSUBSCRIBE = ['UNSUBSCRIBE', 'PUNSUBSCRIBE', 'SUNSUBSCRIBE'];
+const COMMAND_KIND: Record<string, [Kind, boolean]> = {
+  subscribe: [CHANNEL, true],
+  psubscribe: [PATTERN, true],
+  ssubscribe: [SHARD, true],
+  unsubscribe: [CHANNEL, false],
+  punsubscribe: [PATTERN, false],
+  sunsubscribe: [SHARD, false],
+};
+/** Names per backend (UN)SUBSCRIBE command when (re)subscribing a large set. */
+const NAMES_PER_COMMAND = 512;
+const PING = encodeCommand(['PING']);
+const HEARTBEAT_MS = 1000;
+/** Bounds of the standby matching queues (entries), and how long an `expected` entry lives. */
+const MAX_QUEUE = 10_000;
+const EXPECTED_TTL_MS = 5_000;
+
+/** The commands a RESP2 client may send while subscribed (Redis's own list). */
+export const ALLOWED_WHILE_SUBSCRIBED: ReadonlySet<string> = new Set([
+  'subscribe', 'psubscribe', 'ssubscribe', 'unsubscribe', 'punsubscribe', 'sunsubscribe', 'ping', 'quit', 'reset',
+]);
+export const PUBSUB_COMMANDS: ReadonlySet<string> = new Set([
+  ...Object.keys(COMMAND_KIND),
+  'pubsub|channels', 'pubsub|shardchannels', 'pubsub|numsub', 'pubsub|shardnumsub', 'pubsub|numpat',
+]);
+
+/** One client's subscriptions: name (latin1, binary-safe) → the name's bytes. */
+export class ClientSubscriptions {
+  readonly names: [Map<string, Buffer>, Map<string, Buffer>, Map<string, Buffer>] = [new Map(), new Map(), new Map()];
+
+  get total(): number {
+    return this.names[CHANNEL].size + this.names[PATTERN].size + this.names[SHARD].size;
+  }
+
+  /** The count a confirmation carries: channels + patterns, or shard channels (as Redis 7.0). */
+  count(kind: Kind): number {
+    return kind === SHARD ? this.names[SHARD].size : this.names[CHANNEL].size + this.names[PATTERN].size;
+  }
+}
+
+function confirmation(verb: Buffer, name: Buffer | null, count: number): Buffer {
+  return encodeArrayOfEncoded([verb, encodeBulk(name), encodeInteger(count)]);
+}
+
+/** The bytes of a bulk string element (`$n\r\n<bytes>\r\n`), or null. */
+function bulkContent(element: Buffer): Buffer | null {
+  if (element[0] !== 0x24 || element[1] === 0x2d) return null;
+  const start = element.indexOf(0x0a) + 1;
+  return element.subarray(start, element.length - 2);
+}
+
+/** The verb of a push reply (`*N\r\n$L\r\n<verb>\r\n…`), or null for anything else. */
+function pushVerb(reply: Buffer): string | null {
+  if (reply[0] !== 0x2a) return null;
+  const start = reply.indexOf(0x0a) + 1;
+  if (reply[start] !== 0x24) return null;
+  const lengthEnd = reply.indexOf(0x0d, start);
+  const length = Number(reply.toString('latin1', start + 1, lengthEnd));
+  return reply.toString('latin1', lengthEnd + 2, lengthEnd + 2 + length);
+}
+
+interface Expected {
+  readonly message: Buffer;
+  readonly at: number;
+}
+
+/** Removes and reports the first entry equal to `message`, dropping every entry before it. */
+function takeMatch<T>(queue: T[], message: Buffer, bytesOf: (entry: T) => Buffer): boolean {
+  for (let i = 0; i < queue.length; i++) {
+    if (bytesOf(queue[i]!).equals(message)) {
+      queue.splice(0, i + 1);
+      return true;
+    }
+  }
+  return false;
+}
+
+const expectedBytes = (e: Expected): Buffer => e.message;
+const sameBytes = (b: Buffer): Buffer => b;
+
+/** A subscribed connection to one server of a group. */
+class Feed {
+  readonly conn: BackendConnection;
+  /** Delivered from another feed; this feed's copy, when it comes, is dropped. */
+  expected: Expected[] = [];
+  /** Received on this standby feed, not (yet) delivered from the active one. */
+  unmatched: Buffer[] = [];
+
+  constructor(
+    readonly addr: string,
+    options: BackendOptions,
+    onReply: (feed: Feed, reply: Buffer) => boolean,
+    subscribeAll: () => Buffer[],
+  ) {
+    this.conn = new BackendConnection(addr, {
+      ...options,
+      onStateChange: (_addr, up) => {
+        // A reconnected feed starts a new stream: old matching state says nothing about it.
+        if (!up) this.clear();
+      },
+    });
+    this.conn.onPush = (reply) => onReply(this, reply);
+    this.conn.afterHandshake = subscribeAll;
+  }
+
+  clear(): void {
+    this.expected = [];
+    this.unmatched = [];
+  }
+
+  expect(message: Buffer): void {
+    const now = Date.now();
+    while (this.expected.length > 0 && (this.expected.length >= MAX_QUEUE || now - this.expected[0]!.at > EXPECTED_TTL_MS)) this.expected.shift();
+    this.expected.push({ message: Buffer.from(message), at: now });
+  }
+
+  /** True when this message was already delivered from another feed. */
+  alreadyDelivered(message: Buffer): boolean {
+    if (this.expected.length === 0) return false;
+    const now = Date.now();
+    while (this.expected.length > 0 && now - this.expected[0]!.at > EXPECTED_TTL_MS) this.expected.shift();
+    return takeMatch(this.expected, message, expectedBytes);
+  }
+
+  hold(message: Buffer): boolean {
+    const dropped = this.unmatched.length >= MAX_QUEUE;
+    if (dropped) this.unmatched.shift();
+    this.unmatched.push(Buffer.from(message));
+    return dropped;
+  }
+
+  close(): void {
+    this.conn.close('pub/sub feed closed');
+  }
+}
+
+/** The feeds of one group: the master's (active) and the replicas' (standby). */
+class GroupFeeds {
+  active: Feed | null = null;
+  readonly standbys = new Map<string, Feed>();
+
+  constructor(
+    readonly id: number,
+    private readonly hub: PubSub,
+  ) {}
+
+  /** Follows the group's servers; a new master's feed becomes active (see the file comment). */
+  update(group: GroupInfo): void {
+    const master = group.servers.find((s) => s.role === 'master')?.addr ?? null;
+    const replicas = new Set(group.servers.filter((s) => s.role === 'replica').map((s) => s.addr));
+    if (this.active?.addr !== master) {
+      const old = this.active;
+      let next: Feed | null = null;
+      if (master !== null) {
+        next = this.standbys.get(master) ?? this.hub.newFeed(master, this);
+        this.standbys.delete(master);
+        // What the promoted replica received that the old master's feed never delivered.
+        const backlog = next.unmatched;
+        next.unmatched = [];
+        for (const message of backlog) this.hub.deliverRaw(message);
+        this.hub.logger.info({ group: this.id, from: old?.addr ?? null, to: master, delivered: backlog.length }, 'pub/sub feed switched to the new master');
+      }
+      this.active = next;
+      if (old !== null) {
+        if (replicas.has(old.addr)) {
+          old.clear();
+          this.standbys.set(old.addr, old);
+        } else {
+          old.close();
+        }
+      }
+    }
+    for (const addr of replicas) if (!this.standbys.has(addr) && addr !== master) this.standbys.set(addr, this.hub.newFeed(addr, this));
+    for (const [addr, feed] of this.standbys) {
+      if (!replicas.has(addr)) {
+        feed.close();
+        this.standbys.delete(addr);
+      }
+    }
+  }
+
+  onMessage(feed: Feed, message: Buffer): void {
+    if (feed.alreadyDelivered(message)) return;
+    if (feed === this.active) {
+      this.hub.deliverRaw(message);
+      for (const standby of this.standbys.values()) {
+        if (standby.conn.isUp && !takeMatch(standby.unmatched, message, sameBytes)) standby.expect(message);
+      }
+    } else if (feed.hold(message)) {
+      this.hub.logger.warn({ group: this.id, standby: feed.addr }, 'pub/sub standby queue full: dropping its oldest unmatched message');
+    }
+  }
+
+  feeds(): Feed[] {
+    return this.active === null ? [...this.standbys.values()] : [this.active, ...this.standbys.values()];
+  }
+
+  close(): void {
+    for (const feed of this.feeds()) feed.close();
+    this.active = null;
+    this.standbys.clear();
+  }
+}
+
+interface Subscribers {
+  readonly name: Buffer;
+  readonly sessions: Set<Session>;
+}
+
+export class PubSub {
+  /** Per kind: name → the local sessions subscribed to it. */
+  private readonly subscribers: [Map<string, Subscribers>, Map<string, Subscribers>, Map<string, Subscribers>] = [new Map(), new Map(), new Map()];
+  private readonly groups = new Map<number, GroupFeeds>();
+  private started = false;
+  private heartbeat: NodeJS.Timeout | null = null;
+  private readonly closeHooks = new WeakMap<Session, () => void>();
+  /** Messages written to clients (one per receiving client). */
+  delivered = 0;
+
+  constructor(
+    private readonly router: Router,
+    private readonly options: BackendOptions,
+    readonly logger: Logger,
+  ) {}
+
+  /** Distinct channels, patterns and shard channels subscribed through this proxy. */
+  get subscriptions(): number {
+    return this.subscribers[CHANNEL].size + this.subscribers[PATTERN].size + this.subscribers[SHARD].size;
+  }
+
+  handle(session: Session, req: ClientRequest, cmd: CommandInfo, args: Buffer[]): void {
+    const kind = COMMAND_KIND[cmd.name];
+    if (kind !== undefined) {
+      const names = args.slice(1);
+      if (kind[1]) this.subscribe(session, req, kind[0], names);
+      else req.resolve(this.unsubscribe(session, kind[0], names));
+      return;
+    }
+    this.introspect(session, req, cmd.name, args);
+  }
+
+  /** The group table changed: follow masters and replicas (only once anything subscribed). */
+  groupsChanged(): void {
+    if (!this.started) return;
+    const seen = new Set<number>();
+    for (const group of this.router.groupList()) {
+      seen.add(group.id);
+      let feeds = this.groups.get(group.id);
+      if (feeds === undefined) {
+        feeds = new GroupFeeds(group.id, this);
+        this.groups.set(group.id, feeds);
+      }
+      feeds.update(group);
+      // Connect at once: a standby must be subscribed before its master can fail.
+      for (const feed of feeds.feeds()) if (!feed.conn.isUp) feed.conn.send({ payload: PING, resolve: () => undefined });
+    }
+    for (const [id, feeds] of this.groups) {
+      if (!seen.has(id)) {
+        feeds.close();
+        this.groups.delete(id);
+      }
+    }
+  }
+
+  sessionClosed(session: Session): void {
+    const subs = session.pubsub;
+    if (subs === null) return;
+    session.pubsub = null;
+    for (const kind of KINDS) this.forget(session, kind, [...subs.names[kind].values()]);
+  }
+
+  close(): void {
+    if (this.heartbeat !== null) clearInterval(this.heartbeat);
+    this.heartbeat = null;
+    for (const feeds of this.groups.values()) feeds.close();
+    this.groups.clear();
+    this.started = false;
+  }
+
+  /** Writes a message received on an active feed to every local subscriber of it. */
+  deliverRaw(message: Buffer): void {
+    const parts = splitArrayReply(message);
+    if (parts === null || parts.length < 3) return;
+    const verb = bulkContent(parts[0]!);
+    const name = bulkContent(parts[1]!);
+    if (verb === null || name === null) return;
+    const kind = verb.length === 8 && verb[0] === 0x70 ? PATTERN : verb[0] === 0x73 ? SHARD : CHANNEL;
+    const entry = this.subscribers[kind].get(name.toString('latin1'));
+    if (entry === undefined) return;
+    for (const session of entry.sessions) session.push(message);
+    this.delivered += entry.sessions.size;
+  }
+
+  newFeed(addr: string, group: GroupFeeds): Feed {
+    return new Feed(addr, this.options, (feed, reply) => this.onFeedReply(group, feed, reply), () => this.subscribeAllCommands());
+  }
+
+  private subscribe(session: Session, req: ClientRequest, kind: Kind, names: Buffer[]): void {
+    let subs = session.pubsub;
+    if (subs === null) {
+      subs = new ClientSubscriptions();
+      session.pubsub = subs;
+      if (!this.closeHooks.has(session)) {
+        const hook = (): void => this.sessionClosed(session);
+        this.closeHooks.set(session, hook);
+        session.whenClosed(hook);
+      }
+    }
+    const parts: Buffer[] = [];
+    const fresh: Buffer[] = [];
+    for (const arg of names) {
+      const key = arg.toString('latin1');
+      if (!subs.names[kind].has(key)) {
+        const name = Buffer.from(arg);
+        subs.names[kind].set(key, name);
+        let entry = this.subscribers[kind].get(key);
+        if (entry === undefined) {
+          entry = { name, sessions: new Set() };
+          this.subscribers[kind].set(key, entry);
+          fresh.push(name);
+        }
+        entry.sessions.add(session);
+      }
+      parts.push(confirmation(SUBSCRIBED_VERB[kind]!, arg, subs.count(kind)));
+    }
+    const reply = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+    this.start();
+    if (fresh.length > 0) this.sendToFeeds(BACKEND_SUBSCRIBE[kind]!, fresh);
+    this.afterMastersCaughtUp(() => req.resolve(reply));
+  }
+
+  private unsubscribe(session: Session, kind: Kind, names: Buffer[]): Buffer {
+    const subs = session.pubsub;
+    const targets = names.length > 0 ? names : subs === null ? [] : [...subs.names[kind].values()];
+    if (targets.length === 0) return confirmation(UNSUBSCRIBED_VERB[kind]!, null, subs?.count(kind) ?? 0);
+    const parts: Buffer[] = [];
+    const gone: Buffer[] = [];
+    for (const name of targets) {
+      const key = name.toString('latin1');
+      if (subs !== null && subs.names[kind].delete(key)) {
+        const entry = this.subscribers[kind].get(key);
+        if (entry !== undefined && entry.sessions.delete(session) && entry.sessions.size === 0) {
+          this.subscribers[kind].delete(key);
+          gone.push(entry.name);
+        }
+      }
+      parts.push(confirmation(UNSUBSCRIBED_VERB[kind]!, name, subs?.count(kind) ?? 0));
+    }
+    if (gone.length > 0) this.sendToFeeds(BACKEND_UNSUBSCRIBE[kind]!, gone);
+    // Back to normal mode once nothing is left, as Redis does.
+    if (subs !== null && subs.total === 0) session.pubsub = null;
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  }
+
+  /** A closed session's subscriptions of one kind leave the local table (and the backends). */
+  private forget(session: Session, kind: Kind, names: Buffer[]): void {
+    const gone: Buffer[] = [];
+    for (const name of names) {
+      const key = name.toString('latin1');
+      const entry = this.subscribers[kind].get(key);
+      if (entry !== undefined && entry.sessions.delete(session) && entry.sessions.size === 0) {
+        this.subscribers[kind].delete(key);
+        gone.push(entry.name);
+      }
+    }
+    if (gone.length > 0) this.sendToFeeds(BACKEND_UNSUBSCRIBE[kind]!, gone);
+  }
+
+  private start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.groupsChanged();
+    // Keeps feeds connected (a PING reconnects a dropped one) and lets the backend watchdog
+    // notice a stalled server.
+    this.heartbeat = setInterval(() => {
+      if (this.subscriptions === 0) return;
+      for (const feeds of this.groups.values()) for (const feed of feeds.feeds()) feed.conn.send({ payload: PING, resolve: () => undefined });
+    }, HEARTBEAT_MS);
+    this.heartbeat.unref();
+  }
+
+  private sendToFeeds(verb: string, names: Buffer[]): void {
+    for (let i = 0; i < names.length; i += NAMES_PER_COMMAND) {
+      const payload = encodeCommand([verb, ...names.slice(i, i + NAMES_PER_COMMAND)]);
+      for (const feeds of this.groups.values()) for (const feed of feeds.feeds()) feed.conn.sendUnanswered(payload);
+    }
+  }
+
+  /** The whole subscription set, written first on every (re)connected feed. */
+  private subscribeAllCommands(): Buffer[] {
+    const out: Buffer[] = [];
+    for (const kind of KINDS) {
+      const names = [...this.subscribers[kind].values()].map((e) => e.name);
+      for (let i = 0; i < names.length; i += NAMES_PER_COMMAND) out.push(encodeCommand([BACKEND_SUBSCRIBE[kind]!, ...names.slice(i, i + NAMES_PER_COMMAND)]));
+    }
+    return out;
+  }
+
+  /** Calls `then` once every master's feed has processed what was sent to it before. */
+  private afterMastersCaughtUp(then: () => void): void {
+    const actives = [...this.groups.values()].map((g) => g.active).filter((f): f is Feed => f !== null);
+    let left = actives.length;
+    if (left === 0) {
+      then();
+      return;
+    }
+    // A feed that is down answers at once with an error: its group cannot publish either.
+    for (const feed of actives) feed.conn.send({ payload: PING, resolve: () => --left === 0 && then() });
+  }
+
+  /** Consumes what a feed receives besides PING replies: messages and confirmations. */
+  private onFeedReply(group: GroupFeeds, feed: Feed, reply: Buffer): boolean {
+    const verb = pushVerb(reply);
+    if (verb === null) return false;
+    if (verb === 'message' || verb === 'pmessage' || verb === 'smessage') {
+      group.onMessage(feed, reply);
+      return true;
+    }
+    // Subscription confirmations are consumed; `pong` answers one of our PINGs.
+    return verb !== 'pong';
+  }
+
+  /** PUBSUB CHANNELS/SHARDCHANNELS (union), NUMSUB/SHARDNUMSUB/NUMPAT (max over masters). */
+  private introspect(session: Session, req: ClientRequest, name: string, args: Buffer[]): void {
+    const masters = this.router.masters();
+    if (masters.length === 0) {
+      req.resolve(encodeError('ERR no group has a master'));
+      return;
+    }
+    const payload = encodeCommand(args);
+    const replies: Buffer[] = [];
+    let left = masters.length;
+    const done = (): void => {
+      const failed = replies.find((r) => isErrorReply(r));
+      req.resolve(failed ?? mergeIntrospection(name, replies));
+    };
+    for (const pool of masters) {
+      pool.pick(session.id).send({
+        payload,
+        resolve: (reply) => {
+          replies.push(reply);
+          if (--left === 0) done();
+        },
+      });
+    }
+  }
+}
+
+function mergeIntrospection(name: string, replies: Buffer[]): Buffer {
+  if (name === 'pubsub|numpat') {
+    let max = 0n;
+    for (const r of replies) {
+      const n = parseIntegerReply(r) ?? 0n;
+      if (n > max) max = n;
+    }
+    return encodeInteger(max);
+  }
+  if (name === 'pubsub|channels' || name === 'pubsub|shardchannels') {
+    const seen = new Map<string, Buffer>();
+    for (const r of replies) for (const el of splitArrayReply(r) ?? []) seen.set(el.toString('latin1'), el);
+    return encodeArrayOfEncoded([...seen.values()]);
+  }
+  // NUMSUB / SHARDNUMSUB: [name, count, name, count, …] in request order from every master.
+  const first = splitArrayReply(replies[0]!) ?? [];
+  const counts = new Array<bigint>(first.length / 2).fill(0n);
+  for (const r of replies) {
+    const els = splitArrayReply(r) ?? [];
+    for (let i = 1; i < els.length; i += 2) {
+      const n = parseIntegerReply(els[i]!) ?? 0n;
+      if (n > counts[(i - 1) / 2]!) counts[(i - 1) / 2] = n;
+    }
+  }
+  const out: Buffer[] = [];
+  for (let i = 0; i < counts.length; i++) out.push(first[i * 2]!, encodeInteger(counts[i]!));
+  return encodeArrayOfEncoded(out);
+}
