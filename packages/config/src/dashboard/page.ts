@@ -38,7 +38,7 @@ table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid var(--li
 th{font-weight:600;color:var(--mute)}
 button{font:inherit;padding:2px 9px;border:1px solid #9aa4ae;border-radius:4px;background:#fff;cursor:pointer}
 button:hover{background:#eef1f4}button.danger{border-color:#d9a0a0;color:var(--err)}
-input{font:inherit;padding:2px 6px;border:1px solid #9aa4ae;border-radius:4px;width:90px}input.wide{width:180px}
+input{font:inherit;padding:2px 6px;border:1px solid #9aa4ae;border-radius:4px;width:90px}input.wide{width:180px}input[type=checkbox]{width:auto;margin:0}
 form{display:flex;flex-wrap:wrap;gap:8px;align-items:center;margin:8px 0}
 .mute{color:var(--mute)}.warn{color:#a35200}
 #errors{display:none;border:1px solid var(--err);background:#fdecea;color:var(--err);border-radius:6px;padding:8px 12px}
@@ -372,7 +372,7 @@ function renderOverview(o, st, sv) {
 // A server's own view (INFO): its role, and a warning when it disagrees with etcd or is down.
 function serverState(s, x) {
   if (!x) return '<span class="mute">?</span>';
-  var ha = x.health && x.health.state === 'offline' ? ' <span class="bad">HA: offline since ' + esc(x.health.since) + '</span>' : '';
+  var ha = x.health && x.health.state === 'offline' ? '<br><span class="bad">HA: offline since ' + esc(x.health.since) + '</span>' : '';
   if (!x.ok) return '<span class="bad">down: ' + esc(x.error || '?') + '</span>' + ha;
   var out = esc(x.actualRole || '?');
   if (x.actualRole !== s.role) out = '<span class="bad">' + out + ' (etcd says ' + esc(s.role) + ')</span>';
@@ -395,7 +395,8 @@ function renderEvents(list) {
     var d = e.data || {};
     var details = [];
     if (d.oldMaster !== undefined) details.push(esc(d.oldMaster) + ' → ' + esc(d.newMaster));
-    if (d.lostBytesEstimate !== undefined && d.lostBytesEstimate !== null) details.push('≥ ' + fmtNum(d.lostBytesEstimate) + ' B may be lost');
+    if (d.lostBytesEstimate > 0) details.push('≥ ' + fmtNum(d.lostBytesEstimate) + ' B of writes may be lost');
+    else if (d.lostBytesEstimate === 0) details.push('offsets equal at the last check');
     if (d.downForMs !== undefined) details.push('down ' + fmtNum(d.downForMs) + ' ms');
     if (d.tookMs !== undefined) details.push('took ' + fmtNum(d.tookMs) + ' ms');
     var failover = e.kind === 'failover' || e.kind === 'failover_failed';
