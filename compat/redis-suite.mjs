@@ -9,7 +9,11 @@
  *
  *   node compat/redis-suite.mjs [--tarball PATH | --src DIR] [--units unit/type/list,...]
  *                               [--no-direct] [--no-optional] [--slow] [--tags "..."]
- *                               [--unit-timeout SEC] [--out FILE] [--no-build] [--no-write]
+ *                               [--unit-timeout SEC] [--out FILE] [--no-build] [--no-write] [--strict]
+ *
+ * The tests' own `r config ...` calls go straight to both backend masters (the proxy refuses
+ * CONFIG by design; an operator tunes the backends directly); --strict sends them through the
+ * proxy like everything else, so every test that touches CONFIG fails.
  *
  * See compat/README.md. Nothing it downloads or extracts is committed (compat/.cache/).
  */
@@ -85,6 +89,7 @@ function parseArgs(argv) {
     unitTimeout: 900,
     out: join(HERE, 'RESULTS.md'),
     build: true,
+    strict: false,
     write: true,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -106,6 +111,7 @@ function parseArgs(argv) {
       case '--unit-timeout': o.unitTimeout = Number(next()); break;
       case '--out': o.out = resolve(next()); break;
       case '--no-build': o.build = false; break;
+      case '--strict': o.strict = true; break;
       case '--no-write': o.write = false; break;
       case '-h': case '--help':
         console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('*/')[0]);
@@ -175,15 +181,13 @@ function redisSource(o, version) {
  * External mode of runtest sends, before every start_server block, FLUSHALL, FUNCTION FLUSH
  * and one CONFIG SET per override (e.g. `save ""`), outside any test: an error there is an
  * exception that ends the whole unit. The proxy refuses FUNCTION and CONFIG by design, so the
- * harness (not the tests) is patched to tolerate those errors; the tests that really need the
- * config then fail on their own and are counted. Idempotent; the same harness runs the
- * direct baseline, where the patched calls succeed as before.
+ * harness (not the tests) is patched to tolerate those errors. Idempotent; the same harness
+ * runs the direct baseline, where the patched calls succeed as before.
  */
 const PATCH_MARK = '# reborn-compat: tolerate refused setup commands';
 function patchHarness(srcDir) {
   const f = join(srcDir, 'tests/support/server.tcl');
   let s = readFileSync(f, 'utf8');
-  if (s.includes(PATCH_MARK)) return;
   const reps = [
     ['    r flushall\n    r function flush\n', `    ${PATCH_MARK}\n    r flushall\n    catch {r function flush}\n`],
     [
@@ -191,11 +195,40 @@ function patchHarness(srcDir) {
       '        if {[catch {dict set saved_config $param [lindex [r config get $param] 1]}]} continue\n        if {[catch {r config set $param $val}]} continue\n',
     ],
   ];
-  for (const [from, to] of reps) {
+  for (const [from, to] of s.includes(PATCH_MARK) ? [] : reps) {
     if (!s.includes(from)) throw new Error(`cannot patch ${f}: expected text not found:\n${from}`);
     s = s.replace(from, to);
   }
   writeFileSync(f, s);
+
+  // `r config ...` goes straight to every server named in REBORN_COMPAT_CONFIG_SERVERS when
+  // it is set (the proxy run, unless --strict): many units tune encodings with CONFIG SET
+  // outside any test, and an operator sets those on the backends, not through the proxy.
+  const h = join(srcDir, 'tests/test_helper.tcl');
+  const t = readFileSync(h, 'utf8');
+  const rFrom = '        set args [lrange $args 1 end]\n    }\n    [srv $level "client"] {*}$args\n}\n';
+  const rTo = [
+    '        set args [lrange $args 1 end]',
+    '    }',
+    `    ${PATCH_MARK}`,
+    '    if {[info exists ::env(REBORN_COMPAT_CONFIG_SERVERS)] && [string equal -nocase [lindex $args 0] config]} {',
+    '        set res {}',
+    '        foreach addr $::env(REBORN_COMPAT_CONFIG_SERVERS) {',
+    '            lassign [split $addr :] h p',
+    '            set c [redis $h $p 0 $::tls]',
+    '            set failed [catch {set res [$c {*}$args]} e opts]',
+    '            $c close',
+    '            if {$failed} { return -options $opts $e }',
+    '        }',
+    '        return $res',
+    '    }',
+    '    [srv $level "client"] {*}$args',
+    '}',
+    '',
+  ].join('\n');
+  if (t.includes(PATCH_MARK)) return;
+  if (!t.includes(rFrom)) throw new Error(`cannot patch ${h}: proc r not found`);
+  writeFileSync(h, t.replace(rFrom, rTo));
 }
 
 // --- running one unit ---------------------------------------------------------------------
@@ -218,7 +251,7 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 }
 
 /** Runs `./runtest --single <unit>` against host:port; resolves with the parsed counts. */
-function runUnit({ srcDir, unit, port, baseport, tags, timeoutSec, logFile }) {
+function runUnit({ srcDir, unit, port, baseport, tags, timeoutSec, logFile, env }) {
   const args = [
     'runtest',
     '--host', '127.0.0.1', '--port', String(port),
@@ -234,7 +267,7 @@ function runUnit({ srcDir, unit, port, baseport, tags, timeoutSec, logFile }) {
   ];
   return new Promise((res) => {
     const started = Date.now();
-    const child = spawn('sh', args, { cwd: srcDir, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('sh', args, { cwd: srcDir, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     live.add(child);
     const log = createWriteStream(logFile);
     let out = '';
@@ -300,13 +333,61 @@ async function loadTestkit(build) {
   return import('@reborn/testkit');
 }
 
-async function runTarget(name, port, baseport, units, o, srcDir, logDir) {
+/**
+ * In external mode runtest never restarts the server, and some units leave config behind
+ * (unit/type/list sets proto-max-bulk-len to 10gb, which then hangs unit/protocol): every
+ * parameter a unit changed is set back on `servers` after it. A unit can also leave a backend
+ * spinning in a Lua script (unit/multi's script timeout tests end with SCRIPT KILL, which the
+ * proxy refuses): that is killed on the server directly, so the next unit starts clean.
+ */
+async function configSnapshot(servers) {
+  const snaps = [];
+  for (const srv of servers) {
+    const c = srv.client({ maxRetriesPerRequest: 1 });
+    try {
+      const flat = await c.config('GET', '*');
+      const m = new Map();
+      for (let i = 0; i + 1 < flat.length; i += 2) m.set(flat[i], flat[i + 1]);
+      snaps.push({ srv, m });
+    } finally {
+      c.disconnect();
+    }
+  }
+  return async () => {
+    for (const { srv, m } of snaps) {
+      const c = srv.client({ maxRetriesPerRequest: 1 });
+      c.on('error', () => {});
+      try {
+        for (let i = 0; i < 50; i++) {
+          const busy = await c.ping().then(() => false, (e) => /^BUSY/.test(e.message));
+          if (!busy) break;
+          console.warn(`${srv.addr} is BUSY running a script after the unit: SCRIPT KILL / FUNCTION KILL on it directly`);
+          await c.call('SCRIPT', 'KILL').catch(() => c.call('FUNCTION', 'KILL')).catch(() => {});
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        const flat = await c.config('GET', '*');
+        for (let i = 0; i + 1 < flat.length; i += 2) {
+          const want = m.get(flat[i]);
+          if (want !== undefined && want !== flat[i + 1]) await c.config('SET', flat[i], want).catch(() => {});
+        }
+      } catch (err) {
+        console.warn(`warning: could not restore the config of ${srv.addr}: ${err.message}`);
+      } finally {
+        c.disconnect();
+      }
+    }
+  };
+}
+
+async function runTarget(name, port, baseport, units, o, srcDir, logDir, env, servers) {
   const tags = [...DEFAULT_DENY_TAGS, ...(o.slow ? [] : ['slow'])].map((t) => `-${t}`).join(' ') + (o.extraTags ? ` ${o.extraTags}` : '');
   const results = new Map();
+  const restore = await configSnapshot(servers);
   for (const unit of units) {
     const logFile = join(logDir, `${name}-${unit.replaceAll('/', '_')}.log`);
-    const r = await runUnit({ srcDir, unit, port, baseport, tags, timeoutSec: o.unitTimeout, logFile });
+    const r = await runUnit({ srcDir, unit, port, baseport, tags, timeoutSec: o.unitTimeout, logFile, env });
     results.set(unit, r);
+    await restore();
     console.log(
       `${name.padEnd(6)} ${unit.padEnd(26)} ok ${String(r.ok).padStart(3)}  err ${String(r.err).padStart(3)}  exc ${r.exceptions.length}` +
         `  skip ${r.skip + r.ignore}${r.timedOut ? '  TIMEOUT' : ''}  (${r.seconds}s)`,
@@ -373,7 +454,8 @@ function report(o, meta, core, optional) {
     `Run ${meta.date} · Redis test suite ${meta.version} (\`tests/unit\`) · runtest flags: ` +
       `\`--host 127.0.0.1 --port <port> --single <unit> --cluster-mode --durable --ignore-encoding --ignore-digest --clients 1 --tags "${meta.tags}"\` · ` +
       `proxy: reborn-proxy at ${meta.commit} over 2 groups (1 redis-server master each, slots 0-511 / 512-1023) · ` +
-      `direct: one redis-server ${meta.version}, same flags.`,
+      `direct: one redis-server ${meta.version}, same flags. ` +
+      (meta.strict ? 'CONFIG calls of the tests went through the proxy (--strict).' : 'CONFIG calls of the tests (`r config ...`) went straight to both backend masters, everything else through the proxy.'),
     '',
     'Counts are test cases as printed by the harness: **ok** passed, **err** failed (an exception inside a',
     'test counts as a failure thanks to `--durable`), **exc** an exception outside any test that ended the',
@@ -437,8 +519,8 @@ async function main() {
   try {
     const all = [...coreUnits, ...optUnits];
     const [p, d] = await Promise.all([
-      runTarget('proxy', proxy.port, 21000, all, o, srcDir, logDir),
-      direct ? runTarget('direct', direct.port, 23000, all, o, srcDir, logDir) : null,
+      runTarget('proxy', proxy.port, 21000, all, o, srcDir, logDir, o.strict ? {} : { REBORN_COMPAT_CONFIG_SERVERS: cluster.groups.map((g) => g.master.addr).join(' ') }, cluster.groups.map((g) => g.master)),
+      direct ? runTarget('direct', direct.port, 23000, all, o, srcDir, logDir, {}, [direct]) : null,
     ]);
     tags = p.tags;
     const pick = (res, units) => (res ? new Map(units.map((u) => [u, res.results.get(u)])) : null);
@@ -452,6 +534,7 @@ async function main() {
     date: new Date().toISOString().slice(0, 10),
     version,
     tags,
+    strict: o.strict,
     commit: spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO, encoding: 'utf8' }).stdout.trim(),
   };
   const t = table(core.units, core.proxy, core.direct);
