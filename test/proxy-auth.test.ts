@@ -72,6 +72,18 @@ describe('proxy started with --auth', () => {
     }
   });
 
+  it('RESET signs the connection out, as redis does with a password on the default user', async () => {
+    const c = await RawClient.connect(secured.port);
+    const direct = await RawClient.connect(redisWithPassword.port);
+    for (const conn of [c, direct]) {
+      expect(plain(await conn.call('AUTH', 'secret'))).toBe('OK');
+      expect(plain(await conn.call('RESET'))).toBe('RESET');
+      expect(text(await conn.call('GET', 'auth:1'))).toMatch(/^NOAUTH /);
+    }
+    c.destroy();
+    direct.destroy();
+  });
+
   it('authentication is per connection', async () => {
     const a = await RawClient.connect(secured.port);
     const b = await RawClient.connect(secured.port);

@@ -177,7 +177,7 @@ describe('refusals and error texts', () => {
     const c = await raw();
     const refused: [string[], string][] = [
       [['CONFIG', 'GET', 'maxmemory'], 'config get'],
-      [['RESET'], 'reset'],
+      [['CLIENT', 'LIST'], 'client list'],
       [['FUNCTION', 'LIST'], 'function list'],
     ];
     for (const [args, name] of refused) {

@@ -47,7 +47,7 @@ function collect(sub: Redis): Map<string, string[]> {
 }
 
 describe('proxy pub/sub', () => {
-  it('answers SUBSCRIBE, UNSUBSCRIBE, PING and refused commands exactly as Redis 7.0 does', async () => {
+  it('answers SUBSCRIBE, UNSUBSCRIBE, PING, RESET and refused commands exactly as Redis 7.0 does', async () => {
     const raw = await RawClient.connect(cluster.proxies[0]!.port);
     const direct = await RawClient.connect(cluster.groups[0]!.master.port);
     try {
@@ -64,9 +64,18 @@ describe('proxy pub/sub', () => {
         ['SUNSUBSCRIBE'],
         ['UNSUBSCRIBE'],
         ['PING'],
+        // RESET leaves subscribed mode and discards a transaction, as in Redis.
+        ['SUBSCRIBE', 'z'],
+        ['RESET'],
+        ['PING'],
+        ['MULTI'],
+        ['SET', 'reset:k', '1'],
+        ['RESET'],
+        ['EXEC'],
+        ['GET', 'reset:k'],
       ];
       // The replies each command gets (some answer several arrays).
-      const counts = [1, 3, 1, 1, 1, 1, 1, 2, 1, 1, 1, 1];
+      const counts = [1, 3, 1, 1, 1, 1, 1, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1];
       for (let i = 0; i < script.length; i++) {
         raw.write(cmd(...script[i]!));
         direct.write(cmd(...script[i]!));

@@ -57,6 +57,8 @@ function printable(arg: Uint8Array, max = 128): string {
   return s.replace(/[^\x20-\x7e]/g, '?');
 }
 
+const RESET = Buffer.from('+RESET\r\n');
+
 export class Dispatcher {
   private readonly statIndex = new Map<CommandInfo, number>();
   private readonly unknownStat: number;
@@ -100,6 +102,12 @@ export class Dispatcher {
     }
     if (!session.authenticated && !ALLOWED_BEFORE_AUTH.has(cmd.name)) {
       req.resolve(NOAUTH);
+      return;
+    }
+    if (cmd.name === 'reset') {
+      // Runs at once, also inside MULTI (as in Redis), but in order behind held requests.
+      if (session.isGated) session.park(() => this.reset(session, req));
+      else this.reset(session, req);
       return;
     }
     if (session.pubsub !== null && !ALLOWED_WHILE_SUBSCRIBED.has(cmd.name)) {
@@ -197,6 +205,14 @@ export class Dispatcher {
     }
     this.stats.slotOps[slot]!++;
     this.sendToSlot(session, req, slot, keys.length === 1 ? [args[keys[0]!]!] : keys.map((k) => args[k]!), blocking);
+  }
+
+  /** RESET: no transaction, no WATCH, no subscription, no name, not authenticated (with --auth). */
+  private reset(session: Session, req: ClientRequest): void {
+    this.transactions.reset(session);
+    this.pubsub.sessionClosed(session);
+    session.resetState();
+    req.resolve(RESET);
   }
 
   /**

@@ -335,6 +335,7 @@ export class PubSub {
     }
   }
 
+  /** RESET, or the client went away: every subscription of the session is dropped. */
   sessionClosed(session: Session): void {
     const subs = session.pubsub;
     if (subs === null) return;

@@ -150,6 +150,12 @@ export class Session implements Flushable, ReplySink {
     return req;
   }
 
+  /** RESET's part of the connection state that the session owns: name and authentication. */
+  resetState(): void {
+    this.name = null;
+    this.authenticated = !this.host.authRequired;
+  }
+
   /**
    * A pub/sub message for this client: written behind every reply still owed, never before
    * (a message must not overtake the confirmation of its own SUBSCRIBE).

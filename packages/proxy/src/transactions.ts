@@ -233,6 +233,12 @@ export class Transactions {
     this.sendToSlot(session, req, slot, args.slice(1));
   }
 
+  /** RESET: the open transaction is discarded and every WATCH dropped. */
+  reset(session: Session): void {
+    session.tx = null;
+    this.unwatch(session);
+  }
+
   private unwatch(session: Session): void {
     session.watch?.release();
     session.watch = null;

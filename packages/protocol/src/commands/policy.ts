@@ -87,7 +87,7 @@ const ENTRIES: ReadonlyArray<[string, ProxyPolicy]> = [
   ['hello', local('protocol 2 only: HELLO 3 answers -NOPROTO')],
   ['ping', local()],
   ['quit', local()],
-  ['reset', refuse('RESET is not supported yet')],
+  ['reset', local('discards MULTI and WATCH, unsubscribes, clears the name; with --auth the client must AUTH again')],
   ['select', local('only db 0')],
   ['client', UNKNOWN_SUBCOMMAND],
   ['client|getname', local()],
