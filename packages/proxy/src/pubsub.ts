@@ -115,21 +115,40 @@ function confirmation(verb: Buffer, name: Buffer | null, count: number): Buffer 
   return encodeArrayOfEncoded([verb, encodeBulk(name), encodeInteger(count)]);
 }
 
-/** The bytes of a bulk string element (`$n\r\n<bytes>\r\n`), or null. */
-function bulkContent(element: Buffer): Buffer | null {
-  if (element[0] !== 0x24 || element[1] === 0x2d) return null;
-  const start = element.indexOf(0x0a) + 1;
-  return element.subarray(start, element.length - 2);
+/** What a feed received, by the verb of the array (parsed in place: this is per message). */
+const NOT_PUSH = -1;
+const PONG_REPLY = -2;
+const CONFIRMATION = -3;
+
+/** Offset of the verb inside `*N\r\n$L\r\n<verb>\r\n…`, and its length; null if not that shape. */
+function verbAt(reply: Buffer): [start: number, length: number] | null {
+  if (reply[0] !== 0x2a) return null;
+  let p = reply.indexOf(0x0a) + 1;
+  if (reply[p] !== 0x24) return null;
+  let length = 0;
+  for (p++; reply[p] !== 0x0d; p++) length = length * 10 + reply[p]! - 0x30;
+  return [p + 2, length];
 }
 
-/** The verb of a push reply (`*N\r\n$L\r\n<verb>\r\n…`), or null for anything else. */
-function pushVerb(reply: Buffer): string | null {
-  if (reply[0] !== 0x2a) return null;
-  const start = reply.indexOf(0x0a) + 1;
-  if (reply[start] !== 0x24) return null;
-  const lengthEnd = reply.indexOf(0x0d, start);
-  const length = Number(reply.toString('latin1', start + 1, lengthEnd));
-  return reply.toString('latin1', lengthEnd + 2, lengthEnd + 2 + length);
+/** CHANNEL / PATTERN / SHARD for message / pmessage / smessage, else one of the codes above. */
+function classifyPush(reply: Buffer): number {
+  const verb = verbAt(reply);
+  if (verb === null) return NOT_PUSH;
+  const [at, length] = verb;
+  const c = reply[at];
+  if (length === 7 && c === 0x6d) return CHANNEL; // message
+  if (length === 8 && reply[at + 1] === 0x6d) return c === 0x70 ? PATTERN : SHARD; // pmessage, smessage
+  if (length === 4 && c === 0x70) return PONG_REPLY; // pong
+  return CONFIRMATION; // (p|s)(un)subscribe
+}
+
+/** The second element of a message (its channel, or its pattern for pmessage), as a map key. */
+function subscriptionKey(reply: Buffer): string {
+  const [at, length] = verbAt(reply)!;
+  let p = at + length + 3; // past "<verb>\r\n$"
+  let n = 0;
+  for (; reply[p] !== 0x0d; p++) n = n * 10 + reply[p]! - 0x30;
+  return reply.toString('latin1', p + 2, p + 2 + n);
 }
 
 interface Expected {
@@ -353,13 +372,9 @@ export class PubSub {
 
   /** Writes a message received on an active feed to every local subscriber of it. */
   deliverRaw(message: Buffer): void {
-    const parts = splitArrayReply(message);
-    if (parts === null || parts.length < 3) return;
-    const verb = bulkContent(parts[0]!);
-    const name = bulkContent(parts[1]!);
-    if (verb === null || name === null) return;
-    const kind = verb.length === 8 && verb[0] === 0x70 ? PATTERN : verb[0] === 0x73 ? SHARD : CHANNEL;
-    const entry = this.subscribers[kind].get(name.toString('latin1'));
+    const kind = classifyPush(message);
+    if (kind < 0) return;
+    const entry = this.subscribers[kind as Kind].get(subscriptionKey(message));
     if (entry === undefined) return;
     for (const session of entry.sessions) session.push(message);
     this.delivered += entry.sessions.size;
@@ -484,14 +499,12 @@ export class PubSub {
 
   /** Consumes what a feed receives besides PING replies: messages and confirmations. */
   private onFeedReply(group: GroupFeeds, feed: Feed, reply: Buffer): boolean {
-    const verb = pushVerb(reply);
-    if (verb === null) return false;
-    if (verb === 'message' || verb === 'pmessage' || verb === 'smessage') {
+    const kind = classifyPush(reply);
+    if (kind >= 0) {
       group.onMessage(feed, reply);
       return true;
     }
-    // Subscription confirmations are consumed; `pong` answers one of our PINGs.
-    return verb !== 'pong';
+    return kind === CONFIRMATION;
   }
 
   /** PUBSUB CHANNELS/SHARDCHANNELS (union), NUMSUB/SHARDNUMSUB/NUMPAT (max over masters). */
