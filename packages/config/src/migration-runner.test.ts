@@ -390,13 +390,14 @@ describe('MigrationRunner', () => {
     const t = await createMigration(cluster.store, { first: 800, last: 831, to: 1 });
     const target = cluster.groups[0]!.master;
     target.pause();
-    const resume = setTimeout(() => target.resume(), 1200);
+    const timedOut = (): boolean => logLines.some((l) => l.includes('"msg":"MIGRATE timed out; retrying"'));
     try {
-      const done = await run(runner({ migrateTimeoutMs: 300, migrateKeys: 20 }), t.id);
-      expect(done.state).toBe('done');
-      expect(logLines.some((l) => l.includes('"msg":"MIGRATE timed out; retrying"'))).toBe(true);
+      const done = run(runner({ migrateTimeoutMs: 300, migrateKeys: 20 }), t.id);
+      // Hung until the runner has seen a MIGRATE time out (however long it took to get there).
+      await waitFor(timedOut, { timeoutMs: 30_000, what: 'a MIGRATE timing out against the hung target' });
+      target.resume();
+      expect((await done).state).toBe('done');
     } finally {
-      clearTimeout(resume);
       target.resume();
     }
     await verifyKeys();
