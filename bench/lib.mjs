@@ -1,0 +1,566 @@
+// Shared plumbing of the benchmark scripts (run.mjs, migration.mjs, failover.mjs): flags,
+// the processes a script starts and their teardown, etcd / redis / reborn-proxy launchers,
+// the redis-benchmark runner and the small statistics and formatting helpers of the reports.
+//
+// Each script is its own node process, so the process registry below is module state: one
+// registry per script run. failover.mjs starts its clusters through @reborn/testkit instead
+// and uses only the runner, the helpers and runMain / onSignals with testkit's stopAll.
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+/** The repository root: the scripts run packages/*\/dist from here and write bench/results/. */
+export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+// ---------------------------------------------------------------------------------------------
+// Logging and flags
+
+let tag = 'bench';
+
+/** Sets the `[tag]` every progress line starts with (the scripts share stderr with each other's logs). */
+export function setLogTag(t) {
+  tag = t;
+}
+
+/** Progress goes to stderr, so stdout carries only the report. */
+export function log(msg) {
+  process.stderr.write(`[${tag}] ${msg}\n`);
+}
+
+/**
+ * The command line, parsed strictly (a mistyped flag is an error, not a default run of minutes),
+ * with `-h` / `--help` printing `usage` (an array of lines) and exiting.
+ */
+export function parseFlags(options, usage) {
+  const { values } = parseArgs({ options: { ...options, help: { type: 'boolean', short: 'h', default: false } }, strict: true });
+  if (values.help) {
+    process.stdout.write(usage.join('\n'));
+    process.exit(0);
+  }
+  return values;
+}
+
+/**
+ * A flag that must be a positive integer, or `dflt` when absent. A bad value ends the process
+ * with exit code 2 (a usage error) before anything is started, so there is nothing to clean up.
+ */
+export function positiveInt(name, raw, dflt, prefix = 'bench') {
+  if (raw === undefined) return dflt;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n <= 0) {
+    process.stderr.write(`${prefix}: --${name} wants a positive integer, got ${JSON.stringify(raw)}\n`);
+    process.exit(2);
+  }
+  return n;
+}
+
+/** Whether `cmd` is on PATH (checked up front so a missing tool fails before a long setup). */
+export function onPath(cmd) {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).status === 0;
+}
+
+/** The first of `files` (relative to the root) that is missing, as a message, or null: the scripts run the build, they don't make it. */
+export function missingBuild(files) {
+  const f = files.find((x) => !fs.existsSync(path.join(root, x)));
+  return f === undefined ? null : `${f} is missing: run \`npm run build\` first`;
+}
+
+export function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes: everything started through start() is recorded and stopped by stopAll(), on the
+// way out, on errors and on Ctrl-C — and only those, never other processes of the same name.
+
+const children = []; // { name, child, logFile, exited }
+let stopping = false;
+let interrupted = false;
+let failed = false;
+let tmp = null;
+let keepTmp = false;
+
+/** True once teardown began (a signal or the end of main): long loops stop starting new work. */
+export function isStopping() {
+  return stopping;
+}
+
+/** True once a signal arrived: the signal handler tears down and exits, main must not. */
+export function isInterrupted() {
+  return interrupted;
+}
+
+/**
+ * A fresh temp dir for data, configs and logs; stopAll() removes it unless `keep` or the run
+ * failed (then the logs are what one needs to see why).
+ */
+export function makeTempDir(prefix, { keep = false } = {}) {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  keepTmp = keep;
+  return tmp;
+}
+
+/** A path inside the temp dir of makeTempDir(). */
+export function tmpPath(...parts) {
+  if (tmp === null) throw new Error('bench/lib: tmpPath() before makeTempDir()');
+  return path.join(tmp, ...parts);
+}
+
+/** Spawns `cmd` with stdout and stderr appended to `logFile`, and records it for stopAll(). */
+export function start(name, cmd, args, logFile) {
+  const out = fs.openSync(logFile, 'a');
+  const child = spawn(cmd, args, { stdio: ['ignore', out, out] });
+  fs.closeSync(out);
+  const entry = { name, child, logFile, exited: null };
+  children.push(entry);
+  child.on('exit', (code, signal) => {
+    entry.exited = signal ?? code;
+    if (!stopping) log(`${name} exited unexpectedly (${signal ?? code}); see ${logFile}`);
+  });
+  child.on('error', (err) => {
+    entry.exited = err.message;
+    if (!stopping) log(`${name} failed to start: ${err.message}`);
+  });
+  return entry;
+}
+
+export function alive(entry) {
+  return entry.child.exitCode === null && entry.child.signalCode === null && entry.exited === null;
+}
+
+/**
+ * Stops every child, newest first and one at a time (so the proxy shuts down while etcd and
+ * redis are still there to say goodbye to): SIGTERM, then SIGKILL after 5 s. Then removes the
+ * temp dir (see makeTempDir). Idempotent.
+ */
+export async function stopAll() {
+  if (stopping) return;
+  stopping = true;
+  killBenchmarks();
+  for (const e of children.filter(alive).reverse()) {
+    e.child.kill('SIGTERM');
+    const deadline = Date.now() + 5000;
+    while (alive(e) && Date.now() < deadline) await sleep(20);
+    if (alive(e)) {
+      log(`${e.name} ignored SIGTERM for 5 s; killing`);
+      e.child.kill('SIGKILL');
+      const hard = Date.now() + 2000;
+      while (alive(e) && Date.now() < hard) await sleep(20);
+    }
+  }
+  if (tmp !== null) {
+    if (keepTmp || failed) log(`logs and configs kept in ${tmp}`);
+    else fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/**
+ * On Ctrl-C (and SIGTERM / SIGHUP): stop the running redis-benchmark at once, then `stop`
+ * (this module's stopAll, or testkit's), then exit 130. A second signal while that runs is
+ * ignored rather than leaving processes behind half-stopped.
+ */
+export function onSignals(stop = stopAll) {
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+    process.on(sig, () => {
+      if (interrupted) return;
+      interrupted = true;
+      log(`${sig}: stopping`);
+      killBenchmarks();
+      void Promise.resolve()
+        .then(stop)
+        .catch((err) => log(`stopping: ${err.message}`))
+        .finally(() => process.exit(130));
+    });
+  }
+}
+
+/**
+ * Runs `main`, and whatever happens tears down with `stop` — unless a signal handler is
+ * already doing so (and then exits 130). An error sets exit code 1 and keeps the temp dir for
+ * its logs.
+ */
+export async function runMain(main, stop = stopAll) {
+  try {
+    await main();
+  } catch (err) {
+    // After a signal, work cut short by the teardown fails on purpose: not a failed run.
+    if (!interrupted) {
+      failed = true;
+      process.exitCode = 1;
+      log(`error: ${err instanceof Error ? err.stack : String(err)}`);
+    }
+  } finally {
+    killBenchmarks();
+    if (!interrupted) await stop().catch((err) => log(`stopping: ${err.message}`));
+  }
+}
+
+/**
+ * Polls `check` until it returns true; throws after `timeoutMs`, or at once (with the end of
+ * its log) when `entry`'s process died — waiting out the timeout then would only hide why.
+ */
+export async function waitFor(what, check, timeoutMs = 20_000, entry = null, intervalMs = 100) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (entry !== null && !alive(entry)) {
+      throw new Error(`${what} exited (${entry.exited}) before becoming ready; see ${entry.logFile}\n${tail(entry.logFile)}`);
+    }
+    try {
+      if (await check()) return;
+    } catch {
+      /* not up yet */
+    }
+    if (Date.now() > deadline) throw new Error(`${what} did not become ready within ${timeoutMs / 1000} s`);
+    await sleep(intervalMs);
+  }
+}
+
+/** The last lines of a log file ('' when there is none). */
+export function tail(file, lines = 15) {
+  try {
+    return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+const handedOut = new Set();
+
+/**
+ * A free loopback port (the OS picks it; we close it and hand it on). Never the same one twice
+ * in a run: two servers started back to back could otherwise be given the same port.
+ */
+export async function freePort() {
+  for (;;) {
+    const port = await new Promise((resolve, reject) => {
+      const srv = net.createServer();
+      srv.once('error', reject);
+      srv.listen(0, '127.0.0.1', () => {
+        const { port: p } = srv.address();
+        srv.close(() => resolve(p));
+      });
+    });
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// redis, etcd and reborn-proxy
+
+/** One redis-cli command: { ok, out } with stdout and stderr together, trimmed. */
+export function redisCli(port, args, timeoutMs = 10_000) {
+  const r = spawnSync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], { encoding: 'utf8', timeout: timeoutMs });
+  return { ok: r.status === 0, out: `${r.stdout ?? ''}${r.stderr ?? ''}`.trim() };
+}
+
+export async function ping(port) {
+  return redisCli(port, ['PING'], 1000).out === 'PONG';
+}
+
+/** A one-member etcd with its data in the temp dir; resolves to its client URL once healthy. */
+export async function startEtcd() {
+  const clientPort = await freePort();
+  const peerPort = await freePort();
+  const url = `http://127.0.0.1:${clientPort}`;
+  const peer = `http://127.0.0.1:${peerPort}`;
+  const entry = start('etcd', 'etcd', [
+    '--name', 'bench', '--data-dir', tmpPath('etcd'),
+    '--listen-client-urls', url, '--advertise-client-urls', url,
+    '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
+    '--initial-cluster', `bench=${peer}`,
+  ], tmpPath('etcd.log'));
+  await waitFor('etcd', async () => (await fetch(`${url}/health`)).ok, 20_000, entry);
+  return url;
+}
+
+/**
+ * A redis-server master for group `gid` without persistence (`--save '' --appendonly no`): a
+ * fork for a snapshot in the middle of a run would show up as latency. Resolves to its port.
+ */
+export async function startRedis(gid) {
+  const port = await freePort();
+  const dir = tmpPath(`redis-${gid}`);
+  fs.mkdirSync(dir);
+  const entry = start(`redis group ${gid}`, 'redis-server', [
+    '--port', String(port), '--bind', '127.0.0.1', '--dir', dir,
+    '--save', '', '--appendonly', 'no', '--protected-mode', 'no',
+  ], tmpPath(`redis-${gid}.log`));
+  await waitFor(`redis-server :${port}`, () => ping(port), 10_000, entry);
+  return port;
+}
+
+/**
+ * Writes the topology of `ports.length` groups (one master each, group i + 1 on ports[i]) with
+ * the 1024 slots split evenly in order (two groups: 0–511 → 1, 512–1023 → 2) through an open
+ * `@reborn/coordinator` Store.
+ */
+export async function writeTopology(store, ports) {
+  for (const [i, port] of ports.entries()) {
+    await store.putGroup({ id: i + 1, servers: [{ addr: `127.0.0.1:${port}`, role: 'master' }] });
+  }
+  const slots = [];
+  for (let id = 0; id < 1024; id++) slots.push({ id, state: 'online', group: Math.floor((id * ports.length) / 1024) + 1 });
+  await store.putSlots(slots);
+}
+
+/**
+ * reborn-proxy (packages/proxy/bin) on `product`, logging to the temp dir. Ready once its
+ * admin `/healthz` answers 200 (it has read the topology) and it answers PING.
+ */
+export async function startProxy(etcdUrl, product) {
+  const missing = missingBuild(['packages/proxy/dist/main.js']);
+  if (missing !== null) throw new Error(missing);
+  const port = await freePort();
+  const adminPort = await freePort();
+  const logFile = tmpPath('reborn-proxy.log');
+  const entry = start('reborn-proxy', process.execPath, [
+    path.join(root, 'packages/proxy/bin/reborn-proxy.js'),
+    '--addr', `127.0.0.1:${port}`, '--admin-addr', `127.0.0.1:${adminPort}`,
+    '--etcd', etcdUrl, '--product', product, '--id', 'bench-proxy',
+  ], logFile);
+  await waitFor('reborn-proxy /healthz', async () => (await fetch(`http://127.0.0.1:${adminPort}/healthz`)).status === 200, 20_000, entry);
+  await waitFor('reborn-proxy PING', () => ping(port), 10_000, entry);
+  return { port, adminPort, logFile, entry };
+}
+
+/** The keys redis-benchmark picks with `-r N`: `key:` and a 12-digit number. */
+export const keyName = (i) => `key:${String(i).padStart(12, '0')}`;
+
+/**
+ * Writes `key:%012d` → `valueSize` bytes for i in 0..n-1 through `redis-cli --pipe`, one pipe
+ * per port, each key to ports[pick(key)] (default: all to the first). Fed in chunks with
+ * back-pressure, so a million keys don't sit in memory as one string. Resolves to the number
+ * of keys written to each port; throws unless every pipe reports no errors.
+ */
+export async function loadKeys(ports, n, valueSize, pick = () => 0) {
+  const value = 'v'.repeat(valueSize);
+  const pipes = ports.map((port) => {
+    const child = spawn('redis-cli', ['-h', '127.0.0.1', '-p', String(port), '--pipe'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (d) => (out += d));
+    child.stderr.setEncoding('utf8').on('data', (d) => (out += d));
+    const done = new Promise((resolve) => child.on('close', (code) => resolve({ code, out })));
+    return { port, child, done, parts: [], count: 0 };
+  });
+  const flush = async (p) => {
+    if (p.parts.length === 0) return;
+    const ok = p.child.stdin.write(p.parts.join(''));
+    p.parts = [];
+    if (!ok) await new Promise((r) => p.child.stdin.once('drain', r));
+  };
+  for (let i = 0; i < n; i++) {
+    const key = keyName(i);
+    const p = pipes[pick(key)];
+    p.parts.push(`*3\r\n$3\r\nSET\r\n$${key.length}\r\n${key}\r\n$${valueSize}\r\n${value}\r\n`);
+    p.count++;
+    if (p.parts.length >= 10_000) await flush(p);
+  }
+  for (const p of pipes) {
+    await flush(p);
+    p.child.stdin.end();
+  }
+  const counts = [];
+  for (const p of pipes) {
+    const { code, out } = await p.done;
+    if (code !== 0 || !/errors: 0, replies: \d+/.test(out)) throw new Error(`redis-cli --pipe to :${p.port} failed: ${out}`);
+    counts.push(p.count);
+  }
+  return counts;
+}
+
+// ---------------------------------------------------------------------------------------------
+// redis-benchmark
+
+const benchmarks = new Set(); // running redis-benchmark children, so Ctrl-C can stop them too
+
+/** Kills any running redis-benchmark (they are not in the registry: they end on their own). */
+export function killBenchmarks() {
+  for (const child of benchmarks) child.kill('SIGKILL');
+}
+
+/**
+ * One `redis-benchmark --csv` run against 127.0.0.1:`port`. Resolves (never rejects) to
+ * { ok, rps, avg, p50, p95, p99, max, notes, seconds, start, end } or { ok: false, why, notes,
+ * seconds, start, end }: a failed run becomes an n/a cell, not the end of the whole benchmark.
+ * `notes` are redis-benchmark's stderr lines; start/end are ms since the epoch. A run longer
+ * than `timeoutMs` is killed.
+ */
+export function runRedisBenchmark({ port, test, requests, clients, pipeline, valueSize, keyspace, timeoutMs }) {
+  const args = [
+    '-h', '127.0.0.1', '-p', String(port), '-t', test, '-n', String(requests),
+    '-c', String(clients), '-P', String(pipeline), '-d', String(valueSize), '-r', String(keyspace), '--csv',
+  ];
+  return new Promise((resolve) => {
+    const startAt = Date.now();
+    if (stopping) {
+      resolve({ ok: false, why: 'stopping', notes: [], seconds: 0, start: startAt, end: startAt });
+      return;
+    }
+    const child = spawn('redis-benchmark', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    benchmarks.add(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      benchmarks.delete(child);
+      const end = Date.now();
+      const r = parseBenchmarkCsv(stdout, stderr, code, signal, timedOut ? timeoutMs : null);
+      resolve({ ...r, seconds: (end - startAt) / 1000, start: startAt, end });
+    });
+  });
+}
+
+/**
+ * redis-benchmark 7 `--csv`:
+ *   "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
+ *   "GET","69444.45","0.403","0.112","0.383","0.615","1.015","3.711"
+ * Error replies don't stop it (they are counted as requests), so any "Error from server" in
+ * its output fails the run rather than reporting the speed of an error path.
+ */
+function parseBenchmarkCsv(stdout, stderr, code, signal, timedOutAfterMs) {
+  const notes = stderr.split('\n').map((l) => l.trim()).filter(Boolean);
+  const serverError = /Error from server: ?(.*)/.exec(`${stdout}\n${stderr}`);
+  if (timedOutAfterMs !== null) return { ok: false, why: `timed out after ${timedOutAfterMs / 1000} s`, notes };
+  if (serverError) return { ok: false, why: `server error: ${serverError[1].trim()}`, notes };
+  const lines = stdout.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('"'));
+  const split = (l) => l.split(',').map((f) => f.replace(/^"|"$/g, ''));
+  const header = lines[0] ? split(lines[0]) : [];
+  const row = lines[1] ? split(lines[1]) : [];
+  const col = (name) => Number(row[header.indexOf(name)]);
+  const rps = col('rps');
+  if (code !== 0 || header.indexOf('rps') < 0 || !Number.isFinite(rps) || rps <= 0) {
+    const why = `exit ${signal ?? code}: ${(stderr || stdout).trim().split('\n').slice(-2).join(' / ') || 'no CSV row'}`;
+    return { ok: false, why, notes };
+  }
+  return {
+    ok: true,
+    rps,
+    avg: col('avg_latency_ms'),
+    p50: col('p50_latency_ms'),
+    p95: col('p95_latency_ms'),
+    p99: col('p99_latency_ms'),
+    max: col('max_latency_ms'),
+    notes,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics
+
+/** Median of numbers (NaN for none). Medians over rounds: one disturbed round doesn't move them. */
+export function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/**
+ * Median ops/s, p50 and p99, and the min–max of ops/s, over the rounds of one cell; undefined
+ * when any round failed: a median over the rounds that happened to work would hide a target
+ * that fails intermittently.
+ */
+export function cellStats(runs) {
+  if (runs.length === 0 || !runs.every((r) => r.ok)) return undefined;
+  return {
+    rps: median(runs.map((r) => r.rps)),
+    p50: median(runs.map((r) => r.p50)),
+    p99: median(runs.map((r) => r.p99)),
+    min: Math.min(...runs.map((r) => r.rps)),
+    max: Math.max(...runs.map((r) => r.rps)),
+  };
+}
+
+/**
+ * `a`'s ops/s over `b`'s as the median of the per-round ratios. Within a round the two ran
+ * back to back, so pairing by round cancels load that drifts between rounds (it can differ a
+ * little from the ratio of the two medians). Undefined unless every round of both worked.
+ */
+export function pairedRatio(a, b) {
+  if (a === undefined || b === undefined || a.length === 0 || a.length !== b.length) return undefined;
+  if (![...a, ...b].every((r) => r.ok)) return undefined;
+  return median(a.map((r, i) => r.rps / b[i].rps));
+}
+
+/** A "Spread" entry: `name min–max` ops/s over the rounds, or `name n/a (why)` of the first failed round. */
+export function spreadCell(name, runs) {
+  const bad = runs.find((r) => !r.ok);
+  if (bad) return `${name} n/a (${bad.why})`;
+  return `${name} ${fmtOps(Math.min(...runs.map((r) => r.rps)))}–${fmtOps(Math.max(...runs.map((r) => r.rps)))}`;
+}
+
+/**
+ * Share of all CPUs busy over `ms`, from /proc/stat (null where there is none). Sampled while
+ * no benchmark runs — our servers are idle then — so it measures what *other* processes take:
+ * a busy machine makes every number noisy, and the reports say so.
+ */
+export async function cpuBusy(ms = 1000) {
+  const read = () => {
+    try {
+      const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+      return { idle: (f[3] ?? 0) + (f[4] ?? 0), total: f.reduce((a, b) => a + b, 0) };
+    } catch {
+      return null;
+    }
+  };
+  const a = read();
+  await sleep(ms);
+  const b = read();
+  if (a === null || b === null || b.total === a.total) return null;
+  return 1 - (b.idle - a.idle) / (b.total - a.total);
+}
+
+/** Above this share of the CPUs taken by others, a report calls the machine not idle. */
+export const BUSY_LIMIT = 0.15;
+
+/** cpuBusy() samples as `12 %, 3 %`, and whether any was over BUSY_LIMIT; null if one is unknown. */
+export function busySummary(samples) {
+  if (samples.length === 0 || !samples.every((b) => b !== null)) return null;
+  const worst = Math.max(...samples);
+  return { list: samples.map((b) => `${Math.round(b * 100)} %`).join(', '), worst, notIdle: worst > BUSY_LIMIT };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report formatting
+
+/** The report's header facts about the machine; `unknownCpu` names a CPU without a model. */
+export function machineInfo(unknownCpu = 'unknown cpu') {
+  return {
+    date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+    nproc: spawnSync('nproc', { encoding: 'utf8' }).stdout?.trim() ?? String(os.availableParallelism()),
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model.trim() ?? unknownCpu,
+    node: process.version,
+    redis: /v=(\S+)/.exec(spawnSync('redis-server', ['--version'], { encoding: 'utf8' }).stdout ?? '')?.[1] ?? '?',
+    os: `${os.type()} ${os.release()}`,
+  };
+}
+
+/** Whole ops/s with thousands separators, `n/a` for a missing cell. */
+export function fmtOps(x) {
+  return Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : 'n/a';
+}
+
+/** A number with `digits` decimals (latencies in ms: 3), `n/a` for a missing cell. */
+export function fmtNum(x, digits = 3) {
+  return Number.isFinite(x) ? x.toFixed(digits) : 'n/a';
+}
+
+/** The first two lines of a markdown table: the header, and the first column left-aligned, the rest right. */
+export function tableHead(cols) {
+  return [`| ${cols.join(' | ')} |`, `|${cols.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`];
+}
+
