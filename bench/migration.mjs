@@ -22,54 +22,37 @@
 // stopped at the end, on Ctrl-C and on errors (only the processes this script started).
 //
 //   node bench/migration.mjs [--keys 1000000] [--requests 20000] [--quick] [--out FILE] [--keep]
-import { spawn, spawnSync } from 'node:child_process';
-import fs from 'node:fs';
 import { createRequire } from 'node:module';
-import net from 'node:net';
-import os from 'node:os';
+import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
+import { pathToFileURL } from 'node:url';
+import {
+  busySummary, cpuBusy, fmtNum as fmt, fmtOps as fmtInt, keyName, loadKeys, log, machineInfo, makeTempDir,
+  median, missingBuild, onPath, onSignals, parseFlags, positiveInt, redisCli, root, runMain, runRedisBenchmark,
+  setLogTag, startEtcd, startProxy, startRedis, writeTopology,
+} from './lib.mjs';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+setLogTag('bench:migration');
 
-const { values: flags } = parseArgs({
-  options: {
+const flags = parseFlags(
+  {
     keys: { type: 'string' },
     requests: { type: 'string' },
     quick: { type: 'boolean', default: false },
     out: { type: 'string' },
     keep: { type: 'boolean', default: false },
-    help: { type: 'boolean', short: 'h', default: false },
   },
-  strict: true,
-});
-
-if (flags.help) {
-  process.stdout.write(
-    [
-      'usage: node bench/migration.mjs [--keys N] [--requests N] [--quick] [--out FILE] [--keep]',
-      '',
-      '  --keys N      keys loaded before the migration (default 1000000; --quick 200000)',
-      '  --requests N  requests per redis-benchmark run, GET or SET (default 20000; --quick 10000)',
-      '  --quick       fewer keys and shorter runs',
-      '  --out FILE    markdown report (default bench/results/migration.md)',
-      '  --keep        keep the temp dir (logs of every process) after the run',
-      '',
-    ].join('\n'),
-  );
-  process.exit(0);
-}
-
-function positiveInt(name, raw, dflt) {
-  if (raw === undefined) return dflt;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n <= 0) {
-    process.stderr.write(`bench: --${name} wants a positive integer, got ${JSON.stringify(raw)}\n`);
-    process.exit(2);
-  }
-  return n;
-}
+  [
+    'usage: node bench/migration.mjs [--keys N] [--requests N] [--quick] [--out FILE] [--keep]',
+    '',
+    '  --keys N      keys loaded before the migration (default 1000000; --quick 200000)',
+    '  --requests N  requests per redis-benchmark run, GET or SET (default 20000; --quick 10000)',
+    '  --quick       fewer keys and shorter runs',
+    '  --out FILE    markdown report (default bench/results/migration.md)',
+    '  --keep        keep the temp dir (logs of every process) after the run',
+    '',
+  ],
+);
 
 const KEYS = positiveInt('keys', flags.keys, flags.quick ? 200_000 : 1_000_000);
 const REQUESTS = positiveInt('requests', flags.requests, flags.quick ? 10_000 : 20_000);
@@ -84,266 +67,18 @@ const TARGET_KEYS_PER_S = 50_000;
 const TARGET_P99_RATIO = 2;
 const RUN_TIMEOUT_MS = 120_000;
 
-// ---------------------------------------------------------------------------------------------
-// Processes: everything spawned is recorded and stopped by stopAll().
-
-const children = [];
-let stopping = false;
-let tmp = null;
-let failed = false;
-let current = null; // the running redis-benchmark
-
-function log(msg) {
-  process.stderr.write(`[bench:migration] ${msg}\n`);
-}
-
-function sleep(ms) {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-function onPath(cmd) {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).status === 0;
-}
-
-function start(name, cmd, args, logFile) {
-  const out = fs.openSync(logFile, 'a');
-  const child = spawn(cmd, args, { stdio: ['ignore', out, out] });
-  fs.closeSync(out);
-  const entry = { name, child, logFile, exited: null };
-  children.push(entry);
-  child.on('exit', (code, signal) => {
-    entry.exited = signal ?? code;
-    if (!stopping) log(`${name} exited unexpectedly (${signal ?? code}); see ${logFile}`);
-  });
-  child.on('error', (err) => {
-    entry.exited = err.message;
-    if (!stopping) log(`${name} failed to start: ${err.message}`);
-  });
-  return entry;
-}
-
-function alive(e) {
-  return e.child.exitCode === null && e.child.signalCode === null && e.exited === null;
-}
-
-async function stopAll() {
-  if (stopping) return;
-  stopping = true;
-  if (current !== null) current.kill('SIGKILL');
-  for (const e of children.filter(alive).reverse()) {
-    e.child.kill('SIGTERM');
-    const deadline = Date.now() + 5000;
-    while (alive(e) && Date.now() < deadline) await sleep(20);
-    if (alive(e)) {
-      e.child.kill('SIGKILL');
-      const hard = Date.now() + 2000;
-      while (alive(e) && Date.now() < hard) await sleep(20);
-    }
-  }
-  if (tmp !== null) {
-    if (flags.keep || failed) log(`logs kept in ${tmp}`);
-    else fs.rmSync(tmp, { recursive: true, force: true });
-  }
-}
-
-let interrupted = false;
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(sig, () => {
-    if (interrupted) return;
-    interrupted = true;
-    log(`${sig}: stopping`);
-    void stopAll().then(() => process.exit(130));
-  });
-}
-
-async function waitFor(what, check, timeoutMs = 20_000, entry = null) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (entry !== null && !alive(entry)) throw new Error(`${what}: process exited (${entry.exited}); see ${entry.logFile}`);
-    try {
-      if (await check()) return;
-    } catch {
-      /* not yet */
-    }
-    if (Date.now() > deadline) throw new Error(`${what} not ready within ${timeoutMs / 1000} s`);
-    await sleep(50);
-  }
-}
-
-const handedOut = new Set();
-async function freePort() {
-  for (;;) {
-    const port = await new Promise((resolve, reject) => {
-      const srv = net.createServer();
-      srv.once('error', reject);
-      srv.listen(0, '127.0.0.1', () => {
-        const { port: p } = srv.address();
-        srv.close(() => resolve(p));
-      });
-    });
-    if (!handedOut.has(port)) {
-      handedOut.add(port);
-      return port;
-    }
-  }
-}
-
-function redisCli(port, args, timeoutMs = 10_000) {
-  const r = spawnSync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], { encoding: 'utf8', timeout: timeoutMs });
-  return { ok: r.status === 0, out: `${r.stdout ?? ''}${r.stderr ?? ''}`.trim() };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Setup
-
-async function startEtcd() {
-  const clientPort = await freePort();
-  const peerPort = await freePort();
-  const url = `http://127.0.0.1:${clientPort}`;
-  const peer = `http://127.0.0.1:${peerPort}`;
-  const entry = start('etcd', 'etcd', [
-    '--name', 'bench', '--data-dir', path.join(tmp, 'etcd'),
-    '--listen-client-urls', url, '--advertise-client-urls', url,
-    '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
-    '--initial-cluster', `bench=${peer}`,
-  ], path.join(tmp, 'etcd.log'));
-  await waitFor('etcd', async () => (await fetch(`${url}/health`)).ok, 20_000, entry);
-  return url;
-}
-
-async function startRedis(gid) {
-  const port = await freePort();
-  const dir = path.join(tmp, `redis-${gid}`);
-  fs.mkdirSync(dir);
-  const entry = start(`redis group ${gid}`, 'redis-server', [
-    '--port', String(port), '--bind', '127.0.0.1', '--dir', dir,
-    '--save', '', '--appendonly', 'no', '--protected-mode', 'no',
-  ], path.join(tmp, `redis-${gid}.log`));
-  await waitFor(`redis-server :${port}`, () => redisCli(port, ['PING'], 1000).out === 'PONG', 10_000, entry);
-  return port;
-}
-
-async function startProxy(etcdUrl) {
-  const port = await freePort();
-  const adminPort = await freePort();
-  const logFile = path.join(tmp, 'reborn-proxy.log');
-  const entry = start('reborn-proxy', process.execPath, [
-    path.join(root, 'packages/proxy/bin/reborn-proxy.js'),
-    '--addr', `127.0.0.1:${port}`, '--admin-addr', `127.0.0.1:${adminPort}`,
-    '--etcd', etcdUrl, '--product', PRODUCT, '--id', 'bench-proxy',
-  ], logFile);
-  await waitFor('reborn-proxy /healthz', async () => (await fetch(`http://127.0.0.1:${adminPort}/healthz`)).status === 200, 20_000, entry);
-  return { port, adminPort, logFile, entry };
-}
-
-const keyName = (i) => `key:${String(i).padStart(12, '0')}`;
-
-/**
- * Writes keys 0..n-1 to the master owning each key's slot, through `redis-cli --pipe` (one
- * per master, fed in chunks with back-pressure). Returns the number of keys per group.
- */
-async function load(n, ports, ownerOfSlot, keySlot) {
-  const value = 'v'.repeat(VALUE_SIZE);
-  const pipes = ports.map((port) => {
-    const child = spawn('redis-cli', ['-h', '127.0.0.1', '-p', String(port), '--pipe'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.setEncoding('utf8').on('data', (d) => (out += d));
-    child.stderr.setEncoding('utf8').on('data', (d) => (out += d));
-    const done = new Promise((resolve) => child.on('close', (code) => resolve({ code, out })));
-    return { child, done, parts: [], count: 0 };
-  });
-  const flush = async (p) => {
-    if (p.parts.length === 0) return;
-    const ok = p.child.stdin.write(p.parts.join(''));
-    p.parts = [];
-    if (!ok) await new Promise((r) => p.child.stdin.once('drain', r));
-  };
-  for (let i = 0; i < n; i++) {
-    const key = keyName(i);
-    const p = pipes[ownerOfSlot(keySlot(Buffer.from(key))) - 1];
-    p.parts.push(`*3\r\n$3\r\nSET\r\n$${key.length}\r\n${key}\r\n$${VALUE_SIZE}\r\n${value}\r\n`);
-    p.count++;
-    if (p.parts.length >= 10_000) await flush(p);
-  }
-  for (const p of pipes) {
-    await flush(p);
-    p.child.stdin.end();
-  }
-  const counts = [];
-  for (const p of pipes) {
-    const { code, out } = await p.done;
-    if (code !== 0 || !/errors: 0, replies: \d+/.test(out)) throw new Error(`redis-cli --pipe failed: ${out}`);
-    counts.push(p.count);
-  }
-  return counts;
-}
+onSignals();
 
 // ---------------------------------------------------------------------------------------------
 // redis-benchmark
 
 /** One run of `test` (get|set) through the proxy: { ok, rps, p50, p99, start, end } (ms epoch). */
-function bench(port, test, requests) {
-  const args = [
-    '-h', '127.0.0.1', '-p', String(port), '-t', test, '-n', String(requests),
-    '-c', String(CLIENTS), '-P', '1', '-d', String(VALUE_SIZE), '-r', String(KEYS), '--csv',
-  ];
-  return new Promise((resolve) => {
-    const startAt = Date.now();
-    const child = spawn('redis-benchmark', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    current = child;
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), RUN_TIMEOUT_MS);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      current = null;
-      const end = Date.now();
-      const text = `${stdout}\n${stderr}`;
-      const serverError = /Error from server: ?(.*)/.exec(text);
-      const lines = stdout.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('"'));
-      const header = lines[0] ? lines[0].split(',').map((f) => f.replace(/^"|"$/g, '')) : [];
-      const row = lines[1] ? lines[1].split(',').map((f) => f.replace(/^"|"$/g, '')) : [];
-      const col = (name) => Number(row[header.indexOf(name)]);
-      if (serverError || code !== 0 || !(col('rps') > 0)) {
-        resolve({ ok: false, test, why: serverError ? `server error: ${serverError[1]}` : `exit ${signal ?? code}: ${stderr.trim().slice(-200)}`, start: startAt, end });
-        return;
-      }
-      resolve({ ok: true, test, rps: col('rps'), p50: col('p50_latency_ms'), p99: col('p99_latency_ms'), start: startAt, end });
-    });
+async function bench(port, test, requests) {
+  const r = await runRedisBenchmark({
+    port, test, requests, pipeline: 1, clients: CLIENTS, valueSize: VALUE_SIZE, keyspace: KEYS, timeoutMs: RUN_TIMEOUT_MS,
   });
+  return { ...r, test };
 }
-
-/**
- * Share of all CPUs busy over `ms`, from /proc/stat (null where there is none), sampled while
- * our own servers are idle: it measures what other processes take, and a busy machine makes
- * every number here noisy.
- */
-async function cpuBusy(ms = 1000) {
-  const read = () => {
-    try {
-      const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-      return { idle: (f[3] ?? 0) + (f[4] ?? 0), total: f.reduce((a, b) => a + b, 0) };
-    } catch {
-      return null;
-    }
-  };
-  const a = read();
-  await sleep(ms);
-  const b = read();
-  if (a === null || b === null || b.total === a.total) return null;
-  return 1 - (b.idle - a.idle) / (b.total - a.total);
-}
-
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length === 0 ? NaN : s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
-const fmt = (x, d = 3) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
-const fmtInt = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : 'n/a');
 
 // ---------------------------------------------------------------------------------------------
 // Main
@@ -352,40 +87,29 @@ async function main() {
   for (const cmd of ['redis-server', 'redis-cli', 'redis-benchmark', 'etcd']) {
     if (!onPath(cmd)) throw new Error(`${cmd} is not on PATH`);
   }
-  for (const f of ['packages/coordinator/dist/index.js', 'packages/config/dist/index.js', 'packages/protocol/dist/index.js', 'packages/proxy/dist/main.js']) {
-    if (!fs.existsSync(path.join(root, f))) throw new Error(`${f} is missing: run \`npm run build\` first`);
-  }
+  const missing = missingBuild(['packages/coordinator/dist/index.js', 'packages/config/dist/index.js', 'packages/protocol/dist/index.js', 'packages/proxy/dist/main.js']);
+  if (missing !== null) throw new Error(missing);
   const { Store } = await import(pathToFileURL(path.join(root, 'packages/coordinator/dist/index.js')).href);
   const { MigrationRunner, createMigration } = await import(pathToFileURL(path.join(root, 'packages/config/dist/index.js')).href);
   const { keySlot } = await import(pathToFileURL(path.join(root, 'packages/protocol/dist/index.js')).href);
   const pino = createRequire(path.join(root, 'package.json'))('pino');
 
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'reborn-bench-migration-'));
+  const tmp = makeTempDir('reborn-bench-migration-', { keep: flags.keep });
   const began = Date.now();
-  const machine = {
-    date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
-    nproc: spawnSync('nproc', { encoding: 'utf8' }).stdout?.trim() ?? String(os.availableParallelism()),
-    cpuModel: os.cpus()[0]?.model.trim() ?? 'unknown cpu',
-    node: process.version,
-    redis: /v=(\S+)/.exec(spawnSync('redis-server', ['--version'], { encoding: 'utf8' }).stdout ?? '')?.[1] ?? '?',
-  };
+  const machine = machineInfo();
 
   const [etcdUrl, p1, p2] = await Promise.all([startEtcd(), startRedis(1), startRedis(2)]);
   const ports = [p1, p2];
   const store = await Store.open({ endpoints: [etcdUrl], product: PRODUCT });
   try {
-    await store.putGroup({ id: 1, servers: [{ addr: `127.0.0.1:${p1}`, role: 'master' }] });
-    await store.putGroup({ id: 2, servers: [{ addr: `127.0.0.1:${p2}`, role: 'master' }] });
-    const slots = [];
-    for (let id = 0; id < 1024; id++) slots.push({ id, state: 'online', group: id < 512 ? 1 : 2 });
-    await store.putSlots(slots);
-    const proxy = await startProxy(etcdUrl);
+    await writeTopology(store, ports);
+    const proxy = await startProxy(etcdUrl, PRODUCT);
     log(`etcd ${etcdUrl}, masters :${p1} :${p2}, proxy :${proxy.port}`);
 
     // 1. Load, and check the slot distribution on the servers themselves.
     const ownerOfSlot = (s) => (s < 512 ? 1 : 2);
     let t = Date.now();
-    const counts = await load(KEYS, ports, ownerOfSlot, keySlot);
+    const counts = await loadKeys(ports, KEYS, VALUE_SIZE, (key) => ownerOfSlot(keySlot(Buffer.from(key))) - 1);
     const dbsize = (port) => Number(redisCli(port, ['DBSIZE']).out);
     const sizes = ports.map(dbsize);
     log(`loaded ${KEYS} keys in ${((Date.now() - t) / 1000).toFixed(1)} s: group 1 ${sizes[0]}, group 2 ${sizes[1]}`);
@@ -483,10 +207,11 @@ async function main() {
     }
     goals.unshift(`- migration speed ≥ ${fmtInt(TARGET_KEYS_PER_S)} keys/s — ${fmtInt(rate)} keys/s ${rate >= TARGET_KEYS_PER_S ? 'PASS' : 'FAIL'}`);
     const failedRuns = during.filter((r) => !r.ok).map((r) => `${r.test}: ${r.why}`);
+    const cpu = busySummary(busy);
     const busyNote =
-      busy.every((b) => b !== null)
-        ? `CPU used by other processes, sampled before and after the measurements: ${busy.map((b) => `${Math.round(b * 100)} %`).join(', ')}` +
-          (busy.some((b) => b > 0.15) ? ' — the machine was NOT idle; treat these numbers as noisy' : '')
+      cpu !== null
+        ? `CPU used by other processes, sampled before and after the measurements: ${cpu.list}` +
+          (cpu.notIdle ? ' — the machine was NOT idle; treat these numbers as noisy' : '')
         : 'CPU use of other processes: unknown (no /proc/stat)';
     const report = [
       '# reborn migration benchmark',
@@ -532,10 +257,4 @@ async function main() {
   }
 }
 
-main()
-  .catch((err) => {
-    failed = true;
-    log(`failed: ${err instanceof Error ? err.stack : String(err)}`);
-    process.exitCode = 1;
-  })
-  .finally(() => stopAll());
+await runMain(main);
