@@ -271,6 +271,33 @@ describe('malformed and truncated input', () => {
     });
   }
 
+  it('a negative multibulk count is an empty request, skipped as redis skips it', async () => {
+    const c = await RawClient.connect(bounded.port);
+    c.write('*-10\r\n');
+    expect(plain(await c.call('PING'))).toBe('PONG');
+    c.destroy();
+  });
+
+  it('after a protocol error the connection is closed even for a client that keeps writing and never closes', async () => {
+    const c = await RawClient.connect(bounded.port);
+    let writing = true;
+    c.socket.on('close', () => (writing = false));
+    c.write('\x00');
+    // Keeps sending without ever reading the socket's end or closing, as a confused client might.
+    const pump = setInterval(() => {
+      if (writing) c.socket.write('x'.repeat(16 * 1024));
+    }, 5);
+    try {
+      await c.waitClosed(10_000);
+      // An inline request that never ends: refused past the inline limit, as redis does.
+      expect(c.replies.map(plain)).toEqual([{ err: 'ERR Protocol error: too big inline request' }]);
+    } finally {
+      clearInterval(pump);
+      c.destroy();
+    }
+    await serving();
+  });
+
   it('replies to the requests before the malformed one are still sent, in order', async () => {
     const replies = await closesWith(bounded, Buffer.concat([cmd('SET', 'bounds:before', '1'), cmd('GET', 'bounds:before'), Buffer.from('*x\r\n')]));
     expect(replies.map(plain)).toEqual(['OK', '1', { err: 'ERR Protocol error: invalid multibulk length' }]);

@@ -191,6 +191,26 @@ describe('refusals and error texts', () => {
     c.destroy();
   });
 
+  it('a bad numkeys gets the text redis gives for that command', async () => {
+    const viaProxy = await raw();
+    const direct = await raw(true);
+    const cases = [
+      ['ZMPOP', 'a', 'z', 'MIN'], ['ZMPOP', '-1', 'z', 'MIN'], ['ZMPOP', '5', 'z', 'MIN'], ['LMPOP', '0', 'l', 'LEFT'],
+      ['BLMPOP', '0', '-1', 'l', 'LEFT'], ['SINTERCARD', 'a', 's'], ['ZINTERCARD', '-1', 'z'], ['ZUNION', 'a', 'z'],
+      ['ZUNIONSTORE', 'd', '-1', 'z'], ['EVAL', 'return 1', '-1'], ['EVAL', 'return 1', 'x'],
+    ];
+    const got: unknown[] = [];
+    const want: unknown[] = [];
+    for (const args of cases) {
+      got.push([args.join(' '), plain(await viaProxy.call(...args))]);
+      want.push([args.join(' '), plain(await direct.call(...args))]);
+    }
+    expect(want.every(([, w]) => typeof w === 'object' && w !== null && 'err' in w)).toBe(true);
+    expect(got).toEqual(want);
+    viaProxy.destroy();
+    direct.destroy();
+  });
+
   it('wrong arity gets the same text as redis', async () => {
     const viaProxy = await raw();
     const direct = await raw(true);

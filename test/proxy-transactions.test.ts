@@ -48,6 +48,18 @@ describe('transactions', () => {
     expect(await r.get('{tx}b')).toBeNull();
   });
 
+  it('an unknown command or a wrong argument count inside MULTI dooms the transaction (EXECABORT), as in redis', async () => {
+    const r = client();
+    for (const bad of [['NOSUCHCMD'], ['SET', '{tx}d']]) {
+      expect(await r.call('MULTI')).toBe('OK');
+      expect(await r.call('SET', '{tx}d', '1')).toBe('QUEUED');
+      await expect(r.call(bad[0]!, ...bad.slice(1))).rejects.toThrow(/^ERR (unknown command|wrong number of arguments)/);
+      expect(await r.call('SET', '{tx}e', '2')).toBe('QUEUED');
+      await expect(r.call('EXEC')).rejects.toThrow(/^EXECABORT/);
+      expect(await r.mget('{tx}d', '{tx}e')).toEqual([null, null]);
+    }
+  });
+
   it('DISCARD drops the queue; EXEC and DISCARD without MULTI are errors', async () => {
     const r = client();
     await r.call('MULTI');

@@ -246,6 +246,14 @@ describe('RequestParser: multibulk', () => {
     expect(diffRequests(requests, commands.map((c, i) => ({ args: c.map(b), raw: encoded[i]! })))).toBeNull();
   });
 
+  it('ignores negative counts like *-10, as redis does', () => {
+    const parser = new RequestParser();
+    const got: string[][] = [];
+    parser.feed(b('*-10\r\n*-2\r\n*1\r\n$4\r\nPING\r\n'), (args) => got.push(args.map(String)));
+    expect(got).toEqual([['PING']]);
+    expect(parser.hasBuffered).toBe(false);
+  });
+
   it('ignores *0 and *-1 (and leaves nothing buffered)', () => {
     const parser = new RequestParser();
     const got: string[][] = [];

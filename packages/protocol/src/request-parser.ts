@@ -198,12 +198,13 @@ export class RequestParser {
       }
       if (buf[lineEnd - 1] !== CR) throw new MalformedRequestError('Protocol error: invalid multibulk length');
       count = parseLength(buf, start + 1, lineEnd - 1);
-      if (count === -2 || count < -1) throw new MalformedRequestError('Protocol error: invalid multibulk length');
+      // -2 is parseLength's "not a number"; any other negative count is skipped, as Redis does.
+      if (count === -2) throw new MalformedRequestError('Protocol error: invalid multibulk length');
       if (count > this.limits.maxMultibulkLength) {
         throw new RequestTooLargeError('Protocol error: invalid multibulk length');
       }
       pos = lineEnd + 1;
-      // `*0` and `*-1` are empty requests: Redis skips them silently.
+      // `*0` and negative counts are empty requests: Redis skips them silently.
       if (count <= 0) return pos;
       // Past 1024 the array grows as arguments arrive: a header alone must not allocate much.
       args = count <= 1024 ? new Array<Buffer>(count) : [];

@@ -84,6 +84,8 @@ export class Dispatcher {
     if (cmd === undefined) {
       const req = session.enqueue(raw ?? EMPTY, this.unknownStat, now);
       const rest = args.slice(1, 4).map((a) => `'${printable(a)}'`).join(' ');
+      // Inside MULTI a rejected command dooms the transaction: EXEC answers EXECABORT (Redis).
+      if (session.tx !== null) session.tx.failed = true;
       req.resolve(encodeError(`ERR unknown command '${printable(args[0]!)}', with args beginning with: ${rest}`));
       return;
     }
@@ -97,6 +99,7 @@ export class Dispatcher {
     // mode must not acknowledge a script's writes unconfirmed: count them as writes.
     req.write = cmd.write || MAY_WRITE.has(cmd.name);
     if (!checkArity(cmd, args.length)) {
+      if (session.tx !== null) session.tx.failed = true;
       req.resolve(encodeError(`ERR wrong number of arguments for '${cmd.name}' command`));
       return;
     }
@@ -181,9 +184,11 @@ export class Dispatcher {
     let keys: number[];
     try {
       keys = extractKeyIndexes(cmd, args);
-    } catch (err) {
-      req.resolve(encodeError(`ERR ${(err as Error).message}`));
-      return;
+    } catch {
+      // A numkeys that is not a count, or points past the arguments: redis refuses such a
+      // command whatever server gets it, and each command words that error its own way
+      // (ZMPOP, SINTERCARD, ZUNION and EVAL all differ). So any master answers it, exactly.
+      keys = [];
     }
     if (raw === null) req.payload = encodeCommand(args);
     if (keys.length === 0) {

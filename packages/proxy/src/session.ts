@@ -34,6 +34,8 @@ export interface SessionLimits {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** How long a connection closed by the proxy (QUIT, protocol error) lingers for its last reply. */
+const CLOSE_GRACE_MS = 1000;
 
 export interface SessionHost {
   readonly flusher: Flusher;
@@ -70,6 +72,8 @@ export class Session implements Flushable, ReplySink {
   private readonly closeHooks = new Set<() => void>();
   private readonly parked = new Fifo<() => void>(8);
   private closeAfterFlush = false;
+  /** socket.end() has been called. */
+  private ending = false;
   private closed = false;
   private readonly parser: RequestParser;
   /** The client half-closed: answer what it sent, then close. */
@@ -177,10 +181,17 @@ export class Session implements Flushable, ReplySink {
     this.endAfterReplies();
   }
 
-  /** Stops reading; the connection closes once every queued reply has been written. */
+  /**
+   * Takes no more requests; the connection closes once every queued reply has been written.
+   * Input is still read, and dropped, so a client that keeps writing never blocks on a full
+   * socket while its last replies are on the way (see flush for the close itself).
+   */
   endAfterReplies(): void {
     this.closeAfterFlush = true;
-    this.pauseReading();
+    if (this.readPaused && !this.inputEnded) {
+      this.readPaused = false;
+      this.socket.resume();
+    }
     this.host.flusher.mark(this);
   }
 
@@ -218,7 +229,13 @@ export class Session implements Flushable, ReplySink {
     // Close once every request is answered and written: after QUIT or a protocol error, or
     // when the client half-closed (what is still buffered then is an incomplete request).
     const inputDone = this.closeAfterFlush || (this.inputEnded && !this.socket.writableNeedDrain);
-    if (inputDone && this.head === null && this.out.length === 0 && !this.closed) this.socket.end();
+    if (inputDone && this.head === null && this.out.length === 0 && !this.closed && !this.ending) {
+      this.ending = true;
+      this.socket.end();
+      // After QUIT or a protocol error Redis closes outright; so do we, once the client has
+      // had a moment to read the last reply, even if it never closes its side.
+      if (this.closeAfterFlush) setTimeout(() => this.close(), CLOSE_GRACE_MS).unref();
+    }
   }
 
   close(): void {
@@ -227,6 +244,7 @@ export class Session implements Flushable, ReplySink {
   }
 
   private onData(chunk: Buffer): void {
+    if (this.closeAfterFlush) return; // after QUIT or a protocol error: dropped
     try {
       this.parser.feed(chunk, this.onRequest);
     } catch (err) {
