@@ -17,53 +17,41 @@
 // Flags: --rounds N (3)  --requests N (400000: -P 16 runs N, -P 1 runs N/4)
 //        --down-after 3000,1500  --only outage|throughput  --out FILE
 // See bench/README.md, "Failover and durability".
-import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import {
+  busySummary, cellStats, cpuBusy, fmtNum, fmtOps as ops, isInterrupted, log, machineInfo, median,
+  missingBuild, onPath, onSignals, pairedRatio, parseFlags, positiveInt as positiveIntOr, root, runMain,
+  runRedisBenchmark, setLogTag, sleep, spreadCell, tableHead,
+} from './lib.mjs';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+setLogTag('failover-bench');
 
-const { values: flags } = parseArgs({
-  options: {
+const flags = parseFlags(
+  {
     rounds: { type: 'string' },
     requests: { type: 'string' },
     'down-after': { type: 'string' },
     only: { type: 'string' },
     out: { type: 'string' },
-    help: { type: 'boolean', short: 'h', default: false },
   },
-  strict: true,
-});
-
-if (flags.help) {
-  process.stdout.write(
-    [
-      'usage: node bench/failover.mjs [--rounds N] [--requests N] [--down-after MS,MS] [--only outage|throughput] [--out FILE]',
-      '',
-      '  --rounds N        failovers per --down-after value, and throughput rounds (default 3)',
-      '  --requests N      redis-benchmark requests at -P 16; -P 1 runs N/4 (default 400000)',
-      '  --down-after L    comma-separated --down-after-ms values for the agent (default 3000,1500)',
-      '  --only WHAT       run only the outage or only the throughput part',
-      '  --out FILE        markdown report (default bench/results/failover.md)',
-      '',
-    ].join('\n'),
-  );
-  process.exit(0);
-}
+  [
+    'usage: node bench/failover.mjs [--rounds N] [--requests N] [--down-after MS,MS] [--only outage|throughput] [--out FILE]',
+    '',
+    '  --rounds N        failovers per --down-after value, and throughput rounds (default 3)',
+    '  --requests N      redis-benchmark requests at -P 16; -P 1 runs N/4 (default 400000)',
+    '  --down-after L    comma-separated --down-after-ms values for the agent (default 3000,1500)',
+    '  --only WHAT       run only the outage or only the throughput part',
+    '  --out FILE        markdown report (default bench/results/failover.md)',
+    '',
+  ],
+);
 
 function fail(msg) {
   process.stderr.write(`failover bench: ${msg}\n`);
   process.exit(2);
 }
-function positiveInt(name, raw, dflt) {
-  if (raw === undefined) return dflt;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n <= 0) fail(`--${name} wants a positive integer, got ${JSON.stringify(raw)}`);
-  return n;
-}
+const positiveInt = (name, raw, dflt) => positiveIntOr(name, raw, dflt, 'failover bench');
 
 const ROUNDS = positiveInt('rounds', flags.rounds, 3);
 const REQUESTS = positiveInt('requests', flags.requests, 400_000);
@@ -81,43 +69,16 @@ const BENCH_TIMEOUT_MS = 180_000;
 const WRITE_PAUSE_MS = 2;
 const AGENT_BIN = path.join(root, 'packages/agent/bin/reborn-agent.js');
 
-for (const f of ['packages/testkit/dist/index.js', 'packages/proxy/dist/main.js', 'packages/agent/dist/main.js', 'packages/protocol/dist/index.js']) {
-  if (!fs.existsSync(path.join(root, f))) fail(`${f} is missing: run \`npm run build\` first`);
-}
+const missing = missingBuild(['packages/testkit/dist/index.js', 'packages/proxy/dist/main.js', 'packages/agent/dist/main.js', 'packages/protocol/dist/index.js']);
+if (missing !== null) fail(missing);
 for (const cmd of ['redis-server', 'redis-benchmark', 'etcd']) {
-  if (spawnSync('sh', ['-c', `command -v ${cmd}`]).status !== 0) fail(`${cmd} is not on PATH`);
+  if (!onPath(cmd)) fail(`${cmd} is not on PATH`);
 }
 
 const { startCluster, stopAll, waitFor, freePort, tempDir, ManagedProcess } = await import('@reborn/testkit');
 const { keySlot, SLOT_COUNT } = await import('@reborn/protocol');
 const { Redis } = await import('ioredis');
 
-function log(msg) {
-  process.stderr.write(`[failover-bench] ${msg}\n`);
-}
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
-/** Share of all CPUs busy over `ms` (from /proc/stat), or null. Sampled while our servers idle. */
-async function cpuBusy(ms = 1000) {
-  const read = () => {
-    try {
-      const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-      return { idle: (f[3] ?? 0) + (f[4] ?? 0), total: f.reduce((a, b) => a + b, 0) };
-    } catch {
-      return null;
-    }
-  };
-  const a = read();
-  await sleep(ms);
-  const b = read();
-  if (a === null || b === null || b.total === a.total) return null;
-  return 1 - (b.idle - a.idle) / (b.total - a.total);
-}
 const busySamples = [];
 
 // ---------------------------------------------------------------------------------------------
@@ -258,46 +219,10 @@ async function measureOutage(downAfterMs, round) {
 // ---------------------------------------------------------------------------------------------
 // (b) Durable throughput
 
-let currentBench = null;
-
+/** One `redis-benchmark -t set` run (-c 50 -d 64 -r 100000) against `port`. */
 function runBenchmark(port, pipeline, requests) {
-  const args = [
-    '-h', '127.0.0.1', '-p', String(port), '-t', 'set', '-n', String(requests), '-c', String(CLIENTS),
-    '-P', String(pipeline), '-d', String(VALUE_SIZE), '-r', String(KEYSPACE), '--csv',
-  ];
-  return new Promise((resolve) => {
-    const started = Date.now();
-    const child = spawn('redis-benchmark', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    currentBench = child;
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, BENCH_TIMEOUT_MS);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      currentBench = null;
-      const seconds = (Date.now() - started) / 1000;
-      const text = `${stdout}\n${stderr}`;
-      // Error replies are counted as requests by redis-benchmark: any of them fails the run.
-      const serverError = /Error from server: ?(.*)/.exec(text);
-      if (timedOut) return resolve({ ok: false, why: `timed out after ${BENCH_TIMEOUT_MS / 1000} s`, seconds });
-      if (serverError) return resolve({ ok: false, why: `server error: ${serverError[1].trim()}`, seconds });
-      const lines = stdout.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('"'));
-      const split = (l) => l.split(',').map((f) => f.replace(/^"|"$/g, ''));
-      const header = lines[0] ? split(lines[0]) : [];
-      const row = lines[1] ? split(lines[1]) : [];
-      const col = (n) => Number(row[header.indexOf(n)]);
-      const rps = col('rps');
-      if (code !== 0 || !Number.isFinite(rps) || rps <= 0) {
-        return resolve({ ok: false, why: `exit ${signal ?? code}: ${(stderr || stdout).trim().split('\n').slice(-2).join(' / ')}`, seconds });
-      }
-      resolve({ ok: true, rps, p50: col('p50_latency_ms'), p99: col('p99_latency_ms'), seconds });
-    });
+  return runRedisBenchmark({
+    port, test: 'set', requests, pipeline, clients: CLIENTS, valueSize: VALUE_SIZE, keyspace: KEYSPACE, timeoutMs: BENCH_TIMEOUT_MS,
   });
 }
 
@@ -349,7 +274,7 @@ async function measureThroughput() {
           }
           log(
             `round ${round + 1}/${ROUNDS} ${test.name.padEnd(9)} ${name.padEnd(7)} ` +
-              (r.ok ? `${Math.round(r.rps).toLocaleString('en-US').padStart(9)} ops/s  p50 ${r.p50.toFixed(3)}  p99 ${r.p99.toFixed(3)}` : `n/a: ${r.why}`) +
+              (r.ok ? `${ops(r.rps).padStart(9)} ops/s  p50 ${fmtNum(r.p50)}  p99 ${fmtNum(r.p99)}` : `n/a: ${r.why}`) +
               `  (${r.seconds.toFixed(1)} s)`,
           );
         }
@@ -366,14 +291,11 @@ async function measureThroughput() {
 // Report
 
 const s3 = (ms) => (ms === null || ms === undefined ? 'n/a' : (ms / 1000).toFixed(2));
-const ops = (x) => (x === undefined ? 'n/a' : Math.round(x).toLocaleString('en-US'));
 
 function report({ outages, throughput, seconds }) {
   const lines = ['# reborn failover and durability benchmark', ''];
-  lines.push(
-    `${new Date().toISOString().replace(/\.\d+Z$/, 'Z')} · ${os.cpus().length} × ${os.cpus()[0]?.model.trim() ?? 'cpu'} · node ${process.version} · ` +
-      `redis ${/v=(\S+)/.exec(spawnSync('redis-server', ['--version'], { encoding: 'utf8' }).stdout ?? '')?.[1] ?? '?'} · ${os.type()} ${os.release()}`,
-  );
+  const m = machineInfo('cpu');
+  lines.push(`${m.date} · ${m.cpus} × ${m.cpuModel} · node ${m.node} · redis ${m.redis} · ${m.os}`);
   lines.push('');
   lines.push(`Command: \`${['node', 'bench/failover.mjs', ...process.argv.slice(2)].join(' ')}\` · wall time ${Math.round(seconds)} s`);
   lines.push('');
@@ -387,7 +309,7 @@ function report({ outages, throughput, seconds }) {
     );
     lines.push('');
     const head = ['--down-after-ms', ...Array.from({ length: ROUNDS }, (_, i) => `round ${i + 1}`), 'median', `target ≤ ${OUTAGE_TARGET_S} s`];
-    lines.push(`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`);
+    lines.push(...tableHead(head));
     for (const d of DOWN_AFTER) {
       const rs = outages.filter((o) => o.downAfterMs === d);
       const ok = rs.filter((o) => o.outageMs !== undefined);
@@ -420,40 +342,33 @@ function report({ outages, throughput, seconds }) {
     );
     lines.push('');
     const head = ['test', 'normal ops/s', 'p50 ms', 'p99 ms', 'durable ops/s', 'p50 ms', 'p99 ms', 'durable / normal', 'WAIT/SET', 'target'];
-    lines.push(`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`);
+    lines.push(...tableHead(head));
     for (const t of tests) {
       const r = results[t.name];
-      const good = (xs) => xs.length > 0 && xs.every((x) => x.ok);
-      const cell = (xs) => (good(xs) ? { rps: median(xs.map((x) => x.rps)), p50: median(xs.map((x) => x.p50)), p99: median(xs.map((x) => x.p99)) } : undefined);
-      const n = cell(r.normal);
-      const d = cell(r.durable);
-      const ratio = n && d ? median(r.durable.map((x, i) => x.rps / r.normal[i].rps)) : undefined;
+      const n = cellStats(r.normal);
+      const d = cellStats(r.durable);
+      const ratio = pairedRatio(r.durable, r.normal);
       const target = t.pipeline === 16 ? (ratio === undefined ? `≥ ${RATIO_TARGET}× n/a` : `≥ ${RATIO_TARGET}× ${ratio >= RATIO_TARGET ? 'PASS' : 'FAIL'}`) : '—';
       const wps = r.waitsPerSet.filter(Number.isFinite);
       lines.push(
-        `| ${t.name} | ${ops(n?.rps)} | ${n?.p50.toFixed(3) ?? 'n/a'} | ${n?.p99.toFixed(3) ?? 'n/a'} | ${ops(d?.rps)} | ${d?.p50.toFixed(3) ?? 'n/a'} | ` +
-          `${d?.p99.toFixed(3) ?? 'n/a'} | ${ratio === undefined ? 'n/a' : ratio.toFixed(2) + '×'} | ${wps.length ? median(wps).toFixed(3) : 'n/a'} | ${target} |`,
+        `| ${t.name} | ${ops(n?.rps)} | ${fmtNum(n?.p50)} | ${fmtNum(n?.p99)} | ${ops(d?.rps)} | ${fmtNum(d?.p50)} | ` +
+          `${fmtNum(d?.p99)} | ${ratio === undefined ? 'n/a' : ratio.toFixed(2) + '×'} | ${wps.length ? median(wps).toFixed(3) : 'n/a'} | ${target} |`,
       );
     }
     lines.push('');
     lines.push('Spread (ops/s, min–max over rounds):');
     lines.push('');
     for (const t of tests) {
-      const parts = ['normal', 'durable'].map((name) => {
-        const xs = results[t.name][name];
-        const bad = xs.find((x) => !x.ok);
-        if (bad) return `${name} n/a (${bad.why})`;
-        return `${name} ${ops(Math.min(...xs.map((x) => x.rps)))}–${ops(Math.max(...xs.map((x) => x.rps)))}`;
-      });
+      const parts = ['normal', 'durable'].map((name) => spreadCell(name, results[t.name][name]));
       lines.push(`- ${t.name}: ${parts.join('; ')}`);
     }
     lines.push('');
   }
-  if (busySamples.length > 0 && busySamples.every((b) => b !== null)) {
-    const worst = Math.max(...busySamples);
+  const cpu = busySummary(busySamples);
+  if (cpu !== null) {
     lines.push(
-      `CPU used by other processes (sampled with our servers idle): ${busySamples.map((b) => `${Math.round(b * 100)} %`).join(', ')}` +
-        (worst > 0.15 ? ' — the machine was NOT idle; treat these numbers as noisy.' : ' (idle machine).'),
+      `CPU used by other processes (sampled with our servers idle): ${cpu.list}` +
+        (cpu.notIdle ? ' — the machine was NOT idle; treat these numbers as noisy.' : ' (idle machine).'),
     );
     lines.push('');
   }
@@ -463,16 +378,7 @@ function report({ outages, throughput, seconds }) {
 // ---------------------------------------------------------------------------------------------
 // Main
 
-let interrupted = false;
-for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.on(sig, () => {
-    if (interrupted) return;
-    interrupted = true;
-    log(`${sig}: stopping`);
-    currentBench?.kill('SIGKILL');
-    void stopAll().finally(() => process.exit(130));
-  });
-}
+onSignals(stopAll);
 
 async function main() {
   const began = Date.now();
@@ -483,7 +389,7 @@ async function main() {
     // Interleaved: each round measures every --down-after-ms value once.
     for (let round = 1; round <= ROUNDS; round++) {
       for (const d of DOWN_AFTER) {
-        if (interrupted) return;
+        if (isInterrupted()) return;
         try {
           outages.push(await measureOutage(d, round));
         } catch (err) {
@@ -494,8 +400,8 @@ async function main() {
     }
     busySamples.push(await cpuBusy());
   }
-  const throughput = RUN_THROUGHPUT && !interrupted ? await measureThroughput() : null;
-  if (interrupted) return;
+  const throughput = RUN_THROUGHPUT && !isInterrupted() ? await measureThroughput() : null;
+  if (isInterrupted()) return;
   const text = report({ outages, throughput, seconds: (Date.now() - began) / 1000 });
   fs.mkdirSync(path.dirname(OUT), { recursive: true });
   fs.writeFileSync(OUT, text + '\n');
@@ -503,12 +409,4 @@ async function main() {
   log(`written to ${path.relative(process.cwd(), OUT) || OUT}`);
 }
 
-try {
-  await main();
-} catch (err) {
-  process.exitCode = 1;
-  log(`error: ${err instanceof Error ? err.stack : String(err)}`);
-} finally {
-  currentBench?.kill('SIGKILL');
-  if (!interrupted) await stopAll().catch((err) => log(`stopping: ${err.message}`));
-}
+await runMain(main, stopAll);
