@@ -76,6 +76,7 @@ describe('proxy started with --auth', () => {
     const c = await RawClient.connect(secured.port);
     const direct = await RawClient.connect(redisWithPassword.port);
     for (const conn of [c, direct]) {
+      expect(plain(await conn.call('RESET'))).toBe('RESET'); // allowed before AUTH
       expect(plain(await conn.call('AUTH', 'secret'))).toBe('OK');
       expect(plain(await conn.call('RESET'))).toBe('RESET');
       expect(text(await conn.call('GET', 'auth:1'))).toMatch(/^NOAUTH /);

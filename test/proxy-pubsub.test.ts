@@ -183,6 +183,30 @@ describe('proxy pub/sub', () => {
     }
   });
 
+  it('a SUBSCRIBE held behind a migrating slot, whose client is gone when it runs, leaves no subscription behind', async () => {
+    const [key] = keysInSlots('held:', 0, 511, 1);
+    const slot = slotOf(key!);
+    const [channel] = channelsOfGroup(2, 1, 'leak');
+    await cluster.store.putSlots([{ id: slot, state: 'pre_migrate', group: 1, from: 1, to: 2 }]);
+    const c = await RawClient.connect(cluster.proxies[0]!.port);
+    c.write(Buffer.concat([cmd('GET', key!), cmd('SUBSCRIBE', channel!)]));
+    await new Promise((r) => setTimeout(r, 200)); // both parsed: GET held, SUBSCRIBE parked behind it
+    c.socket.resetAndDestroy(); // a reset: the proxy's session is closed, not half-closed
+    await c.closedPromise;
+    await waitFor(async () => JSON.parse(await cluster.proxies[0]!.adminGet('/api/proxy')).sessions === 0, { what: 'the session closed' });
+    await cluster.store.putSlots([{ id: slot, state: 'online', group: 1 }]);
+    const probe = cluster.proxies[1]!.client();
+    try {
+      // Give the parked SUBSCRIBE every chance to run, then look at the backends.
+      await new Promise((r) => setTimeout(r, 500));
+      expect(await probe.call('PUBSUB', 'NUMSUB', channel!)).toEqual([channel, 0]);
+      const metrics = await cluster.proxies[0]!.metrics();
+      expect(metrics).toMatch(/^reborn_proxy_pubsub_subscriptions 0$/m);
+    } finally {
+      probe.disconnect();
+    }
+  });
+
   it('disconnects a subscriber that never reads at the output limit; the others keep receiving', async () => {
     const [channel] = channelsOfGroup(1, 1, 'slow');
     const slow = await RawClient.connect(cluster.proxies[0]!.port);

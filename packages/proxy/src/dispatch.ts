@@ -32,7 +32,7 @@ import { AllOkMerge, ArrayAndMerge, FirstMerge, MgetMerge, SumMerge, type Client
 import type { Router } from './router.js';
 import type { Session } from './session.js';
 import type { CommandStats } from './metrics.js';
-import { ALLOWED_WHILE_SUBSCRIBED, PUBSUB_COMMANDS, type PubSub } from './pubsub.js';
+import { ALLOWED_WHILE_SUBSCRIBED, PUBSUB_COMMANDS, UNSUBSCRIBE_COMMANDS, type PubSub } from './pubsub.js';
 
 const CROSSSLOT = encodeError("CROSSSLOT Keys in request don't hash to the same slot");
 const NOT_READY = encodeError('ERR proxy not ready');
@@ -49,8 +49,8 @@ function keysAt(args: Buffer[], indexes: number[]): Buffer[] {
   return indexes.map((i) => args[i]!);
 }
 
-/** Commands an unauthenticated client may still send (as in Redis). */
-const ALLOWED_BEFORE_AUTH = new Set(['auth', 'hello', 'quit']);
+/** Commands an unauthenticated client may still send, as in Redis (RESET carries its no-auth flag). */
+const ALLOWED_BEFORE_AUTH = new Set(['auth', 'hello', 'quit', 'reset']);
 
 function printable(arg: Uint8Array, max = 128): string {
   const s = Buffer.from(arg.subarray(0, max)).toString('latin1');
@@ -123,7 +123,7 @@ export class Dispatcher {
     }
     const policy = cmd.policy;
     if (PUBSUB_COMMANDS.has(cmd.name)) {
-      if (!this.router.isReady || this.refusal() !== null) {
+      if (!UNSUBSCRIBE_COMMANDS.has(cmd.name) && (!this.router.isReady || this.refusal() !== null)) {
         req.resolve(this.refusal() ?? NOT_READY);
         return;
       }

@@ -57,6 +57,7 @@ import {
   type CommandInfo,
 } from '@reborn/protocol';
 import { BackendConnection, type BackendOptions } from './backend.js';
+import { FeedMatcher } from './feed-matcher.js';
 import type { ClientRequest } from './request.js';
 import type { Router } from './router.js';
 import type { Session } from './session.js';
@@ -84,14 +85,13 @@ const COMMAND_KIND: Record<string, [Kind, boolean]> = {
 const NAMES_PER_COMMAND = 512;
 const PING = encodeCommand(['PING']);
 const HEARTBEAT_MS = 1000;
-/** Bounds of the standby matching queues (entries), and how long an `expected` entry lives. */
-const MAX_QUEUE = 10_000;
-const EXPECTED_TTL_MS = 5_000;
 
 /** The commands a RESP2 client may send while subscribed (Redis's own list). */
 export const ALLOWED_WHILE_SUBSCRIBED: ReadonlySet<string> = new Set([
   'subscribe', 'psubscribe', 'ssubscribe', 'unsubscribe', 'punsubscribe', 'sunsubscribe', 'ping', 'quit', 'reset',
 ]);
+/** Purely local (and never refused): a subscribed client must always be able to leave. */
+export const UNSUBSCRIBE_COMMANDS: ReadonlySet<string> = new Set(['unsubscribe', 'punsubscribe', 'sunsubscribe']);
 export const PUBSUB_COMMANDS: ReadonlySet<string> = new Set([
   ...Object.keys(COMMAND_KIND),
   'pubsub|channels', 'pubsub|shardchannels', 'pubsub|numsub', 'pubsub|shardnumsub', 'pubsub|numpat',
@@ -100,6 +100,9 @@ export const PUBSUB_COMMANDS: ReadonlySet<string> = new Set([
 /** One client's subscriptions: name (latin1, binary-safe) → the name's bytes. */
 export class ClientSubscriptions {
   readonly names: [Map<string, Buffer>, Map<string, Buffer>, Map<string, Buffer>] = [new Map(), new Map(), new Map()];
+
+  /** Registered with the session while it has subscriptions: drops them when it closes. */
+  constructor(readonly closeHook: () => void) {}
 
   get total(): number {
     return this.names[CHANNEL].size + this.names[PATTERN].size + this.names[SHARD].size;
@@ -151,74 +154,20 @@ function subscriptionKey(reply: Buffer): string {
   return reply.toString('latin1', p + 2, p + 2 + n);
 }
 
-interface Expected {
-  readonly message: Buffer;
-  readonly at: number;
-}
-
-/** Removes and reports the first entry equal to `message`, dropping every entry before it. */
-function takeMatch<T>(queue: T[], message: Buffer, bytesOf: (entry: T) => Buffer): boolean {
-  for (let i = 0; i < queue.length; i++) {
-    if (bytesOf(queue[i]!).equals(message)) {
-      queue.splice(0, i + 1);
-      return true;
-    }
-  }
-  return false;
-}
-
-const expectedBytes = (e: Expected): Buffer => e.message;
-const sameBytes = (b: Buffer): Buffer => b;
-
 /** A subscribed connection to one server of a group. */
 class Feed {
   readonly conn: BackendConnection;
-  /** Delivered from another feed; this feed's copy, when it comes, is dropped. */
-  expected: Expected[] = [];
-  /** Received on this standby feed, not (yet) delivered from the active one. */
-  unmatched: Buffer[] = [];
 
   constructor(
     readonly addr: string,
     options: BackendOptions,
-    onReply: (feed: Feed, reply: Buffer) => boolean,
+    group: GroupFeeds,
+    onReply: (group: GroupFeeds, feed: Feed, reply: Buffer) => boolean,
     subscribeAll: () => Buffer[],
   ) {
-    this.conn = new BackendConnection(addr, {
-      ...options,
-      onStateChange: (_addr, up) => {
-        // A reconnected feed starts a new stream: old matching state says nothing about it.
-        if (!up) this.clear();
-      },
-    });
-    this.conn.onPush = (reply) => onReply(this, reply);
+    this.conn = new BackendConnection(addr, { ...options, onStateChange: () => group.feedReconnected(this) });
+    this.conn.onPush = (reply) => onReply(group, this, reply);
     this.conn.afterHandshake = subscribeAll;
-  }
-
-  clear(): void {
-    this.expected = [];
-    this.unmatched = [];
-  }
-
-  expect(message: Buffer): void {
-    const now = Date.now();
-    while (this.expected.length > 0 && (this.expected.length >= MAX_QUEUE || now - this.expected[0]!.at > EXPECTED_TTL_MS)) this.expected.shift();
-    this.expected.push({ message: Buffer.from(message), at: now });
-  }
-
-  /** True when this message was already delivered from another feed. */
-  alreadyDelivered(message: Buffer): boolean {
-    if (this.expected.length === 0) return false;
-    const now = Date.now();
-    while (this.expected.length > 0 && now - this.expected[0]!.at > EXPECTED_TTL_MS) this.expected.shift();
-    return takeMatch(this.expected, message, expectedBytes);
-  }
-
-  hold(message: Buffer): boolean {
-    const dropped = this.unmatched.length >= MAX_QUEUE;
-    if (dropped) this.unmatched.shift();
-    this.unmatched.push(Buffer.from(message));
-    return dropped;
   }
 
   close(): void {
@@ -230,11 +179,14 @@ class Feed {
 class GroupFeeds {
   active: Feed | null = null;
   readonly standbys = new Map<string, Feed>();
+  private readonly matcher: FeedMatcher<Feed>;
 
   constructor(
     readonly id: number,
     private readonly hub: PubSub,
-  ) {}
+  ) {
+    this.matcher = new FeedMatcher((message) => hub.deliverRaw(message));
+  }
 
   /** Follows the group's servers; a new master's feed becomes active (see the file comment). */
   update(group: GroupInfo): void {
@@ -247,40 +199,46 @@ class GroupFeeds {
         next = this.standbys.get(master) ?? this.hub.newFeed(master, this);
         this.standbys.delete(master);
         // What the promoted replica received that the old master's feed never delivered.
-        const backlog = next.unmatched;
-        next.unmatched = [];
-        for (const message of backlog) this.hub.deliverRaw(message);
-        this.hub.logger.info({ group: this.id, from: old?.addr ?? null, to: master, delivered: backlog.length }, 'pub/sub feed switched to the new master');
+        const delivered = this.matcher.promote(next);
+        const promoted = next;
+        // Once a PING comes back, the stream holds only what the new master published.
+        promoted.conn.send({ payload: PING, resolve: () => this.active === promoted && this.matcher.settle() });
+        if (old !== null) this.hub.logger.info({ group: this.id, from: old.addr, to: master, delivered }, 'pub/sub feed switched to the new master');
       }
       this.active = next;
       if (old !== null) {
         if (replicas.has(old.addr)) {
-          old.clear();
           this.standbys.set(old.addr, old);
+          this.matcher.addStandby(old);
         } else {
           old.close();
         }
       }
     }
-    for (const addr of replicas) if (!this.standbys.has(addr) && addr !== master) this.standbys.set(addr, this.hub.newFeed(addr, this));
+    for (const addr of replicas) {
+      if (!this.standbys.has(addr) && addr !== master) {
+        const feed = this.hub.newFeed(addr, this);
+        this.standbys.set(addr, feed);
+        this.matcher.addStandby(feed);
+      }
+    }
     for (const [addr, feed] of this.standbys) {
       if (!replicas.has(addr)) {
         feed.close();
         this.standbys.delete(addr);
+        this.matcher.removeStandby(feed);
       }
     }
   }
 
+  /** A standby's new connection starts a new stream: its matching history says nothing about it. */
+  feedReconnected(feed: Feed): void {
+    if (feed !== this.active && this.standbys.get(feed.addr) === feed) this.matcher.addStandby(feed);
+  }
+
   onMessage(feed: Feed, message: Buffer): void {
-    if (feed.alreadyDelivered(message)) return;
-    if (feed === this.active) {
-      this.hub.deliverRaw(message);
-      for (const standby of this.standbys.values()) {
-        if (standby.conn.isUp && !takeMatch(standby.unmatched, message, sameBytes)) standby.expect(message);
-      }
-    } else if (feed.hold(message)) {
-      this.hub.logger.warn({ group: this.id, standby: feed.addr }, 'pub/sub standby queue full: dropping its oldest unmatched message');
-    }
+    if (feed === this.active) this.matcher.fromActive(message);
+    else if (this.standbys.get(feed.addr) === feed) this.matcher.fromStandby(feed, message);
   }
 
   feeds(): Feed[] {
@@ -305,7 +263,6 @@ export class PubSub {
   private readonly groups = new Map<number, GroupFeeds>();
   private started = false;
   private heartbeat: NodeJS.Timeout | null = null;
-  private readonly closeHooks = new WeakMap<Session, () => void>();
   /** Messages written to clients (one per receiving client). */
   delivered = 0;
 
@@ -359,6 +316,7 @@ export class PubSub {
     const subs = session.pubsub;
     if (subs === null) return;
     session.pubsub = null;
+    session.forgetWhenClosed(subs.closeHook);
     for (const kind of KINDS) this.forget(session, kind, [...subs.names[kind].values()]);
   }
 
@@ -376,24 +334,28 @@ export class PubSub {
     if (kind < 0) return;
     const entry = this.subscribers[kind as Kind].get(subscriptionKey(message));
     if (entry === undefined) return;
-    for (const session of entry.sessions) session.push(message);
+    // One copy shared by every receiver: a view would pin the whole socket chunk in the
+    // output of a slow subscriber, far past what its output limit counts.
+    const copy = Buffer.from(message);
+    for (const session of entry.sessions) session.push(copy);
     this.delivered += entry.sessions.size;
   }
 
   newFeed(addr: string, group: GroupFeeds): Feed {
-    return new Feed(addr, this.options, (feed, reply) => this.onFeedReply(group, feed, reply), () => this.subscribeAllCommands());
+    return new Feed(addr, this.options, group, this.onFeedReply, () => this.subscribeAllCommands());
   }
 
   private subscribe(session: Session, req: ClientRequest, kind: Kind, names: Buffer[]): void {
+    // Parked behind a held request, a SUBSCRIBE can run after its client went away.
+    if (session.isClosed) {
+      req.resolve(encodeError('ERR client gone'));
+      return;
+    }
     let subs = session.pubsub;
     if (subs === null) {
-      subs = new ClientSubscriptions();
+      subs = new ClientSubscriptions(() => this.sessionClosed(session));
       session.pubsub = subs;
-      if (!this.closeHooks.has(session)) {
-        const hook = (): void => this.sessionClosed(session);
-        this.closeHooks.set(session, hook);
-        session.whenClosed(hook);
-      }
+      session.whenClosed(subs.closeHook);
     }
     const parts: Buffer[] = [];
     const fresh: Buffer[] = [];
@@ -437,7 +399,10 @@ export class PubSub {
     }
     if (gone.length > 0) this.sendToFeeds(BACKEND_UNSUBSCRIBE[kind]!, gone);
     // Back to normal mode once nothing is left, as Redis does.
-    if (subs !== null && subs.total === 0) session.pubsub = null;
+    if (subs !== null && subs.total === 0) {
+      session.pubsub = null;
+      session.forgetWhenClosed(subs.closeHook);
+    }
     return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
   }
 
@@ -493,19 +458,29 @@ export class PubSub {
       then();
       return;
     }
-    // A feed that is down answers at once with an error: its group cannot publish either.
-    for (const feed of actives) feed.conn.send({ payload: PING, resolve: () => --left === 0 && then() });
+    for (const feed of actives) {
+      // Try to connect now rather than fail fast on an old backoff: only a server that is
+      // really down (so its group cannot publish either) lets the confirmation go unbacked.
+      feed.conn.clearBackoff();
+      feed.conn.send({ payload: PING, resolve: () => --left === 0 && then() });
+    }
   }
 
-  /** Consumes what a feed receives besides PING replies: messages and confirmations. */
-  private onFeedReply(group: GroupFeeds, feed: Feed, reply: Buffer): boolean {
+  /** Consumes what a feed receives besides PING replies: messages, confirmations, errors. */
+  private readonly onFeedReply = (group: GroupFeeds, feed: Feed, reply: Buffer): boolean => {
     const kind = classifyPush(reply);
     if (kind >= 0) {
       group.onMessage(feed, reply);
       return true;
     }
+    if (reply[0] === 0x2d) {
+      // A (un)subscribe the server refused (an ACL, an old server without SSUBSCRIBE). It must
+      // not be taken for the answer to a PING queued behind it.
+      this.logger.warn({ group: group.id, server: feed.addr, error: reply.toString('latin1', 1, reply.length - 2) }, 'pub/sub feed: the server refused a subscription command');
+      return true;
+    }
     return kind === CONFIRMATION;
-  }
+  };
 
   /** PUBSUB CHANNELS/SHARDCHANNELS (union), NUMSUB/SHARDNUMSUB/NUMPAT (max over masters). */
   private introspect(session: Session, req: ClientRequest, name: string, args: Buffer[]): void {

@@ -119,7 +119,9 @@ export class Session implements Flushable, ReplySink {
 
   /** Runs `hook` when the client connection closes (e.g. to cancel a blocked command). */
   whenClosed(hook: () => void): void {
-    this.closeHooks.add(hook);
+    // Registered by a request that ran late (parked behind a held one): the client is gone.
+    if (this.closed) hook();
+    else this.closeHooks.add(hook);
   }
 
   forgetWhenClosed(hook: () => void): void {

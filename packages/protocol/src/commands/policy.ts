@@ -223,7 +223,8 @@ const ENTRIES: ReadonlyArray<[string, ProxyPolicy]> = [
   ['spublish', Object.freeze({ kind: 'route', note: PUBLISH_NOTE, channel: true })],
   ['pubsub', UNKNOWN_SUBCOMMAND],
   ...each('pubsub', ['channels', 'shardchannels'], local('union over every master')),
-  ...each('pubsub', ['numsub', 'shardnumsub', 'numpat'], local('subscribed connections at the backends, each proxy counting once (the largest count over the masters)')),
+  ...each('pubsub', ['numsub', 'shardnumsub'], local('subscribed connections at the backends, each proxy counting once (the largest count over the masters)')),
+  ['pubsub|numpat', local('patterns subscribed at the backends (the largest count over the masters)')],
   ['pubsub|help', HELP],
 
   // --- transactions ---------------------------------------------------------------------
