@@ -17,19 +17,12 @@
  * Why replicas too — exactly-once delivery across a failover. Redis propagates PUBLISH and
  * SPUBLISH to replicas, whose subscribers receive them like the master's. Each group has
  * one *active* feed (its master's), whose messages are delivered, and *standby* feeds (its
- * replicas'), whose messages are only matched against the active stream:
- *   - a message the active feed delivered is `expected` on each standby; the standby's copy,
- *     when it arrives, cancels it;
- *   - a message a standby has that the active feed has not delivered (yet) waits in the
- *     standby's `unmatched` queue, and the active feed's copy cancels it.
- * Both streams are the master's publish order, so matching is positional: a match at index
- * i also drops the entries before it (the other stream will never have them). When the HA
- * agent promotes a replica, the proxy switches the group's active feed to it and first
- * delivers its `unmatched` queue: the messages published on the old master that reached the
- * replica but not us, and the messages published on the new master before this proxy heard
- * of the promotion. The new active feed keeps its `expected` queue, so a late replicated
- * copy of a message already delivered is still dropped. Both queues are bounded in length
- * and `expected` entries expire, so a lagging or silent standby cannot grow memory.
+ * replicas'), whose copies are matched against the active stream by a FeedMatcher
+ * (feed-matcher.ts). When the HA agent promotes a replica, the proxy switches the group's
+ * active feed to it and first delivers what only that replica received: messages published
+ * on the old master that reached the replica but not us, and messages published on the new
+ * master before this proxy heard of the promotion. The same matching recovers what the
+ * master's feed missed while it reconnected. Memory is bounded per standby.
  *
  * Confirmations: a client's (P|S)SUBSCRIBE reply is released only after a PING sent behind
  * the backend SUBSCRIBE has come back from every group's master, so once a client has its
@@ -40,8 +33,12 @@
  * the session's output limit like any other, and the backends never see it.
  *
  * Counts: a confirmation's count is the client's own, as in Redis. PUBLISH's reply and
- * PUBSUB NUMSUB/NUMPAT count subscribed *connections* at the backends, where each proxy with
- * local subscribers counts once; 0 still means nobody is listening.
+ * PUBSUB NUMSUB count subscribed *connections* at the backends, where each proxy with local
+ * subscribers counts once; 0 still means nobody is listening.
+ *
+ * Not promised: order between two messages published in different groups (a channel whose
+ * slot just moved has its last source-group message and first target-group message on two
+ * feeds), and with --durable, PUBLISH is not waited on like a write.
  */
 import type { Logger } from 'pino';
 import type { GroupInfo } from '@reborn/coordinator';
