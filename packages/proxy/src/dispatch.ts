@@ -23,12 +23,13 @@ import {
   isErrorReply,
   OK,
   type CommandInfo,
+  type FanoutMerge,
 } from '@reborn/protocol';
 import type { BackendPool, BackendRequest } from './backend.js';
 import type { BlockingCommands } from './blocking.js';
 import type { Transactions } from './transactions.js';
 import { answerLocally, type LocalContext } from './local-commands.js';
-import { AllOkMerge, ArrayAndMerge, FirstMerge, MgetMerge, SumMerge, type ClientRequest, type Merge } from './request.js';
+import { AllOkMerge, AnyOkMerge, ArrayAndMerge, FirstMerge, MgetMerge, SumMerge, type ClientRequest, type Merge } from './request.js';
 import type { Router } from './router.js';
 import type { Session } from './session.js';
 import type { CommandStats } from './metrics.js';
@@ -395,7 +396,7 @@ export class Dispatcher {
     cmd: CommandInfo,
     args: Buffer[],
     raw: Buffer | null,
-    merge: 'sum' | 'first' | 'all-ok' | 'info' | 'concat',
+    merge: FanoutMerge,
   ): void {
     const masters = this.router.masters();
     if (masters.length === 0) {
@@ -407,6 +408,7 @@ export class Dispatcher {
     if (cmd.name === 'script|exists') m = new ArrayAndMerge(req, masters.length);
     else if (merge === 'sum') m = new SumMerge(req, masters.length);
     else if (merge === 'all-ok') m = new AllOkMerge(req, masters.length);
+    else if (merge === 'any-ok') m = new AnyOkMerge(req, masters.length);
     else m = new FirstMerge(req, masters.length);
     masters.forEach((pool, p) => pool.pick(session.id).send(m.part(p, payload)));
   }

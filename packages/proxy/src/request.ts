@@ -103,6 +103,17 @@ export class AllOkMerge extends Merge {
   }
 }
 
+/** SCRIPT KILL on every master: OK when one of them had a script to kill, else its error. */
+export class AnyOkMerge extends Merge {
+  constructor(target: ClientRequest, parts: number) {
+    super(target, parts, true);
+  }
+
+  protected merge(replies: Buffer[]): Buffer {
+    return replies.find((r) => !isErrorReply(r)) ?? replies[0]!;
+  }
+}
+
 /** Fan-outs whose parts answer the same thing (SCRIPT LOAD's sha): the first reply. */
 export class FirstMerge extends Merge {
   protected merge(replies: Buffer[]): Buffer {

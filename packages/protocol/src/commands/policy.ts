@@ -14,7 +14,7 @@
  * - a name that is not in the table is refused ('unknown command'): the conservative default.
  */
 import { REDIS_COMMANDS } from './generated.js';
-import type { CommandSpec, ProxyPolicy } from './types.js';
+import type { CommandSpec, FanoutMerge, ProxyPolicy } from './types.js';
 
 /**
  * Commands newer than the generated table (Redis 7.0) that clients send anyway and the proxy
@@ -39,7 +39,7 @@ const route = (note?: string): ProxyPolicy => (note === undefined ? ROUTE : Obje
 const local = (note?: string): ProxyPolicy =>
   Object.freeze(note === undefined ? { kind: 'local' } : { kind: 'local', note });
 const split = (merge: 'mget' | 'mset' | 'sum'): ProxyPolicy => Object.freeze({ kind: 'split', merge });
-const fanout = (merge: 'sum' | 'first' | 'all-ok' | 'info' | 'concat', note?: string): ProxyPolicy =>
+const fanout = (merge: FanoutMerge, note?: string): ProxyPolicy =>
   Object.freeze(note === undefined ? { kind: 'fanout', merge } : { kind: 'fanout', merge, note });
 const refuse = (reason: string): ProxyPolicy => Object.freeze({ kind: 'unsupported', reason });
 
@@ -240,7 +240,7 @@ const ENTRIES: ReadonlyArray<[string, ProxyPolicy]> = [
   // right while every script is loaded through the proxy, which loads it on every master.
   ['script|exists', fanout('first', 'a script exists only when every master has it')],
   ['script|flush', fanout('all-ok', 'flushes every master')],
-  ['script|kill', refuse('SCRIPT KILL is not supported yet')],
+  ['script|kill', fanout('any-ok', 'sent to every master: kills the script running on any of them (NOTBUSY when none runs one)')],
   ['script|debug', DEBUGGING],
   ['script|help', HELP],
   ['function', UNKNOWN_SUBCOMMAND],

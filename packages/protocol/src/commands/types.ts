@@ -54,7 +54,10 @@ export type ProxyPolicy =
   | { kind: 'split'; merge: 'mget' | 'mset' | 'sum' }
   /** Answered by the proxy itself (PING, ECHO, AUTH, HELLO, …). */
   | { kind: 'local'; note?: string }
-  /** Sent to every master; replies merged (`sum` of integers, `first` equal replies, `all-ok`). */
-  | { kind: 'fanout'; merge: 'sum' | 'first' | 'all-ok' | 'info' | 'concat'; note?: string }
+  /** Sent to every master; replies merged (`sum` of integers, `first` equal replies, `all-ok`, `any-ok`). */
+  | { kind: 'fanout'; merge: FanoutMerge; note?: string }
   /** Refused with a Redis-style error; `reason` is what the client and the README say. */
   | { kind: 'unsupported'; reason: string };
+
+/** How a fan-out's replies become one: `any-ok` is +OK when one master said OK (SCRIPT KILL). */
+export type FanoutMerge = 'sum' | 'first' | 'all-ok' | 'any-ok' | 'info' | 'concat';
