@@ -178,7 +178,7 @@ describe('refusals and error texts', () => {
     const refused: [string[], string][] = [
       [['CONFIG', 'GET', 'maxmemory'], 'config get'],
       [['CLIENT', 'LIST'], 'client list'],
-      [['FUNCTION', 'LIST'], 'function list'],
+      [['DEBUG', 'SLEEP', '0'], 'debug'],
     ];
     for (const [args, name] of refused) {
       const text = errorText(await c.call(...args));

@@ -60,7 +60,7 @@ const LATENCY = refuse('LATENCY is not available through the proxy: ask the back
 const MEMORY_ADMIN = refuse('MEMORY diagnostics are not available through the proxy: ask the backends directly');
 const MODULES = refuse('modules are not supported');
 const SLOWLOG = local("the proxy's own slow requests (time from parsing to reply, --slowlog-slower-than); ask the backends for theirs");
-const FUNCTIONS = refuse('FUNCTION is not supported yet: load functions on every master directly');
+const FUNCTIONS_EVERYWHERE = 'on every master, like SCRIPT LOAD; a group added later needs FUNCTION RESTORE (or the load again)';
 const CLIENT_ADMIN = refuse('only CLIENT SETNAME, GETNAME, ID and SETINFO are supported');
 const TRACKING = refuse('client-side caching (tracking) is not supported');
 
@@ -233,7 +233,7 @@ const ENTRIES: ReadonlyArray<[string, ProxyPolicy]> = [
 
   // --- scripting ------------------------------------------------------------------------
   ...all(['eval', 'eval_ro', 'evalsha', 'evalsha_ro'], route(SCRIPT_NOTE)),
-  ...all(['fcall', 'fcall_ro'], route(`${SCRIPT_NOTE}; functions must be loaded on every master`)),
+  ...all(['fcall', 'fcall_ro'], route(`${SCRIPT_NOTE}; FUNCTION LOAD through the proxy loads on every master`)),
   ['script', UNKNOWN_SUBCOMMAND],
   ['script|load', fanout('first', 'loaded on every master; a group added later answers NOSCRIPT until loaded again')],
   // The proxy merges EXISTS replies with a logical AND (dispatch.ts); `first` would also be
@@ -244,7 +244,10 @@ const ENTRIES: ReadonlyArray<[string, ProxyPolicy]> = [
   ['script|debug', DEBUGGING],
   ['script|help', HELP],
   ['function', UNKNOWN_SUBCOMMAND],
-  ...each('function', ['delete', 'dump', 'flush', 'kill', 'list', 'load', 'restore', 'stats'], FUNCTIONS),
+  ['function|load', fanout('first', `${FUNCTIONS_EVERYWHERE}; answers the library name`)],
+  ...each('function', ['delete', 'flush', 'restore'], fanout('all-ok', FUNCTIONS_EVERYWHERE)),
+  ['function|kill', fanout('any-ok', 'sent to every master: kills the function running on any of them')],
+  ...each('function', ['dump', 'list', 'stats'], fanout('first', "the first master's answer (every master has the same libraries)")),
   ['function|help', HELP],
 
   // --- server ---------------------------------------------------------------------------
