@@ -130,6 +130,26 @@ describe('proxy pub/sub', () => {
     }
   });
 
+  it('after an UNSUBSCRIBE reply no PUBLISH counts the client any more (the backends dropped it first)', async () => {
+    const sub = await RawClient.connect(cluster.proxies[0]!.port);
+    const pub = await RawClient.connect(cluster.proxies[1]!.port);
+    const [channel] = channelsOfGroup(1, 1, 'unsub');
+    try {
+      const counts: unknown[] = [];
+      for (let i = 0; i < 20; i++) {
+        expect(plain(await sub.call('SUBSCRIBE', channel!))).toEqual(['subscribe', channel, 1]);
+        expect(plain(await pub.call('PUBLISH', channel!, 'x'))).toBe(1);
+        expect(plain(await sub.one())).toEqual(['message', channel, 'x']);
+        await sub.call('UNSUBSCRIBE', channel!);
+        counts.push(plain(await pub.call('PUBLISH', channel!, 'y')));
+      }
+      expect(counts).toEqual(new Array(20).fill(0));
+    } finally {
+      sub.destroy();
+      pub.destroy();
+    }
+  });
+
   it('many clients of one proxy share one backend subscription and each get every message', async () => {
     const subs = Array.from({ length: 20 }, () => cluster.proxies[0]!.client());
     const pub = cluster.proxies[1]!.client();

@@ -279,7 +279,7 @@ export class PubSub {
     if (kind !== undefined) {
       const names = args.slice(1);
       if (kind[1]) this.subscribe(session, req, kind[0], names);
-      else req.resolve(this.unsubscribe(session, kind[0], names));
+      else this.unsubscribe(session, req, kind[0], names);
       return;
     }
     this.introspect(session, req, cmd.name, args);
@@ -377,10 +377,13 @@ export class PubSub {
     this.afterMastersCaughtUp(() => req.resolve(reply));
   }
 
-  private unsubscribe(session: Session, kind: Kind, names: Buffer[]): Buffer {
+  private unsubscribe(session: Session, req: ClientRequest, kind: Kind, names: Buffer[]): void {
     const subs = session.pubsub;
     const targets = names.length > 0 ? names : subs === null ? [] : [...subs.names[kind].values()];
-    if (targets.length === 0) return confirmation(UNSUBSCRIBED_VERB[kind]!, null, subs?.count(kind) ?? 0);
+    if (targets.length === 0) {
+      req.resolve(confirmation(UNSUBSCRIBED_VERB[kind]!, null, subs?.count(kind) ?? 0));
+      return;
+    }
     const parts: Buffer[] = [];
     const gone: Buffer[] = [];
     for (const name of targets) {
@@ -394,13 +397,20 @@ export class PubSub {
       }
       parts.push(confirmation(UNSUBSCRIBED_VERB[kind]!, name, subs?.count(kind) ?? 0));
     }
-    if (gone.length > 0) this.sendToFeeds(BACKEND_UNSUBSCRIBE[kind]!, gone);
     // Back to normal mode once nothing is left, as Redis does.
     if (subs !== null && subs.total === 0) {
       session.pubsub = null;
       session.forgetWhenClosed(subs.closeHook);
     }
-    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+    const reply = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+    if (gone.length === 0) {
+      req.resolve(reply);
+      return;
+    }
+    // Confirmed once the masters dropped it too: a PUBLISH after this reply counts no one
+    // for it, and PUBSUB no longer lists it.
+    this.sendToFeeds(BACKEND_UNSUBSCRIBE[kind]!, gone);
+    this.afterMastersCaughtUp(() => req.resolve(reply));
   }
 
   /** A closed session's subscriptions of one kind leave the local table (and the backends). */
