@@ -191,6 +191,22 @@ describe('refusals and error texts', () => {
     c.destroy();
   });
 
+  it('CLIENT REPLY OFF / ON / SKIP silence replies exactly as redis does', async () => {
+    const script = [
+      ['CLIENT', 'REPLY', 'OFF'], ['PING', 'a'], ['SET', 'local:reply', '1'], ['CLIENT', 'REPLY', 'ON'], ['PING', 'c'],
+      ['CLIENT', 'REPLY', 'SKIP'], ['PING', 'd'], ['PING', 'e'], ['CLIENT', 'REPLY', 'SKIP'], ['CLIENT', 'REPLY', 'ON'],
+      ['CLIENT', 'REPLY', 'BOGUS'], ['GET', 'local:reply'],
+    ];
+    const replies: unknown[][] = [];
+    for (const conn of [await raw(), await raw(true)]) {
+      conn.write(Buffer.concat(script.map((args) => cmd(...args))));
+      replies.push((await conn.next(6)).map(plain));
+      conn.destroy();
+    }
+    expect(replies[0]).toEqual(['OK', 'c', 'e', 'OK', { err: 'ERR syntax error' }, '1']);
+    expect(replies[0]).toEqual(replies[1]);
+  });
+
   it('a bad numkeys gets the text redis gives for that command', async () => {
     const viaProxy = await raw();
     const direct = await raw(true);

@@ -105,6 +105,27 @@ function validClientName(name: Uint8Array): boolean {
   return true;
 }
 
+/** CLIENT REPLY ON|OFF|SKIP: OFF and SKIP are not answered themselves; ON always is. */
+function clientReply(session: Session, req: ClientRequest, mode: Buffer): Buffer {
+  switch (lower(mode)) {
+    case 'on':
+      session.replyOff = false;
+      session.skipNextReply = false;
+      req.silent = false;
+      return OK;
+    case 'off':
+      session.replyOff = true;
+      req.silent = true;
+      return OK;
+    case 'skip':
+      if (!session.replyOff) session.skipNextReply = true;
+      req.silent = true;
+      return OK;
+    default:
+      return encodeError('ERR syntax error');
+  }
+}
+
 function client(session: Session, cmd: CommandInfo, args: Buffer[]): Buffer {
   switch (cmd.name) {
     case 'client|setname': {
@@ -248,6 +269,10 @@ export function answerLocally(
   }
   if (name.startsWith('slowlog|')) {
     req.resolve(ctx.slowlog.command(name.slice('slowlog|'.length), args.slice(2)));
+    return;
+  }
+  if (name === 'client|reply') {
+    req.resolve(clientReply(session, req, args[2]!));
     return;
   }
   if (name === 'client' || name.startsWith('client|')) {

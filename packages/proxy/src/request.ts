@@ -31,6 +31,8 @@ export class ClientRequest implements BackendRequest {
   write = false;
   /** A WATCH: never sent anywhere but the client's pinned connection. */
   pinnedOnly = false;
+  /** CLIENT REPLY OFF/SKIP: answered (and counted) but not written to the client. */
+  silent = false;
   /** Bytes to forward when the request goes to one backend unchanged. */
   payload: Buffer;
 

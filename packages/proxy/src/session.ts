@@ -58,6 +58,10 @@ export class Session implements Flushable, ReplySink {
   tx: TxState | null = null;
   /** After WATCH: the slot and the pinned connection (transactions.ts). */
   watch: WatchState | null = null;
+  /** CLIENT REPLY OFF: no reply is written until CLIENT REPLY ON. */
+  replyOff = false;
+  /** CLIENT REPLY SKIP: the next command's reply is not written. */
+  skipNextReply = false;
   /** Subscribed (pubsub.ts): only (P|S)(UN)SUBSCRIBE, PING, QUIT and RESET are allowed. */
   pubsub: ClientSubscriptions | null = null;
   readonly connectedAt = Date.now();
@@ -149,6 +153,12 @@ export class Session implements Flushable, ReplySink {
   /** Appends a request to the reply queue. The dispatcher calls this before routing it. */
   enqueue(payload: Buffer, statIndex: number, now: number): ClientRequest {
     const req = new ClientRequest(this, payload, statIndex, now);
+    if (this.replyOff) {
+      req.silent = true;
+    } else if (this.skipNextReply) {
+      req.silent = true;
+      this.skipNextReply = false;
+    }
     if (this.tail === null) this.head = req;
     else this.tail.next = req;
     this.tail = req;
@@ -159,6 +169,8 @@ export class Session implements Flushable, ReplySink {
   /** RESET's part of the connection state that the session owns: name and authentication. */
   resetState(): void {
     this.name = null;
+    this.replyOff = false;
+    this.skipNextReply = false;
     this.authenticated = !this.host.authRequired;
   }
 
@@ -167,7 +179,8 @@ export class Session implements Flushable, ReplySink {
    * (a message must not overtake the confirmation of its own SUBSCRIBE).
    */
   push(message: Buffer): void {
-    if (this.closed) return;
+    // CLIENT REPLY OFF silences pub/sub messages too (Redis 7.0, RESP2).
+    if (this.closed || this.replyOff) return;
     if (this.head === null) {
       this.out.push(message);
       this.outBytes += message.length;
@@ -202,8 +215,10 @@ export class Session implements Flushable, ReplySink {
     const now = performance.now();
     let r: ClientRequest | null = req;
     while (r !== null && r.reply !== null) {
-      this.out.push(r.reply);
-      this.outBytes += r.reply.length;
+      if (!r.silent) {
+        this.out.push(r.reply);
+        this.outBytes += r.reply.length;
+      }
       this.waiting--;
       this.host.requestDone(r, now);
       r = r.next;

@@ -61,7 +61,7 @@ const MEMORY_ADMIN = refuse('MEMORY diagnostics are not available through the pr
 const MODULES = refuse('modules are not supported');
 const SLOWLOG = local("the proxy's own slow requests (time from parsing to reply, --slowlog-slower-than); ask the backends for theirs");
 const FUNCTIONS_EVERYWHERE = 'on every master, like SCRIPT LOAD; a group added later needs FUNCTION RESTORE (or the load again)';
-const CLIENT_ADMIN = refuse('only CLIENT SETNAME, GETNAME, ID and SETINFO are supported');
+const CLIENT_ADMIN = refuse('only CLIENT SETNAME, GETNAME, ID, SETINFO and REPLY are supported');
 const TRACKING = refuse('client-side caching (tracking) is not supported');
 
 const ONE_SLOT = 'all keys in one slot';
@@ -94,7 +94,8 @@ const ENTRIES: ReadonlyArray<[string, ProxyPolicy]> = [
   ['client|id', local('an id assigned by the proxy')],
   ['client|setname', local()],
   ['client|setinfo', local('accepted and ignored')],
-  ...each('client', ['kill', 'list', 'info', 'no-evict', 'pause', 'unpause', 'reply', 'unblock'], CLIENT_ADMIN),
+  ['client|reply', local('ON, OFF and SKIP, per client connection')],
+  ...each('client', ['kill', 'list', 'info', 'no-evict', 'pause', 'unpause', 'unblock'], CLIENT_ADMIN),
   ...each('client', ['caching', 'getredir', 'tracking', 'trackinginfo'], TRACKING),
   ['client|help', HELP],
 
