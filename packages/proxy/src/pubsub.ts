@@ -55,7 +55,7 @@ import {
 } from '@reborn/protocol';
 import { BackendConnection, type BackendOptions } from './backend.js';
 import { FeedMatcher } from './feed-matcher.js';
-import type { ClientRequest } from './request.js';
+import { CustomMerge, type ClientRequest } from './request.js';
 import type { Router } from './router.js';
 import type { Session } from './session.js';
 
@@ -275,11 +275,11 @@ export class PubSub {
   }
 
   handle(session: Session, req: ClientRequest, cmd: CommandInfo, args: Buffer[]): void {
-    const kind = COMMAND_KIND[cmd.name];
-    if (kind !== undefined) {
-      const names = args.slice(1);
-      if (kind[1]) this.subscribe(session, req, kind[0], names);
-      else this.unsubscribe(session, req, kind[0], names);
+    const verb = COMMAND_KIND[cmd.name];
+    if (verb !== undefined) {
+      const [kind, subscribing] = verb;
+      if (subscribing) this.subscribe(session, req, kind, args.slice(1));
+      else this.unsubscribe(session, req, kind, args.slice(1));
       return;
     }
     this.introspect(session, req, cmd.name, args);
@@ -389,11 +389,8 @@ export class PubSub {
     for (const name of targets) {
       const key = name.toString('latin1');
       if (subs !== null && subs.names[kind].delete(key)) {
-        const entry = this.subscribers[kind].get(key);
-        if (entry !== undefined && entry.sessions.delete(session) && entry.sessions.size === 0) {
-          this.subscribers[kind].delete(key);
-          gone.push(entry.name);
-        }
+        const last = this.leave(session, kind, key);
+        if (last !== null) gone.push(last);
       }
       parts.push(confirmation(UNSUBSCRIBED_VERB[kind]!, name, subs?.count(kind) ?? 0));
     }
@@ -417,14 +414,18 @@ export class PubSub {
   private forget(session: Session, kind: Kind, names: Buffer[]): void {
     const gone: Buffer[] = [];
     for (const name of names) {
-      const key = name.toString('latin1');
-      const entry = this.subscribers[kind].get(key);
-      if (entry !== undefined && entry.sessions.delete(session) && entry.sessions.size === 0) {
-        this.subscribers[kind].delete(key);
-        gone.push(entry.name);
-      }
+      const last = this.leave(session, kind, name.toString('latin1'));
+      if (last !== null) gone.push(last);
     }
     if (gone.length > 0) this.sendToFeeds(BACKEND_UNSUBSCRIBE[kind]!, gone);
+  }
+
+  /** Takes `session` off one name; returns the name when no local session is left on it. */
+  private leave(session: Session, kind: Kind, key: string): Buffer | null {
+    const entry = this.subscribers[kind].get(key);
+    if (entry === undefined || !entry.sessions.delete(session) || entry.sessions.size > 0) return null;
+    this.subscribers[kind].delete(key);
+    return entry.name;
   }
 
   private start(): void {
@@ -497,21 +498,8 @@ export class PubSub {
       return;
     }
     const payload = encodeCommand(args);
-    const replies: Buffer[] = [];
-    let left = masters.length;
-    const done = (): void => {
-      const failed = replies.find((r) => isErrorReply(r));
-      req.resolve(failed ?? mergeIntrospection(name, replies));
-    };
-    for (const pool of masters) {
-      pool.pick(session.id).send({
-        payload,
-        resolve: (reply) => {
-          replies.push(reply);
-          if (--left === 0) done();
-        },
-      });
-    }
+    const merge = new CustomMerge(req, masters.length, (replies) => replies.find((r) => isErrorReply(r)) ?? mergeIntrospection(name, replies));
+    masters.forEach((pool, p) => pool.pick(session.id).send(merge.part(p, payload)));
   }
 }
 
