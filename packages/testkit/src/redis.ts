@@ -4,9 +4,9 @@
  */
 import { connect } from 'node:net';
 import { Redis, type RedisOptions } from 'ioredis';
-import { tempDir, trackHandle } from './cleanup.js';
+import { tempDir } from './cleanup.js';
 import { freePort } from './ports.js';
-import { ExitedEarlyError, ManagedProcess } from './process.js';
+import { HOST, ServerProcess, launchWithRetries } from './server-process.js';
 
 export interface StartRedisOptions {
   /** Default: a free port (retried with another one if taken meanwhile). */
@@ -20,46 +20,29 @@ export interface StartRedisOptions {
   startTimeoutMs?: number;
 }
 
-const HOST = '127.0.0.1';
-const PORT_ATTEMPTS = 3;
-
-export class RedisServer {
-  readonly host = HOST;
+export class RedisServer extends ServerProcess {
   readonly port: number;
   readonly dir: string;
-  private proc: ManagedProcess | null = null;
   private readonly clients = new Set<Redis>();
-  private stopped = false;
-  private readonly untrack: () => void;
 
   /** @internal use startRedis() */
   constructor(
     port: number,
     dir: string,
-    /** Removes the dir when stop() runs; a no-op for a dir the caller owns. */
-    private readonly removeDir: () => Promise<void>,
+    removeDir: () => Promise<void>,
     private readonly opts: StartRedisOptions,
   ) {
+    super(removeDir);
     this.port = port;
     this.dir = dir;
-    this.untrack = trackHandle(this);
   }
 
   get addr(): string {
     return `${this.host}:${this.port}`;
   }
 
-  get pid(): number {
-    return this.proc?.pid ?? -1;
-  }
-
-  get running(): boolean {
-    return this.proc?.running ?? false;
-  }
-
-  /** The server's recent log lines. */
-  logTail(n = 40): string {
-    return this.proc?.tail(n) ?? '';
+  protected override get label(): string {
+    return `redis ${this.addr}`;
   }
 
   /** An ioredis client for this server, disconnected by stop(). */
@@ -70,46 +53,13 @@ export class RedisServer {
     return c;
   }
 
-  /** Graceful stop (SIGTERM: no save with the default `--save ''`), then removes its temp dir. */
-  async stop(): Promise<void> {
-    if (this.stopped) return;
-    this.stopped = true;
-    this.untrack();
+  protected override beforeStop(): void {
     for (const c of this.clients) c.disconnect();
     this.clients.clear();
-    await this.proc?.terminate('SIGTERM');
-    await this.removeDir();
-  }
-
-  /** @internal forget a server whose launch failed, keeping its dir for the next attempt */
-  abandon(): void {
-    this.stopped = true;
-    this.untrack();
-  }
-
-  /** Crash it: sends `signal` and waits for the exit. The dir stays, so restart() works. */
-  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-    await this.proc?.terminate(signal);
-  }
-
-  /** Stops it if running and starts it again on the same port and dir, with the same args. */
-  async restart(): Promise<void> {
-    if (this.stopped) throw new Error(`redis ${this.addr} was stopped; start a new one`);
-    await this.proc?.terminate('SIGTERM');
-    await this.launch();
-  }
-
-  /** SIGSTOP: the process keeps its sockets but answers nothing, like a hung server. */
-  pause(): void {
-    this.proc?.signal('SIGSTOP');
-  }
-
-  resume(): void {
-    this.proc?.signal('SIGCONT');
   }
 
   /** @internal */
-  async launch(): Promise<void> {
+  override async launch(): Promise<void> {
     const args = [
       '--port', String(this.port),
       '--bind', HOST,
@@ -121,38 +71,23 @@ export class RedisServer {
       '--logfile', '',
       ...(this.opts.args ?? []),
     ];
-    const proc = new ManagedProcess({
-      name: `redis-server ${this.addr}`,
-      command: this.opts.bin ?? 'redis-server',
-      args,
-      maxLines: 500,
-    });
-    this.proc = proc;
-    try {
-      await proc.waitReady('PONG', () => ping(this.host, this.port), this.opts.startTimeoutMs ?? 10_000);
-    } catch (err) {
-      await proc.terminate('SIGKILL');
-      throw err;
-    }
+    await this.spawnAndWait(
+      { name: `redis-server ${this.addr}`, command: this.opts.bin ?? 'redis-server', args, maxLines: 500 },
+      'PONG',
+      () => ping(this.host, this.port),
+      this.opts.startTimeoutMs ?? 10_000,
+    );
   }
 }
 
 export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisServer> {
   const { dir, remove: removeDir } = opts.dir ? { dir: opts.dir, remove: async () => {} } : await tempDir('reborn-redis-');
-  for (let attempt = 1; ; attempt++) {
-    const server = new RedisServer(opts.port ?? (await freePort()), dir, removeDir, opts);
-    try {
-      await server.launch();
-      return server;
-    } catch (err) {
-      server.abandon();
-      const portRace = err instanceof ExitedEarlyError && opts.port === undefined;
-      if (!portRace || attempt >= PORT_ATTEMPTS) {
-        await removeDir();
-        throw err;
-      }
-    }
-  }
+  return launchWithRetries(
+    async () => new RedisServer(opts.port ?? (await freePort()), dir, removeDir, opts),
+    removeDir,
+    // A port the caller chose is not retried with another one.
+    opts.port === undefined,
+  );
 }
 
 /** One PING over a raw socket: true on +PONG (not -LOADING), false on anything else. */
