@@ -13,3 +13,4 @@ export * from './migrations.js';
 export { proxyAclUser, proxyAclRules } from './fencing.js';
 export * from './agents.js';
 export { OptionReader, OptionsError, optionsUsage, wantsHelp, isHostPort, type OptionDef } from './cli-options.js';
+export { parseOptionsOrExit, runUntilSignalled, type DaemonLogger } from './daemon.js';

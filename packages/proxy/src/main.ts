@@ -9,25 +9,11 @@
  */
 import cluster from 'node:cluster';
 import pino from 'pino';
-import { OptionsError, parseProxyOptions, usage, wantsHelp, type ProxyOptions } from './options.js';
+import { parseOptionsOrExit, runUntilSignalled } from '@reborn/coordinator';
+import { parseProxyOptions, usage } from './options.js';
 import { Proxy } from './proxy.js';
 
-const argv = process.argv.slice(2);
-if (wantsHelp(argv)) {
-  process.stdout.write(usage() + '\n');
-  process.exit(0);
-}
-
-let options: ProxyOptions;
-try {
-  options = parseProxyOptions(argv);
-} catch (err) {
-  if (err instanceof OptionsError) {
-    process.stderr.write(`reborn-proxy: ${err.problems.join('; ')}\n`);
-    process.exit(2);
-  }
-  throw err;
-}
+let options = parseOptionsOrExit('reborn-proxy', process.argv.slice(2), parseProxyOptions, usage);
 
 const workerIndex = cluster.isWorker ? Number(process.env['REBORN_WORKER_INDEX'] ?? '0') : -1;
 if (cluster.isWorker) {
@@ -76,24 +62,5 @@ function superviseWorkers(count: number): void {
 }
 
 function serve(): void {
-  const proxy = new Proxy(options, logger);
-  let stopping = false;
-  const shutdown = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'shutting down');
-    proxy.stop().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        logger.error({ err }, 'error during shutdown');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
-  proxy.start().catch((err: unknown) => {
-    logger.fatal({ err }, 'proxy failed to start');
-    process.exit(1);
-  });
+  runUntilSignalled(new Proxy(options, logger), logger, 'proxy');
 }
