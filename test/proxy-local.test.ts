@@ -207,6 +207,20 @@ describe('refusals and error texts', () => {
     expect(replies[0]).toEqual(replies[1]);
   });
 
+  it('CLIENT REPLY OFF does not silence pub/sub confirmations and messages (Redis 7.0)', async () => {
+    const got: unknown[][] = [];
+    for (const [conn, pub] of [[await raw(), await raw()], [await raw(true), await raw(true)]] as const) {
+      conn.write(Buffer.concat([cmd('CLIENT', 'REPLY', 'OFF'), cmd('SUBSCRIBE', 'local:reply-off')]));
+      const confirmation = plain(await conn.one());
+      expect(plain(await pub.call('PUBLISH', 'local:reply-off', 'hi'))).toBe(1);
+      got.push([confirmation, plain(await conn.one())]);
+      conn.destroy();
+      pub.destroy();
+    }
+    expect(got[0]).toEqual([['subscribe', 'local:reply-off', 1], ['message', 'local:reply-off', 'hi']]);
+    expect(got[0]).toEqual(got[1]);
+  });
+
   it('a bad numkeys gets the text redis gives for that command', async () => {
     const viaProxy = await raw();
     const direct = await raw(true);

@@ -277,6 +277,8 @@ export class PubSub {
   handle(session: Session, req: ClientRequest, cmd: CommandInfo, args: Buffer[]): void {
     const verb = COMMAND_KIND[cmd.name];
     if (verb !== undefined) {
+      // (Un)subscribe confirmations are pushes: Redis 7.0 sends them even under CLIENT REPLY OFF.
+      req.silent = false;
       const [kind, subscribing] = verb;
       if (subscribing) this.subscribe(session, req, kind, args.slice(1));
       else this.unsubscribe(session, req, kind, args.slice(1));

@@ -179,8 +179,8 @@ export class Session implements Flushable, ReplySink {
    * (a message must not overtake the confirmation of its own SUBSCRIBE).
    */
   push(message: Buffer): void {
-    // CLIENT REPLY OFF silences pub/sub messages too (Redis 7.0, RESP2).
-    if (this.closed || this.replyOff) return;
+    // Not silenced by CLIENT REPLY OFF/SKIP: Redis 7.0 always sends pub/sub pushes.
+    if (this.closed) return;
     if (this.head === null) {
       this.out.push(message);
       this.outBytes += message.length;
