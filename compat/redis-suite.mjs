@@ -113,7 +113,16 @@ function parseArgs(argv) {
       case '--no-optional': o.optional = false; break;
       case '--slow': o.slow = true; break;
       case '--tags': o.extraTags = next(); break;
-      case '--unit-timeout': o.unitTimeout = Number(next()); break;
+      case '--unit-timeout': {
+        // Validated here: Number('abc') is NaN, which the harness would take as "no timeout".
+        const v = next();
+        o.unitTimeout = Number(v);
+        if (!/^\d+$/.test(v) || o.unitTimeout <= 0) {
+          console.error(`redis-suite: --unit-timeout wants a positive integer (seconds), got ${JSON.stringify(v)}`);
+          process.exit(2);
+        }
+        break;
+      }
       case '--out': o.out = resolve(next()); break;
       case '--no-build': o.build = false; break;
       case '--strict': o.strict = true; break;
@@ -417,7 +426,13 @@ async function configSnapshot(servers) {
         const flat = await c.config('GET', '*');
         for (let i = 0; i + 1 < flat.length; i += 2) {
           const want = m.get(flat[i]);
-          if (want !== undefined && want !== flat[i + 1]) await c.config('SET', flat[i], want).catch(() => {});
+          if (want !== undefined && want !== flat[i + 1]) {
+            // Not fatal (some parameters can't be set back at runtime), but said: a setting a
+            // unit left behind can change the results of the units after it.
+            await c.config('SET', flat[i], want).catch((err) => {
+              console.warn(`warning: could not restore ${flat[i]} on ${srv.addr} (CONFIG SET: ${err.message})`);
+            });
+          }
         }
       } catch (err) {
         console.warn(`warning: could not restore the config of ${srv.addr}: ${err.message}`);
