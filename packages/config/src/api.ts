@@ -17,7 +17,7 @@
  *   GET    /api/stats                         live QPS: total, per proxy (with sessions, fenced), per slot
  *                                             (rates from the proxies' admin counters, stats.ts)
  *   GET    /api/servers                       INFO of every server: role, replication lag, memory, keys
- *   GET    /api/events                        the HA agents' events (failovers …), the newest 100
+ *   GET    /api/events                        the HA agents' events (failovers …), the newest 50
  *
  * Errors: `{ "error": "<message>", "code": "<CODE>" }` with the status of errors.ts (400
  * validation, 401 token, 404 unknown, 409 conflict, 502 redis unreachable, 503 etcd down,
@@ -35,7 +35,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import { AgentStore, SLOT_COUNT, ValidationError, type Store } from '@reborn/coordinator';
+import { SLOT_COUNT, ValidationError, type Store } from '@reborn/coordinator';
 import { CoordinatorError, errorCode, httpStatusOf, oneLine } from './errors.js';
 import { Admin, checkAddr, checkMigrationId, checkProxyId, type AdminOptions, type MigrationOp } from './servers.js';
 import { DASHBOARD_HTML } from './dashboard/page.js';
@@ -225,9 +225,6 @@ export interface ApiOptions {
   stats?: StatsOptions;
 }
 
-/** Events GET /api/events returns (the newest). */
-const EVENTS_SHOWN = 100;
-
 export interface ApiServer {
   /** `host:port` actually bound (port 0 resolved). */
   readonly address: string;
@@ -254,8 +251,9 @@ export function createApi(opts: ApiOptions): Api {
   const registry = opts.registry ?? new Registry();
   if (!opts.registry) collectDefaultMetrics({ register: registry, prefix: 'reborn_config_' });
   const metrics = createMetrics(registry);
+  // One Stats for every live-numbers route: it holds the proxies' rate histories and the
+  // single-flight rounds (and the one AgentStore the events and health records are read with).
   const stats = new Stats(store, opts.stats);
-  const agents = new AgentStore(store);
 
   const body = (ctx: Ctx, schema: BodySchema): Record<string, unknown> => validateBody(ctx.body, schema);
   const gidOf = (ctx: Ctx): number => intParam(ctx.params['gid'], 'group id', 1, 9999);
@@ -363,7 +361,7 @@ export function createApi(opts: ApiOptions): Api {
     },
     { method: 'GET', path: '/api/stats', handler: async () => ({ body: await stats.proxies() }) },
     { method: 'GET', path: '/api/servers', handler: async () => ({ body: await stats.servers() }) },
-    { method: 'GET', path: '/api/events', handler: async () => ({ body: await agents.listEvents(EVENTS_SHOWN) }) },
+    { method: 'GET', path: '/api/events', handler: async () => ({ body: await stats.events() }) },
   ];
 
   const send = (res: ServerResponse, status: number, payload: unknown, headers: Record<string, string> = {}): void => {

@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { MIN_WINDOW_MS, RateHistory, describeFetchError, fromInfo, rateBetween, type ProxySample } from './stats.js';
+import type { Store } from '@reborn/coordinator';
+import {
+  MAX_WINDOW_MS, MIN_WINDOW_MS, RateHistory, Stats, describeFetchError, fromInfo, rateBetween, singleFlight, type ProxySample,
+} from './stats.js';
 
 const sample = (at: number, commands: number, slot0 = 0, pid = 1): ProxySample => {
   const slotOps = new Array<number>(1024).fill(0);
@@ -40,11 +43,38 @@ describe('rates from cumulative proxy counters', () => {
     expect(h.add(sample(6000, 5))).toBeNull();
   });
 
-  it('a sample not newer than the last adds nothing', () => {
+  it('a sample not newer than the last adds nothing: the rate stays the one up to the last', () => {
     expect(rateBetween(sample(5, 1), sample(5, 9))).toBeNull();
     const h = new RateHistory();
     h.add(sample(1000, 10));
-    expect(h.add(sample(1000, 20))).toBeNull();
+    h.add(sample(3000, 30));
+    // Used as the newest, the old sample would give 10/s over 1000 ms (or nothing, as a baseline).
+    expect(h.add(sample(2000, 20))).toMatchObject({ qps: 10, windowMs: 2000 });
+  });
+
+  it('no rate over more than MAX_WINDOW_MS: after a long gap the history starts over', () => {
+    const h = new RateHistory();
+    h.add(sample(0, 0));
+    // An hour later: not the hour's average.
+    expect(h.add(sample(3_600_000, 360_000))).toBeNull();
+    expect(h.add(sample(3_602_000, 362_000))).toMatchObject({ qps: 1000, windowMs: 2000 });
+  });
+
+  it('an old baseline is dropped for a recent sample, even when the gap to the last one is short', () => {
+    const h = new RateHistory();
+    h.add(sample(0, 0));
+    h.add(sample(MAX_WINDOW_MS - 500, 100));
+    // The sample at 0 is more than MAX_WINDOW_MS back: the rate is from the one 700 ms back.
+    expect(h.add(sample(MAX_WINDOW_MS + 200, 170))).toMatchObject({ qps: 100, windowMs: 700 });
+  });
+
+  it('readers asking every millisecond still get a window of at least MIN_WINDOW_MS', () => {
+    const h = new RateHistory();
+    let r = null;
+    for (let t = 0; t <= 3 * MIN_WINDOW_MS; t++) r = h.add(sample(t, t * 2));
+    expect(r!.windowMs).toBeGreaterThanOrEqual(MIN_WINDOW_MS);
+    expect(r!.windowMs).toBeLessThanOrEqual(MIN_WINDOW_MS + 100);
+    expect(r!.qps).toBe(2000);
   });
 });
 
@@ -65,6 +95,56 @@ describe('server INFO fields', () => {
     expect(fromInfo({ role: 'master', master_repl_offset: '0', used_memory: '900000' })).toMatchObject({
       actualRole: 'master', masterAddr: null, linkUp: null, offset: '0', lastIoSeconds: null, keys: 0, expires: 0,
     });
+  });
+});
+
+describe('single flight', () => {
+  it('concurrent callers share one call; a caller after it settles starts another', async () => {
+    let calls = 0;
+    let release!: () => void;
+    const f = singleFlight(async () => {
+      calls++;
+      await new Promise<void>((r) => (release = r));
+      return calls;
+    });
+    const [a, b] = [f(), f()];
+    expect(a).toBe(b);
+    release();
+    expect(await Promise.all([a, b])).toEqual([1, 1]);
+    const c = f();
+    release();
+    expect(await c).toBe(2);
+    expect(calls).toBe(2);
+  });
+
+  it('Stats.servers() is shared by concurrent callers', async () => {
+    let listed = 0;
+    const store = {
+      paths: { agents: '/t/agents/' },
+      listGroups: async () => {
+        listed++;
+        return [];
+      },
+      call: async () => ({ kvs: [] }),
+    } as unknown as Store;
+    const stats = new Stats(store);
+    const [a, b] = await Promise.all([stats.servers(), stats.servers()]);
+    expect(a).toBe(b);
+    expect(listed).toBe(1);
+  });
+});
+
+describe('HA health records', () => {
+  it('an etcd error reading them is reported in healthError, not hidden', async () => {
+    const store = {
+      paths: { agents: '/t/agents/' },
+      listGroups: async () => [],
+      call: async (what: string) => {
+        throw new Error(`etcd: ${what} failed`);
+      },
+    } as unknown as Store;
+    const sv = await new Stats(store).servers();
+    expect(sv).toMatchObject({ servers: [], healthError: 'etcd: list server health failed', down: 0 });
   });
 });
 

@@ -17,15 +17,34 @@
  * oldest kept, when none is that old yet). A proxy seen for the first time has no rate
  * (`qps: null`) until its second sample. A counter that went backwards, or a new pid, means
  * the proxy restarted: its history starts over.
+ *
+ * A rate is never taken over more than MAX_WINDOW_MS: the first read after an hour of nobody
+ * asking, or after a proxy did not answer for a while, would otherwise give an hour's average
+ * as "live" QPS (and the total would sum it with the others' live rates). Samples older than
+ * that are dropped; with none left, the proxy has no rate until its next sample.
+ *
+ * Concurrent readers share one round of remote calls (singleFlight): the proxies' admin
+ * endpoints, INFO of every server and the events are each read once for all of them.
  */
-import { AgentStore, type ServerHealth, type Store } from '@reborn/coordinator';
+import { AgentStore, type AgentEvent, type ServerHealth, type Store } from '@reborn/coordinator';
 import { info } from './redis-admin.js';
 
 export const SLOTS = 1024;
 /** The shortest interval a rate is computed over, when the history has one that long. */
 export const MIN_WINDOW_MS = 1000;
-/** Samples kept per proxy, at most. */
+/** The longest interval a rate is computed over: older samples are not a baseline. */
+export const MAX_WINDOW_MS = 10_000;
+/** Samples kept per proxy, at most (a safety net: MIN_STORE_GAP_MS keeps far fewer). */
 const MAX_SAMPLES = 64;
+/**
+ * A sample closer than this to the last stored one is used for the rate but not stored:
+ * readers asking every few ms would otherwise fill MAX_SAMPLES within a few hundred ms, the
+ * trim would drop the baseline, and the window would be shorter than MIN_WINDOW_MS. With this
+ * gap at most MIN_WINDOW_MS / MIN_STORE_GAP_MS + 2 = 34 samples are ever kept.
+ */
+export const MIN_STORE_GAP_MS = MIN_WINDOW_MS / 32;
+/** Events GET /api/events returns (the newest); the page shows all of them. */
+export const EVENTS_SHOWN = 50;
 
 export interface StatsOptions {
   /** Per HTTP request to a proxy's admin address. Default 1000. */
@@ -58,16 +77,24 @@ export interface Rate {
 export class RateHistory {
   private samples: ProxySample[] = [];
 
-  /** Adds a sample (ignored when not newer than the last) and returns the current rate, or null. */
+  /**
+   * Adds a sample and returns the rate up to it, or null. A sample not newer than the last
+   * stored one adds nothing: the answer is the rate up to that last one.
+   */
   add(s: ProxySample): Rate | null {
     const last = this.samples[this.samples.length - 1];
+    // Same process, not newer (a read that was overtaken): its lower counters are no restart.
+    if (last && s.pid === last.pid && s.at <= last.at) return rateBetween(this.samples[0]!, last);
     if (last && (s.pid !== last.pid || s.commands < last.commands)) this.samples = [];
-    if (!last || this.samples.length === 0 || s.at > last.at) this.samples.push(s);
-    const newest = this.samples[this.samples.length - 1]!;
-    // Keep exactly one sample at least MIN_WINDOW_MS older than the newest (the baseline).
-    while (this.samples.length > 2 && this.samples[1]!.at <= newest.at - MIN_WINDOW_MS) this.samples.shift();
+    // No baseline older than MAX_WINDOW_MS (a long gap would give a long average).
+    while (this.samples.length > 0 && this.samples[0]!.at < s.at - MAX_WINDOW_MS) this.samples.shift();
+    // Keep exactly one sample at least MIN_WINDOW_MS older than s (the baseline).
+    while (this.samples.length > 1 && this.samples[1]!.at <= s.at - MIN_WINDOW_MS) this.samples.shift();
+    const base = this.samples[0];
+    const prev = this.samples[this.samples.length - 1];
+    if (!prev || s.at - prev.at >= MIN_STORE_GAP_MS) this.samples.push(s);
     while (this.samples.length > MAX_SAMPLES) this.samples.shift();
-    return rateBetween(this.samples[0]!, newest);
+    return base ? rateBetween(base, s) : null;
   }
 }
 
@@ -149,6 +176,8 @@ export interface ServerStats {
 export interface ServersStats {
   at: number;
   servers: ServerStats[];
+  /** Why the HA leader's health records could not be read (then every `health` is null). */
+  healthError: string | null;
   /** Keys on the masters that answered. */
   keys: number;
   /** Memory used by every server that answered. */
@@ -160,9 +189,20 @@ export interface ServersStats {
 // ---------------------------------------------------------------------------------------------
 // Collection
 
+/**
+ * Wraps `fn` so that callers arriving while a call runs share its promise (and its result or
+ * error); the next caller after it settles starts a new call.
+ */
+export function singleFlight<T>(fn: () => Promise<T>): () => Promise<T> {
+  let inflight: Promise<T> | null = null;
+  return () =>
+    (inflight ??= fn().finally(() => {
+      inflight = null;
+    }));
+}
+
 export class Stats {
   private readonly histories = new Map<string, RateHistory>();
-  private inflight: Promise<ClusterStats> | null = null;
   private readonly proxyTimeoutMs: number;
   private readonly redisTimeoutMs: number;
   private readonly fetch: typeof fetch;
@@ -179,12 +219,11 @@ export class Stats {
   }
 
   /** Samples every registered proxy; concurrent callers share one round of requests. */
-  proxies(): Promise<ClusterStats> {
-    this.inflight ??= this.collectProxies().finally(() => {
-      this.inflight = null;
-    });
-    return this.inflight;
-  }
+  readonly proxies: () => Promise<ClusterStats> = singleFlight(() => this.collectProxies());
+  /** INFO of every server; concurrent callers share one round. */
+  readonly servers: () => Promise<ServersStats> = singleFlight(() => this.collectServers());
+  /** The newest EVENTS_SHOWN events of the HA agents; concurrent callers share one read. */
+  readonly events: () => Promise<AgentEvent[]> = singleFlight(() => this.agents.listEvents(EVENTS_SHOWN));
 
   private async collectProxies(): Promise<ClusterStats> {
     const registered = await this.store.listProxies();
@@ -243,10 +282,15 @@ export class Stats {
   }
 
   /** INFO of every server of every group, at once; a server that does not answer has `error`. */
-  async servers(): Promise<ServersStats> {
+  private async collectServers(): Promise<ServersStats> {
+    let healthError: string | null = null;
     const [groups, health] = await Promise.all([
       this.store.listGroups(),
-      this.agents.listServerHealth().catch((): ServerHealth[] => []),
+      // The servers' INFO is still worth showing without the health records; the error is shown too.
+      this.agents.listServerHealth().catch((err: unknown): ServerHealth[] => {
+        healthError = err instanceof Error ? err.message : String(err);
+        return [];
+      }),
     ]);
     const healthOf = new Map(health.map((h) => [h.addr, h]));
     const opts = { connectTimeoutMs: this.redisTimeoutMs, commandTimeoutMs: this.redisTimeoutMs };
@@ -281,6 +325,7 @@ export class Stats {
     return {
       at: Date.now(),
       servers,
+      healthError,
       keys: servers.reduce((n, s) => n + (s.role === 'master' && s.keys !== null ? s.keys : 0), 0),
       usedMemory: servers.reduce((n, s) => n + (s.usedMemory ?? 0), 0),
       down: servers.filter((s) => !s.ok).length,
