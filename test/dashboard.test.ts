@@ -78,7 +78,10 @@ interface Page {
   storage: Map<string, string>;
 }
 
-function runPage(html: string, base: ApiServer): Page {
+/** Answers a request of the page instead of the API (null: the API answers). */
+type Intercept = (path: string) => Response | null;
+
+function runPage(html: string, base: ApiServer, intercept: Intercept = () => null): Page {
   const els = new Map<string, FakeEl>();
   const el = (id: string): FakeEl => {
     let e = els.get(id);
@@ -100,7 +103,8 @@ function runPage(html: string, base: ApiServer): Page {
       removeItem: (k: string) => void storage.delete(k),
     },
     window: { confirm: () => true },
-    fetch: (path: string, init: RequestInit) => fetch(`http://${base.address}${path}`, { ...init, signal: AbortSignal.timeout(30_000) }),
+    fetch: async (path: string, init: RequestInit) =>
+      intercept(path) ?? fetch(`http://${base.address}${path}`, { ...init, signal: AbortSignal.timeout(30_000) }),
     setInterval: () => 0,
   };
   const js = html.slice(html.indexOf('<script>') + '<script>'.length, html.indexOf('</script>'));
@@ -343,6 +347,47 @@ describe('dashboard script against the live API', () => {
     await page.until(() => page.el('plan').innerHTML.startsWith('<pre>') || page.el('errors').className === 'show', 'the plan');
     expect(page.el('errors').innerHTML).toBe('');
     expect(page.el('plan').innerHTML).toBe('<pre>group 1: 512 → 512 slots\ngroup 2: 512 → 512 slots\nalready balanced: every group owns 512 slots\nnothing to move</pre>');
+  });
+
+  it('a failing call blanks only its own section: the others render, its error is shown', async () => {
+    const page = runPage((await get(server, '/')).text, server, (path) =>
+      path === '/api/servers' ? Response.json({ error: 'INFO exploded', code: 'EINTERNAL' }, { status: 500 }) : null,
+    );
+    await page.until(() => page.el('updated').textContent.startsWith('refresh failed'), 'the first refresh');
+    expect(page.el('errors').className).toBe('show');
+    expect(page.el('errors').innerHTML).toContain('GET /api/servers → 500 <code>EINTERNAL</code> INFO exploded');
+    // Everything the other calls answered is there.
+    expect(page.el('product').textContent).toBe(cluster.product);
+    expect(page.el('slotmap').children[700]!.title).toBe('slot 700: online, group 2');
+    expect(page.el('groups').innerHTML).toContain(cluster.groups[0]!.master.addr);
+    expect(page.el('kpis').innerHTML).toContain('online slots</span><b>1024</b>');
+    expect(page.el('kpis').innerHTML).toContain('keys</span><b>?</b>');
+    expect(page.el('proxies').innerHTML).toContain('no proxies');
+    expect(page.el('migrations').innerHTML).toContain('progress');
+    expect(page.el('events').innerHTML).toContain('no events');
+  });
+
+  it('the QPS chart keeps the last 2 minutes by the samples\' time, however often it refreshes', async () => {
+    // Samples 0 s, 60 s and 130 s apart, fetched one right after the other: the first one is
+    // more than 2 minutes older than the last, so it leaves the chart (and its max).
+    const samples = [{ at: 1_000_000, qps: 30 }, { at: 1_060_000, qps: 20 }, { at: 1_130_000, qps: 10 }];
+    let n = 0;
+    const page = runPage((await get(server, '/')).text, server, (path) => {
+      if (path !== '/api/stats') return null;
+      const s = samples[Math.min(n++, samples.length - 1)]!;
+      return Response.json({ ...s, commands: 0, proxies: [], slotQps: new Array(1024).fill(0) });
+    });
+    const refreshed = async (what: string): Promise<void> => page.until(() => page.el('updated').textContent.startsWith('updated'), what);
+    await refreshed('the first refresh');
+    expect(page.el('qpsChart').innerHTML).toContain('(max 30)');
+    for (const what of ['the second refresh', 'the third refresh']) {
+      page.el('updated').textContent = '';
+      page.submit('authForm', { token: '' }); // the token form refreshes, as actions do
+      await refreshed(what);
+    }
+    expect(n).toBe(3);
+    expect(page.el('qpsChart').innerHTML).toContain('(max 20)');
+    expect(/points="([^"]*)"/.exec(page.el('qpsChart').innerHTML)![1]!.split(' ')).toHaveLength(2);
   });
 
   it('starts a migration from its form and cancels it with its button', async () => {

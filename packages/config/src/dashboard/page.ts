@@ -7,8 +7,12 @@
  * proxies, groups, slot states), the slot map coloured by owner or, toggled, as a heat map of
  * per-slot QPS; groups and servers with each server's role as it reports it, replication lag,
  * memory and keys (INFO, /api/servers); proxies with QPS and sessions (/api/stats); migrations;
- * rebalance; the HA agents' failover events (/api/events). The QPS history lives in the page
- * only (each refresh adds a point).
+ * rebalance; the HA agents' failover events (/api/events, the newest 50). The QPS history lives
+ * in the page only (each refresh adds a point, stamped with the sample's `at`; points older
+ * than 2 minutes are dropped, however often refresh runs).
+ *
+ * Each section is rendered from its own response: a slow or failing call leaves the others
+ * rendered (and its error is shown in the error area).
  *
  * Every API call of the page goes through `api(METHOD, '/api/route/:pattern', params, body)`
  * with the route pattern exactly as api.ts declares it, so test/dashboard.test.ts can extract
@@ -274,7 +278,19 @@ function renderSlots(ranges, groups, slotQps) {
 
 // ------------------------------------------------------------------ tables
 var qpsHistory = [];
-var QPS_POINTS = 60;
+// The chart covers this much time; refresh() also runs after actions, so trim by time, not count.
+var QPS_WINDOW_MS = 120000;
+function addQpsPoint(st) {
+  var last = qpsHistory[qpsHistory.length - 1];
+  // Concurrent refreshes can get the same shared sample: one point per sample.
+  if (last && st.at <= last.at) return;
+  qpsHistory.push({ at: st.at, qps: st.qps });
+  while (qpsHistory.length && qpsHistory[0].at < st.at - QPS_WINDOW_MS) qpsHistory.shift();
+}
+// The per-slot rates of /api/stats, or null while there is no rate yet (then the map shows no heat).
+function slotRates(st) {
+  return st && st.qps !== null ? st.slotQps : null;
+}
 function renderChart() {
   var w = 260, h = 64, pad = 2;
   var pts = qpsHistory.filter(function (p) { return p.qps !== null; });
@@ -282,7 +298,7 @@ function renderChart() {
   pts.forEach(function (p) { if (p.qps > max) max = p.qps; });
   var top = max > 0 ? max * 1.15 : 1;
   var t1 = pts.length ? pts[pts.length - 1].at : 0;
-  var span = 2000 * (QPS_POINTS - 1);
+  var span = QPS_WINDOW_MS;
   var xy = pts.map(function (p) {
     var x = w - pad - ((t1 - p.at) / span) * (w - 2 * pad);
     var y = h - pad - (p.qps / top) * (h - 2 * pad);
@@ -296,19 +312,19 @@ function renderChart() {
     (xy.length > 1 ? '' : '<span class="mute">waiting for samples…</span>');
 }
 
-// o: /api/overview, st: /api/stats, sv: /api/servers
+// o: /api/overview, st: /api/stats, sv: /api/servers (st and sv null when their call failed)
 function renderOverview(o, st, sv) {
   $('product').textContent = o.product;
   var by = o.slots.byState || {};
   var kpi = function (label, value, id) {
     return '<div class="kpi"' + (id ? ' id="' + id + '"' : '') + '><span class="mute">' + esc(label) + '</span><b>' + esc(value) + '</b></div>';
   };
-  var down = sv.down ? ' (' + sv.down + ' down)' : '';
-  var deadProxies = st.proxies.filter(function (p) { return !p.ok; }).length;
+  var down = sv && sv.down ? ' (' + sv.down + ' down)' : '';
+  var deadProxies = st ? st.proxies.filter(function (p) { return !p.ok; }).length : 0;
   $('kpis').innerHTML = [
-    kpi('total QPS', fmtQps(st.qps), 'kpiQps'),
-    kpi('keys', fmtNum(sv.keys), 'kpiKeys'),
-    kpi('memory', fmtBytes(sv.usedMemory) + down, 'kpiMemory'),
+    kpi('total QPS', st ? fmtQps(st.qps) : '?', 'kpiQps'),
+    kpi('keys', sv ? fmtNum(sv.keys) : '?', 'kpiKeys'),
+    kpi('memory', sv ? fmtBytes(sv.usedMemory) + down : '?', 'kpiMemory'),
     kpi('groups', o.groups.length),
     kpi('proxies', o.proxies.length + (deadProxies ? ' (' + deadProxies + ' not answering)' : '')),
     kpi('online slots', by.online || 0),
@@ -321,10 +337,11 @@ function renderOverview(o, st, sv) {
   var notes = [];
   if (!o.runnerAlive) notes.push('no migration runner is alive for this product');
   o.fences.forEach(function (f) { notes.push('proxy ' + esc(f.proxyId) + ' fenced at ' + esc(f.at) + ': ' + esc(f.reason)); });
+  if (sv && sv.healthError) notes.push('HA health records could not be read: ' + esc(sv.healthError));
   $('notes').innerHTML = notes.join('<br>');
 
   var info = {};
-  sv.servers.forEach(function (x) { info[x.group + ' ' + x.addr] = x; });
+  if (sv) sv.servers.forEach(function (x) { info[x.group + ' ' + x.addr] = x; });
   var g = [row(['group', 'slots', 'server', 'role', 'reports', 'lag', 'memory', 'keys', 'ops/s', ''], true)];
   o.groups.forEach(function (grp) {
     var servers = grp.servers.length ? grp.servers : [null];
@@ -354,7 +371,7 @@ function renderOverview(o, st, sv) {
   $('groups').innerHTML = g.join('');
 
   var live = {};
-  st.proxies.forEach(function (p) { live[p.id] = p; });
+  if (st) st.proxies.forEach(function (p) { live[p.id] = p; });
   $('proxies').innerHTML = row(['id', 'addr', 'admin', 'state', 'registered', 'fenced', 'QPS', 'sessions', 'commands'], true) + o.proxies.map(function (p) {
     var l = live[p.id];
     var answered = l && l.ok;
@@ -391,7 +408,7 @@ function lagText(x) {
 
 function renderEvents(list) {
   var out = [row(['#', 'time', 'kind', 'group', 'what happened', 'details'], true)];
-  list.slice().reverse().slice(0, 50).forEach(function (e) {
+  list.slice().reverse().forEach(function (e) {
     var d = e.data || {};
     var details = [];
     if (d.oldMaster !== undefined) details.push(esc(d.oldMaster) + ' → ' + esc(d.newMaster));
@@ -444,26 +461,28 @@ var lastStats = null, lastRanges = null, lastGroups = null;
 function refresh() {
   if (busy) return Promise.resolve();
   busy = true;
-  return Promise.all([
+  // allSettled: each section renders from its own answer, so one failing call blanks nothing else.
+  return Promise.allSettled([
     api('GET', '/api/overview'), api('GET', '/api/slots'), api('GET', '/api/migrations'),
     api('GET', '/api/stats'), api('GET', '/api/servers'), api('GET', '/api/events'),
   ])
     .then(function (r) {
-      lastStats = r[3];
-      qpsHistory.push({ at: Date.now(), qps: r[3].qps });
-      if (qpsHistory.length > QPS_POINTS) qpsHistory.shift();
-      lastRanges = r[1];
-      lastGroups = r[0].groups;
-      renderOverview(r[0], r[3], r[4]);
-      renderChart();
-      renderSlots(r[1], r[0].groups, r[3].qps === null ? null : r[3].slotQps);
-      renderMigrations(r[2]);
-      renderEvents(r[5]);
-      pollError = null;
-      showAuth(false);
-      $('updated').textContent = 'updated ' + new Date().toLocaleTimeString();
+      var ok = function (i) { return r[i].status === 'fulfilled' ? r[i].value : null; };
+      var o = ok(0), ranges = ok(1), migrations = ok(2), st = ok(3), sv = ok(4), events = ok(5);
+      lastStats = st;
+      if (st) { addQpsPoint(st); renderChart(); }
+      if (o) { lastGroups = o.groups; renderOverview(o, st, sv); }
+      if (ranges) lastRanges = ranges;
+      if (lastRanges && lastGroups) renderSlots(lastRanges, lastGroups, slotRates(lastStats));
+      if (migrations) renderMigrations(migrations);
+      if (events) renderEvents(events);
+      var errors = r.filter(function (x) { return x.status === 'rejected'; }).map(function (x) { return describe(x.reason); });
+      pollError = errors.length ? errors.join('<br>') : null;
+      if (!errors.length) showAuth(false);
+      $('updated').textContent = (errors.length ? 'refresh failed at ' : 'updated ') + new Date().toLocaleTimeString();
     })
     .catch(function (err) {
+      // A rendering bug: shown, not swallowed.
       pollError = describe(err);
       $('updated').textContent = 'refresh failed at ' + new Date().toLocaleTimeString();
     })
@@ -504,7 +523,7 @@ $('migrateForm').addEventListener('submit', function (ev) {
   });
 });
 $('heatToggle').addEventListener('change', function () {
-  if (lastRanges) renderSlots(lastRanges, lastGroups, lastStats && lastStats.qps !== null ? lastStats.slotQps : null);
+  if (lastRanges && lastGroups) renderSlots(lastRanges, lastGroups, slotRates(lastStats));
 });
 $('planBtn').addEventListener('click', function () {
   api('GET', '/api/rebalance').then(function (plan) {
