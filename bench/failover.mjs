@@ -20,7 +20,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  busySummary, cellStats, cpuBusy, fmtNum, fmtOps as ops, isInterrupted, log, machineInfo, median,
+  busySummary, cellStats, cpuBusy, fmtNum, fmtOps as ops, isInterrupted, isStopping, log, machineInfo, median,
   missingBuild, onPath, onSignals, pairedRatio, parseFlags, positiveInt as positiveIntOr, root, runMain,
   runRedisBenchmark, setLogTag, sleep, spreadCell, tableHead,
 } from './lib.mjs';
@@ -256,13 +256,16 @@ async function measureThroughput() {
     }
     log('warm-up');
     for (const t of Object.values(targets)) await runBenchmark(t.port, 16, Math.max(10_000, Math.round(REQUESTS / 8)));
+    // After Ctrl-C (lib's handler sets `stopping`, then runs testkit's stopAll) no new round or
+    // run starts: the cluster is going away under them.
     const masters = cluster.groups.map((g) => g.master);
     const results = Object.fromEntries(tests.map((t) => [t.name, { normal: [], durable: [], waitsPerSet: [] }]));
     busySamples.push(await cpuBusy());
-    for (let round = 0; round < ROUNDS; round++) {
+    for (let round = 0; round < ROUNDS && !isStopping(); round++) {
       for (const test of tests) {
         const order = round % 2 === 0 ? ['normal', 'durable'] : ['durable', 'normal'];
         for (const name of order) {
+          if (isStopping()) return { tests, results };
           const before = name === 'durable' ? await Promise.all(masters.map(commandCalls)) : null;
           const r = await runBenchmark(targets[name].port, test.pipeline, test.requests);
           results[test.name][name].push(r);

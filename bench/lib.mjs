@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 
 /** The repository root: the scripts run packages/*\/dist from here and write bench/results/. */
@@ -78,7 +78,8 @@ export function sleep(ms) {
 // way out, on errors and on Ctrl-C — and only those, never other processes of the same name.
 
 const children = []; // { name, child, logFile, exited }
-let stopping = false;
+let stopping = false; // set by stopAll() and by the signal handler (whichever stop it runs)
+let stopPromise = null; // the one teardown of stopAll(): every call returns it
 let interrupted = false;
 let failed = false;
 let tmp = null;
@@ -135,10 +136,15 @@ export function alive(entry) {
 /**
  * Stops every child, newest first and one at a time (so the proxy shuts down while etcd and
  * redis are still there to say goodbye to): SIGTERM, then SIGKILL after 5 s. Then removes the
- * temp dir (see makeTempDir). Idempotent.
+ * temp dir (see makeTempDir). Every call returns the same promise, so a second caller (Ctrl-C
+ * during the final teardown) waits for the first instead of exiting with children left.
  */
-export async function stopAll() {
-  if (stopping) return;
+export function stopAll() {
+  stopPromise ??= teardown();
+  return stopPromise;
+}
+
+async function teardown() {
   stopping = true;
   killBenchmarks();
   for (const e of children.filter(alive).reverse()) {
@@ -158,23 +164,55 @@ export async function stopAll() {
   }
 }
 
+// The last resort, for an exit that skipped the teardown (process.exit elsewhere, a crash):
+// SIGKILL, by pid, every child this run started that is still alive. Synchronous, as 'exit'
+// handlers must be.
+process.on('exit', () => {
+  for (const e of children) {
+    if (alive(e) && e.child.pid !== undefined) {
+      try {
+        process.kill(e.child.pid, 'SIGKILL');
+      } catch {
+        /* gone meanwhile */
+      }
+    }
+  }
+  killBenchmarks();
+});
+
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
 /**
  * On Ctrl-C (and SIGTERM / SIGHUP): stop the running redis-benchmark at once, then `stop`
  * (this module's stopAll, or testkit's), then exit 130. A second signal while that runs is
  * ignored rather than leaving processes behind half-stopped.
+ *
+ * The handler sets `stopping` whichever `stop` it runs, so runRedisBenchmark() and the scripts'
+ * loops (isStopping()) start no new work after Ctrl-C with testkit's stopAll too. And it is the
+ * only signal handler: testkit installs its own (SIGKILL everything, re-raise) when it starts
+ * its first child, which would race the orderly `stop` here, so signal listeners added by
+ * anyone else are removed as they come. Testkit's 'exit' hook stays, as the last resort.
  */
 export function onSignals(stop = stopAll) {
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-    process.on(sig, () => {
+  const ours = new Set();
+  process.on('newListener', (event, listener) => {
+    // Removed after the add completes (removing inside 'newListener' would run before it).
+    if (SIGNALS.includes(event) && !ours.has(listener)) queueMicrotask(() => process.removeListener(event, listener));
+  });
+  for (const sig of SIGNALS) {
+    const handler = () => {
       if (interrupted) return;
       interrupted = true;
+      stopping = true;
       log(`${sig}: stopping`);
       killBenchmarks();
       void Promise.resolve()
         .then(stop)
         .catch((err) => log(`stopping: ${err.message}`))
         .finally(() => process.exit(130));
-    });
+    };
+    ours.add(handler);
+    process.on(sig, handler);
   }
 }
 
@@ -194,6 +232,7 @@ export async function runMain(main, stop = stopAll) {
       log(`error: ${err instanceof Error ? err.stack : String(err)}`);
     }
   } finally {
+    stopping = true; // also when `stop` is testkit's: nothing new starts from here on
     killBenchmarks();
     if (!interrupted) await stop().catch((err) => log(`stopping: ${err.message}`));
   }
@@ -202,6 +241,8 @@ export async function runMain(main, stop = stopAll) {
 /**
  * Polls `check` until it returns true; throws after `timeoutMs`, or at once (with the end of
  * its log) when `entry`'s process died — waiting out the timeout then would only hide why.
+ * A check that never settles counts as "not yet" once the deadline passes, so it can't hang
+ * the wait (checks should still bound themselves, e.g. fetch with AbortSignal.timeout).
  */
 export async function waitFor(what, check, timeoutMs = 20_000, entry = null, intervalMs = 100) {
   const deadline = Date.now() + timeoutMs;
@@ -209,10 +250,14 @@ export async function waitFor(what, check, timeoutMs = 20_000, entry = null, int
     if (entry !== null && !alive(entry)) {
       throw new Error(`${what} exited (${entry.exited}) before becoming ready; see ${entry.logFile}\n${tail(entry.logFile)}`);
     }
+    let timer;
+    const expired = new Promise((r) => (timer = setTimeout(() => r(false), Math.max(0, deadline - Date.now()) + intervalMs)));
     try {
-      if (await check()) return;
+      if (await Promise.race([Promise.resolve().then(check), expired])) return;
     } catch {
       /* not up yet */
+    } finally {
+      clearTimeout(timer);
     }
     if (Date.now() > deadline) throw new Error(`${what} did not become ready within ${timeoutMs / 1000} s`);
     await sleep(intervalMs);
@@ -276,7 +321,7 @@ export async function startEtcd() {
     '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
     '--initial-cluster', `bench=${peer}`,
   ], tmpPath('etcd.log'));
-  await waitFor('etcd', async () => (await fetch(`${url}/health`)).ok, 20_000, entry);
+  await waitFor('etcd', async () => (await fetch(`${url}/health`, { signal: AbortSignal.timeout(1000) })).ok, 20_000, entry);
   return url;
 }
 
@@ -294,6 +339,24 @@ export async function startRedis(gid) {
   ], tmpPath(`redis-${gid}.log`));
   await waitFor(`redis-server :${port}`, () => ping(port), 10_000, entry);
   return port;
+}
+
+/**
+ * Runs `fn(store)` with a `@reborn/coordinator` Store open on `product` at `etcdUrl` (from
+ * packages/coordinator/dist: the scripts run the build, they don't make it), closing it after.
+ */
+export async function withStore(etcdUrl, product, fn) {
+  const index = 'packages/coordinator/dist/index.js';
+  const missing = missingBuild([index]);
+  if (missing !== null) throw new Error(missing);
+  const { Store } = await import(pathToFileURL(path.join(root, index)).href);
+  if (typeof Store?.open !== 'function') throw new Error(`${index} does not export Store (yet): run \`npm run build\``);
+  const store = await Store.open({ endpoints: [etcdUrl], product });
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
 }
 
 /**
@@ -325,7 +388,7 @@ export async function startProxy(etcdUrl, product) {
     '--addr', `127.0.0.1:${port}`, '--admin-addr', `127.0.0.1:${adminPort}`,
     '--etcd', etcdUrl, '--product', product, '--id', 'bench-proxy',
   ], logFile);
-  await waitFor('reborn-proxy /healthz', async () => (await fetch(`http://127.0.0.1:${adminPort}/healthz`)).status === 200, 20_000, entry);
+  await waitFor('reborn-proxy /healthz', async () => (await fetch(`http://127.0.0.1:${adminPort}/healthz`, { signal: AbortSignal.timeout(1000) })).status === 200, 20_000, entry);
   await waitFor('reborn-proxy PING', () => ping(port), 10_000, entry);
   return { port, adminPort, logFile, entry };
 }
@@ -346,33 +409,48 @@ export async function loadKeys(ports, n, valueSize, pick = () => 0) {
     let out = '';
     child.stdout.setEncoding('utf8').on('data', (d) => (out += d));
     child.stderr.setEncoding('utf8').on('data', (d) => (out += d));
+    const fail = (why) => new Error(`redis-cli --pipe to :${port} failed: ${why}${spawnError ? ` (${spawnError.message})` : ''}${out ? `: ${out.trim()}` : ''}`);
+    // Without these, a spawn failure or an EPIPE on stdin (redis-cli died) would be an
+    // unhandled 'error' and crash the script; `done` and flush() report them instead.
+    let spawnError = null;
+    child.on('error', (err) => (spawnError = err));
+    child.stdin.on('error', () => {});
     const done = new Promise((resolve) => child.on('close', (code) => resolve({ code, out })));
-    return { port, child, done, parts: [], count: 0 };
+    return { port, child, done, fail, parts: [], count: 0 };
   });
   const flush = async (p) => {
     if (p.parts.length === 0) return;
     const ok = p.child.stdin.write(p.parts.join(''));
     p.parts = [];
-    if (!ok) await new Promise((r) => p.child.stdin.once('drain', r));
+    if (ok) return;
+    // A dead redis-cli never drains: race 'drain' against its exit, and fail with its output.
+    const closed = await Promise.race([new Promise((r) => p.child.stdin.once('drain', () => r(null))), p.done]);
+    if (closed !== null) throw p.fail(`exited (${closed.code}) while being fed`);
   };
-  for (let i = 0; i < n; i++) {
-    const key = keyName(i);
-    const p = pipes[pick(key)];
-    p.parts.push(`*3\r\n$3\r\nSET\r\n$${key.length}\r\n${key}\r\n$${valueSize}\r\n${value}\r\n`);
-    p.count++;
-    if (p.parts.length >= 10_000) await flush(p);
+  try {
+    for (let i = 0; i < n; i++) {
+      const key = keyName(i);
+      const p = pipes[pick(key)];
+      p.parts.push(`*3\r\n$3\r\nSET\r\n$${key.length}\r\n${key}\r\n$${valueSize}\r\n${value}\r\n`);
+      p.count++;
+      if (p.parts.length >= 10_000) await flush(p);
+    }
+    for (const p of pipes) {
+      await flush(p);
+      p.child.stdin.end();
+    }
+    const counts = [];
+    for (const p of pipes) {
+      const { code, out } = await p.done;
+      if (code !== 0 || !/errors: 0, replies: \d+/.test(out)) throw p.fail(`exit ${code}`);
+      counts.push(p.count);
+    }
+    return counts;
+  } catch (err) {
+    // The other pipes are not in the registry: don't leave them waiting on an open stdin.
+    for (const p of pipes) p.child.kill('SIGKILL');
+    throw err;
   }
-  for (const p of pipes) {
-    await flush(p);
-    p.child.stdin.end();
-  }
-  const counts = [];
-  for (const p of pipes) {
-    const { code, out } = await p.done;
-    if (code !== 0 || !/errors: 0, replies: \d+/.test(out)) throw new Error(`redis-cli --pipe to :${p.port} failed: ${out}`);
-    counts.push(p.count);
-  }
-  return counts;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -414,6 +492,13 @@ export function runRedisBenchmark({ port, test, requests, clients, pipeline, val
       timedOut = true;
       child.kill('SIGKILL');
     }, timeoutMs);
+    // A spawn failure (no redis-benchmark, EAGAIN) becomes a failed run too: this never rejects.
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      benchmarks.delete(child);
+      const end = Date.now();
+      resolve({ ok: false, why: `redis-benchmark: ${err.message}`, notes: [], seconds: (end - startAt) / 1000, start: startAt, end });
+    });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       benchmarks.delete(child);
