@@ -27,7 +27,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import {
-  busySummary, cpuBusy, fmtNum as fmt, fmtOps as fmtInt, keyName, loadKeys, log, machineInfo, makeTempDir,
+  busySummary, cpuBusy, fmtNum as fmt, fmtOps as fmtInt, isStopping, keyName, loadKeys, log, machineInfo, makeTempDir,
   median, missingBuild, onPath, onSignals, parseFlags, positiveInt, redisCli, root, runMain, runRedisBenchmark,
   setLogTag, startEtcd, startProxy, startRedis, writeTopology,
 } from './lib.mjs';
@@ -145,13 +145,15 @@ async function main() {
     const g2Before = dbsize(p2);
     const migStart = Date.now();
     let migEnd = Infinity;
-    const migration = runner.runTask(task.id).then((end) => {
+    // finally, not then: a runTask() that rejects must end the loop below too (its error is
+    // thrown by the `await migration` after it).
+    const migration = runner.runTask(task.id).finally(() => {
       migEnd = Date.now();
-      return end;
     });
     migration.catch(() => undefined);
     const during = [];
-    for (let i = 0; migEnd === Infinity; i++) {
+    // isStopping(): after Ctrl-C every run fails at once; don't spin until the migration ends.
+    for (let i = 0; migEnd === Infinity && !isStopping(); i++) {
       const test = i % 2 === 0 ? 'get' : 'set';
       const r = await bench(proxy.port, test, REQUESTS);
       r.inside = r.end <= migEnd;
