@@ -186,13 +186,24 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await context?.close();
-  if (userDataDir) await rm(userDataDir, { recursive: true, force: true });
-  for (const c of clients) c.disconnect();
-  if (agent) await agent.proc.terminate('SIGTERM');
-  if (dashboard) await dashboard.terminate('SIGTERM');
-  await cluster?.stop();
+  // Every step runs even when an earlier one throws (a browser that will not close must not
+  // leave the agent, the dashboard and the cluster running); the first error is rethrown.
+  const errors: unknown[] = [];
+  const step = async (fn: () => unknown): Promise<void> => {
+    try {
+      await fn();
+    } catch (err) {
+      errors.push(err);
+    }
+  };
+  await step(() => context?.close());
+  await step(() => (userDataDir ? rm(userDataDir, { recursive: true, force: true }) : undefined));
+  for (const c of clients) await step(() => c.disconnect());
+  await step(() => agent?.proc.terminate('SIGTERM'));
+  await step(() => dashboard?.terminate('SIGTERM'));
+  await step(() => cluster?.stop());
   if (shots.length) console.log(`dashboard screenshots:\n  ${shots.join('\n  ')}`);
+  if (errors.length) throw errors[0];
 });
 
 describe('dashboard in chromium', () => {
@@ -219,9 +230,14 @@ describe('dashboard in chromium', () => {
     const keys = Array.from({ length: 6 }, (_, i) => `heat:{h${i}}`);
     const hot = [...new Set(keys.map((k) => keySlot(Buffer.from(k))))];
     let stop = false;
+    // The loop's error is captured at once (no unhandled rejection masking the real failure)
+    // and rethrown after the checks.
+    let loadError: unknown = null;
     const load = (async () => {
       for (let i = 0; !stop; i++) await c.set(keys[i % keys.length]!, String(i));
-    })();
+    })().catch((err: unknown) => {
+      loadError = err;
+    });
     try {
       // Two samples of the proxy with traffic between them: every hot slot has a rate.
       await page.waitForFunction(
@@ -257,6 +273,7 @@ describe('dashboard in chromium', () => {
       stop = true;
       await load;
     }
+    if (loadError) throw loadError;
     await page.uncheck('#heatToggle');
     await expectMapMatchesApi();
   });
@@ -324,10 +341,11 @@ describe('dashboard in chromium', () => {
     );
     const newRole = (await replica.client().call('ROLE')) as unknown[];
     expect(newRole[0]).toBe('master');
+    const oldClient = oldMaster.client(); // one client for every poll
     const oldRole = await waitFor(async () => {
-      const r = (await oldMaster.client().call('ROLE')) as unknown[];
+      const r = (await oldClient.call('ROLE')) as unknown[];
       return r[0] === 'slave' ? r : null;
-    }, { what: 'old master to be a replica', timeoutMs: 20_000 });
+    }, { what: 'old master to be a replica', timeoutMs: 20_000 }).finally(() => oldClient.disconnect());
     expect(oldRole.slice(1, 3)).toEqual(['127.0.0.1', replica.port]);
 
     // The page: the promoted server's row says master, by etcd and by its own INFO.
