@@ -29,7 +29,7 @@ import { pathToFileURL } from 'node:url';
 import {
   busySummary, cpuBusy, fmtNum as fmt, fmtOps as fmtInt, isStopping, keyName, loadKeys, log, machineInfo, makeTempDir,
   median, missingBuild, onPath, onSignals, parseFlags, positiveInt, redisCli, root, runMain, runRedisBenchmark,
-  setLogTag, startEtcd, startProxy, startRedis, writeTopology,
+  setLogTag, startEtcd, startProxy, startRedis, withStore, writeTopology,
 } from './lib.mjs';
 
 setLogTag('bench:migration');
@@ -89,7 +89,6 @@ async function main() {
   }
   const missing = missingBuild(['packages/coordinator/dist/index.js', 'packages/config/dist/index.js', 'packages/protocol/dist/index.js', 'packages/proxy/dist/main.js']);
   if (missing !== null) throw new Error(missing);
-  const { Store } = await import(pathToFileURL(path.join(root, 'packages/coordinator/dist/index.js')).href);
   const { MigrationRunner, createMigration } = await import(pathToFileURL(path.join(root, 'packages/config/dist/index.js')).href);
   const { keySlot } = await import(pathToFileURL(path.join(root, 'packages/protocol/dist/index.js')).href);
   const pino = createRequire(path.join(root, 'package.json'))('pino');
@@ -100,8 +99,7 @@ async function main() {
 
   const [etcdUrl, p1, p2] = await Promise.all([startEtcd(), startRedis(1), startRedis(2)]);
   const ports = [p1, p2];
-  const store = await Store.open({ endpoints: [etcdUrl], product: PRODUCT });
-  try {
+  await withStore(etcdUrl, PRODUCT, async (store) => {
     await writeTopology(store, ports);
     const proxy = await startProxy(etcdUrl, PRODUCT);
     log(`etcd ${etcdUrl}, masters :${p1} :${p2}, proxy :${proxy.port}`);
@@ -254,9 +252,7 @@ async function main() {
     fs.writeFileSync(OUT, report);
     process.stdout.write(`${report}\n`);
     log(`report written to ${path.relative(process.cwd(), OUT) || OUT}`);
-  } finally {
-    await store.close();
-  }
+  });
 }
 
 await runMain(main);

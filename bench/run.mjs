@@ -17,12 +17,11 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import {
   alive, busySummary, cellStats, cpuBusy, fmtNum, fmtOps, freePort, isStopping, loadKeys, log, machineInfo,
   makeTempDir, onPath, onSignals, pairedRatio, parseFlags, ping, positiveInt, redisCli, root, runMain,
   runRedisBenchmark, spreadCell, start, startEtcd, startProxy, startRedis, tableHead, tail, tmpPath, waitFor,
-  writeTopology,
+  withStore, writeTopology,
 } from './lib.mjs';
 
 // ---------------------------------------------------------------------------------------------
@@ -90,23 +89,6 @@ onSignals();
 
 // ---------------------------------------------------------------------------------------------
 // Setup
-
-
-/** Product `bench`: groups 1 and 2 on the two masters, slots 0–511 → 1, 512–1023 → 2. */
-async function putTopology(etcdUrl, ports) {
-  const index = path.join(root, 'packages/coordinator/dist/index.js');
-  if (!fs.existsSync(index)) throw new Error(`${index} is missing: run \`npm run build\` first`);
-  const mod = await import(pathToFileURL(index).href);
-  if (typeof mod.Store?.open !== 'function') {
-    throw new Error('packages/coordinator/dist/index.js does not export Store (yet): run `npm run build`');
-  }
-  const store = await mod.Store.open({ endpoints: [etcdUrl], product: PRODUCT });
-  try {
-    await writeTopology(store, ports);
-  } finally {
-    await store.close();
-  }
-}
 
 async function startTwemproxy(ports) {
   const port = await freePort();
@@ -301,7 +283,8 @@ async function main() {
   if (targets.includes('reborn')) {
     const etcdUrl = await startEtcd();
     log(`etcd on ${etcdUrl}`);
-    await putTopology(etcdUrl, redisPorts);
+    // Product `bench`: groups 1 and 2 on the two masters, slots 0–511 → 1, 512–1023 → 2.
+    await withStore(etcdUrl, PRODUCT, (store) => writeTopology(store, redisPorts));
     reborn = await startProxy(etcdUrl, PRODUCT);
     ports.reborn = reborn.port;
     log(`reborn-proxy on ${reborn.port} (admin ${reborn.adminPort})`);
