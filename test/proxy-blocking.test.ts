@@ -101,6 +101,26 @@ describe('timeouts and wake-ups', () => {
     expect(plain(await send(c, 'PING'))).toBe('PONG');
   });
 
+  it('back-to-back blocking commands reuse one dedicated backend connection (no connect per BLPOP)', async () => {
+    const c = await connect();
+    const key = 'bl:reuse';
+    const connectionsReceived = async (): Promise<number> => {
+      const total = await Promise.all(masters.map(async (m) => Number(/^total_connections_received:(\d+)/m.exec(await m.info('stats'))![1])));
+      return total.reduce((a, b) => a + b, 0);
+    };
+    await send(c, 'BLPOP', key, '0.01'); // the first one opens the connection
+    const before = await connectionsReceived();
+    for (let i = 0; i < 20; i++) {
+      await writer.rpush(key, String(i));
+      expect(plain(await send(c, 'BLPOP', key, '1'))).toEqual([key, String(i)]);
+      expect(await send(c, 'BLPOP', key, '0.01')).toBeNull();
+    }
+    // 40 blocking commands: the writer's and masterClients' own connections already exist.
+    expect((await connectionsReceived()) - before).toBe(0);
+    const described = JSON.parse(await pa.adminGet('/api/proxy')) as { blocking: { idleConnections: number } };
+    expect(described.blocking.idleConnections).toBeGreaterThanOrEqual(1);
+  });
+
   it('BLPOP on one proxy is woken by an RPUSH through another proxy', async () => {
     const c = await connect(pa);
     const reply = send(c, 'BLPOP', 'bl:wake', '20');

@@ -5,6 +5,11 @@
  * ACL user like every other), closed when it answers or when its client goes away — which
  * also unblocks it in redis without consuming anything.
  *
+ * Connections are reused: one whose command answered goes back to a small idle pool per
+ * server (its redis client id remembered), so a job queue doing BLPOP after BLPOP does not pay
+ * a TCP connect and an AUTH each time. A connection whose client went away is closed, never
+ * reused: closing it is what unblocks the command in redis.
+ *
  * Migration: before acking a barrier for some slots, the proxy unblocks the commands blocked
  * on those slots with `CLIENT UNBLOCK <id> TIMEOUT` (sent on a shared connection) and waits
  * for their replies. Redis answers them as if their timeout had expired (or with the element
@@ -26,9 +31,22 @@ interface Blocked {
 
 /** Longer than any blocking timeout a client may reasonably ask for: redis enforces those. */
 const NO_WATCHDOG_MS = 2 ** 30;
+/** Idle dedicated connections kept per server for the next blocking command, and for how long. */
+const MAX_IDLE_PER_SERVER = 16;
+const IDLE_MS = 60_000;
+
+interface Idle {
+  readonly conn: BackendConnection;
+  /** The pool it was made for: reused only for that pool. */
+  readonly pool: BackendPool;
+  readonly since: number;
+}
 
 export class BlockingCommands {
   private readonly blocked = new Set<Blocked>();
+  private readonly idle = new Map<string, Idle[]>();
+  /** Redis client ids of dedicated connections, asked once per connection. */
+  private readonly clientIds = new WeakMap<BackendConnection, bigint>();
 
   constructor(
     private readonly options: BackendOptions,
@@ -44,34 +62,76 @@ export class BlockingCommands {
       req.resolve(encodeError(`ERR too many blocked clients on this proxy (--max-blocked ${this.maxBlocked})`));
       return;
     }
-    // With --durable, a blocking pop is a write like any other: its reply waits for a replica.
-    const conn = new BackendConnection(pool.addr, { ...this.options, timeoutMs: NO_WATCHDOG_MS }, pool.durability);
+    const conn = this.checkout(pool);
     let finish!: () => void;
-    const entry: Blocked = { slot, conn, pool, clientId: null, done: new Promise((r) => (finish = r)) };
+    const entry: Blocked = { slot, conn, pool, clientId: this.clientIds.get(conn) ?? null, done: new Promise((r) => (finish = r)) };
     this.blocked.add(entry);
-    const release = (): void => {
+    const release = (reusable: boolean): void => {
       if (!this.blocked.delete(entry)) return;
       session.forgetWhenClosed(cancel);
-      conn.close();
+      if (reusable) this.checkin(pool, conn);
+      else conn.close();
       finish();
     };
     // The client went away: closing the connection unblocks the command in redis.
-    const cancel = (): void => release();
+    const cancel = (): void => release(false);
     session.whenClosed(cancel);
-    conn.send({
-      payload: encodeCommand(['CLIENT', 'ID']),
-      resolve: (reply) => {
-        if (!isErrorReply(reply)) entry.clientId = parseIntegerReply(reply);
-      },
-    });
+    if (entry.clientId === null) {
+      conn.send({
+        payload: encodeCommand(['CLIENT', 'ID']),
+        resolve: (reply) => {
+          const id = isErrorReply(reply) ? null : parseIntegerReply(reply);
+          if (id === null) return;
+          entry.clientId = id;
+          this.clientIds.set(conn, id);
+        },
+      });
+    }
     conn.send({
       payload: req.payload,
       write: req.write === true,
       resolve: (reply) => {
-        release();
+        // A reply that is the connection's own failure leaves nothing worth keeping.
+        release(!isErrorReply(reply) || conn.isUp);
         req.resolve(reply);
       },
     });
+  }
+
+  /**
+   * An idle dedicated connection to the pool's server that is still up, or a new one. Only a
+   * connection made for this very pool is reused (a replaced pool may carry other durability
+   * settings).
+   */
+  private checkout(pool: BackendPool): BackendConnection {
+    this.expireIdle();
+    const idle = this.idle.get(pool.addr);
+    while (idle !== undefined && idle.length > 0) {
+      const { conn, pool: owner } = idle.pop()!;
+      if (owner === pool && conn.isUp && conn.pending === 0) return conn;
+      conn.close();
+    }
+    // With --durable, a blocking pop is a write like any other: its reply waits for a replica.
+    return new BackendConnection(pool.addr, { ...this.options, timeoutMs: NO_WATCHDOG_MS }, pool.durability);
+  }
+
+  private checkin(pool: BackendPool, conn: BackendConnection): void {
+    let idle = this.idle.get(pool.addr);
+    if (idle === undefined) {
+      idle = [];
+      this.idle.set(pool.addr, idle);
+    }
+    if (conn.isUp && conn.pending === 0 && idle.length < MAX_IDLE_PER_SERVER) idle.push({ conn, pool, since: Date.now() });
+    else conn.close();
+  }
+
+  /** Idle connections not reused for a while go (servers that left the topology included). */
+  private expireIdle(): void {
+    const cutoff = Date.now() - IDLE_MS;
+    for (const [addr, idle] of this.idle) {
+      while (idle.length > 0 && idle[0]!.since < cutoff) idle.shift()!.conn.close();
+      if (idle.length === 0) this.idle.delete(addr);
+    }
   }
 
   /** Unblocks every command blocked on one of `slots`; resolves when all have answered. */
@@ -91,7 +151,16 @@ export class BlockingCommands {
     await Promise.all(affected.map((b) => b.done));
   }
 
+  /** Idle connections kept for reuse (for tests and /api/proxy). */
+  get idleConnections(): number {
+    let n = 0;
+    for (const list of this.idle.values()) n += list.length;
+    return n;
+  }
+
   closeAll(): void {
     for (const b of this.blocked) b.conn.close();
+    for (const list of this.idle.values()) for (const { conn } of list) conn.close();
+    this.idle.clear();
   }
 }

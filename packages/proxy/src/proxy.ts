@@ -323,6 +323,7 @@ export class Proxy implements SessionHost {
       sessions: this.sessions.size,
       commands: this.metrics.commands.totalCalls(),
       pubsub: { subscriptions: this.pubsub.subscriptions, delivered: this.pubsub.delivered },
+      blocking: { blocked: this.blocking.count, idleConnections: this.blocking.idleConnections },
       slots: states,
       backends: this.router.backends(),
       startedAt: new Date(this.startedAt).toISOString(),
