@@ -8,7 +8,7 @@
 //
 // The cluster (etcd, 2 groups, 1 proxy) comes from @reborn/testkit (run `npm run build`
 // first); everything it started is stopped at the end.
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -47,25 +47,61 @@ async function subscriber(port) {
   const confirmation = Buffer.byteLength(`*3\r\n$9\r\nsubscribe\r\n$${CHANNEL.length}\r\n${CHANNEL}\r\n:1\r\n`);
   const s = { socket, bytes: -confirmation };
   socket.on('data', (d) => (s.bytes += d.length));
+  socket.on('error', () => undefined);
   socket.write(`SUBSCRIBE ${CHANNEL}\r\n`);
-  while (s.bytes < 0) await new Promise((r) => setTimeout(r, 5));
+  const deadline = Date.now() + 10_000;
+  while (s.bytes < 0) {
+    if (Date.now() > deadline) throw new Error(`no SUBSCRIBE confirmation from port ${port} within 10 s`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
   return s;
+}
+
+/**
+ * redis-benchmark in a child process, awaited without blocking this process: the subscribers
+ * live here and must keep reading while it publishes.
+ */
+function publish(port) {
+  const args = ['-p', String(port), '-n', String(requests), '-c', '4', '-P', '16', '-q', '--csv', 'PUBLISH', CHANNEL, PAYLOAD];
+  return new Promise((resolve, reject) => {
+    const child = spawn('redis-benchmark', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 300_000);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      const line = out.trim().split('\n').find((l) => l.startsWith('"PUBLISH'));
+      if (code !== 0 || line === undefined || /Error from server/.test(out)) reject(new Error(`redis-benchmark failed (${code}): ${out.trim()}`));
+      else resolve(Number(line.split(',')[1].replace(/"/g, '')));
+    });
+  });
 }
 
 async function runCell(port, count) {
   const subs = await Promise.all(Array.from({ length: count }, () => subscriber(port)));
-  const r = spawnSync('redis-benchmark', ['-p', String(port), '-n', String(requests), '-c', '4', '-P', '16', '-q', '--csv', 'PUBLISH', CHANNEL, PAYLOAD], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`redis-benchmark failed: ${r.stderr}`);
-  const rps = Number(r.stdout.trim().split('\n').pop().split(',')[1].replace(/"/g, ''));
-  const want = requests * MESSAGE_BYTES;
-  const deadline = Date.now() + 30_000;
-  while (subs.some((s) => s.bytes < want) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 20));
-  const complete = subs.every((s) => s.bytes === want);
-  subs.forEach((s) => s.socket.destroy());
-  return { rps, complete };
+  try {
+    const rps = await publish(port);
+    const want = requests * MESSAGE_BYTES;
+    const deadline = Date.now() + 30_000;
+    while (subs.some((s) => s.bytes < want) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 20));
+    return { rps, complete: subs.every((s) => s.bytes === want) };
+  } finally {
+    subs.forEach((s) => s.socket.destroy());
+  }
 }
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+/** The middle value; the mean of the two middle ones for an even count. */
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
 const cluster = await startCluster({ groups: 2, proxies: 1 });
 try {
   const targets = { redis: cluster.groups[0].master.port, reborn: cluster.proxies[0].port };
