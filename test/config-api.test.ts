@@ -122,6 +122,15 @@ describe('slots and migrations', () => {
     expect(o.slots).toEqual({ byState: { offline: 0, online: 1024, pre_migrate: 0, migrating: 0 }, byGroup: { '1': 502, '2': 522 } });
     expect(o.migrations).toEqual([]);
     expect(o.runnerAlive).toBe(false);
+    // Products sharing the etcd: this one, and another once it has a slot table.
+    expect(o.products).toEqual([`api${process.pid}`]);
+    const other = await Store.open({ endpoints: [etcd.clientUrl], product: 'zz-other' });
+    try {
+      await other.putSlots([{ id: 0, state: 'offline', group: 0 }]);
+      expect((await call('GET', '/api/overview')).body.products).toEqual([`api${process.pid}`, 'zz-other']);
+    } finally {
+      await other.close();
+    }
   });
 
   it('rebalance plan, migration create / pause / resume / cancel, 404s', async () => {

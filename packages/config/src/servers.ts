@@ -177,6 +177,8 @@ export interface Overview {
   barriers: BarrierView[];
   migrations: MigrationTask[];
   runnerAlive: boolean;
+  /** Every product with a slot table in this etcd (this one included). */
+  products: string[];
 }
 
 export interface RebalancePlanView {
@@ -851,13 +853,14 @@ export class Admin {
   // -------------------------------------------------------------------------------------------
 
   async overview(): Promise<Overview> {
-    const [snap, proxies, fences, members, actions, runnerAlive] = await Promise.all([
+    const [snap, proxies, fences, members, actions, runnerAlive, products] = await Promise.all([
       this.snapshot(),
       this.store.listProxies(),
       this.barrier.listFences(),
       this.barrier.listMembers(),
       this.barrier.listActions(),
       this.runnerAlive().catch(() => false),
+      this.store.listProducts(),
     ]);
     const byState: Record<string, number> = { offline: 0, online: 0, pre_migrate: 0, migrating: 0 };
     const byGroup: Record<string, number> = {};
@@ -875,6 +878,7 @@ export class Admin {
       barriers: await this.stalledBarriers(actions),
       migrations: snap.migrations.filter((t) => ACTIVE_MIGRATION_STATES.has(t.state)),
       runnerAlive,
+      products,
     };
   }
 

@@ -46,6 +46,10 @@ export interface StoreOptions {
 export const MAX_TXN_OPS = 128;
 const DEFAULT_TIMEOUT_MS = 5000;
 
+/** Every product's keys live under this prefix (paths.ts); a product has a slot table once slot 0 exists. */
+const PRODUCTS_ROOT = '/reborn/';
+const PRODUCT_SLOT0 = /^\/reborn\/([^/]+)\/slots\/0000$/;
+
 export class Store {
   readonly paths: Paths;
   /** The raw client, for coordinator modules built on this Store (actions, migrations). */
@@ -259,6 +263,20 @@ export class Store {
     );
     this.registrations.add(reg);
     return reg;
+  }
+
+  /**
+   * Every product with a slot table in this etcd, this one included, sorted. Keys only: an
+   * admin view (the dashboard overview), not a hot path.
+   */
+  async listProducts(): Promise<string[]> {
+    const keys = await this.conn.call('list products', () => this.etcd.getAll().prefix(PRODUCTS_ROOT).keys());
+    const out = new Set<string>();
+    for (const key of keys) {
+      const m = PRODUCT_SLOT0.exec(key);
+      if (m !== null) out.add(m[1]!);
+    }
+    return [...out].sort();
   }
 
   /** Registered proxies, sorted by id. */

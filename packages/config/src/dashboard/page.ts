@@ -325,6 +325,7 @@ function renderOverview(o, st, sv) {
     kpi('total QPS', st ? fmtQps(st.qps) : '?', 'kpiQps'),
     kpi('keys', sv ? fmtNum(sv.keys) : '?', 'kpiKeys'),
     kpi('memory', sv ? fmtBytes(sv.usedMemory) + down : '?', 'kpiMemory'),
+    kpi('products', (o.products || []).length),
     kpi('groups', o.groups.length),
     kpi('proxies', o.proxies.length + (deadProxies ? ' (' + deadProxies + ' not answering)' : '')),
     kpi('online slots', by.online || 0),
@@ -335,6 +336,8 @@ function renderOverview(o, st, sv) {
     kpi('active migrations', o.migrations.length),
   ].join('');
   var notes = [];
+  var others = (o.products || []).filter(function (p) { return p !== o.product; });
+  if (others.length > 0) notes.push('other products in this etcd (each has its own dashboard): ' + others.map(esc).join(', '));
   if (!o.runnerAlive) notes.push('no migration runner is alive for this product');
   o.fences.forEach(function (f) { notes.push('proxy ' + esc(f.proxyId) + ' fenced at ' + esc(f.at) + ': ' + esc(f.reason)); });
   if (sv && sv.healthError) notes.push('HA health records could not be read: ' + esc(sv.healthError));
