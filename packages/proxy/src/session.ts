@@ -150,15 +150,24 @@ export class Session implements Flushable, ReplySink {
     this.parked.push(route);
   }
 
-  /** Appends a request to the reply queue. The dispatcher calls this before routing it. */
+  /**
+   * Appends a client command to the reply queue (the dispatcher calls this before routing
+   * it); CLIENT REPLY OFF/SKIP decide here whether its reply will be written.
+   */
   enqueue(payload: Buffer, statIndex: number, now: number): ClientRequest {
-    const req = new ClientRequest(this, payload, statIndex, now);
+    const req = this.append(payload, statIndex, now);
     if (this.replyOff) {
       req.silent = true;
     } else if (this.skipNextReply) {
       req.silent = true;
       this.skipNextReply = false;
     }
+    return req;
+  }
+
+  /** Appends an entry to the reply queue: a command, or a reply the proxy makes itself. */
+  private append(payload: Buffer, statIndex: number, now: number): ClientRequest {
+    const req = new ClientRequest(this, payload, statIndex, now);
     if (this.tail === null) this.head = req;
     else this.tail.next = req;
     this.tail = req;
@@ -186,12 +195,14 @@ export class Session implements Flushable, ReplySink {
       this.outBytes += message.length;
       this.host.flusher.mark(this);
     } else {
-      this.enqueue(message, -1, 0).resolve(message);
+      // Not a command: neither silenced nor taking a pending SKIP.
+      this.append(message, -1, 0).resolve(message);
     }
   }
 
   /** Replies with `reply` in order, then closes the connection (QUIT, protocol errors). */
   endWith(reply: Buffer, now: number): void {
+    // A reply to what the client sent: CLIENT REPLY OFF/SKIP apply, as in Redis.
     this.enqueue(reply, -1, now).resolve(reply);
     this.endAfterReplies();
   }
