@@ -5,6 +5,7 @@
  * operations per request, and rendered into Prometheus text only when /metrics is scraped.
  */
 import client from 'prom-client';
+import { SLOT_COUNT } from '@reborn/protocol';
 
 /** Histogram bucket upper bounds in seconds. */
 export const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -15,7 +16,7 @@ export class CommandStats {
    * Keyed requests routed per slot since start (a split MGET counts once per key). Cumulative,
    * so readers (the dashboard's heat map) take rates from differences between two reads.
    */
-  readonly slotOps = new Float64Array(1024);
+  readonly slotOps = new Float64Array(SLOT_COUNT);
   private readonly names: string[] = [];
   private readonly index = new Map<string, number>();
   private calls = new Float64Array(64);
