@@ -39,14 +39,14 @@ interface Idle {
   readonly conn: BackendConnection;
   /** The pool it was made for: reused only for that pool. */
   readonly pool: BackendPool;
+  /** Its redis client id (for CLIENT UNBLOCK), when known. */
+  readonly clientId: bigint | null;
   readonly since: number;
 }
 
 export class BlockingCommands {
   private readonly blocked = new Set<Blocked>();
   private readonly idle = new Map<string, Idle[]>();
-  /** Redis client ids of dedicated connections, asked once per connection. */
-  private readonly clientIds = new WeakMap<BackendConnection, bigint>();
 
   constructor(
     private readonly options: BackendOptions,
@@ -62,28 +62,26 @@ export class BlockingCommands {
       req.resolve(encodeError(`ERR too many blocked clients on this proxy (--max-blocked ${this.maxBlocked})`));
       return;
     }
-    const conn = this.checkout(pool);
+    const { conn, clientId } = this.checkout(pool);
     let finish!: () => void;
-    const entry: Blocked = { slot, conn, pool, clientId: this.clientIds.get(conn) ?? null, done: new Promise((r) => (finish = r)) };
+    const entry: Blocked = { slot, conn, pool, clientId, done: new Promise((r) => (finish = r)) };
     this.blocked.add(entry);
     const release = (reusable: boolean): void => {
       if (!this.blocked.delete(entry)) return;
       session.forgetWhenClosed(cancel);
-      if (reusable) this.checkin(pool, conn);
+      if (reusable) this.checkin(pool, conn, entry.clientId);
       else conn.close();
       finish();
     };
     // The client went away: closing the connection unblocks the command in redis.
     const cancel = (): void => release(false);
     session.whenClosed(cancel);
+    // Asked once per connection; a reused one comes with its id.
     if (entry.clientId === null) {
       conn.send({
         payload: encodeCommand(['CLIENT', 'ID']),
         resolve: (reply) => {
-          const id = isErrorReply(reply) ? null : parseIntegerReply(reply);
-          if (id === null) return;
-          entry.clientId = id;
-          this.clientIds.set(conn, id);
+          if (!isErrorReply(reply)) entry.clientId = parseIntegerReply(reply);
         },
       });
     }
@@ -103,25 +101,25 @@ export class BlockingCommands {
    * connection made for this very pool is reused (a replaced pool may carry other durability
    * settings).
    */
-  private checkout(pool: BackendPool): BackendConnection {
+  private checkout(pool: BackendPool): { conn: BackendConnection; clientId: bigint | null } {
     this.expireIdle();
     const idle = this.idle.get(pool.addr);
     while (idle !== undefined && idle.length > 0) {
-      const { conn, pool: owner } = idle.pop()!;
-      if (owner === pool && conn.isUp && conn.pending === 0) return conn;
+      const { conn, pool: owner, clientId } = idle.pop()!;
+      if (owner === pool && conn.isUp && conn.pending === 0) return { conn, clientId };
       conn.close();
     }
     // With --durable, a blocking pop is a write like any other: its reply waits for a replica.
-    return new BackendConnection(pool.addr, { ...this.options, timeoutMs: NO_WATCHDOG_MS }, pool.durability);
+    return { conn: new BackendConnection(pool.addr, { ...this.options, timeoutMs: NO_WATCHDOG_MS }, pool.durability), clientId: null };
   }
 
-  private checkin(pool: BackendPool, conn: BackendConnection): void {
+  private checkin(pool: BackendPool, conn: BackendConnection, clientId: bigint | null): void {
     let idle = this.idle.get(pool.addr);
     if (idle === undefined) {
       idle = [];
       this.idle.set(pool.addr, idle);
     }
-    if (conn.isUp && conn.pending === 0 && idle.length < MAX_IDLE_PER_SERVER) idle.push({ conn, pool, since: Date.now() });
+    if (conn.isUp && conn.pending === 0 && idle.length < MAX_IDLE_PER_SERVER) idle.push({ conn, pool, clientId, since: Date.now() });
     else conn.close();
   }
 
