@@ -26,10 +26,9 @@
  * Concurrent readers share one round of remote calls (singleFlight): the proxies' admin
  * endpoints, INFO of every server and the events are each read once for all of them.
  */
-import { AgentStore, type AgentEvent, type ServerHealth, type Store } from '@reborn/coordinator';
+import { AgentStore, SLOT_COUNT, type AgentEvent, type ServerHealth, type Store } from '@reborn/coordinator';
 import { info } from './redis-admin.js';
 
-export const SLOTS = 1024;
 /** The shortest interval a rate is computed over, when the history has one that long. */
 export const MIN_WINDOW_MS = 1000;
 /** The longest interval a rate is computed over: older samples are not a baseline. */
@@ -101,8 +100,8 @@ export class RateHistory {
 export function rateBetween(base: ProxySample, newest: ProxySample): Rate | null {
   const dt = newest.at - base.at;
   if (!(dt > 0)) return null;
-  const slotQps = new Array<number>(SLOTS).fill(0);
-  for (let i = 0; i < SLOTS; i++) {
+  const slotQps = new Array<number>(SLOT_COUNT).fill(0);
+  for (let i = 0; i < SLOT_COUNT; i++) {
     const d = (newest.slotOps[i] ?? 0) - (base.slotOps[i] ?? 0);
     if (d > 0) slotQps[i] = round2((d * 1000) / dt);
   }
@@ -230,7 +229,7 @@ export class Stats {
     const ids = new Set(registered.map((p) => p.id));
     for (const id of this.histories.keys()) if (!ids.has(id)) this.histories.delete(id);
 
-    const slotQps = new Array<number>(SLOTS).fill(0);
+    const slotQps = new Array<number>(SLOT_COUNT).fill(0);
     let total: number | null = null;
     let commands = 0;
     const proxies = await Promise.all(
@@ -255,7 +254,7 @@ export class Stats {
             view.qps = rate.qps;
             view.windowMs = rate.windowMs;
             total = (total ?? 0) + rate.qps;
-            for (let i = 0; i < SLOTS; i++) slotQps[i]! += rate.slotQps[i]!;
+            for (let i = 0; i < SLOT_COUNT; i++) slotQps[i]! += rate.slotQps[i]!;
           }
         } catch (err) {
           view.error = describeFetchError(err, this.proxyTimeoutMs);
@@ -263,7 +262,7 @@ export class Stats {
         return view;
       }),
     );
-    for (let i = 0; i < SLOTS; i++) slotQps[i] = round2(slotQps[i]!);
+    for (let i = 0; i < SLOT_COUNT; i++) slotQps[i] = round2(slotQps[i]!);
     return { at: Date.now(), qps: total === null ? null : round2(total), commands, proxies, slotQps };
   }
 
@@ -294,9 +293,9 @@ export class Stats {
     ]);
     const healthOf = new Map(health.map((h) => [h.addr, h]));
     const opts = { connectTimeoutMs: this.redisTimeoutMs, commandTimeoutMs: this.redisTimeoutMs };
-    const rows = await Promise.all(
+    const servers = await Promise.all(
       groups.flatMap((g) =>
-        g.servers.map(async (s): Promise<{ view: ServerStats; replOffset: bigint | null }> => {
+        g.servers.map(async (s): Promise<ServerStats> => {
           const view: ServerStats = {
             group: g.id, addr: s.addr, role: s.role, ok: false, actualRole: null, masterAddr: null, linkUp: null,
             offset: null, lagBytes: null, lastIoSeconds: null, usedMemory: null, maxMemory: null,
@@ -304,24 +303,23 @@ export class Stats {
           };
           try {
             const fields = await info(s.addr, 'default', opts);
-            return { view: { ...view, ...fromInfo(fields) }, replOffset: offsetOf(fields) };
+            return { ...view, ...fromInfo(fields) };
           } catch (err) {
-            return { view: { ...view, error: (err as Error).message }, replOffset: null };
+            return { ...view, error: (err as Error).message };
           }
         }),
       ),
     );
     // Lag: the configured master's offset minus each replica's, from this same round of INFO.
     const masterOffset = new Map<number, bigint>();
-    for (const r of rows) if (r.view.role === 'master' && r.view.actualRole === 'master' && r.replOffset !== null) masterOffset.set(r.view.group, r.replOffset);
-    for (const r of rows) {
-      const m = masterOffset.get(r.view.group);
-      if (r.view.actualRole === 'replica' && m !== undefined && r.replOffset !== null) {
-        const d = m - r.replOffset;
-        r.view.lagBytes = d > 0n ? Number(d) : 0;
+    for (const r of servers) if (r.role === 'master' && r.actualRole === 'master' && r.offset !== null) masterOffset.set(r.group, BigInt(r.offset));
+    for (const r of servers) {
+      const m = masterOffset.get(r.group);
+      if (r.actualRole === 'replica' && m !== undefined && r.offset !== null) {
+        const d = m - BigInt(r.offset);
+        r.lagBytes = d > 0n ? Number(d) : 0;
       }
     }
-    const servers = rows.map((r) => r.view);
     return {
       at: Date.now(),
       servers,
@@ -335,7 +333,7 @@ export class Stats {
 
 function parseSlotsSample(slots: Record<string, unknown>, desc: Record<string, unknown>): ProxySample {
   const { at, commands, slotOps } = slots;
-  if (typeof at !== 'number' || typeof commands !== 'number' || !Array.isArray(slotOps) || slotOps.length !== SLOTS || !slotOps.every((n) => typeof n === 'number')) {
+  if (typeof at !== 'number' || typeof commands !== 'number' || !Array.isArray(slotOps) || slotOps.length !== SLOT_COUNT || !slotOps.every((n) => typeof n === 'number')) {
     throw new Error('GET /api/slots answered without {at, commands, slotOps[1024]}');
   }
   return { at, commands, slotOps: slotOps as number[], pid: typeof desc['pid'] === 'number' ? desc['pid'] : null };
