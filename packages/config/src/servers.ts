@@ -538,7 +538,7 @@ export class Admin {
     if (server.role === ServerRole.Master) throw new ConflictError(`server ${addr} is already the master of group ${gid}`);
     const master = groupMaster(group);
     if (!master) throw new ConflictError(`group ${gid} has no master to switch over from`);
-    const moving = snap.slots.find((s) => (s.state === SlotState.Migrating || s.state === SlotState.PreMigrate) && (s.from === gid || s.to === gid));
+    const moving = movingSlotOf(snap.slots, gid);
     if (moving) {
       throw new ConflictError(`group ${gid} is part of a slot migration (slot ${moving.id} ${moving.state} ${moving.from}→${moving.to}); wait for it or pause it first`);
     }
@@ -595,7 +595,7 @@ export class Admin {
           // catch-up wait must not see its group's master change under it. The slots guard
           // below makes the check and the write one atomic decision.
           const fresh = await this.snapshot();
-          const nowMoving = fresh.slots.some((s) => (s.state === SlotState.Migrating || s.state === SlotState.PreMigrate) && (s.from === gid || s.to === gid));
+          const nowMoving = movingSlotOf(fresh.slots, gid) !== undefined;
           const cur = fresh.groups.get(gid);
           if (nowMoving || cur === undefined || encodeGroup(cur) !== encodeGroup(group)) return null;
           return this.store.etcd.kv.txn({
@@ -1031,4 +1031,9 @@ export function mergeProxies(proxies: readonly ProxyInfo[], fences: readonly Fen
     });
   }
   return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
+/** A slot of a migration that involves group `gid` (pre_migrate or migrating), if any. */
+function movingSlotOf(slots: readonly SlotInfo[], gid: number): SlotInfo | undefined {
+  return slots.find((s) => (s.state === SlotState.Migrating || s.state === SlotState.PreMigrate) && (s.from === gid || s.to === gid));
 }
