@@ -6,7 +6,7 @@ import { hostname, homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { OptionReader, optionsUsage, type OptionDef } from '@reborn/coordinator';
 
-export { OptionsError, wantsHelp } from '@reborn/coordinator';
+export { OptionsError } from '@reborn/coordinator';
 
 export interface AgentOptions {
   httpAddr: string;
@@ -63,15 +63,13 @@ export function usage(): string {
 export function parseAgentOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): AgentOptions {
   const r = new OptionReader(argv, env, DEFS);
   const { problems } = r;
-  const str = (name: string): string | null => r.str(name);
-  const int = (name: string, min: number, max?: number): number => r.int(name, min, max);
   const httpAddr = r.hostPort('http-addr');
   const { etcd, product, logLevel } = r.common();
-  const id = str('id') ?? `${hostname()}-${httpAddr.slice(httpAddr.lastIndexOf(':') + 1)}`;
+  const id = r.str('id') ?? `${hostname()}-${httpAddr.slice(httpAddr.lastIndexOf(':') + 1)}`;
   if (!/^[A-Za-z0-9_.:-]{1,128}$/.test(id) || ['election', 'events', 'servers', 'event-seq'].includes(id)) {
     problems.push(`--id must match [A-Za-z0-9_.:-]{1,128} and not be election/events/servers/event-seq, got "${id}"`);
   }
-  const dataDirRaw = str('data-dir') ?? join(homedir(), '.reborn-agent', id);
+  const dataDirRaw = r.str('data-dir') ?? join(homedir(), '.reborn-agent', id);
   const dataDir = isAbsolute(dataDirRaw) ? dataDirRaw : resolve(dataDirRaw);
 
   const options: AgentOptions = {
@@ -81,14 +79,14 @@ export function parseAgentOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     id,
     ha: r.bool('ha'),
     dataDir,
-    downAfterMs: int('down-after-ms', 100),
-    checkIntervalMs: int('check-interval-ms', 50),
-    checkTimeoutMs: int('check-timeout-ms', 10),
-    commandTimeoutMs: int('command-timeout-ms', 10),
-    leaseTtl: int('lease-ttl', 2, 3600),
-    etcdTimeoutMs: int('etcd-timeout-ms', 100),
-    redisBin: str('redis-bin')!,
-    proxyBin: str('proxy-bin')!,
+    downAfterMs: r.int('down-after-ms', 100),
+    checkIntervalMs: r.int('check-interval-ms', 50),
+    checkTimeoutMs: r.int('check-timeout-ms', 10),
+    commandTimeoutMs: r.int('command-timeout-ms', 10),
+    leaseTtl: r.int('lease-ttl', 2, 3600),
+    etcdTimeoutMs: r.int('etcd-timeout-ms', 100),
+    redisBin: r.str('redis-bin')!,
+    proxyBin: r.str('proxy-bin')!,
     logLevel,
   };
   // Cross-field checks only when every field parsed: a bad value would mislead them.

@@ -5,7 +5,7 @@
 import { hostname } from 'node:os';
 import { OptionReader, optionsUsage, type OptionDef } from '@reborn/coordinator';
 
-export { OptionsError, wantsHelp } from '@reborn/coordinator';
+export { OptionsError } from '@reborn/coordinator';
 
 export interface ProxyOptions {
   addr: string;
@@ -79,12 +79,10 @@ export function usage(): string {
 export function parseProxyOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): ProxyOptions {
   const r = new OptionReader(argv, env, DEFS);
   const { problems } = r;
-  const str = (name: string): string | null => r.str(name);
-  const int = (name: string, min: number): number => r.int(name, min);
   const addr = r.hostPort('addr');
   const adminAddr = r.hostPort('admin-addr');
   const { etcd, product, logLevel } = r.common();
-  const id = str('id') ?? `${hostname()}-${addr.slice(addr.lastIndexOf(':') + 1)}`;
+  const id = r.str('id') ?? `${hostname()}-${addr.slice(addr.lastIndexOf(':') + 1)}`;
   if (!/^[A-Za-z0-9_.:-]{1,128}$/.test(id)) problems.push(`--id must match [A-Za-z0-9_.:-]{1,128}, got "${id}"`);
 
   const options: ProxyOptions = {
@@ -93,28 +91,28 @@ export function parseProxyOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     etcd,
     product,
     id,
-    auth: str('auth'),
-    maxClients: int('max-clients', 1),
-    maxPipeline: int('max-pipeline', 1),
-    maxBulkLength: int('max-bulk-length', 1),
-    maxMultibulkLength: int('max-multibulk-length', 1),
-    maxClientOutputBytes: int('max-client-output', 1024),
-    backendConnections: int('backend-connections', 1),
-    backendTimeoutMs: int('backend-timeout', 10),
-    backendConnectTimeoutMs: int('backend-connect-timeout', 10),
+    auth: r.str('auth'),
+    maxClients: r.int('max-clients', 1),
+    maxPipeline: r.int('max-pipeline', 1),
+    maxBulkLength: r.int('max-bulk-length', 1),
+    maxMultibulkLength: r.int('max-multibulk-length', 1),
+    maxClientOutputBytes: r.int('max-client-output', 1024),
+    backendConnections: r.int('backend-connections', 1),
+    backendTimeoutMs: r.int('backend-timeout', 10),
+    backendConnectTimeoutMs: r.int('backend-connect-timeout', 10),
     logLevel,
     durable: r.bool('durable'),
-    durableTimeoutMs: int('durable-timeout', 1),
-    holdTimeoutMs: int('hold-timeout', 100),
-    workers: int('workers', 1),
-    maxKeysReply: int('max-keys-reply', 1),
-    maxBlocked: int('max-blocked', 0),
+    durableTimeoutMs: r.int('durable-timeout', 1),
+    holdTimeoutMs: r.int('hold-timeout', 100),
+    workers: r.int('workers', 1),
+    maxKeysReply: r.int('max-keys-reply', 1),
+    maxBlocked: r.int('max-blocked', 0),
     slowlogSlowerThan: ((): number => {
-      const v = str('slowlog-slower-than') ?? '';
+      const v = r.str('slowlog-slower-than') ?? '';
       if (!/^-?\d+$/.test(v)) problems.push(`--slowlog-slower-than must be an integer (µs, -1 = off), got "${v}"`);
       return Number(v);
     })(),
-    slowlogMaxLen: int('slowlog-max-len', 0),
+    slowlogMaxLen: r.int('slowlog-max-len', 0),
     noFlush: r.bool('no-flush'),
   };
   if (options.durable && options.durableTimeoutMs >= options.backendTimeoutMs) {
