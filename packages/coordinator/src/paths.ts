@@ -44,6 +44,19 @@ function assertSeq(seq: number): number {
   return seq;
 }
 
+/** Every product's keys live under this prefix. */
+export const PRODUCTS_PREFIX = '/reborn/';
+
+/**
+ * The product a key belongs to when the key is that product's slot 0 (a product has a slot
+ * table once slot 0 exists), else null. For listing the products sharing an etcd.
+ */
+export function productOfFirstSlot(key: string): string | null {
+  if (!key.startsWith(PRODUCTS_PREFIX)) return null;
+  const product = key.slice(PRODUCTS_PREFIX.length, key.indexOf('/', PRODUCTS_PREFIX.length));
+  return isValidProduct(product) && key === new Paths(product).slot(0) ? product : null;
+}
+
 /** Key paths of one product. Prefixes end with `/` so `groups/1` never matches `groups/10`. */
 export class Paths {
   readonly product: string;
@@ -61,7 +74,7 @@ export class Paths {
 
   constructor(product: string) {
     this.product = assertProduct(product);
-    this.root = `/reborn/${product}/`;
+    this.root = `${PRODUCTS_PREFIX}${product}/`;
     this.slots = `${this.root}slots/`;
     this.groups = `${this.root}groups/`;
     this.proxies = `${this.root}proxies/`;

@@ -28,7 +28,7 @@ import {
   type SlotInfo,
   type Topology,
 } from './models.js';
-import { Paths } from './paths.js';
+import { PRODUCTS_PREFIX, Paths, productOfFirstSlot } from './paths.js';
 import { ProxyRegistration } from './registration.js';
 import { TopologyWatch, type TopologyHandlers } from './watch.js';
 
@@ -45,10 +45,6 @@ export interface StoreOptions {
 /** etcd's default `--max-txn-ops`: a txn may hold at most this many ops (and compares). */
 export const MAX_TXN_OPS = 128;
 const DEFAULT_TIMEOUT_MS = 5000;
-
-/** Every product's keys live under this prefix (paths.ts); a product has a slot table once slot 0 exists. */
-const PRODUCTS_ROOT = '/reborn/';
-const PRODUCT_SLOT0 = /^\/reborn\/([^/]+)\/slots\/0000$/;
 
 export class Store {
   readonly paths: Paths;
@@ -270,13 +266,13 @@ export class Store {
    * admin view (the dashboard overview), not a hot path.
    */
   async listProducts(): Promise<string[]> {
-    const keys = await this.conn.call('list products', () => this.etcd.getAll().prefix(PRODUCTS_ROOT).keys());
-    const out = new Set<string>();
+    const keys = await this.conn.call('list products', () => this.etcd.getAll().prefix(PRODUCTS_PREFIX).keys());
+    const out: string[] = [];
     for (const key of keys) {
-      const m = PRODUCT_SLOT0.exec(key);
-      if (m !== null) out.add(m[1]!);
+      const product = productOfFirstSlot(key);
+      if (product !== null) out.push(product);
     }
-    return [...out].sort();
+    return out.sort();
   }
 
   /** Registered proxies, sorted by id. */
