@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import { ExitedEarlyError, ManagedProcess, freePort, tempDir, waitFor } from '@reborn/testkit';
+import { ExitedEarlyError, ManagedProcess, healthzFrom, freePort, tempDir, waitFor } from '@reborn/testkit';
 
 const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
 export const AGENT_BIN = `${REPO_ROOT}packages/agent/bin/reborn-agent.js`;
@@ -95,7 +95,7 @@ export async function startAgent(opts: StartAgentOptions): Promise<AgentProcess>
     try {
       await proc.waitReady(
         'healthy /healthz',
-        async () => (await fetch(`http://${httpAddr}/healthz`, { signal: AbortSignal.timeout(1000) })).status === 200,
+        () => healthzFrom(`http://${httpAddr}/healthz`, proc.pid),
         15_000,
       );
       return agent;

@@ -194,7 +194,7 @@ describe('authentication and exposure', () => {
     expect(await call('GET', `/api/groups?token=${TOKEN}`, undefined, { base: secured })).toEqual(denied);
     expect(await call('GET', '/metrics', undefined, { base: secured })).toEqual(denied);
     expect((await call('GET', '/api/groups', undefined, { base: secured, token: TOKEN })).status).toBe(200);
-    expect(await call('GET', '/healthz', undefined, { base: secured })).toEqual({ status: 200, body: { status: 'ok', product: store.product } });
+    expect(await call('GET', '/healthz', undefined, { base: secured })).toEqual({ status: 200, body: { status: 'ok', product: store.product, pid: process.pid } });
     // The dashboard page holds no data, so it loads without the token (its API calls need it).
     const page = await call('GET', '/', undefined, { base: secured });
     expect(page.status).toBe(200);

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { crc32 } from 'node:zlib';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ManagedProcess, freePort, startCluster, stopAll, type Cluster } from '@reborn/testkit';
+import { ManagedProcess, freePort, healthzFrom, startCluster, stopAll, type Cluster } from '@reborn/testkit';
 
 const REPO = fileURLToPath(new URL('../', import.meta.url));
 const BIN = `${REPO}packages/config/bin/reborn-config.js`;
@@ -122,7 +122,7 @@ describe('slot migrate', () => {
     });
     try {
       const base = `http://127.0.0.1:${port}`;
-      await dash.waitReady('healthz', async () => (await fetch(`${base}/healthz`, { signal: AbortSignal.timeout(1000) })).ok, 20_000);
+      await dash.waitReady('healthz', () => healthzFrom(`${base}/healthz`, dash.pid), 20_000);
       // The runner campaigns right after listening; the CLI decides by the election.
       await dash.waitReady('runner elected', async () => {
         const o = (await (await fetch(`${base}/api/overview`)).json()) as { runnerAlive: boolean };

@@ -20,7 +20,7 @@ import type { Redis } from 'ioredis';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keySlot } from '@reborn/protocol';
-import { ManagedProcess, freePort, startCluster, waitFor, type Cluster } from '@reborn/testkit';
+import { ManagedProcess, freePort, healthzFrom, startCluster, waitFor, type Cluster } from '@reborn/testkit';
 import { startAgent, waitLeader, type AgentProcess } from './agent-helpers.js';
 
 const REPO = fileURLToPath(new URL('../', import.meta.url));
@@ -168,7 +168,7 @@ beforeAll(async () => {
     env: cleanEnv(),
     cwd: REPO,
   });
-  await dashboard.waitReady('healthz', async () => (await fetch(`${base}/healthz`, { signal: AbortSignal.timeout(1000) })).ok, 20_000);
+  await dashboard.waitReady('healthz', () => healthzFrom(`${base}/healthz`, dashboard.pid), 20_000);
   await dashboard.waitReady('runner elected', async () => (await call('GET', '/api/overview')).body.runnerAlive === true, 20_000);
 
   userDataDir = await mkdtemp(join(tmpdir(), 'reborn-chromium-'));

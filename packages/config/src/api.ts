@@ -383,7 +383,7 @@ export function createApi(opts: ApiOptions): Api {
     if (path === '/healthz') {
       try {
         await store.call('health check', () => store.etcd.get(store.paths.root).exec());
-        send(res, 200, { status: 'ok', product: store.product });
+        send(res, 200, { status: 'ok', product: store.product, pid: process.pid });
       } catch (err) {
         send(res, 503, { status: 'etcd unavailable', error: oneLine(err), code: errorCode(err) });
       }

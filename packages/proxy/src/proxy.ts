@@ -293,7 +293,10 @@ export class Proxy implements SessionHost {
         res.end(text);
       } else if (req.method === 'GET' && path === '/healthz') {
         const ready = this.serving;
-        json(ready ? 200 : 503, { ready, fenced: this.fenced, id: this.options.id, product: this.options.product });
+        // pid and ppid let whoever started the proxy (or its --workers primary) check that the
+        // answer comes from its own process and not from another one holding the port.
+        const { pid, ppid } = process;
+        json(ready ? 200 : 503, { ready, fenced: this.fenced, id: this.options.id, product: this.options.product, pid, ppid });
       } else if (req.method === 'GET' && path === '/api/proxy') {
         json(200, this.describe());
       } else if (req.method === 'GET' && path === '/api/slots') {

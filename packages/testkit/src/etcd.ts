@@ -66,6 +66,8 @@ export class EtcdServer extends ServerProcess {
         ],
         maxLines: 500,
       },
+      // Printed once the client listener is up (a taken port makes etcd exit before it).
+      'serving client traffic',
       'healthy /health',
       () => healthy(this.clientUrl),
       this.opts.startTimeoutMs ?? 20_000,

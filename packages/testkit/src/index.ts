@@ -5,7 +5,7 @@
 export { freePort } from './ports.js';
 export { waitFor, type WaitOptions } from './wait.js';
 export { stopAll, tempDir, liveChildPids, type Stoppable } from './cleanup.js';
-export { ManagedProcess, ExitedEarlyError, type SpawnSpec, type Exit } from './process.js';
+export { ManagedProcess, ExitedEarlyError, healthzFrom, type SpawnSpec, type Exit } from './process.js';
 export { startRedis, RedisServer, type StartRedisOptions } from './redis.js';
 export { startEtcd, EtcdServer, type StartEtcdOptions } from './etcd.js';
 export { startProxy, ProxyProcess, PROXY_BIN, type StartProxyOptions } from './proxy.js';

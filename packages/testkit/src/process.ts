@@ -80,6 +80,23 @@ export class ManagedProcess extends EventEmitter<{ line: [line: string] }> {
     return this.lines.slice(-n).join('\n');
   }
 
+  /**
+   * A flag that turns true once the process prints a line containing `text` (lines already
+   * kept count too). Readiness checks use it to know the port they probe is this process's.
+   */
+  printed(text: string): () => boolean {
+    let seen = this.lines.some((l) => l.includes(text));
+    if (!seen) {
+      const onLine = (line: string): void => {
+        if (!line.includes(text)) return;
+        seen = true;
+        this.off('line', onLine);
+      };
+      this.on('line', onLine);
+    }
+    return () => seen;
+  }
+
   signal(sig: NodeJS.Signals): void {
     if (this.running) this.child.kill(sig);
   }
@@ -125,4 +142,19 @@ export class ManagedProcess extends EventEmitter<{ line: [line: string] }> {
     if (this.lines.length > this.maxLines) this.lines.splice(0, this.lines.length - this.maxLines);
     this.emit('line', line);
   }
+}
+
+/**
+ * Whether GET `url` answers 200 from the process `pid`: the body names it as `pid` (or as
+ * `ppid`, for a --workers primary). A free port picked for a daemon can be taken by another
+ * test's daemon before ours binds it; then a bare 200 would come from the wrong process.
+ */
+export async function healthzFrom(url: string, pid: number): Promise<boolean> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
+  if (res.status !== 200) {
+    await res.body?.cancel();
+    return false;
+  }
+  const body = (await res.json()) as { pid?: unknown; ppid?: unknown };
+  return body.pid === pid || body.ppid === pid;
 }

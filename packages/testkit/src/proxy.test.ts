@@ -21,7 +21,8 @@ const [host, port] = flag('--addr').split(':');
 const [ahost, aport] = flag('--admin-addr').split(':');
 net.createServer((s) => s.on('data', () => s.write('+PONG\\r\\n'))).listen(+port, host);
 http.createServer((req, res) => {
-  if (req.url === '/healthz') return res.end('ok');
+  // --foreign: answer like a proxy that is not the process the launcher started.
+  if (req.url === '/healthz') return res.end(JSON.stringify({ ready: true, pid: args.includes('--foreign') ? 1 : process.pid }));
   if (req.url === '/metrics') return res.end('reborn_up 1\\n');
   res.statusCode = 404; res.end();
 }).listen(+aport, ahost, () => log('proxy started', { etcd: flag('--etcd'), product: flag('--product'), id: flag('--id'), args }));
@@ -70,6 +71,11 @@ describe('startProxy', () => {
     expect(err).toBeInstanceOf(ExitedEarlyError);
     expect((err as Error).message).toMatch(/exited \(code 2.*fatal: bad flag --fail/s);
     expect(Date.now() - t0).toBeLessThan(5000);
+  });
+
+  it('a /healthz answered by another process is not taken for its own', async () => {
+    const err = await startProxy({ etcd: 'x', product: 'p', args: ['--foreign'], bin, startTimeoutMs: 1000 }).catch((e: unknown) => e);
+    expect((err as Error).message).toMatch(/no healthy \/healthz after 1000 ms/);
   });
 
   it('waitForLog rejects with the log tail after its deadline', async () => {

@@ -4,14 +4,14 @@
  *   node packages/proxy/bin/reborn-proxy.js --addr 127.0.0.1:<free> --admin-addr 127.0.0.1:<free>
  *        --etcd <url> --product <p> [--id <id>] ...args
  *
- * Ready when GET http://<admin>/healthz answers 200. All output (pino JSON lines on stdout,
+ * Ready when GET http://<admin>/healthz answers 200 naming this process. All output (pino JSON lines on stdout,
  * anything on stderr) is kept in `logs` so tests can assert on log records.
  */
 import { fileURLToPath } from 'node:url';
 import { Redis, type RedisOptions } from 'ioredis';
 import { trackHandle } from './cleanup.js';
 import { freePort } from './ports.js';
-import { ExitedEarlyError, ManagedProcess } from './process.js';
+import { ExitedEarlyError, ManagedProcess, healthzFrom } from './process.js';
 
 export interface StartProxyOptions {
   /** etcd client URL(s), comma-separated. */
@@ -168,7 +168,7 @@ export class ProxyProcess {
     try {
       await this.proc.waitReady(
         'healthy /healthz',
-        async () => (await fetch(url, { signal: AbortSignal.timeout(1000) })).status === 200,
+        () => healthzFrom(url, this.proc.pid),
         timeoutMs,
       );
     } catch (err) {

@@ -60,6 +60,15 @@ describe('startRedis', () => {
     expect(r.running).toBe(false);
   });
 
+  it('a port another redis already serves is not taken for a started server', async () => {
+    // The other server answers PING on that port at once; only our own process's
+    // "Ready to accept connections" may count, and ours exits on the taken port instead.
+    const a = await startRedis();
+    await expect(startRedis({ port: a.port })).rejects.toThrow(/exited .*before "Ready to accept connections"[\s\S]*(Address already in use|Could not create server TCP)/);
+    expect(await a.client().ping()).toBe('PONG');
+    await a.stop();
+  });
+
   it('rejects with the server log when redis cannot start', async () => {
     await expect(startRedis({ args: ['--no-such-option', 'x'] })).rejects.toThrow(/Bad directive|no-such-option/);
   });

@@ -73,6 +73,8 @@ export class RedisServer extends ServerProcess {
     ];
     await this.spawnAndWait(
       { name: `redis-server ${this.addr}`, command: this.opts.bin ?? 'redis-server', args, maxLines: 500 },
+      // Printed once the listener is up (a taken port makes redis exit before it).
+      'Ready to accept connections',
       'PONG',
       () => ping(this.host, this.port),
       this.opts.startTimeoutMs ?? 10_000,

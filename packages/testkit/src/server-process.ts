@@ -81,12 +81,24 @@ export abstract class ServerProcess {
   /** Things to release before the process goes (clients handed out, say). */
   protected beforeStop(): void {}
 
-  /** Spawns `spec` and waits for `ready`; a process that never gets ready is killed. */
-  protected async spawnAndWait(spec: SpawnSpec, readyWhat: string, ready: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  /**
+   * Spawns `spec` and waits until it has printed `listeningLine` and `ready` holds; a process
+   * that never gets ready is killed. The line matters: when another server took our port first,
+   * `ready` probes that server and succeeds, while ours is about to exit on EADDRINUSE — a test
+   * would then pause, kill or read the wrong server (seen in CI: a paused etcd still answered).
+   */
+  protected async spawnAndWait(
+    spec: SpawnSpec,
+    listeningLine: string,
+    readyWhat: string,
+    ready: () => Promise<boolean>,
+    timeoutMs: number,
+  ): Promise<void> {
     const proc = new ManagedProcess(spec);
     this.proc = proc;
+    const listening = proc.printed(listeningLine);
     try {
-      await proc.waitReady(readyWhat, ready, timeoutMs);
+      await proc.waitReady(`"${listeningLine}" and ${readyWhat}`, async () => listening() && (await ready()), timeoutMs);
     } catch (err) {
       await proc.terminate('SIGKILL');
       throw err;
