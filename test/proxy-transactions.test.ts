@@ -1,13 +1,18 @@
 /**
  * MULTI / EXEC / DISCARD / WATCH through the proxy: one-slot transactions, a WATCH-based
  * compare-and-set counter hammered by 20 clients, and transactions and WATCH while their slot
- * is being migrated.
+ * is being migrated: a WATCH open when the barrier comes gets --watch-grace to finish in the
+ * old group, and is aborted after it.
  */
+import net from 'node:net';
 import Redis from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keySlot } from '@reborn/protocol';
 import { Barrier } from '@reborn/coordinator';
-import { startCluster, type Cluster } from '@reborn/testkit';
+import { startCluster, waitFor, type Cluster } from '@reborn/testkit';
+
+/** Long enough that the grace test's client surely finishes inside it on a loaded machine. */
+const WATCH_GRACE_MS = 3000;
 
 let cluster: Cluster;
 const clients: Redis[] = [];
@@ -18,7 +23,7 @@ function client(): Redis {
 }
 
 beforeAll(async () => {
-  cluster = await startCluster({ groups: 2, proxies: 1 });
+  cluster = await startCluster({ groups: 2, proxies: 1, proxyArgs: ['--watch-grace', String(WATCH_GRACE_MS)] });
 }, 60_000);
 
 afterAll(async () => {
@@ -94,7 +99,48 @@ describe('transactions', () => {
     expect(aborted).toBeGreaterThan(0);
   });
 
-  it('a WATCH on a slot that starts migrating is aborted (EXEC answers nil) and the next try succeeds in the new group', { timeout: 60_000 }, async () => {
+  it('WATCH and DISCARD/UNWATCH pipelined in one write: every command before them gets its reply', async () => {
+    const p = cluster.proxies[0]!;
+    await client().set('pipe:w', 'v');
+    // The pinned connection closes when the WATCH ends, but only after what was sent on it.
+    const replies = await rawExchange(p.port, 'WATCH pipe:w\r\nGET pipe:w\r\nUNWATCH\r\nGET pipe:w\r\nWATCH pipe:w\r\nMULTI\r\nGET pipe:w\r\nDISCARD\r\nGET pipe:w\r\n', 9);
+    expect(replies).toBe('+OK\r\n$1\r\nv\r\n+OK\r\n$1\r\nv\r\n+OK\r\n+OK\r\n+QUEUED\r\n+OK\r\n$1\r\nv\r\n');
+  });
+
+  it('a compare-and-set open when its slot\'s barrier comes finishes in the old group; the proxy acks after its EXEC', { timeout: 60_000 }, async () => {
+    const r = client();
+    const key = 'watched:grace';
+    await r.set(key, '10');
+    const slot = keySlot(Buffer.from(key));
+    const src = (await cluster.store.getSlot(slot)).group;
+    const dst = src === 1 ? 2 : 1;
+    await r.watch(key);
+
+    const rev = await cluster.store.putSlots([{ id: slot, state: 'pre_migrate', group: src, from: src, to: dst }]);
+    const barrier = new Barrier(cluster.store);
+    const action = await barrier.createAction([slot], rev, 'test: watch grace');
+    const events: string[] = [];
+    const acks = barrier.waitForAcks(action, 20_000).then((res) => {
+      events.push('acked');
+      return res;
+    });
+    // The proxy holds the slot for the barrier now; this client's WATCH keeps its connection.
+    const slotStates = async (): Promise<Record<string, number>> =>
+      (JSON.parse(await cluster.proxies[0]!.adminGet('/api/proxy')) as { slots: Record<string, number> }).slots;
+    await waitFor(async () => (await slotStates())['pre_migrate'] === 1, { what: 'the proxy to see pre_migrate' });
+    const v = Number(await r.get(key));
+    expect(await r.multi().set(key, String(v + 1)).exec()).toEqual([[null, 'OK']]);
+    events.push('exec');
+    expect((await acks).missing).toEqual([]);
+    expect(events).toEqual(['exec', 'acked']);
+    const source = cluster.groups.find((g) => g.id === src)!.master.client();
+    expect(await source.get(key)).toBe('11'); // ran in the old group, before anything moved
+    source.disconnect();
+    await cluster.store.putSlots([{ id: slot, state: 'online', group: src }]);
+    await barrier.deleteAction(action.seq);
+  });
+
+  it('a WATCH still open after --watch-grace is aborted (EXEC answers nil) and the next try succeeds in the new group', { timeout: 60_000 }, async () => {
     const r = client();
     const key = 'watched:mig';
     await r.set(key, '10');
@@ -152,3 +198,29 @@ describe('transactions', () => {
     await barrier.deleteAction(action.seq);
   });
 });
+
+/** Writes `request` in one go on a raw socket and resolves with the first `n` replies' bytes (simple replies and bulks only). */
+function rawExchange(port: number, request: string, n: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(port, '127.0.0.1');
+    let buf = '';
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error(`only got ${JSON.stringify(buf)}`));
+    }, 5000);
+    sock.on('data', (d) => {
+      buf += d.toString('latin1');
+      // Count replies: a bulk ($n) is a header line plus a data line, anything else one line.
+      const lines = buf.split('\r\n').slice(0, -1);
+      let count = 0;
+      for (let i = 0; i < lines.length; i++, count++) if (lines[i]!.startsWith('$') && lines[i] !== '$-1') i++;
+      if (count >= n) {
+        clearTimeout(timer);
+        sock.end();
+        resolve(buf);
+      }
+    });
+    sock.on('error', reject);
+    sock.write(request);
+  });
+}

@@ -115,6 +115,8 @@ export class BackendConnection implements Flushable {
   /** Requests handed to this connection, and those answered (or failed): see "Draining". */
   sent = 0;
   answered = 0;
+  /** closeWhenDrained(): the `answered` count at which to close; -1 when not closing. */
+  private closeWhenAnswered = -1;
   private state: State = 'idle';
   private socket: net.Socket | null = null;
   private readonly scanner = new ReplyScanner();
@@ -163,6 +165,7 @@ export class BackendConnection implements Flushable {
     }
     this.answered++;
     req.resolve(reply);
+    if (this.answered === this.closeWhenAnswered) this.close();
   };
 
   constructor(
@@ -259,6 +262,15 @@ export class BackendConnection implements Flushable {
   close(reason = 'connection closed'): void {
     if (this.state === 'closed') return;
     this.fail(reason, 'closed');
+  }
+
+  /**
+   * Closes once every request already sent has its reply: a WATCH that ends (UNWATCH,
+   * DISCARD) while its own earlier commands are still in flight on the pinned connection.
+   */
+  closeWhenDrained(): void {
+    if (this.answered >= this.sent) this.close();
+    else this.closeWhenAnswered = this.sent;
   }
 
   /** Set by the pool: this connection got through, so the server is up for its siblings too. */

@@ -266,7 +266,8 @@ export class Dispatcher {
   /**
    * Sends one backend request whose keys all belong to `slot`, by the slot's state:
    *   online      → the owner's master;
-   *   pre_migrate → held until the barrier moves the slot on, then sent by its new state;
+   *   pre_migrate → held until the barrier moves the slot on, then sent by its new state
+   *                 (except over a WATCH's pinned connection, during its grace);
    *   migrating   → `MIGRATE … KEYS <keys>` on the source master first (never REPLACE: a
    *                 BUSYKEY reply means the key exists in both groups, a bug to surface),
    *                 then the request to the target master;
@@ -280,6 +281,12 @@ export class Dispatcher {
     }
     if (entry.state === 'online') {
       this.deliver(session, entry.master, breq, slot, blocking);
+      return;
+    }
+    if (entry.state === 'pre_migrate' && !blocking && session.watch !== null && this.transactions.pinnedConnection(session, slot) !== null) {
+      // A WATCH begun before the barrier may finish in the old group: this proxy has not
+      // acked, so the slot's keys have not moved (Transactions.settleWatches).
+      this.deliver(session, entry.master, breq, slot, false);
       return;
     }
     session.gate();

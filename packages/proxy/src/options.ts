@@ -32,6 +32,11 @@ export interface ProxyOptions {
   durableTimeoutMs: number;
   /** How long a request waits for its slot's migration barrier before it fails. */
   holdTimeoutMs: number;
+  /**
+   * How long a barrier waits for an open WATCH on a moving slot to end (EXEC, DISCARD,
+   * UNWATCH) before aborting it; keep it well below the runner's barrier timeout.
+   */
+  watchGraceMs: number;
   /** Blocking commands (each on its own backend connection) at once. */
   maxBlocked: number;
   /** SLOWLOG: requests slower than this many µs are recorded (negative: off). */
@@ -63,6 +68,7 @@ const DEFS: Record<string, OptionDef> = {
   durable: { env: 'REBORN_PROXY_DURABLE', kind: 'bool', default: false, help: 'acknowledge writes only once a replica has them' },
   'durable-timeout': { env: 'REBORN_PROXY_DURABLE_TIMEOUT_MS', kind: 'int', default: 1000, help: 'ms a write may wait for a replica in --durable mode' },
   'hold-timeout': { env: 'REBORN_PROXY_HOLD_TIMEOUT_MS', kind: 'int', default: 15000, help: 'ms a request may wait for its slot\'s migration barrier' },
+  'watch-grace': { env: 'REBORN_PROXY_WATCH_GRACE_MS', kind: 'int', default: 1000, help: 'ms a migration barrier waits for an open WATCH on its slots to end before aborting it' },
   'max-blocked': { env: 'REBORN_PROXY_MAX_BLOCKED', kind: 'int', default: 1000, help: 'blocking commands (BLPOP …) running at once' },
   'slowlog-slower-than': { env: 'REBORN_PROXY_SLOWLOG_SLOWER_THAN', kind: 'string', default: '10000', help: 'SLOWLOG on the proxy records requests slower than this many µs (-1: off)' },
   'slowlog-max-len': { env: 'REBORN_PROXY_SLOWLOG_MAX_LEN', kind: 'int', default: 128, help: 'entries the proxy SLOWLOG keeps' },
@@ -104,6 +110,7 @@ export function parseProxyOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     durable: r.bool('durable'),
     durableTimeoutMs: r.int('durable-timeout', 1),
     holdTimeoutMs: r.int('hold-timeout', 100),
+    watchGraceMs: r.int('watch-grace', 0),
     workers: r.int('workers', 1),
     maxKeysReply: r.int('max-keys-reply', 1),
     maxBlocked: r.int('max-blocked', 0),

@@ -116,7 +116,7 @@ export class Proxy implements SessionHost {
     this.pubsub = new PubSub(this.router, backendOptions, logger.child({ component: 'pubsub' }));
     this.router.onGroupsChanged = () => this.pubsub.groupsChanged();
     // EXEC goes through the dispatcher's slot path (barrier holds, key moves).
-    this.transactions = new Transactions(this.router, backendOptions, (s, r, slot, keys) => this.dispatcher.sendToSlotFor(s, r, slot, keys));
+    this.transactions = new Transactions(this.router, backendOptions, (s, r, slot, keys) => this.dispatcher.sendToSlotFor(s, r, slot, keys), options.watchGraceMs);
     this.metrics = new ProxyMetrics({
       clients: () => this.sessions.size,
       held: () => this.router.heldRequests,
@@ -383,9 +383,9 @@ export class Proxy implements SessionHost {
     const marker = this.router.drainMarker();
     const ack = async (): Promise<void> => {
       // Commands blocked on these slots must not pop from the old group after the barrier,
-      // and no WATCH may keep a connection to it.
+      // and no WATCH may keep a connection to it: open ones get --watch-grace to finish.
       const slots = new Set(action.slots);
-      await Promise.all([this.blocking.unblock(slots), this.transactions.abortWatches(slots)]);
+      await Promise.all([this.blocking.unblock(slots), this.transactions.settleWatches(slots)]);
       while (!Router.drained(marker)) await new Promise((r) => setTimeout(r, 1));
       for (let attempt = 1; !this.stopping; attempt++) {
         try {

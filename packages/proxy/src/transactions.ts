@@ -12,9 +12,12 @@
  * WATCH needs state on the server between WATCH and EXEC, which a shared connection cannot
  * keep (another client's EXEC would clear it). So WATCH pins the client to a connection of
  * its own to the slot's master; its commands on that slot use it until EXEC, DISCARD or
- * UNWATCH. Before a barrier acks a migration of that slot, the pin is drained and dropped
- * and the WATCH marked aborted: EXEC then answers nil, exactly what a client sees when a
- * watched key changed — CAS loops retry, and nothing runs against the old group.
+ * UNWATCH. A barrier for a migration of that slot waits up to `graceMs` for the WATCH to end:
+ * meanwhile this client's commands on the slot keep going over the pinned connection (the
+ * slot has not moved — this proxy has not acked), so a compare-and-set in progress finishes
+ * in the old group. A WATCH still open after the grace is aborted, its pin drained and
+ * dropped: EXEC then answers nil, exactly what a client sees when a watched key changed — CAS
+ * loops retry, and nothing runs against the old group.
  */
 import {
   encodeCommand,
@@ -56,6 +59,8 @@ export interface WatchState {
   conn: BackendConnection | null;
   aborted: boolean;
   readonly release: () => void;
+  /** Settles when the WATCH ends (EXEC, DISCARD, UNWATCH, RESET or the client going away). */
+  readonly ended: Promise<void>;
 }
 
 /** How a transaction reaches its slot (the dispatcher's slot-state-aware path). */
@@ -68,6 +73,7 @@ export class Transactions {
     private readonly router: Router,
     private readonly backendOptions: BackendOptions,
     private readonly sendToSlot: SendToSlot,
+    private readonly graceMs: number,
   ) {}
 
   /** True when `name` must be queued rather than run: the session is inside MULTI. */
@@ -209,14 +215,17 @@ export class Transactions {
       const entry = this.router.slots[slot]!;
       const usable = (entry.state === 'online' || entry.state === 'migrating') && entry.master !== null;
       const conn = usable ? new BackendConnection(entry.master!.addr, this.backendOptions) : null;
+      let ended!: () => void;
       const release = (): void => {
         if (!this.watches.delete(state!)) return;
         session.forgetWhenClosed(release);
         if (session.watch === state) session.watch = null;
-        state!.conn?.close();
+        // Commands pipelined before the UNWATCH or DISCARD still get their replies.
+        state!.conn?.closeWhenDrained();
         state!.conn = null;
+        ended();
       };
-      state = { slot, conn, aborted: conn === null, release };
+      state = { slot, conn, aborted: conn === null, release, ended: new Promise((resolve) => (ended = resolve)) };
       this.watches.add(state);
       session.whenClosed(release);
       session.watch = state;
@@ -244,20 +253,28 @@ export class Transactions {
     session.watch = null;
   }
 
-  /** Commands of a pinned session for its WATCH slot go over the pinned connection. */
+  /**
+   * Commands of a pinned session for its WATCH slot go over the pinned connection — also
+   * while the slot waits for its barrier, until the WATCH ends or is aborted.
+   */
   pinnedConnection(session: Session, slot: number): BackendConnection | null {
     const w = session.watch;
     return w !== null && w.slot === slot && w.conn !== null ? w.conn : null;
   }
 
   /**
-   * Before a barrier acks: every WATCH on one of `slots` is aborted, its pinned connection
-   * drained (requests already sent there answered) and closed.
+   * Before a barrier acks: every WATCH on one of `slots` gets `graceMs` to end; one still
+   * open then is aborted, its pinned connection drained (requests already sent there
+   * answered) and closed. WATCHes made after the barrier began never pin (pre_migrate).
    */
-  async abortWatches(slots: ReadonlySet<number>): Promise<void> {
+  async settleWatches(slots: ReadonlySet<number>): Promise<void> {
     const affected = [...this.watches].filter((w) => slots.has(w.slot) && w.conn !== null);
     await Promise.all(
       affected.map(async (w) => {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([w.ended, new Promise((r) => (timer = setTimeout(r, this.graceMs)))]);
+        clearTimeout(timer);
+        if (w.conn === null) return; // ended within the grace
         w.aborted = true;
         const conn = w.conn!;
         w.conn = null;

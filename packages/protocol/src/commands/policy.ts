@@ -229,7 +229,7 @@ const ENTRIES: ReadonlyArray<[string, ProxyPolicy]> = [
   ['pubsub|help', HELP],
 
   // --- transactions ---------------------------------------------------------------------
-  ...all(['discard', 'exec', 'multi', 'unwatch'], local('every key of the transaction (and of WATCH) in one slot; a migration of that slot aborts a WATCH (EXEC answers nil)')),
+  ...all(['discard', 'exec', 'multi', 'unwatch'], local('every key of the transaction (and of WATCH) in one slot; a migration of that slot waits --watch-grace for an open WATCH, then aborts it (EXEC answers nil)')),
   ['watch', local('keys in one slot; pins the client to its own backend connection until EXEC, DISCARD or UNWATCH')],
 
   // --- scripting ------------------------------------------------------------------------
