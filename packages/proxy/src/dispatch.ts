@@ -14,6 +14,7 @@
 import {
   encodeCommand,
   encodeError,
+  encodeInteger,
   keySlot,
   resolveCommand,
   checkArity,
@@ -29,7 +30,7 @@ import type { BackendPool, BackendRequest } from './backend.js';
 import type { BlockingCommands } from './blocking.js';
 import type { Transactions } from './transactions.js';
 import { answerLocally, type LocalContext } from './local-commands.js';
-import { AllOkMerge, AnyOkMerge, ArrayAndMerge, FirstMerge, MgetMerge, SumMerge, type ClientRequest, type Merge } from './request.js';
+import { AllOkMerge, AnyOkMerge, ArrayAndMerge, FirstMerge, MgetMerge, MinMerge, SumMerge, type ClientRequest, type Merge } from './request.js';
 import type { Router } from './router.js';
 import type { Session } from './session.js';
 import type { CommandStats } from './metrics.js';
@@ -75,6 +76,8 @@ export class Dispatcher {
     private readonly blocking: BlockingCommands,
     private readonly transactions: Transactions,
     private readonly pubsub: PubSub,
+    /** WAIT's timeout is capped at this (and 0, "forever", means this): it holds a shared connection. */
+    private readonly maxWaitTimeoutMs: number,
   ) {
     this.unknownStat = stats.indexOf('unknown');
   }
@@ -133,6 +136,16 @@ export class Dispatcher {
         }
         if (session.isGated) session.park(() => this.pubsub.handle(session, req, cmd, args));
         else this.pubsub.handle(session, req, cmd, args);
+        return;
+      }
+      if (cmd.name === 'wait') {
+        if (!this.router.isReady || this.refusal() !== null) {
+          req.resolve(this.refusal() ?? NOT_READY);
+          return;
+        }
+        // Behind this client's held requests: their writes must be sent before WAIT.
+        if (session.isGated) session.park(() => this.wait(session, req, args));
+        else this.wait(session, req, args);
         return;
       }
       if (TRANSACTION_COMMANDS.has(cmd.name)) {
@@ -256,7 +269,10 @@ export class Dispatcher {
     const pinned = session.watch === null ? null : this.transactions.pinnedConnection(session, slot);
     if (pinned !== null) pinned.send(breq);
     else if (breq.pinnedOnly === true) breq.resolve(OK);
-    else pool.pick(session.id).send(breq);
+    else {
+      if (breq.write === true) (session.wroteTo ??= new Set()).add(this.router.slots[slot]!.groupId);
+      pool.pick(session.id).send(breq);
+    }
   }
 
   /** The slot-state-aware send, for transactions (EXEC). */
@@ -364,6 +380,7 @@ export class Dispatcher {
         req.resolve(encodeError(`ERR ${entry.unavailable ?? 'slot is not served'}`));
         return;
       }
+      if (entry.state === 'online' && req.write) (session.wroteTo ??= new Set()).add(entry.groupId);
       const partKey = entry.state === 'online' ? entry.master : slot;
       const list = parts.get(partKey);
       if (list === undefined) parts.set(partKey, [i]);
@@ -421,6 +438,52 @@ export class Dispatcher {
     else if (merge === 'all-ok') m = new AllOkMerge(req, masters.length);
     else if (merge === 'any-ok') m = new AnyOkMerge(req, masters.length);
     else m = new FirstMerge(req, masters.length);
+    if (req.write) for (const gid of this.router.groupIds()) (session.wroteTo ??= new Set()).add(gid);
     masters.forEach((pool, p) => pool.pick(session.id).send(m.part(p, payload)));
+  }
+
+  /**
+   * WAIT numreplicas timeout: Redis counts the replicas that acknowledged everything *this
+   * connection* wrote. The client's writes went over its own shared connection to each master
+   * (pool.pick(session.id)), so the same WAIT on those connections waits for at least its
+   * writes; it is asked of every group the client wrote to (every group if none) and the
+   * smallest count is the answer. The timeout is capped, since WAIT holds a connection other
+   * clients share.
+   */
+  private wait(session: Session, req: ClientRequest, args: Buffer[]): void {
+    // Redis checks the timeout first, with its own wording.
+    const timeoutText = args[2]!.toString('latin1');
+    const timeout = /^-?\d+$/.test(timeoutText) ? Number(timeoutText) : NaN;
+    if (!Number.isSafeInteger(timeout)) {
+      req.resolve(encodeError('ERR timeout is not an integer or out of range'));
+      return;
+    }
+    if (timeout < 0) {
+      req.resolve(encodeError('ERR timeout is negative'));
+      return;
+    }
+    const replicasText = args[1]!.toString('latin1');
+    if (!/^-?\d+$/.test(replicasText) || !Number.isSafeInteger(Number(replicasText))) {
+      req.resolve(encodeError('ERR value is not an integer or out of range'));
+      return;
+    }
+    const capped = timeout === 0 ? this.maxWaitTimeoutMs : Math.min(timeout, this.maxWaitTimeoutMs);
+    const pools: BackendPool[] = [];
+    for (const gid of session.wroteTo ?? this.router.groupIds()) {
+      const pool = this.router.masterOf(gid);
+      if (pool === undefined) {
+        // The group is gone or has no master: nothing there can be confirmed.
+        req.resolve(encodeInteger(0n));
+        return;
+      }
+      if (!pools.includes(pool)) pools.push(pool);
+    }
+    if (pools.length === 0) {
+      req.resolve(encodeError('ERR no groups are configured'));
+      return;
+    }
+    const payload = encodeCommand(['WAIT', replicasText, String(capped)]);
+    const m = new MinMerge(req, pools.length);
+    pools.forEach((pool, p) => pool.pick(session.id).send(m.part(p, payload)));
   }
 }

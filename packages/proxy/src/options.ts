@@ -37,6 +37,8 @@ export interface ProxyOptions {
    * UNWATCH) before aborting it; keep it well below the runner's barrier timeout.
    */
   watchGraceMs: number;
+  /** WAIT's timeout is capped at this many ms (WAIT holds a backend connection other clients share). */
+  maxWaitTimeoutMs: number;
   /** Blocking commands (each on its own backend connection) at once. */
   maxBlocked: number;
   /** SLOWLOG: requests slower than this many µs are recorded (negative: off). */
@@ -69,6 +71,7 @@ const DEFS: Record<string, OptionDef> = {
   'durable-timeout': { env: 'REBORN_PROXY_DURABLE_TIMEOUT_MS', kind: 'int', default: 1000, help: 'ms a write may wait for a replica in --durable mode' },
   'hold-timeout': { env: 'REBORN_PROXY_HOLD_TIMEOUT_MS', kind: 'int', default: 15000, help: 'ms a request may wait for its slot\'s migration barrier' },
   'watch-grace': { env: 'REBORN_PROXY_WATCH_GRACE_MS', kind: 'int', default: 1000, help: 'ms a migration barrier waits for an open WATCH on its slots to end before aborting it' },
+  'max-wait-timeout': { env: 'REBORN_PROXY_MAX_WAIT_TIMEOUT_MS', kind: 'int', default: 1000, help: 'cap on the timeout of a client\'s WAIT, in ms (WAIT 0 waits this long)' },
   'max-blocked': { env: 'REBORN_PROXY_MAX_BLOCKED', kind: 'int', default: 1000, help: 'blocking commands (BLPOP …) running at once' },
   'slowlog-slower-than': { env: 'REBORN_PROXY_SLOWLOG_SLOWER_THAN', kind: 'string', default: '10000', help: 'SLOWLOG on the proxy records requests slower than this many µs (-1: off)' },
   'slowlog-max-len': { env: 'REBORN_PROXY_SLOWLOG_MAX_LEN', kind: 'int', default: 128, help: 'entries the proxy SLOWLOG keeps' },
@@ -111,6 +114,7 @@ export function parseProxyOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     durableTimeoutMs: r.int('durable-timeout', 1),
     holdTimeoutMs: r.int('hold-timeout', 100),
     watchGraceMs: r.int('watch-grace', 0),
+    maxWaitTimeoutMs: r.int('max-wait-timeout', 1),
     workers: r.int('workers', 1),
     maxKeysReply: r.int('max-keys-reply', 1),
     maxBlocked: r.int('max-blocked', 0),
@@ -125,6 +129,10 @@ export function parseProxyOptions(argv: string[], env: NodeJS.ProcessEnv = proce
   if (options.durable && options.durableTimeoutMs >= options.backendTimeoutMs) {
     // Otherwise the backend watchdog kills the connection before WAIT can answer.
     problems.push(`--durable-timeout (${options.durableTimeoutMs} ms) must be below --backend-timeout (${options.backendTimeoutMs} ms)`);
+  }
+  if (options.maxWaitTimeoutMs >= options.backendTimeoutMs) {
+    // A WAIT that outlasts the backend watchdog would take its shared connection down with it.
+    problems.push(`--max-wait-timeout (${options.maxWaitTimeoutMs} ms) must be below --backend-timeout (${options.backendTimeoutMs} ms)`);
   }
   r.done();
   return options;

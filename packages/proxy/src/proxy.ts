@@ -151,6 +151,7 @@ export class Proxy implements SessionHost {
       this.blocking,
       this.transactions,
       this.pubsub,
+      options.maxWaitTimeoutMs,
     );
   }
 

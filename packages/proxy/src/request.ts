@@ -98,6 +98,19 @@ export class SumMerge extends Merge {
   }
 }
 
+/** WAIT over several groups: the smallest count, what every group can promise. */
+export class MinMerge extends Merge {
+  protected merge(replies: Buffer[]): Buffer {
+    let min: bigint | null = null;
+    for (const r of replies) {
+      const n = parseIntegerReply(r);
+      if (n === null) return encodeError('ERR unexpected reply from backend while merging');
+      if (min === null || n < min) min = n;
+    }
+    return encodeInteger(min ?? 0n);
+  }
+}
+
 /** MSET and fan-outs that must all succeed: +OK when every part said OK. */
 export class AllOkMerge extends Merge {
   protected merge(): Buffer {

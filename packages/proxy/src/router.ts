@@ -192,6 +192,11 @@ export class Router {
     return out;
   }
 
+  /** Every group's id. */
+  groupIds(): IterableIterator<number> {
+    return this.groups.keys();
+  }
+
   /** The master pool of group `gid`, if the group exists and has a master. */
   masterOf(gid: number): BackendPool | undefined {
     const g = this.groups.get(gid);

@@ -62,6 +62,8 @@ export class Session implements Flushable, ReplySink {
   replyOff = false;
   /** CLIENT REPLY SKIP: the next command's reply is not written. */
   skipNextReply = false;
+  /** Groups this client wrote to over the shared connections: where WAIT asks (dispatch.ts). */
+  wroteTo: Set<number> | null = null;
   /** Subscribed (pubsub.ts): only (P|S)(UN)SUBSCRIBE, PING, QUIT and RESET are allowed. */
   pubsub: ClientSubscriptions | null = null;
   readonly connectedAt = Date.now();

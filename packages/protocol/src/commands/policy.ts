@@ -146,7 +146,7 @@ const ENTRIES: ReadonlyArray<[string, ProxyPolicy]> = [
   ['ttl', ROUTE],
   ['type', ROUTE],
   ['unlink', split('sum')],
-  ['wait', refuse('WAIT is not supported: run the proxy with --durable instead')],
+  ['wait', local('asks every group this connection wrote to and answers the smallest count; timeout capped at --max-wait-timeout (0 = the cap); writes of blocking commands and WATCH transactions are not covered')],
 
   // --- strings, bitmaps, hyperloglog ----------------------------------------------------
   ...all(

@@ -1,0 +1,37 @@
+import { describe, expect, it } from 'vitest';
+import { OptionsError } from '@reborn/coordinator';
+import { parseProxyOptions } from './options.js';
+
+function problems(argv: string[], env: NodeJS.ProcessEnv = {}): string[] {
+  try {
+    parseProxyOptions(argv, env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(OptionsError);
+    return (err as OptionsError).problems;
+  }
+  throw new Error('the options were accepted');
+}
+
+describe('parseProxyOptions', () => {
+  it('defaults for the migration grace and the WAIT cap; flags win over env', () => {
+    expect(parseProxyOptions(['--id', 'p1'], {})).toMatchObject({ watchGraceMs: 1000, maxWaitTimeoutMs: 1000, backendTimeoutMs: 5000 });
+    const env = { REBORN_PROXY_WATCH_GRACE_MS: '250', REBORN_PROXY_MAX_WAIT_TIMEOUT_MS: '300' };
+    expect(parseProxyOptions(['--id', 'p1'], env)).toMatchObject({ watchGraceMs: 250, maxWaitTimeoutMs: 300 });
+    expect(parseProxyOptions(['--id', 'p1', '--watch-grace', '0', '--max-wait-timeout', '2000'], env)).toMatchObject({ watchGraceMs: 0, maxWaitTimeoutMs: 2000 });
+  });
+
+  it('a WAIT cap or durable timeout that would outlast the backend watchdog is refused, with both values', () => {
+    expect(problems(['--id', 'p1', '--max-wait-timeout', '5000'])).toEqual(['--max-wait-timeout (5000 ms) must be below --backend-timeout (5000 ms)']);
+    expect(problems(['--id', 'p1', '--durable', '--durable-timeout', '9000', '--backend-timeout', '8000'])).toEqual([
+      '--durable-timeout (9000 ms) must be below --backend-timeout (8000 ms)',
+    ]);
+    expect(parseProxyOptions(['--id', 'p1', '--max-wait-timeout', '7000', '--backend-timeout', '8000'], {}).maxWaitTimeoutMs).toBe(7000);
+  });
+
+  it('rejects a negative grace and a zero WAIT cap', () => {
+    expect(problems(['--id', 'p1', '--watch-grace=-1', '--max-wait-timeout', '0'])).toEqual([
+      '--watch-grace must be an integer ≥ 0, got "-1"',
+      '--max-wait-timeout must be an integer ≥ 1, got "0"',
+    ]);
+  });
+});
