@@ -26,6 +26,8 @@ describe('parseProxyOptions', () => {
       '--durable-timeout (9000 ms) must be below --backend-timeout (8000 ms)',
     ]);
     expect(parseProxyOptions(['--id', 'p1', '--max-wait-timeout', '7000', '--backend-timeout', '8000'], {}).maxWaitTimeoutMs).toBe(7000);
+    // Not given: it follows a short --backend-timeout down instead of refusing it.
+    expect(parseProxyOptions(['--id', 'p1', '--backend-timeout', '500'], {}).maxWaitTimeoutMs).toBe(250);
   });
 
   it('rejects a negative grace and a zero WAIT cap', () => {

@@ -71,7 +71,7 @@ const DEFS: Record<string, OptionDef> = {
   'durable-timeout': { env: 'REBORN_PROXY_DURABLE_TIMEOUT_MS', kind: 'int', default: 1000, help: 'ms a write may wait for a replica in --durable mode' },
   'hold-timeout': { env: 'REBORN_PROXY_HOLD_TIMEOUT_MS', kind: 'int', default: 15000, help: 'ms a request may wait for its slot\'s migration barrier' },
   'watch-grace': { env: 'REBORN_PROXY_WATCH_GRACE_MS', kind: 'int', default: 1000, help: 'ms a migration barrier waits for an open WATCH on its slots to end before aborting it' },
-  'max-wait-timeout': { env: 'REBORN_PROXY_MAX_WAIT_TIMEOUT_MS', kind: 'int', default: 1000, help: 'cap on the timeout of a client\'s WAIT, in ms (WAIT 0 waits this long)' },
+  'max-wait-timeout': { env: 'REBORN_PROXY_MAX_WAIT_TIMEOUT_MS', kind: 'int', default: null, help: 'cap on the timeout of a client\'s WAIT, in ms (WAIT 0 waits this long; default 1000, or half of --backend-timeout if less)' },
   'max-blocked': { env: 'REBORN_PROXY_MAX_BLOCKED', kind: 'int', default: 1000, help: 'blocking commands (BLPOP …) running at once' },
   'slowlog-slower-than': { env: 'REBORN_PROXY_SLOWLOG_SLOWER_THAN', kind: 'string', default: '10000', help: 'SLOWLOG on the proxy records requests slower than this many µs (-1: off)' },
   'slowlog-max-len': { env: 'REBORN_PROXY_SLOWLOG_MAX_LEN', kind: 'int', default: 128, help: 'entries the proxy SLOWLOG keeps' },
@@ -114,7 +114,7 @@ export function parseProxyOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     durableTimeoutMs: r.int('durable-timeout', 1),
     holdTimeoutMs: r.int('hold-timeout', 100),
     watchGraceMs: r.int('watch-grace', 0),
-    maxWaitTimeoutMs: r.int('max-wait-timeout', 1),
+    maxWaitTimeoutMs: 0, // below: its default depends on --backend-timeout
     workers: r.int('workers', 1),
     maxKeysReply: r.int('max-keys-reply', 1),
     maxBlocked: r.int('max-blocked', 0),
@@ -130,9 +130,14 @@ export function parseProxyOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     // Otherwise the backend watchdog kills the connection before WAIT can answer.
     problems.push(`--durable-timeout (${options.durableTimeoutMs} ms) must be below --backend-timeout (${options.backendTimeoutMs} ms)`);
   }
-  if (options.maxWaitTimeoutMs >= options.backendTimeoutMs) {
-    // A WAIT that outlasts the backend watchdog would take its shared connection down with it.
-    problems.push(`--max-wait-timeout (${options.maxWaitTimeoutMs} ms) must be below --backend-timeout (${options.backendTimeoutMs} ms)`);
+  if (r.str('max-wait-timeout') === null) {
+    options.maxWaitTimeoutMs = Math.max(1, Math.min(1000, Math.floor(options.backendTimeoutMs / 2)));
+  } else {
+    options.maxWaitTimeoutMs = r.int('max-wait-timeout', 1);
+    if (options.maxWaitTimeoutMs >= options.backendTimeoutMs) {
+      // A WAIT that outlasts the backend watchdog would take its shared connection down with it.
+      problems.push(`--max-wait-timeout (${options.maxWaitTimeoutMs} ms) must be below --backend-timeout (${options.backendTimeoutMs} ms)`);
+    }
   }
   r.done();
   return options;
