@@ -299,7 +299,7 @@ export class Dispatcher {
       this.deliver(session, entry.master, breq, slot, blocking);
       return;
     }
-    if (entry.state === 'pre_migrate' && !blocking && session.watch !== null && this.transactions.pinnedConnection(session, slot) !== null) {
+    if (entry.state === 'pre_migrate' && !blocking && this.transactions.pinnedConnection(session, slot) !== null) {
       // A WATCH begun before the barrier may finish in the old group: this proxy has not
       // acked, so the slot's keys have not moved (Transactions.settleWatches).
       this.deliver(session, entry.master, breq, slot, false);

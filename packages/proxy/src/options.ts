@@ -92,6 +92,7 @@ export function parseProxyOptions(argv: string[], env: NodeJS.ProcessEnv = proce
   const adminAddr = r.hostPort('admin-addr');
   const { etcd, product, logLevel } = r.common();
   const id = r.str('id') ?? `${hostname()}-${addr.slice(addr.lastIndexOf(':') + 1)}`;
+  const backendTimeoutMs = r.int('backend-timeout', 10);
   if (!/^[A-Za-z0-9_.:-]{1,128}$/.test(id)) problems.push(`--id must match [A-Za-z0-9_.:-]{1,128}, got "${id}"`);
 
   const options: ProxyOptions = {
@@ -107,14 +108,14 @@ export function parseProxyOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     maxMultibulkLength: r.int('max-multibulk-length', 1),
     maxClientOutputBytes: r.int('max-client-output', 1024),
     backendConnections: r.int('backend-connections', 1),
-    backendTimeoutMs: r.int('backend-timeout', 10),
+    backendTimeoutMs,
     backendConnectTimeoutMs: r.int('backend-connect-timeout', 10),
     logLevel,
     durable: r.bool('durable'),
     durableTimeoutMs: r.int('durable-timeout', 1),
     holdTimeoutMs: r.int('hold-timeout', 100),
     watchGraceMs: r.int('watch-grace', 0),
-    maxWaitTimeoutMs: 0, // below: its default depends on --backend-timeout
+    maxWaitTimeoutMs: maxWaitTimeout(r, backendTimeoutMs),
     workers: r.int('workers', 1),
     maxKeysReply: r.int('max-keys-reply', 1),
     maxBlocked: r.int('max-blocked', 0),
@@ -130,16 +131,18 @@ export function parseProxyOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     // Otherwise the backend watchdog kills the connection before WAIT can answer.
     problems.push(`--durable-timeout (${options.durableTimeoutMs} ms) must be below --backend-timeout (${options.backendTimeoutMs} ms)`);
   }
-  if (r.str('max-wait-timeout') === null) {
-    options.maxWaitTimeoutMs = Math.max(1, Math.min(1000, Math.floor(options.backendTimeoutMs / 2)));
-  } else {
-    options.maxWaitTimeoutMs = r.int('max-wait-timeout', 1);
-    if (options.maxWaitTimeoutMs >= options.backendTimeoutMs) {
-      // A WAIT that outlasts the backend watchdog would take its shared connection down with it.
-      problems.push(`--max-wait-timeout (${options.maxWaitTimeoutMs} ms) must be below --backend-timeout (${options.backendTimeoutMs} ms)`);
-    }
-  }
   r.done();
   return options;
 }
 
+/**
+ * --max-wait-timeout: a WAIT that outlasts the backend watchdog would take its shared
+ * connection down with it, so the cap must stay below --backend-timeout. Not given, it is
+ * 1000 ms or half of a shorter --backend-timeout; given, a value too high is a problem.
+ */
+function maxWaitTimeout(r: OptionReader, backendTimeoutMs: number): number {
+  if (r.str('max-wait-timeout') === null) return Math.max(1, Math.min(1000, Math.floor(backendTimeoutMs / 2)));
+  const cap = r.int('max-wait-timeout', 1);
+  if (cap >= backendTimeoutMs) r.problems.push(`--max-wait-timeout (${cap} ms) must be below --backend-timeout (${backendTimeoutMs} ms)`);
+  return cap;
+}
