@@ -70,6 +70,24 @@ describe('WAIT', () => {
     await waitFor(async () => (await c.call('WAIT', '1', '300')) === 1, { what: 'the resumed replica to acknowledge' });
   });
 
+  it('after a write WAIT cannot see (a CAS under WATCH, a BLPOP that popped) it says so once, then covers new writes', async () => {
+    const c = client();
+    const key = keyIn('wait:c', 1);
+    await c.watch(key);
+    expect(await c.multi().set(key, '1').exec()).toEqual([[null, 'OK']]);
+    expect(await errorOf(c.call('WAIT', '1', '100'))).toMatch(/^ERR WAIT cannot confirm the writes this connection made with a blocking command or under WATCH/);
+    await c.set(key, '2');
+    expect(await c.call('WAIT', '1', '2000')).toBe(1);
+
+    await c.rpush(`${key}:list`, 'a');
+    expect(await c.blpop(`${key}:list`, 1)).toEqual([`${key}:list`, 'a']);
+    expect(await errorOf(c.call('WAIT', '1', '100'))).toMatch(/^ERR WAIT cannot confirm/);
+    // A read-only WATCH (no write in the transaction) leaves WAIT alone.
+    await c.watch(key);
+    expect(await c.multi().get(key).exec()).toEqual([[null, '2']]);
+    expect(await c.call('WAIT', '1', '2000')).toBe(1);
+  });
+
   it("bad arguments get redis's own errors, checked against a master directly", async () => {
     const c = client();
     const direct = cluster.groups[0]!.master.client();

@@ -60,6 +60,9 @@ function printable(arg: Uint8Array, max = 128): string {
 }
 
 const RESET = Buffer.from('+RESET\r\n');
+const WAIT_CANNOT_SEE = encodeError(
+  'ERR WAIT cannot confirm the writes this connection made with a blocking command or under WATCH since its last WAIT (they ran on connections of their own); run the proxy with --durable for those',
+);
 
 export class Dispatcher {
   private readonly statIndex = new Map<CommandInfo, number>();
@@ -255,6 +258,7 @@ export class Dispatcher {
     if (blocking) {
       // Redis runs nothing else of a client while it is blocked: neither does the proxy.
       session.gate();
+      if (breq.write === true) session.wroteOutsideWaitsView = true;
       this.blocking.run(session, pool, slot, {
         payload: breq.payload,
         write: breq.write === true,
@@ -267,8 +271,10 @@ export class Dispatcher {
     }
     // After WATCH, this client's commands on the watched slot share its pinned connection.
     const pinned = session.watch === null ? null : this.transactions.pinnedConnection(session, slot);
-    if (pinned !== null) pinned.send(breq);
-    else if (breq.pinnedOnly === true) breq.resolve(OK);
+    if (pinned !== null) {
+      if (breq.write === true) session.wroteOutsideWaitsView = true;
+      pinned.send(breq);
+    } else if (breq.pinnedOnly === true) breq.resolve(OK);
     else {
       if (breq.write === true) (session.wroteTo ??= new Set()).add(this.router.slots[slot]!.groupId);
       pool.pick(session.id).send(breq);
@@ -465,6 +471,13 @@ export class Dispatcher {
     const replicasText = args[1]!.toString('latin1');
     if (!/^-?\d+$/.test(replicasText) || !Number.isSafeInteger(Number(replicasText))) {
       req.resolve(encodeError('ERR value is not an integer or out of range'));
+      return;
+    }
+    if (session.wroteOutsideWaitsView) {
+      // Said once, for the WAIT that should have covered such a write; later writes are
+      // covered again.
+      session.wroteOutsideWaitsView = false;
+      req.resolve(WAIT_CANNOT_SEE);
       return;
     }
     const capped = timeout === 0 ? this.maxWaitTimeoutMs : Math.min(timeout, this.maxWaitTimeoutMs);

@@ -64,6 +64,11 @@ export class Session implements Flushable, ReplySink {
   skipNextReply = false;
   /** Groups this client wrote to over the shared connections: where WAIT asks (dispatch.ts). */
   wroteTo: Set<number> | null = null;
+  /**
+   * The client wrote over a connection of its own (a blocking command, a write under WATCH)
+   * since its last WAIT: WAIT on the shared connections cannot vouch for that write.
+   */
+  wroteOutsideWaitsView = false;
   /** Subscribed (pubsub.ts): only (P|S)(UN)SUBSCRIBE, PING, QUIT and RESET are allowed. */
   pubsub: ClientSubscriptions | null = null;
   readonly connectedAt = Date.now();

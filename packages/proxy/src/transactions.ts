@@ -178,7 +178,8 @@ export class Transactions {
       },
     };
     if (watch?.conn) {
-      // WATCH state lives on the pinned connection: EXEC must run there.
+      // WATCH state lives on the pinned connection: EXEC must run there (out of WAIT's view).
+      if (composite.write === true) session.wroteOutsideWaitsView = true;
       watch.conn.send(composite);
       return;
     }

@@ -146,7 +146,7 @@ const ENTRIES: ReadonlyArray<[string, ProxyPolicy]> = [
   ['ttl', ROUTE],
   ['type', ROUTE],
   ['unlink', split('sum')],
-  ['wait', local('asks every group this connection wrote to and answers the smallest count; timeout capped at --max-wait-timeout (0 = the cap); writes of blocking commands and WATCH transactions are not covered')],
+  ['wait', local('asks every group this connection wrote to and answers the smallest count; timeout capped at --max-wait-timeout (0 = the cap); after a write by a blocking command or under WATCH it answers an error instead (use --durable)')],
 
   // --- strings, bitmaps, hyperloglog ----------------------------------------------------
   ...all(
