@@ -75,7 +75,7 @@ describe('reborn-agent HA leadership', () => {
   it('stops acting as leader when etcd stops answering, and leads again when it is back', async () => {
     await waitLeader(survivor);
     const pausedAt = Date.now();
-    cluster.etcd.pause();
+    await cluster.etcd.pause();
     try {
       // The leader must give up before its 3 s lease could expire in etcd.
       await waitFor(async () => !(await survivor.isLeader()), { timeoutMs: 10_000, intervalMs: 50, what: 'leader steps down' });

@@ -189,7 +189,7 @@ describe('migration faults', () => {
       const barrier = new Barrier(cluster.store);
       try {
         await writers.waitForAcks(1000);
-        pb.pause();
+        await pb.pause();
         const task = await createMigration(cluster.store, { first: 0, last: 255, to: 2 });
         const runner = new MigrationRunner({ store: cluster.store, logger: log.logger, barrierTimeoutMs: 2500 });
         const end = await runner.runTask(task.id);

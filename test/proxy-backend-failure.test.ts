@@ -85,7 +85,7 @@ describe('master killed (kill -9)', () => {
   it('requests in flight when the master dies all get an error reply, in order', async () => {
     const raw = await RawClient.connect(cluster.proxies[0]!.port);
     expect(plain(await raw.call('SET', k1[1]!, 'v'))).toBe('OK');
-    g1.master.pause(); // so that the requests below are pending at the server, not answered
+    await g1.master.pause(); // so that the requests below are pending at the server, not answered
     raw.write(Buffer.concat([...Array.from({ length: 100 }, () => cmd('GET', k1[1]!)), cmd('ECHO', 'tail')]));
     await g1.master.kill('SIGKILL');
     const replies = await raw.next(101, HANG);
@@ -106,7 +106,7 @@ describe('master hung (SIGSTOP)', () => {
     await b.set(k2[5]!, 'kept');
     const timedOut = new RegExp(`^ERR backend ${g2.master.addr.replace(/\./g, '\\.')} .*timed out`);
 
-    g2.master.pause();
+    await g2.master.pause();
     try {
       // Several clients waiting on the hung server all get the timeout.
       const waiting = [client(), client(), client()].map((c, i) => failure(c.get(k2[i]!), `GET ${i} on the hung group`));

@@ -168,7 +168,7 @@ describe('pipeline depth and output buffer', () => {
     const pendingSeries = `reborn_proxy_backend_pending_requests{addr="${group.master.addr}"}`;
     const raw = await RawClient.connect(bounded.port);
     expect(plain(await raw.call('GET', key!))).toBeNull(); // connects the backend
-    group.master.pause();
+    await group.master.pause();
     try {
       raw.write(Buffer.concat(Array.from({ length: 1000 }, () => cmd('GET', key!))));
       const pending = await waitFor(

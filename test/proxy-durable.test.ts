@@ -112,7 +112,7 @@ describe('acknowledged writes are on the replica', () => {
     const replica = cluster.groups[gid - 1]!.replicas[0]!;
     const c = await RawClient.connect(patient.port);
     try {
-      replica.pause();
+      await replica.pause();
       try {
         c.write(cmd(...args));
         await waitFor(applied, { what: `${args[0]} applied on the master` });
@@ -184,7 +184,7 @@ describe('reads', () => {
     const keys = [...keysIn('d:read:', 1, 20), ...keysIn('d:read:', 2, 20)];
     await client.mset(...keys.flatMap((k) => [k, `r-${k}`]));
     const stopped = cluster.groups.map((g) => g.replicas[0]!);
-    for (const r of stopped) r.pause();
+    await Promise.all(stopped.map((r) => r.pause()));
     try {
       // A write now would fail after 500 ms (no replica confirms); reads must not.
       const p = client.pipeline();

@@ -55,7 +55,7 @@ describe('WAIT', () => {
     const c = client();
     const replica2 = cluster.groups[1]!.replicas[0]!;
     await c.set(keyIn('wait:b', 1), 'x');
-    replica2.pause();
+    await replica2.pause();
     try {
       // Group 2's replica is stopped, but this connection wrote nothing there.
       expect(await c.call('WAIT', '1', '0')).toBe(1);

@@ -389,7 +389,7 @@ describe('MigrationRunner', () => {
   it('survives MIGRATE timeouts against a hung target (keys left on both sides are reconciled)', async () => {
     const t = await createMigration(cluster.store, { first: 800, last: 831, to: 1 });
     const target = cluster.groups[0]!.master;
-    target.pause();
+    await target.pause();
     const timedOut = (): boolean => logLines.some((l) => l.includes('"msg":"MIGRATE timed out; retrying"'));
     try {
       const done = run(runner({ migrateTimeoutMs: 300, migrateKeys: 20 }), t.id);
@@ -509,7 +509,7 @@ describe('MigrationRunner with a real proxy', () => {
 
   it('fences a stalled proxy, which then recovers and serves the new table', async () => {
     const proxy = c2.proxies[0]!;
-    proxy.pause();
+    await proxy.pause();
     let t: MigrationTask;
     try {
       t = await createMigration(c2.store, { first: 600, last: 700, to: 1 });

@@ -73,7 +73,7 @@ describe('against redis-server', () => {
     const port = await freePort();
     const t0 = Date.now();
     await expect(ping(`127.0.0.1:${port}`)).rejects.toBeInstanceOf(RedisAdminError);
-    master.pause(); // a hung server: connects, never answers
+    await master.pause(); // a hung server: connects, never answers
     try {
       const err = await ping(master.addr, { commandTimeoutMs: 300 }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(RedisAdminError);

@@ -291,7 +291,7 @@ describe('Store across etcd outages (own etcd)', () => {
     const store = await open(etcd);
     try {
       await store.listGroups();
-      etcd.pause();
+      await etcd.pause();
       const t0 = Date.now();
       await expect(store.listGroups()).rejects.toBeInstanceOf(UnavailableError);
       expect(Date.now() - t0).toBeLessThan(4000);

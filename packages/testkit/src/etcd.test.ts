@@ -36,7 +36,7 @@ describe('startEtcd', () => {
 
   it('pause() stops answering until resume()', async () => {
     const etcd = await startEtcd();
-    etcd.pause();
+    await etcd.pause();
     await expect(fetch(`${etcd.clientUrl}/health`, { signal: AbortSignal.timeout(300) })).rejects.toThrow();
     etcd.resume();
     expect((await fetch(`${etcd.clientUrl}/health`)).status).toBe(200);

@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
+import { readdir, readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { trackChild } from './cleanup.js';
@@ -101,6 +102,21 @@ export class ManagedProcess extends EventEmitter<{ line: [line: string] }> {
     if (this.running) this.child.kill(sig);
   }
 
+  /**
+   * SIGSTOP, resolved once every thread of the process is stopped. kill() returns before the
+   * kernel has stopped them all, and on a loaded machine a thread can still serve a request
+   * in between (seen: an etcd answered a read sent right after its SIGSTOP).
+   */
+  async freeze(timeoutMs = 5000): Promise<void> {
+    if (!this.running) return;
+    this.child.kill('SIGSTOP');
+    const deadline = Date.now() + timeoutMs;
+    while (this.running && !(await allThreadsStopped(this.pid))) {
+      if (Date.now() > deadline) throw new Error(`${this.name}: not stopped ${timeoutMs} ms after SIGSTOP`);
+      await sleep(1);
+    }
+  }
+
   /** Polls `check` every `intervalMs` until it returns true; fails fast if the process exits. */
   async waitReady(what: string, check: () => Promise<boolean>, timeoutMs: number, intervalMs = 25): Promise<void> {
     const deadline = Date.now() + timeoutMs;
@@ -141,6 +157,21 @@ export class ManagedProcess extends EventEmitter<{ line: [line: string] }> {
     this.lines.push(line);
     if (this.lines.length > this.maxLines) this.lines.splice(0, this.lines.length - this.maxLines);
     this.emit('line', line);
+  }
+}
+
+/** Whether every thread of `pid` is in the stopped state (`T`), per the stat file of each of its tasks in /proc. */
+async function allThreadsStopped(pid: number): Promise<boolean> {
+  try {
+    const tids = await readdir(`/proc/${pid}/task`);
+    for (const tid of tids) {
+      const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, 'latin1');
+      // The state follows the command name, which is in parentheses and may contain anything.
+      if (stat[stat.lastIndexOf(')') + 2] !== 'T') return false;
+    }
+    return true;
+  } catch {
+    return false; // a thread ended while we read: look again
   }
 }
 

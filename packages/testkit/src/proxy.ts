@@ -154,8 +154,9 @@ export class ProxyProcess {
     await this.proc.terminate(signal);
   }
 
-  pause(): void {
-    this.proc.signal('SIGSTOP');
+  /** SIGSTOP; resolves once the process is stopped. */
+  async pause(): Promise<void> {
+    await this.proc.freeze();
   }
 
   resume(): void {

@@ -46,7 +46,7 @@ describe('startRedis', () => {
     const r = await startRedis();
     const c = r.client({ commandTimeout: 300, maxRetriesPerRequest: 0 });
     await c.ping();
-    r.pause();
+    await r.pause();
     await expect(c.ping()).rejects.toThrow(/timed out/i);
     r.resume();
     await waitFor(() => c.ping(), { what: 'PONG after resume' });
@@ -55,7 +55,7 @@ describe('startRedis', () => {
 
   it('stop() works on a paused server', async () => {
     const r = await startRedis();
-    r.pause();
+    await r.pause();
     await r.stop();
     expect(r.running).toBe(false);
   });

@@ -69,9 +69,9 @@ export abstract class ServerProcess {
     await this.launch();
   }
 
-  /** SIGSTOP: the process keeps its sockets but answers nothing, like a hung server. */
-  pause(): void {
-    this.proc?.signal('SIGSTOP');
+  /** SIGSTOP: the process keeps its sockets but answers nothing, like a hung server. Resolves once it is stopped. */
+  async pause(): Promise<void> {
+    await this.proc?.freeze();
   }
 
   resume(): void {
