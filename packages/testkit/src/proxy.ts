@@ -4,8 +4,9 @@
  *   node packages/proxy/bin/reborn-proxy.js --addr 127.0.0.1:<free> --admin-addr 127.0.0.1:<free>
  *        --etcd <url> --product <p> [--id <id>] ...args
  *
- * Ready when GET http://<admin>/healthz answers 200 naming this process. All output (pino JSON lines on stdout,
- * anything on stderr) is kept in `logs` so tests can assert on log records.
+ * Ready when GET http://<admin>/healthz answers 200 naming this process (its pid). All output
+ * (pino JSON lines on stdout, anything on stderr) is kept in `logs` so tests can assert on
+ * log records.
  */
 import { fileURLToPath } from 'node:url';
 import { Redis, type RedisOptions } from 'ioredis';

@@ -85,7 +85,7 @@ export abstract class ServerProcess {
    * Spawns `spec` and waits until it has printed `listeningLine` and `ready` holds; a process
    * that never gets ready is killed. The line matters: when another server took our port first,
    * `ready` probes that server and succeeds, while ours is about to exit on EADDRINUSE — a test
-   * would then pause, kill or read the wrong server (seen in CI: a paused etcd still answered).
+   * would then pause, kill or read the wrong server.
    */
   protected async spawnAndWait(
     spec: SpawnSpec,
