@@ -435,6 +435,7 @@ export class Proxy implements SessionHost {
         await this.loadTopology();
         await this.enableAclUser();
         if (!(await this.barrier!.clearFenceIfUnchanged(this.options.id, fence))) throw new Error('fenced again while recovering');
+        this.router.clearBackoffs();
         this.fenced = false;
         this.logger.info({ attempt }, 'proxy unfenced: re-registered, table reloaded, serving again');
         return;

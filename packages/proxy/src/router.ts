@@ -116,6 +116,14 @@ export class Router {
     for (const pool of this.pools.values()) pool.reset(reason);
   }
 
+  /**
+   * Forgets every reconnect backoff. After an unfence: a connection that was refused while
+   * fenced would otherwise keep answering `is down` until its backoff ran out.
+   */
+  clearBackoffs(): void {
+    for (const pool of this.pools.values()) for (const c of pool.connections) c.clearBackoff();
+  }
+
   private releaseHeld(slot: number): void {
     const q = this.held[slot];
     if (q === undefined || this.slots[slot]!.state === 'pre_migrate') return;
