@@ -88,23 +88,34 @@ export class Dispatcher {
   dispatch(session: Session, args: Buffer[], raw: Buffer | null): void {
     const now = performance.now();
     const cmd = resolveCommand(args);
+    const req = session.enqueue(raw ?? EMPTY, cmd === undefined ? this.unknownStat : this.statOf(cmd), now);
+    // Scripts and functions are not flagged as writes (only running them tells), but durable
+    // mode must not acknowledge a script's writes unconfirmed: count them as writes.
+    if (cmd !== undefined) req.write = cmd.write || MAY_WRITE.has(cmd.name);
+    // Behind a request that waits for a slot barrier or a key move (see Session.gate) the
+    // client's later commands wait too, and are judged when they run: a MULTI or SUBSCRIBE
+    // parked ahead of them decides whether they are queued, refused or answered differently.
+    if (session.isGated) session.park(() => this.execute(session, req, cmd, args, raw));
+    else this.execute(session, req, cmd, args, raw);
+  }
+
+  private statOf(cmd: CommandInfo): number {
+    let stat = this.statIndex.get(cmd);
+    if (stat === undefined) {
+      stat = this.stats.indexOf(cmd.name);
+      this.statIndex.set(cmd, stat);
+    }
+    return stat;
+  }
+
+  private execute(session: Session, req: ClientRequest, cmd: CommandInfo | undefined, args: Buffer[], raw: Buffer | null): void {
     if (cmd === undefined) {
-      const req = session.enqueue(raw ?? EMPTY, this.unknownStat, now);
       const rest = args.slice(1, 4).map((a) => `'${printable(a)}'`).join(' ');
       // Inside MULTI a rejected command dooms the transaction: EXEC answers EXECABORT (Redis).
       if (session.tx !== null) session.tx.failed = true;
       req.resolve(encodeError(`ERR unknown command '${printable(args[0]!)}', with args beginning with: ${rest}`));
       return;
     }
-    let stat = this.statIndex.get(cmd);
-    if (stat === undefined) {
-      stat = this.stats.indexOf(cmd.name);
-      this.statIndex.set(cmd, stat);
-    }
-    const req = session.enqueue(raw ?? EMPTY, stat, now);
-    // Scripts and functions are not flagged as writes (only running them tells), but durable
-    // mode must not acknowledge a script's writes unconfirmed: count them as writes.
-    req.write = cmd.write || MAY_WRITE.has(cmd.name);
     if (!checkArity(cmd, args.length)) {
       if (session.tx !== null) session.tx.failed = true;
       req.resolve(encodeError(`ERR wrong number of arguments for '${cmd.name}' command`));
@@ -114,10 +125,9 @@ export class Dispatcher {
       req.resolve(NOAUTH);
       return;
     }
+    // Runs at once, also inside MULTI (as in Redis).
     if (cmd.name === 'reset') {
-      // Runs at once, also inside MULTI (as in Redis), but in order behind held requests.
-      if (session.isGated) session.park(() => this.reset(session, req));
-      else this.reset(session, req);
+      this.reset(session, req);
       return;
     }
     if (session.pubsub !== null && !ALLOWED_WHILE_SUBSCRIBED.has(cmd.name)) {
@@ -137,26 +147,15 @@ export class Dispatcher {
           req.resolve(this.refusal() ?? NOT_READY);
           return;
         }
-        if (session.isGated) session.park(() => this.pubsub.handle(session, req, cmd, args));
-        else this.pubsub.handle(session, req, cmd, args);
+        this.pubsub.handle(session, req, cmd, args);
         return;
       }
-      if (cmd.name === 'wait') {
+      if (cmd.name === 'wait' || TRANSACTION_COMMANDS.has(cmd.name)) {
         if (!this.router.isReady || this.refusal() !== null) {
           req.resolve(this.refusal() ?? NOT_READY);
           return;
         }
-        // Behind this client's held requests: their writes must be sent before WAIT.
-        if (session.isGated) session.park(() => this.wait(session, req, args));
-        else this.wait(session, req, args);
-        return;
-      }
-      if (TRANSACTION_COMMANDS.has(cmd.name)) {
-        if (!this.router.isReady || this.refusal() !== null) {
-          req.resolve(this.refusal() ?? NOT_READY);
-          return;
-        }
-        if (session.isGated) session.park(() => this.transactions.handle(session, req, cmd, args, raw));
+        if (cmd.name === 'wait') this.wait(session, req, args);
         else this.transactions.handle(session, req, cmd, args, raw);
         return;
       }
@@ -172,12 +171,6 @@ export class Dispatcher {
         const refusal = this.refusal();
         if (refusal !== null) {
           req.resolve(refusal);
-          return;
-        }
-        // Keep this client's execution order behind a request that waits for a slot barrier
-        // or for a key move: see Session.gate.
-        if (session.isGated) {
-          session.park(() => this.routeByPolicy(session, req, cmd, args, raw));
           return;
         }
         this.routeByPolicy(session, req, cmd, args, raw);
