@@ -108,7 +108,7 @@ describe('transactions', () => {
     expect(replies).toBe('+OK\r\n$1\r\nv\r\n+OK\r\n$1\r\nv\r\n+OK\r\n+OK\r\n+QUEUED\r\n+OK\r\n$1\r\nv\r\n');
   });
 
-  it('a MULTI pipelined behind a request held by a barrier still queues what follows it', async () => {
+  it('commands pipelined behind a request held by a barrier keep their meaning: MULTI queues what follows, CLIENT REPLY SKIP silences', async () => {
     const held = 'held-by-barrier';
     const slot = keySlot(Buffer.from(held));
     const owner = initialOwner(slot, 2);
@@ -128,16 +128,23 @@ describe('transactions', () => {
           cmd('NOSUCHCMD'),
           cmd('EXEC'),
           cmd('GET', '{tx}h'),
+          cmd('CLIENT', 'REPLY', 'SKIP'),
+          cmd('GET', '{tx}h'),
+          cmd('PING'),
         ]),
       );
       await new Promise((r) => setTimeout(r, 200)); // all parsed: GET held, the rest parked behind it
       expect(c.replies).toEqual([]);
       await cluster.store.putSlots([{ id: slot, state: 'online', group: owner }]);
-      const replies = (await c.next(10)).map(plain);
+      const replies = (await c.next(11)).map(plain);
       expect(replies.slice(0, 7)).toEqual([null, 'OK', 'QUEUED', 'QUEUED', ['OK', 2], 'OK', 'QUEUED']);
       expect(replies[7]).toEqual({ err: expect.stringMatching(/^ERR unknown command 'NOSUCHCMD'/) });
       expect(replies[8]).toEqual({ err: expect.stringMatching(/^EXECABORT/) });
       expect(replies[9]).toBe('2');
+      // CLIENT REPLY SKIP, parked too, still silences the GET after it.
+      expect(replies[10]).toBe('PONG');
+      await new Promise((r) => setTimeout(r, 100));
+      expect(c.replies.length).toBe(11);
     } finally {
       c.destroy();
       await cluster.store.putSlots([{ id: slot, state: 'online', group: owner }]);

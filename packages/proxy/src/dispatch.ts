@@ -109,6 +109,7 @@ export class Dispatcher {
   }
 
   private execute(session: Session, req: ClientRequest, cmd: CommandInfo | undefined, args: Buffer[], raw: Buffer | null): void {
+    session.applyReplyMode(req);
     if (cmd === undefined) {
       const rest = args.slice(1, 4).map((a) => `'${printable(a)}'`).join(' ');
       // Inside MULTI a rejected command dooms the transaction: EXEC answers EXECABORT (Redis).

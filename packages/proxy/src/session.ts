@@ -157,19 +157,22 @@ export class Session implements Flushable, ReplySink {
     this.parked.push(route);
   }
 
-  /**
-   * Appends a client command to the reply queue (the dispatcher calls this before routing
-   * it); CLIENT REPLY OFF/SKIP decide here whether its reply will be written.
-   */
+  /** Appends a client command to the reply queue, in arrival order (the dispatcher, before it runs). */
   enqueue(payload: Buffer, statIndex: number, now: number): ClientRequest {
-    const req = this.append(payload, statIndex, now);
+    return this.append(payload, statIndex, now);
+  }
+
+  /**
+   * CLIENT REPLY OFF/SKIP decide whether `req`'s reply will be written. Asked when the
+   * command runs, not when it arrives: a CLIENT REPLY parked ahead of it must count.
+   */
+  applyReplyMode(req: ClientRequest): void {
     if (this.replyOff) {
       req.silent = true;
     } else if (this.skipNextReply) {
       req.silent = true;
       this.skipNextReply = false;
     }
-    return req;
   }
 
   /** Appends an entry to the reply queue: a command, or a reply the proxy makes itself. */
@@ -210,7 +213,9 @@ export class Session implements Flushable, ReplySink {
   /** Replies with `reply` in order, then closes the connection (QUIT, protocol errors). */
   endWith(reply: Buffer, now: number): void {
     // A reply to what the client sent: CLIENT REPLY OFF/SKIP apply, as in Redis.
-    this.enqueue(reply, -1, now).resolve(reply);
+    const req = this.append(reply, -1, now);
+    this.applyReplyMode(req);
+    req.resolve(reply);
     this.endAfterReplies();
   }
 
