@@ -227,42 +227,6 @@ describe('proxy pub/sub', () => {
     }
   });
 
-  it('refuses commands pipelined behind a SUBSCRIBE that waits behind a held request, as Redis does', async () => {
-    const [held] = keysInSlots('held2:', 0, 511, 1);
-    const slot = slotOf(held!);
-    const [other] = keysInSlots('free:', 512, 1023, 1);
-    const [channel] = channelsOfGroup(2, 1, 'behind');
-    // The same pipeline to redis itself gives the answers to expect.
-    const pipeline = Buffer.concat([
-      cmd('GET', held!),
-      cmd('SUBSCRIBE', channel!),
-      cmd('GET', other!),
-      cmd('ECHO', 'hi'),
-      cmd('MULTI'),
-      cmd('PING'),
-      cmd('UNSUBSCRIBE'),
-      cmd('GET', other!),
-    ]);
-    const direct = await RawClient.connect(cluster.groups[1]!.master.port);
-    direct.write(pipeline);
-    const expected = await direct.next(8);
-    direct.destroy();
-    expect(plain(expected[2]!)).toEqual({ err: expect.stringMatching(/^ERR Can't execute 'get'/) });
-
-    await cluster.store.putSlots([{ id: slot, state: 'pre_migrate', group: 1, from: 1, to: 2 }]);
-    const c = await RawClient.connect(cluster.proxies[0]!.port);
-    try {
-      c.write(pipeline);
-      await new Promise((r) => setTimeout(r, 200)); // all parsed: GET held, the rest parked behind it
-      expect(c.replies).toEqual([]);
-      await cluster.store.putSlots([{ id: slot, state: 'online', group: 1 }]);
-      expect(await c.next(8)).toEqual(expected);
-    } finally {
-      c.destroy();
-      await cluster.store.putSlots([{ id: slot, state: 'online', group: 1 }]);
-    }
-  });
-
   it('disconnects a subscriber that never reads at the output limit; the others keep receiving', async () => {
     const [channel] = channelsOfGroup(1, 1, 'slow');
     const slow = await RawClient.connect(cluster.proxies[0]!.port);

@@ -10,7 +10,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keySlot } from '@reborn/protocol';
 import { Barrier } from '@reborn/coordinator';
 import { startCluster, waitFor, type Cluster } from '@reborn/testkit';
-import { RawClient, cmd, initialOwner, plain } from './helpers.js';
 
 /** Long enough that the grace test's client surely finishes inside it on a loaded machine. */
 const WATCH_GRACE_MS = 3000;
@@ -106,49 +105,6 @@ describe('transactions', () => {
     // The pinned connection closes when the WATCH ends, but only after what was sent on it.
     const replies = await rawExchange(p.port, 'WATCH pipe:w\r\nGET pipe:w\r\nUNWATCH\r\nGET pipe:w\r\nWATCH pipe:w\r\nMULTI\r\nGET pipe:w\r\nDISCARD\r\nGET pipe:w\r\n', 9);
     expect(replies).toBe('+OK\r\n$1\r\nv\r\n+OK\r\n$1\r\nv\r\n+OK\r\n+OK\r\n+QUEUED\r\n+OK\r\n$1\r\nv\r\n');
-  });
-
-  it('commands pipelined behind a request held by a barrier keep their meaning: MULTI queues what follows, CLIENT REPLY SKIP silences', async () => {
-    const held = 'held-by-barrier';
-    const slot = keySlot(Buffer.from(held));
-    const owner = initialOwner(slot, 2);
-    await client().del('{tx}h');
-    await cluster.store.putSlots([{ id: slot, state: 'pre_migrate', group: owner, from: owner, to: 3 - owner }]);
-    const c = await RawClient.connect(cluster.proxies[0]!.port);
-    try {
-      c.write(
-        Buffer.concat([
-          cmd('GET', held),
-          cmd('MULTI'),
-          cmd('SET', '{tx}h', '1'),
-          cmd('INCR', '{tx}h'),
-          cmd('EXEC'),
-          cmd('MULTI'),
-          cmd('SET', '{tx}h', '5'),
-          cmd('NOSUCHCMD'),
-          cmd('EXEC'),
-          cmd('GET', '{tx}h'),
-          cmd('CLIENT', 'REPLY', 'SKIP'),
-          cmd('GET', '{tx}h'),
-          cmd('PING'),
-        ]),
-      );
-      await new Promise((r) => setTimeout(r, 200)); // all parsed: GET held, the rest parked behind it
-      expect(c.replies).toEqual([]);
-      await cluster.store.putSlots([{ id: slot, state: 'online', group: owner }]);
-      const replies = (await c.next(11)).map(plain);
-      expect(replies.slice(0, 7)).toEqual([null, 'OK', 'QUEUED', 'QUEUED', ['OK', 2], 'OK', 'QUEUED']);
-      expect(replies[7]).toEqual({ err: expect.stringMatching(/^ERR unknown command 'NOSUCHCMD'/) });
-      expect(replies[8]).toEqual({ err: expect.stringMatching(/^EXECABORT/) });
-      expect(replies[9]).toBe('2');
-      // CLIENT REPLY SKIP, parked too, still silences the GET after it.
-      expect(replies[10]).toBe('PONG');
-      await new Promise((r) => setTimeout(r, 100));
-      expect(c.replies.length).toBe(11);
-    } finally {
-      c.destroy();
-      await cluster.store.putSlots([{ id: slot, state: 'online', group: owner }]);
-    }
   });
 
   it('a compare-and-set open when its slot\'s barrier comes finishes in the old group; the proxy acks after its EXEC', { timeout: 60_000 }, async () => {

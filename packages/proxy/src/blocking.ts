@@ -75,7 +75,7 @@ export class BlockingCommands {
     };
     // The client went away: closing the connection unblocks the command in redis.
     const cancel = (): void => release(false);
-    session.whenClosed(cancel);
+    session.whenClosed(cancel, true);
     // Asked once per connection; a reused one comes with its id.
     if (entry.clientId === null) {
       conn.send({

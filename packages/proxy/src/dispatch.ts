@@ -95,8 +95,13 @@ export class Dispatcher {
     // Behind a request that waits for a slot barrier or a key move (see Session.gate) the
     // client's later commands wait too, and are judged when they run: a MULTI or SUBSCRIBE
     // parked ahead of them decides whether they are queued, refused or answered differently.
-    if (session.isGated) session.park(() => this.execute(session, req, cmd, args, raw));
-    else this.execute(session, req, cmd, args, raw);
+    if (session.isGated) {
+      // QUIT takes effect at once on the input: nothing sent after it runs (Redis).
+      if (cmd?.name === 'quit') session.endAfterReplies();
+      session.park(() => this.execute(session, req, cmd, args, raw));
+    } else {
+      this.execute(session, req, cmd, args, raw);
+    }
   }
 
   private statOf(cmd: CommandInfo): number {

@@ -81,6 +81,8 @@ export class Session implements Flushable, ReplySink {
   private readPaused = false;
   private gates = 0;
   private readonly closeHooks = new Set<() => void>();
+  /** The subset of closeHooks that also run when the client half-closes. */
+  private readonly inputEndHooks = new Set<() => void>();
   private readonly parked = new Fifo<() => void>(8);
   private closeAfterFlush = false;
   /** socket.end() has been called. */
@@ -110,9 +112,13 @@ export class Session implements Flushable, ReplySink {
     socket.on('end', () => {
       this.inputEnded = true;
       // A client that ends its input cannot be waiting for a blocking command to wake:
-      // cancel those (so they consume nothing), answer the rest, then close.
-      for (const hook of this.closeHooks) hook();
-      this.closeHooks.clear();
+      // cancel those (so they consume nothing), answer the rest, then close. Not a WATCH:
+      // an EXEC it sent before its FIN must still see it.
+      for (const hook of this.inputEndHooks) {
+        this.closeHooks.delete(hook);
+        hook();
+      }
+      this.inputEndHooks.clear();
       this.host.flusher.mark(this);
     });
     socket.on('error', () => this.onClose());
@@ -128,15 +134,23 @@ export class Session implements Flushable, ReplySink {
     return this.closed;
   }
 
-  /** Runs `hook` when the client connection closes (e.g. to cancel a blocked command). */
-  whenClosed(hook: () => void): void {
+  /**
+   * Runs `hook` when the client connection closes, or already when the client half-closes
+   * if `alsoWhenInputEnds` (a blocked command: nobody is left to wait for its wake-up).
+   */
+  whenClosed(hook: () => void, alsoWhenInputEnds = false): void {
     // Registered by a request that ran late (parked behind a held one): the client is gone.
-    if (this.closed) hook();
-    else this.closeHooks.add(hook);
+    if (this.closed || (alsoWhenInputEnds && this.inputEnded)) {
+      hook();
+      return;
+    }
+    this.closeHooks.add(hook);
+    if (alsoWhenInputEnds) this.inputEndHooks.add(hook);
   }
 
   forgetWhenClosed(hook: () => void): void {
     this.closeHooks.delete(hook);
+    this.inputEndHooks.delete(hook);
   }
 
   get isGated(): boolean {
@@ -150,7 +164,17 @@ export class Session implements Flushable, ReplySink {
   /** Routes the requests parked behind the gate, in order, until one of them gates again. */
   ungate(): void {
     this.gates--;
-    while (this.gates === 0 && this.parked.length > 0) this.parked.shift()!();
+    while (this.gates === 0 && this.parked.length > 0) {
+      try {
+        this.parked.shift()!();
+      } catch (err) {
+        // Runs inside another session's wake-up (a slot released, a key moved): a bug here
+        // must cost this client its connection, not the others their held requests.
+        this.host.logger.error({ err, client: this.remote }, 'unexpected error while running a parked request');
+        this.close();
+        return;
+      }
+    }
   }
 
   park(route: () => void): void {
@@ -214,8 +238,13 @@ export class Session implements Flushable, ReplySink {
   endWith(reply: Buffer, now: number): void {
     // A reply to what the client sent: CLIENT REPLY OFF/SKIP apply, as in Redis.
     const req = this.append(reply, -1, now);
-    this.applyReplyMode(req);
-    req.resolve(reply);
+    const answer = (): void => {
+      this.applyReplyMode(req);
+      req.resolve(reply);
+    };
+    // Behind parked requests, a CLIENT REPLY among them decides whether it is written.
+    if (this.isGated) this.park(answer);
+    else answer();
     this.endAfterReplies();
   }
 
