@@ -26,8 +26,13 @@ interface Blocked {
   readonly pool: BackendPool;
   /** Redis client id of the dedicated connection, once known. */
   clientId: bigint | null;
+  /** Waiting for `clientId` (an unblock asked before CLIENT ID answered). */
+  readonly onClientId: Array<(id: bigint) => void>;
   done: Promise<void>;
 }
+
+/** Between CLIENT UNBLOCK attempts that found the client not blocked (yet). */
+const UNBLOCK_RETRY_MS = 2;
 
 /** Longer than any blocking timeout a client may reasonably ask for: redis enforces those. */
 const NO_WATCHDOG_MS = 2 ** 30;
@@ -64,7 +69,7 @@ export class BlockingCommands {
     }
     const { conn, clientId } = this.checkout(pool);
     let finish!: () => void;
-    const entry: Blocked = { slot, conn, pool, clientId, done: new Promise((r) => (finish = r)) };
+    const entry: Blocked = { slot, conn, pool, clientId, onClientId: [], done: new Promise((r) => (finish = r)) };
     this.blocked.add(entry);
     const release = (reusable: boolean): void => {
       if (!this.blocked.delete(entry)) return;
@@ -81,7 +86,15 @@ export class BlockingCommands {
       conn.send({
         payload: encodeCommand(['CLIENT', 'ID']),
         resolve: (reply) => {
-          if (!isErrorReply(reply)) entry.clientId = parseIntegerReply(reply);
+          if (isErrorReply(reply)) return; // the connection failed: so does its command
+          const id = parseIntegerReply(reply);
+          if (id === null) {
+            // Not an id (never seen): an unblock waiting for it can only close the connection.
+            if (entry.onClientId.length > 0) conn.close('its slot is being migrated');
+            return;
+          }
+          entry.clientId = id;
+          for (const then of entry.onClientId.splice(0)) then(id);
         },
       });
     }
@@ -132,19 +145,29 @@ export class BlockingCommands {
     }
   }
 
-  /** Unblocks every command blocked on one of `slots`; resolves when all have answered. */
+  /**
+   * Unblocks every command blocked on one of `slots`; resolves when all have answered.
+   *
+   * Never by closing the connection: the command may already have popped an element in
+   * redis, which would then be lost with the connection. A CLIENT UNBLOCK answered 0 means
+   * redis has not run the command yet (it is still in its input) or has just answered it:
+   * asked again until the command's reply arrives.
+   */
   async unblock(slots: ReadonlySet<number>, sessionIndex = 0): Promise<void> {
     const affected = [...this.blocked].filter((b) => slots.has(b.slot));
     for (const b of affected) {
-      if (b.clientId === null) {
-        // Not even CLIENT ID answered yet: dropping the connection unblocks it safely.
-        b.conn.close('its slot is being migrated');
-        continue;
-      }
-      b.pool.pick(sessionIndex).send({
-        payload: encodeCommand(['CLIENT', 'UNBLOCK', String(b.clientId), 'TIMEOUT']),
-        resolve: () => undefined,
-      });
+      const ask = (id: bigint): void => {
+        if (!this.blocked.has(b)) return;
+        b.pool.pick(sessionIndex).send({
+          payload: encodeCommand(['CLIENT', 'UNBLOCK', String(id), 'TIMEOUT']),
+          resolve: (reply) => {
+            if (reply.toString('latin1') !== ':1\r\n' && this.blocked.has(b)) setTimeout(() => ask(id), UNBLOCK_RETRY_MS);
+          },
+        });
+      };
+      // CLIENT ID was sent ahead of the command on its connection, so it answers first.
+      if (b.clientId === null) b.onClientId.push(ask);
+      else ask(b.clientId);
     }
     await Promise.all(affected.map((b) => b.done));
   }
