@@ -51,6 +51,8 @@ export interface BackendRequest {
    * the request is delivered (the WATCH was aborted), it is answered +OK and never sent.
    */
   pinnedOnly?: boolean;
+  /** Deliver over this connection (an EXEC over its WATCH's pinned one), after any key move. */
+  pinned?: BackendConnection;
   /** Called exactly once with the raw reply (or an error reply made by the proxy). */
   resolve(reply: Buffer): void;
 }

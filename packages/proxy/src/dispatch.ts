@@ -64,6 +64,20 @@ const WAIT_CANNOT_SEE = encodeError(
   'ERR WAIT cannot confirm the writes this connection made with a blocking command or under WATCH since its last WAIT (they ran on connections of their own); run the proxy with --durable for those',
 );
 
+/** `keys` without repeats, first occurrence kept. */
+function distinctKeys(keys: readonly Buffer[]): readonly Buffer[] {
+  const seen = new Set<string>();
+  const out: Buffer[] = [];
+  for (const k of keys) {
+    const id = k.toString('latin1');
+    if (!seen.has(id)) {
+      seen.add(id);
+      out.push(k);
+    }
+  }
+  return out.length === keys.length ? keys : out;
+}
+
 export class Dispatcher {
   private readonly statIndex = new Map<CommandInfo, number>();
   private readonly unknownStat: number;
@@ -268,8 +282,9 @@ export class Dispatcher {
       });
       return;
     }
-    // After WATCH, this client's commands on the watched slot share its pinned connection.
-    const pinned = session.watch === null ? null : this.transactions.pinnedConnection(session, slot);
+    // After WATCH, this client's commands on the watched slot share its pinned connection
+    // (EXEC names it itself: the WATCH is already detached from the session then).
+    const pinned = breq.pinned ?? (session.watch === null ? null : this.transactions.pinnedConnection(session, slot));
     if (pinned !== null) {
       if (breq.write === true) session.wroteOutsideWaitsView = true;
       pinned.send(breq);
@@ -304,7 +319,7 @@ export class Dispatcher {
       this.deliver(session, entry.master, breq, slot, blocking);
       return;
     }
-    if (entry.state === 'pre_migrate' && !blocking && this.transactions.pinnedConnection(session, slot) !== null) {
+    if (entry.state === 'pre_migrate' && !blocking && (breq.pinned !== undefined || this.transactions.pinnedConnection(session, slot) !== null)) {
       // A WATCH begun before the barrier may finish in the old group: this proxy has not
       // acked, so the slot's keys have not moved (Transactions.settleWatches).
       this.deliver(session, entry.master, breq, slot, false);
@@ -330,20 +345,25 @@ export class Dispatcher {
       session.ungate();
       return;
     }
-    const migrate = encodeCommand(['MIGRATE', entry.targetHost, entry.targetPort, '', '0', MIGRATE_TIMEOUT_MS, 'KEYS', ...keys]);
+    // A key named twice (LMOVE q q, MULTI … INCR k … EXPIRE k) must be asked for once:
+    // MIGRATE would move the first and answer BUSYKEY for the second.
+    const unique = keys.length === 1 ? keys : distinctKeys(keys);
+    const migrate = encodeCommand(['MIGRATE', entry.targetHost, entry.targetPort, '', '0', MIGRATE_TIMEOUT_MS, 'KEYS', ...unique]);
     entry.source!.pick(session.id).send({
       payload: migrate,
       resolve: (reply: Buffer) => {
         if (isErrorReply(reply)) {
           const message = errorReplyMessage(reply);
-          if (message.startsWith('BUSYKEY')) this.onBusyKey(slot, keys);
+          // Redis wraps the target's refusal: "ERR Target instance replied with error: BUSYKEY …".
+          if (/\bBUSYKEY\b/.test(message)) this.onBusyKey(slot, unique);
           breq.resolve(encodeError(`ERR moving the keys of migrating slot ${slot} failed: ${message}`));
+        } else if (this.router.slots[slot] === entry) {
+          // The keys are in the target now, and the slot is as it was: deliver there.
+          this.deliver(session, entry.master!, breq, slot, blocking);
         } else {
-          // The keys are in the target now. Route by the slot's current entry: it may have
-          // gone online in the target meanwhile, never back to the source.
-          const now = this.router.slots[slot]!;
-          if (now.master === null) breq.resolve(encodeError(`ERR ${now.unavailable ?? `slot ${slot} is not served`}`));
-          else this.deliver(session, now.master, breq, slot, blocking);
+          // The slot changed while its keys moved: online in the target, a failover there,
+          // or already the next move's barrier. Route again by its current state.
+          this.sendToSlot(session, breq, slot, keys, blocking);
         }
         session.ungate();
       },

@@ -177,10 +177,13 @@ export class Transactions {
         req.resolve(reply);
       },
     };
+    const keys = tx.queued.flatMap((q) => q.keys);
     if (watch?.conn) {
-      // WATCH state lives on the pinned connection: EXEC must run there (out of WAIT's view).
-      if (composite.write === true) session.wroteOutsideWaitsView = true;
-      watch.conn.send(composite);
+      // WATCH state lives on the pinned connection: EXEC must run there (out of WAIT's view),
+      // but through the slot path, so that in a migrating slot the queued commands' keys are
+      // moved to the target first, as the watched ones were.
+      composite.pinned = watch.conn;
+      this.sendToSlot(session, composite, watch.slot, keys);
       return;
     }
     const slot = tx.slot >= 0 ? tx.slot : this.router.firstServed()?.id;
@@ -188,7 +191,7 @@ export class Transactions {
       composite.resolve(encodeError('ERR no slot is served: run reborn-config slot init'));
       return;
     }
-    this.sendToSlot(session, composite, slot, tx.queued.flatMap((q) => q.keys));
+    this.sendToSlot(session, composite, slot, keys);
   }
 
   private watch(session: Session, req: ClientRequest, args: Buffer[], raw: Buffer | null): void {
