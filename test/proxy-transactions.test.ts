@@ -140,6 +140,43 @@ describe('transactions', () => {
     await barrier.deleteAction(action.seq);
   });
 
+  it('a barrier waits for what a just-ended WATCH still has in flight on its pinned connection', { timeout: 60_000 }, async () => {
+    const r = client();
+    const key = 'watched:drain';
+    await r.set(key, '0');
+    const slot = keySlot(Buffer.from(key));
+    const src = (await cluster.store.getSlot(slot)).group;
+    const dst = src === 1 ? 2 : 1;
+    await r.watch(key);
+    // A 600 ms script on the pinned connection, then UNWATCH, in one write: the WATCH ends
+    // at once, its script still runs in the source group.
+    const busy = "local t0 = redis.call('TIME'); repeat local t = redis.call('TIME') until (t[1] - t0[1]) * 1000000 + (t[2] - t0[2]) > 600000; return redis.call('SET', KEYS[1], 'late')";
+    const events: string[] = [];
+    const piped = r
+      .pipeline()
+      .eval(busy, 1, key)
+      .unwatch()
+      .exec()
+      .then((res) => {
+        events.push('script');
+        return res;
+      });
+    await new Promise((resolve) => setTimeout(resolve, 150)); // the UNWATCH is processed by now
+    const rev = await cluster.store.putSlots([{ id: slot, state: 'pre_migrate', group: src, from: src, to: dst }]);
+    const barrier = new Barrier(cluster.store);
+    const action = await barrier.createAction([slot], rev, 'test: ended watch drains');
+    const acks = await barrier.waitForAcks(action, 20_000);
+    events.push('acked');
+    expect(acks.missing).toEqual([]);
+    expect(await piped).toEqual([
+      [null, 'OK'],
+      [null, 'OK'],
+    ]);
+    expect(events).toEqual(['script', 'acked']);
+    await cluster.store.putSlots([{ id: slot, state: 'online', group: src }]);
+    await barrier.deleteAction(action.seq);
+  });
+
   it('a WATCH still open after --watch-grace is aborted (EXEC answers nil) and the next try succeeds in the new group', { timeout: 60_000 }, async () => {
     const r = client();
     const key = 'watched:mig';

@@ -119,6 +119,8 @@ export class BackendConnection implements Flushable {
   answered = 0;
   /** closeWhenDrained(): the `answered` count at which to close; -1 when not closing. */
   private closeWhenAnswered = -1;
+  /** closeWhenDrained(then): called once the connection is closed. */
+  private onDrainedClose: (() => void) | null = null;
   private state: State = 'idle';
   private socket: net.Socket | null = null;
   private readonly scanner = new ReplyScanner();
@@ -264,13 +266,22 @@ export class BackendConnection implements Flushable {
   close(reason = 'connection closed'): void {
     if (this.state === 'closed') return;
     this.fail(reason, 'closed');
+    const then = this.onDrainedClose;
+    this.onDrainedClose = null;
+    then?.();
   }
 
   /**
-   * Closes once every request already sent has its reply: a WATCH that ends (UNWATCH,
-   * DISCARD) while its own earlier commands are still in flight on the pinned connection.
+   * Closes once every request already sent has its reply, then calls `then`: a WATCH that
+   * ends (UNWATCH, DISCARD) while its own earlier commands are still in flight on the pinned
+   * connection. Also closes (and calls `then`) if the connection fails first.
    */
-  closeWhenDrained(): void {
+  closeWhenDrained(then?: () => void): void {
+    if (this.state === 'closed') {
+      then?.();
+      return;
+    }
+    this.onDrainedClose = then ?? null;
     if (this.answered >= this.sent) this.close();
     else this.closeWhenAnswered = this.sent;
   }
@@ -430,6 +441,8 @@ export class BackendConnection implements Flushable {
       for (const [req] of unconfirmed) req.resolve(reply);
       for (const req of waiting) (req instanceof DurableWrite ? req.original : req).resolve(reply);
     }
+    // Failed while closing when drained: nothing is left to drain.
+    if (next === 'down' && this.closeWhenAnswered >= 0) this.close(reason);
   }
 
   /** A stalled server (SIGSTOP, overload) must not hang clients: time out the oldest request. */

@@ -68,6 +68,11 @@ export type SendToSlot = (session: Session, req: BackendRequest, slot: number, k
 
 export class Transactions {
   private readonly watches = new Set<WatchState>();
+  /**
+   * Pinned connections of ended WATCHes whose last commands are still in flight, by slot: a
+   * barrier for that slot must wait for them too (they run in the old group).
+   */
+  private readonly draining = new Map<BackendConnection, { slot: number; closed: Promise<void> }>();
 
   constructor(
     private readonly router: Router,
@@ -224,10 +229,20 @@ export class Transactions {
         if (!this.watches.delete(state!)) return;
         session.forgetWhenClosed(release);
         if (session.watch === state) session.watch = null;
-        // Commands pipelined before the UNWATCH or DISCARD still get their replies.
-        state!.conn?.closeWhenDrained();
+        // Commands pipelined before the UNWATCH or DISCARD still get their replies, and a
+        // barrier waiting for this WATCH (settleWatches) waits for them too: they run in A.
+        const conn = state!.conn;
         state!.conn = null;
-        ended();
+        if (conn === null) {
+          ended();
+          return;
+        }
+        const closed = new Promise<void>((resolve) => conn.closeWhenDrained(resolve));
+        this.draining.set(conn, { slot, closed });
+        void closed.then(() => {
+          this.draining.delete(conn);
+          ended();
+        });
       };
       state = { slot, conn, aborted: conn === null, release, ended: new Promise((resolve) => (ended = resolve)) };
       this.watches.add(state);
@@ -269,12 +284,15 @@ export class Transactions {
   /**
    * Before a barrier acks: every WATCH on one of `slots` gets `graceMs` to end; one still
    * open then is aborted, its pinned connection drained (requests already sent there
-   * answered) and closed. WATCHes made after the barrier began never pin (pre_migrate).
+   * answered) and closed. A WATCH that ended counts once its pinned connection has drained.
+   * WATCHes made after the barrier began never pin (pre_migrate).
    */
   async settleWatches(slots: ReadonlySet<number>): Promise<void> {
     const affected = [...this.watches].filter((w) => slots.has(w.slot) && w.conn !== null);
-    await Promise.all(
-      affected.map(async (w) => {
+    const ended = [...this.draining.values()].filter((d) => slots.has(d.slot)).map((d) => d.closed);
+    await Promise.all([
+      ...ended,
+      ...affected.map(async (w) => {
         let timer: NodeJS.Timeout | undefined;
         await Promise.race([w.ended, new Promise((r) => (timer = setTimeout(r, this.graceMs)))]);
         clearTimeout(timer);
@@ -285,7 +303,7 @@ export class Transactions {
         while (conn.answered < conn.sent) await new Promise((r) => setTimeout(r, 1));
         conn.close();
       }),
-    );
+    ]);
   }
 
   closeAll(): void {
