@@ -111,8 +111,10 @@ describe('keys of a migrating slot', () => {
     const r = cluster.proxies[0]!.client();
     try {
       await expect(r.get('{b}k')).rejects.toThrow(/moving the keys of migrating slot \d+ failed: .*BUSYKEY/);
-      const logged = cluster.proxies[0]!.logRecords().filter((rec) => String(rec.msg).startsWith('MIGRATE answered BUSYKEY'));
-      expect(logged.map((rec) => rec.keys)).toContainEqual(['{b}k']);
+      // The proxy's log reaches the test through its stdout pipe: wait for the line.
+      const busyKeyLogged = (): boolean =>
+        cluster.proxies[0]!.logRecords().some((rec) => String(rec.msg).startsWith('MIGRATE answered BUSYKEY') && JSON.stringify(rec.keys) === '["{b}k"]');
+      await waitFor(busyKeyLogged, { what: 'the BUSYKEY log line naming {b}k' });
       expect(await m.source.get('{b}k')).toBe('in-A');
       expect(await m.target.get('{b}k')).toBe('in-B');
     } finally {
