@@ -7,7 +7,8 @@
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, stopAll, waitFor, type Cluster, type ClusterGroup } from '@reborn/testkit';
-import { RawClient, cmd, dataReady, keysOfGroup, parsePrometheus, plain, within, type Reply } from './helpers.js';
+import { Barrier } from '@reborn/coordinator';
+import { RawClient, cmd, dataReady, keysOfGroup, parsePrometheus, plain, slotOf, within, type Reply } from './helpers.js';
 
 const HANG = 5000;
 
@@ -156,6 +157,39 @@ describe('clients connecting while a master is down', () => {
       });
     } finally {
       await g1.master.restart();
+    }
+  });
+});
+
+describe('a barrier after a request timed out', () => {
+  it('the proxy acks only once redis can no longer run the timed-out write (CLIENT KILL of its connection answered)', async () => {
+    const key = k1[15]!;
+    const slot = slotOf(key);
+    const c = client();
+    // After the tests above, group 1 may still be in its reconnect backoff.
+    await waitFor(async () => (await c.set(key, 'before').catch(() => null)) === 'OK', { what: 'group 1 served again' });
+    // A 1.5 s script straight on group 1's master: the proxy's next request there times out
+    // after 500 ms, but it already sits in redis's socket and runs when the script ends.
+    const direct = g1.master.client();
+    const busy = "local t0 = redis.call('TIME'); repeat local t = redis.call('TIME') until (t[1] - t0[1]) * 1000000 + (t[2] - t0[2]) > 1500000; return 1";
+    const events: string[] = [];
+    const script = direct.eval(busy, 0).then(() => events.push('script done'));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await failure(c.set(key, 'timed-out-write'), 'SET during the script')).toMatch(/timed out/);
+    const rev = await cluster.store.putSlots([{ id: slot, state: 'pre_migrate', group: 1, from: 1, to: 2 }]);
+    const barrier = new Barrier(cluster.store);
+    const action = await barrier.createAction([slot], rev, 'test: barrier after a timeout');
+    try {
+      expect((await barrier.waitForAcks(action, 10_000)).missing).toEqual([]);
+      events.push('acked');
+      await script;
+      expect(events).toEqual(['script done', 'acked']);
+      // The write ran in group 1 before the ack, so a migration started now would move it.
+      expect(await direct.get(key)).toBe('timed-out-write');
+    } finally {
+      await cluster.store.putSlots([{ id: slot, state: 'online', group: 1 }]);
+      await barrier.deleteAction(action.seq);
+      direct.disconnect();
     }
   });
 });

@@ -21,7 +21,13 @@
  * this proxy, which is reported through `auth.onFenced` and fails the connection.
  *
  * Draining: `sent` and `answered` count requests; a barrier snapshot of `sent` is drained
- * once `answered` reaches it (every request already sent has its reply or its error).
+ * once `settled` reaches it: every request already sent has its reply, or will never run.
+ * A request failed by the proxy (timed out, connection lost) may still run: redis reads what
+ * reached its socket even after we hung up, e.g. once a long script or a SIGSTOP ends. So
+ * each connection learns its redis client id in the handshake, and the requests of a failed
+ * connection stay unsettled until `CLIENT KILL ID` on a fresh connection has answered (after
+ * it, that client runs nothing more) or the server refuses connections (its process, and
+ * the client with it, is gone).
  *
  * Durability: with `durability.replicas > 0`, every write batch written in one flush is
  * followed by one `WAIT <replicas> <timeout>`; the replies of that batch's writes are held
@@ -32,6 +38,7 @@ import net from 'node:net';
 import type { Logger } from 'pino';
 import { encodeCommand, encodeError, isErrorReply, parseIntegerReply, ReplyScanner, splitArrayReply } from '@reborn/protocol';
 import { proxyAclRules } from '@reborn/coordinator';
+import { redisCommand } from './admin-redis.js';
 import { Fifo } from './fifo.js';
 import type { Flushable, Flusher } from './flusher.js';
 
@@ -117,6 +124,10 @@ export class BackendConnection implements Flushable {
   /** Requests handed to this connection, and those answered (or failed): see "Draining". */
   sent = 0;
   answered = 0;
+  /** Failed requests of earlier connections that redis may still run: see "Draining". */
+  private unsettled = 0;
+  /** This connection's redis client id, from the handshake; null while not connected. */
+  private clientId: bigint | null = null;
   /** closeWhenDrained(): the `answered` count at which to close; -1 when not closing. */
   private closeWhenAnswered = -1;
   /** closeWhenDrained(then): called once the connection is closed. */
@@ -315,7 +326,7 @@ export class BackendConnection implements Flushable {
     socket.once('connect', () => {
       if (this.socket !== socket) return;
       this.state = 'handshake';
-      this.handshake(() => {
+      this.handshake(() => this.learnClientId(() => {
         clearTimeout(connectTimer);
         this.state = 'ready';
         this.backoffMs = MIN_BACKOFF_MS;
@@ -325,7 +336,7 @@ export class BackendConnection implements Flushable {
         this.opts.onStateChange?.(this.addr, true);
         this.onUp?.();
         this.flush();
-      });
+      }));
     });
     socket.on('data', (chunk: Buffer) => {
       if (this.socket !== socket) return;
@@ -344,6 +355,45 @@ export class BackendConnection implements Flushable {
       if (this.socket === socket) this.fail('connection lost');
     });
     this.startWatchdog();
+  }
+
+  /** Requests settled: answered, or failed and known never to run. See "Draining". */
+  get settled(): number {
+    return this.answered - this.unsettled;
+  }
+
+  private learnClientId(done: () => void): void {
+    const socket = this.socket;
+    this.ask(['CLIENT', 'ID'], (reply) => {
+      if (this.socket !== socket || this.state !== 'handshake') return;
+      this.clientId = parseIntegerReply(reply);
+      done();
+    });
+  }
+
+  /**
+   * Requests of a failed connection may still run in redis: they count as unsettled until
+   * `CLIENT KILL ID` answers on a fresh connection, or the server refuses connections.
+   */
+  private settleLater(clientId: bigint, requests: number): void {
+    this.unsettled += requests;
+    const settle = (): void => {
+      this.unsettled -= requests;
+    };
+    const attempt = (delayMs: number): void => {
+      redisCommand(this.addr, ['CLIENT', 'KILL', 'ID', String(clientId)], Math.max(1000, this.opts.timeoutMs)).then(
+        (reply) => {
+          // :1 killed now, :0 gone already (redis read its input to the end first).
+          if (reply[0] !== 0x3a) this.opts.logger.warn({ backend: this.addr, reply: reply.toString('latin1').trim() }, 'CLIENT KILL of a failed connection refused; counting its requests as settled');
+          settle();
+        },
+        (err: Error) => {
+          if (/ECONNREFUSED/.test(err.message) || this.state === 'closed') settle();
+          else setTimeout(() => attempt(Math.min(delayMs * 2, 1000)), delayMs).unref();
+        },
+      );
+    };
+    attempt(50);
   }
 
   private ask(args: (string | Buffer)[], then: (reply: Buffer) => void): void {
@@ -430,6 +480,12 @@ export class BackendConnection implements Flushable {
     // Writes that answered but were never confirmed by a replica: not acknowledged either.
     const unconfirmed = this.unconfirmed.splice(0);
     this.answered += waiting.length;
+    // Only a connection that got through wrote requests to redis.
+    if (wasUp && waiting.length > 0) {
+      if (this.clientId !== null) this.settleLater(this.clientId, waiting.length);
+      else this.opts.logger.warn({ backend: this.addr, requests: waiting.length }, 'failed connection had no client id: its requests count as settled');
+    }
+    this.clientId = null;
     if (next === 'closed' && waiting.length === 0) {
       this.opts.logger.debug({ backend: this.addr }, 'backend connection closed');
     } else if (waiting.length > 0 || wasUp) {

@@ -106,9 +106,9 @@ export class Router {
     return marker;
   }
 
-  /** True once every request counted in `marker` has its reply (or its error). */
+  /** True once every request counted in `marker` has its reply, or will never run. */
   static drained(marker: Array<[BackendConnection, number]>): boolean {
-    return marker.every(([c, sent]) => c.answered >= sent);
+    return marker.every(([c, sent]) => c.settled >= sent);
   }
 
   /** Drops every backend connection; used when this proxy finds it has been fenced. */

@@ -237,7 +237,8 @@ export class Transactions {
           ended();
           return;
         }
-        const closed = new Promise<void>((resolve) => conn.closeWhenDrained(resolve));
+        // Closed when drained, or when it failed: then its failed requests must be settled too.
+        const closed = new Promise<void>((resolve) => conn.closeWhenDrained(resolve)).then(() => untilSettled(conn));
         this.draining.set(conn, { slot, closed });
         void closed.then(() => {
           this.draining.delete(conn);
@@ -300,7 +301,7 @@ export class Transactions {
         w.aborted = true;
         const conn = w.conn!;
         w.conn = null;
-        while (conn.answered < conn.sent) await new Promise((r) => setTimeout(r, 1));
+        await untilSettled(conn);
         conn.close();
       }),
     ]);
@@ -309,6 +310,11 @@ export class Transactions {
   closeAll(): void {
     for (const w of [...this.watches]) w.release();
   }
+}
+
+/** Every request sent on `conn` has its reply, or will never run (BackendConnection "Draining"). */
+async function untilSettled(conn: BackendConnection): Promise<void> {
+  while (conn.settled < conn.sent) await new Promise((r) => setTimeout(r, 1));
 }
 
 const MULTI = Buffer.from('*1\r\n$5\r\nMULTI\r\n');
