@@ -317,6 +317,35 @@ describe('KEYS with --max-keys-reply 100', () => {
   });
 });
 
+describe('KEYS over the default bound (100 000)', () => {
+  it('150 000 keys on one master: an error for KEYS, and the clients sharing its connections are unaffected', { timeout: 60_000 }, async () => {
+    await flushMasters(masters2);
+    const n = 150_000;
+    for (let start = 0; start < n; start += 10_000) {
+      const p = masters2[0]!.pipeline();
+      for (let i = start; i < start + 10_000; i++) p.set(`big:${i}`, '1');
+      await p.exec();
+    }
+    const others = Array.from({ length: 8 }, () => proxy.client());
+    try {
+      await Promise.all(others.map((o) => o.ping()));
+      const busy = others.map(async (o) => {
+        const p = o.pipeline();
+        for (let i = 0; i < 200; i++) p.get(`big:${i}`);
+        // Written straight into group 1's master: a key of a group-2 slot reads as nil.
+        return ((await p.exec()) ?? []).filter(([err, v]) => err !== null || (v !== '1' && v !== null)).length;
+      });
+      const msg = await errorOf(client.keys('*'));
+      expect(msg).toMatch(/^ERR KEYS would return more than 100000 keys; use SCAN/);
+      expect(await Promise.all(busy)).toEqual(others.map(() => 0));
+      expect(await client.dbsize()).toBe(n);
+    } finally {
+      others.forEach((o) => o.disconnect());
+      await flushMasters(masters2);
+    }
+  });
+});
+
 describe('RANDOMKEY and DBSIZE', () => {
   it('RANDOMKEY is nil on an empty keyspace and DBSIZE 0', async () => {
     await flushMasters(masters2);

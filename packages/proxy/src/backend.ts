@@ -179,7 +179,12 @@ export class BackendConnection implements Flushable {
       return;
     }
     this.answered++;
-    req.resolve(reply);
+    try {
+      req.resolve(reply);
+    } catch (err) {
+      // A bug in one request's completion must not fail every request behind it.
+      this.opts.logger.error({ err, backend: this.addr }, 'unexpected error while completing a request');
+    }
     if (this.answered === this.closeWhenAnswered) this.close();
   };
 

@@ -62,10 +62,11 @@ export function keys(router: Router, limits: KeyspaceLimits, session: Session, r
       if (isErrorReply(r)) return r;
       const items = splitArrayReply(r);
       if (items === null) return encodeError('ERR unexpected KEYS reply from a backend');
-      all.push(...items);
-      if (all.length > limits.maxKeysReply) {
+      if (all.length + items.length > limits.maxKeysReply) {
         return encodeError(`ERR KEYS would return more than ${limits.maxKeysReply} keys; use SCAN`);
       }
+      // A loop, not push(...items): spreading 100k+ arguments overflows the stack.
+      for (const item of items) all.push(item);
     }
     return encodeArrayOfEncoded(all);
   });

@@ -72,7 +72,15 @@ export abstract class Merge {
     this.replies[index] = reply;
     if (--this.left === 0) {
       const error = this.toleratesErrors ? null : this.firstError();
-      this.target.resolve(error ?? this.merge(this.replies as Buffer[]));
+      let merged: Buffer;
+      try {
+        merged = error ?? this.merge(this.replies as Buffer[]);
+      } catch (err) {
+        // A merge that cannot be built (a reply too big to handle, a bug) fails this request
+        // alone, not the backend connection whose reply completed it.
+        merged = encodeError(`ERR cannot merge the backends' replies: ${(err as Error).message}`);
+      }
+      this.target.resolve(merged);
     }
   }
 

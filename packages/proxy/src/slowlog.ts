@@ -45,10 +45,15 @@ export class SlowLog {
     if (this.slowerThanMicros < 0 || micros < this.slowerThanMicros || this.maxLen === 0) return;
     let args: Buffer[] = [Buffer.from(commandName)];
     if (payload.length > 0) {
-      new RequestParser().feed(payload, (a) => {
-        args = a;
-        return false;
-      });
+      try {
+        // Only the arguments shown are needed: no limit of the parser may refuse the request.
+        new RequestParser({ maxBulkLength: Number.MAX_SAFE_INTEGER, maxMultibulkLength: Number.MAX_SAFE_INTEGER }).feed(payload, (a) => {
+          args = a;
+          return false;
+        });
+      } catch {
+        // Unparseable here (never seen): the entry shows the command name alone.
+      }
     }
     const shown = args.slice(0, MAX_ARGS).map((a) =>
       a.length > MAX_ARG_BYTES ? Buffer.concat([a.subarray(0, MAX_ARG_BYTES), Buffer.from(`... (${a.length - MAX_ARG_BYTES} more bytes)`)]) : Buffer.from(a),
