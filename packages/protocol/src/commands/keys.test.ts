@@ -455,6 +455,10 @@ describe('lookup', () => {
     expect(check(['XREADGROUP', 'GROUP', 'g', 'c', 'BLOCK', '0', 'STREAMS', 's', '>'])).toBe(true);
     expect(check(['XREADGROUP', 'GROUP', 'block', 'block', 'COUNT', 'block', 'STREAMS', 's', '>'])).toBe(false);
     expect(check(['XREADGROUP', 'GROUP', 'g', 'c', 'COUNT', '1', 'NOACK', 'BLOCK', '5', 'STREAMS', 's', '>'])).toBe(true);
+    // GROUP after other options (redis accepts any order), its names never read as keywords.
+    expect(check(['XREADGROUP', 'NOACK', 'GROUP', 'STREAMS', 'c', 'BLOCK', '0', 'STREAMS', 's', '>'])).toBe(true);
+    expect(check(['XREADGROUP', 'COUNT', '1', 'GROUP', 'STREAMS', 'c', 'BLOCK', '0', 'STREAMS', 's', '>'])).toBe(true);
+    expect(check(['XREADGROUP', 'COUNT', '1', 'GROUP', 'g', 'BLOCK', 'STREAMS', 's', '>'])).toBe(false);
     expect(check(['GET', 'k'])).toBe(false);
   });
 });

@@ -414,13 +414,17 @@ export function checkArity(info: CommandInfo, argc: number): boolean {
 export function blocksConnection(info: CommandInfo, args: readonly Uint8Array[]): boolean {
   if (!info.blocking) return false;
   if (info.name !== 'xread' && info.name !== 'xreadgroup') return true;
+  // Redis's own option walk: options in any order until STREAMS; GROUP <group> <consumer>
+  // may come after COUNT or NOACK, and its arguments are names, not keywords.
+  const group = info.name === 'xreadgroup';
   let i = 1;
-  if (info.name === 'xreadgroup' && args[1] !== undefined && equalsIgnoreCaseUpper(GROUP, args[1])) i = 4;
   while (i < args.length) {
     const a = args[i]!;
     if (equalsIgnoreCaseUpper(BLOCK, a)) return true;
     if (equalsIgnoreCaseUpper(STREAMS, a)) return false;
-    i += equalsIgnoreCaseUpper(COUNT, a) ? 2 : 1;
+    if (equalsIgnoreCaseUpper(COUNT, a)) i += 2;
+    else if (group && equalsIgnoreCaseUpper(GROUP, a)) i += 3;
+    else i += 1; // NOACK, or a syntax error redis will answer
   }
   return false;
 }
