@@ -26,7 +26,8 @@ function keyIn(prefix: string, gid: number): string {
 const errorOf = (p: Promise<unknown>): Promise<string> => p.then((v) => `no error: ${String(v)}`, (e: Error) => e.message);
 
 beforeAll(async () => {
-  cluster = await startCluster({ groups: 2, replicas: 1, proxyArgs: ['--max-wait-timeout', '400'] });
+  // One shared connection per server: every client of the proxy shares it.
+  cluster = await startCluster({ groups: 2, replicas: 1, proxyArgs: ['--max-wait-timeout', '400', '--backend-connections', '1'] });
   await dataReady(cluster.proxies[0]!.port);
 }, 60_000);
 
@@ -37,6 +38,21 @@ afterAll(async () => {
 });
 
 describe('WAIT', () => {
+  it('pipelined WAITs run one at a time: another client on the same backend connection is answered between them', async () => {
+    const waiter = client();
+    const other = client();
+    const k = keyIn('wait:p', 1);
+    await waiter.set(k, 'x');
+    await other.ping();
+    const events: string[] = [];
+    // Five replicas never confirm: each WAIT takes the whole (capped) 400 ms.
+    const waits = [1, 2, 3].map((i) => waiter.call('WAIT', '5', '0').then(() => events.push(`wait${i}`)));
+    await new Promise((r) => setTimeout(r, 100));
+    const get = other.get(k).then(() => events.push('get'));
+    await Promise.all([...waits, get]);
+    expect(events).toEqual(['wait1', 'get', 'wait2', 'wait3']);
+  });
+
   it('after writes to both groups answers 1: each group has one replica, and it has the writes', async () => {
     const c = client();
     const [k1, k2] = [keyIn('wait:a', 1), keyIn('wait:a', 2)];

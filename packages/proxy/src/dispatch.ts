@@ -516,6 +516,20 @@ export class Dispatcher {
     }
     const payload = encodeCommand(['WAIT', replicasText, String(capped)]);
     const m = new MinMerge(req, pools.length);
-    pools.forEach((pool, p) => pool.pick(session.id).send(m.part(p, payload)));
+    // WAIT blocks the shared connection it runs on. Like a client blocked in redis, this
+    // client's later commands wait for its answer: pipelined WAITs run one at a time, and the
+    // other clients' requests on that connection get through between them.
+    session.gate();
+    let left = pools.length;
+    pools.forEach((pool, p) => {
+      const part = m.part(p, payload);
+      pool.pick(session.id).send({
+        payload,
+        resolve: (reply) => {
+          part.resolve(reply);
+          if (--left === 0) session.ungate();
+        },
+      });
+    });
   }
 }
