@@ -12,6 +12,9 @@ export interface Flushable {
 }
 
 export class Flusher {
+  /** `onError` hears of a flush that threw (a bug): the rest of the batch is flushed anyway. */
+  constructor(private readonly onError: (err: unknown) => void = () => undefined) {}
+
   private queue: Flushable[] = [];
   private scheduled = false;
   private readonly run = (): void => {
@@ -22,7 +25,12 @@ export class Flusher {
       this.queue = [];
       for (const item of batch) {
         item.flushQueued = false;
-        item.flush();
+        try {
+          item.flush();
+        } catch (err) {
+          // One socket's failure must not leave the others of the batch unflushed for good.
+          this.onError(err);
+        }
       }
     }
   };

@@ -58,7 +58,7 @@ function splitHostPort(addr: string): { host: string; port: number } {
 }
 
 export class Proxy implements SessionHost {
-  readonly flusher = new Flusher();
+  readonly flusher = new Flusher((err) => this.logger.error({ err }, 'unexpected error while flushing a socket'));
   readonly limits: SessionLimits;
   readonly authRequired: boolean;
   readonly router: Router;
