@@ -23,7 +23,7 @@ function client(): Redis {
 }
 
 beforeAll(async () => {
-  cluster = await startCluster({ groups: 2, proxies: 1, proxyArgs: ['--watch-grace', String(WATCH_GRACE_MS)] });
+  cluster = await startCluster({ groups: 2, proxies: 1, proxyArgs: ['--watch-grace', String(WATCH_GRACE_MS), '--max-multi-bytes', '100000'] });
 }, 60_000);
 
 afterAll(async () => {
@@ -63,6 +63,22 @@ describe('transactions', () => {
       await expect(r.call('EXEC')).rejects.toThrow(/^EXECABORT/);
       expect(await r.mget('{tx}d', '{tx}e')).toEqual([null, null]);
     }
+  });
+
+  it('a MULTI queue over --max-multi-bytes refuses the command past it and EXEC answers EXECABORT; nothing runs', async () => {
+    const r = client();
+    const big = 'x'.repeat(60_000);
+    expect(await r.call('MULTI')).toBe('OK');
+    expect(await r.call('SET', '{mb}a', big)).toBe('QUEUED');
+    await expect(r.call('SET', '{mb}b', big)).rejects.toThrow(/^ERR MULTI queued more than 100000 bytes \(--max-multi-bytes\)/);
+    expect(await r.call('SET', '{mb}c', '1')).toBe('QUEUED');
+    await expect(r.call('EXEC')).rejects.toThrow(/^EXECABORT/);
+    expect(await r.exists('{mb}a', '{mb}b', '{mb}c')).toBe(0);
+    // The next transaction starts from zero.
+    expect(await r.multi().set('{mb}a', big).get('{mb}a').exec()).toEqual([
+      [null, 'OK'],
+      [null, big],
+    ]);
   });
 
   it('DISCARD drops the queue; EXEC and DISCARD without MULTI are errors', async () => {

@@ -37,6 +37,7 @@ export interface ProxyOptions {
    * UNWATCH) before aborting it; keep it well below the runner's barrier timeout.
    */
   watchGraceMs: number;
+  maxMultiBytes: number;
   /** WAIT's timeout is capped at this many ms (WAIT holds a backend connection other clients share). */
   maxWaitTimeoutMs: number;
   /** Blocking commands (each on its own backend connection) at once. */
@@ -64,6 +65,7 @@ const DEFS: Record<string, OptionDef> = {
   'max-bulk-length': { env: 'REBORN_PROXY_MAX_BULK_LENGTH', kind: 'int', default: 64 * 1024 * 1024, help: 'largest argument in bytes' },
   'max-multibulk-length': { env: 'REBORN_PROXY_MAX_MULTIBULK_LENGTH', kind: 'int', default: 1024 * 1024, help: 'most arguments per command' },
   'max-client-output': { env: 'REBORN_PROXY_MAX_CLIENT_OUTPUT', kind: 'int', default: 64 * 1024 * 1024, help: 'unsent reply bytes before a client is disconnected' },
+  'max-multi-bytes': { env: 'REBORN_PROXY_MAX_MULTI_BYTES', kind: 'int', default: 64 * 1024 * 1024, help: 'bytes one MULTI may queue before the transaction is aborted' },
   'backend-connections': { env: 'REBORN_PROXY_BACKEND_CONNECTIONS', kind: 'int', default: 2, help: 'shared connections per backend server' },
   'backend-timeout': { env: 'REBORN_PROXY_BACKEND_TIMEOUT_MS', kind: 'int', default: 5000, help: 'ms a backend may take to answer' },
   'backend-connect-timeout': { env: 'REBORN_PROXY_BACKEND_CONNECT_TIMEOUT_MS', kind: 'int', default: 1000, help: 'ms to connect to a backend' },
@@ -115,6 +117,7 @@ export function parseProxyOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     durableTimeoutMs: r.int('durable-timeout', 1),
     holdTimeoutMs: r.int('hold-timeout', 100),
     watchGraceMs: r.int('watch-grace', 0),
+    maxMultiBytes: r.int('max-multi-bytes', 1),
     maxWaitTimeoutMs: maxWaitTimeout(r, backendTimeoutMs),
     workers: r.int('workers', 1),
     maxKeysReply: r.int('max-keys-reply', 1),

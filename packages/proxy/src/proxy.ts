@@ -116,7 +116,7 @@ export class Proxy implements SessionHost {
     this.pubsub = new PubSub(this.router, backendOptions, logger.child({ component: 'pubsub' }));
     this.router.onGroupsChanged = () => this.pubsub.groupsChanged();
     // EXEC goes through the dispatcher's slot path (barrier holds, key moves).
-    this.transactions = new Transactions(this.router, backendOptions, (s, r, slot, keys) => this.dispatcher.sendToSlotFor(s, r, slot, keys), options.watchGraceMs);
+    this.transactions = new Transactions(this.router, backendOptions, (s, r, slot, keys) => this.dispatcher.sendToSlotFor(s, r, slot, keys), options.watchGraceMs, options.maxMultiBytes);
     this.metrics = new ProxyMetrics({
       clients: () => this.sessions.size,
       held: () => this.router.heldRequests,

@@ -47,7 +47,9 @@ interface QueuedCommand {
 }
 
 export interface TxState {
-  readonly queued: QueuedCommand[];
+  queued: QueuedCommand[];
+  /** Bytes of the queued commands, against --max-multi-bytes. */
+  bytes: number;
   /** The slot every key must hash to; -1 until the first key (or WATCH) fixes it. */
   slot: number;
   failed: boolean;
@@ -79,6 +81,8 @@ export class Transactions {
     private readonly backendOptions: BackendOptions,
     private readonly sendToSlot: SendToSlot,
     private readonly graceMs: number,
+    /** Most bytes one MULTI may queue: the proxy holds the queue until EXEC. */
+    private readonly maxQueuedBytes: number,
   ) {}
 
   /** True when `name` must be queued rather than run: the session is inside MULTI. */
@@ -93,7 +97,7 @@ export class Transactions {
           req.resolve(encodeError('ERR MULTI calls can not be nested'));
           return;
         }
-        session.tx = { queued: [], slot: session.watch?.slot ?? -1, failed: false };
+        session.tx = { queued: [], bytes: 0, slot: session.watch?.slot ?? -1, failed: false };
         req.resolve(OK);
         return;
       case 'exec':
@@ -154,7 +158,19 @@ export class Transactions {
         return;
       }
     }
-    tx.queued.push({ payload: raw ?? encodeCommand(args), keys, write: cmd.write || MAY_WRITE.has(cmd.name) });
+    const payload = raw ?? encodeCommand(args);
+    if (tx.failed) {
+      // Doomed already (EXEC will answer EXECABORT): nothing more is kept.
+      req.resolve(QUEUED);
+      return;
+    }
+    tx.bytes += payload.length;
+    if (tx.bytes > this.maxQueuedBytes) {
+      tx.queued = [];
+      fail(encodeError(`ERR MULTI queued more than ${this.maxQueuedBytes} bytes (--max-multi-bytes); the transaction is discarded at EXEC`));
+      return;
+    }
+    tx.queued.push({ payload, keys, write: cmd.write || MAY_WRITE.has(cmd.name) });
     req.resolve(QUEUED);
   }
 
