@@ -187,6 +187,22 @@ describe('pipeline depth and output buffer', () => {
     raw.destroy();
   });
 
+  it('replies ready behind a slow earlier request count against --max-client-output too', async () => {
+    const big = 'bounds:behind-big';
+    const owner = cluster.groups[initialOwner(slotOf(big), 2) - 1]!;
+    await owner.master.client().set(big, Buffer.alloc(100 * 1024, 'b'));
+    // A key of the other group, where a 1.5 s script runs first.
+    let slow = 'bounds:slow:0';
+    for (let i = 1; initialOwner(slotOf(slow), 2) === initialOwner(slotOf(big), 2); i++) slow = `bounds:slow:${i}`;
+    const busy = "local t0 = redis.call('TIME'); repeat local t = redis.call('TIME') until (t[1] - t0[1]) * 1000000 + (t[2] - t0[2]) > 1500000; return 1";
+    const c = await RawClient.connect(bounded.port);
+    // Seven 100 KB replies (--max-pipeline 8) are ready long before the script's: 700 KB > 64 KB.
+    c.write(Buffer.concat([cmd('EVAL', busy, '1', slow), ...Array.from({ length: 7 }, () => cmd('GET', big))]));
+    await c.waitClosed(5000);
+    expect(c.replies).toEqual([]);
+    await serving();
+  });
+
   it('a client that sends GET bigkey (100 KB) and never reads is cut off; others keep working', async () => {
     const key = 'bounds:big';
     const owner = cluster.groups[initialOwner(slotOf(key), 2) - 1]!;

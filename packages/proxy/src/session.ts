@@ -78,6 +78,8 @@ export class Session implements Flushable, ReplySink {
   private waiting = 0;
   private out: Buffer[] = [];
   private outBytes = 0;
+  /** Bytes of replies ready but waiting behind an unanswered earlier request. */
+  private heldReplyBytes = 0;
   private readPaused = false;
   private gates = 0;
   private readonly closeHooks = new Set<() => void>();
@@ -263,10 +265,22 @@ export class Session implements Flushable, ReplySink {
   }
 
   replyReady(req: ClientRequest): void {
-    if (req !== this.head || this.closed) return;
+    if (this.closed) return;
+    if (req !== this.head) {
+      // Answered, but behind an earlier request still waiting (a WAIT, a held one): these
+      // replies count against the output limit too, or a pipeline behind one slow request
+      // could pile up without bound.
+      this.heldReplyBytes += req.reply!.length;
+      if (this.heldReplyBytes + this.socket.writableLength > this.host.limits.maxClientOutputBytes) {
+        this.host.logger.warn({ client: this.remote, id: this.id, held: this.heldReplyBytes }, 'client output buffer over limit, disconnecting');
+        this.close();
+      }
+      return;
+    }
     const now = performance.now();
     let r: ClientRequest | null = req;
     while (r !== null && r.reply !== null) {
+      if (r !== req) this.heldReplyBytes -= r.reply.length;
       if (!r.silent) {
         this.out.push(r.reply);
         this.outBytes += r.reply.length;
