@@ -56,6 +56,9 @@ describe('proxy started with --auth', () => {
       expect([args.join(' '), text(p)]).toEqual([args.join(' '), text(d)]);
       expect(text(p)).toMatch(/^WRONGPASS /);
     }
+    // Too many arguments: redis's syntax error, even with the right password last.
+    const tooMany = ['AUTH', 'x', 'y', 'secret'];
+    expect(text(await c.call(...tooMany))).toBe(text(await direct.call(...tooMany)));
     expect(text(await c.call('PING'))).toMatch(/^NOAUTH /);
     c.destroy();
     direct.destroy();

@@ -55,6 +55,8 @@ function checkPassword(expected: string | null, given: Uint8Array): boolean {
 
 /** AUTH [username] password. Only the `default` user exists on the proxy. */
 function auth(ctx: LocalContext, session: Session, args: Buffer[]): Buffer {
+  // AUTH <password> | AUTH <user> <password>; anything longer is redis's syntax error.
+  if (args.length > 3) return encodeError('ERR syntax error');
   if (ctx.password === null) {
     return encodeError('ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?');
   }
