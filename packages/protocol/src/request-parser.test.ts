@@ -420,6 +420,10 @@ describe('RequestParser: errors', () => {
     ['non-numeric multibulk length', '*abc\r\n', 'Protocol error: invalid multibulk length'],
     ['empty multibulk length', '*\r\n', 'Protocol error: invalid multibulk length'],
     ['multibulk line ended by a bare LF', '*1\n$4\r\nPING\r\n', 'Protocol error: invalid multibulk length'],
+    // Redis's string2ll: no leading zeros, no "-0".
+    ['multibulk length with a leading zero', '*01\r\n$4\r\nPING\r\n', 'Protocol error: invalid multibulk length'],
+    ['multibulk length -0', '*-0\r\n', 'Protocol error: invalid multibulk length'],
+    ['bulk length with a leading zero', '*1\r\n$04\r\nPING\r\n', 'Protocol error: invalid bulk length'],
     ['a simple string where a bulk is expected', '*1\r\n+foo\r\n', "Protocol error: expected '$', got '+'"],
     ['an inline word where a bulk is expected', '*2\r\n$3\r\nGET\r\nfoo\r\n', "Protocol error: expected '$', got 'f'"],
     ['negative bulk length', '*1\r\n$-5\r\nhello\r\n', 'Protocol error: invalid bulk length'],

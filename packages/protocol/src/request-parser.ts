@@ -70,6 +70,8 @@ function parseLength(buf: Buffer, start: number, end: number): number {
     i++;
     if (i >= end) return -2;
   }
+  // Redis's string2ll: no leading zeros ("01"), and no "-0".
+  if (buf[i] === 0x30 && (negative || i + 1 < end)) return -2;
   let n = 0;
   for (; i < end; i++) {
     const c = buf[i]! - 0x30;
