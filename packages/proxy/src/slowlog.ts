@@ -70,12 +70,13 @@ export class SlowLog {
       this.entries = new Fifo<Entry>(16);
       return OK;
     }
+    // Redis 7.0's replies, word for word.
+    if (args.length > 1) return encodeError("ERR unknown subcommand or wrong number of arguments for 'get'. Try SLOWLOG HELP.");
     let count = 10;
     if (args.length > 0) {
       const s = args[0]!.toString('latin1');
-      if (!/^-?\d+$/.test(s)) return encodeError('ERR value is not an integer or out of range');
-      count = Number(s);
-      if (count < -1) return encodeError('ERR count should be greater than or equal to -1');
+      count = /^-?\d{1,19}$/.test(s) ? Number(s) : NaN;
+      if (!Number.isSafeInteger(count) || count < -1) return encodeError('ERR count should be greater than or equal to -1');
       if (count === -1) count = this.entries.length;
     }
     const all = this.entries.drain();
