@@ -153,6 +153,32 @@ describe('acknowledged writes are on the replica', () => {
     expect(await replicas[0]!.lrange(key!, 0, -1)).toEqual(['b']);
   });
 
+  it('an EXEC under WATCH (its own pinned connection) is not acknowledged while the replica is stopped', async () => {
+    const [key] = keysIn('d:watch:', 1, 1);
+    const replica = cluster.groups[0]!.replicas[0]!;
+    const c = await RawClient.connect(patient.port);
+    try {
+      expect(plain(await c.call('WATCH', key!))).toBe('OK');
+      expect(plain(await c.call('MULTI'))).toBe('OK');
+      expect(plain(await c.call('SET', key!, 'cas'))).toBe('QUEUED');
+      await replica.pause();
+      try {
+        c.write(cmd('EXEC'));
+        await waitFor(async () => (await masters[0]!.get(key!)) === 'cas', { what: 'EXEC applied on the master' });
+        const other = await RawClient.connect(patient.port);
+        expect(plain(await other.call('PING'))).toBe('PONG');
+        other.destroy();
+        expect(c.replies.length, 'EXEC acknowledged while the replica was stopped').toBe(3);
+      } finally {
+        replica.resume();
+      }
+      expect(plain(await c.one(HANG_MS))).toEqual(['OK']);
+      expect(await replicas[0]!.get(key!)).toBe('cas');
+    } finally {
+      c.destroy();
+    }
+  });
+
   it('1000 pipelined writes are all acknowledged and all on the replicas', async () => {
     const keys = Array.from({ length: 1000 }, (_, i) => `d:pipe:${i}`).filter((k) => groupOf(k) !== 3);
     const p = client.pipeline();

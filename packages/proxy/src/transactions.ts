@@ -239,7 +239,8 @@ export class Transactions {
       // slot is about to move: such a WATCH can only end in an aborted EXEC.
       const entry = this.router.slots[slot]!;
       const usable = (entry.state === 'online' || entry.state === 'migrating') && entry.master !== null;
-      const conn = usable ? new BackendConnection(entry.master!.addr, this.backendOptions) : null;
+      // With the pool's durability: in --durable mode writes here (EXEC too) wait for a replica.
+      const conn = usable ? new BackendConnection(entry.master!.addr, this.backendOptions, entry.master!.durability) : null;
       let ended!: () => void;
       const release = (): void => {
         if (!this.watches.delete(state!)) return;
