@@ -172,6 +172,18 @@ export class BlockingCommands {
     await Promise.all(affected.map((b) => b.done));
   }
 
+  /**
+   * `addr` is no longer its group's master (a failover): commands blocked there would wait
+   * on a server that may be frozen or gone, holding their clients; they fail now (the client
+   * retries on the new master), and idle connections to it are dropped.
+   */
+  failOn(addr: string, reason: string): void {
+    for (const b of [...this.blocked]) if (b.conn.addr === addr) b.conn.close(reason);
+    const idle = this.idle.get(addr);
+    if (idle !== undefined) for (const { conn } of idle.splice(0)) conn.close();
+    this.idle.delete(addr);
+  }
+
   /** Idle connections kept for reuse (for tests and /api/proxy). */
   get idleConnections(): number {
     let n = 0;

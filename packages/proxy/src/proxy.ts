@@ -117,6 +117,10 @@ export class Proxy implements SessionHost {
     this.router.onGroupsChanged = () => this.pubsub.groupsChanged();
     // EXEC goes through the dispatcher's slot path (barrier holds, key moves).
     this.transactions = new Transactions(this.router, backendOptions, (s, r, slot, keys) => this.dispatcher.sendToSlotFor(s, r, slot, keys), options.watchGraceMs, options.maxMultiBytes);
+    this.router.onMasterReplaced = (addr) => {
+      this.blocking.failOn(addr, 'its group failed over to another master while the command was blocked');
+      this.transactions.abortWatchesOn(addr);
+    };
     this.metrics = new ProxyMetrics({
       clients: () => this.sessions.size,
       held: () => this.router.heldRequests,

@@ -152,6 +152,7 @@ export class Router {
 
   /** Replaces the whole table (first load, or a resync after a lost watch). */
   load(groups: Map<number, GroupInfo>, slots: readonly SlotInfo[]): void {
+    const mastersBefore = this.masterAddrs();
     this.groups = new Map(groups);
     // A reload may hide any number of moves: make running SCANs go over everything again.
     const lowest = [...groups.keys()].sort((a, b) => a - b)[0];
@@ -160,12 +161,30 @@ export class Router {
     this.rebuildAll();
     this.ready = true;
     this.onGroupsChanged?.();
+    this.reportMasterChanges(mastersBefore);
     for (let i = 0; i < SLOT_COUNT; i++) this.releaseHeld(i);
     this.logger.info({ groups: groups.size, online: this.slots.filter((s) => s.master !== null).length }, 'slot table loaded');
   }
 
   /** Called after the group table changed (pub/sub feeds follow masters and replicas). */
   onGroupsChanged: (() => void) | null = null;
+
+  /**
+   * Called with a server that stopped being its group's master (failover, switchover, group
+   * removed): connections of its own to it (blocked commands, WATCH pins) must not linger.
+   */
+  onMasterReplaced: ((oldMaster: string) => void) | null = null;
+
+  private masterAddrs(): Map<number, string | undefined> {
+    const out = new Map<number, string | undefined>();
+    for (const [id, g] of this.groups) out.set(id, groupMaster(g)?.addr);
+    return out;
+  }
+
+  private reportMasterChanges(before: Map<number, string | undefined>): void {
+    const after = this.masterAddrs();
+    for (const [id, addr] of before) if (addr !== undefined && after.get(id) !== addr) this.onMasterReplaced?.(addr);
+  }
 
   updateSlot(slot: SlotInfo): void {
     this.noteMove(this.slotInfos[slot.id], slot);
@@ -188,6 +207,7 @@ export class Router {
     if (oldMaster !== newMaster) this.logger.info({ group: id, from: oldMaster ?? null, to: newMaster ?? null }, 'group master changed');
     this.rebuildAll();
     this.onGroupsChanged?.();
+    if (oldMaster !== undefined && oldMaster !== newMaster) this.onMasterReplaced?.(oldMaster);
   }
 
   /** Every distinct master pool currently serving at least one slot, or of any group. */

@@ -324,6 +324,17 @@ export class Transactions {
     ]);
   }
 
+  /** `addr` is no longer its group's master: WATCHes pinned to it are aborted (EXEC answers nil). */
+  abortWatchesOn(addr: string): void {
+    for (const w of this.watches) {
+      if (w.conn === null || w.conn.addr !== addr) continue;
+      w.aborted = true;
+      const conn = w.conn;
+      w.conn = null;
+      conn.close('its group failed over to another master');
+    }
+  }
+
   closeAll(): void {
     for (const w of [...this.watches]) w.release();
   }

@@ -1,0 +1,71 @@
+/**
+ * When a group's master changes in etcd (what reborn-agent writes after a failover), the
+ * proxy lets go of the connections of its own to the old master: a command blocked there
+ * (BLPOP) fails at once instead of waiting on a frozen server, and a WATCH pinned there is
+ * aborted (EXEC answers nil; the retry runs on the new master). The old master is frozen with
+ * SIGSTOP, as a host that hangs without resetting its connections; the switch is written by
+ * hand, as the agent would write it.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startCluster, waitFor, type Cluster } from '@reborn/testkit';
+import { RawClient, cmd, plain } from './helpers.js';
+
+let cluster: Cluster;
+
+beforeAll(async () => {
+  cluster = await startCluster({ groups: 1, replicas: 1, proxies: 1 });
+}, 60_000);
+
+afterAll(async () => {
+  for (const g of cluster?.groups ?? []) g.master.resume();
+  await cluster?.stop();
+});
+
+describe('a group master replaced under a blocked command and a WATCH', () => {
+  it('BLPOP on the frozen old master fails at once; EXEC under a WATCH pinned there answers nil; both work on the new master', async () => {
+    const g = cluster.groups[0]!;
+    const [oldMaster, replica] = [g.master, g.replicas[0]!];
+    const proxy = cluster.proxies[0]!;
+    const setup = proxy.client();
+    await setup.set('{mc}w', '1');
+    await waitFor(async () => (await replica.client().get('{mc}w')) === '1', { what: 'the replica in sync' });
+
+    const blocked = await RawClient.connect(proxy.port);
+    blocked.write(cmd('BLPOP', '{mc}q', '0'));
+    const watcher = await RawClient.connect(proxy.port);
+    expect(plain(await watcher.call('WATCH', '{mc}w'))).toBe('OK');
+    await waitFor(async () => Number(/blocked_clients:(\d+)/.exec(await oldMaster.client().info('clients'))![1]) >= 1, { what: 'BLPOP blocked in redis' });
+
+    await oldMaster.pause();
+    try {
+      await replica.client().replicaof('NO', 'ONE');
+      await cluster.store.putGroup({
+        id: 1,
+        servers: [
+          { addr: replica.addr, role: 'master' },
+          { addr: oldMaster.addr, role: 'replica' },
+        ],
+      });
+      // The BLPOP answers an error now, with its master still frozen.
+      const [reply] = await blocked.next(1, 5000);
+      expect(plain(reply!)).toEqual({ err: expect.stringMatching(/failed over to another master/) });
+      // The WATCH was on the old master: its EXEC is aborted, the retry runs on the new one.
+      expect(plain(await watcher.call('MULTI'))).toBe('OK');
+      expect(plain(await watcher.call('INCR', '{mc}w'))).toBe('QUEUED');
+      expect(plain(await watcher.call('EXEC'))).toBeNull();
+      expect(plain(await watcher.call('WATCH', '{mc}w'))).toBe('OK');
+      expect(plain(await watcher.call('MULTI'))).toBe('OK');
+      expect(plain(await watcher.call('INCR', '{mc}w'))).toBe('QUEUED');
+      expect(plain(await watcher.call('EXEC'))).toEqual([2]);
+      // A new BLPOP blocks on the new master and is woken there.
+      blocked.write(cmd('BLPOP', '{mc}q', '0'));
+      await new Promise((r) => setTimeout(r, 100));
+      await setup.rpush('{mc}q', 'job');
+      expect(plain((await blocked.next(1, 5000))[0]!)).toEqual(['{mc}q', 'job']);
+    } finally {
+      oldMaster.resume();
+      blocked.destroy();
+      watcher.destroy();
+    }
+  });
+});
