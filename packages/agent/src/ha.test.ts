@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isDown, pickCandidate, promotedGroup } from './ha.js';
+import { isDown, pickCandidate, promotedGroup, unaccountedReplicas } from './ha.js';
 import { parseReplicationInfo, replicatesFrom, replicationOffset } from './redis-admin.js';
 
 const replicaInfo = (offset: number, link = 'down') =>
@@ -26,6 +26,23 @@ describe('candidate choice', () => {
     ])?.addr).toBe('c:1');
     expect(pickCandidate([{ addr: 'b:1', info: null }])).toBeNull();
     expect(pickCandidate([])).toBeNull();
+  });
+
+  it('a replica that does not answer and is not known down holds the choice back', () => {
+    const cands = [
+      { addr: 'a:1', info: replicaInfo(100) },
+      { addr: 'b:1', info: null, error: 'timeout' },
+      { addr: 'c:1', info: null, error: 'refused' },
+    ];
+    const probes: Record<string, { failures: number; lastOkAt: number }> = {
+      'b:1': { failures: 1, lastOkAt: 9_500 }, // one slow answer: maybe the one with the newest writes
+      'c:1': { failures: 4, lastOkAt: 2_000 }, // down for longer than the window
+    };
+    expect(unaccountedReplicas(cands, (addr) => probes[addr], 10_000, 3000)).toEqual(['b:1']);
+    probes['b:1'] = { failures: 3, lastOkAt: 6_000 };
+    expect(unaccountedReplicas(cands, (addr) => probes[addr], 10_000, 3000)).toEqual([]);
+    // A replica never probed yet is not known down either.
+    expect(unaccountedReplicas([{ addr: 'z:1', info: null }], () => undefined, 10_000, 3000)).toEqual(['z:1']);
   });
 
   it('reads INFO replication', () => {

@@ -21,17 +21,21 @@
  *     b. Veto: if a replica still has its link to the master up with I/O in the last second,
  *        or another registered agent can PING the master (GET /api/check_redis), the master
  *        is alive and only our path to it is broken: do nothing this round (logged).
- *     c. Candidates: the group's replicas that answer INFO now. Pick the highest replication
- *        offset (slave_repl_offset; ties: the first in the group's list). No candidate: log
- *        and record a failover_failed event once per outage; try again every round.
- *     d. Promote: REPLICAOF NO ONE on the candidate (leadership checked just before).
- *     e. Switch: write the group — the candidate first with role master, then the old master
+ *     c. Candidates: the group's replicas that answer INFO now. A replica that does not
+ *        answer but is not confirmed down either puts the failover off to the next round: it
+ *        may be the one that confirmed the newest writes (a `WAIT 1` is satisfied by any
+ *        replica). Pick the highest replication offset (slave_repl_offset; ties: the first in
+ *        the group's list). No candidate: log and record a failover_failed event once per
+ *        outage; try again every round.
+ *     d. Re-point the other replicas that answer to the candidate, while it is still a
+ *        replica (leadership checked just before): none keeps replicating from the old master
+ *        once the candidate is master. The others are re-pointed by step 6 when they return.
+ *     e. Promote: REPLICAOF NO ONE on the candidate (leadership checked just before).
+ *     f. Switch: write the group — the candidate first with role master, then the old master
  *        with role replica, then the other replicas — in one transaction that requires the
  *        group unchanged since (a) and our election key alive. Proxies switch on this write.
  *        If the transaction fails, stop: the next round re-reads and re-decides (a candidate
  *        promoted for nothing is then an inconsistent replica, which step 6 re-points).
- *     f. Re-point the other replicas that answer: REPLICAOF <new master>. The others are
- *        re-pointed by step 6 when they return.
  *     g. Record: the old master offline (health record), an event in etcd with the offsets —
  *        the old master's master_repl_offset at its last good check and the new master's
  *        offset at promotion; their difference is how many bytes of writes may be lost — a
@@ -46,7 +50,7 @@
  *       answers, before anything else happens to it. Nothing writes to it meanwhile: proxies
  *       write only to the master named in etcd, which it no longer is.
  *     - A replica that replicates from elsewhere without having been down (an operator's
- *       switchover half done, a failed step 4e) is re-pointed only after it stayed so for the
+ *       switchover half done, a failed step 4f) is re-pointed only after it stayed so for the
  *       down window, so an operator's change in progress is not fought.
  *     Then it is recorded online again.
  *
@@ -100,6 +104,8 @@ export interface Probe {
   /** A failover_failed event was recorded for the current outage. */
   failoverFailedReported: boolean;
   vetoReported: boolean;
+  /** A failover was put off for an unaccounted replica (logged once). */
+  waitReported: boolean;
 }
 
 export interface ServerStatus {
@@ -140,6 +146,26 @@ export function pickCandidate(cands: readonly Candidate[]): Candidate | null {
     }
   }
   return best;
+}
+
+/**
+ * Replicas that did not answer this time and are not known down either. A `WAIT 1` (the
+ * proxy's --durable) is satisfied by any one replica, so the one that confirmed the newest
+ * writes may be exactly the one that is briefly slow: promoting another would drop them.
+ */
+export function unaccountedReplicas(
+  cands: readonly Candidate[],
+  probeOf: (addr: string) => Pick<Probe, 'failures' | 'lastOkAt'> | undefined,
+  now: number,
+  downAfterMs: number,
+): string[] {
+  return cands
+    .filter((c) => {
+      if (c.info !== null) return false;
+      const p = probeOf(c.addr);
+      return p === undefined || !isDown(p, now, downAfterMs);
+    })
+    .map((c) => c.addr);
 }
 
 /** The group after promoting `newMaster`: it first as master, then the old master, then the rest. */
@@ -272,6 +298,7 @@ export class HaLoop {
             inconsistentSince: null,
             failoverFailedReported: false,
             vetoReported: false,
+            waitReported: false,
           };
           this.probes.set(s.addr, p);
         }
@@ -304,6 +331,7 @@ export class HaLoop {
       p.lastOkAt = Date.now();
       p.failoverFailedReported = false;
       p.vetoReported = false;
+      p.waitReported = false;
     } catch (err) {
       p.failures++;
       p.lastError = (err as Error).message;
@@ -412,6 +440,15 @@ export class HaLoop {
       }
       return;
     }
+    const unaccounted = unaccountedReplicas(cands, (addr) => this.probes.get(addr), Date.now(), this.opts.downAfterMs);
+    if (unaccounted.length > 0 && cands.some((c) => c.info !== null)) {
+      // Next round: it answers, or it is confirmed down too and the others are all there is.
+      if (!mp.waitReported) {
+        mp.waitReported = true;
+        this.log.warn({ group: gid, master: mp.addr, unaccounted }, 'master down, but a replica neither answers nor is known down: waiting for it before promoting');
+      }
+      return;
+    }
     const best = pickCandidate(cands);
     const candidates = cands.map((c) => ({
       addr: c.addr,
@@ -424,29 +461,12 @@ export class HaLoop {
       return;
     }
 
-    // d. Promote.
+    // d. Re-point the other replicas that answer to the candidate first, while it is still a
+    // replica: none of them goes on replicating from the old master (should it come back for
+    // a moment) once the candidate is master, so a write acknowledged through one of them is
+    // never one the new master lacks.
     this.leadership.guardKey();
     signal.throwIfAborted();
-    const newOffset = replicationOffset(best.info) ?? 0;
-    try {
-      await this.admin.replicaOf(best.addr, null, this.opts.commandTimeoutMs);
-    } catch (err) {
-      await fail(`REPLICAOF NO ONE on ${best.addr} failed: ${(err as Error).message}`, { candidates });
-      return;
-    }
-
-    // e. Switch, guarded by the group's revision and our election key.
-    const next = promotedGroup(g, best.addr);
-    const revision = await this.agents.swapGroup(next, cur.modRevision, this.leadership.guardKey());
-    if (revision === null) {
-      this.log.warn({ group: gid, master: mp.addr, candidate: best.addr }, 'group changed or leadership lost during failover; deciding again next round');
-      return;
-    }
-    const tookMs = Date.now() - t0;
-    this.roleOf.set(best.addr, ServerRole.Master);
-    this.roleOf.set(mp.addr, ServerRole.Replica);
-
-    // f. Re-point the other replicas that answer.
     const others = cands.filter((c) => c.addr !== best.addr && c.info !== null);
     const repointed: string[] = [];
     await Promise.all(
@@ -461,6 +481,28 @@ export class HaLoop {
         }
       }),
     );
+
+    // e. Promote.
+    this.leadership.guardKey();
+    signal.throwIfAborted();
+    const newOffset = replicationOffset(best.info) ?? 0;
+    try {
+      await this.admin.replicaOf(best.addr, null, this.opts.commandTimeoutMs);
+    } catch (err) {
+      await fail(`REPLICAOF NO ONE on ${best.addr} failed: ${(err as Error).message}`, { candidates });
+      return;
+    }
+
+    // f. Switch, guarded by the group's revision and our election key.
+    const next = promotedGroup(g, best.addr);
+    const revision = await this.agents.swapGroup(next, cur.modRevision, this.leadership.guardKey());
+    if (revision === null) {
+      this.log.warn({ group: gid, master: mp.addr, candidate: best.addr }, 'group changed or leadership lost during failover; deciding again next round');
+      return;
+    }
+    const tookMs = Date.now() - t0;
+    this.roleOf.set(best.addr, ServerRole.Master);
+    this.roleOf.set(mp.addr, ServerRole.Replica);
 
     // g. Record.
     const oldOffset = mp.info ? replicationOffset(mp.info) : null;
