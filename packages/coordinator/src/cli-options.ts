@@ -43,6 +43,9 @@ export function isHostPort(s: string): boolean {
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
+/** Largest integer option: the longest delay a Node timer takes (2^31-1 ms, about 24.8 days). */
+export const MAX_INT_OPTION = 2_147_483_647;
+
 /** Reads options by name from flags, then env, then defaults; records problems as it goes. */
 export class OptionReader {
   readonly problems: string[] = [];
@@ -67,8 +70,15 @@ export class OptionReader {
     const flag = this.values[name];
     if (flag !== undefined) return flag;
     const fromEnv = this.env[def.env];
-    if (fromEnv !== undefined && fromEnv !== '') return def.kind === 'bool' ? /^(1|true|yes|on)$/i.test(fromEnv) : fromEnv;
+    if (fromEnv !== undefined && fromEnv !== '') return def.kind === 'bool' ? this.envBool(name, def.env, fromEnv) : fromEnv;
     return def.default === null ? null : typeof def.default === 'number' ? String(def.default) : def.default;
+  }
+
+  /** A mistyped switch must not silently mean "off" (REBORN_PROXY_DURABLE=ture). */
+  private envBool(name: string, env: string, value: string): boolean {
+    if (/^(1|true|yes|on)$/i.test(value)) return true;
+    if (!/^(0|false|no|off)$/i.test(value)) this.problems.push(`${env} (--${name}) must be one of 1/0, true/false, yes/no, on/off, got "${value}"`);
+    return false;
   }
 
   str(name: string): string | null {
@@ -80,11 +90,19 @@ export class OptionReader {
     return this.raw(name) === true;
   }
 
-  int(name: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  /**
+   * The default ceiling is what a Node timer can wait (2^31-1 ms): a larger timeout would be
+   * clamped to 1 ms, silently. Counts and byte sizes fit under it too.
+   */
+  int(name: string, min: number, max = MAX_INT_OPTION): number {
     const v = this.str(name) ?? '';
     const n = Number(v);
     if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < min || n > max) {
-      const range = max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `${min}..${max}`;
+      if (max === MAX_INT_OPTION && /^\d+$/.test(v) && n > max) {
+        this.problems.push(`--${name} must be at most ${max} (the longest a timer can wait, in ms), got "${v}"`);
+        return min;
+      }
+      const range = max === MAX_INT_OPTION ? `≥ ${min}` : `${min}..${max}`;
       this.problems.push(`--${name} must be an integer ${range}, got "${v}"`);
       return min;
     }

@@ -36,4 +36,15 @@ describe('parseProxyOptions', () => {
       '--max-wait-timeout must be an integer ≥ 1, got "0"',
     ]);
   });
+
+  it('refuses a timeout a Node timer cannot wait (it would fire after 1 ms) and a mistyped boolean env', () => {
+    expect(problems(['--id', 'p1', '--backend-connect-timeout', '3000000000'])).toEqual([
+      '--backend-connect-timeout must be at most 2147483647 (the longest a timer can wait, in ms), got "3000000000"',
+    ]);
+    expect(problems(['--id', 'p1'], { REBORN_PROXY_DURABLE: 'ture' })).toEqual([
+      'REBORN_PROXY_DURABLE (--durable) must be one of 1/0, true/false, yes/no, on/off, got "ture"',
+    ]);
+    expect(parseProxyOptions(['--id', 'p1'], { REBORN_PROXY_DURABLE: 'off' }).durable).toBe(false);
+    expect(parseProxyOptions(['--id', 'p1'], { REBORN_PROXY_DURABLE: 'YES' }).durable).toBe(true);
+  });
 });

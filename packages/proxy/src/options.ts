@@ -119,7 +119,7 @@ export function parseProxyOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     watchGraceMs: r.int('watch-grace', 0),
     maxMultiBytes: r.int('max-multi-bytes', 1),
     maxWaitTimeoutMs: maxWaitTimeout(r, backendTimeoutMs),
-    workers: r.int('workers', 1),
+    workers: r.int('workers', 1, 256),
     maxKeysReply: r.int('max-keys-reply', 1),
     maxBlocked: r.int('max-blocked', 0),
     slowlogSlowerThan: ((): number => {
