@@ -168,6 +168,8 @@ describe('reborn-agent supervisor', () => {
     await bad('POST', '/api/start_redis', { port: 6379.5 }, 400, /integer/);
     await bad('POST', '/api/start_redis', { port: 6390, args: '--save ""' }, 400, /^args must be an array of strings$/);
     await bad('POST', '/api/start_redis', { port: 6390, dataDir: 'rel/dir' }, 400, /^dataDir must be an absolute path/);
+    await bad('POST', '/api/start_redis', { port: 6390, dataDir: '/proc/zz' }, 400, /^dataDir must not be under \/proc, \/sys or \/dev/);
+    await bad('POST', '/api/start_redis', { port: 6390, dataDir: '/etc/passwd/x' }, 400, /^cannot create dataDir "\/etc\/passwd\/x": ENOTDIR/);
     await bad('POST', '/api/start_redis', { port: 6390, prot: 1 }, 400, /^unknown field\(s\) prot/);
     await bad('POST', '/api/start_redis', '{"port": 63', 400, /^the body is not valid JSON/);
     await bad('POST', '/api/start_redis', '[1]', 400, /^the body must be a JSON object/);

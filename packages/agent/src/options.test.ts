@@ -30,6 +30,8 @@ describe('parseAgentOptions', () => {
       ]);
     }
     expect(() => parseAgentOptions(['--bogus'], {})).toThrow(OptionsError);
+    // mkdir under /proc never returns on Node 20: refused up front.
+    expect(() => parseAgentOptions(['--data-dir', '/proc/nope'], {})).toThrow(/--data-dir must not be under \/proc, \/sys or \/dev/);
     expect(() => parseAgentOptions(['--lease-ttl', '2', '--etcd-timeout-ms', '1500'], {})).toThrow(/must be below half of --lease-ttl/);
   });
 });

@@ -60,6 +60,17 @@ export function usage(): string {
   return optionsUsage('reborn-agent', DEFS);
 }
 
+/**
+ * Why `dir` cannot be a data directory, or null. Kernel pseudo file systems are refused: on
+ * Node 20, mkdirSync(…, { recursive: true }) under /proc never returns, and would wedge the
+ * agent (and its HTTP API) for good.
+ */
+export function dataDirRefusal(dir: string): string | null {
+  const p = resolve(dir);
+  if (/^\/(proc|sys|dev)(\/|$)/.test(p)) return `must not be under /proc, /sys or /dev, got ${JSON.stringify(dir)}`;
+  return null;
+}
+
 export function parseAgentOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): AgentOptions {
   const r = new OptionReader(argv, env, DEFS);
   const { problems } = r;
@@ -71,6 +82,8 @@ export function parseAgentOptions(argv: string[], env: NodeJS.ProcessEnv = proce
   }
   const dataDirRaw = r.str('data-dir') ?? join(homedir(), '.reborn-agent', id);
   const dataDir = isAbsolute(dataDirRaw) ? dataDirRaw : resolve(dataDirRaw);
+  const whyNot = dataDirRefusal(dataDir);
+  if (whyNot !== null) problems.push(`--data-dir ${whyNot}`);
 
   const options: AgentOptions = {
     httpAddr,

@@ -24,6 +24,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { isValidAddr, isValidName } from '@reborn/coordinator';
 import { AppExistsError, BadRequestError, StartFailedError, UnknownAppError } from './errors.js';
+import { dataDirRefusal } from './options.js';
 import type { AgentMetrics } from './metrics.js';
 import { isAliveAs, signal } from './proc.js';
 import type { RedisAdmin } from './redis-admin.js';
@@ -175,10 +176,16 @@ export class Supervisor {
     if (o['dataDir'] !== undefined) {
       dataDir = stringField(o, 'dataDir');
       if (!isAbsolute(dataDir)) throw new BadRequestError(`dataDir must be an absolute path, got ${JSON.stringify(dataDir)}`);
+      const whyNot = dataDirRefusal(dataDir);
+      if (whyNot !== null) throw new BadRequestError(`dataDir ${whyNot}`);
     }
     const id = `redis-${port}`;
+    try {
+      mkdirSync(dataDir, { recursive: true });
+    } catch (err) {
+      throw new BadRequestError(`cannot create dataDir ${JSON.stringify(dataDir)}: ${(err as Error).message}`);
+    }
     this.claim(id, [port]);
-    mkdirSync(dataDir, { recursive: true });
     return this.create({ kind: 'redis', host, port, args, dataDir }, id);
   }
 
