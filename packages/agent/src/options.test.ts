@@ -22,7 +22,7 @@ describe('parseAgentOptions', () => {
     } catch (err) {
       expect(err).toBeInstanceOf(OptionsError);
       expect((err as OptionsError).problems).toEqual([
-        '--http-addr must be host:port, got "nope"',
+        '--http-addr must be host:port (IPv6 as [addr]:port), got "nope"',
         '--product must match [A-Za-z0-9_-]{1,64}, got "a b"',
         '--id must match [A-Za-z0-9_.:-]{1,128} and not be election/events/servers/event-seq, got "events"',
         '--down-after-ms must be an integer ≥ 100, got "soon"',

@@ -33,12 +33,10 @@ export function wantsHelp(argv: string[]): boolean {
   return argv.includes('--help') || argv.includes('-h');
 }
 
+/** host:port to listen on or reach: a name, an IPv4 address or a bracketed IPv6 one; port 0..65535. */
 export function isHostPort(s: string): boolean {
-  const i = s.lastIndexOf(':');
-  if (i <= 0) return false;
-  const p = s.slice(i + 1);
-  const port = Number(p);
-  return /^\d+$/.test(p) && port >= 0 && port <= 65535;
+  const m = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$/.exec(s);
+  return m !== null && Number(m[2]) <= 65535;
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -111,7 +109,7 @@ export class OptionReader {
 
   hostPort(name: string): string {
     const v = this.str(name) ?? '';
-    if (!isHostPort(v)) this.problems.push(`--${name} must be host:port, got "${v}"`);
+    if (!isHostPort(v)) this.problems.push(`--${name} must be host:port (IPv6 as [addr]:port), got "${v}"`);
     return v;
   }
 

@@ -37,6 +37,12 @@ describe('parseProxyOptions', () => {
     ]);
   });
 
+  it('takes IPv6 listen addresses in brackets and refuses them bare (the last colon would be ambiguous)', () => {
+    expect(parseProxyOptions(['--id', 'p1', '--addr', '[::1]:0', '--admin-addr', '[::1]:0'], {}).addr).toBe('[::1]:0');
+    expect(problems(['--id', 'p1', '--addr', '::1:0'])).toEqual(['--addr must be host:port (IPv6 as [addr]:port), got "::1:0"']);
+    expect(problems(['--id', 'p1', '--admin-addr', 'host:99999'])).toEqual(['--admin-addr must be host:port (IPv6 as [addr]:port), got "host:99999"']);
+  });
+
   it('refuses a timeout a Node timer cannot wait (it would fire after 1 ms) and a mistyped boolean env', () => {
     expect(problems(['--id', 'p1', '--backend-connect-timeout', '3000000000'])).toEqual([
       '--backend-connect-timeout must be at most 2147483647 (the longest a timer can wait, in ms), got "3000000000"',

@@ -52,9 +52,16 @@ const MAX_CLIENTS_REPLY = encodeError('ERR max number of clients reached');
 const NOT_A_MEMBER = encodeError('ERR proxy not ready: not yet registered in etcd');
 const FENCED = encodeError('ERR this proxy has been fenced and is reloading its slot table; try again');
 
+/** `[::1]:19000` → { host: '::1', port: 19000 }: what net.listen takes. */
 function splitHostPort(addr: string): { host: string; port: number } {
   const i = addr.lastIndexOf(':');
-  return { host: addr.slice(0, i), port: Number(addr.slice(i + 1)) };
+  const host = addr.slice(0, i);
+  return { host: host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host, port: Number(addr.slice(i + 1)) };
+}
+
+/** The inverse, for addresses other processes dial (registered in etcd). */
+function joinHostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 export class Proxy implements SessionHost {
@@ -466,8 +473,8 @@ export class Proxy implements SessionHost {
     const { host: listenHost } = splitHostPort(this.options.addr);
     const info: ProxyInfo = {
       id: this.options.id,
-      addr: `${listenHost}:${this.address.port}`,
-      adminAddr: `${splitHostPort(this.options.adminAddr).host}:${this.address.adminPort}`,
+      addr: joinHostPort(listenHost, this.address.port),
+      adminAddr: joinHostPort(splitHostPort(this.options.adminAddr).host, this.address.adminPort),
       pid: process.pid,
       host: hostname(),
       startedAt: new Date(this.startedAt).toISOString(),
