@@ -27,6 +27,7 @@ import {
   json,
 } from './output.js';
 import { Admin, formatSlotList, type AdminOptions } from './servers.js';
+import { etcdTrouble } from './etcd-trouble.js';
 
 export interface CliIo {
   stdout(text: string): void;
@@ -232,7 +233,7 @@ async function follow(admin: Admin, global: GlobalOptions, id: string, io: CliIo
         );
       }, 2000);
       try {
-        final = await waitForMigration(store, id, progress, ctl.signal);
+        final = await waitForMigration(store, id, progress, ctl.signal, etcdTrouble((line) => io.stderr(line + NL), 'Ctrl-C detaches; the task goes on'));
       } catch (err) {
         if (!ctl.signal.aborted) throw err;
       } finally {
@@ -249,7 +250,7 @@ async function follow(admin: Admin, global: GlobalOptions, id: string, io: CliIo
     }
     io.stderr(`no runner is alive for product ${global.product}: running migration ${id} here (Ctrl-C stops at a safe point; the task stays resumable)${NL}`);
     const runner = new MigrationRunner({ store, logger: await cliLogger(global, 2, 'warn') });
-    const poll = pollProgress(admin, id, progress);
+    const poll = pollProgress(admin, id, progress, etcdTrouble((line) => io.stderr(line + NL), 'Ctrl-C stops at a safe point'));
     try {
       final = await runner.runTask(id, signal ? { signal } : {});
     } catch (err) {
@@ -284,14 +285,16 @@ function isFinished(t: MigrationTask): boolean {
 }
 
 /** Reads the task every 500 ms and reports it (the local runner writes progress to etcd). */
-function pollProgress(admin: Admin, id: string, report: (t: MigrationTask) => void): { stop(): void } {
+function pollProgress(admin: Admin, id: string, report: (t: MigrationTask) => void, onEtcd: (err: Error | null) => void): { stop(): void } {
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   const tick = async (): Promise<void> => {
     try {
       report(await admin.getMigration(id));
-    } catch {
-      // etcd hiccup: the runner itself decides what that means; keep polling.
+      onEtcd(null);
+    } catch (err) {
+      // etcd hiccup: the runner itself decides what that means; keep polling, and say so.
+      onEtcd(err as Error);
     }
     if (!stopped) timer = setTimeout(() => void tick(), 500);
   };

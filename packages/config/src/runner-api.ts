@@ -30,6 +30,8 @@ export async function waitForMigration(
   id: string,
   onProgress: (t: MigrationTask) => void,
   signal?: AbortSignal,
+  /** Hears of each transient etcd failure while waiting (null: etcd answered again). */
+  onEtcd?: (err: Error | null) => void,
 ): Promise<MigrationTask> {
   const migrations = new Migrations(store);
   let last = '';
@@ -38,10 +40,12 @@ export async function waitForMigration(
     let task: MigrationTask | null = null;
     try {
       const stored = await migrations.get(id);
+      onEtcd?.(null);
       if (!stored) throw new NotFoundError(`migration ${id} does not exist`);
       task = stored.task;
     } catch (err) {
       if (!(err instanceof Error && 'retryable' in err && err.retryable === true)) throw err;
+      onEtcd?.(err);
     }
     if (task) {
       const sig = JSON.stringify(task);
