@@ -14,6 +14,8 @@ describe('validateBody', () => {
     [{ from: '0', to: 1, group: 1 }, SCHEMAS.setSlots, 'invalid request body: field "from" must be an integer in 0..1023, got "0"'],
     [{ from: 0.5, to: 1, group: 1 }, SCHEMAS.setSlots, 'invalid request body: field "from" must be an integer in 0..1023, got 0.5'],
     [{ from: 0, to: 1, group: 1, extra: true }, SCHEMAS.setSlots, 'invalid request body: unknown field "extra"'],
+    [{ from: 0, to: 1, group: 1, toString: 1 }, SCHEMAS.setSlots, 'invalid request body: unknown field "toString"'],
+    [JSON.parse('{"from": 0, "to": 1, "group": 1, "__proto__": {}}'), SCHEMAS.setSlots, 'invalid request body: unknown field "__proto__"'],
     [{ addr: 7 }, SCHEMAS.addServer, 'invalid request body: field "addr" must be a string, got 7'],
     [{ force: 'yes' }, SCHEMAS.initSlots, 'invalid request body: field "force" must be a boolean, got "yes"'],
     [{ confirm: false }, SCHEMAS.rebalance, 'invalid request body: field "confirm" must be true, got false'],

@@ -61,7 +61,8 @@ export function validateBody(body: unknown, schema: BodySchema): Record<string, 
   }
   const o = body as Record<string, unknown>;
   for (const name of Object.keys(o)) {
-    if (!(name in schema.properties)) throw new ValidationError(`invalid request body: unknown field "${name}"`);
+    // Own properties only: "toString" or "__proto__" are not fields of any schema.
+    if (!Object.hasOwn(schema.properties, name)) throw new ValidationError(`invalid request body: unknown field "${name}"`);
   }
   for (const name of schema.required ?? []) {
     if (o[name] === undefined) throw new ValidationError(`invalid request body: field "${name}" is required`);
