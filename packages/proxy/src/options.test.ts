@@ -52,5 +52,7 @@ describe('parseProxyOptions', () => {
     ]);
     expect(parseProxyOptions(['--id', 'p1'], { REBORN_PROXY_DURABLE: 'off' }).durable).toBe(false);
     expect(parseProxyOptions(['--id', 'p1'], { REBORN_PROXY_DURABLE: 'YES' }).durable).toBe(true);
+    expect(problems(['--id', 'p1', '--auth', ''])).toEqual(['--auth must not be empty (leave it out for no password)']);
+    expect(parseProxyOptions(['--id', 'p1'], { REBORN_PROXY_AUTH: '' }).auth).toBeNull();
   });
 });

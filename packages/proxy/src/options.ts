@@ -87,6 +87,13 @@ export function usage(): string {
   return optionsUsage('reborn-proxy', DEFS);
 }
 
+/** `--auth ""` would ask clients for an empty password; an empty env var means none, as unset. */
+function authOption(r: OptionReader): string | null {
+  const auth = r.str('auth');
+  if (auth === '') r.problems.push('--auth must not be empty (leave it out for no password)');
+  return auth === '' ? null : auth;
+}
+
 export function parseProxyOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): ProxyOptions {
   const r = new OptionReader(argv, env, DEFS);
   const { problems } = r;
@@ -103,7 +110,7 @@ export function parseProxyOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     etcd,
     product,
     id,
-    auth: r.str('auth'),
+    auth: authOption(r),
     maxClients: r.int('max-clients', 1),
     maxPipeline: r.int('max-pipeline', 1),
     maxBulkLength: r.int('max-bulk-length', 1),
