@@ -162,18 +162,26 @@ describe('clients connecting while a master is down', () => {
 });
 
 describe('a barrier after a request timed out', () => {
-  it('the proxy acks only once redis can no longer run the timed-out write (CLIENT KILL of its connection answered)', async () => {
+  /**
+   * A 1.5 s script straight on group 1's master; the proxy's SET there times out after
+   * 500 ms but already sits in redis's socket. With `busyThresholdMs` below the script's
+   * length redis answers other connections -BUSY meanwhile (CLIENT KILL included).
+   */
+  async function timedOutWriteThenBarrier(busyThresholdMs: number): Promise<{ events: string[]; value: string | null }> {
     const key = k1[15]!;
     const slot = slotOf(key);
     const c = client();
     // After the tests above, group 1 may still be in its reconnect backoff.
     await waitFor(async () => (await c.set(key, 'before').catch(() => null)) === 'OK', { what: 'group 1 served again' });
-    // A 1.5 s script straight on group 1's master: the proxy's next request there times out
-    // after 500 ms, but it already sits in redis's socket and runs when the script ends.
     const direct = g1.master.client();
+    const threshold = (await direct.config('GET', 'lua-time-limit'))[1]!;
+    await direct.config('SET', 'lua-time-limit', String(busyThresholdMs));
     const busy = "local t0 = redis.call('TIME'); repeat local t = redis.call('TIME') until (t[1] - t0[1]) * 1000000 + (t[2] - t0[2]) > 1500000; return 1";
     const events: string[] = [];
-    const script = direct.eval(busy, 0).then(() => events.push('script done'));
+    const script = direct.eval(busy, 0).then(
+      () => events.push('script done'),
+      (err: Error) => events.push(`script failed: ${err.message}`),
+    );
     await new Promise((r) => setTimeout(r, 50));
     expect(await failure(c.set(key, 'timed-out-write'), 'SET during the script')).toMatch(/timed out/);
     const rev = await cluster.store.putSlots([{ id: slot, state: 'pre_migrate', group: 1, from: 1, to: 2 }]);
@@ -183,13 +191,27 @@ describe('a barrier after a request timed out', () => {
       expect((await barrier.waitForAcks(action, 10_000)).missing).toEqual([]);
       events.push('acked');
       await script;
-      expect(events).toEqual(['script done', 'acked']);
-      // The write ran in group 1 before the ack, so a migration started now would move it.
-      expect(await direct.get(key)).toBe('timed-out-write');
+      return { events, value: await direct.get(key) };
     } finally {
       await cluster.store.putSlots([{ id: slot, state: 'online', group: 1 }]);
       await barrier.deleteAction(action.seq);
+      await direct.config('SET', 'lua-time-limit', threshold);
       direct.disconnect();
     }
+  }
+
+  it('the proxy acks only once redis can no longer run the timed-out write (CLIENT KILL of its connection answered)', async () => {
+    const { events, value } = await timedOutWriteThenBarrier(5000);
+    expect(events).toEqual(['script done', 'acked']);
+    // The write ran in group 1 before the ack, so a migration started now would move it.
+    expect(value).toBe('timed-out-write');
+  });
+
+  it('a -BUSY answer to that CLIENT KILL (the script past its busy threshold) is asked again, not taken as settled', async () => {
+    // 700 ms: after the proxy's 500 ms timeout (so the SET times out), before the script ends.
+    const { events, value } = await timedOutWriteThenBarrier(700);
+    expect(events).toEqual(['script done', 'acked']);
+    // Read while busy, the SET was refused -BUSY or ran after the script: before the ack either way.
+    expect(['before', 'timed-out-write']).toContain(value);
   });
 });

@@ -179,6 +179,18 @@ describe('acknowledged writes are on the replica', () => {
     }
   });
 
+  it('a write pipelined with the UNWATCH that ends its WATCH is acknowledged once the replica has it', async () => {
+    const [key] = keysIn('d:unwatch:', 1, 1);
+    const c = await RawClient.connect(patient.port);
+    try {
+      c.write(Buffer.concat([cmd('WATCH', key!), cmd('SET', key!, 'pinned'), cmd('UNWATCH')]));
+      expect((await c.next(3, HANG_MS)).map(plain)).toEqual(['OK', 'OK', 'OK']);
+      expect(await replicas[0]!.get(key!)).toBe('pinned');
+    } finally {
+      c.destroy();
+    }
+  });
+
   it('1000 pipelined writes are all acknowledged and all on the replicas', async () => {
     const keys = Array.from({ length: 1000 }, (_, i) => `d:pipe:${i}`).filter((k) => groupOf(k) !== 3);
     const p = client.pipeline();

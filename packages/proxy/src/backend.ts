@@ -128,8 +128,8 @@ export class BackendConnection implements Flushable {
   private unsettled = 0;
   /** This connection's redis client id, from the handshake; null while not connected. */
   private clientId: bigint | null = null;
-  /** closeWhenDrained(): the `answered` count at which to close; -1 when not closing. */
-  private closeWhenAnswered = -1;
+  /** closeWhenDrained() was called: close once `drained`. */
+  private closingWhenDrained = false;
   /** closeWhenDrained(then): called once the connection is closed. */
   private onDrainedClose: (() => void) | null = null;
   private state: State = 'idle';
@@ -185,8 +185,13 @@ export class BackendConnection implements Flushable {
       // A bug in one request's completion must not fail every request behind it.
       this.opts.logger.error({ err, backend: this.addr }, 'unexpected error while completing a request');
     }
-    if (this.answered === this.closeWhenAnswered) this.close();
+    if (this.closingWhenDrained && this.drained) this.close();
   };
+
+  /** Every request sent has its reply, and (durable mode) no write waits for its WAIT. */
+  private get drained(): boolean {
+    return this.answered >= this.sent && this.unconfirmed.length === 0;
+  }
 
   constructor(
     readonly addr: string,
@@ -298,8 +303,9 @@ export class BackendConnection implements Flushable {
       return;
     }
     this.onDrainedClose = then ?? null;
-    if (this.answered >= this.sent) this.close();
-    else this.closeWhenAnswered = this.sent;
+    // The WAIT that durable mode appends to a batch counts as sent too: "drained" includes it.
+    if (this.drained) this.close();
+    else this.closingWhenDrained = true;
   }
 
   /** Set by the pool: this connection got through, so the server is up for its siblings too. */
@@ -385,16 +391,31 @@ export class BackendConnection implements Flushable {
     const settle = (): void => {
       this.unsettled -= requests;
     };
+    // Bounded even for a dedicated blocking connection (whose own watchdog is "never").
+    const timeoutMs = Math.min(Math.max(1000, this.opts.timeoutMs), 5000);
+    const again = (delayMs: number): void => {
+      setTimeout(() => attempt(Math.min(delayMs * 2, 1000)), delayMs).unref();
+    };
     const attempt = (delayMs: number): void => {
-      redisCommand(this.addr, ['CLIENT', 'KILL', 'ID', String(clientId)], Math.max(1000, this.opts.timeoutMs)).then(
+      redisCommand(this.addr, ['CLIENT', 'KILL', 'ID', String(clientId)], timeoutMs).then(
         (reply) => {
           // :1 killed now, :0 gone already (redis read its input to the end first).
-          if (reply[0] !== 0x3a) this.opts.logger.warn({ backend: this.addr, reply: reply.toString('latin1').trim() }, 'CLIENT KILL of a failed connection refused; counting its requests as settled');
-          settle();
+          if (reply[0] === 0x3a) {
+            settle();
+            return;
+          }
+          const text = reply.toString('latin1').trim();
+          if (text.startsWith('-NOPERM')) {
+            // Cannot ever be told: waiting would hold every barrier of this proxy for good.
+            this.opts.logger.warn({ backend: this.addr, reply: text }, 'CLIENT KILL of a failed connection refused; counting its requests as settled');
+            settle();
+          } else {
+            again(delayMs); // -BUSY (a script still runs: our requests may still run after it), -LOADING …
+          }
         },
         (err: Error) => {
           if (/ECONNREFUSED/.test(err.message) || this.state === 'closed') settle();
-          else setTimeout(() => attempt(Math.min(delayMs * 2, 1000)), delayMs).unref();
+          else again(delayMs);
         },
       );
     };
@@ -503,7 +524,7 @@ export class BackendConnection implements Flushable {
       for (const req of waiting) (req instanceof DurableWrite ? req.original : req).resolve(reply);
     }
     // Failed while closing when drained: nothing is left to drain.
-    if (next === 'down' && this.closeWhenAnswered >= 0) this.close(reason);
+    if (next === 'down' && this.closingWhenDrained) this.close(reason);
   }
 
   /** A stalled server (SIGSTOP, overload) must not hang clients: time out the oldest request. */

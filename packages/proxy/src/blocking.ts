@@ -156,17 +156,18 @@ export class BlockingCommands {
   async unblock(slots: ReadonlySet<number>, sessionIndex = 0): Promise<void> {
     const affected = [...this.blocked].filter((b) => slots.has(b.slot));
     for (const b of affected) {
-      const ask = (id: bigint): void => {
+      const ask = (id: bigint, retryMs = UNBLOCK_RETRY_MS): void => {
         if (!this.blocked.has(b)) return;
         b.pool.pick(sessionIndex).send({
           payload: encodeCommand(['CLIENT', 'UNBLOCK', String(id), 'TIMEOUT']),
           resolve: (reply) => {
-            if (reply.toString('latin1') !== ':1\r\n' && this.blocked.has(b)) setTimeout(() => ask(id), UNBLOCK_RETRY_MS);
+            // Backing off: against a stalled server every attempt fails at once.
+            if (reply.toString('latin1') !== ':1\r\n' && this.blocked.has(b)) setTimeout(() => ask(id, Math.min(retryMs * 2, 200)), retryMs);
           },
         });
       };
       // CLIENT ID was sent ahead of the command on its connection, so it answers first.
-      if (b.clientId === null) b.onClientId.push(ask);
+      if (b.clientId === null) b.onClientId.push((id) => ask(id));
       else ask(b.clientId);
     }
     await Promise.all(affected.map((b) => b.done));

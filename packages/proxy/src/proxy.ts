@@ -392,13 +392,18 @@ export class Proxy implements SessionHost {
     if (!action.proxies.includes(this.options.id) || this.handledActions.has(action.seq)) return;
     this.handledActions.add(action.seq);
     const started = Date.now();
-    const marker = this.router.drainMarker();
+    const marker = this.router.drainMarker(action.slots);
     const ack = async (): Promise<void> => {
       // Commands blocked on these slots must not pop from the old group after the barrier,
       // and no WATCH may keep a connection to it: open ones get --watch-grace to finish.
       const slots = new Set(action.slots);
       await Promise.all([this.blocking.unblock(slots), this.transactions.settleWatches(slots)]);
-      while (!Router.drained(marker)) await new Promise((r) => setTimeout(r, 1));
+      // 1 ms steps at first (the usual wait is a round trip), then 10 ms: a request that timed
+      // out waits for its CLIENT KILL, on a stalled server maybe until the barrier fences us.
+      for (let waited = 0; !Router.drained(marker) && !this.stopping && this.handledActions.has(action.seq); waited++) {
+        await new Promise((r) => setTimeout(r, waited < 100 ? 1 : 10));
+      }
+      if (this.stopping || !this.handledActions.has(action.seq)) return;
       for (let attempt = 1; !this.stopping; attempt++) {
         try {
           if (await this.barrier!.ack(action.seq, this.options.id)) {

@@ -99,10 +99,21 @@ export class Router {
     return this.heldCount;
   }
 
-  /** A snapshot of how many requests every backend connection has been sent so far. */
-  drainMarker(): Array<[BackendConnection, number]> {
+  /**
+   * A snapshot of how many requests each connection that can carry requests for `slots` has
+   * been sent so far: those of the servers the slots are routed to (their master; the source
+   * too while migrating). Only those: a frozen server of another group must not hold up a
+   * barrier it has nothing to do with.
+   */
+  drainMarker(slots: readonly number[]): Array<[BackendConnection, number]> {
+    const pools = new Set<BackendPool>();
+    for (const s of slots) {
+      const entry = this.slots[s];
+      if (entry?.master) pools.add(entry.master);
+      if (entry?.source) pools.add(entry.source);
+    }
     const marker: Array<[BackendConnection, number]> = [];
-    for (const pool of this.pools.values()) for (const c of pool.connections) marker.push([c, c.sent]);
+    for (const pool of pools) for (const c of pool.connections) marker.push([c, c.sent]);
     return marker;
   }
 

@@ -270,7 +270,7 @@ export class Session implements Flushable, ReplySink {
       // Answered, but behind an earlier request still waiting (a WAIT, a held one): these
       // replies count against the output limit too, or a pipeline behind one slow request
       // could pile up without bound.
-      this.heldReplyBytes += req.reply!.length;
+      if (!req.silent) this.heldReplyBytes += req.reply!.length;
       if (this.heldReplyBytes + this.socket.writableLength > this.host.limits.maxClientOutputBytes) {
         this.host.logger.warn({ client: this.remote, id: this.id, held: this.heldReplyBytes }, 'client output buffer over limit, disconnecting');
         this.close();
@@ -280,7 +280,7 @@ export class Session implements Flushable, ReplySink {
     const now = performance.now();
     let r: ClientRequest | null = req;
     while (r !== null && r.reply !== null) {
-      if (r !== req) this.heldReplyBytes -= r.reply.length;
+      if (r !== req && !r.silent) this.heldReplyBytes -= r.reply.length;
       if (!r.silent) {
         this.out.push(r.reply);
         this.outBytes += r.reply.length;
