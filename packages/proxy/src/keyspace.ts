@@ -2,9 +2,12 @@
  * Keyspace-wide commands over every group: KEYS, SCAN, RANDOMKEY, FLUSHDB/FLUSHALL.
  *
  * SCAN visits the groups one after another in ascending id order, each with its own redis
- * SCAN. The cursor is `((backendCursor * 16384) + groupId) * 2^32 + pass`, 0 to start and
- * when done (group ids are below 16384); `pass` is the router's move counter when the current
- * pass began (31 bits) and one bit saying whether this pass is a revisit.
+ * SCAN. The cursor is `((backendCursor * 16384) + groupId) * 2^19 + pass`, 0 to start and
+ * when done (group ids are below 16384). It stays below 2^63, what every client library
+ * parses (redis-cli saturates above 2^64, Java and .NET clients use signed 64 bits): so the
+ * backend cursor must be below 2^30 (a group of up to about a billion keys). `pass` holds
+ * the router's move counter when the current pass began (its low 14 bits), a 4-bit tag of
+ * the proxy that made the cursor, and one bit saying whether the pass is a revisit.
  *
  * Why a full iteration returns every key that existed throughout it, even while slots
  * migrate: a key only ever moves from a slot's source group to its target.
@@ -19,8 +22,11 @@
  *    source's scan is in the target for the whole revisit; any other key was seen in the
  *    target the first time or in the source. A revisit pass only triggers another one for
  *    moves that start during it. Keys may come twice; SCAN allows that.
- * A cursor handed to another proxy, or older than the log, gets the conservative answer
- * (another pass from the lowest group).
+ * A cursor made by another proxy (another tag: move counters are per proxy), or older than
+ * the log, gets the conservative answer: another pass from the lowest group — once: a
+ * revisit pass begun by another proxy ends the iteration, so passes that alternate between
+ * proxies still finish. (Two proxies share a tag with odds 1 in 16; a cursor is then read as
+ * this proxy's own.)
  */
 import {
   encodeArrayOfEncoded,
@@ -31,6 +37,7 @@ import {
   NULL_BULK,
   splitArrayReply,
 } from '@reborn/protocol';
+import { randomInt } from 'node:crypto';
 import type { BackendPool } from './backend.js';
 import { AllOkMerge, CustomMerge, type ClientRequest } from './request.js';
 import type { Router } from './router.js';
@@ -103,10 +110,22 @@ export function flush(router: Router, limits: KeyspaceLimits, session: Session, 
   else masters.forEach((pool: BackendPool, i) => pool.pick(session.id).send(merge.part(i, payload)));
 }
 
-const PASS_SPACE = 2n ** 32n;
-const REVISIT_FLAG = 2 ** 31;
-/** The move counter as stored in a cursor (plain arithmetic: `|` would make 2^31 negative). */
-const passOf = (seq: number): number => seq % REVISIT_FLAG;
+const SEQ_SPACE = 2 ** 14;
+const TAG_SPACE = 2 ** 4;
+const REVISIT_FLAG = SEQ_SPACE * TAG_SPACE;
+const PASS_SPACE = BigInt(REVISIT_FLAG * 2);
+const MAX_BACKEND_CURSOR = 2n ** 30n;
+/** This proxy process's tag in the cursors it makes. */
+const OWN_TAG = randomInt(TAG_SPACE);
+
+/** A pass field for a pass beginning now. */
+const newPass = (router: Router, revisit: boolean): number => (revisit ? REVISIT_FLAG : 0) + OWN_TAG * SEQ_SPACE + (router.moveSeq % SEQ_SPACE);
+
+/** The move counter a pass of this proxy began at: the latest value with the cursor's low bits. */
+const passStart = (router: Router, pass: number): number => {
+  const low = pass % SEQ_SPACE;
+  return router.moveSeq - ((((router.moveSeq - low) % SEQ_SPACE) + SEQ_SPACE) % SEQ_SPACE);
+};
 
 export function scan(router: Router, session: Session, req: ClientRequest, args: Buffer[]): void {
   const cursor = parseUnsigned(args[1]!);
@@ -125,7 +144,7 @@ export function scan(router: Router, session: Session, req: ClientRequest, args:
     }
     gid = first;
     backendCursor = 0n;
-    pass = passOf(router.moveSeq);
+    pass = newPass(router, false);
   } else {
     pass = Number(cursor % PASS_SPACE);
     const rest = cursor / PASS_SPACE;
@@ -133,6 +152,10 @@ export function scan(router: Router, session: Session, req: ClientRequest, args:
     backendCursor = rest / GROUP_SPACE;
   }
   const encode = (backend: bigint, group: number, pass: number): bigint => (backend * GROUP_SPACE + BigInt(group)) * PASS_SPACE + BigInt(pass);
+  if (backendCursor >= MAX_BACKEND_CURSOR) {
+    req.resolve(encodeError('ERR invalid cursor'));
+    return;
+  }
   const pool = router.masterOf(gid);
   if (pool === undefined) {
     req.resolve(encodeError(`ERR invalid cursor: group ${gid} does not exist any more; start again from 0`));
@@ -151,6 +174,10 @@ export function scan(router: Router, session: Session, req: ClientRequest, args:
       const raw = parts[0]!.toString('latin1');
       const next = BigInt(raw.slice(raw.indexOf('\n') + 1, raw.length - 2));
       let out: bigint;
+      if (next >= MAX_BACKEND_CURSOR) {
+        req.resolve(encodeError(`ERR group ${gid} is too large for a proxy SCAN cursor (backend cursor ${next} ≥ 2^30)`));
+        return;
+      }
       if (next !== 0n) {
         out = encode(next, gid, pass);
       } else {
@@ -160,10 +187,13 @@ export function scan(router: Router, session: Session, req: ClientRequest, args:
         } else {
           // End of a pass: go again from wherever a key may have moved down to meanwhile.
           const isRevisit = pass >= REVISIT_FLAG;
-          const candidates = [router.lowestDownMoveSince(passOf(pass)), isRevisit ? undefined : router.lowestActiveDownTarget()];
+          const ownPass = Math.floor(pass / SEQ_SPACE) % TAG_SPACE === OWN_TAG;
+          const candidates = ownPass
+            ? [router.lowestDownMoveSince(passStart(router, pass)), isRevisit ? undefined : router.lowestActiveDownTarget()]
+            : [isRevisit ? undefined : router.scanGroups()[0]];
           const revisit = candidates.reduce<number | undefined>((a, b) => (b === undefined ? a : a === undefined ? b : Math.min(a, b)), undefined);
           const from = revisit === undefined ? undefined : router.scanGroups().find((id) => id >= revisit);
-          out = from === undefined ? 0n : encode(0n, from, passOf(router.moveSeq) + REVISIT_FLAG);
+          out = from === undefined ? 0n : encode(0n, from, newPass(router, true));
         }
       }
       req.resolve(encodeArrayOfEncoded([encodeBulk(String(out)), parts[1]!]));

@@ -139,7 +139,7 @@ const ENTRIES: ReadonlyArray<[string, ProxyPolicy]> = [
   ['rename', ROUTE],
   ['renamenx', ROUTE],
   ['restore', ROUTE],
-  ['scan', local('one group after another (sources of migrating slots before their targets); the cursor encodes the group')],
+  ['scan', local('one group after another (sources of migrating slots before their targets); the cursor encodes the group and stays below 2^63 (a group of up to about a billion keys)')],
   ['sort', route(SORT_NOTE)],
   ['sort_ro', route(SORT_NOTE)],
   ['touch', split('sum')],
