@@ -21,6 +21,32 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
+describe('keyspace notifications with a replica', () => {
+  it('are delivered from the master only: the replica\'s own events (del for an expiry) never reach a subscriber', async () => {
+    const g = cluster.groups[0]!;
+    for (const s of [g.master, g.replicas[0]!]) await s.client().config('SET', 'notify-keyspace-events', 'KEA');
+    const sub = cluster.proxies[0]!.client();
+    const c = cluster.proxies[0]!.client();
+    const events: string[] = [];
+    sub.on('pmessage', (_pattern: string, channel: string, key: string) => events.push(`${channel.slice(channel.indexOf(':') + 1)} ${key}`));
+    try {
+      await sub.psubscribe('__keyevent@0__:*');
+      await c.set('{ks}k1', 'v', 'PX', 50);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(await c.get('{ks}k1')).toBeNull(); // expired on the master: `expired` there, `del` on the replica
+      await c.set('{ks}k2', 'v');
+      await waitFor(() => events.includes('set {ks}k2'), { what: 'the event of the second SET' });
+      await new Promise((r) => setTimeout(r, 200)); // anything recovered from the replica would come now
+      expect(events.filter((e) => e.endsWith('{ks}k1'))).toEqual(['set {ks}k1', 'expire {ks}k1', 'expired {ks}k1']);
+      expect(events.filter((e) => e === 'set {ks}k2')).toHaveLength(1);
+    } finally {
+      sub.disconnect();
+      c.disconnect();
+      for (const s of [g.master, g.replicas[0]!]) await s.client().config('SET', 'notify-keyspace-events', '');
+    }
+  });
+});
+
 describe('a group master replaced under a blocked command and a WATCH', () => {
   it('BLPOP on the frozen old master fails at once; EXEC under a WATCH pinned there answers nil; both work on the new master', async () => {
     const g = cluster.groups[0]!;

@@ -151,6 +151,28 @@ function subscriptionKey(reply: Buffer): string {
   return reply.toString('latin1', p + 2, p + 2 + n);
 }
 
+const LF = 0x0a;
+const KEYSPACE = Buffer.from('__keyspace@', 'latin1');
+const KEYEVENT = Buffer.from('__keyevent@', 'latin1');
+
+/** A message or pmessage whose channel is a keyspace notification (`__keyspace@…`, `__keyevent@…`). */
+function isKeyspaceNotification(message: Buffer): boolean {
+  // `*3 $7 message $n <channel> …` or `*4 $8 pmessage $n <pattern> $n <channel> …`
+  let pos = message.indexOf(LF) + 1; // past `*3` / `*4`
+  const bulk = (): [number, number] => {
+    const lf = message.indexOf(LF, pos);
+    const len = Number(message.toString('latin1', pos + 1, lf - 1));
+    const start = lf + 1;
+    pos = start + len + 2;
+    return [start, start + len];
+  };
+  const [kindStart] = bulk();
+  if (message[kindStart] === 0x70) bulk(); // pmessage: skip the pattern
+  const [start, end] = bulk();
+  const has = (prefix: Buffer): boolean => end - start >= prefix.length && message.compare(prefix, 0, prefix.length, start, start + prefix.length) === 0;
+  return has(KEYSPACE) || has(KEYEVENT);
+}
+
 /** A subscribed connection to one server of a group. */
 class Feed {
   readonly conn: BackendConnection;
@@ -234,6 +256,13 @@ class GroupFeeds {
   }
 
   onMessage(feed: Feed, message: Buffer): void {
+    if (isKeyspaceNotification(message)) {
+      // Not replicated messages but each server's own events (a replica reports `del` where
+      // its master reported `expired`): only the master's are delivered, never matched or
+      // recovered, so a failover can lose some of them (as in redis) but not invent any.
+      if (feed === this.active) this.hub.deliverRaw(message);
+      return;
+    }
     if (feed === this.active) this.matcher.fromActive(message);
     else if (this.standbys.get(feed.addr) === feed) this.matcher.fromStandby(feed, message);
   }
