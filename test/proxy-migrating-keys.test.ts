@@ -105,6 +105,30 @@ describe('keys of a migrating slot', () => {
     }
   });
 
+  it('FLUSHALL flushes the sources of migrating slots before the other masters', async () => {
+    const m = await migratingSlot('f', (a) => a.set('{f}in-source', '1'));
+    await m.target.set('{f}in-target', '1');
+    const inTarget = await m.target.dbsize();
+    const r = cluster.proxies[0]!.client();
+    await r.ping(); // connected and past ioredis's ready check (an INFO the busy source would hold)
+    try {
+      // The source is busy for 600 ms: its flush waits, and the target's must wait for it (a
+      // MIGRATE running on the source would land its keys in an already flushed target).
+      const busy = "local t0 = redis.call('TIME'); repeat local t = redis.call('TIME') until (t[1] - t0[1]) * 1000000 + (t[2] - t0[2]) > 600000; return 1";
+      const script = m.source.eval(busy, 0);
+      await new Promise((res) => setTimeout(res, 50));
+      const flushed = r.flushall();
+      await new Promise((res) => setTimeout(res, 300));
+      expect(await m.target.dbsize(), 'the target flushed while the source was still busy').toBe(inTarget);
+      await script;
+      expect(await flushed).toBe('OK');
+      expect([await m.source.dbsize(), await m.target.dbsize()]).toEqual([0, 0]);
+    } finally {
+      r.disconnect();
+      await m.finish();
+    }
+  });
+
   it('a key in both groups is refused with BUSYKEY and logged, and neither copy is touched', async () => {
     const m = await migratingSlot('b', (a) => a.set('{b}k', 'in-A'));
     await m.target.set('{b}k', 'in-B');

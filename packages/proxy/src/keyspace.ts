@@ -35,11 +35,12 @@ import {
   encodeError,
   isErrorReply,
   NULL_BULK,
+  OK,
   splitArrayReply,
 } from '@reborn/protocol';
 import { randomInt } from 'node:crypto';
 import type { BackendPool } from './backend.js';
-import { AllOkMerge, CustomMerge, type ClientRequest } from './request.js';
+import { CustomMerge, type ClientRequest } from './request.js';
 import type { Router } from './router.js';
 import type { Session } from './session.js';
 
@@ -104,11 +105,40 @@ export function flush(router: Router, limits: KeyspaceLimits, session: Session, 
     return;
   }
   const masters = router.masters();
-  const merge = new AllOkMerge(req, masters.length);
+  if (masters.length === 0) {
+    req.resolve(encodeError('ERR no groups are configured'));
+    return;
+  }
   const payload = encodeCommand(args);
-  if (masters.length === 0) req.resolve(encodeError('ERR no groups are configured'));
-  else masters.forEach((pool: BackendPool, i) => pool.pick(session.id).send(merge.part(i, payload)));
+  // Sources of migrating slots first: a MIGRATE running there finishes before their flush,
+  // and could otherwise land its keys in a target flushed a moment earlier.
+  const sources = new Set<BackendPool>();
+  for (const entry of router.slots) if (entry.state === 'migrating' && entry.source !== null) sources.add(entry.source);
+  const first = masters.filter((m) => sources.has(m));
+  const then = masters.filter((m) => !sources.has(m));
+  const flushAll = (pools: BackendPool[], done: (error: Buffer | null) => void): void => {
+    let left = pools.length;
+    let error: Buffer | null = null;
+    for (const pool of pools) {
+      pool.pick(session.id).send({
+        payload,
+        write: true,
+        resolve: (reply) => {
+          if (isErrorReply(reply)) error ??= reply;
+          if (--left === 0) done(error);
+        },
+      });
+    }
+  };
+  const finish = (error: Buffer | null): void => {
+    if (error !== null) req.resolve(error);
+    else if (then.length === 0) req.resolve(OK);
+    else flushAll(then, (e) => req.resolve(e ?? OK));
+  };
+  if (first.length === 0) finish(null);
+  else flushAll(first, finish);
 }
+
 
 const SEQ_SPACE = 2 ** 14;
 const TAG_SPACE = 2 ** 4;
