@@ -227,6 +227,31 @@ describe('proxy pub/sub', () => {
     }
   });
 
+  it('a SUBSCRIBE while the channel\'s master is busy with a script is confirmed only once that master has it', async () => {
+    const [channel] = channelsOfGroup(1, 1, 'busy');
+    const master = cluster.groups[0]!.master.client();
+    const threshold = (await master.config('GET', 'lua-time-limit'))[1]!;
+    await master.config('SET', 'lua-time-limit', '200');
+    const sub = await RawClient.connect(cluster.proxies[0]!.port);
+    const pub = cluster.proxies[1]!.client();
+    try {
+      const busy = "local t0 = redis.call('TIME'); repeat local t = redis.call('TIME') until (t[1] - t0[1]) * 1000000 + (t[2] - t0[2]) > 1500000; return 1";
+      const script = master.eval(busy, 0);
+      await new Promise((r) => setTimeout(r, 300)); // past the busy threshold: redis answers -BUSY now
+      sub.write(cmd('SUBSCRIBE', channel!));
+      expect(plain(await sub.one())).toEqual(['subscribe', channel, 1]);
+      await script;
+      // Confirmed: a PUBLISH from now on reaches the subscriber.
+      expect(await pub.publish(channel!, 'after')).toBe(1);
+      expect(plain(await sub.one())).toEqual(['message', channel, 'after']);
+    } finally {
+      sub.destroy();
+      pub.disconnect();
+      await master.config('SET', 'lua-time-limit', threshold);
+      master.disconnect();
+    }
+  });
+
   it('disconnects a subscriber that never reads at the output limit; the others keep receiving', async () => {
     const [channel] = channelsOfGroup(1, 1, 'slow');
     const slow = await RawClient.connect(cluster.proxies[0]!.port);

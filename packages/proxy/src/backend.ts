@@ -318,6 +318,11 @@ export class BackendConnection implements Flushable {
     this.backoffMs = MIN_BACKOFF_MS;
   }
 
+  /** Drops the connection now; the next request reconnects after the usual backoff. */
+  drop(reason: string): void {
+    if (this.state === 'connecting' || this.state === 'handshake' || this.state === 'ready') this.fail(reason);
+  }
+
   /** Drops the connection now (e.g. on fencing) but allows a later reconnect. */
   reset(reason: string): void {
     if (this.state === 'closed' || this.state === 'idle' || this.state === 'down') return;

@@ -151,6 +151,9 @@ function subscriptionKey(reply: Buffer): string {
   return reply.toString('latin1', p + 2, p + 2 + n);
 }
 
+/** Refusals that pass (a script past its busy threshold, a server loading its data, …). */
+const TRANSIENT_REFUSAL = /\b(BUSY|LOADING|MASTERDOWN|TRYAGAIN)\b/;
+const CATCH_UP_RETRY_MS = 100;
 const LF = 0x0a;
 const KEYSPACE = Buffer.from('__keyspace@', 'latin1');
 const KEYEVENT = Buffer.from('__keyevent@', 'latin1');
@@ -497,11 +500,25 @@ export class PubSub {
       then();
       return;
     }
+    const ping = (feed: Feed): void => {
+      feed.conn.send({
+        payload: PING,
+        resolve: (reply) => {
+          // Refused for now (busy, loading): the feed is re-subscribing; ask again. Only a
+          // server that is really down (so its group cannot publish either) lets the
+          // confirmation go unbacked.
+          if (reply[0] === 0x2d && TRANSIENT_REFUSAL.test(reply.toString('latin1', 1, reply.length - 2))) {
+            setTimeout(() => ping(feed), CATCH_UP_RETRY_MS);
+            return;
+          }
+          if (--left === 0) then();
+        },
+      });
+    };
     for (const feed of actives) {
-      // Try to connect now rather than fail fast on an old backoff: only a server that is
-      // really down (so its group cannot publish either) lets the confirmation go unbacked.
+      // Try to connect now rather than fail fast on an old backoff.
       feed.conn.clearBackoff();
-      feed.conn.send({ payload: PING, resolve: () => --left === 0 && then() });
+      ping(feed);
     }
   }
 
@@ -513,9 +530,18 @@ export class PubSub {
       return true;
     }
     if (reply[0] === 0x2d) {
-      // A (un)subscribe the server refused (an ACL, an old server without SSUBSCRIBE). It must
-      // not be taken for the answer to a PING queued behind it.
-      this.logger.warn({ group: group.id, server: feed.addr, error: reply.toString('latin1', 1, reply.length - 2) }, 'pub/sub feed: the server refused a subscription command');
+      const error = reply.toString('latin1', 1, reply.length - 2);
+      if (TRANSIENT_REFUSAL.test(error)) {
+        // Busy with a script, loading, …: it refused a SUBSCRIBE, a PING, or both, and which
+        // reply is whose cannot be told. Drop the feed: it re-subscribes everything when it
+        // reconnects, and the confirmations waiting on its PINGs ask again (afterMastersCaughtUp).
+        this.logger.warn({ group: group.id, server: feed.addr, error }, 'pub/sub feed: the server refused a command for now; reconnecting to subscribe again');
+        feed.conn.drop(`refused a pub/sub command: ${error}`);
+        return true;
+      }
+      // A (un)subscribe the server refused for good (an ACL, an old server without
+      // SSUBSCRIBE). It must not be taken for the answer to a PING queued behind it.
+      this.logger.warn({ group: group.id, server: feed.addr, error }, 'pub/sub feed: the server refused a subscription command');
       return true;
     }
     return kind === CONFIRMATION;
