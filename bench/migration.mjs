@@ -22,6 +22,7 @@
 // stopped at the end, on Ctrl-C and on errors (only the processes this script started).
 //
 //   node bench/migration.mjs [--keys 1000000] [--requests 20000] [--quick] [--out FILE] [--keep]
+//                            [--migrate-keys N] [--parallel N]
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -41,15 +42,19 @@ const flags = parseFlags(
     quick: { type: 'boolean', default: false },
     out: { type: 'string' },
     keep: { type: 'boolean', default: false },
+    'migrate-keys': { type: 'string' },
+    parallel: { type: 'string' },
   },
   [
-    'usage: node bench/migration.mjs [--keys N] [--requests N] [--quick] [--out FILE] [--keep]',
+    'usage: node bench/migration.mjs [--keys N] [--requests N] [--quick] [--out FILE] [--keep] [--migrate-keys N] [--parallel N]',
     '',
     '  --keys N      keys loaded before the migration (default 1000000; --quick 200000)',
     '  --requests N  requests per redis-benchmark run, GET or SET (default 20000; --quick 10000)',
     '  --quick       fewer keys and shorter runs',
     '  --out FILE    markdown report (default bench/results/migration.md)',
     '  --keep        keep the temp dir (logs of every process) after the run',
+    '  --migrate-keys N  keys per MIGRATE (default: the runner\'s own)',
+    '  --parallel N      MIGRATE commands in flight (default: the runner\'s own)',
     '',
   ],
 );
@@ -58,6 +63,11 @@ const KEYS = positiveInt('keys', flags.keys, flags.quick ? 200_000 : 1_000_000);
 const REQUESTS = positiveInt('requests', flags.requests, flags.quick ? 10_000 : 20_000);
 const OUT = path.resolve(flags.out ?? path.join(root, 'bench/results/migration.md'));
 const CLIENTS = 50;
+/** Runner tuning under test; undefined keeps the runner's defaults. */
+const RUNNER_TUNING = {
+  migrateKeys: flags['migrate-keys'] === undefined ? undefined : positiveInt('migrate-keys', flags['migrate-keys']),
+  parallel: flags.parallel === undefined ? undefined : positiveInt('parallel', flags.parallel),
+};
 const VALUE_SIZE = 16;
 const PRODUCT = 'bench-migration';
 const BEFORE_RUNS = 3; // per test (GET, SET)
@@ -138,7 +148,7 @@ async function main() {
 
     // 3. During: the migration in this process; GET/SET runs back to back until it ends.
     const logger = pino({ level: 'info' }, pino.destination({ dest: path.join(tmp, 'runner.log'), sync: false }));
-    const runner = new MigrationRunner({ store, logger });
+    const runner = new MigrationRunner({ store, logger, ...RUNNER_TUNING });
     const task = await createMigration(store, { first: FIRST, last: LAST, to: 2 });
     const g2Before = dbsize(p2);
     const migStart = Date.now();
