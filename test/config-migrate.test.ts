@@ -253,6 +253,35 @@ describe('slot rebalance', () => {
   });
 });
 
+describe('a failed migration', () => {
+  it('fails on a key found in both groups, keeps its batch migrating, and finishes once the duplicate is gone and it is resumed', { timeout: 60_000 }, async () => {
+    // Sixteen slots currently online in one group, to be moved to the other.
+    const slots = await cluster.store.listSlots();
+    const from = slots[0]!.group;
+    let last = 0;
+    while (last < 15 && slots[last + 1]!.group === from && slots[last + 1]!.state === 'online') last++;
+    const to = from === 1 ? 2 : 1;
+    const target = cluster.groups.find((g) => g.id === to)!.master.client();
+    const dup = Array.from({ length: KEYS }, (_, i) => `k:${i}`).find((k) => slotOf(k) <= last)!;
+    await target.set(dup, 'a-stray-copy'); // the same key in the target: MIGRATE answers BUSYKEY
+    const failed = await cli(['slot', 'migrate', '0', String(last), String(to)]);
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(/BUSYKEY/);
+    const id = /created migration (m-\S+):/.exec(failed.stderr)![1]!;
+    expect((await cluster.store.listSlots()).slice(0, last + 1).some((sl) => sl.state === 'migrating')).toBe(true);
+
+    await target.del(dup); // the operator removes the stray copy
+    expect(await ok(['migration', 'resume', id])).toBe(`migration ${id}: failed → running\n`);
+    const res = await cli(['slot', 'migrate', '0', String(last), String(to)]);
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stderr).toContain(`resuming migration ${id}`);
+    expect((await cluster.store.listSlots()).slice(0, last + 1).every((sl) => sl.state === 'online' && sl.group === to)).toBe(true);
+    const values = await proxy.mget(Array.from({ length: KEYS }, (_, i) => `k:${i}`));
+    expect(values).toEqual(Array.from({ length: KEYS }, (_, i) => `v${i}`));
+    target.disconnect();
+  });
+});
+
 describe('proxies', () => {
   it('proxy list shows the registered proxy; proxy offline fences it', async () => {
     const list = JSON.parse(await ok(['proxy', 'list', '--json'])) as Array<{ id: string; state: string; addr: string; registered: boolean }>;

@@ -58,8 +58,8 @@
  *   After a cancel every key is readable and every slot is online in exactly one group.
  *
  * FAILED TASKS keep their migrating batch `migrating` (the only safe state once keys are
- * split): proxies go on serving those slots. Fix the cause, then set the task running again
- * (it resumes at 2), or start a new migration once the slots are online.
+ * split): proxies go on serving those slots. Fix the cause, then `migration resume` the task
+ * (failed → running; it resumes at 2).
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -301,6 +301,8 @@ const PROGRESS_INTERVAL_MS = 500;
 const RATE_WINDOW_MS = 5000;
 const BARRIER_ATTEMPTS = 3;
 const MIGRATE_RETRIES = 3;
+/** How long MIGRATE is retried against an unreachable target before the task fails. */
+const MIGRATE_OUTAGE_MS = 30_000;
 const TRANSIENT_REDIS_ATTEMPTS = 6;
 
 export class MigrationRunner {
@@ -826,6 +828,7 @@ class TaskRun {
   }
 
   private async migrateChunk(conn: Redis, src: string, dst: string, host: string, port: number, keys: Buffer[], suspects: Set<string>): Promise<void> {
+    const started = Date.now();
     for (let attempt = 0; ; attempt++) {
       try {
         const reply = await conn.callBuffer('MIGRATE', host, String(port), '', '0', String(this.opts.migrateTimeoutMs), 'KEYS', ...keys);
@@ -838,11 +841,13 @@ class TaskRun {
         if (timedOut) {
           // Some keys may now be on both sides (restored on B, reply lost): remember them.
           for (const k of keys) suspects.add(k.toString('hex'));
-          if (attempt >= MIGRATE_RETRIES) {
-            throw new MigrationError('EMIGRATE', `MIGRATE from ${src} to ${dst} failed ${attempt + 1} times: ${errText(err)}`, err);
+          // Retried for longer than a failover takes (the target restarted, or its agent
+          // promoting a replica): a target outage alone must not fail the task.
+          if (attempt >= MIGRATE_RETRIES && Date.now() - started >= MIGRATE_OUTAGE_MS) {
+            throw new MigrationError('EMIGRATE', `MIGRATE from ${src} to ${dst} failed ${attempt + 1} times in ${Math.round((Date.now() - started) / 1000)} s: ${errText(err)}`, err);
           }
           this.log.warn({ err: errText(err), attempt: attempt + 1, src, dst }, 'MIGRATE timed out; retrying');
-          await nap(250 * 2 ** attempt, this.lead.signal);
+          await nap(Math.min(250 * 2 ** attempt, 2000), this.lead.signal);
           continue;
         }
         if (code === 'BUSYKEY') {

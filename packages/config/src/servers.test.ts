@@ -45,6 +45,8 @@ describe('migrationTransition', () => {
     expect(migrationTransition(t('running'), 'pause')).toBe('paused');
     expect(migrationTransition(t('pending'), 'pause')).toBe('paused');
     expect(migrationTransition(t('paused'), 'resume')).toBe('running');
+    // A failed task holds a batch split between groups: resuming it is the way to finish.
+    expect(migrationTransition(t('failed'), 'resume')).toBe('running');
     expect(migrationTransition(t('running'), 'cancel')).toBe('cancelling');
     expect(migrationTransition(t('paused'), 'cancel')).toBe('cancelling');
   });
@@ -56,7 +58,6 @@ describe('migrationTransition', () => {
   it.each([
     ['done', 'resume', 'cannot resume migration m-1: it is done'],
     ['cancelled', 'pause', 'cannot pause migration m-1: it is cancelled'],
-    ['failed', 'resume', 'cannot resume migration m-1: it is failed'],
     ['done', 'cancel', 'cannot cancel migration m-1: it is done'],
     ['cancelling', 'resume', 'cannot resume migration m-1: it is being cancelled'],
     ['cancelling', 'pause', 'cannot pause migration m-1: it is being cancelled'],

@@ -229,7 +229,9 @@ export function migrationTransition(task: Pick<MigrationTask, 'id' | 'state'>, o
       if (state === MigrationState.Cancelling) return refuse('being cancelled');
       return finished();
     case 'resume':
-      if (state === MigrationState.Paused) return MigrationState.Running;
+      // A failed task keeps its migrating batch split between groups: resuming (once the
+      // cause is fixed) is the way to finish it.
+      if (state === MigrationState.Paused || state === MigrationState.Failed) return MigrationState.Running;
       if (state === MigrationState.Pending || state === MigrationState.Running) return null;
       if (state === MigrationState.Cancelling) return refuse('being cancelled');
       return finished();
@@ -783,7 +785,9 @@ export class Admin {
     checkMigrationId(id);
     return this.migrations.update(id, (t) => {
       const next = migrationTransition(t, op);
-      return next === null ? t : { ...t, state: next };
+      if (next === null) return t;
+      // A resumed failed task starts over without its old error.
+      return t.state === MigrationState.Failed ? { ...t, state: next, error: null } : { ...t, state: next };
     });
   }
 
