@@ -192,20 +192,26 @@ export class Barrier {
   ): Promise<{ acked: string[]; missing: string[] }> {
     const deadline = Date.now() + timeoutMs;
     let last = '';
+    // Acks only accumulate (a proxy never takes one back): the union over every poll, so a
+    // failed read at the deadline cannot turn proxies that acked into "missing" and get
+    // them fenced. And the answer is given only after a read that succeeded.
+    const acked = new Set<string>();
     for (;;) {
-      let acked: string[] = [];
+      let readOk = false;
       try {
-        acked = await this.listAcks(action.seq);
+        for (const p of await this.listAcks(action.seq)) acked.add(p);
+        readOk = true;
       } catch {
-        // etcd unavailable: keep waiting until the deadline.
+        // etcd unavailable: keep waiting (past the deadline too, until a read succeeds).
       }
-      const missing = action.proxies.filter((p) => !acked.includes(p));
+      const ackedList = action.proxies.filter((p) => acked.has(p));
+      const missing = action.proxies.filter((p) => !acked.has(p));
       const sig = missing.join(',');
       if (sig !== last) {
         last = sig;
-        onProgress?.(acked, missing);
+        onProgress?.(ackedList, missing);
       }
-      if (missing.length === 0 || Date.now() >= deadline) return { acked, missing };
+      if (missing.length === 0 || (readOk && Date.now() >= deadline)) return { acked: ackedList, missing };
       await new Promise((r) => setTimeout(r, 50));
     }
   }

@@ -17,6 +17,7 @@ import {
   type SlotInfo,
   type Topology,
 } from './models.js';
+import { Barrier } from './barrier.js';
 import { Store } from './store.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -297,6 +298,28 @@ describe('Store across etcd outages (own etcd)', () => {
       expect(Date.now() - t0).toBeLessThan(4000);
       etcd.resume();
       await waitFor(() => store.listGroups(), { what: 'etcd to answer again' });
+    } finally {
+      etcd.resume();
+      await store.close();
+    }
+  });
+
+  it('a barrier whose acks cannot be read at its deadline waits for a read, and keeps the acks it saw', async () => {
+    const store = await open(etcd);
+    const barrier = new Barrier(store);
+    try {
+      await barrier.putMember('px-a', { addr: '127.0.0.1:1' });
+      await barrier.putMember('px-b', { addr: '127.0.0.1:2' });
+      const action = await barrier.createAction([1], (await store.loadTopology()).revision, 'test: acks across an outage');
+      expect(action.proxies.sort()).toEqual(['px-a', 'px-b']);
+      await barrier.ack(action.seq, 'px-a');
+      const waited = barrier.waitForAcks(action, 300);
+      await new Promise((r) => setTimeout(r, 100)); // px-a's ack read by now
+      await etcd.pause(); // across the deadline, longer than a call's 2 s timeout: reads fail
+      await new Promise((r) => setTimeout(r, 3000));
+      etcd.resume();
+      // px-a acked: only px-b may be reported missing (and so fenced).
+      expect(await waited).toEqual({ acked: ['px-a'], missing: ['px-b'] });
     } finally {
       etcd.resume();
       await store.close();
