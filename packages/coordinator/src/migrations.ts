@@ -73,6 +73,30 @@ export function newProgress(slotsTotal: number): MigrationProgress {
   return { slotsTotal, slotsDone: 0, keysMoved: 0, keysLeft: 0, rate: 0, etaSeconds: null, currentSlots: [], phase: 'waiting for a runner' };
 }
 
+/**
+ * Progress as stored, field by field: numbers stay numbers, anything else falls back to the
+ * default. (Its fields end up in the dashboard's HTML: a string there must never pass.)
+ */
+function parseProgress(raw: Record<string, unknown>, slotsTotal: number): MigrationProgress {
+  const d = newProgress(slotsTotal);
+  const num = (k: keyof MigrationProgress, fallback: number): number => {
+    const x = raw[k];
+    return typeof x === 'number' && Number.isFinite(x) ? x : fallback;
+  };
+  const eta = raw['etaSeconds'];
+  const current = raw['currentSlots'];
+  return {
+    slotsTotal: num('slotsTotal', d.slotsTotal),
+    slotsDone: num('slotsDone', d.slotsDone),
+    keysMoved: num('keysMoved', d.keysMoved),
+    keysLeft: num('keysLeft', d.keysLeft),
+    rate: num('rate', d.rate),
+    etaSeconds: typeof eta === 'number' && Number.isFinite(eta) ? eta : null,
+    currentSlots: Array.isArray(current) && current.every((s) => isValidSlotId(s)) ? (current as number[]) : [],
+    phase: typeof raw['phase'] === 'string' ? raw['phase'] : d.phase,
+  };
+}
+
 export function parseMigration(value: unknown, where: string): MigrationTask {
   const v = value as Partial<MigrationTask> | null;
   const ok =
@@ -89,7 +113,7 @@ export function parseMigration(value: unknown, where: string): MigrationTask {
     state: v.state!,
     throttle: Number(v.throttle ?? 0),
     batchSlots: Number(v.batchSlots ?? 128),
-    progress: { ...newProgress(v.slots!.length), ...v.progress },
+    progress: parseProgress(v.progress as unknown as Record<string, unknown>, v.slots!.length),
     createdAt: String(v.createdAt ?? ''),
     updatedAt: String(v.updatedAt ?? ''),
     error: v.error ?? null,

@@ -442,7 +442,7 @@ function renderMigrations(list) {
     var first = m.slots[0], last = m.slots[m.slots.length - 1];
     var btns = '';
     if (m.state === 'running' || m.state === 'pending') btns += '<button data-mig="pause" data-id="' + esc(m.id) + '">pause</button> ';
-    if (m.state === 'paused') btns += '<button data-mig="resume" data-id="' + esc(m.id) + '">resume</button> ';
+    if (m.state === 'paused' || m.state === 'failed') btns += '<button data-mig="resume" data-id="' + esc(m.id) + '">resume</button> ';
     if (m.state === 'running' || m.state === 'pending' || m.state === 'paused') {
       btns += '<button class="danger" data-mig="cancel" data-id="' + esc(m.id) + '">cancel</button>';
     }
@@ -450,8 +450,8 @@ function renderMigrations(list) {
       esc(m.id), esc(m.state) + (m.error ? '<br><span class="warn">' + esc(m.error) + '</span>' : ''),
       m.slots.length ? first + (last !== first ? '-' + last : '') : '-',
       esc(m.from.join(',')) + ' → ' + m.to,
-      '<span class="bar"><i style="width:' + pct.toFixed(1) + '%"></i></span> ' + p.slotsDone + '/' + p.slotsTotal,
-      p.keysMoved, Math.round(p.rate || 0), fmtSecs(p.etaSeconds), esc(p.phase || ''), btns,
+      '<span class="bar"><i style="width:' + Number(pct).toFixed(1) + '%"></i></span> ' + esc(p.slotsDone) + '/' + esc(p.slotsTotal),
+      esc(p.keysMoved), Math.round(Number(p.rate) || 0), esc(fmtSecs(p.etaSeconds)), esc(p.phase || ''), btns,
     ]));
   });
   if (!list.length) out.push('<tr><td colspan="10" class="mute">no migrations</td></tr>');
