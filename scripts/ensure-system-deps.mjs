@@ -7,6 +7,8 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
+// `--run`: only what a local cluster runs on (npm start); the browser is for the tests.
+const forRunning = process.argv.includes('--run');
 const needed = [
   { bin: 'redis-server', pkg: 'redis-server' },
   { bin: 'redis-cli', pkg: 'redis-tools' },
@@ -14,7 +16,7 @@ const needed = [
   { bin: 'etcd', pkg: 'etcd-server' },
   // test/dashboard-browser.test.ts launches exactly this path.
   { bin: '/usr/bin/chromium', pkg: 'chromium' },
-];
+].filter((n) => !forRunning || (n.bin !== '/usr/bin/chromium' && n.bin !== 'redis-benchmark'));
 
 const have = (bin) =>
   bin.startsWith('/') ? existsSync(bin) : spawnSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' }).status === 0;

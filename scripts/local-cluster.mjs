@@ -28,7 +28,7 @@ function fail(msg) {
   stopAll(1);
 }
 
-const deps = spawnSync(process.execPath, [path.join(root, 'scripts/ensure-system-deps.mjs')], { stdio: 'inherit' });
+const deps = spawnSync(process.execPath, [path.join(root, 'scripts/ensure-system-deps.mjs'), '--run'], { stdio: 'inherit' });
 if (deps.status !== 0) process.exit(1);
 if (!fs.existsSync(path.join(root, 'packages/proxy/dist/main.js'))) {
   log('building (npx tsc -b)…');
@@ -49,14 +49,70 @@ async function portFrom(start) {
   throw new Error(`no free port near ${start}`);
 }
 
+/** This launcher's lock and the processes it started, so a later start can clean up after a kill -9. */
+const lockFile = path.join(home, 'launcher.json');
+
+/** A process's start time (field 22 of /proc/<pid>/stat): with the pid, its identity. */
+function startTimeOf(pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+function writeLock() {
+  const procs = children.map(({ name, child }) => ({ name, pid: child.pid, start: startTimeOf(child.pid) }));
+  fs.writeFileSync(lockFile, JSON.stringify({ pid: process.pid, start: startTimeOf(process.pid), procs }));
+}
+
+/**
+ * Another launcher alive on this home: refuse (its etcd holds the data dir's lock, and a
+ * second one would wait on it forever). One that was killed: stop what it left running, each
+ * process checked by pid and start time, so nothing else is ever signalled.
+ */
+function takeLock() {
+  let prev = null;
+  try {
+    prev = JSON.parse(fs.readFileSync(lockFile, 'utf8'));
+  } catch {
+    return;
+  }
+  if (prev.pid && startTimeOf(prev.pid) !== null && startTimeOf(prev.pid) === prev.start) {
+    process.stderr.write(`[reborn] another "npm start" (pid ${prev.pid}) is running with ${home}; stop it first, or set REBORN_HOME to another directory\n`);
+    process.exit(1);
+  }
+  const left = (prev.procs ?? []).filter((p) => p.pid && p.start !== null && startTimeOf(p.pid) === p.start);
+  for (const p of left) {
+    log(`stopping ${p.name} (pid ${p.pid}), left running by an earlier launcher that was killed`);
+    try {
+      process.kill(p.pid, 'SIGKILL');
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+}
+
+/** Processes whose end does not stop the cluster: with HA on, a dead master is failed over. */
+const MAY_DIE = /^redis /;
+
 function run(name, cmd, args, logFile) {
   const out = fs.openSync(logFile, 'a');
   const child = spawn(cmd, args, { stdio: ['ignore', out, out], detached: false });
   children.push({ name, child });
+  writeLock();
   child.on('exit', (code, signal) => {
-    if (!stopping) fail(`${name} exited unexpectedly (${signal ?? code}); see ${logFile}`);
+    if (stopping) return;
+    if (MAY_DIE.test(name)) log(`${name} exited (${signal ?? code}); if it was a master, the agent fails its group over. Start again to bring it back. See ${logFile}`);
+    else fail(`${name} exited unexpectedly (${signal ?? code}); see ${logFile}`);
   });
   return child;
+}
+
+/** A health check that cannot hang: a server that accepts but never answers counts as down. */
+async function healthy(url) {
+  return (await fetch(url, { signal: AbortSignal.timeout(1000) })).ok;
 }
 
 async function waitFor(what, check, timeoutMs = 20000) {
@@ -73,7 +129,7 @@ async function waitFor(what, check, timeoutMs = 20000) {
 }
 
 function redisCli(port, ...args) {
-  const r = spawnSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8' });
+  const r = spawnSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8', timeout: 2000 });
   return r.status === 0 ? r.stdout.trim() : null;
 }
 
@@ -88,6 +144,11 @@ function stopAll(code = 0) {
     if (alive.length === 0 || Date.now() > deadline) {
       for (const { child } of alive) child.kill('SIGKILL');
       clearInterval(timer);
+      try {
+        fs.rmSync(lockFile, { force: true });
+      } catch {
+        /* nothing to clean */
+      }
       log('stopped');
       process.exit(code);
     }
@@ -98,6 +159,8 @@ process.on('SIGTERM', () => stopAll(0));
 
 try {
   fs.mkdirSync(path.join(home, 'logs'), { recursive: true });
+  takeLock();
+  writeLock();
   const logs = path.join(home, 'logs');
 
   const etcdPort = await portFrom(23790);
@@ -110,29 +173,47 @@ try {
     '--listen-peer-urls', `http://127.0.0.1:${etcdPeer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${etcdPeer}`,
     '--initial-cluster', `reborn-local=http://127.0.0.1:${etcdPeer}`,
   ], path.join(logs, 'etcd.log'));
-  await waitFor('etcd', async () => (await fetch(`${etcdUrl}/health`)).ok);
+  await waitFor('etcd', () => healthy(`${etcdUrl}/health`));
   log(`etcd        ${etcdUrl}`);
 
+  // Each server keeps its data directory and, when free, its port across starts. The master
+  // of a group is the server etcd names as master (after a failover, the former replica):
+  // starting the other one as master instead would resync the newer one from the older data.
+  const store = await Store.open({ endpoints: [etcdUrl], product });
+  const serversFile = path.join(home, 'servers.json');
+  let lastPorts = {};
+  try {
+    lastPorts = JSON.parse(fs.readFileSync(serversFile, 'utf8'));
+  } catch {
+    /* first start */
+  }
   const groups = [];
   let nextPort = 26379;
   for (const gid of [1, 2]) {
+    const stored = await store.getGroup(gid);
+    const masterPort = Number(stored?.servers.find((sv) => sv.role === 'master')?.addr.split(':')[1]);
+    // The two directories, the one whose last port etcd names as master first.
+    const dirs = [{ name: `redis-${gid}-master` }, { name: `redis-${gid}-replica` }];
+    if (lastPorts[dirs[1].name] !== undefined && lastPorts[dirs[1].name] === masterPort) dirs.reverse();
     const servers = [];
-    for (const role of ['master', 'replica']) {
-      const port = await portFrom(nextPort);
-      nextPort = port + 1;
-      const dir = path.join(home, `redis-${gid}-${role}`);
+    for (const [i, { name }] of dirs.entries()) {
+      const role = i === 0 ? 'master' : 'replica';
+      const port = await portFrom(lastPorts[name] ?? nextPort);
+      nextPort = Math.max(nextPort, port + 1);
+      lastPorts[name] = port;
+      const dir = path.join(home, name);
       fs.mkdirSync(dir, { recursive: true });
       const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--save', '', '--protected-mode', 'no'];
       if (role === 'replica') args.push('--replicaof', '127.0.0.1', String(servers[0].port));
-      run(`redis ${gid} ${role}`, 'redis-server', args, path.join(logs, `redis-${gid}-${role}.log`));
+      run(`redis ${gid} ${role}`, 'redis-server', args, path.join(logs, `${name}.log`));
       await waitFor(`redis-server :${port}`, () => redisCli(port, 'PING') === 'PONG');
       servers.push({ port, addr: `127.0.0.1:${port}`, role });
-      log(`group ${gid}     ${role.padEnd(8)} 127.0.0.1:${port}`);
+      log(`group ${gid}     ${role.padEnd(8)} 127.0.0.1:${port}  (${name})`);
     }
     groups.push({ id: gid, servers: servers.map(({ addr, role }) => ({ addr, role })) });
   }
+  fs.writeFileSync(serversFile, JSON.stringify(lastPorts));
 
-  const store = await Store.open({ endpoints: [etcdUrl], product });
   for (const g of groups) await store.putGroup(g);
   const slots = await store.listSlots();
   if (slots.every((s) => s.state === 'offline')) {
@@ -148,7 +229,7 @@ try {
     '--addr', `127.0.0.1:${proxyPort}`, '--admin-addr', `127.0.0.1:${adminPort}`,
     '--etcd', etcdUrl, '--product', product, '--id', 'local-proxy-1',
   ], path.join(logs, 'proxy.log'));
-  await waitFor('reborn-proxy', async () => (await fetch(`http://127.0.0.1:${adminPort}/healthz`)).ok);
+  await waitFor('reborn-proxy', () => healthy(`http://127.0.0.1:${adminPort}/healthz`));
 
   const agentPort = await portFrom(18090);
   fs.mkdirSync(path.join(home, 'agent'), { recursive: true });
@@ -157,14 +238,14 @@ try {
     '--http-addr', `127.0.0.1:${agentPort}`, '--ha', '--etcd', etcdUrl, '--product', product,
     '--id', 'local-agent-1', '--data-dir', path.join(home, 'agent'),
   ], path.join(logs, 'agent.log'));
-  await waitFor('reborn-agent', async () => (await fetch(`http://127.0.0.1:${agentPort}/healthz`)).ok);
+  await waitFor('reborn-agent', () => healthy(`http://127.0.0.1:${agentPort}/healthz`));
 
   const dashboardPort = await portFrom(18087);
   run('reborn-config dashboard', process.execPath, [
     path.join(root, 'packages/config/bin/reborn-config.js'),
     '--etcd', etcdUrl, '--product', product, 'dashboard', '--http-addr', `127.0.0.1:${dashboardPort}`,
   ], path.join(logs, 'dashboard.log'));
-  await waitFor('reborn-config dashboard', async () => (await fetch(`http://127.0.0.1:${dashboardPort}/healthz`)).ok);
+  await waitFor('reborn-config dashboard', () => healthy(`http://127.0.0.1:${dashboardPort}/healthz`));
 
   log('');
   log('reborn is up. Try it:');
