@@ -139,7 +139,6 @@ export function flush(router: Router, limits: KeyspaceLimits, session: Session, 
   else flushAll(first, finish);
 }
 
-
 const SEQ_SPACE = 2 ** 14;
 const TAG_SPACE = 2 ** 4;
 const REVISIT_FLAG = SEQ_SPACE * TAG_SPACE;
