@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SLOT_COUNT, offlineSlot, onlineSlot, type MigrationState } from '@reborn/coordinator';
+import { SLOT_COUNT, offlineSlot, onlineSlot, splitAddr, type MigrationState } from '@reborn/coordinator';
 import {
   checkSlotRange,
   compactSlots,
@@ -8,7 +8,6 @@ import {
   mergeProxies,
   migrationTransition,
   parseInfo,
-  splitAddr,
 } from './servers.js';
 
 describe('evenRanges', () => {

@@ -59,6 +59,7 @@ import {
   parseGroup,
   parseMigration,
   parseSlot,
+  splitAddr,
   type ActionInfo,
   type FenceInfo,
   type GroupInfo,
@@ -108,12 +109,6 @@ export function checkProxyId(id: string): string {
   return id;
 }
 
-/** `host:port` → parts; IPv6 hosts come in brackets (`[::1]:6379`). */
-export function splitAddr(addr: string): { host: string; port: number } {
-  const i = addr.lastIndexOf(':');
-  const host = addr.slice(0, i);
-  return { host: host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host, port: Number(addr.slice(i + 1)) };
-}
 
 // ---------------------------------------------------------------------------------------------
 // Views returned to the front ends (the JSON of the API and of `--json`).

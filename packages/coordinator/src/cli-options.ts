@@ -4,6 +4,7 @@
  * collected into one OptionsError, so a bad start says everything that is wrong at once.
  */
 import { parseArgs } from 'node:util';
+import { HOST_PORT_RE } from './models.js';
 
 export interface OptionDef {
   env: string;
@@ -33,9 +34,9 @@ export function wantsHelp(argv: string[]): boolean {
   return argv.includes('--help') || argv.includes('-h');
 }
 
-/** host:port to listen on or reach: a name, an IPv4 address or a bracketed IPv6 one; port 0..65535. */
+/** host:port to listen on or reach (HOST_PORT_RE), port 0..65535: 0 picks a free one. */
 export function isHostPort(s: string): boolean {
-  const m = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$/.exec(s);
+  const m = HOST_PORT_RE.exec(s);
   return m !== null && Number(m[2]) <= 65535;
 }
 

@@ -116,13 +116,26 @@ export function isValidName(name: string): boolean {
   return NAME_RE.test(name);
 }
 
-const ADDR_RE = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$/;
+/** `host:port`: a name, an IPv4 address or a bracketed IPv6 one; the port is checked by the caller. */
+export const HOST_PORT_RE = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$/;
 
 export function isValidAddr(addr: string): boolean {
-  const m = ADDR_RE.exec(addr);
+  const m = HOST_PORT_RE.exec(addr);
   if (!m) return false;
   const port = Number(m[2]);
   return port >= 1 && port <= 65535;
+}
+
+/** `host:port` → parts; IPv6 hosts come in brackets (`[::1]:6379`) and leave without them. */
+export function splitAddr(addr: string): { host: string; port: number } {
+  const i = addr.lastIndexOf(':');
+  const host = addr.slice(0, i);
+  return { host: host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host, port: Number(addr.slice(i + 1)) };
+}
+
+/** The inverse of splitAddr: brackets around an IPv6 host. */
+export function joinAddr(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -26,7 +26,9 @@ import { randomBytes } from 'node:crypto';
 import { encodeError, isErrorReply } from '@reborn/protocol';
 import {
   Barrier,
+  joinAddr,
   proxyAclUser,
+  splitAddr,
   Store,
   type ActionInfo,
   type ProxyInfo,
@@ -52,17 +54,6 @@ const MAX_CLIENTS_REPLY = encodeError('ERR max number of clients reached');
 const NOT_A_MEMBER = encodeError('ERR proxy not ready: not yet registered in etcd');
 const FENCED = encodeError('ERR this proxy has been fenced and is reloading its slot table; try again');
 
-/** `[::1]:19000` → { host: '::1', port: 19000 }: what net.listen takes. */
-function splitHostPort(addr: string): { host: string; port: number } {
-  const i = addr.lastIndexOf(':');
-  const host = addr.slice(0, i);
-  return { host: host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host, port: Number(addr.slice(i + 1)) };
-}
-
-/** The inverse, for addresses other processes dial (registered in etcd). */
-function joinHostPort(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-}
 
 export class Proxy implements SessionHost {
   readonly flusher = new Flusher((err) => this.logger.error({ err }, 'unexpected error while flushing a socket'));
@@ -249,7 +240,7 @@ export class Proxy implements SessionHost {
   }
 
   private listen(): Promise<void> {
-    const { host, port } = splitHostPort(this.options.addr);
+    const { host, port } = splitAddr(this.options.addr);
     // allowHalfOpen: a client that sends its requests and shuts down its write side (as
     // `printf … | nc` does) still gets every reply before the proxy closes.
     const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.accept(socket));
@@ -278,7 +269,7 @@ export class Proxy implements SessionHost {
   }
 
   private listenAdmin(): Promise<void> {
-    const { host, port } = splitHostPort(this.options.adminAddr);
+    const { host, port } = splitAddr(this.options.adminAddr);
     const admin = http.createServer((req, res) => void this.handleAdmin(req, res));
     this.admin = admin;
     return new Promise((resolve, reject) => {
@@ -475,11 +466,11 @@ export class Proxy implements SessionHost {
   }
 
   private async register(): Promise<void> {
-    const { host: listenHost } = splitHostPort(this.options.addr);
+    const { host: listenHost } = splitAddr(this.options.addr);
     const info: ProxyInfo = {
       id: this.options.id,
-      addr: joinHostPort(listenHost, this.address.port),
-      adminAddr: joinHostPort(splitHostPort(this.options.adminAddr).host, this.address.adminPort),
+      addr: joinAddr(listenHost, this.address.port),
+      adminAddr: joinAddr(splitAddr(this.options.adminAddr).host, this.address.adminPort),
       pid: process.pid,
       host: hostname(),
       startedAt: new Date(this.startedAt).toISOString(),
