@@ -142,37 +142,33 @@ function classifyPush(reply: Buffer): number {
   return CONFIRMATION; // (p|s)(un)subscribe
 }
 
+/** The bulk string after the element whose data ends at `end`: its data start and length. */
+function nextBulk(reply: Buffer, end: number): [start: number, length: number] {
+  let p = end + 3; // past "\r\n$"
+  let n = 0;
+  for (; reply[p] !== 0x0d; p++) n = n * 10 + reply[p]! - 0x30;
+  return [p + 2, n];
+}
+
 /** The second element of a message (its channel, or its pattern for pmessage), as a map key. */
 function subscriptionKey(reply: Buffer): string {
   const [at, length] = verbAt(reply)!;
-  let p = at + length + 3; // past "<verb>\r\n$"
-  let n = 0;
-  for (; reply[p] !== 0x0d; p++) n = n * 10 + reply[p]! - 0x30;
-  return reply.toString('latin1', p + 2, p + 2 + n);
+  const [start, n] = nextBulk(reply, at + length);
+  return reply.toString('latin1', start, start + n);
 }
 
 /** Refusals that pass (a script past its busy threshold, a server loading its data, …). */
 const TRANSIENT_REFUSAL = /\b(BUSY|LOADING|MASTERDOWN|TRYAGAIN)\b/;
 const CATCH_UP_RETRY_MS = 100;
-const LF = 0x0a;
 const KEYSPACE = Buffer.from('__keyspace@', 'latin1');
 const KEYEVENT = Buffer.from('__keyevent@', 'latin1');
 
-/** A message or pmessage whose channel is a keyspace notification (`__keyspace@…`, `__keyevent@…`). */
+/** A message or pmessage (see classifyPush) whose channel is a keyspace notification. */
 function isKeyspaceNotification(message: Buffer): boolean {
-  // `*3 $7 message $n <channel> …` or `*4 $8 pmessage $n <pattern> $n <channel> …`
-  let pos = message.indexOf(LF) + 1; // past `*3` / `*4`
-  const bulk = (): [number, number] => {
-    const lf = message.indexOf(LF, pos);
-    const len = Number(message.toString('latin1', pos + 1, lf - 1));
-    const start = lf + 1;
-    pos = start + len + 2;
-    return [start, start + len];
-  };
-  const [kindStart] = bulk();
-  if (message[kindStart] === 0x70) bulk(); // pmessage: skip the pattern
-  const [start, end] = bulk();
-  const has = (prefix: Buffer): boolean => end - start >= prefix.length && message.compare(prefix, 0, prefix.length, start, start + prefix.length) === 0;
+  const [at, length] = verbAt(message)!;
+  let [start, n] = nextBulk(message, at + length);
+  if (message[at] === 0x70) [start, n] = nextBulk(message, start + n); // pmessage: past the pattern
+  const has = (prefix: Buffer): boolean => n >= prefix.length && message.compare(prefix, 0, prefix.length, start, start + prefix.length) === 0;
   return has(KEYSPACE) || has(KEYEVENT);
 }
 
