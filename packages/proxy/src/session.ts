@@ -183,11 +183,6 @@ export class Session implements Flushable, ReplySink {
     this.parked.push(route);
   }
 
-  /** Appends a client command to the reply queue, in arrival order (the dispatcher, before it runs). */
-  enqueue(payload: Buffer, statIndex: number, now: number): ClientRequest {
-    return this.append(payload, statIndex, now);
-  }
-
   /**
    * CLIENT REPLY OFF/SKIP decide whether `req`'s reply will be written. Asked when the
    * command runs, not when it arrives: a CLIENT REPLY parked ahead of it must count.
@@ -201,8 +196,11 @@ export class Session implements Flushable, ReplySink {
     }
   }
 
-  /** Appends an entry to the reply queue: a command, or a reply the proxy makes itself. */
-  private append(payload: Buffer, statIndex: number, now: number): ClientRequest {
+  /**
+   * Appends an entry to the reply queue, in arrival order: a command (the dispatcher, before
+   * it runs), or a reply the proxy makes itself.
+   */
+  enqueue(payload: Buffer, statIndex: number, now: number): ClientRequest {
     const req = new ClientRequest(this, payload, statIndex, now);
     if (this.tail === null) this.head = req;
     else this.tail.next = req;
@@ -232,14 +230,14 @@ export class Session implements Flushable, ReplySink {
       this.host.flusher.mark(this);
     } else {
       // Not a command: neither silenced nor taking a pending SKIP.
-      this.append(message, -1, 0).resolve(message);
+      this.enqueue(message, -1, 0).resolve(message);
     }
   }
 
   /** Replies with `reply` in order, then closes the connection (QUIT, protocol errors). */
   endWith(reply: Buffer, now: number): void {
     // A reply to what the client sent: CLIENT REPLY OFF/SKIP apply, as in Redis.
-    const req = this.append(reply, -1, now);
+    const req = this.enqueue(reply, -1, now);
     const answer = (): void => {
       this.applyReplyMode(req);
       req.resolve(reply);
@@ -271,10 +269,7 @@ export class Session implements Flushable, ReplySink {
       // replies count against the output limit too, or a pipeline behind one slow request
       // could pile up without bound.
       if (!req.silent) this.heldReplyBytes += req.reply!.length;
-      if (this.heldReplyBytes + this.socket.writableLength > this.host.limits.maxClientOutputBytes) {
-        this.host.logger.warn({ client: this.remote, id: this.id, held: this.heldReplyBytes }, 'client output buffer over limit, disconnecting');
-        this.close();
-      }
+      this.overOutputLimit();
       return;
     }
     const now = performance.now();
@@ -301,12 +296,7 @@ export class Session implements Flushable, ReplySink {
       this.out = [];
       this.outBytes = 0;
       this.socket.write(data);
-      if (this.socket.writableLength > this.host.limits.maxClientOutputBytes) {
-        this.host.logger.warn({ client: this.remote, id: this.id, unsent: this.socket.writableLength }, 'client output buffer over limit, disconnecting');
-        this.socket.destroy();
-        this.onClose();
-        return;
-      }
+      if (this.overOutputLimit()) return;
     }
     this.updateReading();
     // Close once every request is answered and written: after QUIT or a protocol error, or
@@ -319,6 +309,15 @@ export class Session implements Flushable, ReplySink {
       // had a moment to read the last reply, even if it never closes its side.
       if (this.closeAfterFlush) setTimeout(() => this.close(), CLOSE_GRACE_MS).unref();
     }
+  }
+
+  /** Output unsent plus replies held behind a slower one, over --max-client-output: cut off. */
+  private overOutputLimit(): boolean {
+    const unsent = this.socket.writableLength;
+    if (unsent + this.heldReplyBytes <= this.host.limits.maxClientOutputBytes) return false;
+    this.host.logger.warn({ client: this.remote, id: this.id, unsent, held: this.heldReplyBytes }, 'client output buffer over limit, disconnecting');
+    this.close();
+    return true;
   }
 
   close(): void {
