@@ -560,7 +560,12 @@ export class BackendPool {
   constructor(readonly addr: string, size: number, opts: BackendOptions, durableTimeoutMs: number | null = null) {
     this.durability = durableTimeoutMs === null ? null : { replicas: 0, timeoutMs: durableTimeoutMs };
     this.connections = Array.from({ length: size }, () => new BackendConnection(addr, opts, this.durability));
-    for (const c of this.connections) c.onUp = () => this.connections.forEach((other) => other.clearBackoff());
+    for (const c of this.connections) c.onUp = () => this.clearBackoffs();
+  }
+
+  /** Stop failing fast on old backoffs: the server answered, or this proxy was unfenced. */
+  clearBackoffs(): void {
+    for (const c of this.connections) c.clearBackoff();
   }
 
   pick(sessionIndex: number): BackendConnection {

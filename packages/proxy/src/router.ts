@@ -132,7 +132,7 @@ export class Router {
    * fenced would otherwise keep answering `is down` until its backoff ran out.
    */
   clearBackoffs(): void {
-    for (const pool of this.pools.values()) for (const c of pool.connections) c.clearBackoff();
+    for (const pool of this.pools.values()) pool.clearBackoffs();
   }
 
   private releaseHeld(slot: number): void {
