@@ -267,6 +267,14 @@ export function keysOfGroup(prefix: string, gid: number, n: number, groups = 2):
   return keysInSlots(prefix, from, to, n);
 }
 
+/**
+ * A Lua script that keeps redis busy for `ms` (it blocks every client of that server), then
+ * runs `then` (a Lua expression; default `1`): EVAL it with its keys.
+ */
+export function busyScript(ms: number, then = '1'): string {
+  return `local t0 = redis.call('TIME'); repeat local t = redis.call('TIME') until (t[1] - t0[1]) * 1000000 + (t[2] - t0[2]) > ${ms * 1000}; return ${then}`;
+}
+
 /** Direct clients to each group's master, index i = group id i+1. */
 export function masterClients(cluster: Cluster): Redis[] {
   return cluster.groups.map((g) => g.master.client());

@@ -8,7 +8,7 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, stopAll, waitFor, type Cluster, type ClusterGroup } from '@reborn/testkit';
 import { Barrier } from '@reborn/coordinator';
-import { RawClient, cmd, dataReady, keysOfGroup, parsePrometheus, plain, slotOf, within, type Reply } from './helpers.js';
+import { RawClient, busyScript, cmd, dataReady, keysOfGroup, parsePrometheus, plain, slotOf, within, type Reply } from './helpers.js';
 
 const HANG = 5000;
 
@@ -176,7 +176,7 @@ describe('a barrier after a request timed out', () => {
     const direct = g1.master.client();
     const threshold = (await direct.config('GET', 'lua-time-limit'))[1]!;
     await direct.config('SET', 'lua-time-limit', String(busyThresholdMs));
-    const busy = "local t0 = redis.call('TIME'); repeat local t = redis.call('TIME') until (t[1] - t0[1]) * 1000000 + (t[2] - t0[2]) > 1500000; return 1";
+    const busy = busyScript(1500);
     const events: string[] = [];
     const script = direct.eval(busy, 0).then(
       () => events.push('script done'),

@@ -11,6 +11,7 @@ import { startCluster, startRedis, stopAll, waitFor, type Cluster, type ProxyPro
 import {
   RawClient,
   RespError,
+  busyScript,
   cmd,
   dataReady,
   initialOwner,
@@ -192,12 +193,11 @@ describe('pipeline depth and output buffer', () => {
     const owner = cluster.groups[initialOwner(slotOf(big), 2) - 1]!;
     await owner.master.client().set(big, Buffer.alloc(100 * 1024, 'b'));
     // A key of the other group, where a 1.5 s script runs first.
-    let slow = 'bounds:slow:0';
-    for (let i = 1; initialOwner(slotOf(slow), 2) === initialOwner(slotOf(big), 2); i++) slow = `bounds:slow:${i}`;
-    const busy = "local t0 = redis.call('TIME'); repeat local t = redis.call('TIME') until (t[1] - t0[1]) * 1000000 + (t[2] - t0[2]) > 1500000; return 1";
+    const [slow] = keysOfGroup('bounds:slow:', 3 - initialOwner(slotOf(big), 2), 1);
+    const busy = busyScript(1500);
     const c = await RawClient.connect(bounded.port);
     // Seven 100 KB replies (--max-pipeline 8) are ready long before the script's: 700 KB > 64 KB.
-    c.write(Buffer.concat([cmd('EVAL', busy, '1', slow), ...Array.from({ length: 7 }, () => cmd('GET', big))]));
+    c.write(Buffer.concat([cmd('EVAL', busy, '1', slow!), ...Array.from({ length: 7 }, () => cmd('GET', big))]));
     await c.waitClosed(5000);
     expect(c.replies).toEqual([]);
     await serving();

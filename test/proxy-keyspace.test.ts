@@ -88,6 +88,16 @@ async function fullScan(c: Redis, ...opts: (string | number)[]): Promise<ScanRes
   return out;
 }
 
+/** `redis-cli --scan [args]` through the main proxy: the keys it prints. */
+function redisCliScan(...args: string[]): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    execFile('redis-cli', ['-h', proxy.host, '-p', String(proxy.port), '--scan', ...args], { timeout: 80_000, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`redis-cli failed: ${err.message}\n${stderr}`));
+      else resolve(stdout.split('\n').filter((l) => l !== ''));
+    });
+  });
+}
+
 /** KEYS `pattern` on each master directly, as one set. */
 async function keysOnMasters(masters: Redis[], pattern: string): Promise<Set<string>> {
   const all = await Promise.all(masters.map((m) => m.keys(pattern)));
@@ -203,13 +213,7 @@ describe('SCAN over two groups', () => {
   });
 
   it('redis-cli --scan --pattern k:* lists every key', async () => {
-    const out = await new Promise<string>((resolve, reject) => {
-      execFile('redis-cli', ['-h', proxy.host, '-p', String(proxy.port), '--scan', '--pattern', 'k:*'], { timeout: 30_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-        if (err) reject(new Error(`redis-cli failed: ${err.message}\n${stderr}`));
-        else resolve(stdout);
-      });
-    });
-    const lines = out.split('\n').filter((l) => l !== '');
+    const lines = await redisCliScan('--pattern', 'k:*');
     expect(lines.filter((l) => !l.startsWith('k:'))).toEqual([]);
     expect(sorted(new Set(lines))).toEqual(sorted(K));
   });
@@ -360,13 +364,7 @@ describe('SCAN cursors', () => {
       expect(r.cursors.filter((c) => BigInt(c) >= 2n ** 63n)).toEqual([]);
       expect(new Set(r.keys).size).toBe(n);
       // redis-cli parses cursors with saturation above 2^64: the case that broke.
-      const out = await new Promise<string>((resolve, reject) => {
-        execFile('redis-cli', ['-h', proxy.host, '-p', String(proxy.port), '--scan'], { timeout: 80_000, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-          if (err) reject(new Error(`redis-cli failed: ${err.message}\n${stderr}`));
-          else resolve(stdout);
-        });
-      });
-      expect(new Set(out.split('\n').filter((l) => l !== '')).size).toBe(n);
+      expect(new Set(await redisCliScan()).size).toBe(n);
     } finally {
       await flushMasters(masters2);
     }

@@ -12,6 +12,7 @@ import type Redis from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keySlot } from '@reborn/protocol';
 import { startCluster, waitFor, type Cluster } from '@reborn/testkit';
+import { busyScript } from './helpers.js';
 
 let cluster: Cluster;
 
@@ -114,7 +115,7 @@ describe('keys of a migrating slot', () => {
     try {
       // The source is busy for 600 ms: its flush waits, and the target's must wait for it (a
       // MIGRATE running on the source would land its keys in an already flushed target).
-      const busy = "local t0 = redis.call('TIME'); repeat local t = redis.call('TIME') until (t[1] - t0[1]) * 1000000 + (t[2] - t0[2]) > 600000; return 1";
+      const busy = busyScript(600);
       const script = m.source.eval(busy, 0);
       await new Promise((res) => setTimeout(res, 50));
       const flushed = r.flushall();

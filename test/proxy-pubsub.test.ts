@@ -11,7 +11,7 @@ import Redis from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Barrier } from '@reborn/coordinator';
 import { startCluster, waitFor, type Cluster } from '@reborn/testkit';
-import { RawClient, cmd, initialOwner, keysInSlots, plain, slotOf } from './helpers.js';
+import { RawClient, busyScript, cmd, initialOwner, keysInSlots, plain, slotOf } from './helpers.js';
 
 let cluster: Cluster;
 
@@ -235,7 +235,7 @@ describe('proxy pub/sub', () => {
     const sub = await RawClient.connect(cluster.proxies[0]!.port);
     const pub = cluster.proxies[1]!.client();
     try {
-      const busy = "local t0 = redis.call('TIME'); repeat local t = redis.call('TIME') until (t[1] - t0[1]) * 1000000 + (t[2] - t0[2]) > 1500000; return 1";
+      const busy = busyScript(1500);
       const script = master.eval(busy, 0);
       await new Promise((r) => setTimeout(r, 300)); // past the busy threshold: redis answers -BUSY now
       sub.write(cmd('SUBSCRIBE', channel!));

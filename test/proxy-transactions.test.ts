@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keySlot } from '@reborn/protocol';
 import { Barrier } from '@reborn/coordinator';
 import { startCluster, waitFor, type Cluster } from '@reborn/testkit';
+import { busyScript } from './helpers.js';
 
 /** Long enough that the grace test's client surely finishes inside it on a loaded machine. */
 const WATCH_GRACE_MS = 3000;
@@ -127,9 +128,7 @@ describe('transactions', () => {
     const r = client();
     const key = 'watched:grace';
     await r.set(key, '10');
-    const slot = keySlot(Buffer.from(key));
-    const src = (await cluster.store.getSlot(slot)).group;
-    const dst = src === 1 ? 2 : 1;
+    const { slot, src, dst } = await placeOf(key);
     await r.watch(key);
 
     const rev = await cluster.store.putSlots([{ id: slot, state: 'pre_migrate', group: src, from: src, to: dst }]);
@@ -160,13 +159,11 @@ describe('transactions', () => {
     const r = client();
     const key = 'watched:drain';
     await r.set(key, '0');
-    const slot = keySlot(Buffer.from(key));
-    const src = (await cluster.store.getSlot(slot)).group;
-    const dst = src === 1 ? 2 : 1;
+    const { slot, src, dst } = await placeOf(key);
     await r.watch(key);
     // A 600 ms script on the pinned connection, then UNWATCH, in one write: the WATCH ends
     // at once, its script still runs in the source group.
-    const busy = "local t0 = redis.call('TIME'); repeat local t = redis.call('TIME') until (t[1] - t0[1]) * 1000000 + (t[2] - t0[2]) > 600000; return redis.call('SET', KEYS[1], 'late')";
+    const busy = busyScript(600, "redis.call('SET', KEYS[1], 'late')");
     const events: string[] = [];
     const piped = r
       .pipeline()
@@ -197,9 +194,7 @@ describe('transactions', () => {
     const r = client();
     const key = 'watched:mig';
     await r.set(key, '10');
-    const slot = keySlot(Buffer.from(key));
-    const src = (await cluster.store.getSlot(slot)).group;
-    const dst = src === 1 ? 2 : 1;
+    const { slot, src, dst } = await placeOf(key);
     await r.watch(key);
     expect(await r.get(key)).toBe('10');
 
@@ -253,6 +248,13 @@ describe('transactions', () => {
 });
 
 /** Writes `request` in one go on a raw socket and resolves with the first `n` replies' bytes (simple replies and bulks only). */
+/** A key's slot, the group that owns it now, and the other group (where a migration would take it). */
+async function placeOf(key: string): Promise<{ slot: number; src: number; dst: number }> {
+  const slot = keySlot(Buffer.from(key));
+  const src = (await cluster.store.getSlot(slot)).group;
+  return { slot, src, dst: src === 1 ? 2 : 1 };
+}
+
 function rawExchange(port: number, request: string, n: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const sock = net.connect(port, '127.0.0.1');
