@@ -128,6 +128,8 @@ export class BackendConnection implements Flushable {
   private unsettled = 0;
   /** This connection's redis client id, from the handshake; null while not connected. */
   private clientId: bigint | null = null;
+  /** whenClientId() callers waiting for the handshake. */
+  private clientIdWaiters: Array<(id: bigint | null) => void> = [];
   /** closeWhenDrained() was called: close once `drained`. */
   private closingWhenDrained = false;
   /** closeWhenDrained(then): called once the connection is closed. */
@@ -384,7 +386,19 @@ export class BackendConnection implements Flushable {
       if (this.socket !== socket || this.state !== 'handshake') return;
       this.clientId = parseIntegerReply(reply);
       done();
+      for (const then of this.clientIdWaiters.splice(0)) then(this.clientId);
     });
+  }
+
+  /**
+   * Calls `then` with the redis client id of the current connection, at once or when the
+   * handshake has learnt it (null: redis did not say). Nothing is written to redis before
+   * that, so a command sent here cannot have run on a connection whose id is unknown. A
+   * connection that fails first never calls back: what it had sent failed with it.
+   */
+  whenClientId(then: (id: bigint | null) => void): void {
+    if (this.state === 'ready') then(this.clientId);
+    else this.clientIdWaiters.push(then);
   }
 
   /**
@@ -517,6 +531,7 @@ export class BackendConnection implements Flushable {
       else this.opts.logger.warn({ backend: this.addr, requests: waiting.length }, 'failed connection had no client id: its requests count as settled');
     }
     this.clientId = null;
+    this.clientIdWaiters = [];
     if (next === 'closed' && waiting.length === 0) {
       this.opts.logger.debug({ backend: this.addr }, 'backend connection closed');
     } else if (waiting.length > 0 || wasUp) {

@@ -6,8 +6,8 @@
  * also unblocks it in redis without consuming anything.
  *
  * Connections are reused: one whose command answered goes back to a small idle pool per
- * server (its redis client id remembered), so a job queue doing BLPOP after BLPOP does not pay
- * a TCP connect and an AUTH each time. A connection whose client went away is closed, never
+ * server, so a job queue doing BLPOP after BLPOP does not pay a TCP connect and an AUTH each
+ * time. (Each knows its redis client id from its handshake: BackendConnection.whenClientId.) A connection whose client went away is closed, never
  * reused: closing it is what unblocks the command in redis.
  *
  * Migration: before acking a barrier for some slots, the proxy unblocks the commands blocked
@@ -16,7 +16,7 @@
  * they had just popped, which the client then receives): nothing is lost, and no blocked
  * command can pop from the old group after the barrier.
  */
-import { encodeCommand, encodeError, isErrorReply, parseIntegerReply } from '@reborn/protocol';
+import { encodeCommand, encodeError, isErrorReply } from '@reborn/protocol';
 import { BackendConnection, type BackendOptions, type BackendPool, type BackendRequest } from './backend.js';
 import type { Session } from './session.js';
 
@@ -24,10 +24,6 @@ interface Blocked {
   readonly slot: number;
   readonly conn: BackendConnection;
   readonly pool: BackendPool;
-  /** Redis client id of the dedicated connection, once known. */
-  clientId: bigint | null;
-  /** Waiting for `clientId` (an unblock asked before CLIENT ID answered). */
-  readonly onClientId: Array<(id: bigint) => void>;
   done: Promise<void>;
 }
 
@@ -44,8 +40,6 @@ interface Idle {
   readonly conn: BackendConnection;
   /** The pool it was made for: reused only for that pool. */
   readonly pool: BackendPool;
-  /** Its redis client id (for CLIENT UNBLOCK), when known. */
-  readonly clientId: bigint | null;
   readonly since: number;
 }
 
@@ -67,37 +61,20 @@ export class BlockingCommands {
       req.resolve(encodeError(`ERR too many blocked clients on this proxy (--max-blocked ${this.maxBlocked})`));
       return;
     }
-    const { conn, clientId } = this.checkout(pool);
+    const conn = this.checkout(pool);
     let finish!: () => void;
-    const entry: Blocked = { slot, conn, pool, clientId, onClientId: [], done: new Promise((r) => (finish = r)) };
+    const entry: Blocked = { slot, conn, pool, done: new Promise((r) => (finish = r)) };
     this.blocked.add(entry);
     const release = (reusable: boolean): void => {
       if (!this.blocked.delete(entry)) return;
       session.forgetWhenClosed(cancel);
-      if (reusable) this.checkin(pool, conn, entry.clientId);
+      if (reusable) this.checkin(pool, conn);
       else conn.close();
       finish();
     };
     // The client went away: closing the connection unblocks the command in redis.
     const cancel = (): void => release(false);
     session.whenClosed(cancel, true);
-    // Asked once per connection; a reused one comes with its id.
-    if (entry.clientId === null) {
-      conn.send({
-        payload: encodeCommand(['CLIENT', 'ID']),
-        resolve: (reply) => {
-          if (isErrorReply(reply)) return; // the connection failed: so does its command
-          const id = parseIntegerReply(reply);
-          if (id === null) {
-            // Not an id (never seen): an unblock waiting for it can only close the connection.
-            if (entry.onClientId.length > 0) conn.close('its slot is being migrated');
-            return;
-          }
-          entry.clientId = id;
-          for (const then of entry.onClientId.splice(0)) then(id);
-        },
-      });
-    }
     conn.send({
       payload: req.payload,
       write: req.write === true,
@@ -114,25 +91,25 @@ export class BlockingCommands {
    * connection made for this very pool is reused (a replaced pool may carry other durability
    * settings).
    */
-  private checkout(pool: BackendPool): { conn: BackendConnection; clientId: bigint | null } {
+  private checkout(pool: BackendPool): BackendConnection {
     this.expireIdle();
     const idle = this.idle.get(pool.addr);
     while (idle !== undefined && idle.length > 0) {
-      const { conn, pool: owner, clientId } = idle.pop()!;
-      if (owner === pool && conn.isUp && conn.pending === 0) return { conn, clientId };
+      const { conn, pool: owner } = idle.pop()!;
+      if (owner === pool && conn.isUp && conn.pending === 0) return conn;
       conn.close();
     }
     // With --durable, a blocking pop is a write like any other: its reply waits for a replica.
-    return { conn: new BackendConnection(pool.addr, { ...this.options, timeoutMs: NO_WATCHDOG_MS }, pool.durability), clientId: null };
+    return new BackendConnection(pool.addr, { ...this.options, timeoutMs: NO_WATCHDOG_MS }, pool.durability);
   }
 
-  private checkin(pool: BackendPool, conn: BackendConnection, clientId: bigint | null): void {
+  private checkin(pool: BackendPool, conn: BackendConnection): void {
     let idle = this.idle.get(pool.addr);
     if (idle === undefined) {
       idle = [];
       this.idle.set(pool.addr, idle);
     }
-    if (conn.isUp && conn.pending === 0 && idle.length < MAX_IDLE_PER_SERVER) idle.push({ conn, pool, clientId, since: Date.now() });
+    if (conn.isUp && conn.pending === 0 && idle.length < MAX_IDLE_PER_SERVER) idle.push({ conn, pool, since: Date.now() });
     else conn.close();
   }
 
@@ -166,9 +143,12 @@ export class BlockingCommands {
           },
         });
       };
-      // CLIENT ID was sent ahead of the command on its connection, so it answers first.
-      if (b.clientId === null) b.onClientId.push((id) => ask(id));
-      else ask(b.clientId);
+      // The connection's own id, from its handshake (before which nothing was sent on it).
+      b.conn.whenClientId((id) => {
+        if (id !== null) ask(id);
+        // Not an id (never seen): closing is the only way left to unblock it.
+        else if (this.blocked.has(b)) b.conn.close('its slot is being migrated');
+      });
     }
     await Promise.all(affected.map((b) => b.done));
   }
