@@ -158,12 +158,12 @@ export class Transactions {
         return;
       }
     }
-    const payload = raw ?? encodeCommand(args);
     if (tx.failed) {
       // Doomed already (EXEC will answer EXECABORT): nothing more is kept.
       req.resolve(QUEUED);
       return;
     }
+    const payload = raw ?? encodeCommand(args);
     tx.bytes += payload.length;
     if (tx.bytes > this.maxQueuedBytes) {
       tx.queued = [];
