@@ -13,6 +13,9 @@ import { killApps, startAgent, type AgentProcess } from './agent-helpers.js';
 
 let cluster: Cluster;
 let agent: AgentProcess;
+/** The servers' default-user password: every redis here, the agent's and the cluster's, has it. */
+const PW = 'sup-redis-secret';
+const agentArgs = ['--redis-password', PW];
 const appPids = new Set<number>();
 
 async function apps(a: AgentProcess = agent): Promise<Record<string, any>> {
@@ -27,7 +30,7 @@ async function apps(a: AgentProcess = agent): Promise<Record<string, any>> {
 }
 
 async function ping(port: number): Promise<boolean> {
-  const c = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 0, enableReadyCheck: false, retryStrategy: () => null });
+  const c = new Redis({ host: '127.0.0.1', port, password: PW, lazyConnect: true, maxRetriesPerRequest: 0, enableReadyCheck: false, retryStrategy: () => null });
   c.on('error', () => undefined);
   try {
     await c.connect();
@@ -48,8 +51,8 @@ async function proxyHealthy(adminAddr: string): Promise<boolean> {
 }
 
 beforeAll(async () => {
-  cluster = await startCluster({ groups: 1, replicas: 0, proxies: 0 });
-  agent = await startAgent({ etcd: cluster.etcd.clientUrl, product: cluster.product, id: 'sup-1' });
+  cluster = await startCluster({ groups: 1, replicas: 0, proxies: 0, redisPassword: PW });
+  agent = await startAgent({ etcd: cluster.etcd.clientUrl, product: cluster.product, id: 'sup-1', args: agentArgs });
 });
 
 afterAll(async () => {
@@ -128,7 +131,7 @@ describe('reborn-agent supervisor', () => {
     const before = await apps();
     await agent.stop(); // graceful: the apps keep running
     expect(await ping(redisPort)).toBe(true);
-    agent = await startAgent({ etcd: cluster.etcd.clientUrl, product: cluster.product, id: 'sup-1', dataDir: agent.dataDir, httpAddr: agent.httpAddr });
+    agent = await startAgent({ etcd: cluster.etcd.clientUrl, product: cluster.product, id: 'sup-1', dataDir: agent.dataDir, httpAddr: agent.httpAddr, args: agentArgs });
     const after = await apps();
     for (const id of Object.keys(before)) {
       expect(after[id]).toMatchObject({ state: 'running', pid: before[id].pid, restarts: before[id].restarts });
@@ -142,7 +145,7 @@ describe('reborn-agent supervisor', () => {
     const redisPid = before[`redis-${redisPort}`].pid as number;
     process.kill(redisPid, 'SIGKILL');
     await waitFor(async () => !(await ping(redisPort)), { what: 'redis gone' });
-    agent = await startAgent({ etcd: cluster.etcd.clientUrl, product: cluster.product, id: 'sup-1', dataDir: agent.dataDir, httpAddr: agent.httpAddr });
+    agent = await startAgent({ etcd: cluster.etcd.clientUrl, product: cluster.product, id: 'sup-1', dataDir: agent.dataDir, httpAddr: agent.httpAddr, args: agentArgs });
     const after = await waitFor(
       async () => {
         const a = await apps();
@@ -167,9 +170,9 @@ describe('reborn-agent supervisor', () => {
     await bad('POST', '/api/start_redis', { port: 70000 }, 400, /^port must be an integer 1\.\.65535, got 70000$/);
     await bad('POST', '/api/start_redis', { port: 6379.5 }, 400, /integer/);
     await bad('POST', '/api/start_redis', { port: 6390, args: '--save ""' }, 400, /^args must be an array of strings$/);
-    await bad('POST', '/api/start_redis', { port: 6390, dataDir: 'rel/dir' }, 400, /^dataDir must be an absolute path/);
-    await bad('POST', '/api/start_redis', { port: 6390, dataDir: '/proc/zz' }, 400, /^dataDir must not be under \/proc, \/sys or \/dev/);
-    await bad('POST', '/api/start_redis', { port: 6390, dataDir: '/etc/passwd/x' }, 400, /^cannot create dataDir "\/etc\/passwd\/x": ENOTDIR/);
+    await bad('POST', '/api/start_redis', { port: 6390, dataDir: '../elsewhere' }, 400, /^dataDir must be a directory inside the agent's data dir/);
+    await bad('POST', '/api/start_redis', { port: 6390, dataDir: '/proc/zz' }, 400, /^dataDir must be a directory inside the agent's data dir/);
+    await bad('POST', '/api/start_redis', { port: 6390, dataDir: 'agent-state.json/x' }, 400, /^cannot create dataDir ".*\/agent-state.json\/x": ENOTDIR/);
     await bad('POST', '/api/start_redis', { port: 6390, prot: 1 }, 400, /^unknown field\(s\) prot/);
     await bad('POST', '/api/start_redis', '{"port": 63', 400, /^the body is not valid JSON/);
     await bad('POST', '/api/start_redis', '[1]', 400, /^the body must be a JSON object/);

@@ -27,7 +27,7 @@ import { Supervisor } from './supervisor.js';
 
 export class Agent {
   readonly metrics: AgentMetrics;
-  private readonly admin = new RedisAdmin();
+  private readonly admin: RedisAdmin;
   private readonly supervisor: Supervisor;
   private readonly api: HttpApi;
   private store: Store | null = null;
@@ -48,6 +48,7 @@ export class Agent {
   ) {
     this.httpAddr = options.httpAddr;
     this.lockPath = join(options.dataDir, 'agent.pid');
+    this.admin = new RedisAdmin(options.redisPassword === null ? {} : { password: options.redisPassword });
     this.metrics = new AgentMetrics(
       {
         apps: () => this.supervisor.list(),
@@ -62,6 +63,7 @@ export class Agent {
       product: options.product,
       redisBin: options.redisBin,
       proxyBin: options.proxyBin,
+      redisPassword: options.redisPassword,
       logger,
       metrics: this.metrics,
       admin: this.admin,

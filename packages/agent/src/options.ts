@@ -4,7 +4,8 @@
  */
 import { hostname, homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
-import { OptionReader, optionsUsage, type OptionDef } from '@reborn/coordinator';
+import { OptionReader, REDIS_PASSWORD_OPTION, optionsUsage, type OptionDef } from '@reborn/coordinator';
+import { redisPasswordRefusal } from './app-options.js';
 
 export { OptionsError } from '@reborn/coordinator';
 
@@ -31,6 +32,8 @@ export interface AgentOptions {
   etcdTimeoutMs: number;
   redisBin: string;
   proxyBin: string;
+  /** The servers' default-user password: given to every redis started, used for every admin call. */
+  redisPassword: string | null;
   logLevel: string;
 }
 
@@ -53,6 +56,7 @@ const DEFS: Record<string, OptionDef> = {
   'etcd-timeout-ms': { env: 'REBORN_AGENT_ETCD_TIMEOUT_MS', kind: 'int', default: 2000, help: 'ms one etcd call may take' },
   'redis-bin': { env: 'REBORN_AGENT_REDIS_BIN', kind: 'string', default: 'redis-server', help: 'redis-server binary for start_redis' },
   'proxy-bin': { env: 'REBORN_AGENT_PROXY_BIN', kind: 'string', default: DEFAULT_PROXY_BIN, help: 'reborn-proxy script for start_proxy' },
+  'redis-password': REDIS_PASSWORD_OPTION,
   'log-level': { env: 'REBORN_LOG_LEVEL', kind: 'string', default: 'info', help: 'pino log level' },
 };
 
@@ -84,6 +88,9 @@ export function parseAgentOptions(argv: string[], env: NodeJS.ProcessEnv = proce
   const dataDir = isAbsolute(dataDirRaw) ? dataDirRaw : resolve(dataDirRaw);
   const whyNot = dataDirRefusal(dataDir);
   if (whyNot !== null) problems.push(`--data-dir ${whyNot}`);
+  const redisPassword = r.redisPassword();
+  const badPassword = redisPassword === null ? null : redisPasswordRefusal(redisPassword);
+  if (badPassword !== null) problems.push(`--redis-password (REBORN_REDIS_PASSWORD) ${badPassword}`);
 
   const options: AgentOptions = {
     httpAddr,
@@ -100,6 +107,7 @@ export function parseAgentOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     etcdTimeoutMs: r.int('etcd-timeout-ms', 100),
     redisBin: r.str('redis-bin')!,
     proxyBin: r.str('proxy-bin')!,
+    redisPassword,
     logLevel,
   };
   // Cross-field checks only when every field parsed: a bad value would mislead them.

@@ -110,6 +110,8 @@ export class RedisAdmin {
       return;
     }
     const [host, port] = splitAddr(master);
+    // The new master asks for the password too; a server not started by the agent may lack it.
+    if (this.opts.password !== undefined) await this.call(addr, ['CONFIG', 'SET', 'masterauth', this.opts.password], timeoutMs);
     await this.call(addr, ['REPLICAOF', host, String(port)], timeoutMs);
   }
 

@@ -15,16 +15,21 @@
  *      pid is alive and still the right program (/proc/<pid>/cmdline), and restarts the rest.
  *      The agent leaves its apps running when it exits: restarting the supervisor must not
  *      take redis down. POST /api/stop is how an app is stopped (SIGTERM, SIGKILL after 10 s).
+ *   4. Locked down (app-options.ts): `args` pass a whitelist, a data dir lies inside the
+ *      agent's own, and a redis-server gets a config file (0600) with the servers' password
+ *      (requirepass + masterauth: never an open default user) and AOF on. Without a
+ *      --redis-password the agent starts no redis at all. Specs read back from the state file
+ *      are checked again: one that no longer passes is not restarted.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, statSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, writeFileSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { basename, isAbsolute, join } from 'node:path';
+import { basename, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { isValidAddr, isValidName } from '@reborn/coordinator';
-import { AppExistsError, BadRequestError, StartFailedError, UnknownAppError } from './errors.js';
-import { dataDirRefusal } from './options.js';
+import { checkProxyArgs, checkRedisArgs, redisConfigFile } from './app-options.js';
+import { AgentError, AppExistsError, BadRequestError, StartFailedError, UnknownAppError } from './errors.js';
 import type { AgentMetrics } from './metrics.js';
 import { isAliveAs, signal } from './proc.js';
 import type { RedisAdmin } from './redis-admin.js';
@@ -45,6 +50,8 @@ export interface ProxySpec {
   addr: string;
   adminAddr: string;
   proxyId: string | null;
+  /** The password clients must AUTH with (passed in the proxy's environment, not its argv). */
+  auth?: string | null;
   args: string[];
 }
 
@@ -73,6 +80,8 @@ export interface AppView {
   addr: string;
   adminAddr?: string;
   proxyId?: string | null;
+  /** Whether clients must AUTH (the password itself is never shown). */
+  auth?: boolean;
   state: AppState;
   restarts: number;
   startedAt: string | null;
@@ -91,6 +100,8 @@ export interface SupervisorOptions {
   product: string;
   redisBin: string;
   proxyBin: string;
+  /** The servers' default-user password: every redis started gets it; null starts no redis. */
+  redisPassword: string | null;
   logger: Logger;
   metrics: AgentMetrics;
   admin: RedisAdmin;
@@ -98,6 +109,8 @@ export interface SupervisorOptions {
 }
 
 const STATE_FILE = 'agent-state.json';
+/** In each redis app's data dir: written at every start, read by redis-server first. */
+const REDIS_CONFIG_FILE = 'reborn-redis.conf';
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 30_000;
 const STABLE_MS = 30_000;
@@ -168,31 +181,48 @@ export class Supervisor {
   async startRedis(body: unknown): Promise<AppView> {
     const o = asBody(body);
     allowOnly(o, ['port', 'args', 'dataDir', 'host']);
+    if (this.opts.redisPassword === null) {
+      throw new AgentError(
+        'ENOREDISPASSWORD',
+        'this agent has no redis password (--redis-password or REBORN_REDIS_PASSWORD): it starts no redis-server with an open default user',
+        409,
+      );
+    }
     const port = portField(o, 'port');
     const host = o['host'] === undefined ? '127.0.0.1' : stringField(o, 'host');
     if (!isValidAddr(`${host}:${port}`)) throw new BadRequestError(`host must be a host name or IP address, got ${JSON.stringify(host)}`);
-    const args = argsField(o);
-    let dataDir = join(this.opts.dataDir, `redis-${port}`);
-    if (o['dataDir'] !== undefined) {
-      dataDir = stringField(o, 'dataDir');
-      if (!isAbsolute(dataDir)) throw new BadRequestError(`dataDir must be an absolute path, got ${JSON.stringify(dataDir)}`);
-      const whyNot = dataDirRefusal(dataDir);
-      if (whyNot !== null) throw new BadRequestError(`dataDir ${whyNot}`);
-    }
+    const args = checkRedisArgs(o['args']);
+    const dataDir = o['dataDir'] === undefined ? join(this.opts.dataDir, `redis-${port}`) : this.insideDataDir(stringField(o, 'dataDir'));
     const id = `redis-${port}`;
+    this.claim(id, [port]);
     try {
       mkdirSync(dataDir, { recursive: true });
     } catch (err) {
       throw new BadRequestError(`cannot create dataDir ${JSON.stringify(dataDir)}: ${(err as Error).message}`);
     }
-    this.claim(id, [port]);
+    // A symlink on the way could lead out of the agent's dir: judge the real path too.
+    this.insideDataDir(realpathSync(dataDir));
     return this.create({ kind: 'redis', host, port, args, dataDir }, id);
+  }
+
+  /**
+   * `dir` (absolute, or relative to the agent's data dir) resolved, when it lies strictly
+   * inside the agent's data dir (the agent's own files sit at its top, so not the dir itself).
+   */
+  private insideDataDir(dir: string): string {
+    const root = realpathOr(this.opts.dataDir);
+    const full = resolve(root, dir);
+    const rel = relative(root, full);
+    if (rel === '' || rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel) || rel.split(sep)[0] === 'logs') {
+      throw new BadRequestError(`dataDir must be a directory inside the agent's data dir ${root} (not the dir itself, nor its logs), got ${JSON.stringify(dir)}`);
+    }
+    return full;
   }
 
   /** POST /api/start_proxy {addr, adminAddr, id?, args?} */
   async startProxy(body: unknown): Promise<AppView> {
     const o = asBody(body);
-    allowOnly(o, ['addr', 'adminAddr', 'id', 'args']);
+    allowOnly(o, ['addr', 'adminAddr', 'id', 'auth', 'args']);
     const addr = addrField(o, 'addr');
     const adminAddr = addrField(o, 'adminAddr');
     const port = Number(addr.slice(addr.lastIndexOf(':') + 1));
@@ -203,10 +233,12 @@ export class Supervisor {
       proxyId = stringField(o, 'id');
       if (!isValidName(proxyId)) throw new BadRequestError(`id must match [A-Za-z0-9_.:-]{1,128}, got ${JSON.stringify(proxyId)}`);
     }
-    const args = argsField(o);
+    const auth = o['auth'] === undefined ? null : stringField(o, 'auth');
+    if (auth !== null && /[\x00-\x1f\x7f]/.test(auth)) throw new BadRequestError('auth must not contain control characters');
+    const args = checkProxyArgs(o['args']);
     const id = `proxy-${port}`;
     this.claim(id, [port, adminPort]);
-    return this.create({ kind: 'proxy', addr, adminAddr, proxyId, args }, id);
+    return this.create({ kind: 'proxy', addr, adminAddr, proxyId, auth, args }, id);
   }
 
   /** POST /api/stop {id} */
@@ -324,16 +356,27 @@ export class Supervisor {
     return body.pid === undefined || body.pid === rec.pid;
   }
 
-  private command(spec: AppSpec): { cmd: string; args: string[]; cwd: string } {
+  private command(spec: AppSpec): { cmd: string; args: string[]; cwd: string; env: NodeJS.ProcessEnv } {
+    // Secrets travel in a 0600 file or the environment, never in argv (ps shows argv to all).
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    delete env['REBORN_REDIS_PASSWORD'];
+    delete env['REBORN_PROXY_AUTH'];
     if (spec.kind === 'redis') {
+      const conf = join(spec.dataDir, REDIS_CONFIG_FILE);
+      writeFileSync(conf, redisConfigFile(this.opts.redisPassword ?? ''), { mode: 0o600 });
+      chmodSync(conf, 0o600);
       return {
         cmd: this.opts.redisBin,
         // Log to stdout (our log file); later args win in redis, so the caller's come last.
-        args: ['--port', String(spec.port), '--bind', spec.host, '--dir', spec.dataDir, '--daemonize', 'no', '--logfile', '', ...spec.args],
+        args: [conf, '--port', String(spec.port), '--bind', spec.host, '--dir', spec.dataDir, '--daemonize', 'no', '--logfile', '', ...spec.args],
         cwd: spec.dataDir,
+        env,
       };
     }
+    if (this.opts.redisPassword !== null) env['REBORN_REDIS_PASSWORD'] = this.opts.redisPassword;
+    if (spec.auth) env['REBORN_PROXY_AUTH'] = spec.auth;
     return {
+      env,
       cmd: process.execPath,
       args: [
         this.opts.proxyBin,
@@ -349,11 +392,11 @@ export class Supervisor {
   }
 
   private spawn(rec: AppRecord): void {
-    const { cmd, args, cwd } = this.command(rec.spec);
+    const { cmd, args, cwd, env } = this.command(rec.spec);
     const fd = openSync(rec.logFile, 'a');
     try {
       writeFileSync(fd, `--- ${new Date().toISOString()} reborn-agent starts: ${cmd} ${args.join(' ')}\n`);
-      const child = spawn(cmd, args, { cwd, detached: true, stdio: ['ignore', fd, fd], env: process.env });
+      const child = spawn(cmd, args, { cwd, detached: true, stdio: ['ignore', fd, fd], env });
       child.unref();
       rec.pid = child.pid ?? null;
       rec.startedAt = new Date().toISOString();
@@ -439,7 +482,7 @@ export class Supervisor {
       const addr = s.host.includes(':') ? `[${s.host}]:${s.port}` : `${s.host}:${s.port}`;
       return { ...common, port: s.port, addr, dataDir: s.dataDir };
     }
-    return { ...common, port: portOf(s.addr), addr: s.addr, adminAddr: s.adminAddr, proxyId: s.proxyId };
+    return { ...common, port: portOf(s.addr), addr: s.addr, adminAddr: s.adminAddr, proxyId: s.proxyId, auth: Boolean(s.auth) };
   }
 
   private persist(): void {
@@ -448,10 +491,31 @@ export class Supervisor {
       .map((r) => ({ ...r, nextStartAt: null }));
     const tmp = `${this.statePath}.tmp`;
     try {
-      writeFileSync(tmp, JSON.stringify({ version: 1, apps }, null, 2));
+      // 0600: it holds the proxies' client passwords.
+      writeFileSync(tmp, JSON.stringify({ version: 1, apps }, null, 2), { mode: 0o600 });
       renameSync(tmp, this.statePath);
     } catch (err) {
       this.log.error({ err: (err as Error).message, path: this.statePath }, 'cannot write the state file');
+    }
+  }
+
+  /**
+   * A spec from the state file passes today's checks, or its app is not started again: a file
+   * written by an older agent (or by hand) must not get around the whitelist.
+   */
+  private recheck(rec: AppRecord): AppRecord {
+    try {
+      if (rec.spec.kind === 'redis') {
+        checkRedisArgs(rec.spec.args);
+        this.insideDataDir(rec.spec.dataDir);
+      } else {
+        checkProxyArgs(rec.spec.args);
+      }
+      return rec;
+    } catch (err) {
+      const reason = `not restarted: its spec is refused now: ${(err as Error).message}`;
+      this.log.error({ app: rec.id, pid: rec.pid }, reason);
+      return { ...rec, state: 'stopped', lastExit: { at: new Date().toISOString(), reason } };
     }
   }
 
@@ -465,7 +529,7 @@ export class Supervisor {
     try {
       const v = JSON.parse(text) as { apps?: unknown };
       if (!Array.isArray(v.apps)) throw new Error('no apps array');
-      return v.apps.filter(isAppRecord).map((r) => ({ ...r, nextStartAt: null, crashes: r.crashes ?? 0 }));
+      return v.apps.filter(isAppRecord).map((r) => this.recheck({ ...r, nextStartAt: null, crashes: r.crashes ?? 0 }));
     } catch (err) {
       this.log.error({ err: (err as Error).message, path: this.statePath }, 'state file unreadable; starting with no apps');
       return [];
@@ -507,13 +571,6 @@ function addrField(o: Record<string, unknown>, name: string): string {
   return v;
 }
 
-function argsField(o: Record<string, unknown>): string[] {
-  const v = o['args'];
-  if (v === undefined) return [];
-  if (!Array.isArray(v) || !v.every((a) => typeof a === 'string')) throw new BadRequestError('args must be an array of strings');
-  return v as string[];
-}
-
 function portOf(addr: string): number {
   return Number(addr.slice(addr.lastIndexOf(':') + 1));
 }
@@ -523,6 +580,15 @@ function isAppRecord(v: unknown): v is AppRecord {
   const r = v as Partial<AppRecord>;
   return typeof r.id === 'string' && typeof r.spec === 'object' && r.spec !== null && typeof r.logFile === 'string' &&
     (r.spec.kind === 'redis' || r.spec.kind === 'proxy') && (r.state === 'running' || r.state === 'restarting' || r.state === 'stopped');
+}
+
+/** The real path of `dir`, or `dir` resolved when it does not exist (yet). */
+function realpathOr(dir: string): string {
+  try {
+    return realpathSync(dir);
+  } catch {
+    return resolve(dir);
+  }
 }
 
 function fileSize(path: string): number {

@@ -58,7 +58,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     }
     store = await Store.open({ endpoints: global.etcd, product: global.product, dialTimeoutMs: 5000 });
     if (command.verb === 'dashboard') return await dashboard(store, global, command, io);
-    await execute(new Admin(store, io.admin), global, command, io);
+    await execute(new Admin(store, { ...io.admin, redisPassword: global.redisPassword }), global, command, io);
     return 0;
   } catch (err) {
     io.stderr(`reborn-config: ${oneLine(err)}${NL}`);
@@ -249,7 +249,7 @@ async function follow(admin: Admin, global: GlobalOptions, id: string, io: CliIo
       continue;
     }
     io.stderr(`no runner is alive for product ${global.product}: running migration ${id} here (Ctrl-C stops at a safe point; the task stays resumable)${NL}`);
-    const runner = new MigrationRunner({ store, logger: await cliLogger(global, 2, 'warn') });
+    const runner = new MigrationRunner({ store, logger: await cliLogger(global, 2, 'warn'), redisPassword: global.redisPassword });
     const poll = pollProgress(admin, id, progress, etcdTrouble((line) => io.stderr(line + NL), 'Ctrl-C stops at a safe point'));
     try {
       final = await runner.runTask(id, signal ? { signal } : {});
@@ -314,9 +314,15 @@ function pollProgress(admin: Admin, id: string, report: (t: MigrationTask) => vo
 async function dashboard(store: Store, global: GlobalOptions, command: Extract<Command, { verb: 'dashboard' }>, io: CliIo): Promise<number> {
   const logger = await cliLogger(global, 1, 'info');
   const [{ createApi }, { MigrationRunner }] = await Promise.all([import('./api.js'), import('./runner-api.js')]);
-  const api = createApi({ store, logger: logger.child({ component: 'api' }), token: command.token, ...(io.admin ? { admin: io.admin } : {}) });
+  const api = createApi({
+    store,
+    logger: logger.child({ component: 'api' }),
+    token: command.token,
+    admin: { ...io.admin, redisPassword: global.redisPassword },
+    stats: { redisPassword: global.redisPassword },
+  });
   const server = await api.listen(command.httpAddr);
-  const runner = new MigrationRunner({ store, logger: logger.child({ component: 'runner' }) });
+  const runner = new MigrationRunner({ store, logger: logger.child({ component: 'runner' }), redisPassword: global.redisPassword });
   io.graceful?.();
   try {
     await runner.start();

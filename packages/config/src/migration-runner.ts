@@ -85,6 +85,7 @@ import {
   encodeSlot,
   groupMaster,
   isValidGroupId,
+  migrateAuthArgs,
   newProgress,
   onlineSlot,
   parseMigration,
@@ -95,7 +96,7 @@ import {
   type Topology,
 } from '@reborn/coordinator';
 import { FenceError, fenceProxy } from './fence.js';
-import { RedisAdminError, adminClient, canonicalValue, isTransportError, parseAddr, replyCode, showKey, withRedis } from './redis-admin.js';
+import { RedisAdminError, adminClient, canonicalValue, isTransportError, parseAddr, replyCode, showKey, withRedis, type RedisAdminOptions } from './redis-admin.js';
 
 // ---------------------------------------------------------------------------------------------
 // Errors
@@ -285,6 +286,8 @@ export interface MigrationRunnerOptions {
   leaseTtlSeconds?: number;
   /** How often the leader looks for new tasks. Default 500. */
   pollIntervalMs?: number;
+  /** The servers' default-user password (requirepass): for the runner's connections and MIGRATE's to the target. */
+  redisPassword?: string | null;
 }
 
 interface Lead {
@@ -311,7 +314,9 @@ export class MigrationRunner {
   private readonly log: Logger;
   private readonly migrations: Migrations;
   private readonly barrier: Barrier;
-  readonly opts: Required<Omit<MigrationRunnerOptions, 'store' | 'logger' | 'id'>>;
+  readonly opts: Required<Omit<MigrationRunnerOptions, 'store' | 'logger' | 'id' | 'redisPassword'>>;
+  /** How the runner's own connections log in (timeouts are set per use). */
+  readonly redis: RedisAdminOptions;
   private stopCtl: AbortController | null = null;
   private loop: Promise<void> | null = null;
   private leading = false;
@@ -323,6 +328,7 @@ export class MigrationRunner {
     this.log = options.logger.child({ component: 'migration-runner', runner: this.id });
     this.migrations = new Migrations(this.store);
     this.barrier = new Barrier(this.store);
+    this.redis = { password: options.redisPassword ?? null };
     this.opts = {
       barrierTimeoutMs: options.barrierTimeoutMs ?? 5000,
       scanCount: options.scanCount ?? 5000,
@@ -497,7 +503,7 @@ export class MigrationRunner {
 
   /** @internal for TaskRun */
   get ctx() {
-    return { store: this.store, log: this.log, migrations: this.migrations, barrier: this.barrier, opts: this.opts };
+    return { store: this.store, log: this.log, migrations: this.migrations, barrier: this.barrier, opts: this.opts, redis: this.redis };
   }
 }
 
@@ -523,6 +529,7 @@ class TaskRun {
   private readonly migrations: Migrations;
   private readonly barrier: Barrier;
   private readonly opts: MigrationRunner['opts'];
+  private readonly redis: RedisAdminOptions;
   private task!: MigrationTask;
 
   private movedBase = -1;
@@ -550,6 +557,7 @@ class TaskRun {
     this.migrations = c.migrations;
     this.barrier = c.barrier;
     this.opts = c.opts;
+    this.redis = c.redis;
   }
 
   async execute(): Promise<MigrationTask | null> {
@@ -672,6 +680,7 @@ class TaskRun {
             reason: `did not ack action ${action.seq} (migration ${this.id}, ${label}) within ${this.opts.barrierTimeoutMs} ms`,
             action: action.seq,
             logger: this.log,
+            redis: this.redis,
           }),
         ),
       );
@@ -778,7 +787,7 @@ class TaskRun {
     const { host, port } = parseAddr(dst);
     const { migrateTimeoutMs, parallel, scanCount } = this.opts;
     // Pipelined MIGRATEs queue on the source: a command may wait for all those ahead of it.
-    const conn = adminClient(src, { connectTimeoutMs: 3000, commandTimeoutMs: migrateTimeoutMs * (parallel + 1) + 5000 });
+    const conn = adminClient(src, { ...this.redis, connectTimeoutMs: 3000, commandTimeoutMs: migrateTimeoutMs * (parallel + 1) + 5000 });
     const pool = new Pool(parallel);
     let found = 0;
     try {
@@ -831,7 +840,7 @@ class TaskRun {
     const started = Date.now();
     for (let attempt = 0; ; attempt++) {
       try {
-        const reply = await conn.callBuffer('MIGRATE', host, String(port), '', '0', String(this.opts.migrateTimeoutMs), 'KEYS', ...keys);
+        const reply = await conn.callBuffer('MIGRATE', host, String(port), '', '0', String(this.opts.migrateTimeoutMs), ...migrateAuthArgs(this.redis.password ?? null), 'KEYS', ...keys);
         // OK: every key that still existed moved; NOKEY: none did (a proxy moved them, or they expired).
         if (String(reply) === 'OK') this.moved(keys.length);
         return;
@@ -877,7 +886,7 @@ class TaskRun {
           if (e) throw e;
           return Number(v) === 1;
         });
-      });
+      }, this.redis);
     const [onA, onB] = await Promise.all([exists(src), exists(dst)]);
     const both = keys.filter((_, i) => onA[i] && onB[i]);
     for (const k of both) {
@@ -886,13 +895,13 @@ class TaskRun {
         throw new MigrationError('EBUSYKEY', `BUSYKEY: ${where}; the runner never overwrites a key: find out how it got there, delete one copy, then resume migration ${this.id}`);
       }
       const copy = (addr: string) =>
-        withRedis(addr, async (c) => ({ value: await canonicalValue(c, k), pttl: await c.pttl(k) }));
+        withRedis(addr, async (c) => ({ value: await canonicalValue(c, k), pttl: await c.pttl(k) }), this.redis);
       const [x, y] = await Promise.all([copy(src), copy(dst)]);
       const sameTtl = (x.pttl < 0 && y.pttl < 0 && x.pttl === y.pttl) || (x.pttl >= 0 && y.pttl >= 0 && Math.abs(x.pttl - y.pttl) < this.opts.migrateTimeoutMs + 2000);
       if (!(x.value !== null && x.value === y.value && sameTtl)) {
         throw new MigrationError('EBUSYKEY', `BUSYKEY: ${where} after a MIGRATE timeout, and the copies differ (or are too large to compare); resolve by hand, then resume migration ${this.id}`);
       }
-      await withRedis(src, (c) => c.del(k));
+      await withRedis(src, (c) => c.del(k), this.redis);
       this.log.warn({ key: showKey(k), src, dst }, 'key on both sides after a MIGRATE timeout, copies identical: removed the source copy');
     }
   }
@@ -965,7 +974,7 @@ class TaskRun {
         const master = groupMaster(topo.groups.get(g) ?? { id: g, servers: [] });
         const owned = topo.slots.filter((s) => (s.from ?? s.group) === g).length;
         if (!master || owned === 0) return;
-        const size = await withRedis(master.addr, (r) => r.dbsize(), { commandTimeoutMs: 2000 }).catch(() => 0);
+        const size = await withRedis(master.addr, (r) => r.dbsize(), { ...this.redis, commandTimeoutMs: 2000 }).catch(() => 0);
         perSlot.set(g, size / owned);
       }),
     );

@@ -16,13 +16,14 @@ function failure(argv: string[], env: NodeJS.ProcessEnv = {}): [string, string, 
 
 describe('global options', () => {
   it('defaults, env, flags (flags > env > defaults)', () => {
-    expect(parse(['group', 'list']).global).toEqual({ etcd: ['http://127.0.0.1:2379'], product: 'default', json: false, logLevel: '' });
-    const env = { REBORN_ETCD: 'http://a:1,http://b:2', REBORN_PRODUCT: 'envp' };
-    expect(parse(['group', 'list'], env).global).toMatchObject({ etcd: ['http://a:1', 'http://b:2'], product: 'envp' });
-    expect(parse(['--etcd', 'http://c:3', 'group', 'list', '--product=flagp', '--json'], env).global).toMatchObject({
+    expect(parse(['group', 'list']).global).toEqual({ etcd: ['http://127.0.0.1:2379'], product: 'default', json: false, logLevel: '', redisPassword: null });
+    const env = { REBORN_ETCD: 'http://a:1,http://b:2', REBORN_PRODUCT: 'envp', REBORN_REDIS_PASSWORD: 'envpw' };
+    expect(parse(['group', 'list'], env).global).toMatchObject({ etcd: ['http://a:1', 'http://b:2'], product: 'envp', redisPassword: 'envpw' });
+    expect(parse(['--etcd', 'http://c:3', 'group', 'list', '--product=flagp', '--json', '--redis-password', 'flagpw'], env).global).toMatchObject({
       etcd: ['http://c:3'],
       product: 'flagp',
       json: true,
+      redisPassword: 'flagpw',
     });
   });
 

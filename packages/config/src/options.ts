@@ -14,6 +14,8 @@ export interface GlobalOptions {
   product: string;
   json: boolean;
   logLevel: string;
+  /** The redis servers' default-user password (requirepass), or null. */
+  redisPassword: string | null;
 }
 
 export type Command =
@@ -51,6 +53,7 @@ interface FlagDef {
 const FLAGS: Record<string, FlagDef> = {
   etcd: { kind: 'value', arg: '<url[,url]>', help: 'etcd endpoints (default http://127.0.0.1:2379, env REBORN_ETCD)' },
   product: { kind: 'value', arg: '<name>', help: 'product name (default "default", env REBORN_PRODUCT)' },
+  'redis-password': { kind: 'value', arg: '<password>', help: "password of the redis servers' default user (env REBORN_REDIS_PASSWORD, preferred: flags show in ps)" },
   'log-level': { kind: 'value', arg: '<level>', help: 'pino log level (default info for dashboard, warn otherwise; env REBORN_LOG_LEVEL)' },
   help: { kind: 'bool', help: 'show this help' },
   json: { kind: 'bool', help: 'machine-readable JSON output (listing verbs)' },
@@ -63,7 +66,7 @@ const FLAGS: Record<string, FlagDef> = {
   token: { kind: 'value', arg: '<token>', help: 'require "Authorization: Bearer <token>" (env REBORN_DASHBOARD_TOKEN)' },
 };
 
-const GLOBAL_FLAGS = ['etcd', 'product', 'log-level', 'help'];
+const GLOBAL_FLAGS = ['etcd', 'product', 'redis-password', 'log-level', 'help'];
 
 export interface VerbSpec {
   verb: Verb;
@@ -109,6 +112,7 @@ const ENV_HELP: ReadonlyArray<readonly [string, string]> = [
   ['REBORN_ETCD', 'etcd endpoints, like --etcd'],
   ['REBORN_PRODUCT', 'product name, like --product'],
   ['REBORN_LOG_LEVEL', 'pino log level, like --log-level'],
+  ['REBORN_REDIS_PASSWORD', "the redis servers' default-user password, like --redis-password"],
   ['REBORN_DASHBOARD_ADDR', `dashboard listen address, like dashboard --http-addr (default ${DEFAULT_HTTP_ADDR})`],
   ['REBORN_DASHBOARD_TOKEN', 'dashboard bearer token, like dashboard --token (unset: no token, loopback only)'],
 ];
@@ -217,7 +221,8 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
   if (logLevel !== '' && !LOG_LEVELS.includes(logLevel)) {
     throw new ValidationError(`invalid log level ${JSON.stringify(logLevel)}: want one of ${LOG_LEVELS.join(', ')}`);
   }
-  const global: GlobalOptions = { etcd, product, json: flags.get('json') === true, logLevel };
+  const redisPassword = str('redis-password', 'REBORN_REDIS_PASSWORD', '') || null;
+  const global: GlobalOptions = { etcd, product, json: flags.get('json') === true, logLevel, redisPassword };
 
   if (flags.get('help') === true) return { global, command: { verb: 'help', topic: positionals.slice(0, 2).join(' ') || null } };
   if (positionals.length === 0) throw new UsageError('missing verb; run reborn-config --help');

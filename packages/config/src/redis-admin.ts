@@ -17,6 +17,8 @@ export interface RedisAdminOptions {
   connectTimeoutMs?: number;
   /** Upper bound of each command, from the moment it is sent. Default 5000. */
   commandTimeoutMs?: number;
+  /** The servers' default-user password (requirepass), or none. */
+  password?: string | null;
 }
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 2000;
@@ -49,6 +51,7 @@ export function adminClient(addr: string, opts: RedisAdminOptions = {}): Redis {
   const options: RedisOptions = {
     host,
     port,
+    ...(opts.password ? { password: opts.password } : {}),
     lazyConnect: true,
     connectTimeout: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
     commandTimeout: opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,

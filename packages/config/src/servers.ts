@@ -271,18 +271,27 @@ export interface AdminOptions {
   logger?: Logger;
   /** Connect and per-command timeout for redis servers. Default 3000. */
   redisTimeoutMs?: number;
+  /** The servers' default-user password (requirepass), or none. */
+  redisPassword?: string | null;
   /** How long a new replica may take for its initial sync. Default 60000. */
   syncTimeoutMs?: number;
   /** How long a promotion waits for the candidate to catch up. Default 10000. */
   catchUpTimeoutMs?: number;
 }
 
-async function connectRedis(addr: string, timeoutMs: number): Promise<Redis> {
+/** How Admin reaches a redis server: one timeout for connect and each command, and the password. */
+interface RedisConn {
+  timeoutMs: number;
+  password: string | null;
+}
+
+async function connectRedis(addr: string, { timeoutMs, password }: RedisConn): Promise<Redis> {
   const { host, port } = splitAddr(addr);
   const { Redis } = await import('ioredis');
   const c = new Redis({
     host,
     port,
+    ...(password === null ? {} : { password }),
     lazyConnect: true,
     connectTimeout: timeoutMs,
     commandTimeout: timeoutMs,
@@ -309,13 +318,23 @@ async function connectRedis(addr: string, timeoutMs: number): Promise<Redis> {
   }
 }
 
-async function withRedis<T>(addr: string, timeoutMs: number, fn: (c: Redis) => Promise<T>): Promise<T> {
-  const c = await connectRedis(addr, timeoutMs);
+async function withRedis<T>(addr: string, conn: RedisConn, fn: (c: Redis) => Promise<T>): Promise<T> {
+  const c = await connectRedis(addr, conn);
   try {
     return await fn(c);
   } finally {
     c.disconnect();
   }
+}
+
+/**
+ * REPLICAOF host port. Where the servers have a password the replica must log in to its new
+ * master too: masterauth is set first (a server started by reborn-agent has it already; one
+ * started by hand may not).
+ */
+async function replicaOf(c: Redis, host: string, port: number, { password }: RedisConn): Promise<void> {
+  if (password !== null) await c.config('SET', 'masterauth', password);
+  await c.replicaof(host, port);
 }
 
 async function replicationInfo(c: Redis): Promise<Map<string, string>> {
@@ -346,7 +365,7 @@ function prefixEnd(prefix: string): Buffer {
 }
 
 export class Admin {
-  private readonly redisTimeoutMs: number;
+  private readonly redis: RedisConn;
   private readonly syncTimeoutMs: number;
   private readonly catchUpTimeoutMs: number;
   private readonly migrations: Migrations;
@@ -357,7 +376,7 @@ export class Admin {
     readonly store: Store,
     opts: AdminOptions = {},
   ) {
-    this.redisTimeoutMs = opts.redisTimeoutMs ?? 3000;
+    this.redis = { timeoutMs: opts.redisTimeoutMs ?? 3000, password: opts.redisPassword ?? null };
     this.syncTimeoutMs = opts.syncTimeoutMs ?? 60_000;
     this.catchUpTimeoutMs = opts.catchUpTimeoutMs ?? 10_000;
     this.logger = opts.logger;
@@ -437,7 +456,7 @@ export class Admin {
     };
     const before = check(await this.snapshot());
 
-    await withRedis(addr, this.redisTimeoutMs, async (c) => {
+    await withRedis(addr, this.redis, async (c) => {
       const info = await replicationInfo(c);
       if (!before.master) {
         if (info.get('role') !== 'master') {
@@ -463,7 +482,7 @@ export class Admin {
       return { group: this.groupView(this.requireGroup(snap, gid), snap), role };
     } catch (err) {
       // Not recorded: do not leave a server replicating from a group it is not part of.
-      if (before.master) await withRedis(addr, this.redisTimeoutMs, (c) => c.replicaof('NO', 'ONE')).catch(() => undefined);
+      if (before.master) await withRedis(addr, this.redis, (c) => c.replicaof('NO', 'ONE')).catch(() => undefined);
       throw err;
     }
   }
@@ -471,11 +490,11 @@ export class Admin {
   /** REPLICAOF master on `c`, then wait for master_link_status:up and no sync in progress. */
   private async replicate(c: Redis, addr: string, masterAddr: string): Promise<void> {
     // Check the master answers before pointing anything at it.
-    await withRedis(masterAddr, this.redisTimeoutMs, (m) => m.ping()).catch((err: Error) => {
+    await withRedis(masterAddr, this.redis, (m) => m.ping()).catch((err: Error) => {
       throw new ServerUnreachableError(`cannot add replica ${addr}: the group master did not answer (${err.message})`, err);
     });
     const { host, port } = splitAddr(masterAddr);
-    await c.replicaof(host, port);
+    await replicaOf(c, host, port, this.redis);
     const deadline = Date.now() + this.syncTimeoutMs;
     let info = new Map<string, string>();
     for (;;) {
@@ -541,7 +560,7 @@ export class Admin {
     }
     const others = group.servers.filter((s) => s.role === ServerRole.Replica && s.addr !== addr).map((s) => s.addr);
     const warnings: string[] = [];
-    const t = this.redisTimeoutMs;
+    const t = this.redis;
     const old = await connectRedis(master.addr, t).catch((err: Error) => {
       throw new ServerUnreachableError(`${err.message}; a graceful switchover needs a healthy master (failover is the agent's job)`, err);
     });
@@ -608,7 +627,7 @@ export class Admin {
         const written = err instanceof UnavailableError ? await this.groupHasMaster(gid, addr) : false;
         if (written !== true) {
           const { host, port } = splitAddr(master.addr);
-          await cand.replicaof(host, port).catch(() => undefined);
+          await replicaOf(cand, host, port, this.redis).catch(() => undefined);
           if (written === null) {
             throw new UnavailableError(
               `etcd did not confirm the promotion of ${addr} in group ${gid}: it was turned back into a replica of ${master.addr}; check "group list" and retry`,
@@ -620,11 +639,11 @@ export class Admin {
       }
       // 6.
       const { host, port } = splitAddr(addr);
-      await old.replicaof(host, port).catch((err: Error) => {
+      await replicaOf(old, host, port, t).catch((err: Error) => {
         warnings.push(`old master ${master.addr} did not accept REPLICAOF ${addr}: ${err.message}`);
       });
       for (const r of others) {
-        await withRedis(r, t, (c) => c.replicaof(host, port)).catch((err: Error) => {
+        await withRedis(r, t, (c) => replicaOf(c, host, port, t)).catch((err: Error) => {
           warnings.push(`replica ${r} was not re-pointed to ${addr}: ${err.message}`);
         });
       }
@@ -843,6 +862,7 @@ export class Admin {
       groups: groups.map((g) => g.id),
       reason: 'operator: proxy offline',
       ...(this.logger ? { logger: this.logger } : {}),
+      redis: { password: this.redis.password },
     });
     const key = this.store.paths.proxy(id);
     await this.store.call(`delete registration of ${id}`, () => this.store.etcd.delete().key(key).exec());

@@ -50,6 +50,8 @@ export interface StatsOptions {
   proxyTimeoutMs?: number;
   /** Connect and command timeout of INFO. Default 1500. */
   redisTimeoutMs?: number;
+  /** The servers' default-user password (requirepass), or none. */
+  redisPassword?: string | null;
   /** For tests: the fetch used to reach proxies. */
   fetch?: typeof fetch;
 }
@@ -204,6 +206,7 @@ export class Stats {
   private readonly histories = new Map<string, RateHistory>();
   private readonly proxyTimeoutMs: number;
   private readonly redisTimeoutMs: number;
+  private readonly redisPassword: string | null;
   private readonly fetch: typeof fetch;
   private readonly agents: AgentStore;
 
@@ -213,6 +216,7 @@ export class Stats {
   ) {
     this.proxyTimeoutMs = opts.proxyTimeoutMs ?? 1000;
     this.redisTimeoutMs = opts.redisTimeoutMs ?? 1500;
+    this.redisPassword = opts.redisPassword ?? null;
     this.fetch = opts.fetch ?? fetch;
     this.agents = new AgentStore(store);
   }
@@ -292,7 +296,7 @@ export class Stats {
       }),
     ]);
     const healthOf = new Map(health.map((h) => [h.addr, h]));
-    const opts = { connectTimeoutMs: this.redisTimeoutMs, commandTimeoutMs: this.redisTimeoutMs };
+    const opts = { connectTimeoutMs: this.redisTimeoutMs, commandTimeoutMs: this.redisTimeoutMs, password: this.redisPassword };
     const servers = await Promise.all(
       groups.flatMap((g) =>
         g.servers.map(async (s): Promise<ServerStats> => {

@@ -126,6 +126,12 @@ export class OptionReader {
     return { etcd, product, logLevel };
   }
 
+  /** `--redis-password` (REDIS_PASSWORD_OPTION): null when unset or empty. */
+  redisPassword(): string | null {
+    const v = this.str('redis-password');
+    return v === null || v === '' ? null : v;
+  }
+
   /** Throws every recorded problem at once. */
   done(): void {
     if (this.problems.length > 0) throw new OptionsError(this.problems);

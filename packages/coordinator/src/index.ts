@@ -11,6 +11,7 @@ export { ProxyRegistration, type ProxyRegistrationEvents } from './registration.
 export { Barrier, parseAction, type ActionInfo, type AckInfo, type FenceInfo } from './barrier.js';
 export * from './migrations.js';
 export { proxyAclUser, proxyAclRules } from './fencing.js';
+export { REDIS_PASSWORD_OPTION, migrateAuthArgs } from './redis-credentials.js';
 export * from './agents.js';
 export { OptionReader, OptionsError, optionsUsage, wantsHelp, isHostPort, type OptionDef } from './cli-options.js';
 export { parseOptionsOrExit, runUntilSignalled, type DaemonLogger } from './daemon.js';

@@ -1,12 +1,16 @@
 /**
  * One-off admin commands to a redis server over a fresh connection (outside the shared
  * pools), bounded by a timeout. Used off the hot path: re-enabling this proxy's ACL user
- * after it was fenced.
+ * after it was fenced, CLIENT KILL of a failed connection.
+ *
+ * With `password` (the servers' default-user password) the command is pipelined behind
+ * `AUTH password`; the command's own reply is returned (a wrong password shows as its
+ * -NOAUTH). A server without a password answers that AUTH with an error and runs the command.
  */
 import net from 'node:net';
 import { encodeCommand, ReplyScanner } from '@reborn/protocol';
 
-export function redisCommand(addr: string, args: (string | Buffer)[], timeoutMs = 2000): Promise<Buffer> {
+export function redisCommand(addr: string, args: (string | Buffer)[], timeoutMs = 2000, password: string | null = null): Promise<Buffer> {
   const i = addr.lastIndexOf(':');
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host: addr.slice(0, i), port: Number(addr.slice(i + 1)) });
@@ -21,10 +25,18 @@ export function redisCommand(addr: string, args: (string | Buffer)[], timeoutMs 
       if (err) reject(err);
       else resolve(reply!);
     };
-    socket.on('connect', () => socket.write(encodeCommand(args)));
+    // Replies to skip before the command's own: the AUTH's.
+    let skip = password === null ? 0 : 1;
+    socket.on('connect', () => {
+      if (password !== null) socket.write(encodeCommand(['AUTH', password]));
+      socket.write(encodeCommand(args));
+    });
     socket.on('data', (chunk: Buffer) => {
       try {
-        scanner.feed(chunk, (reply) => finish(null, Buffer.from(reply)));
+        scanner.feed(chunk, (reply) => {
+          if (skip > 0) skip--;
+          else finish(null, Buffer.from(reply));
+        });
       } catch (err) {
         finish(err as Error);
       }

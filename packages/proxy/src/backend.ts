@@ -76,6 +76,8 @@ export interface Durability {
 export interface BackendAuth {
   user: string;
   password: string;
+  /** The servers' default-user password: needed to create or inspect `user` where it fails. */
+  adminPassword: string | null;
   /** The server refused the proxy's user because it is disabled: the proxy has been fenced. */
   onFenced(addr: string): void;
 }
@@ -416,7 +418,7 @@ export class BackendConnection implements Flushable {
       setTimeout(() => attempt(Math.min(delayMs * 2, 1000)), delayMs).unref();
     };
     const attempt = (delayMs: number): void => {
-      redisCommand(this.addr, ['CLIENT', 'KILL', 'ID', String(clientId)], timeoutMs).then(
+      redisCommand(this.addr, ['CLIENT', 'KILL', 'ID', String(clientId)], timeoutMs, this.opts.auth?.adminPassword ?? null).then(
         (reply) => {
           // :1 killed now, :0 gone already (redis read its input to the end first).
           if (reply[0] === 0x3a) {
@@ -462,7 +464,9 @@ export class BackendConnection implements Flushable {
         done();
         return;
       }
-      // Still the default user here: find out why our user was refused.
+      // Still the default user here (logged in with its password where the servers have one):
+      // find out why our user was refused.
+      if (auth.adminPassword !== null) this.ask(['AUTH', auth.adminPassword], () => undefined);
       this.ask(['ACL', 'GETUSER', auth.user], (info) => {
         if (!current()) return;
         const fields = splitArrayReply(info);

@@ -348,7 +348,7 @@ export class Dispatcher {
     // A key named twice (LMOVE q q, MULTI … INCR k … EXPIRE k) must be asked for once:
     // MIGRATE would move the first and answer BUSYKEY for the second.
     const unique = keys.length === 1 ? keys : distinctKeys(keys);
-    const migrate = encodeCommand(['MIGRATE', entry.targetHost, entry.targetPort, '', '0', MIGRATE_TIMEOUT_MS, 'KEYS', ...unique]);
+    const migrate = encodeCommand(['MIGRATE', entry.targetHost, entry.targetPort, '', '0', MIGRATE_TIMEOUT_MS, ...this.router.migrateAuth, 'KEYS', ...unique]);
     entry.source!.pick(session.id).send({
       payload: migrate,
       resolve: (reply: Buffer) => {

@@ -3,7 +3,7 @@
  * Every problem is collected and reported in one message at start.
  */
 import { hostname } from 'node:os';
-import { OptionReader, optionsUsage, type OptionDef } from '@reborn/coordinator';
+import { OptionReader, REDIS_PASSWORD_OPTION, optionsUsage, type OptionDef } from '@reborn/coordinator';
 
 export { OptionsError } from '@reborn/coordinator';
 
@@ -14,6 +14,8 @@ export interface ProxyOptions {
   product: string;
   id: string;
   auth: string | null;
+  /** Password of the redis servers' default user; used to create and re-enable the proxy's ACL user. */
+  redisPassword: string | null;
   maxClients: number;
   /** Requests a client may have in flight before the proxy stops reading from it. */
   maxPipeline: number;
@@ -60,6 +62,7 @@ const DEFS: Record<string, OptionDef> = {
   product: { env: 'REBORN_PRODUCT', kind: 'string', default: 'default', help: 'product (tenant) name' },
   id: { env: 'REBORN_PROXY_ID', kind: 'string', default: null, help: 'proxy id (default: <host>-<port>)' },
   auth: { env: 'REBORN_PROXY_AUTH', kind: 'string', default: null, help: 'password clients must AUTH with' },
+  'redis-password': REDIS_PASSWORD_OPTION,
   'max-clients': { env: 'REBORN_PROXY_MAX_CLIENTS', kind: 'int', default: 10000, help: 'most client connections' },
   'max-pipeline': { env: 'REBORN_PROXY_MAX_PIPELINE', kind: 'int', default: 1024, help: 'requests in flight per client before reading pauses' },
   'max-bulk-length': { env: 'REBORN_PROXY_MAX_BULK_LENGTH', kind: 'int', default: 64 * 1024 * 1024, help: 'largest argument in bytes' },
@@ -111,6 +114,7 @@ export function parseProxyOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     product,
     id,
     auth: authOption(r),
+    redisPassword: r.redisPassword(),
     maxClients: r.int('max-clients', 1),
     maxPipeline: r.int('max-pipeline', 1),
     maxBulkLength: r.int('max-bulk-length', 1),

@@ -27,6 +27,7 @@ import { encodeError, isErrorReply } from '@reborn/protocol';
 import {
   Barrier,
   joinAddr,
+  proxyAclRules,
   proxyAclUser,
   splitAddr,
   Store,
@@ -100,7 +101,7 @@ export class Proxy implements SessionHost {
       timeoutMs: options.backendTimeoutMs,
       logger: logger.child({ component: 'backend' }),
       flusher: this.flusher,
-      auth: { user: this.aclUser, password: this.aclPassword, onFenced: (addr: string) => this.onFenced(addr) },
+      auth: { user: this.aclUser, password: this.aclPassword, adminPassword: options.redisPassword, onFenced: (addr: string) => this.onFenced(addr) },
     };
     this.blocking = new BlockingCommands(backendOptions, options.maxBlocked);
     this.slowlog = new SlowLog(options.slowlogSlowerThan, options.slowlogMaxLen);
@@ -459,7 +460,7 @@ export class Proxy implements SessionHost {
     for (const g of this.router.groupList()) for (const s of g.servers) servers.add(s.addr);
     await Promise.all(
       [...servers].map(async (addr) => {
-        const reply = await redisCommand(addr, ['ACL', 'SETUSER', this.aclUser, 'on', 'resetpass', `>${this.aclPassword}`, '~*', '&*', '+@all']);
+        const reply = await redisCommand(addr, ['ACL', 'SETUSER', this.aclUser, ...proxyAclRules(this.aclPassword)], 2000, this.options.redisPassword);
         if (isErrorReply(reply)) throw new Error(`${addr}: ${reply.toString('latin1', 1, reply.length - 2)}`);
       }),
     );

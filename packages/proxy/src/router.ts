@@ -10,7 +10,7 @@
 import type { Logger } from 'pino';
 import { SLOT_COUNT } from '@reborn/protocol';
 import type { GroupInfo, SlotInfo } from '@reborn/coordinator';
-import { groupMaster, NO_GROUP } from '@reborn/coordinator';
+import { groupMaster, migrateAuthArgs, NO_GROUP } from '@reborn/coordinator';
 import { encodeError } from '@reborn/protocol';
 import { BackendPool, type BackendConnection, type BackendOptions } from './backend.js';
 import { Fifo } from './fifo.js';
@@ -62,6 +62,8 @@ export class Router {
   private readonly held: (Fifo<Held> | undefined)[] = new Array(SLOT_COUNT);
   private heldCount = 0;
   private readonly holdSweeper: NodeJS.Timeout;
+  /** What a MIGRATE between two of our servers passes to log in to the target. */
+  readonly migrateAuth: readonly string[];
 
   constructor(
     private readonly poolSize: number,
@@ -71,6 +73,7 @@ export class Router {
     /** `--durable`: how long a write may wait for a replica's confirmation; null = off. */
     private readonly durableTimeoutMs: number | null = null,
   ) {
+    this.migrateAuth = migrateAuthArgs(backendOptions.auth?.adminPassword ?? null);
     this.slotInfos = Array.from({ length: SLOT_COUNT }, (_, id) => ({ id, state: 'offline' as const, group: NO_GROUP }));
     this.slots = this.slotInfos.map((s) => this.buildEntry(s));
     this.holdSweeper = setInterval(() => this.expireHolds(), 100);

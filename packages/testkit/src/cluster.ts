@@ -19,6 +19,8 @@ export interface StartClusterOptions {
   proxyArgs?: readonly string[];
   proxyEnv?: NodeJS.ProcessEnv;
   redisArgs?: readonly string[];
+  /** Every redis server gets this default-user password, and the proxies REBORN_REDIS_PASSWORD. */
+  redisPassword?: string;
 }
 
 export interface ClusterGroup {
@@ -65,7 +67,10 @@ export async function startCluster(opts: StartClusterOptions = {}): Promise<Clus
   };
   try {
     // Without the 5 s default delay before a diskless full sync, replicas come up at once.
-    const redisOpts = { args: ['--repl-diskless-sync-delay', '0', ...(opts.redisArgs ?? [])] };
+    const redisOpts = {
+      args: ['--repl-diskless-sync-delay', '0', ...(opts.redisArgs ?? [])],
+      ...(opts.redisPassword === undefined ? {} : { password: opts.redisPassword }),
+    };
     const [etcd, groups] = await Promise.all([
       start(startEtcd()),
       Promise.all(
@@ -87,7 +92,8 @@ export async function startCluster(opts: StartClusterOptions = {}): Promise<Clus
 
     const proxies: ProxyProcess[] = [];
     const addProxy = async (args: readonly string[] = opts.proxyArgs ?? []): Promise<ProxyProcess> => {
-      const p = await start(startProxy({ etcd: etcd.clientUrl, product, args, env: opts.proxyEnv }));
+      const env = opts.redisPassword === undefined ? opts.proxyEnv : { ...opts.proxyEnv, REBORN_REDIS_PASSWORD: opts.redisPassword };
+      const p = await start(startProxy({ etcd: etcd.clientUrl, product, args, env }));
       proxies.push(p);
       return p;
     };

@@ -17,6 +17,8 @@ export interface StartRedisOptions {
   dir?: string;
   /** Default `redis-server` from PATH. */
   bin?: string;
+  /** The default user's password (requirepass, and masterauth for replication); none by default. */
+  password?: string;
   startTimeoutMs?: number;
 }
 
@@ -47,7 +49,7 @@ export class RedisServer extends ServerProcess {
 
   /** An ioredis client for this server, disconnected by stop(). */
   client(opts: RedisOptions = {}): Redis {
-    const c = new Redis({ host: this.host, port: this.port, ...opts });
+    const c = new Redis({ host: this.host, port: this.port, ...(this.opts.password === undefined ? {} : { password: this.opts.password }), ...opts });
     this.clients.add(c);
     c.once('end', () => this.clients.delete(c));
     return c;
@@ -69,6 +71,7 @@ export class RedisServer extends ServerProcess {
       '--daemonize', 'no',
       '--protected-mode', 'no',
       '--logfile', '',
+      ...(this.opts.password === undefined ? [] : ['--requirepass', this.opts.password, '--masterauth', this.opts.password]),
       ...(this.opts.args ?? []),
     ];
     await this.spawnAndWait(
@@ -76,7 +79,7 @@ export class RedisServer extends ServerProcess {
       // Printed once the listener is up (a taken port makes redis exit before it).
       'Ready to accept connections',
       'PONG',
-      () => ping(this.host, this.port),
+      () => ping(this.host, this.port, this.opts.password),
       this.opts.startTimeoutMs ?? 10_000,
     );
   }
@@ -92,8 +95,8 @@ export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisSer
   );
 }
 
-/** One PING over a raw socket: true on +PONG (not -LOADING), false on anything else. */
-function ping(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
+/** One PING over a raw socket (after AUTH with a password): true on +PONG (not -LOADING), false on anything else. */
+function ping(host: string, port: number, password: string | undefined, timeoutMs = 1000): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = connect({ host, port });
     let buf = '';
@@ -103,10 +106,16 @@ function ping(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
     };
     sock.setTimeout(timeoutMs, () => done(false));
     sock.once('error', () => done(false));
+    // With AUTH first, the PING's reply is the second line.
+    const lines = password === undefined ? 1 : 2;
     sock.on('data', (d) => {
       buf += d.toString('latin1');
-      if (buf.includes('\r\n')) done(buf.startsWith('+PONG'));
+      const got = buf.split('\r\n');
+      if (got.length > lines) done(got[lines - 1]!.startsWith('+PONG'));
     });
-    sock.once('connect', () => sock.write('PING\r\n'));
+    sock.once('connect', () => {
+      if (password !== undefined) sock.write(`AUTH ${password}\r\n`);
+      sock.write('PING\r\n');
+    });
   });
 }
