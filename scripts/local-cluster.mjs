@@ -8,6 +8,7 @@
 // Data lives under .reborn/ (override with REBORN_HOME) and is reused on the next start.
 // Ctrl-C (or SIGTERM) stops every process this script started, and only those.
 import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -129,7 +130,8 @@ async function waitFor(what, check, timeoutMs = 20000) {
 }
 
 function redisCli(port, ...args) {
-  const r = spawnSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8', timeout: 2000 });
+  // REDISCLI_AUTH keeps the password out of argv.
+  const r = spawnSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8', timeout: 2000, env: { ...process.env, REDISCLI_AUTH: redisPassword } });
   return r.status === 0 ? r.stdout.trim() : null;
 }
 
@@ -157,9 +159,28 @@ function stopAll(code = 0) {
 process.on('SIGINT', () => stopAll(0));
 process.on('SIGTERM', () => stopAll(0));
 
+/**
+ * The redis servers' default-user password: made once, kept in <home>/redis-password (0600), and
+ * given to every daemon through REBORN_REDIS_PASSWORD (inherited), to redis-server through a
+ * 0600 config file in its data dir: no server of the local cluster has an open default user.
+ */
+function ensureRedisPassword() {
+  const file = path.join(home, 'redis-password');
+  try {
+    return fs.readFileSync(file, 'utf8').trim();
+  } catch {
+    const pw = randomBytes(18).toString('base64url');
+    fs.writeFileSync(file, pw + '\n', { mode: 0o600 });
+    return pw;
+  }
+}
+let redisPassword = '';
+
 try {
   fs.mkdirSync(path.join(home, 'logs'), { recursive: true });
   takeLock();
+  redisPassword = ensureRedisPassword();
+  process.env.REBORN_REDIS_PASSWORD = redisPassword;
   writeLock();
   const logs = path.join(home, 'logs');
 
@@ -203,7 +224,9 @@ try {
       lastPorts[name] = port;
       const dir = path.join(home, name);
       fs.mkdirSync(dir, { recursive: true });
-      const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--save', '', '--protected-mode', 'no'];
+      const conf = path.join(dir, 'reborn-redis.conf');
+      fs.writeFileSync(conf, `requirepass "${redisPassword}"\nmasterauth "${redisPassword}"\n`, { mode: 0o600 });
+      const args = [conf, '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--save', ''];
       if (role === 'replica') args.push('--replicaof', '127.0.0.1', String(servers[0].port));
       run(`redis ${gid} ${role}`, 'redis-server', args, path.join(logs, `${name}.log`));
       await waitFor(`redis-server :${port}`, () => redisCli(port, 'PING') === 'PONG');
@@ -253,7 +276,8 @@ try {
   log(`  metrics:  curl http://127.0.0.1:${adminPort}/metrics`);
   log(`  dashboard and REST API: http://127.0.0.1:${dashboardPort}/  (curl http://127.0.0.1:${dashboardPort}/api/overview)`);
   log(`  agent (HA on): http://127.0.0.1:${agentPort}/api/ha`);
-  log(`  reborn-config: REBORN_ETCD=${etcdUrl} REBORN_PRODUCT=${product} npx reborn-config slot list`);
+  log(`  reborn-config: REBORN_ETCD=${etcdUrl} REBORN_PRODUCT=${product} REBORN_REDIS_PASSWORD=$(cat ${path.join(home, 'redis-password')}) npx reborn-config slot list`);
+  log(`  the redis servers themselves ask for that password (REDISCLI_AUTH=… redis-cli -p <port>)`);
   log(`  data and logs under ${home}`);
   log('Ctrl-C stops everything.');
 } catch (err) {

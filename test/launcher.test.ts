@@ -64,6 +64,19 @@ describe('npm start (scripts/local-cluster.mjs)', () => {
       expect(await client.dbsize()).toBe(200);
       client.disconnect();
 
+      // The servers behind it have no open default user: the password is in <home>/redis-password.
+      const masterPort = Number(/group 1 +master +127\.0\.0\.1:(\d+)/.exec(output)?.[1]);
+      const anonymous = new Redis({ port: masterPort, lazyConnect: true, maxRetriesPerRequest: 0, enableReadyCheck: false });
+      await anonymous.connect();
+      await expect(anonymous.get('launcher:0')).rejects.toThrow(/NOAUTH/);
+      anonymous.disconnect();
+      const password = fs.readFileSync(path.join(home, 'redis-password'), 'utf8').trim();
+      expect(fs.statSync(path.join(home, 'redis-password')).mode & 0o777).toBe(0o600);
+      const admin = new Redis({ port: masterPort, password, lazyConnect: true, maxRetriesPerRequest: 0 });
+      await admin.connect();
+      expect(await admin.dbsize()).toBeGreaterThan(0);
+      admin.disconnect();
+
       launcher.kill('SIGINT');
       expect(await exited).toBe(0);
       const deadline2 = Date.now() + 10_000;
