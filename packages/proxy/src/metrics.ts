@@ -103,6 +103,8 @@ export interface ProxyGauges {
   ready(): boolean;
   pubsubSubscriptions(): number;
   pubsubDelivered(): number;
+  /** Stray keys seen by the stray watch, by group (empty when it is off). */
+  strays(): ReadonlyMap<number, number>;
 }
 
 export class ProxyMetrics {
@@ -163,6 +165,16 @@ export class ProxyMetrics {
       collect() {
         this.reset();
         this.inc(gauges.pubsubDelivered());
+      },
+    });
+    new client.Counter({
+      name: 'reborn_proxy_stray_keys_total',
+      help: 'New keys seen in a group that does not own their slot (--watch-strays; run reborn-config check).',
+      labelNames: ['group'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [group, n] of gauges.strays()) this.inc({ group: String(group) }, n);
       },
     });
     new client.Gauge({

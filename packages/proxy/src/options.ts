@@ -51,6 +51,8 @@ export interface ProxyOptions {
   maxKeysReply: number;
   /** FLUSHDB / FLUSHALL are refused. */
   noFlush: boolean;
+  /** Watch every master's new keys for strays (stray-watch.ts). */
+  watchStrays: boolean;
   /** Worker processes sharing the client port (node:cluster); 1 = this process serves. */
   workers: number;
 }
@@ -82,6 +84,7 @@ const DEFS: Record<string, OptionDef> = {
   'slowlog-max-len': { env: 'REBORN_PROXY_SLOWLOG_MAX_LEN', kind: 'int', default: 128, help: 'entries the proxy SLOWLOG keeps' },
   'max-keys-reply': { env: 'REBORN_PROXY_MAX_KEYS_REPLY', kind: 'int', default: 100000, help: 'KEYS refuses to answer more keys than this (use SCAN)' },
   'no-flush': { env: 'REBORN_PROXY_NO_FLUSH', kind: 'bool', default: false, help: 'refuse FLUSHDB and FLUSHALL' },
+  'watch-strays': { env: 'REBORN_PROXY_WATCH_STRAYS', kind: 'bool', default: false, help: 'notice keys written in a group that does not own their slot (turns on new-key events on the masters)' },
   workers: { env: 'REBORN_PROXY_WORKERS', kind: 'int', default: 1, help: 'worker processes sharing --addr (each is its own proxy in etcd: <id>-w<n>)' },
   'log-level': { env: 'REBORN_LOG_LEVEL', kind: 'string', default: 'info', help: 'pino log level' },
 };
@@ -140,6 +143,7 @@ export function parseProxyOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     })(),
     slowlogMaxLen: r.int('slowlog-max-len', 0),
     noFlush: r.bool('no-flush'),
+    watchStrays: r.bool('watch-strays'),
   };
   if (options.durable && options.durableTimeoutMs >= options.backendTimeoutMs) {
     // Otherwise the backend watchdog kills the connection before WAIT can answer.

@@ -38,6 +38,7 @@ import {
   type TopologyWatch,
 } from '@reborn/coordinator';
 import { redisCommand } from './admin-redis.js';
+import { StrayWatch } from './stray-watch.js';
 import { Dispatcher } from './dispatch.js';
 import { Flusher } from './flusher.js';
 import type { LocalContext } from './local-commands.js';
@@ -66,6 +67,7 @@ export class Proxy implements SessionHost {
   private readonly blocking: BlockingCommands;
   private readonly transactions: Transactions;
   private readonly pubsub: PubSub;
+  private readonly strays: StrayWatch | null;
   readonly slowlog: SlowLog;
   private readonly sessions = new Set<Session>();
   private nextSessionId = 1;
@@ -113,7 +115,11 @@ export class Proxy implements SessionHost {
       options.durable ? options.durableTimeoutMs : null,
     );
     this.pubsub = new PubSub(this.router, backendOptions, logger.child({ component: 'pubsub' }));
-    this.router.onGroupsChanged = () => this.pubsub.groupsChanged();
+    this.strays = options.watchStrays ? new StrayWatch(this.router, backendOptions, logger) : null;
+    this.router.onGroupsChanged = () => {
+      this.pubsub.groupsChanged();
+      this.strays?.groupsChanged();
+    };
     // EXEC goes through the dispatcher's slot path (barrier holds, key moves).
     this.transactions = new Transactions(this.router, backendOptions, (s, r, slot, keys) => this.dispatcher.sendToSlotFor(s, r, slot, keys), options.watchGraceMs, options.maxMultiBytes);
     this.router.onMasterReplaced = (addr) => {
@@ -128,6 +134,7 @@ export class Proxy implements SessionHost {
       ready: () => this.router.isReady,
       pubsubSubscriptions: () => this.pubsub.subscriptions,
       pubsubDelivered: () => this.pubsub.delivered,
+      strays: () => this.strays?.counts ?? new Map(),
     });
     const self = this;
     const local: LocalContext = {
@@ -235,6 +242,7 @@ export class Proxy implements SessionHost {
     this.blocking.closeAll();
     this.transactions.closeAll();
     this.pubsub.close();
+    this.strays?.close();
     this.router.close();
     await new Promise<void>((r) => (this.admin ? this.admin.close(() => r()) : r()));
     this.logger.info('proxy stopped');
@@ -330,6 +338,7 @@ export class Proxy implements SessionHost {
       sessions: this.sessions.size,
       commands: this.metrics.commands.totalCalls(),
       pubsub: { subscriptions: this.pubsub.subscriptions, delivered: this.pubsub.delivered },
+      strays: this.strays ? { watching: true, byGroup: Object.fromEntries(this.strays.counts), recent: this.strays.recent } : { watching: false },
       blocking: { blocked: this.blocking.count, idleConnections: this.blocking.idleConnections },
       slots: states,
       backends: this.router.backends(),

@@ -234,6 +234,11 @@ export class Router {
     return out;
   }
 
+  /** The slot's state as etcd last said (from/to while it moves). */
+  slotInfoOf(slot: number): SlotInfo {
+    return this.slotInfos[slot]!;
+  }
+
   /** Every group's id. */
   groupIds(): IterableIterator<number> {
     return this.groups.keys();
