@@ -142,13 +142,15 @@ describe('reborn-config check', () => {
 
   it('slot states: migrating without a task, without a runner; --fix leaves a slot an active migration holds', async () => {
     const { store } = cluster;
-    const lonely = slotOf(keysOfGroup('check:lonely:', 1, 1)[0]!); // migrating 1→2 by hand, no task
+    const lonelyKey = keysOfGroup('check:lonely:', 1, 1)[0]!;
+    const lonely = slotOf(lonelyKey); // migrating 1→2 by hand, no task
     const held = keysOfGroup('check:held:', 2, 1)[0]!; // its slot is in a pending migration to group 1
     const heldSlot = slotOf(held);
     await store.putSlots([{ id: lonely, state: SlotState.Migrating, group: 2, from: 1, to: 2 }]);
     const task = await createMigration(store, { first: heldSlot, last: heldSlot, to: 1 });
     expect(task.state).toBe(MigrationState.Pending); // no runner alive here: it stays pending
     await masters[0]!.set(held, 'stray-of-a-slot-about-to-move');
+    await masters[0]!.set(lonelyKey, 'not yet moved'); // at home: group 1 is where it moves from
     try {
       const r = await check({ fix: true });
       expect(r.strays.examples.map((s) => [keyOf(s), s.homes])).toEqual([[held, [2]]]);
@@ -174,7 +176,7 @@ describe('reborn-config check', () => {
       await new Migrations(store).delete(task.id);
       await assignSlots(store, lonely, lonely, 1);
       await assignSlots(store, heldSlot, heldSlot, 2);
-      await masters[0]!.del(held);
+      await masters[0]!.del(held, lonelyKey);
     }
     expect(checkExitCode(await check())).toBe(CHECK_EXIT.clean);
   });
