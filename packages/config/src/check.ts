@@ -284,7 +284,11 @@ class CheckRun {
     const out = keys.map((): number[] => []);
     const byHome = new Map<number, number[]>(); // home group → indexes into keys
     for (const [i, k] of keys.entries()) {
-      for (const h of homesOf(this.state.slots[keySlot(k)]!)) byHome.set(h, [...(byHome.get(h) ?? []), i]);
+      for (const h of homesOf(this.state.slots[keySlot(k)]!)) {
+        const idx = byHome.get(h);
+        if (idx) idx.push(i);
+        else byHome.set(h, [i]);
+      }
     }
     await Promise.all(
       [...byHome].map(async ([home, idx]) => {
