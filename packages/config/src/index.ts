@@ -10,3 +10,6 @@ export { runCli, type CliIo } from './cli.js';
 export { parseCommandLine, usage, VERBS, type Command, type GlobalOptions } from './options.js';
 export * from './runner-api.js';
 export { Stats, type StatsOptions, type ClusterStats, type ProxyStats, type ServersStats, type ServerStats } from './stats.js';
+export { checkProduct, type CheckProgress, type CheckRunOptions } from './check.js';
+export * from './check-model.js';
+export { describeProblem, formatCheckReport } from './check-report.js';
