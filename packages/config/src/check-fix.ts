@@ -19,7 +19,7 @@
  */
 import type { Logger } from 'pino';
 import type { Redis } from 'ioredis';
-import type { Store } from '@reborn/coordinator';
+import { migrateAuthArgs, type Store } from '@reborn/coordinator';
 import { moveVerdict, type LeftKey, type LeftReason, type MovedKey, type StrayKey } from './check-model.js';
 import { busyWith, masterAddr, readControlState } from './check-state.js';
 import { parseAddr, replyCode } from './redis-admin.js';
@@ -36,6 +36,8 @@ export class KeyMover {
   constructor(
     private readonly store: Store,
     private readonly migrateTimeoutMs: number,
+    /** The servers' password: MIGRATE logs in to the owner with it. */
+    private readonly redisPassword: string | null,
     private readonly log: Logger,
   ) {}
 
@@ -102,7 +104,7 @@ export class KeyMover {
   private async migrate(source: Redis, target: string, key: Buffer): Promise<'moved' | 'gone' | 'busy' | { error: string }> {
     const { host, port } = parseAddr(target);
     try {
-      const reply = await source.callBuffer('MIGRATE', host, String(port), '', '0', String(this.migrateTimeoutMs), 'KEYS', key);
+      const reply = await source.callBuffer('MIGRATE', host, String(port), '', '0', String(this.migrateTimeoutMs), ...migrateAuthArgs(this.redisPassword), 'KEYS', key);
       // NOKEY: the key expired or was deleted since the scan.
       return String(reply) === 'OK' ? 'moved' : 'gone';
     } catch (err) {

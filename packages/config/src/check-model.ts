@@ -30,11 +30,13 @@ export interface CheckOptions {
   commandTimeoutMs?: number;
   /** MIGRATE's own timeout (source → owner) when fixing. Default 5000. */
   migrateTimeoutMs?: number;
+  /** The servers' default-user password (requirepass), or none. */
+  redisPassword?: string | null;
 }
 
-export type ResolvedCheckOptions = Required<CheckOptions>;
+export type ResolvedCheckOptions = Required<Omit<CheckOptions, 'redisPassword'>> & { redisPassword: string | null };
 
-const OPTION_LIMITS: Record<keyof Omit<CheckOptions, 'fix'>, { min: number; max: number; default: number; what: string }> = {
+const OPTION_LIMITS: Record<keyof Omit<CheckOptions, 'fix' | 'redisPassword'>, { min: number; max: number; default: number; what: string }> = {
   scanCount: { min: 1, max: 100_000, default: 1000, what: 'keys per SCAN call' },
   throttle: { min: 0, max: 100_000_000, default: 0, what: 'keys per second (0 = unlimited)' },
   maxExamples: { min: 0, max: 10_000, default: 20, what: 'examples per category' },
@@ -46,7 +48,7 @@ const OPTION_LIMITS: Record<keyof Omit<CheckOptions, 'fix'>, { min: number; max:
 /** Defaults filled in; ValidationError (EINVALID) naming the option for anything out of range. */
 export function resolveCheckOptions(o: CheckOptions = {}): ResolvedCheckOptions {
   if (o.fix !== undefined && typeof o.fix !== 'boolean') throw new ValidationError(`check: fix must be true or false, got ${JSON.stringify(o.fix)}`);
-  const out = { fix: o.fix ?? false } as ResolvedCheckOptions;
+  const out = { fix: o.fix ?? false, redisPassword: o.redisPassword ?? null } as ResolvedCheckOptions;
   for (const [name, lim] of Object.entries(OPTION_LIMITS) as [keyof typeof OPTION_LIMITS, (typeof OPTION_LIMITS)[keyof typeof OPTION_LIMITS]][]) {
     const v = o[name] ?? lim.default;
     if (!(typeof v === 'number' && Number.isSafeInteger(v) && v >= lim.min && v <= lim.max)) {

@@ -52,6 +52,7 @@ describe('options', () => {
       connectTimeoutMs: 2000,
       commandTimeoutMs: 5000,
       migrateTimeoutMs: 5000,
+      redisPassword: null,
     });
     expect(resolveCheckOptions({ fix: true, maxExamples: 0, throttle: 500 })).toMatchObject({ fix: true, maxExamples: 0, throttle: 500 });
   });

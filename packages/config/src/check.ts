@@ -109,7 +109,7 @@ class CheckRun {
   ) {
     this.log = (hooks.logger ?? pino({ enabled: false })).child({ component: 'check' });
     this.fixed = opts.fix ? { moved: emptyTally(), left: emptyTally(), gone: 0 } : null;
-    this.mover = opts.fix ? new KeyMover(store, opts.migrateTimeoutMs, this.log) : null;
+    this.mover = opts.fix ? new KeyMover(store, opts.migrateTimeoutMs, opts.redisPassword, this.log) : null;
   }
 
   async execute(): Promise<CheckResult> {
@@ -185,7 +185,7 @@ class CheckRun {
     }
     // A MIGRATE (fix) holds the connection for up to its own timeout.
     const commandTimeoutMs = this.opts.fix ? Math.max(this.opts.commandTimeoutMs, this.opts.migrateTimeoutMs + 2000) : this.opts.commandTimeoutMs;
-    const conn = adminClient(addr, { connectTimeoutMs: this.opts.connectTimeoutMs, commandTimeoutMs });
+    const conn = adminClient(addr, { connectTimeoutMs: this.opts.connectTimeoutMs, commandTimeoutMs, password: this.opts.redisPassword });
     const seen = new Set<string>();
     try {
       await connect(conn, addr);
@@ -313,7 +313,7 @@ class CheckRun {
   private homeConn(gid: number, addr: string): Promise<Redis | null> {
     let p = this.homeConns.get(addr);
     if (!p) {
-      const c = adminClient(addr, { connectTimeoutMs: this.opts.connectTimeoutMs, commandTimeoutMs: this.opts.commandTimeoutMs });
+      const c = adminClient(addr, { connectTimeoutMs: this.opts.connectTimeoutMs, commandTimeoutMs: this.opts.commandTimeoutMs, password: this.opts.redisPassword });
       p = connect(c, addr).then(
         () => c,
         (err: unknown) => {
