@@ -14,3 +14,14 @@ export { proxyAclUser, proxyAclRules } from './fencing.js';
 export * from './agents.js';
 export { OptionReader, OptionsError, optionsUsage, wantsHelp, isHostPort, type OptionDef } from './cli-options.js';
 export { parseOptionsOrExit, runUntilSignalled, type DaemonLogger } from './daemon.js';
+export {
+  HttpGuard,
+  RequestRefusedError,
+  SECURITY_HEADERS,
+  allowHostProblems,
+  isLoopbackHost,
+  openBindRefusal,
+  parseHostHeader,
+  type AdmitOptions,
+  type HttpGuardOptions,
+} from './http-guard.js';
