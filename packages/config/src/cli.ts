@@ -314,13 +314,19 @@ function pollProgress(admin: Admin, id: string, report: (t: MigrationTask) => vo
 async function dashboard(store: Store, global: GlobalOptions, command: Extract<Command, { verb: 'dashboard' }>, io: CliIo): Promise<number> {
   const logger = await cliLogger(global, 1, 'info');
   const [{ createApi }, { MigrationRunner }] = await Promise.all([import('./api.js'), import('./runner-api.js')]);
-  const api = createApi({ store, logger: logger.child({ component: 'api' }), token: command.token, ...(io.admin ? { admin: io.admin } : {}) });
+  const api = createApi({
+    store,
+    logger: logger.child({ component: 'api' }),
+    token: command.token,
+    allowHosts: command.allowHosts,
+    ...(io.admin ? { admin: io.admin } : {}),
+  });
   const server = await api.listen(command.httpAddr);
   const runner = new MigrationRunner({ store, logger: logger.child({ component: 'runner' }) });
   io.graceful?.();
   try {
     await runner.start();
-    logger.info({ addr: server.address, auth: command.token !== null }, 'dashboard listening');
+    logger.info({ addr: server.address, auth: command.token !== null, allowHosts: command.allowHosts }, 'dashboard listening');
     io.onListening?.(server.address);
     await new Promise<void>((resolve) => {
       if (!io.signal || io.signal.aborted) return resolve();
