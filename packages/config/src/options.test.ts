@@ -113,6 +113,11 @@ describe('refusals, word for word', () => {
     [['migration', 'pause', 'a/b'], 'EINVALID', 'invalid migration id "a/b"'],
     [['dashboard', '--http-addr', 'nowhere'], 'EINVALID', 'invalid --http-addr "nowhere": want host:port'],
     [['dashboard', '--token', 'short'], 'EINVALID', 'the dashboard token must be at least 8 characters'],
+    [
+      ['dashboard', '--http-addr', '0.0.0.0:18087'],
+      'EINVALID',
+      'refusing to serve the API on non-loopback address 0.0.0.0:18087 without a token: set --token (or REBORN_DASHBOARD_TOKEN), or listen on 127.0.0.1',
+    ],
     [['dashboard', '--allow-host', 'http://x.example'], 'EINVALID', '--allow-host wants host names without port or scheme (like dash.example.com), got "http://x.example"'],
     [['dashboard', '--token', 'long-enough', '--token', 'again-long'], 'EUSAGE', 'option --token is given twice'],
     [['frobnicate'], 'EUSAGE', 'unknown verb "frobnicate"; run reborn-config --help'],

@@ -5,7 +5,7 @@
  * (servers.ts), so `slot set 10 5 1` fails before any connection is made and with the same
  * words the REST API uses.
  */
-import { allowHostProblems, isValidProduct } from '@reborn/coordinator';
+import { allowHostProblems, isValidProduct, openBindRefusal } from '@reborn/coordinator';
 import { UsageError, ValidationError } from './errors.js';
 import { checkAddr, checkGroupId, checkMigrationId, checkProxyId, checkSlotId, checkSlotRange } from './servers.js';
 
@@ -318,6 +318,9 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
       if (!isHostPort(httpAddr)) throw new ValidationError(`invalid --http-addr ${JSON.stringify(httpAddr)}: want host:port`);
       const token = value('token') ?? fromEnv('REBORN_DASHBOARD_TOKEN') ?? null;
       if (token !== null && token.length < 8) throw new ValidationError('the dashboard token must be at least 8 characters');
+      // Before etcd is even dialled: the reason to fix comes first (listen() checks it again).
+      const openBind = openBindRefusal(httpAddr, token, { flag: '--token', env: 'REBORN_DASHBOARD_TOKEN' });
+      if (openBind !== null) throw new ValidationError(openBind);
       const allowHosts = str('allow-host', 'REBORN_DASHBOARD_ALLOW_HOST', '').split(',').map((h) => h.trim()).filter(Boolean);
       const badHosts = allowHostProblems(allowHosts);
       if (badHosts.length > 0) throw new ValidationError(badHosts.join('; '));
