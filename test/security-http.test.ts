@@ -105,6 +105,17 @@ afterAll(async () => {
     }
   };
   await step(() => dashboard?.terminate('SIGTERM'));
+  // Apps the agent runs, also any a wrongly admitted request started: stopped, and killed
+  // below in case the stop did not work (they outlive the agent by design).
+  if (agent?.running) {
+    await step(async () => {
+      const apps = (await agent.api('GET', '/api/apps')).body as Array<{ id: string; pid?: number }>;
+      for (const app of apps) {
+        if (typeof app.pid === 'number') appPids.add(app.pid);
+        await agent.api('POST', '/api/stop', { id: app.id });
+      }
+    });
+  }
   await step(() => agent?.stop());
   killApps(appPids);
   await step(() => stopAll());
