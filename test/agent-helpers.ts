@@ -19,6 +19,8 @@ export interface StartAgentOptions {
   args?: readonly string[];
   /** Reuse an address (restarting "the same" agent). */
   httpAddr?: string;
+  /** --token: then api() sends it as a bearer token. */
+  token?: string;
 }
 
 export interface ApiResult {
@@ -33,6 +35,7 @@ export class AgentProcess {
     readonly httpAddr: string,
     readonly id: string,
     readonly dataDir: string,
+    readonly token: string | null = null,
   ) {}
 
   get pid(): number {
@@ -44,9 +47,14 @@ export class AgentProcess {
   }
 
   async api(method: 'GET' | 'POST', path: string, body?: unknown): Promise<ApiResult> {
+    const headers: Record<string, string> = {};
+    // The agent refuses a POST without this content type, body or not.
+    if (method === 'POST') headers['content-type'] = 'application/json';
+    if (this.token !== null) headers['authorization'] = `Bearer ${this.token}`;
     const res = await fetch(`http://${this.httpAddr}${path}`, {
       method,
-      ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+      headers,
+      ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
       signal: AbortSignal.timeout(30_000),
     });
     const text = await res.text();
@@ -88,10 +96,14 @@ export async function startAgent(opts: StartAgentOptions): Promise<AgentProcess>
     const proc = new ManagedProcess({
       name: `reborn-agent ${id}`,
       command: process.execPath,
-      args: [AGENT_BIN, '--http-addr', httpAddr, '--etcd', opts.etcd, '--product', opts.product, '--id', id, '--data-dir', dataDir, ...(opts.args ?? [])],
+      args: [
+        AGENT_BIN, '--http-addr', httpAddr, '--etcd', opts.etcd, '--product', opts.product, '--id', id, '--data-dir', dataDir,
+        ...(opts.token === undefined ? [] : ['--token', opts.token]),
+        ...(opts.args ?? []),
+      ],
       cwd: REPO_ROOT,
     });
-    const agent = new AgentProcess(proc, httpAddr, id, dataDir);
+    const agent = new AgentProcess(proc, httpAddr, id, dataDir, opts.token ?? null);
     try {
       await proc.waitReady(
         'healthy /healthz',

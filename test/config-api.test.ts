@@ -23,7 +23,8 @@ interface Res {
 
 async function call(method: string, path: string, body?: unknown, opts: { base?: ApiServer; token?: string } = {}): Promise<Res> {
   const headers: Record<string, string> = {};
-  if (body !== undefined) headers['content-type'] = 'application/json';
+  // The API refuses a state-changing request without it, body or not.
+  if (method !== 'GET') headers['content-type'] = 'application/json';
   if (opts.token) headers['authorization'] = `Bearer ${opts.token}`;
   const res = await fetch(`http://${(opts.base ?? server).address}${path}`, {
     method,

@@ -9,6 +9,9 @@
  * after traffic through the proxy; a migration started from the page's form moves the slots
  * (and their keys); promote from the groups table switches the master (etcd and ROLE on the
  * servers); a real failover by reborn-agent --ha shows up in the failover events table.
+ * All of it through the locked API (coordinator/http-guard.ts): a group added and removed
+ * with the page's form and button lands in etcd, and the browser reports no violation of the
+ * page's Content-Security-Policy.
  * Screenshots go to test-output/dashboard-browser/ (gitignored); the path is printed.
  */
 import { mkdirSync } from 'node:fs';
@@ -41,6 +44,8 @@ let page: Page;
 let agent: AgentProcess | null = null;
 const clients: Redis[] = [];
 const shots: string[] = [];
+/** Console errors of the page (a CSP violation is reported there). */
+const consoleErrors: string[] = [];
 
 interface Res {
   status: number;
@@ -50,7 +55,9 @@ interface Res {
 async function call(method: string, path: string, body?: unknown): Promise<Res> {
   const res = await fetch(`${base}${path}`, {
     method,
-    ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+    // The API refuses a state-changing request without this content type, body or not.
+    ...(method === 'GET' ? {} : { headers: { 'content-type': 'application/json' } }),
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     signal: AbortSignal.timeout(30_000),
   });
   const text = await res.text();
@@ -181,7 +188,11 @@ beforeAll(async () => {
   page = context.pages()[0] ?? (await context.newPage());
   // The page asks window.confirm() before promote / cancel: the operator says yes.
   page.on('dialog', (d) => void d.accept());
-  await page.goto(base);
+  page.on('console', (m) => {
+    if (m.type() === 'error') consoleErrors.push(m.text());
+  });
+  const response = await page.goto(base);
+  expect(response?.headers()['content-security-policy']).toMatch(/script-src 'sha256-/);
   await page.waitForFunction(() => (document.getElementById('updated')!.textContent ?? '').startsWith('updated'), null, { timeout: 30_000 });
 });
 
@@ -222,6 +233,22 @@ describe('dashboard in chromium', () => {
       expect(groups).toContain(`replica of ${g.master.addr} link up`);
     }
     await shot('initial');
+  });
+
+  it('adds a group with its form and removes it with its button, through the locked API (etcd changes)', async () => {
+    // The API now refuses what is not application/json, from a foreign origin or host: the
+    // page's own requests must pass. POST with a body, then a DELETE without one.
+    await page.fill('#addGroupForm input[name=id]', '77');
+    await page.click('#addGroupForm button[type=submit]');
+    const added = await waitFor(() => cluster.store.getGroup(77), { what: 'group 77 in etcd', timeoutMs: 30_000 });
+    expect(added).toMatchObject({ id: 77, servers: [] });
+    const button = page.locator('button[data-remove-group="77"]');
+    await button.waitFor({ timeout: 30_000 });
+    await button.click();
+    await waitFor(async () => (await cluster.store.getGroup(77)) === null, { what: 'group 77 gone from etcd', timeoutMs: 30_000 });
+    await nextRefresh();
+    expect(await page.getAttribute('#errors', 'class')).toBe('');
+    expect(consoleErrors.filter((e) => /Content Security Policy|Refused to/i.test(e))).toEqual([]);
   });
 
   it('after traffic through the proxy: total QPS, the chart, the proxy row and the heat map are non-zero', async () => {

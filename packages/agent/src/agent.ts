@@ -68,7 +68,7 @@ export class Agent {
       metrics: this.metrics,
       admin: this.admin,
     });
-    this.api = this.routes(new HttpApi(logger));
+    this.api = this.routes(new HttpApi(logger, { token: options.token, allowHosts: options.allowHosts }));
   }
 
   /** The HTTP address actually bound. */

@@ -83,6 +83,8 @@ export interface HaOptions {
   checkIntervalMs: number;
   checkTimeoutMs: number;
   commandTimeoutMs: number;
+  /** The agents' shared API token, sent when asking another agent (null: none). */
+  token?: string | null;
 }
 
 /** What the leader knows about one server. */
@@ -545,6 +547,7 @@ export class HaLoop {
       others.map(async (a) => {
         try {
           const res = await fetch(`http://${a.httpAddr}/api/check_redis?addr=${encodeURIComponent(addr)}`, {
+            ...(this.opts.token ? { headers: { authorization: `Bearer ${this.opts.token}` } } : {}),
             signal: AbortSignal.any([signal, AbortSignal.timeout(Math.max(500, this.opts.checkTimeoutMs * 2))]),
           });
           const body = (await res.json()) as { ok?: unknown };

@@ -11,10 +11,15 @@
  *   GET  /api/check_redis?addr=host:port                      200 {ok:true} | 503 {ok:false}
  *   GET  /healthz                                             200 {ok, id, …}
  *   GET  /metrics                                             Prometheus text
+ *
+ * Every request passes the shared HttpGuard first (coordinator/http-guard.ts): Host an IP
+ * literal, localhost or an --allow-host name; no foreign Origin; no CORS preflight; POST only
+ * with `Content-Type: application/json`; and, with a token, `Authorization: Bearer <token>` on
+ * every route but /healthz. listen() refuses a non-loopback address without a token.
  */
 import http from 'node:http';
 import type { Logger } from 'pino';
-import { isValidAddr } from '@reborn/coordinator';
+import { HttpGuard, ValidationError, isValidAddr, openBindRefusal } from '@reborn/coordinator';
 import { AgentError, BadRequestError, StartFailedError } from './errors.js';
 
 export type Handler = (req: { body: unknown; query: URLSearchParams }) => Promise<{ status?: number; body: unknown; type?: string }>;
@@ -26,13 +31,29 @@ interface Route {
 
 const MAX_BODY = 64 * 1024;
 
+export interface HttpApiSecurity {
+  /** Bearer token of every route but /healthz; null: none (then only loopback is served). */
+  token: string | null;
+  /** Host names allowed in the Host header besides IP literals, localhost and the listen host. */
+  allowHosts: readonly string[];
+}
+
+/** Routes anyone who reaches the port may call: /healthz says only whether the agent runs. */
+const OPEN_PATHS = new Set(['/healthz']);
+
 export class HttpApi {
   private readonly routes = new Map<string, Route[]>();
   private server: http.Server | null = null;
   private readonly log: Logger;
+  // Replaced by listen(), which knows the host name it serves under.
+  private guard: HttpGuard;
 
-  constructor(logger: Logger) {
+  constructor(
+    logger: Logger,
+    private readonly security: HttpApiSecurity = { token: null, allowHosts: [] },
+  ) {
     this.log = logger.child({ component: 'http' });
+    this.guard = new HttpGuard({ ...security, realm: 'reborn-agent' });
   }
 
   on(method: 'GET' | 'POST', path: string, handler: Handler): this {
@@ -44,6 +65,9 @@ export class HttpApi {
 
   /** Listens on `host:port`; resolves with the bound address (port 0 picks one). */
   listen(addr: string): Promise<string> {
+    const refusal = openBindRefusal(addr, this.security.token, { flag: '--token', env: 'REBORN_AGENT_TOKEN' });
+    if (refusal !== null) return Promise.reject(new ValidationError(refusal));
+    this.guard = new HttpGuard({ ...this.security, realm: 'reborn-agent', listenAddr: addr });
     const i = addr.lastIndexOf(':');
     const host = addr.slice(0, i).replace(/^\[|\]$/g, '');
     const port = Number(addr.slice(i + 1));
@@ -80,6 +104,7 @@ export class HttpApi {
     };
     try {
       const url = new URL(req.url ?? '/', 'http://agent');
+      if (!this.guard.admit(req, res, { needsToken: !OPEN_PATHS.has(url.pathname) })) return;
       const routes = this.routes.get(url.pathname);
       if (!routes) {
         send(404, { error: `no such endpoint: ${req.method} ${url.pathname}`, code: 'ENOTFOUND' });

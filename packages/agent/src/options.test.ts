@@ -34,4 +34,37 @@ describe('parseAgentOptions', () => {
     expect(() => parseAgentOptions(['--data-dir', '/proc/nope'], {})).toThrow(/--data-dir must not be under \/proc, \/sys or \/dev/);
     expect(() => parseAgentOptions(['--lease-ttl', '2', '--etcd-timeout-ms', '1500'], {})).toThrow(/must be below half of --lease-ttl/);
   });
+
+  it('--token and --allow-host: flags over env, lists add up, bad values are named', () => {
+    expect(parseAgentOptions([], {})).toMatchObject({ token: null, allowHosts: [] });
+    expect(parseAgentOptions(['--token', 'flag-token-1'], { REBORN_AGENT_TOKEN: 'env-token-12' }).token).toBe('flag-token-1');
+    expect(parseAgentOptions([], { REBORN_AGENT_TOKEN: 'env-token-12' }).token).toBe('env-token-12');
+    expect(parseAgentOptions(['--allow-host', 'a.example', '--allow-host', 'b.example,c'], {}).allowHosts).toEqual(['a.example', 'b.example', 'c']);
+    expect(parseAgentOptions([], { REBORN_AGENT_ALLOW_HOST: 'env.example, two' }).allowHosts).toEqual(['env.example', 'two']);
+    expect(parseAgentOptions(['--allow-host', 'flag.example'], { REBORN_AGENT_ALLOW_HOST: 'env.example' }).allowHosts).toEqual(['flag.example']);
+    try {
+      parseAgentOptions(['--token', 'short', '--allow-host', 'x.example:80'], {});
+      expect.unreachable();
+    } catch (err) {
+      expect((err as OptionsError).problems).toEqual([
+        '--token must be at least 8 characters',
+        '--allow-host wants host names without port or scheme (like dash.example.com), got "x.example:80"',
+      ]);
+    }
+  });
+
+  it('refuses a non-loopback --http-addr without a token, like the dashboard', () => {
+    for (const addr of ['0.0.0.0:18090', '10.0.0.11:18090', '[::]:18090', 'agent-1.internal:18090']) {
+      try {
+        parseAgentOptions(['--http-addr', addr], {});
+        expect.unreachable();
+      } catch (err) {
+        expect((err as OptionsError).problems).toEqual([
+          `refusing to serve the API on non-loopback address ${addr} without a token: set --token (or REBORN_AGENT_TOKEN), or listen on 127.0.0.1`,
+        ]);
+      }
+    }
+    expect(parseAgentOptions(['--http-addr', '0.0.0.0:18090'], { REBORN_AGENT_TOKEN: 'env-token-12' })).toMatchObject({ httpAddr: '0.0.0.0:18090', token: 'env-token-12' });
+    for (const addr of ['127.0.0.1:18090', '[::1]:18090', 'localhost:18090']) expect(parseAgentOptions(['--http-addr', addr], {}).token).toBeNull();
+  });
 });

@@ -1,16 +1,27 @@
 /**
  * reborn-agent options: one typed schema with defaults. Precedence: flags > env > defaults.
  * Every problem is collected and reported in one message at start.
+ *
+ * The API can start and stop processes, so it is never served beyond loopback without a
+ * bearer token (--token / REBORN_AGENT_TOKEN): such a start is refused with the reason.
  */
 import { hostname, homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
+<<<<<<< HEAD
 import { OptionReader, REDIS_PASSWORD_OPTION, optionsUsage, type OptionDef } from '@reborn/coordinator';
 import { redisPasswordRefusal } from './app-options.js';
+=======
+import { OptionReader, allowHostProblems, openBindRefusal, optionsUsage, type OptionDef } from '@reborn/coordinator';
+>>>>>>> h1
 
 export { OptionsError } from '@reborn/coordinator';
 
 export interface AgentOptions {
   httpAddr: string;
+  /** Bearer token every API route but /healthz needs; null: none (loopback only). */
+  token: string | null;
+  /** Host names the Host header may carry besides IP literals, localhost and --http-addr's host. */
+  allowHosts: string[];
   etcd: string[];
   product: string;
   id: string;
@@ -43,6 +54,13 @@ export const DEFAULT_PROXY_BIN = join(REPO_ROOT, 'packages/proxy/bin/reborn-prox
 
 const DEFS: Record<string, OptionDef> = {
   'http-addr': { env: 'REBORN_AGENT_HTTP_ADDR', kind: 'string', default: '127.0.0.1:18090', help: 'HTTP API address' },
+  token: {
+    env: 'REBORN_AGENT_TOKEN',
+    kind: 'string',
+    default: null,
+    help: 'bearer token the API requires (all agents of a product share it); required unless --http-addr is loopback',
+  },
+  'allow-host': { env: 'REBORN_AGENT_ALLOW_HOST', kind: 'list', default: null, help: 'host names clients may use besides IP addresses and localhost', repeatable: true },
   etcd: { env: 'REBORN_ETCD', kind: 'list', default: 'http://127.0.0.1:2379', help: 'etcd endpoints, comma separated' },
   product: { env: 'REBORN_PRODUCT', kind: 'string', default: 'default', help: 'product (tenant) name' },
   id: { env: 'REBORN_AGENT_ID', kind: 'string', default: null, help: 'agent id (default: <host>-<http port>)' },
@@ -80,6 +98,10 @@ export function parseAgentOptions(argv: string[], env: NodeJS.ProcessEnv = proce
   const { problems } = r;
   const httpAddr = r.hostPort('http-addr');
   const { etcd, product, logLevel } = r.common();
+  const token = r.str('token');
+  if (token !== null && token.length < 8) problems.push('--token must be at least 8 characters');
+  const allowHosts = r.list('allow-host');
+  problems.push(...allowHostProblems(allowHosts));
   const id = r.str('id') ?? `${hostname()}-${httpAddr.slice(httpAddr.lastIndexOf(':') + 1)}`;
   if (!/^[A-Za-z0-9_.:-]{1,128}$/.test(id) || ['election', 'events', 'servers', 'event-seq'].includes(id)) {
     problems.push(`--id must match [A-Za-z0-9_.:-]{1,128} and not be election/events/servers/event-seq, got "${id}"`);
@@ -94,6 +116,8 @@ export function parseAgentOptions(argv: string[], env: NodeJS.ProcessEnv = proce
 
   const options: AgentOptions = {
     httpAddr,
+    token,
+    allowHosts,
     etcd,
     product,
     id,
@@ -111,6 +135,8 @@ export function parseAgentOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     logLevel,
   };
   // Cross-field checks only when every field parsed: a bad value would mislead them.
+  const openBind = problems.length === 0 ? openBindRefusal(httpAddr, token, { flag: '--token', env: 'REBORN_AGENT_TOKEN' }) : null;
+  if (openBind !== null) problems.push(openBind);
   if (problems.length === 0 && options.checkTimeoutMs >= options.checkIntervalMs * 2) {
     problems.push(`--check-timeout-ms (${options.checkTimeoutMs}) must be below twice --check-interval-ms (${options.checkIntervalMs})`);
   }

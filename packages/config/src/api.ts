@@ -26,19 +26,21 @@
  *
  * `GET /` is the web dashboard of dashboard/page.ts (static; it polls this API every 2 s).
  *
- * Authentication: with a token configured every route but /healthz and the page needs
- * `Authorization: Bearer <token>` (never a token in the URL). Without a token the server only
- * listens on loopback.
+ * Every request first passes the shared HttpGuard (coordinator/http-guard.ts): Host an IP
+ * literal, localhost or an --allow-host name; no foreign Origin; no CORS preflight; POST and
+ * DELETE only with `Content-Type: application/json`. With a token configured every route but
+ * /healthz and the page needs `Authorization: Bearer <token>` (never a token in the URL).
+ * Without a token the server only listens on loopback. The page is served with a strict
+ * Content-Security-Policy (only its own script runs) and may not be framed.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import { SLOT_COUNT, ValidationError, type Store } from '@reborn/coordinator';
+import { HttpGuard, SLOT_COUNT, ValidationError, openBindRefusal, type Store } from '@reborn/coordinator';
 import { CoordinatorError, errorCode, httpStatusOf, oneLine } from './errors.js';
 import { Admin, checkAddr, checkMigrationId, checkProxyId, type AdminOptions, type MigrationOp } from './servers.js';
-import { DASHBOARD_HTML } from './dashboard/page.js';
+import { DASHBOARD_HTML, DASHBOARD_PAGE_HEADERS } from './dashboard/page.js';
 import { Stats, type StatsOptions } from './stats.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -200,24 +202,16 @@ async function readBody(req: IncomingMessage): Promise<unknown> {
   }
 }
 
-function hashToken(t: string): Buffer {
-  return createHash('sha256').update(t).digest();
-}
-
-/** Loopback: 127.0.0.0/8, ::1, localhost. */
-export function isLoopbackHost(host: string): boolean {
-  const h = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
-  if (h === 'localhost') return true;
-  if (isIP(h) === 4) return h.startsWith('127.');
-  if (isIP(h) === 6) return h === '::1' || h === '0:0:0:0:0:0:0:1' || /^::ffff:127\./i.test(h);
-  return false;
-}
+/** Loopback: 127.0.0.0/8, ::1, localhost (the shared test of http-guard.ts). */
+export { isLoopbackHost } from '@reborn/coordinator';
 
 export interface ApiOptions {
   store: Store;
   logger: Logger;
-  /** When set, every route but /healthz needs `Authorization: Bearer <token>`. */
+  /** When set, every route but /healthz and the page needs `Authorization: Bearer <token>`. */
   token?: string | null;
+  /** Host names the Host header may carry besides IP literals, localhost and the listen host. */
+  allowHosts?: readonly string[];
   /** Metrics go here; default a fresh registry (with the process' default metrics). */
   registry?: Registry;
   /** Timeouts of redis operations. */
@@ -247,7 +241,9 @@ export interface Api {
 export function createApi(opts: ApiOptions): Api {
   const { store, logger } = opts;
   const token = opts.token ?? null;
-  const tokenHash = token === null ? null : hashToken(token);
+  const guardOptions = { token, allowHosts: opts.allowHosts ?? [], realm: 'reborn-config' };
+  // Replaced by listen(), which knows the host name it serves under.
+  let guard = new HttpGuard(guardOptions);
   const admin = new Admin(store, { ...opts.admin, logger });
   const registry = opts.registry ?? new Registry();
   if (!opts.registry) collectDefaultMetrics({ register: registry, prefix: 'reborn_config_' });
@@ -371,16 +367,13 @@ export function createApi(opts: ApiOptions): Api {
     res.end(text);
   };
 
-  const authorized = (req: IncomingMessage): boolean => {
-    if (tokenHash === null) return true;
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-    return m !== null && timingSafeEqual(hashToken(m[1]!), tokenHash);
-  };
-
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<string> => {
     const method = req.method ?? 'GET';
     const url = new URL(req.url ?? '/', 'http://localhost');
     const path = url.pathname.replace(/\/+$/, '') || '/';
+    // /healthz says only ok / not ok, and the page holds no data: neither needs the token.
+    const open = path === '/healthz' || (path === '/' && method === 'GET');
+    if (!guard.admit(req, res, { needsToken: !open })) return 'refused';
     if (path === '/healthz') {
       try {
         await store.call('health check', () => store.etcd.get(store.paths.root).exec());
@@ -392,15 +385,9 @@ export function createApi(opts: ApiOptions): Api {
     }
     if (path === '/' && method === 'GET') {
       // The page itself holds no data; it calls the API with the token the operator types in.
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', ...DASHBOARD_PAGE_HEADERS });
       res.end(DASHBOARD_HTML);
       return '/';
-    }
-    if (!authorized(req)) {
-      send(res, 401, { error: 'missing or wrong bearer token (Authorization: Bearer <token>)', code: 'EUNAUTHORIZED' }, {
-        'www-authenticate': 'Bearer realm="reborn-config"',
-      });
-      return 'unauthorized';
     }
     if (path === '/metrics' && method === 'GET') {
       await metrics.refresh(admin).catch((err: unknown) => logger.warn({ err: oneLine(err) }, 'metrics: could not read the cluster'));
@@ -456,11 +443,9 @@ export function createApi(opts: ApiOptions): Api {
       throw new ValidationError(`invalid HTTP address ${JSON.stringify(addr)}: want host:port`);
     }
     const host = rawHost.startsWith('[') && rawHost.endsWith(']') ? rawHost.slice(1, -1) : rawHost;
-    if (!isLoopbackHost(host) && token === null) {
-      throw new ValidationError(
-        `refusing to serve the API on non-loopback address ${addr} without a token: set --token (or REBORN_DASHBOARD_TOKEN), or listen on 127.0.0.1`,
-      );
-    }
+    const refusal = openBindRefusal(addr, token, { flag: '--token', env: 'REBORN_DASHBOARD_TOKEN' });
+    if (refusal !== null) throw new ValidationError(refusal);
+    guard = new HttpGuard({ ...guardOptions, listenAddr: addr });
     const server = createServer({ requestTimeout: 120_000, headersTimeout: 10_000 }, handler);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

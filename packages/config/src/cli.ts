@@ -318,15 +318,20 @@ async function dashboard(store: Store, global: GlobalOptions, command: Extract<C
     store,
     logger: logger.child({ component: 'api' }),
     token: command.token,
+<<<<<<< HEAD
     admin: { ...io.admin, redisPassword: global.redisPassword },
     stats: { redisPassword: global.redisPassword },
+=======
+    allowHosts: command.allowHosts,
+    ...(io.admin ? { admin: io.admin } : {}),
+>>>>>>> h1
   });
   const server = await api.listen(command.httpAddr);
   const runner = new MigrationRunner({ store, logger: logger.child({ component: 'runner' }), redisPassword: global.redisPassword });
   io.graceful?.();
   try {
     await runner.start();
-    logger.info({ addr: server.address, auth: command.token !== null }, 'dashboard listening');
+    logger.info({ addr: server.address, auth: command.token !== null, allowHosts: command.allowHosts }, 'dashboard listening');
     io.onListening?.(server.address);
     await new Promise<void>((resolve) => {
       if (!io.signal || io.signal.aborted) return resolve();

@@ -67,13 +67,22 @@ describe('verbs', () => {
     }
     expect(parse(['proxy', 'list']).command).toEqual({ verb: 'proxy list' });
     expect(parse(['proxy', 'offline', 'host-19000']).command).toEqual({ verb: 'proxy offline', id: 'host-19000' });
-    expect(parse(['dashboard']).command).toEqual({ verb: 'dashboard', httpAddr: '127.0.0.1:18087', token: null });
+    expect(parse(['dashboard']).command).toEqual({ verb: 'dashboard', httpAddr: '127.0.0.1:18087', token: null, allowHosts: [] });
     expect(parse(['dashboard', '--http-addr', '0.0.0.0:80', '--token', 'sekrit-token']).command).toEqual({
       verb: 'dashboard',
       httpAddr: '0.0.0.0:80',
       token: 'sekrit-token',
+      allowHosts: [],
     });
     expect(parse(['dashboard'], { REBORN_DASHBOARD_TOKEN: 'from-env-token' }).command).toMatchObject({ token: 'from-env-token' });
+    // --allow-host: repeatable and comma lists add up; the flag wins over the env.
+    expect(parse(['dashboard', '--allow-host', 'a.example', '--allow-host=b.example,c', '--allow-host', ' d ']).command).toMatchObject({
+      allowHosts: ['a.example', 'b.example', 'c', 'd'],
+    });
+    expect(parse(['dashboard'], { REBORN_DASHBOARD_ALLOW_HOST: 'env.example, two' }).command).toMatchObject({ allowHosts: ['env.example', 'two'] });
+    expect(parse(['dashboard', '--allow-host', 'flag.example'], { REBORN_DASHBOARD_ALLOW_HOST: 'env.example' }).command).toMatchObject({
+      allowHosts: ['flag.example'],
+    });
   });
 
   it('--help anywhere asks for help, with the noun as topic', () => {
@@ -84,7 +93,7 @@ describe('verbs', () => {
     expect(usage('slot')).not.toContain('group add');
     for (const v of VERBS) expect(usage()).toContain(v.verb);
     // Every variable parseCommandLine reads is listed, with the dashboard's two.
-    for (const name of ['REBORN_ETCD', 'REBORN_PRODUCT', 'REBORN_LOG_LEVEL', 'REBORN_DASHBOARD_ADDR', 'REBORN_DASHBOARD_TOKEN']) {
+    for (const name of ['REBORN_ETCD', 'REBORN_PRODUCT', 'REBORN_LOG_LEVEL', 'REBORN_DASHBOARD_ADDR', 'REBORN_DASHBOARD_TOKEN', 'REBORN_DASHBOARD_ALLOW_HOST']) {
       expect(usage()).toMatch(new RegExp(`^  ${name} +\\S`, 'm'));
     }
   });
@@ -105,6 +114,13 @@ describe('refusals, word for word', () => {
     [['migration', 'pause', 'a/b'], 'EINVALID', 'invalid migration id "a/b"'],
     [['dashboard', '--http-addr', 'nowhere'], 'EINVALID', 'invalid --http-addr "nowhere": want host:port'],
     [['dashboard', '--token', 'short'], 'EINVALID', 'the dashboard token must be at least 8 characters'],
+    [
+      ['dashboard', '--http-addr', '0.0.0.0:18087'],
+      'EINVALID',
+      'refusing to serve the API on non-loopback address 0.0.0.0:18087 without a token: set --token (or REBORN_DASHBOARD_TOKEN), or listen on 127.0.0.1',
+    ],
+    [['dashboard', '--allow-host', 'http://x.example'], 'EINVALID', '--allow-host wants host names without port or scheme (like dash.example.com), got "http://x.example"'],
+    [['dashboard', '--token', 'long-enough', '--token', 'again-long'], 'EUSAGE', 'option --token is given twice'],
     [['frobnicate'], 'EUSAGE', 'unknown verb "frobnicate"; run reborn-config --help'],
     [['slot', 'frob'], 'EUSAGE', 'unknown verb "slot frob"; run reborn-config --help'],
     [['slot'], 'EUSAGE', 'unknown verb "slot"; run reborn-config --help'],

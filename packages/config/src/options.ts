@@ -5,7 +5,7 @@
  * (servers.ts), so `slot set 10 5 1` fails before any connection is made and with the same
  * words the REST API uses.
  */
-import { isValidProduct } from '@reborn/coordinator';
+import { allowHostProblems, isValidProduct, openBindRefusal } from '@reborn/coordinator';
 import { UsageError, ValidationError } from './errors.js';
 import { checkAddr, checkGroupId, checkMigrationId, checkProxyId, checkSlotId, checkSlotRange } from './servers.js';
 
@@ -33,7 +33,7 @@ export type Command =
   | { verb: 'migration pause' | 'migration resume' | 'migration cancel'; id: string }
   | { verb: 'proxy list' }
   | { verb: 'proxy offline'; id: string }
-  | { verb: 'dashboard'; httpAddr: string; token: string | null };
+  | { verb: 'dashboard'; httpAddr: string; token: string | null; allowHosts: string[] };
 
 export type Verb = Command['verb'];
 
@@ -47,6 +47,8 @@ interface FlagDef {
   /** Shown in the usage after the flag, for value flags. */
   arg?: string;
   help: string;
+  /** May be given more than once; the values are joined with commas. */
+  repeatable?: boolean;
 }
 
 /** Every option the tool knows; which verb takes which is in VERBS. */
@@ -64,6 +66,12 @@ const FLAGS: Record<string, FlagDef> = {
   confirm: { kind: 'bool', help: 'carry the plan out' },
   'http-addr': { kind: 'value', arg: '<host:port>', help: 'dashboard listen address (default 127.0.0.1:18087, env REBORN_DASHBOARD_ADDR)' },
   token: { kind: 'value', arg: '<token>', help: 'require "Authorization: Bearer <token>" (env REBORN_DASHBOARD_TOKEN)' },
+  'allow-host': {
+    kind: 'value',
+    arg: '<name[,name]>',
+    help: 'host names the browser may use besides IP addresses and localhost, repeatable (env REBORN_DASHBOARD_ALLOW_HOST)',
+    repeatable: true,
+  },
 };
 
 const GLOBAL_FLAGS = ['etcd', 'product', 'redis-password', 'log-level', 'help'];
@@ -99,7 +107,7 @@ export const VERBS: readonly VerbSpec[] = [
   { verb: 'migration cancel', args: ['id'], flags: [], summary: 'cancel a task (slots already moved stay moved)' },
   { verb: 'proxy list', args: [], flags: ['json'], summary: 'registered and fenced proxies' },
   { verb: 'proxy offline', args: ['id'], flags: [], summary: 'fence a proxy at every server and delete its registration' },
-  { verb: 'dashboard', args: [], flags: ['http-addr', 'token'], summary: 'REST API, /metrics, /healthz and the migration runner' },
+  { verb: 'dashboard', args: [], flags: ['http-addr', 'token', 'allow-host'], summary: 'REST API, /metrics, /healthz and the migration runner' },
 ];
 
 export const DEFAULT_ETCD = 'http://127.0.0.1:2379';
@@ -115,6 +123,7 @@ const ENV_HELP: ReadonlyArray<readonly [string, string]> = [
   ['REBORN_REDIS_PASSWORD', "the redis servers' default-user password, like --redis-password"],
   ['REBORN_DASHBOARD_ADDR', `dashboard listen address, like dashboard --http-addr (default ${DEFAULT_HTTP_ADDR})`],
   ['REBORN_DASHBOARD_TOKEN', 'dashboard bearer token, like dashboard --token (unset: no token, loopback only)'],
+  ['REBORN_DASHBOARD_ALLOW_HOST', 'dashboard host names, comma separated, like dashboard --allow-host'],
 ];
 
 export function usage(topic: string | null = null): string {
@@ -170,17 +179,16 @@ export function tokenize(argv: readonly string[]): Tokens {
     const name = a.slice(2, eq < 0 ? undefined : eq);
     const def = FLAGS[name];
     if (!def) throw new UsageError(`unknown option --${name}; run reborn-config --help`);
-    if (flags.has(name)) throw new UsageError(`option --${name} is given twice`);
+    if (flags.has(name) && !def.repeatable) throw new UsageError(`option --${name} is given twice`);
     if (def.kind === 'bool') {
       if (eq >= 0) throw new UsageError(`option --${name} takes no value`);
       flags.set(name, true);
-    } else if (eq >= 0) {
-      flags.set(name, a.slice(eq + 1));
     } else {
-      const v = argv[i + 1];
-      if (v === undefined || (v.startsWith('--') && v.length > 2)) throw new UsageError(`option --${name} needs a value ${def.arg ?? ''}`.trimEnd());
-      flags.set(name, v);
-      i++;
+      const v = eq >= 0 ? a.slice(eq + 1) : argv[i + 1];
+      if (eq < 0 && (v === undefined || (v.startsWith('--') && v.length > 2))) throw new UsageError(`option --${name} needs a value ${def.arg ?? ''}`.trimEnd());
+      if (eq < 0) i++;
+      const before = flags.get(name);
+      flags.set(name, typeof before === 'string' ? `${before},${v!}` : v!);
     }
   }
   return { positionals, flags };
@@ -315,7 +323,13 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
       if (!isHostPort(httpAddr)) throw new ValidationError(`invalid --http-addr ${JSON.stringify(httpAddr)}: want host:port`);
       const token = value('token') ?? fromEnv('REBORN_DASHBOARD_TOKEN') ?? null;
       if (token !== null && token.length < 8) throw new ValidationError('the dashboard token must be at least 8 characters');
-      command = { verb: spec.verb, httpAddr, token };
+      // Before etcd is even dialled: the reason to fix comes first (listen() checks it again).
+      const openBind = openBindRefusal(httpAddr, token, { flag: '--token', env: 'REBORN_DASHBOARD_TOKEN' });
+      if (openBind !== null) throw new ValidationError(openBind);
+      const allowHosts = str('allow-host', 'REBORN_DASHBOARD_ALLOW_HOST', '').split(',').map((h) => h.trim()).filter(Boolean);
+      const badHosts = allowHostProblems(allowHosts);
+      if (badHosts.length > 0) throw new ValidationError(badHosts.join('; '));
+      command = { verb: spec.verb, httpAddr, token, allowHosts };
       break;
     }
     case 'group list':

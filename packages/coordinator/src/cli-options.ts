@@ -11,6 +11,8 @@ export interface OptionDef {
   kind: 'string' | 'int' | 'bool' | 'list';
   default: string | number | boolean | null;
   help: string;
+  /** The flag may be given more than once; its values add up (see OptionReader.list). */
+  repeatable?: boolean;
 }
 
 export class OptionsError extends Error {
@@ -25,7 +27,8 @@ export function optionsUsage(bin: string, defs: Record<string, OptionDef>): stri
   const lines = [`usage: ${bin} [options]`, ''];
   for (const [name, def] of Object.entries(defs)) {
     const dflt = def.default === null || def.default === false ? '' : ` (default ${String(def.default)})`;
-    lines.push(`  --${name.padEnd(24)} ${def.help}${dflt} [env ${def.env}]`);
+    const many = def.repeatable ? ' (repeatable, or comma separated)' : '';
+    lines.push(`  --${name.padEnd(24)} ${def.help}${many}${dflt} [env ${def.env}]`);
   }
   return lines.join('\n');
 }
@@ -48,15 +51,15 @@ export const MAX_INT_OPTION = 2_147_483_647;
 /** Reads options by name from flags, then env, then defaults; records problems as it goes. */
 export class OptionReader {
   readonly problems: string[] = [];
-  private readonly values: Record<string, string | boolean | undefined>;
+  private readonly values: Record<string, string | boolean | Array<string | boolean> | undefined>;
 
   constructor(
     argv: string[],
     private readonly env: NodeJS.ProcessEnv,
     private readonly defs: Record<string, OptionDef>,
   ) {
-    const spec: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' } };
-    for (const [name, def] of Object.entries(defs)) spec[name] = { type: def.kind === 'bool' ? 'boolean' : 'string' };
+    const spec: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = { help: { type: 'boolean' } };
+    for (const [name, def] of Object.entries(defs)) spec[name] = { type: def.kind === 'bool' ? 'boolean' : 'string', ...(def.repeatable ? { multiple: true } : {}) };
     try {
       ({ values: this.values } = parseArgs({ args: argv, options: spec, strict: true, allowPositionals: false }));
     } catch (err) {
@@ -67,6 +70,8 @@ export class OptionReader {
   raw(name: string): string | boolean | null {
     const def = this.defs[name]!;
     const flag = this.values[name];
+    // A repeatable flag given several times reads as one comma list.
+    if (Array.isArray(flag)) return flag.join(',');
     if (flag !== undefined) return flag;
     const fromEnv = this.env[def.env];
     if (fromEnv !== undefined && fromEnv !== '') return def.kind === 'bool' ? this.envBool(name, def.env, fromEnv) : fromEnv;
@@ -83,6 +88,11 @@ export class OptionReader {
   str(name: string): string | null {
     const v = this.raw(name);
     return v === null ? null : String(v);
+  }
+
+  /** A comma list (flags given more than once add up; else env, else default); blanks dropped. */
+  list(name: string): string[] {
+    return (this.str(name) ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   }
 
   bool(name: string): boolean {

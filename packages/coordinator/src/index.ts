@@ -15,3 +15,14 @@ export { REDIS_PASSWORD_OPTION, migrateAuthArgs } from './redis-credentials.js';
 export * from './agents.js';
 export { OptionReader, OptionsError, optionsUsage, wantsHelp, isHostPort, type OptionDef } from './cli-options.js';
 export { parseOptionsOrExit, runUntilSignalled, type DaemonLogger } from './daemon.js';
+export {
+  HttpGuard,
+  RequestRefusedError,
+  SECURITY_HEADERS,
+  allowHostProblems,
+  isLoopbackHost,
+  openBindRefusal,
+  parseHostHeader,
+  type AdmitOptions,
+  type HttpGuardOptions,
+} from './http-guard.js';

@@ -55,4 +55,14 @@ describe('parseProxyOptions', () => {
     expect(problems(['--id', 'p1', '--auth', ''])).toEqual(['--auth must not be empty (leave it out for no password)']);
     expect(parseProxyOptions(['--id', 'p1'], { REBORN_PROXY_AUTH: '' }).auth).toBeNull();
   });
+
+  it('--allow-host: repeatable or comma separated, env REBORN_PROXY_ALLOW_HOST, names only', () => {
+    expect(parseProxyOptions(['--id', 'p1'], {}).allowHosts).toEqual([]);
+    expect(parseProxyOptions(['--id', 'p1', '--allow-host', 'a.example', '--allow-host', 'b,c'], {}).allowHosts).toEqual(['a.example', 'b', 'c']);
+    expect(parseProxyOptions(['--id', 'p1'], { REBORN_PROXY_ALLOW_HOST: 'env.example' }).allowHosts).toEqual(['env.example']);
+    expect(problems(['--id', 'p1', '--allow-host', 'https://x.example'])).toEqual([
+      '--allow-host wants host names without port or scheme (like dash.example.com), got "https://x.example"',
+    ]);
+  });
 });
+

@@ -3,13 +3,15 @@
  * Every problem is collected and reported in one message at start.
  */
 import { hostname } from 'node:os';
-import { OptionReader, REDIS_PASSWORD_OPTION, optionsUsage, type OptionDef } from '@reborn/coordinator';
+import { OptionReader, REDIS_PASSWORD_OPTION, allowHostProblems, optionsUsage, type OptionDef } from '@reborn/coordinator';
 
 export { OptionsError } from '@reborn/coordinator';
 
 export interface ProxyOptions {
   addr: string;
   adminAddr: string;
+  /** Host names the admin port's Host header may carry besides IP literals, localhost and its own host. */
+  allowHosts: string[];
   etcd: string[];
   product: string;
   id: string;
@@ -60,6 +62,7 @@ export interface ProxyOptions {
 const DEFS: Record<string, OptionDef> = {
   addr: { env: 'REBORN_PROXY_ADDR', kind: 'string', default: '127.0.0.1:19000', help: 'client listen address' },
   'admin-addr': { env: 'REBORN_PROXY_ADMIN_ADDR', kind: 'string', default: '127.0.0.1:19001', help: 'admin HTTP address (/metrics, /healthz)' },
+  'allow-host': { env: 'REBORN_PROXY_ALLOW_HOST', kind: 'list', default: null, help: 'host names admin clients may use besides IP addresses and localhost', repeatable: true },
   etcd: { env: 'REBORN_ETCD', kind: 'list', default: 'http://127.0.0.1:2379', help: 'etcd endpoints, comma separated' },
   product: { env: 'REBORN_PRODUCT', kind: 'string', default: 'default', help: 'product (tenant) name' },
   id: { env: 'REBORN_PROXY_ID', kind: 'string', default: null, help: 'proxy id (default: <host>-<port>)' },
@@ -106,6 +109,8 @@ export function parseProxyOptions(argv: string[], env: NodeJS.ProcessEnv = proce
   const addr = r.hostPort('addr');
   const adminAddr = r.hostPort('admin-addr');
   const { etcd, product, logLevel } = r.common();
+  const allowHosts = r.list('allow-host');
+  problems.push(...allowHostProblems(allowHosts));
   const id = r.str('id') ?? `${hostname()}-${addr.slice(addr.lastIndexOf(':') + 1)}`;
   const backendTimeoutMs = r.int('backend-timeout', 10);
   if (!/^[A-Za-z0-9_.:-]{1,128}$/.test(id)) problems.push(`--id must match [A-Za-z0-9_.:-]{1,128}, got "${id}"`);
@@ -113,6 +118,7 @@ export function parseProxyOptions(argv: string[], env: NodeJS.ProcessEnv = proce
   const options: ProxyOptions = {
     addr,
     adminAddr,
+    allowHosts,
     etcd,
     product,
     id,

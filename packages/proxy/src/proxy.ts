@@ -26,6 +26,7 @@ import { randomBytes } from 'node:crypto';
 import { encodeError, isErrorReply } from '@reborn/protocol';
 import {
   Barrier,
+  HttpGuard,
   joinAddr,
   proxyAclRules,
   proxyAclUser,
@@ -74,6 +75,8 @@ export class Proxy implements SessionHost {
   private connections = 0;
   private server: net.Server | null = null;
   private admin: http.Server | null = null;
+  /** Host/Origin checks of the admin port (it only reads, so no token): no DNS rebinding. */
+  private readonly adminGuard: HttpGuard;
   private store: Store | null = null;
   private watch: TopologyWatch | null = null;
   private registration: ProxyRegistration | null = null;
@@ -91,6 +94,7 @@ export class Proxy implements SessionHost {
 
   constructor(private readonly options: ProxyOptions, readonly logger: Logger) {
     this.authRequired = options.auth !== null;
+    this.adminGuard = new HttpGuard({ allowHosts: options.allowHosts, listenAddr: options.adminAddr });
     this.aclUser = proxyAclUser(options.product, options.id);
     this.limits = {
       maxPipeline: options.maxPipeline,
@@ -293,6 +297,7 @@ export class Proxy implements SessionHost {
   }
 
   private async handleAdmin(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    if (!this.adminGuard.admit(req, res)) return;
     const json = (status: number, body: unknown): void => {
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(JSON.stringify(body));

@@ -22,9 +22,18 @@
  * sessionStorage and sent as `Authorization: Bearer <token>` only (never in a URL).
  * Errors (`{error, code}` bodies, network failures) are shown in the error area at the top.
  *
+ * Every call but GET carries `Content-Type: application/json` (a body or not): the API refuses
+ * state-changing requests without it, which is what keeps other web pages from sending them.
+ *
+ * Served with DASHBOARD_PAGE_HEADERS: a Content-Security-Policy that lets only this page's own
+ * inline script run (by its SHA-256 hash, computed below from the exact text served), talk only
+ * to its own origin, load nothing, and never be framed. Inline event-handler attributes
+ * (onclick=…) would be blocked: wire events with addEventListener.
+ *
  * Note for editors: this is a template literal; the JS inside must not use backticks, `${`
  * or backslashes.
  */
+import { createHash } from 'node:crypto';
 
 export const DASHBOARD_HTML = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>reborn dashboard</title>
@@ -188,7 +197,8 @@ function api(method, pattern, params, body) {
   var token = sessionStorage.getItem(TOKEN_KEY);
   if (token) headers['authorization'] = 'Bearer ' + token;
   var init = { method: method, headers: headers, cache: 'no-store' };
-  if (body !== undefined) { headers['content-type'] = 'application/json'; init.body = JSON.stringify(body); }
+  if (method !== 'GET') headers['content-type'] = 'application/json';
+  if (body !== undefined) init.body = JSON.stringify(body);
   return fetch(path, init).then(function (res) {
     return res.text().then(function (text) {
       var data = null;
@@ -571,3 +581,31 @@ refresh();
 setInterval(refresh, 2000);
 </script></body></html>
 `;
+
+/** The text of the page's one inline script, exactly as served (what the CSP hash covers). */
+function inlineScript(html: string): string {
+  const open = html.indexOf('<script>');
+  const close = html.indexOf('</script>');
+  if (open < 0 || close < open || html.indexOf('<script', open + 1) >= 0) throw new Error('dashboard page: want exactly one inline <script>');
+  return html.slice(open + '<script>'.length, close);
+}
+
+/**
+ * Headers of the page. style-src allows inline styles: the slot map and the legend colour each
+ * element with a computed `style` attribute; with no style or font host allowed and img-src
+ * limited to this origin, injected CSS could not send anything anywhere.
+ */
+export const DASHBOARD_PAGE_HEADERS: Readonly<Record<string, string>> = {
+  'content-security-policy': [
+    "default-src 'none'",
+    `script-src 'sha256-${createHash('sha256').update(inlineScript(DASHBOARD_HTML)).digest('base64')}'`,
+    "style-src 'unsafe-inline'",
+    "connect-src 'self'",
+    "img-src 'self'",
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+  ].join('; '),
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+};
