@@ -7,12 +7,8 @@
  */
 import { hostname, homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
-<<<<<<< HEAD
-import { OptionReader, REDIS_PASSWORD_OPTION, optionsUsage, type OptionDef } from '@reborn/coordinator';
+import { OptionReader, REDIS_PASSWORD_OPTION, allowHostProblems, openBindRefusal, optionsUsage, type OptionDef } from '@reborn/coordinator';
 import { redisPasswordRefusal } from './app-options.js';
-=======
-import { OptionReader, allowHostProblems, openBindRefusal, optionsUsage, type OptionDef } from '@reborn/coordinator';
->>>>>>> h1
 
 export { OptionsError } from '@reborn/coordinator';
 

@@ -318,13 +318,9 @@ async function dashboard(store: Store, global: GlobalOptions, command: Extract<C
     store,
     logger: logger.child({ component: 'api' }),
     token: command.token,
-<<<<<<< HEAD
+    allowHosts: command.allowHosts,
     admin: { ...io.admin, redisPassword: global.redisPassword },
     stats: { redisPassword: global.redisPassword },
-=======
-    allowHosts: command.allowHosts,
-    ...(io.admin ? { admin: io.admin } : {}),
->>>>>>> h1
   });
   const server = await api.listen(command.httpAddr);
   const runner = new MigrationRunner({ store, logger: logger.child({ component: 'runner' }), redisPassword: global.redisPassword });
