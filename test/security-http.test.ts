@@ -91,7 +91,7 @@ beforeAll(async () => {
   cluster = await startCluster({ groups: 1, replicas: 0, proxies: 1, proxyArgs: ['--allow-host', 'proxy.reborn.test'] });
   [{ proc: dashboard, addr: dashAddr }, agent] = await Promise.all([
     startDashboard(['--allow-host', 'dash.reborn.test']),
-    startAgent({ etcd: cluster.etcd.clientUrl, product: cluster.product, id: 'sec-1', token: AGENT_TOKEN, args: ['--allow-host', 'agent.reborn.test'] }),
+    startAgent({ etcd: cluster.etcd.clientUrl, product: cluster.product, id: 'sec-1', token: AGENT_TOKEN, args: ['--allow-host', 'agent.reborn.test', '--redis-password', 'sec-redis-secret'] }),
   ]);
 });
 
