@@ -18,6 +18,8 @@
  *                                             (rates from the proxies' admin counters, stats.ts)
  *   GET    /api/servers                       INFO of every server: role, replication lag, memory, keys
  *   GET    /api/events                        the HA agents' events (failovers …), the newest 50
+ *   GET    /api/check                         reborn-config check: strays, duplicates, stuck slots
+ *   POST   /api/check {fix?, scanCount?, throttle?, maxExamples?}   the same, --fix with fix:true
  *
  * Errors: `{ "error": "<message>", "code": "<CODE>" }` with the status of errors.ts (400
  * validation, 401 token, 404 unknown, 409 conflict, 502 redis unreachable, 503 etcd down,
@@ -125,6 +127,14 @@ export const SCHEMAS = {
     required: ['from', 'to', 'group'],
   },
   rebalance: { properties: { confirm: { type: 'boolean', const: true } }, required: ['confirm'] },
+  check: {
+    properties: {
+      fix: { type: 'boolean' },
+      scanCount: { type: 'integer', minimum: 1, maximum: 100_000 },
+      throttle: { type: 'integer', minimum: 0 },
+      maxExamples: { type: 'integer', minimum: 0, maximum: 10_000 },
+    },
+  },
   empty: { properties: {} },
 } satisfies Record<string, BodySchema>;
 
@@ -255,6 +265,18 @@ export function createApi(opts: ApiOptions): Api {
   const body = (ctx: Ctx, schema: BodySchema): Record<string, unknown> => validateBody(ctx.body, schema);
   const gidOf = (ctx: Ctx): number => intParam(ctx.params['gid'], 'group id', 1, 9999);
   const migrationOp = (op: MigrationOp): Handler => async (ctx) => ({ body: await admin.changeMigration(checkMigrationId(ctx.params['id']!), op) });
+  // One check at a time: two fixes would race for the same strays.
+  let checking = false;
+  const runCheck = async (options: Record<string, unknown>): Promise<{ body: unknown }> => {
+    if (checking) throw new HttpError('ECONFLICT', 409, 'a check is already running on this dashboard; wait for it');
+    checking = true;
+    try {
+      const { checkProduct } = await import('./check.js');
+      return { body: await checkProduct(store, { ...options, redisPassword: opts.admin?.redisPassword ?? null, logger }) };
+    } finally {
+      checking = false;
+    }
+  };
 
   const routes: Route[] = [
     { method: 'GET', path: '/api/overview', handler: async () => ({ body: await admin.overview() }) },
@@ -359,6 +381,8 @@ export function createApi(opts: ApiOptions): Api {
     { method: 'GET', path: '/api/stats', handler: async () => ({ body: await stats.proxies() }) },
     { method: 'GET', path: '/api/servers', handler: async () => ({ body: await stats.servers() }) },
     { method: 'GET', path: '/api/events', handler: async () => ({ body: await stats.events() }) },
+    { method: 'GET', path: '/api/check', handler: async () => runCheck({}) },
+    { method: 'POST', path: '/api/check', handler: async (ctx) => runCheck(body(ctx, SCHEMAS.check)) },
   ];
 
   const send = (res: ServerResponse, status: number, payload: unknown, headers: Record<string, string> = {}): void => {

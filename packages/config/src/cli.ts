@@ -58,6 +58,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     }
     store = await Store.open({ endpoints: global.etcd, product: global.product, dialTimeoutMs: 5000 });
     if (command.verb === 'dashboard') return await dashboard(store, global, command, io);
+    if (command.verb === 'check') return await check(store, global, command, io);
     await execute(new Admin(store, { ...io.admin, redisPassword: global.redisPassword }), global, command, io);
     return 0;
   } catch (err) {
@@ -81,7 +82,27 @@ async function cliLogger(global: GlobalOptions, dest: number, dflt: string): Pro
   );
 }
 
-async function execute(admin: Admin, global: GlobalOptions, command: Exclude<Command, { verb: 'help' | 'dashboard' }>, io: CliIo): Promise<void> {
+/**
+ * `check`: the report (or JSON) on stdout; exit 0 clean, 3 when something was found (or left
+ * by --fix), 4 when some server could not be checked. Ctrl-C stops at the next SCAN page.
+ */
+async function check(store: Store, global: GlobalOptions, command: Extract<Command, { verb: 'check' }>, io: CliIo): Promise<number> {
+  const { checkProduct, checkExitCode, formatCheckReport } = await import('./check.js');
+  const result = await checkProduct(store, {
+    fix: command.fix,
+    ...(command.throttle === undefined ? {} : { throttle: command.throttle }),
+    ...(command.scanCount === undefined ? {} : { scanCount: command.scanCount }),
+    ...(command.examples === undefined ? {} : { maxExamples: command.examples }),
+    redisPassword: global.redisPassword,
+    logger: await cliLogger(global, 2, 'warn'),
+    ...(io.signal ? { signal: io.signal } : {}),
+  });
+  const text = global.json ? json(result) : formatCheckReport(result);
+  io.stdout(text.endsWith(NL) ? text : text + NL);
+  return checkExitCode(result);
+}
+
+async function execute(admin: Admin, global: GlobalOptions, command: Exclude<Command, { verb: 'help' | 'dashboard' | 'check' }>, io: CliIo): Promise<void> {
   const out = (s: string): void => io.stdout(s.endsWith(NL) ? s : s + NL);
   const note = (s: string): void => io.stderr(s + NL);
   switch (command.verb) {

@@ -33,6 +33,7 @@ export type Command =
   | { verb: 'migration pause' | 'migration resume' | 'migration cancel'; id: string }
   | { verb: 'proxy list' }
   | { verb: 'proxy offline'; id: string }
+  | { verb: 'check'; fix: boolean; scanCount?: number; throttle?: number; examples?: number }
   | { verb: 'dashboard'; httpAddr: string; token: string | null; allowHosts: string[] };
 
 export type Verb = Command['verb'];
@@ -61,7 +62,10 @@ const FLAGS: Record<string, FlagDef> = {
   json: { kind: 'bool', help: 'machine-readable JSON output (listing verbs)' },
   force: { kind: 'bool', help: 'reassign slots that are already assigned' },
   detach: { kind: 'bool', help: 'print the task id and return at once' },
-  throttle: { kind: 'value', arg: '<keys/s>', help: 'move at most this many keys per second (0 = unlimited)' },
+  throttle: { kind: 'value', arg: '<keys/s>', help: 'move (slot migrate) or scan (check) at most this many keys per second (0 = unlimited)' },
+  fix: { kind: 'bool', help: 'move each stray home when its slot is online and its owner has no such key' },
+  'scan-count': { kind: 'value', arg: '<n>', help: 'keys per SCAN call (check; default 1000)' },
+  examples: { kind: 'value', arg: '<n>', help: 'examples shown per category (check; default 20)' },
   'batch-slots': { kind: 'value', arg: '<n>', help: 'slots moved together under one barrier' },
   confirm: { kind: 'bool', help: 'carry the plan out' },
   'http-addr': { kind: 'value', arg: '<host:port>', help: 'dashboard listen address (default 127.0.0.1:18087, env REBORN_DASHBOARD_ADDR)' },
@@ -102,6 +106,12 @@ export const VERBS: readonly VerbSpec[] = [
   },
   { verb: 'slot rebalance', args: [], flags: ['confirm'], summary: 'print a plan to even out the slots; --confirm carries it out' },
   { verb: 'migration list', args: [], flags: ['json'], summary: 'migration tasks and their progress' },
+  {
+    verb: 'check',
+    args: [],
+    flags: ['fix', 'json', 'throttle', 'scan-count', 'examples'],
+    summary: 'find keys in a group that does not own their slot, keys in two groups, slots stuck in a move; exit 3 when found',
+  },
   { verb: 'migration pause', args: ['id'], flags: [], summary: 'pause a task at its next safe point' },
   { verb: 'migration resume', args: ['id'], flags: [], summary: 'resume a paused task' },
   { verb: 'migration cancel', args: ['id'], flags: [], summary: 'cancel a task (slots already moved stay moved)' },
@@ -318,6 +328,22 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     case 'proxy offline':
       command = { verb: spec.verb, id: checkProxyId(a(0)) };
       break;
+    case 'check': {
+      // Ranges are checked by the engine (resolveCheckOptions), in the same words the API uses.
+      const n = (flag: string, what: string): number | undefined => {
+        const v = value(flag);
+        return v === undefined ? undefined : int(v, what, 'an integer');
+      };
+      const [throttle, scanCount, examples] = [n('throttle', 'throttle'), n('scan-count', 'scan count'), n('examples', 'examples')];
+      command = {
+        verb: spec.verb,
+        fix: bool('fix'),
+        ...(throttle === undefined ? {} : { throttle }),
+        ...(scanCount === undefined ? {} : { scanCount }),
+        ...(examples === undefined ? {} : { examples }),
+      };
+      break;
+    }
     case 'dashboard': {
       const httpAddr = str('http-addr', 'REBORN_DASHBOARD_ADDR', DEFAULT_HTTP_ADDR);
       if (!isHostPort(httpAddr)) throw new ValidationError(`invalid --http-addr ${JSON.stringify(httpAddr)}: want host:port`);
