@@ -11,6 +11,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keySlot } from '@reborn/protocol';
 import { startCluster, stopAll, waitFor, type Cluster } from '@reborn/testkit';
+import { Stats } from '@reborn/config';
 import { keysOfGroup, parsePrometheus } from './helpers.js';
 
 let cluster: Cluster;
@@ -77,6 +78,9 @@ describe('the stray watch', () => {
     const report = await strays();
     expect(report.byGroup).toEqual({ '1': 1 });
     expect(report.recent).toEqual([expect.objectContaining({ key: undeclared, slot: keySlot(Buffer.from(undeclared)), group: 1, owner: 2 })]);
+    // The dashboard's proxy table shows the count (GET /api/stats reads each proxy's /api/proxy).
+    const stats = await new Stats(cluster.store).proxies();
+    expect(stats.proxies.map((p) => p.strays)).toEqual([1]);
     // One warning line (pino writes asynchronously: wait for it).
     await waitFor(() => cluster.proxies[0]!.logs.some((l) => l.includes('"msg":"stray key') && l.includes(undeclared)), { what: 'the stray logged' });
   });

@@ -131,6 +131,18 @@ export interface ProxyStats {
   sessions: number | null;
   fenced: boolean | null;
   ready: boolean | null;
+  /** Stray keys the proxy's --watch-strays saw, summed over groups; null when it does not watch. */
+  strays: number | null;
+}
+
+/** /api/proxy's `strays` ({watching, byGroup}) → the total, checked field by field; null when not watching. */
+function strayCount(v: unknown): number | null {
+  if (typeof v !== 'object' || v === null || (v as { watching?: unknown }).watching !== true) return null;
+  const byGroup = (v as { byGroup?: unknown }).byGroup;
+  if (typeof byGroup !== 'object' || byGroup === null) return null;
+  let n = 0;
+  for (const c of Object.values(byGroup)) if (typeof c === 'number' && Number.isFinite(c) && c >= 0) n += c;
+  return n;
 }
 
 export interface ClusterStats {
@@ -240,7 +252,7 @@ export class Stats {
       registered.map(async (p): Promise<ProxyStats> => {
         const view: ProxyStats = {
           id: p.id, addr: p.addr, adminAddr: p.adminAddr, ok: false,
-          qps: null, windowMs: null, commands: null, sessions: null, fenced: null, ready: null,
+          qps: null, windowMs: null, commands: null, sessions: null, fenced: null, ready: null, strays: null,
         };
         try {
           const [slots, desc] = await Promise.all([this.getJson(p.adminAddr, '/api/slots'), this.getJson(p.adminAddr, '/api/proxy')]);
@@ -250,6 +262,7 @@ export class Stats {
           view.sessions = typeof desc['sessions'] === 'number' ? desc['sessions'] : null;
           view.fenced = typeof desc['fenced'] === 'boolean' ? desc['fenced'] : null;
           view.ready = typeof desc['ready'] === 'boolean' ? desc['ready'] : null;
+          view.strays = strayCount(desc['strays']);
           commands += sample.commands;
           let h = this.histories.get(p.id);
           if (!h) this.histories.set(p.id, (h = new RateHistory()));

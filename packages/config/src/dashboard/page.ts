@@ -385,15 +385,17 @@ function renderOverview(o, st, sv) {
 
   var live = {};
   if (st) st.proxies.forEach(function (p) { live[p.id] = p; });
-  $('proxies').innerHTML = row(['id', 'addr', 'admin', 'state', 'registered', 'fenced', 'QPS', 'sessions', 'commands'], true) + o.proxies.map(function (p) {
+  $('proxies').innerHTML = row(['id', 'addr', 'admin', 'state', 'registered', 'fenced', 'QPS', 'sessions', 'commands', 'strays'], true) + o.proxies.map(function (p) {
     var l = live[p.id];
     var answered = l && l.ok;
     return row([esc(p.id), esc(p.addr || '-'), esc(p.adminAddr || '-'), esc(p.state), p.registered ? 'yes' : 'no',
       p.fence ? '<span class="warn">yes: ' + esc(p.fence.reason) + ' (' + esc(p.fence.at) + ')</span>' : (l && l.fenced ? '<span class="warn">yes (says the proxy)</span>' : 'no'),
       l && !l.ok ? '<span class="bad">not answering: ' + esc(l.error || '?') + '</span>' : (answered ? fmtQps(l.qps) : '-'),
       answered ? fmtNum(l.sessions) : '-',
-      answered ? fmtNum(l.commands) : '-']);
-  }).join('') + (o.proxies.length ? '' : '<tr><td colspan="9" class="mute">no proxies</td></tr>');
+      answered ? fmtNum(l.commands) : '-',
+      // Keys seen in a group that does not own their slot (--watch-strays): run reborn-config check.
+      answered && typeof l.strays === 'number' ? (l.strays > 0 ? '<span class="warn">' + fmtNum(l.strays) + '</span>' : '0') : '-']);
+  }).join('') + (o.proxies.length ? '' : '<tr><td colspan="10" class="mute">no proxies</td></tr>');
   $('barriers').innerHTML = o.barriers.map(function (b) {
     return 'barrier ' + b.seq + ' (' + b.slots.length + ' slots) waits for acks from ' + esc(b.waitingFor.join(', '));
   }).join('<br>');
