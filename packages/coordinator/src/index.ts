@@ -14,3 +14,6 @@ export { proxyAclUser, proxyAclRules } from './fencing.js';
 export * from './agents.js';
 export { OptionReader, OptionsError, optionsUsage, wantsHelp, isHostPort, type OptionDef } from './cli-options.js';
 export { parseOptionsOrExit, runUntilSignalled, type DaemonLogger } from './daemon.js';
+export { type IdentityResult, type TopologyHead } from './store.js';
+export { type ResyncCause } from './watch.js';
+export * from './topology-guard.js';
