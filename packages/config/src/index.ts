@@ -10,3 +10,4 @@ export { runCli, type CliIo } from './cli.js';
 export { parseCommandLine, usage, VERBS, type Command, type GlobalOptions } from './options.js';
 export * from './runner-api.js';
 export { Stats, type StatsOptions, type ClusterStats, type ProxyStats, type ServersStats, type ServerStats } from './stats.js';
+export { saveTopology, restoreTopology, parseSavedTopology, TOPOLOGY_FORMAT, type SavedTopology, type RestoreOptions, type RestoreReport } from './topology.js';
