@@ -6,6 +6,7 @@
  */
 import client from 'prom-client';
 import { SLOT_COUNT } from '@reborn/protocol';
+import { TOPOLOGY_ALARM_REASONS, type TopologyAlarmReason } from '@reborn/coordinator';
 
 /** Histogram bucket upper bounds in seconds. */
 export const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -103,6 +104,8 @@ export interface ProxyGauges {
   ready(): boolean;
   pubsubSubscriptions(): number;
   pubsubDelivered(): number;
+  /** The reason of the topology alarm that is up, or null. */
+  topologyAlarm(): TopologyAlarmReason | null;
 }
 
 export class ProxyMetrics {
@@ -163,6 +166,17 @@ export class ProxyMetrics {
       collect() {
         this.reset();
         this.inc(gauges.pubsubDelivered());
+      },
+    });
+    new client.Gauge({
+      // Not reborn_proxy_…: the agent exports the same series, so one alert rule covers both.
+      name: 'reborn_topology_alarm',
+      help: '1 for the reason of the topology alarm that is up (etcd lost or replaced the topology; the last table is kept), 0 for the others.',
+      labelNames: ['reason'],
+      registers,
+      collect() {
+        const up = gauges.topologyAlarm();
+        for (const reason of TOPOLOGY_ALARM_REASONS) this.set({ reason }, reason === up ? 1 : 0);
       },
     });
     new client.Gauge({
