@@ -3,16 +3,19 @@
  * proxies and an HA agent:
  *
  * 1. etcd restarted on an empty data dir: the running proxy keeps serving its table and says
- *    so (/healthz 203, reborn_topology_alarm, one error log line); the HA leader keeps
- *    checking the servers it knew and suspends failover (a master killed meanwhile is not
- *    failed over); a newly started proxy refuses with `proxy not ready: …`, never
- *    `slot N is offline`.
+ *    so (/healthz 203, reborn_topology_alarm, one error log line); the HA leader — the agent
+ *    that was a follower until then, the leader is killed — keeps checking the servers it
+ *    knew and suspends failover (a master killed meanwhile is not failed over); a newly
+ *    started proxy refuses with `proxy not ready: …`, never `slot N is offline`; the REST
+ *    API's overview lists every alarm.
  * 2. restoreTopology writes the saved topology back: every alarm clears, the new proxy
  *    serves, and failover resumes (the master killed during the alarm is failed over).
  * 3. etcd restored from a backup (its data dir, as a snapshot restore would bring it back)
  *    clears the alarm too.
  * 4. Deleting the product's keys raises the alarm at once (the watch sees the deletes), and a
  *    restore clears it.
+ * 5. A brand-new product (no identity, nobody serving): a proxy serves (`slot N is offline`);
+ *    it steps back when an older serving proxy shows up, and serves once the product exists.
  */
 import { cp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -20,7 +23,8 @@ import type { Redis } from 'ioredis';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApi, restoreTopology, saveTopology, type ApiServer, type SavedTopology } from '@reborn/config';
-import { ProxyProcess, freePort, startCluster, stopAll, tempDir, waitFor, type Cluster } from '@reborn/testkit';
+import { Store } from '@reborn/coordinator';
+import { ProxyProcess, freePort, startCluster, startProxy, stopAll, tempDir, waitFor, type Cluster } from '@reborn/testkit';
 import { startAgent, waitLeader, type AgentProcess } from './agent-helpers.js';
 import { keysOfGroup, parsePrometheus } from './helpers.js';
 
@@ -29,7 +33,9 @@ const HA_ARGS = ['--ha', '--down-after-ms', '1500', '--lease-ttl', '3', '--etcd-
 const SLOW = { timeoutMs: 45_000, intervalMs: 100 };
 
 let cluster: Cluster;
+/** The agent that leads from the first loss on (a follower before it). */
 let agent: AgentProcess;
+let agents: AgentProcess[] = [];
 let oldProxy: ProxyProcess;
 let newProxy: ProxyProcess | null = null;
 let client: Redis;
@@ -102,9 +108,12 @@ beforeAll(async () => {
   oldProxy = cluster.proxies[0]!;
   client = oldProxy.client({ maxRetriesPerRequest: 0 });
   for (const k of [...keys1, ...keys2]) await client.set(k, `v:${k}`);
-  agent = await startAgent({ etcd: cluster.etcd.clientUrl, product: cluster.product, id: 'ti-agent', args: HA_ARGS });
-  await waitLeader(agent);
-  await waitFor(async () => (await agent.api('GET', '/api/ha')).body.servers.length === 4, { timeoutMs: 20_000, what: 'the leader to check 4 servers' });
+  agents = await Promise.all(['ti-a', 'ti-b'].map((id) => startAgent({ etcd: cluster.etcd.clientUrl, product: cluster.product, id, args: HA_ARGS })));
+  // Both know the groups: the leader from its rounds, the follower from its periodic reads.
+  await waitFor(async () => {
+    const ha = await Promise.all(agents.map(async (a) => (await a.api('GET', '/api/ha')).body));
+    return ha.some((h) => h.leader && h.servers.length === 4) && ha.every((h) => h.knownGroups === 2);
+  }, { timeoutMs: 30_000, intervalMs: 100, what: 'a leader checking 4 servers and both agents knowing 2 groups' });
   saved = await saveTopology(cluster.store);
   api = await createApi({ store: cluster.store, logger: pino({ level: 'silent' }) }).listen('127.0.0.1:0');
 }, 120_000);
@@ -118,7 +127,7 @@ async function overviewAlarm(): Promise<any> {
 
 afterAll(async () => {
   await api?.close();
-  await agent?.stop();
+  await Promise.all(agents.map((a) => a.stop()));
   await newProxy?.stop();
   await stopAll();
 });
@@ -137,14 +146,19 @@ describe('a vanished topology', () => {
     expect(alarmGauge(await oldProxy.metrics(), 'identity_vanished')).toBe(1);
     expect(alarmGauge(await oldProxy.metrics(), 'identity_changed')).toBe(0);
 
-    // The HA leader (again leader in the new etcd): alarm up, failover suspended, the 4 servers it knew still checked.
+    // The leader dies; the follower, which never led, takes over in the new etcd: alarm up,
+    // failover suspended, the 4 servers it knew (from its reads as a follower) checked.
+    const leader = (await Promise.all(agents.map(async (a) => ((await a.api('GET', '/api/ha')).body.leader ? a : null)))).find((a) => a !== null);
+    agent = agents.find((a) => a !== (leader ?? agents[0]))!;
+    await (leader ?? agents[0]!).kill();
+    await waitLeader(agent, 30_000);
     const ha = await waitFor(async () => {
       const r = await agent.api('GET', '/api/ha');
       return r.body.leader === true && r.body.topologyAlarm?.reason === 'identity_vanished' ? r.body : null;
     }, { ...SLOW, what: 'the HA leader to raise its alarm' });
     expect(ha.failover).toBe('suspended');
     expect(ha.servers).toHaveLength(4);
-    expect(ha.topologyAlarm.effect).toMatch(/failover suspended: checking the 4 servers of the last known 2 group/);
+    expect(ha.topologyAlarm.effect).toMatch(/failover suspended until the topology is back: the HA leader checks the 4 servers of the last known 2 group/);
     expect((await agent.api('GET', '/healthz')).body).toMatchObject({ degraded: true, failover: 'suspended', topologyAlarm: { reason: 'identity_vanished' } });
     expect(alarmGauge((await agent.api('GET', '/metrics')).body as string, 'identity_vanished')).toBe(1);
 
@@ -245,5 +259,42 @@ describe('a vanished topology', () => {
     await restoreTopology(cluster.store, JSON.parse(JSON.stringify(again)));
     await waitClear(oldProxy, 'the alarm to clear after the restore');
     await waitClear(newProxy!, 'the other proxy to clear its alarm after the restore');
+  }, 120_000);
+});
+
+describe('a brand-new product', () => {
+  it('a proxy serves it; steps back when an older serving proxy shows up; serves once the product exists', async () => {
+    const product = `new${process.pid}`;
+    const store = await Store.open({ endpoints: [cluster.etcd.clientUrl], product });
+    try {
+      const p = await startProxy({ etcd: cluster.etcd.clientUrl, product });
+      const c = p.client({ maxRetriesPerRequest: 0, enableReadyCheck: false });
+      expect((await healthz(p)).body.topologyAlarm).toBeNull();
+      expect(await c.get('k').catch((e: Error) => e.message)).toMatch(/^ERR slot \d+ is offline$/);
+
+      // Registrations of proxies that started earlier and serve: etcd lost this product.
+      const older = await store.registerProxy(
+        { id: 'older', addr: '127.0.0.1:1', adminAddr: '127.0.0.1:2', pid: process.pid, host: 'test', startedAt: new Date(Date.now() - 3_600_000).toISOString(), state: 'online' },
+        5,
+      );
+      const h = await waitFor(async () => {
+        const r = await healthz(p);
+        return r.status === 503 ? r : null;
+      }, { ...SLOW, what: 'the proxy to step back' });
+      expect(h.body.topologyAlarm.reason).toBe('topology_missing');
+      expect(h.body.reason).toContain('(older)');
+      expect(await c.get('k').catch((e: Error) => e.message)).toMatch(/^ERR proxy not ready: etcd holds no slots/);
+      expect((await store.listProxies()).find((x) => x.id === h.body.id)?.state).toBe('starting');
+
+      // The product gets created (an identity with it): the proxy takes it.
+      await store.putGroup({ id: 1, servers: [{ addr: cluster.groups[0]!.master.addr, role: 'master' }] });
+      await store.putSlots(Array.from({ length: 1024 }, (_, id) => ({ id, state: 'online' as const, group: 1 })));
+      await waitFor(async () => (await healthz(p)).status === 200, { ...SLOW, what: 'the proxy to serve the new product' });
+      expect(await c.set('k', 'v')).toBe('OK');
+      await older.close();
+      await p.stop();
+    } finally {
+      await store.close();
+    }
   }, 120_000);
 });

@@ -88,6 +88,7 @@ export class Agent {
     if (this.stopping) return;
     this.stopping = true;
     this.abort.abort();
+    this.ha?.close();
     await this.leadership?.close();
     await this.ha?.stopped();
     await this.connecting;
@@ -156,6 +157,7 @@ export class Agent {
             failovers: this.ha?.failoverCount ?? 0,
             failover: this.ha?.failoverState ?? 'standby',
             topologyAlarm: this.ha?.topologyAlarm ?? null,
+            knownGroups: this.ha?.knownGroups ?? 0,
             servers: this.ha?.status() ?? [],
           },
         };

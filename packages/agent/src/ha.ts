@@ -64,7 +64,9 @@
  * promotion, no REPLICAOF, no health records, since proxies would not learn of a switch
  * (they keep their own last table) and etcd no longer says what the groups are. A master
  * that goes down meanwhile is logged as an error, once. It all resumes in the first round
- * that finds the product's identity (and a topology) again.
+ * that finds the product's identity (and a topology) again. Followers read and judge the
+ * topology too (every FOLLOW_MS), so whichever agent wins the election after etcd lost its
+ * data knows the groups; only agents started after the loss know none (failover off).
  *
  * Known limits: a master that restarts empty *before* its down window ends is still the
  * master, and its replicas resync from it (run masters with persistence); a master reachable
@@ -96,6 +98,9 @@ import {
 import type { Leadership } from './leadership.js';
 import type { AgentMetrics } from './metrics.js';
 import { replicatesFrom, replicationOffset, type RedisAdmin, type ReplicationInfo } from './redis-admin.js';
+
+/** How often an agent that does not lead reads the topology, to know the groups if it must lead. */
+const FOLLOW_MS = 5000;
 
 export interface HaOptions {
   id: string;
@@ -212,6 +217,7 @@ export class HaLoop {
   private held: HeldTopology | null = null;
   private leading = false;
   readonly alarm: TopologyAlarm;
+  private readonly closing = new AbortController();
 
   constructor(
     private readonly opts: HaOptions,
@@ -224,6 +230,7 @@ export class HaLoop {
   ) {
     this.log = logger.child({ component: 'ha' });
     this.alarm = new TopologyAlarm(this.log, 'failover suspended');
+    void this.follow();
     leadership.on('elected', (signal) => {
       this.running = this.run(signal).catch((err: unknown) => {
         if (!signal.aborted) this.log.error({ err: (err as Error).message }, 'HA loop failed');
@@ -253,14 +260,38 @@ export class HaLoop {
     return this.failovers;
   }
 
-  /** The topology alarm, while this agent leads (a follower judges nothing). */
+  /** The topology alarm of this agent (leader or follower: both judge the topology). */
   get topologyAlarm(): TopologyAlarmView | null {
-    return this.leading ? this.alarm.view : null;
+    return this.alarm.view;
+  }
+
+  /** How many groups this agent knows (the last topology it took). */
+  get knownGroups(): number {
+    return this.held?.groups.size ?? 0;
+  }
+
+  /** Stops the follower reads (the leader loop stops with leadership). */
+  close(): void {
+    this.closing.abort();
   }
 
   /** What failover does now: standby (not the leader), active, or suspended by the alarm. */
   get failoverState(): 'standby' | 'active' | 'suspended' {
     return !this.leading ? 'standby' : this.alarm.active ? 'suspended' : 'active';
+  }
+
+  /** While not leading: read and judge the topology now and then (see the file header). */
+  private async follow(): Promise<void> {
+    const signal = this.closing.signal;
+    while (!signal.aborted) {
+      try {
+        await sleep(FOLLOW_MS, undefined, { signal });
+      } catch {
+        return;
+      }
+      if (this.leading) continue;
+      await this.groupsToWatch().catch(() => undefined); // etcd away: try again later
+    }
   }
 
   /** Waits for the loop of a lost leadership to finish its current step. */
@@ -384,8 +415,8 @@ export class HaLoop {
     if (problem !== null) {
       const known = this.held ? [...this.held.groups.values()] : [];
       const effect = known.length > 0
-        ? `failover suspended: checking the ${known.reduce((n, g) => n + g.servers.length, 0)} servers of the last known ${known.length} group(s), but promoting and re-pointing nothing until the topology is back`
-        : 'failover off: no groups known to this agent';
+        ? `failover suspended until the topology is back: the HA leader checks the ${known.reduce((n, g) => n + g.servers.length, 0)} servers of the last known ${known.length} group(s) but promotes and re-points nothing`
+        : 'failover off: this agent knows no groups (it started after etcd lost them)';
       this.alarm.raise(problem, effect);
       return known;
     }

@@ -10,7 +10,7 @@ export interface MetricSources {
   apps(): { kind: string; state: string }[];
   isLeader(): boolean;
   servers(): { group: number; addr: string; up: boolean }[];
-  /** The reason of the HA leader's topology alarm, or null (and always null on followers). */
+  /** The reason of the topology alarm this agent's HA loop raised, or null. */
   topologyAlarm(): TopologyAlarmReason | null;
 }
 
@@ -75,7 +75,7 @@ export class AgentMetrics {
     new client.Gauge({
       // Named like the proxy's series, so one alert rule covers proxies and agents.
       name: 'reborn_topology_alarm',
-      help: '1 for the reason of the HA leader\'s topology alarm (etcd lost or replaced the topology; failover suspended), 0 for the others',
+      help: '1 for the reason of the topology alarm (etcd lost or replaced the topology; failover suspended while it is up), 0 for the others',
       labelNames: ['reason'],
       registers: [r],
       collect() {

@@ -125,7 +125,8 @@ export class Proxy implements SessionHost {
       held: () => this.router.heldRequests,
       fenced: () => this.fenced,
       backends: () => this.router.backends(),
-      ready: () => this.router.isReady,
+      // A proxy that refuses (no table of its own, only the empty stand-in) is not ready.
+      ready: () => this.router.isReady && (this.follower?.ready ?? false),
       pubsubSubscriptions: () => this.pubsub.subscriptions,
       pubsubDelivered: () => this.pubsub.delivered,
       topologyAlarm: () => this.follower?.alarm.reason ?? null,
@@ -370,7 +371,7 @@ export class Proxy implements SessionHost {
       addr: this.options.addr,
       adminAddr: this.options.adminAddr,
       pid: process.pid,
-      ready: this.router.isReady,
+      ready: this.router.isReady && (this.follower?.ready ?? false),
       member: this.member,
       fenced: this.fenced,
       topology: { identity: this.follower?.identityView ?? null, alarm: this.follower?.alarm.view ?? null },
