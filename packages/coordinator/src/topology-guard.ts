@@ -20,7 +20,7 @@
  * A process holding no topology and finding an empty product with an identity, or with no
  * identity and no serving proxies, takes it as it is: a product being created.
  */
-import { SLOT_COUNT, assignedSlotCount, type GroupInfo, type ProductIdentity, type SlotInfo, type Topology } from './models.js';
+import { SLOT_COUNT, assignedSlotCount, type GroupInfo, type ProductIdentity, type RestoreMarker, type SlotInfo, type Topology } from './models.js';
 import type { TopologyHead } from './store.js';
 
 export const TopologyAlarmReason = {
@@ -56,27 +56,34 @@ function describeIdentity(i: ProductIdentity): string {
   return `${i.generation} (created ${i.createdAt})`;
 }
 
+/** A restore is writing the product back: nothing read now is complete. */
+export function restoreProblem(marker: RestoreMarker): TopologyProblem {
+  return {
+    reason: TopologyAlarmReason.RestoreInProgress,
+    message: `a topology restore of generation ${marker.generation} is in progress (started ${marker.startedAt} by ${marker.by}); waiting for it to finish`,
+  };
+}
+
+export function identityVanishedProblem(held: ProductIdentity): TopologyProblem {
+  return {
+    reason: TopologyAlarmReason.IdentityVanished,
+    message: `the product identity ${describeIdentity(held)} is gone from etcd: etcd lost its data or was replaced`,
+  };
+}
+
+export function identityChangedProblem(held: ProductIdentity, found: ProductIdentity): TopologyProblem {
+  return {
+    reason: TopologyAlarmReason.IdentityChanged,
+    message: `etcd holds product identity ${describeIdentity(found)}, not ${describeIdentity(held)} that this process follows: the product was re-created or another topology was written over it`,
+  };
+}
+
 /** The identity checks shared by the full and the cheap read. */
-function identityProblem(held: ProductIdentity | null, found: ProductIdentity | null, restoring: { generation: string; startedAt: string; by: string } | null): TopologyProblem | null {
-  if (restoring) {
-    return {
-      reason: TopologyAlarmReason.RestoreInProgress,
-      message: `a topology restore of generation ${restoring.generation} is in progress (started ${restoring.startedAt} by ${restoring.by}); waiting for it to finish`,
-    };
-  }
+function identityProblem(held: ProductIdentity | null, found: ProductIdentity | null, restoring: RestoreMarker | null): TopologyProblem | null {
+  if (restoring) return restoreProblem(restoring);
   if (held === null) return null;
-  if (found === null) {
-    return {
-      reason: TopologyAlarmReason.IdentityVanished,
-      message: `the product identity ${describeIdentity(held)} is gone from etcd: etcd lost its data or was replaced`,
-    };
-  }
-  if (found.generation !== held.generation) {
-    return {
-      reason: TopologyAlarmReason.IdentityChanged,
-      message: `etcd holds product identity ${describeIdentity(found)}, not ${describeIdentity(held)} that this process follows: the product was re-created or another topology was written over it`,
-    };
-  }
+  if (found === null) return identityVanishedProblem(held);
+  if (found.generation !== held.generation) return identityChangedProblem(held, found);
   return null;
 }
 

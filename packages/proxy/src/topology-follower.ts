@@ -26,7 +26,10 @@ import type { Logger } from 'pino';
 import {
   SLOT_COUNT,
   TopologyAlarm,
+  identityChangedProblem,
+  identityVanishedProblem,
   offlineSlot,
+  restoreProblem,
   TopologyAlarmReason,
   isEmptyTopology,
   judgeTopology,
@@ -54,7 +57,7 @@ const RECHECK_AFTER_CHANGE_MS = 100;
 const VERIFY_MS = 5000;
 
 const EFFECT_SERVING = 'serving the last slot table; not applying topology changes until the product identity is back';
-const EFFECT_NOT_READY = 'not serving: no slot table was ever loaded';
+const EFFECT_NOT_READY = 'not serving (proxy not ready) until etcd holds the topology again';
 
 export interface FollowerHooks {
   /** A complete table was installed (first load, resync, recovery). */
@@ -170,7 +173,8 @@ export class TopologyFollower {
     this.identity = t.identity;
     this.holding = true;
     this.hooks.installed(t);
-    if (this.alarm.clear(t.identity ? `etcd holds product identity ${t.identity.generation} again; slot table reloaded` : 'etcd holds a slot table again; reloaded')) {
+    const took = t.identity ? `etcd holds a topology of product identity ${t.identity.generation}` : 'etcd holds a topology';
+    if (this.alarm.clear(`${took}; slot table loaded`)) {
       if (wasHolding) this.hooks.recovered();
     }
     if (wasAlarmed || !wasHolding) this.hooks.stateChanged();
@@ -233,20 +237,17 @@ export class TopologyFollower {
         if (this.whileAlarmed()) return;
         const mine = this.identity;
         if (identity === null) {
-          if (mine !== null) this.raise({ reason: TopologyAlarmReason.IdentityVanished, message: `the product identity ${mine.generation} (created ${mine.createdAt}) was deleted from etcd` });
+          if (mine !== null) this.raise(identityVanishedProblem(mine));
         } else if (mine === null) {
           this.identity = identity;
           this.opts.logger.info({ generation: identity.generation, adopted: identity.adopted ?? false }, 'product identity learned');
         } else if (mine.generation !== identity.generation) {
-          this.raise({ reason: TopologyAlarmReason.IdentityChanged, message: `etcd now holds product identity ${identity.generation}, not ${mine.generation} that this proxy follows` });
+          this.raise(identityChangedProblem(mine, identity));
         }
       },
       onRestoring: (marker) => {
         if (marker !== null) {
-          this.raise({
-            reason: TopologyAlarmReason.RestoreInProgress,
-            message: `a topology restore of generation ${marker.generation} is in progress (started ${marker.startedAt} by ${marker.by}); waiting for it to finish`,
-          });
+          this.raise(restoreProblem(marker));
         } else {
           this.whileAlarmed();
         }
