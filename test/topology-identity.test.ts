@@ -137,9 +137,11 @@ describe('a vanished topology', () => {
     expect(saved.identity.generation).toBe((await cluster.store.getIdentity())?.generation);
     expect((await healthz(oldProxy)).body.topologyAlarm).toBeNull();
     await wipeEtcd();
+    const backAt = Date.now();
 
     // The running proxy: same table, alarm on /healthz (203), /metrics and in one log line.
     const h = await waitAlarmed(oldProxy, 'the running proxy to raise its alarm');
+    const alarmMs = Date.now() - backAt;
     expect(h.body).toMatchObject({ ready: true, degraded: true, topologyAlarm: { reason: 'identity_vanished' } });
     expect(h.body.topologyAlarm.message).toContain(saved.identity.generation);
     expect(await allReadable(client, [...keys1, ...keys2])).toBe(true);
@@ -200,17 +202,21 @@ describe('a vanished topology', () => {
       [`agent ${agent.id}`]: 'identity_vanished',
     });
 
+    console.log(`[topology-identity] etcd back empty → running proxy alarmed after ${alarmMs} ms`);
     // One error line per transition, however many checks ran meanwhile.
     const alarms = oldProxy.logRecords().filter((r) => typeof r['msg'] === 'string' && (r['msg'] as string).startsWith('topology alarm:'));
     expect(alarms.map((r) => [r['level'], r['reason']])).toEqual([[50, 'identity_vanished']]);
   }, 180_000);
 
   it('restoreTopology clears every alarm: the new proxy serves and failover resumes', async () => {
+    const t0 = Date.now();
     const report = await restoreTopology(cluster.store, JSON.parse(JSON.stringify(saved)));
+    const restoreMs = Date.now() - t0;
     expect(report).toMatchObject({ unchanged: false, forced: false, generation: saved.identity.generation, assignedSlots: 1024 });
 
     await waitClear(oldProxy, 'the running proxy to clear its alarm');
     await waitClear(newProxy!, 'the new proxy to serve');
+    console.log(`[topology-identity] restoreTopology took ${restoreMs} ms; both proxies serving without alarm ${Date.now() - t0} ms after it started`);
     const fresh = newProxy!.client({ maxRetriesPerRequest: 0, enableReadyCheck: false });
     expect(await allReadable(fresh, keys1)).toBe(true);
     expect(alarmGauge(await oldProxy.metrics(), 'identity_vanished')).toBe(0);

@@ -288,11 +288,22 @@ export class TopologyFollower {
     this.recheckTimer.unref();
   }
 
-  /** Reads the whole topology again while in alarm; installs it (and watches anew) when good. */
+  /**
+   * While in alarm: reads the whole topology again and installs it (and watches anew) when
+   * good. The cheap head read first, so a proxy waiting out a long outage of the topology
+   * does not read every slot every second.
+   */
   private async recheck(): Promise<void> {
     if (!this.alarm.active || this.recheckRunning) return;
     this.recheckRunning = true;
     try {
+      const held = this.held();
+      const head = await this.store.loadTopologyHead();
+      const still = held !== null ? judgeTopologyHead(held, head) : head.restoring ? restoreProblem(head.restoring) : null;
+      if (still !== null) {
+        this.raise(still);
+        return;
+      }
       const t = await this.store.loadTopology();
       // Changes seen while in alarm were dropped: watch again from what was installed.
       if (await this.consider(t)) await this.follow(t.revision);
