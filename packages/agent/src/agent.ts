@@ -54,6 +54,7 @@ export class Agent {
         apps: () => this.supervisor.list(),
         isLeader: () => this.leadership?.isLeader ?? false,
         servers: () => (this.ha?.status() ?? []).map((s) => ({ group: s.group, addr: s.addr, up: s.up })),
+        topologyAlarm: () => this.ha?.topologyAlarm?.reason ?? null,
       },
       { agent: options.id, product: options.product },
     );
@@ -89,6 +90,7 @@ export class Agent {
     if (this.stopping) return;
     this.stopping = true;
     this.abort.abort();
+    this.ha?.close();
     await this.leadership?.close();
     await this.ha?.stopped();
     await this.connecting;
@@ -155,6 +157,9 @@ export class Agent {
             downAfterMs: o.downAfterMs,
             checkIntervalMs: o.checkIntervalMs,
             failovers: this.ha?.failoverCount ?? 0,
+            failover: this.ha?.failoverState ?? 'standby',
+            topologyAlarm: this.ha?.topologyAlarm ?? null,
+            knownGroups: this.ha?.knownGroups ?? 0,
             servers: this.ha?.status() ?? [],
           },
         };
@@ -184,6 +189,10 @@ export class Agent {
           leader: this.leadership?.isLeader ?? false,
           etcd: this.registration?.registered ?? false,
           apps: this.supervisor.list().length,
+          // The process is fine (ok); its view of the product may not be: say why.
+          degraded: (this.ha?.topologyAlarm ?? null) !== null,
+          failover: this.ha?.failoverState ?? 'standby',
+          topologyAlarm: this.ha?.topologyAlarm ?? null,
         },
       }))
       .on('GET', '/metrics', async () => ({ body: await this.metrics.render(), type: this.metrics.registry.contentType }));

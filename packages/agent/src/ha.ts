@@ -54,6 +54,20 @@
  *       down window, so an operator's change in progress is not fought.
  *     Then it is recorded online again.
  *
+ * Topology guard (coordinator topology-guard.ts). Each round reads the whole topology with
+ * the product identity, not just the groups, and judges it against the last one it took.
+ * When etcd lost it (identity gone or different, slot keys gone, groups gone under their
+ * slots, a restore in progress) — or when this agent knows nothing yet and etcd is empty
+ * while proxies are registered and serving — "zero groups" is NOT "nothing to watch": the
+ * alarm goes up (one error log line, reborn_topology_alarm, /healthz, /api/ha), the leader
+ * keeps checking the servers of the last groups it took, and failover is SUSPENDED: no
+ * promotion, no REPLICAOF, no health records, since proxies would not learn of a switch
+ * (they keep their own last table) and etcd no longer says what the groups are. A master
+ * that goes down meanwhile is logged as an error, once. It all resumes in the first round
+ * that finds the product's identity (and a topology) again. Followers read and judge the
+ * topology too (every FOLLOW_MS), so whichever agent wins the election after etcd lost its
+ * data knows the groups; only agents started after the loss know none (failover off).
+ *
  * Known limits: a master that restarts empty *before* its down window ends is still the
  * master, and its replicas resync from it (run masters with persistence); a master reachable
  * from no agent but alive for clients (a partition that isolates only the agents) is failed
@@ -65,20 +79,32 @@ import {
   AgentEventKind,
   ServerHealthState,
   ServerRole,
+  TopologyAlarm,
   groupMaster,
+  isEmptyTopology,
+  judgeTopology,
+  missingTopologyProblem,
+  needsServingCheck,
   type AgentEvent,
   type AgentStore,
   type FailoverDetails,
   type GroupInfo,
   type GroupServer,
+  type HeldTopology,
   type Store,
+  type TopologyAlarmView,
+  type TopologyProblem,
 } from '@reborn/coordinator';
 import type { Leadership } from './leadership.js';
 import type { AgentMetrics } from './metrics.js';
 import { replicatesFrom, replicationOffset, type RedisAdmin, type ReplicationInfo } from './redis-admin.js';
 
+/** How often an agent that does not lead reads the topology, to know the groups if it must lead. */
+const FOLLOW_MS = 5000;
+
 export interface HaOptions {
   id: string;
+  product: string;
   downAfterMs: number;
   checkIntervalMs: number;
   checkTimeoutMs: number;
@@ -108,6 +134,8 @@ export interface Probe {
   vetoReported: boolean;
   /** A failover was put off for an unaccounted replica (logged once). */
   waitReported: boolean;
+  /** A down master was not failed over because of the topology alarm (logged once). */
+  suspendReported: boolean;
 }
 
 export interface ServerStatus {
@@ -187,6 +215,11 @@ export class HaLoop {
   private readonly log: Logger;
   private running: Promise<void> | null = null;
   private failovers = 0;
+  /** The last topology taken from etcd; kept across leadership terms of this process. */
+  private held: HeldTopology | null = null;
+  private leading = false;
+  readonly alarm: TopologyAlarm;
+  private readonly closing = new AbortController();
 
   constructor(
     private readonly opts: HaOptions,
@@ -198,6 +231,8 @@ export class HaLoop {
     logger: Logger,
   ) {
     this.log = logger.child({ component: 'ha' });
+    this.alarm = new TopologyAlarm(this.log, 'failover suspended');
+    void this.follow();
     leadership.on('elected', (signal) => {
       this.running = this.run(signal).catch((err: unknown) => {
         if (!signal.aborted) this.log.error({ err: (err as Error).message }, 'HA loop failed');
@@ -227,6 +262,40 @@ export class HaLoop {
     return this.failovers;
   }
 
+  /** The topology alarm of this agent (leader or follower: both judge the topology). */
+  get topologyAlarm(): TopologyAlarmView | null {
+    return this.alarm.view;
+  }
+
+  /** How many groups this agent knows (the last topology it took). */
+  get knownGroups(): number {
+    return this.held?.groups.size ?? 0;
+  }
+
+  /** Stops the follower reads (the leader loop stops with leadership). */
+  close(): void {
+    this.closing.abort();
+  }
+
+  /** What failover does now: standby (not the leader), active, or suspended by the alarm. */
+  get failoverState(): 'standby' | 'active' | 'suspended' {
+    return !this.leading ? 'standby' : this.alarm.active ? 'suspended' : 'active';
+  }
+
+  /** While not leading: read and judge the topology now and then (see the file header). */
+  private async follow(): Promise<void> {
+    const signal = this.closing.signal;
+    while (!signal.aborted) {
+      try {
+        await sleep(FOLLOW_MS, undefined, { signal });
+      } catch {
+        return;
+      }
+      if (this.leading) continue;
+      await this.groupsToWatch().catch(() => undefined); // etcd away: try again later
+    }
+  }
+
   /** Waits for the loop of a lost leadership to finish its current step. */
   async stopped(): Promise<void> {
     await this.running;
@@ -237,6 +306,8 @@ export class HaLoop {
   private async run(signal: AbortSignal): Promise<void> {
     this.probes.clear();
     this.roleOf.clear();
+    this.leading = true;
+    signal.addEventListener('abort', () => (this.leading = false), { once: true });
     const startedAt = Date.now();
     this.log.info({ downAfterMs: this.opts.downAfterMs, checkIntervalMs: this.opts.checkIntervalMs }, 'HA checks started');
     void this.event(signal, { kind: AgentEventKind.LeaderElected, message: `agent ${this.opts.id} is the HA leader`, data: {} });
@@ -255,11 +326,14 @@ export class HaLoop {
       try {
         const seen = await this.round(signal, startedAt, offline);
         offline = new Map();
-        // Health records of servers no longer in any group are forgotten.
-        for (const addr of recorded.filter((a) => !seen.has(a))) {
-          await this.agents.deleteServerHealth(addr, this.leadership.guardKey()).catch(() => undefined);
+        // Health records of servers no longer in any group are forgotten — not while the
+        // alarm is up: then etcd does not say what the groups are.
+        if (!this.alarm.active) {
+          for (const addr of recorded.filter((a) => !seen.has(a))) {
+            await this.agents.deleteServerHealth(addr, this.leadership.guardKey()).catch(() => undefined);
+          }
+          recorded = [];
         }
-        recorded = [];
       } catch (err) {
         if (signal.aborted) break;
         this.log.warn({ err: (err as Error).message }, 'HA round skipped');
@@ -279,7 +353,7 @@ export class HaLoop {
   /** One round (steps 2–6); returns the addresses of every server of every group. */
   private async round(signal: AbortSignal, startedAt: number, offline: Map<string, number>): Promise<Set<string>> {
     // Step 2: the topology first, bounded; a failure throws and skips the round.
-    const groups = await this.store.listGroups();
+    const groups = await this.groupsToWatch();
     signal.throwIfAborted();
     const seen = new Set<string>();
     for (const g of groups) {
@@ -301,6 +375,7 @@ export class HaLoop {
             failoverFailedReported: false,
             vetoReported: false,
             waitReported: false,
+            suspendReported: false,
           };
           this.probes.set(s.addr, p);
         }
@@ -317,10 +392,58 @@ export class HaLoop {
 
     await Promise.all([...this.probes.values()].map((p) => this.check(p)));
     signal.throwIfAborted();
+    if (this.alarm.active) {
+      this.reportSuspended(groups);
+      return seen;
+    }
     await Promise.all(groups.map((g) => this.handleGroup(g, signal).catch((err: unknown) => {
       if (!signal.aborted) this.log.warn({ group: g.id, err: (err as Error).message }, 'group handling failed this round');
     })));
     return seen;
+  }
+
+  /**
+   * The groups to check this round: etcd's, when the topology read is one we may take;
+   * otherwise the last ones taken (alarm up, failover suspended). Throws when etcd does not
+   * answer (the round is skipped).
+   */
+  private async groupsToWatch(): Promise<GroupInfo[]> {
+    const t = await this.store.loadTopology();
+    let problem: TopologyProblem | null = judgeTopology(this.held, t);
+    if (problem === null && needsServingCheck(this.held, t)) {
+      const serving = (await this.store.listProxies()).filter((p) => p.state === 'online').map((p) => p.id);
+      if (serving.length > 0) problem = missingTopologyProblem(this.opts.product, serving);
+    }
+    if (problem !== null) {
+      const known = this.held ? [...this.held.groups.values()] : [];
+      const effect = known.length > 0
+        ? `failover suspended until the topology is back: the HA leader checks the ${known.reduce((n, g) => n + g.servers.length, 0)} servers of the last known ${known.length} group(s) but promotes and re-points nothing`
+        : 'failover off: this agent knows no groups (it started after etcd lost them)';
+      this.alarm.raise(problem, effect);
+      return known;
+    }
+    this.held = { identity: t.identity, groups: t.groups, slots: t.slots };
+    this.alarm.clear(t.identity ? `etcd holds product identity ${t.identity.generation} again; failover resumes` : 'etcd holds a topology again; failover resumes');
+    if (t.identity === null && t.restoring === null && (t.groups.size > 0 || !isEmptyTopology(t))) {
+      // A product from before identities: the first writer to see it gives it one.
+      const r = await this.store.ensureIdentity();
+      if (r.created && r.identity) this.log.info({ generation: r.identity.generation, adopted: r.identity.adopted ?? false }, 'product had no identity: wrote one');
+      if (r.identity) this.held = { ...this.held, identity: r.identity };
+    }
+    return [...t.groups.values()];
+  }
+
+  /** While the alarm is up: say once per outage of a master that it is not failed over. */
+  private reportSuspended(groups: readonly GroupInfo[]): void {
+    const now = Date.now();
+    for (const g of groups) {
+      const master = groupMaster(g);
+      const mp = master ? this.probes.get(master.addr) : undefined;
+      if (!mp || !isDown(mp, now, this.opts.downAfterMs) || mp.suspendReported) continue;
+      mp.suspendReported = true;
+      this.metrics.failovers.inc({ group: String(g.id), result: 'suspended' });
+      this.log.error({ group: g.id, master: mp.addr, reason: this.alarm.reason }, 'master down, but failover is suspended by the topology alarm: not failing over');
+    }
   }
 
   private async check(p: Probe): Promise<void> {
@@ -334,6 +457,7 @@ export class HaLoop {
       p.failoverFailedReported = false;
       p.vetoReported = false;
       p.waitReported = false;
+      p.suspendReported = false;
     } catch (err) {
       p.failures++;
       p.lastError = (err as Error).message;

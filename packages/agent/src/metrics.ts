@@ -4,11 +4,14 @@
  * the objects that own the state, so they cannot drift.
  */
 import client from 'prom-client';
+import { TOPOLOGY_ALARM_REASONS, type TopologyAlarmReason } from '@reborn/coordinator';
 
 export interface MetricSources {
   apps(): { kind: string; state: string }[];
   isLeader(): boolean;
   servers(): { group: number; addr: string; up: boolean }[];
+  /** The reason of the topology alarm this agent's HA loop raised, or null. */
+  topologyAlarm(): TopologyAlarmReason | null;
 }
 
 export class AgentMetrics {
@@ -32,7 +35,7 @@ export class AgentMetrics {
     });
     this.failovers = new client.Counter({
       name: 'reborn_agent_failovers_total',
-      help: 'Master failovers by result (done, failed)',
+      help: 'Master failovers by result (done, failed, suspended: a down master not failed over because of the topology alarm)',
       labelNames: ['group', 'result'],
       registers: [r],
     });
@@ -67,6 +70,17 @@ export class AgentMetrics {
       collect() {
         this.reset();
         for (const a of sources.apps()) this.inc({ kind: a.kind, state: a.state });
+      },
+    });
+    new client.Gauge({
+      // Named like the proxy's series, so one alert rule covers proxies and agents.
+      name: 'reborn_topology_alarm',
+      help: '1 for the reason of the topology alarm (etcd lost or replaced the topology; failover suspended while it is up), 0 for the others',
+      labelNames: ['reason'],
+      registers: [r],
+      collect() {
+        const up = sources.topologyAlarm();
+        for (const reason of TOPOLOGY_ALARM_REASONS) this.set({ reason }, reason === up ? 1 : 0);
       },
     });
     new client.Gauge({

@@ -3,7 +3,8 @@
  * `/api/…`, JSON in and out, plus `/metrics` (Prometheus, own registry) and `/healthz`.
  *
  *   GET    /api/overview                      product, groups, slot counts, proxies, fences,
- *                                             stalled barriers, active migrations
+ *                                             stalled barriers, active migrations, topologyAlarm
+ *                                             (topology-alarms.ts)
  *   GET    /api/groups                        POST /api/groups {id}
  *   GET    /api/groups/:gid                   DELETE /api/groups/:gid
  *   POST   /api/groups/:gid/servers {addr}    DELETE /api/groups/:gid/servers/:addr
@@ -44,6 +45,7 @@ import { CoordinatorError, errorCode, httpStatusOf, oneLine } from './errors.js'
 import { Admin, checkAddr, checkMigrationId, checkProxyId, type AdminOptions, type MigrationOp } from './servers.js';
 import { DASHBOARD_HTML, DASHBOARD_PAGE_HEADERS } from './dashboard/page.js';
 import { Stats, type StatsOptions } from './stats.js';
+import { topologyAlarms } from './topology-alarms.js';
 
 // ---------------------------------------------------------------------------------------------
 // A small JSON schema: enough to say which field is wrong and why.
@@ -279,7 +281,14 @@ export function createApi(opts: ApiOptions): Api {
   };
 
   const routes: Route[] = [
-    { method: 'GET', path: '/api/overview', handler: async () => ({ body: await admin.overview() }) },
+    {
+      method: 'GET',
+      path: '/api/overview',
+      handler: async () => {
+        const [overview, topologyAlarm] = await Promise.all([admin.overview(), topologyAlarms(store)]);
+        return { body: { ...overview, topologyAlarm } };
+      },
+    },
     { method: 'GET', path: '/api/groups', handler: async () => ({ body: await admin.listGroups() }) },
     {
       method: 'POST',

@@ -13,3 +13,4 @@ export { Stats, type StatsOptions, type ClusterStats, type ProxyStats, type Serv
 export { checkProduct, type CheckProgress, type CheckRunOptions } from './check.js';
 export * from './check-model.js';
 export { describeProblem, formatCheckReport } from './check-report.js';
+export { saveTopology, restoreTopology, parseSavedTopology, TOPOLOGY_FORMAT, type SavedTopology, type RestoreOptions, type RestoreReport } from './topology.js';

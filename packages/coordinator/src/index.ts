@@ -26,3 +26,6 @@ export {
   type AdmitOptions,
   type HttpGuardOptions,
 } from './http-guard.js';
+export { type IdentityResult, type TopologyHead } from './store.js';
+export { type ResyncCause } from './watch.js';
+export * from './topology-guard.js';

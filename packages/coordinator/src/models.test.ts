@@ -14,6 +14,12 @@ import {
   parseGroup,
   parseProxy,
   parseSlot,
+  assignedSlotCount,
+  encodeIdentity,
+  encodeRestoreMarker,
+  newIdentity,
+  parseIdentity,
+  parseRestoreMarker,
   type ProxyInfo,
 } from './models.js';
 
@@ -123,5 +129,35 @@ describe('proxies', () => {
     bad(() => parseProxy({ ...p, adminAddr: 'x' }), /adminAddr must be host:port/);
     bad(() => parseProxy({ ...p, state: 'weird' }), /state must be one of/);
     bad(() => parseProxy(p, 'px-2'), /does not match the key/);
+  });
+});
+
+describe('product identity and restore marker', () => {
+  it('makes a new random generation each time, and round-trips', () => {
+    const a = newIdentity();
+    const b = newIdentity({ adopted: true });
+    expect(a.generation).not.toBe(b.generation);
+    expect(a.adopted).toBeUndefined();
+    expect(b.adopted).toBe(true);
+    expect(Number.isNaN(Date.parse(a.createdAt))).toBe(false);
+    expect(parseIdentity(JSON.parse(encodeIdentity(a)))).toEqual(a);
+    expect(parseIdentity(JSON.parse(encodeIdentity(b)))).toEqual(b);
+    // null from another writer means "not adopted"
+    expect(parseIdentity({ generation: 'g-1', createdAt: 'now', adopted: null })).toEqual({ generation: 'g-1', createdAt: 'now' });
+  });
+
+  it('rejects bad identities and markers, naming the field', () => {
+    bad(() => parseIdentity({ createdAt: 'now' }), /generation must be a non-empty string/);
+    bad(() => parseIdentity({ generation: 'a/b', createdAt: 'now' }), /generation must match/);
+    bad(() => parseIdentity({ generation: 'g', createdAt: '' }), /createdAt must be a non-empty string/);
+    bad(() => parseIdentity({ generation: 'g', createdAt: 'now', adopted: 'yes' }), /adopted must be a boolean/);
+    bad(() => parseIdentity([]), /want a JSON object/);
+    const m = { generation: 'g-1', startedAt: '2024-01-01T00:00:00.000Z', by: 'host 12' };
+    expect(parseRestoreMarker(JSON.parse(encodeRestoreMarker(m)))).toEqual(m);
+    bad(() => parseRestoreMarker({ ...m, by: '' }), /by must be a non-empty string/);
+  });
+
+  it('counts the slots some group serves', () => {
+    expect(assignedSlotCount([offlineSlot(0), onlineSlot(1, 2), { id: 2, state: 'migrating', group: 2, from: 1, to: 2 }])).toBe(2);
   });
 });

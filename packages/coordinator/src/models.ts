@@ -9,6 +9,7 @@
  *
  * Every encode function validates first, so nothing that would not parse is ever written.
  */
+import { randomUUID } from 'node:crypto';
 import { SLOT_COUNT } from '@reborn/protocol';
 import { ValidationError } from './errors.js';
 
@@ -285,11 +286,90 @@ export function encodeProxy(p: ProxyInfo): string {
   });
 }
 
-/** Slots and groups as read at one etcd revision. */
+// ---------------------------------------------------------------------------------------------
+// Product identity: which incarnation of the product a topology belongs to.
+
+/**
+ * Written once when a product is created (create-if-absent) and never changed afterwards,
+ * except by a topology restore writing back the identity it saved. A process that has seen
+ * one identity and then finds none, or another, knows etcd no longer holds the topology it
+ * was following (etcd lost its data, or the product was re-created) — see topology-guard.ts.
+ */
+export interface ProductIdentity {
+  /** Random (a UUID); names one incarnation of the product. */
+  readonly generation: string;
+  /** ISO-8601 time the identity was written. */
+  readonly createdAt: string;
+  /** True when the identity was adopted by a product that existed before identities did. */
+  readonly adopted?: boolean;
+}
+
+/** A fresh identity: a new random generation, created now. */
+export function newIdentity(opts: { adopted?: boolean } = {}): ProductIdentity {
+  return { generation: randomUUID(), createdAt: new Date().toISOString(), ...(opts.adopted ? { adopted: true } : {}) };
+}
+
+export function parseIdentity(value: unknown, where = 'identity'): ProductIdentity {
+  const o = asObject(value, where);
+  const generation = strField(o, 'generation', where);
+  if (!isValidName(generation)) fail(where, `generation must match [A-Za-z0-9_.:-]{1,128}, got ${JSON.stringify(generation)}`);
+  const createdAt = strField(o, 'createdAt', where);
+  const adopted = o['adopted'];
+  if (adopted !== undefined && adopted !== null && typeof adopted !== 'boolean') fail(where, 'adopted must be a boolean');
+  return { generation, createdAt, ...(adopted === true ? { adopted: true } : {}) };
+}
+
+export function encodeIdentity(i: ProductIdentity): string {
+  const v = parseIdentity(i);
+  return JSON.stringify({ generation: v.generation, createdAt: v.createdAt, ...(v.adopted ? { adopted: true } : {}) });
+}
+
+/**
+ * Present while a saved topology is written back (config's restoreTopology). The identity is
+ * absent meanwhile and written last, so a reader never takes a half-written topology for a
+ * complete one; nobody adopts a new identity while the marker exists.
+ */
+export interface RestoreMarker {
+  /** The generation being restored. */
+  readonly generation: string;
+  readonly startedAt: string;
+  /** Who restores: `host pid`, for the operator. */
+  readonly by: string;
+}
+
+export function parseRestoreMarker(value: unknown, where = 'restore marker'): RestoreMarker {
+  const o = asObject(value, where);
+  const generation = strField(o, 'generation', where);
+  if (!isValidName(generation)) fail(where, `generation must match [A-Za-z0-9_.:-]{1,128}, got ${JSON.stringify(generation)}`);
+  return { generation, startedAt: strField(o, 'startedAt', where), by: strField(o, 'by', where) };
+}
+
+export function encodeRestoreMarker(m: RestoreMarker): string {
+  const v = parseRestoreMarker(m);
+  return JSON.stringify({ generation: v.generation, startedAt: v.startedAt, by: v.by });
+}
+
+/** Slots and groups as read at one etcd revision, with the identity they belong to. */
 export interface Topology {
   readonly groups: Map<number, GroupInfo>;
   /** Exactly SLOT_COUNT entries, index = slot id; missing keys read as offline. */
   readonly slots: SlotInfo[];
   /** The etcd revision this snapshot was read at; watch from here to stay current. */
   readonly revision: string;
+  /** The product's identity at that revision; null before one was written (or after a loss). */
+  readonly identity: ProductIdentity | null;
+  /** A restore in progress at that revision, or null. */
+  readonly restoring: RestoreMarker | null;
+  /**
+   * Slots without a key (they read as offline). No writer deletes slot keys, so a slot that
+   * was served and has no key any more was wiped, not set offline.
+   */
+  readonly missingSlotKeys: readonly number[];
+}
+
+/** Slots that some group serves (any state but offline). */
+export function assignedSlotCount(slots: readonly SlotInfo[]): number {
+  let n = 0;
+  for (const s of slots) if (s.state !== SlotState.Offline) n++;
+  return n;
 }

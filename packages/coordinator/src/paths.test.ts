@@ -57,4 +57,16 @@ describe('Paths', () => {
       expect(() => new Paths(bad)).toThrow(ValidationError);
     }
   });
+
+  it('puts the identity and the restore marker inside the range the topology watch covers', () => {
+    expect(p.identity).toBe('/reborn/demo/identity');
+    expect(p.restoring).toBe('/reborn/demo/restoring');
+    const watchedFrom = p.actions;
+    const watchedTo = p.slots + '\xff';
+    for (const key of [p.identity, p.restoring]) {
+      expect(key > watchedFrom && key < watchedTo).toBe(true);
+      expect(p.slotIdOf(key)).toBeNull();
+      expect(p.groupIdOf(key)).toBeNull();
+    }
+  });
 });

@@ -2,6 +2,8 @@
  * Every etcd key of a product, in one place (DESIGN.md "etcd layout"). Nothing else in the
  * code base builds a key by hand, so the layout can be read (and changed) here.
  *
+ *   /reborn/<p>/identity                   the product's generation id, written once at creation
+ *   /reborn/<p>/restoring                  present while a saved topology is being written back
  *   /reborn/<p>/slots/<0000-1023>          slot ids zero-padded so keys sort in slot order
  *   /reborn/<p>/groups/<gid>               gid decimal, 1..9999
  *   /reborn/<p>/proxies/<proxyId>
@@ -71,6 +73,13 @@ export class Paths {
   readonly members: string;
   readonly actionSeq: string;
   readonly runnerElection: string;
+  /**
+   * The product's identity (models.ts ProductIdentity). Inside the range the topology watch
+   * covers (actions/ … slots/), so its changes arrive in order with slot and group changes.
+   */
+  readonly identity: string;
+  /** The marker of a topology restore in progress (also inside the watched range). */
+  readonly restoring: string;
 
   constructor(product: string) {
     this.product = assertProduct(product);
@@ -85,6 +94,8 @@ export class Paths {
     this.members = `${this.root}members/`;
     this.actionSeq = `${this.root}action-seq`;
     this.runnerElection = `${this.root}runner`;
+    this.identity = `${this.root}identity`;
+    this.restoring = `${this.root}restoring`;
   }
 
   member(proxyId: string): string {

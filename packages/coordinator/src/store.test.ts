@@ -3,6 +3,7 @@
  * rest share one etcd and keep apart by using a product each.
  */
 import { randomBytes } from 'node:crypto';
+import { rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { ManagedProcess, startEtcd, waitFor, type EtcdServer } from '@reborn/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,9 +15,13 @@ import {
   onlineSlot,
   type GroupInfo,
   type ProxyInfo,
+  type ProductIdentity,
+  type RestoreMarker,
   type SlotInfo,
   type Topology,
+  encodeRestoreMarker,
 } from './models.js';
+import type { ResyncCause } from './watch.js';
 import { Barrier } from './barrier.js';
 import { Store } from './store.js';
 
@@ -51,16 +56,32 @@ function recorder() {
   const groups: [number, GroupInfo | null][] = [];
   const errors: Error[] = [];
   const resyncs: Topology[] = [];
+  const causes: ResyncCause[] = [];
+  const deleted: number[] = [];
+  const identities: (ProductIdentity | null)[] = [];
+  const markers: (RestoreMarker | null)[] = [];
   return {
     slots,
     groups,
     errors,
     resyncs,
+    causes,
+    deleted,
+    identities,
+    markers,
     handlers: {
-      onSlot: (s: SlotInfo, rev: string) => slots.push([s, rev]),
+      onSlot: (s: SlotInfo, rev: string, wasDeleted: boolean) => {
+        slots.push([s, rev]);
+        if (wasDeleted) deleted.push(s.id);
+      },
       onGroup: (id: number, g: GroupInfo | null) => groups.push([id, g]),
+      onIdentity: (i: ProductIdentity | null) => identities.push(i),
+      onRestoring: (m: RestoreMarker | null) => markers.push(m),
       onError: (e: Error) => errors.push(e),
-      onResync: (t: Topology) => resyncs.push(t),
+      onResync: (t: Topology, cause: ResyncCause) => {
+        resyncs.push(t);
+        causes.push(cause);
+      },
     },
   };
 }
@@ -225,6 +246,78 @@ describe('Store (shared etcd)', () => {
     await w.close();
   });
 
+  it('putGroup and putSlots give a new product its identity, once', async () => {
+    const store = await fresh();
+    expect(await store.getIdentity()).toBeNull();
+    await store.putGroup(group(1));
+    const first = await store.getIdentity();
+    expect(first).not.toBeNull();
+    expect(first!.adopted).toBeUndefined(); // written before the group: a product being created
+    await store.putSlots([onlineSlot(1, 1)]);
+    await store.putGroup(group(2));
+    expect(await store.getIdentity()).toEqual(first);
+    const again = await store.ensureIdentity();
+    expect(again).toEqual({ identity: first, created: false, restoring: null });
+  });
+
+  it('an identity written for a product that already has a topology is marked adopted', async () => {
+    const store = await fresh();
+    // A product from before identities: its group written behind the Store's back.
+    await store.etcd.put(store.paths.group(1)).value(JSON.stringify(group(1)));
+    const r = await store.ensureIdentity();
+    expect(r.created).toBe(true);
+    expect(r.identity?.adopted).toBe(true);
+    expect(await store.getIdentity()).toEqual(r.identity);
+  });
+
+  it('writes no identity while a restore is in progress', async () => {
+    const store = await fresh();
+    const marker = { generation: 'g-restore', startedAt: new Date().toISOString(), by: 'test' };
+    await store.etcd.put(store.paths.restoring).value(encodeRestoreMarker(marker));
+    expect(await store.ensureIdentity()).toEqual({ identity: null, created: false, restoring: marker });
+    await store.putGroup(group(1)); // the group is written, the identity is not
+    expect(await store.getGroup(1)).toEqual(group(1));
+    expect(await store.getIdentity()).toBeNull();
+  });
+
+  it('loadTopology reads the identity, a restore marker and which slot keys exist; the head counts them', async () => {
+    const store = await fresh();
+    const empty = await store.loadTopology();
+    expect(empty.identity).toBeNull();
+    expect(empty.restoring).toBeNull();
+    expect(empty.missingSlotKeys).toHaveLength(SLOT_COUNT);
+    await store.putGroup(group(1));
+    await store.putSlots([onlineSlot(3, 1), offlineSlot(4)]);
+    const t = await store.loadTopology();
+    expect(t.identity).toEqual(await store.getIdentity());
+    expect(t.missingSlotKeys).toHaveLength(SLOT_COUNT - 2);
+    expect(t.missingSlotKeys.includes(3) || t.missingSlotKeys.includes(4)).toBe(false);
+    const head = await store.loadTopologyHead();
+    expect(head).toEqual({ identity: t.identity, restoring: null, slotKeys: 2, groups: 1, revision: t.revision });
+  });
+
+  it('watch delivers identity and restore-marker changes, and tells a deleted slot key from one set offline', async () => {
+    const store = await fresh();
+    const rec = recorder();
+    const w = store.watchTopology((await store.loadTopology()).revision, rec.handlers);
+    await store.putGroup(group(1)); // writes the identity first
+    const identity = await store.getIdentity();
+    await store.putSlots([onlineSlot(1, 1), onlineSlot(2, 1)]);
+    await store.putSlots([offlineSlot(1)]);
+    await store.etcd.delete().key(store.paths.slot(2)).exec();
+    const marker = { generation: 'g', startedAt: new Date().toISOString(), by: 'test' };
+    await store.etcd.put(store.paths.restoring).value(encodeRestoreMarker(marker)).exec();
+    await store.etcd.delete().key(store.paths.identity).exec();
+    await store.etcd.delete().key(store.paths.restoring).exec();
+    await waitFor(() => rec.markers.length === 2 && rec.slots.length === 4, { what: 'watch events' });
+    expect(rec.identities).toEqual([identity, null]);
+    expect(rec.markers).toEqual([marker, null]);
+    expect(rec.deleted).toEqual([2]);
+    expect(rec.slots.map(([s]) => s.state)).toEqual(['online', 'online', 'offline', 'offline']);
+    expect(rec.errors).toEqual([]);
+    await w.close();
+  });
+
   it('registers a proxy; the key goes with close()', async () => {
     const store = await fresh();
     const reg = await store.registerProxy(proxyInfo('px-a'), 5);
@@ -348,6 +441,34 @@ describe('Store across etcd outages (own etcd)', () => {
       await w.close();
     } finally {
       await Promise.all([store.close(), writer.close()]);
+    }
+  });
+
+  it('watch reloads (cause rewound) when etcd comes back with an empty data dir', async () => {
+    const own = await startEtcd();
+    const store = await open(own);
+    const writer = await open(own, store.product);
+    try {
+      await writer.putGroup(group(1));
+      for (let i = 0; i < 20; i++) await writer.putSlots([onlineSlot(i, 1)]); // revisions to lose
+      const rec = recorder();
+      const w = store.watchTopology((await store.loadTopology()).revision, rec.handlers);
+      await own.kill('SIGTERM');
+      await rm(own.dir, { recursive: true, force: true });
+      await own.restart();
+      await waitFor(() => rec.resyncs.length === 1, { timeoutMs: 20_000, what: 'a reload after the rewind' });
+      expect(rec.causes).toEqual(['rewound']);
+      const t = rec.resyncs[0]!;
+      expect(t.identity).toBeNull();
+      expect(t.groups.size).toBe(0);
+      expect(t.missingSlotKeys).toHaveLength(SLOT_COUNT);
+      // ...and it watches the new history from there: a write to the empty etcd arrives.
+      await waitFor(() => writer.putGroup(group(2)), { timeoutMs: 20_000, what: 'a write after the restart' });
+      await waitFor(() => rec.groups.some(([id]) => id === 2), { timeoutMs: 20_000, what: 'an event of the new history' });
+      await w.close();
+    } finally {
+      await Promise.all([store.close(), writer.close()]);
+      await own.stop();
     }
   });
 

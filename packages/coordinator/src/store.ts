@@ -8,8 +8,11 @@
  * - deleteGroup only deletes a group no slot refers to, and only if neither the group nor any
  *   slot changed since it checked (compare mod_revision over the slots/ range).
  * Together: every slot is offline or owned by a group that exists.
+ * - the product identity is only ever created if absent (ensureIdentity), and never while a
+ *   restore is in progress; putGroup and putSlots create it, so whoever creates a product
+ *   through this Store gives it an identity.
  */
-import { CompareResult, CompareTarget, Range, type Etcd3, type ICompare, type IKeyValue } from 'etcd3';
+import { CompareResult, CompareTarget, Range, type Etcd3, type ICompare, type IKeyValue, type IRequestOp } from 'etcd3';
 import { Conn, createClient, withTimeout, toCoordinatorError } from './client.js';
 import { ConflictError, NotFoundError, ValidationError } from './errors.js';
 import {
@@ -18,19 +21,44 @@ import {
   assertSlotId,
   decodeJson,
   encodeGroup,
+  encodeIdentity,
   encodeSlot,
+  newIdentity,
   offlineSlot,
   parseGroup,
+  parseIdentity,
   parseProxy,
+  parseRestoreMarker,
   parseSlot,
   type GroupInfo,
+  type ProductIdentity,
   type ProxyInfo,
+  type RestoreMarker,
   type SlotInfo,
   type Topology,
 } from './models.js';
 import { PRODUCTS_PREFIX, Paths, productOfFirstSlot } from './paths.js';
 import { ProxyRegistration } from './registration.js';
 import { TopologyWatch, type TopologyHandlers } from './watch.js';
+
+/** What ensureIdentity found or wrote. */
+export interface IdentityResult {
+  /** The identity etcd holds now; null only while a restore is in progress. */
+  readonly identity: ProductIdentity | null;
+  /** True when this call wrote it. */
+  readonly created: boolean;
+  /** The restore in progress that kept this call from writing one. */
+  readonly restoring: RestoreMarker | null;
+}
+
+/** The cheap part of a topology read: enough to notice a lost or replaced topology. */
+export interface TopologyHead {
+  readonly identity: ProductIdentity | null;
+  readonly restoring: RestoreMarker | null;
+  readonly slotKeys: number;
+  readonly groups: number;
+  readonly revision: string;
+}
 
 export interface StoreOptions {
   /** etcd client URLs, e.g. `http://127.0.0.1:2379`. */
@@ -103,9 +131,13 @@ export class Store {
     return kv ? parseGroup(decodeJson(kv.value, key), id, key) : null;
   }
 
-  /** Creates or replaces the group. Returns the etcd revision of the write. */
+  /**
+   * Creates or replaces the group. Returns the etcd revision of the write. Gives the product
+   * its identity first if it has none (ensureIdentity): creating a group creates a product.
+   */
   async putGroup(g: GroupInfo): Promise<string> {
     const value = encodeGroup(g);
+    await this.ensureIdentity();
     const res = await this.conn.call(`put group ${g.id}`, () => this.etcd.put(this.paths.group(g.id)).value(value).exec());
     return res.header.revision;
   }
@@ -162,7 +194,8 @@ export class Store {
    * Writes slots in transactions of at most MAX_TXN_OPS puts (and as many group-exists
    * compares), in order. Each transaction is atomic; the whole call is not — a failure part
    * way leaves earlier chunks written. NotFoundError (nothing of that chunk written) if a
-   * referenced group does not exist. Returns the revision of the last write.
+   * referenced group does not exist. Returns the revision of the last write. Gives the
+   * product its identity first if it has none, as putGroup does.
    */
   async putSlots(slots: readonly SlotInfo[]): Promise<string> {
     const seen = new Set<number>();
@@ -187,6 +220,7 @@ export class Store {
       for (const g of item.groups) chunk.groups.add(g);
     }
 
+    if (chunks.length > 0) await this.ensureIdentity();
     let revision = '';
     for (const chunk of chunks) {
       const res = await this.conn.call('put slots', () =>
@@ -215,21 +249,106 @@ export class Store {
   // -------------------------------------------------------------------------------------------
   // Topology: consistent snapshot + watch
 
-  /** Slots and groups read in one transaction, i.e. at one revision. */
+  /** Slots, groups, the identity and a restore marker, read in one transaction (one revision). */
   async loadTopology(): Promise<Topology> {
-    const range = (prefix: string) => {
-      const r = Range.prefix(prefix);
-      return { request_range: { key: r.start, range_end: r.end } };
-    };
     const res = await this.conn.call('load topology', () =>
-      this.etcd.kv.txn({ success: [range(this.paths.slots), range(this.paths.groups)] }),
+      this.etcd.kv.txn({
+        success: [
+          rangeOf(this.paths.slots),
+          rangeOf(this.paths.groups),
+          keyOf(this.paths.identity),
+          keyOf(this.paths.restoring),
+        ],
+      }),
     );
-    const [slots, groups] = res.responses;
+    const [slots, groups, identity, restoring] = res.responses;
+    const slotKvs = slots?.response_range.kvs ?? [];
+    const keyed = new Set<number>();
+    for (const kv of slotKvs) {
+      const id = this.paths.slotIdOf(kv.key.toString('utf8'));
+      if (id !== null) keyed.add(id);
+    }
     return {
-      slots: this.parseSlots(slots?.response_range.kvs ?? []),
+      slots: this.parseSlots(slotKvs),
       groups: this.parseGroups(groups?.response_range.kvs ?? []),
       revision: res.header.revision,
+      identity: this.parseIdentityKv(identity?.response_range.kvs[0]),
+      restoring: this.parseRestoringKv(restoring?.response_range.kvs[0]),
+      missingSlotKeys: Array.from({ length: SLOT_COUNT }, (_, id) => id).filter((id) => !keyed.has(id)),
     };
+  }
+
+  /**
+   * The identity, the restore marker and how many slot and group keys exist, in one small
+   * transaction (counts only): a cheap periodic check that the topology is still there.
+   */
+  async loadTopologyHead(): Promise<TopologyHead> {
+    const res = await this.conn.call('read topology head', () =>
+      this.etcd.kv.txn({
+        success: [
+          keyOf(this.paths.identity),
+          keyOf(this.paths.restoring),
+          rangeOf(this.paths.slots, true),
+          rangeOf(this.paths.groups, true),
+        ],
+      }),
+    );
+    const [identity, restoring, slots, groups] = res.responses;
+    return {
+      identity: this.parseIdentityKv(identity?.response_range.kvs[0]),
+      restoring: this.parseRestoringKv(restoring?.response_range.kvs[0]),
+      slotKeys: Number(slots?.response_range.count ?? 0),
+      groups: Number(groups?.response_range.count ?? 0),
+      revision: res.header.revision,
+    };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Identity
+
+  /** The product's identity, or null when it has none. */
+  async getIdentity(): Promise<ProductIdentity | null> {
+    const res = await this.conn.call('get product identity', () => this.etcd.get(this.paths.identity).exec());
+    return this.parseIdentityKv(res.kvs[0]);
+  }
+
+  /**
+   * Gives the product an identity if it has none: create-if-absent, and never while a restore
+   * is in progress (the restore writes its own last). One read when the identity exists. An
+   * identity written for a product that already has groups or slots is marked `adopted` (a
+   * product from before identities existed, upgraded in place).
+   */
+  async ensureIdentity(): Promise<IdentityResult> {
+    const absent = (key: string): ICompare => ({
+      key: Buffer.from(key),
+      target: CompareTarget.Create,
+      result: CompareResult.Equal,
+      create_revision: 0,
+    });
+    const guard = [absent(this.paths.identity), absent(this.paths.restoring)];
+    const existing = (res: { responses: { response_range: { kvs: IKeyValue[] } }[] }): IdentityResult => ({
+      identity: this.parseIdentityKv(res.responses[0]?.response_range.kvs[0]),
+      restoring: this.parseRestoringKv(res.responses[1]?.response_range.kvs[0]),
+      created: false,
+    });
+    const look = await this.conn.call('read product identity', () =>
+      this.etcd.kv.txn({
+        compare: guard,
+        success: [rangeOf(this.paths.groups, true), rangeOf(this.paths.slots, true)],
+        failure: [keyOf(this.paths.identity), keyOf(this.paths.restoring)],
+      }),
+    );
+    if (!look.succeeded) return existing(look);
+    const populated = look.responses.some((r) => Number(r.response_range.count) > 0);
+    const identity = newIdentity({ adopted: populated });
+    const res = await this.conn.call('create product identity', () =>
+      this.etcd.kv.txn({
+        compare: guard,
+        success: [{ request_put: { key: Buffer.from(this.paths.identity), value: Buffer.from(encodeIdentity(identity)) } }],
+        failure: [keyOf(this.paths.identity), keyOf(this.paths.restoring)],
+      }),
+    );
+    return res.succeeded ? { identity, created: true, restoring: null } : existing(res);
   }
 
   /**
@@ -303,6 +422,14 @@ export class Store {
 
   // -------------------------------------------------------------------------------------------
 
+  private parseIdentityKv(kv: IKeyValue | undefined): ProductIdentity | null {
+    return kv ? parseIdentity(decodeJson(kv.value, this.paths.identity), this.paths.identity) : null;
+  }
+
+  private parseRestoringKv(kv: IKeyValue | undefined): RestoreMarker | null {
+    return kv ? parseRestoreMarker(decodeJson(kv.value, this.paths.restoring), this.paths.restoring) : null;
+  }
+
   private parseSlots(kvs: readonly IKeyValue[]): SlotInfo[] {
     const slots: SlotInfo[] = Array.from({ length: SLOT_COUNT }, (_, id) => offlineSlot(id));
     for (const kv of kvs) {
@@ -322,4 +449,15 @@ export class Store {
     }
     return new Map([...groups].sort(([a], [b]) => a - b));
   }
+}
+
+/** A read of every key under `prefix` (or only their count) as a transaction op. */
+function rangeOf(prefix: string, countOnly = false): IRequestOp {
+  const r = Range.prefix(prefix);
+  return { request_range: { key: r.start, range_end: r.end, ...(countOnly ? { count_only: true } : {}) } };
+}
+
+/** A read of one key as a transaction op. */
+function keyOf(key: string): IRequestOp {
+  return { request_range: { key: Buffer.from(key) } };
 }

@@ -19,6 +19,12 @@
  *    while we were away — no event stream can bring us up to date. We reload the whole
  *    topology at a fresh revision (retrying until etcd answers), hand it to onResync (or, with
  *    no onResync, replay it as onSlot/onGroup calls), and watch again from that revision.
+ * 4. If etcd's history went *back* — etcd restarted on an empty data dir, or restored from an
+ *    older snapshot — a watcher asking for `nextRev` would silently wait for revisions the new
+ *    history reaches only much later, and deliver unrelated events then. The answer to every
+ *    (re)created watcher carries etcd's current revision: below `nextRev - 1` means history
+ *    rewound, and we resync exactly as in 3 (onResync says why). Callers decide whether to
+ *    believe the reloaded topology (topology-guard.ts).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Range, type IWatchResponse, type Watcher } from 'etcd3';
@@ -28,17 +34,27 @@ import {
   decodeJson,
   offlineSlot,
   parseGroup,
+  parseIdentity,
+  parseRestoreMarker,
   parseSlot,
   type GroupInfo,
+  type ProductIdentity,
+  type RestoreMarker,
   type SlotInfo,
   type Topology,
 } from './models.js';
 import type { Paths } from './paths.js';
 import { parseAction, type ActionInfo } from './barrier.js';
 
+/** Why the watch reloaded the whole topology. */
+export type ResyncCause = 'compacted' | 'rewound';
+
 export interface TopologyHandlers {
-  /** A slot changed (a deleted slot key arrives as an offline slot). */
-  onSlot(slot: SlotInfo, revision: string): void;
+  /**
+   * A slot changed. A deleted slot key arrives as an offline slot with `deleted` true: no
+   * writer deletes slot keys, so a deletion means the table is being wiped.
+   */
+  onSlot(slot: SlotInfo, revision: string, deleted: boolean): void;
   /** A group was written, or deleted (`group` null). */
   onGroup(id: number, group: GroupInfo | null, revision: string): void;
   /**
@@ -46,6 +62,10 @@ export interface TopologyHandlers {
    * revision, because one watcher covers actions/ through slots/ in revision order.
    */
   onAction?(action: ActionInfo, revision: string): void;
+  /** The product identity was written, or deleted (`identity` null). */
+  onIdentity?(identity: ProductIdentity | null, revision: string): void;
+  /** A restore marker was written, or deleted (`marker` null: the restore finished). */
+  onRestoring?(marker: RestoreMarker | null, revision: string): void;
   /** A fence record (fences/<proxyId>) was written (`fenced` true) or cleared. */
   onFence?(proxyId: string, fenced: boolean, revision: string): void;
   /**
@@ -54,13 +74,15 @@ export interface TopologyHandlers {
    */
   onError?(err: Error): void;
   /**
-   * The watch lost its place in etcd's history (compaction during an outage): here is the
-   * complete topology at `topology.revision`; replace all state with it. Changes after it
-   * keep arriving through onSlot/onGroup. Without onResync the snapshot is replayed through
-   * onSlot (all slots) and onGroup (existing groups) — a group deleted during the gap is then
-   * not reported, so callers that keep a group map should implement onResync.
+   * The watch lost its place in etcd's history (compaction during an outage, or a history
+   * that went back: `cause`): here is the complete topology at `topology.revision`; replace
+   * all state with it — or, after a rewind, check first that it is still the same product.
+   * Changes after it keep arriving through onSlot/onGroup. Without onResync the snapshot is
+   * replayed through onSlot (all slots) and onGroup (existing groups) — a group deleted
+   * during the gap is then not reported, so callers that keep a group map should implement
+   * onResync.
    */
-  onResync?(topology: Topology): void;
+  onResync?(topology: Topology, cause: ResyncCause): void;
 }
 
 const RESYNC_BACKOFF_MIN_MS = 100;
@@ -106,21 +128,32 @@ export class TopologyWatch {
     w.on('connecting', () => {
       w.request.start_revision = this.nextRev.toString();
     });
-    w.on('connected', () => {
+    w.on('connected', (res: IWatchResponse) => {
       this.connected = true;
+      if (this.watcher !== w || this.closed) return;
+      // etcd's revision is below what we have already seen: its history went back.
+      const current = BigInt(res.header.revision);
+      if (current + 1n < this.nextRev) {
+        this.watcher = null;
+        void w.cancel().catch(() => undefined);
+        this.report(new UnavailableError(`topology watch: etcd is at revision ${current}, behind revision ${this.nextRev - 1n} seen before: its history went back (data lost or restored); reloading`));
+        void this.resync('rewound');
+      }
     });
     w.on('disconnected', (err: Error) => {
       if (!this.connected) return; // report the transition, not every reconnect attempt
       this.connected = false;
       this.report(new UnavailableError(`topology watch: disconnected from etcd: ${err.message}`, err));
     });
-    w.on('data', (res: IWatchResponse) => this.onData(res));
+    w.on('data', (res: IWatchResponse) => {
+      if (this.watcher === w) this.onData(res);
+    });
     // Emitted when etcd cancels the watcher; etcd3 has already dropped it.
     w.on('error', (err: Error) => {
       if (this.watcher !== w) return;
       this.watcher = null;
       this.report(err);
-      void this.resync();
+      void this.resync('compacted');
     });
   }
 
@@ -142,13 +175,21 @@ export class TopologyWatch {
         const slotId = this.paths.slotIdOf(key);
         if (slotId !== null) {
           const slot = deleted ? offlineSlot(slotId) : parseSlot(decodeJson(ev.kv.value, key), slotId, key);
-          this.handlers.onSlot(slot, revision);
+          this.handlers.onSlot(slot, revision, deleted);
           continue;
         }
         const groupId = this.paths.groupIdOf(key);
         if (groupId !== null) {
           const group = deleted ? null : parseGroup(decodeJson(ev.kv.value, key), groupId, key);
           this.handlers.onGroup(groupId, group, revision);
+          continue;
+        }
+        if (key === this.paths.identity) {
+          this.handlers.onIdentity?.(deleted ? null : parseIdentity(decodeJson(ev.kv.value, key), key), revision);
+          continue;
+        }
+        if (key === this.paths.restoring) {
+          this.handlers.onRestoring?.(deleted ? null : parseRestoreMarker(decodeJson(ev.kv.value, key), key), revision);
           continue;
         }
         if (!deleted && this.handlers.onAction && this.paths.actionSeqOf(key) !== null) {
@@ -163,7 +204,7 @@ export class TopologyWatch {
     }
   }
 
-  private async resync(): Promise<void> {
+  private async resync(cause: ResyncCause): Promise<void> {
     // A watcher that etcd cancels again right after each reload (say, a permission problem)
     // must not turn into a tight reload loop: space resyncs out.
     const sinceLast = Date.now() - this.lastResyncAt;
@@ -191,20 +232,20 @@ export class TopologyWatch {
         continue;
       }
       if (this.closed) return;
-      this.deliver(topology);
+      this.deliver(topology, cause);
       this.nextRev = BigInt(topology.revision) + 1n;
       this.attach();
       return;
     }
   }
 
-  private deliver(t: Topology): void {
+  private deliver(t: Topology, cause: ResyncCause): void {
     try {
       if (this.handlers.onResync) {
-        this.handlers.onResync(t);
+        this.handlers.onResync(t, cause);
         return;
       }
-      for (const slot of t.slots) this.handlers.onSlot(slot, t.revision);
+      for (const slot of t.slots) this.handlers.onSlot(slot, t.revision, false);
       for (const [id, g] of t.groups) this.handlers.onGroup(id, g, t.revision);
     } catch (err) {
       this.report(err);

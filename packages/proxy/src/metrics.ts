@@ -6,6 +6,7 @@
  */
 import client from 'prom-client';
 import { SLOT_COUNT } from '@reborn/protocol';
+import { TOPOLOGY_ALARM_REASONS, type TopologyAlarmReason } from '@reborn/coordinator';
 
 /** Histogram bucket upper bounds in seconds. */
 export const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -105,6 +106,8 @@ export interface ProxyGauges {
   pubsubDelivered(): number;
   /** Stray keys seen by the stray watch, by group (empty when it is off). */
   strays(): ReadonlyMap<number, number>;
+  /** The reason of the topology alarm that is up, or null. */
+  topologyAlarm(): TopologyAlarmReason | null;
 }
 
 export class ProxyMetrics {
@@ -175,6 +178,17 @@ export class ProxyMetrics {
       collect() {
         this.reset();
         for (const [group, n] of gauges.strays()) this.inc({ group: String(group) }, n);
+      },
+    });
+    new client.Gauge({
+      // Not reborn_proxy_…: the agent exports the same series, so one alert rule covers both.
+      name: 'reborn_topology_alarm',
+      help: '1 for the reason of the topology alarm that is up (etcd lost or replaced the topology; the last table is kept), 0 for the others.',
+      labelNames: ['reason'],
+      registers,
+      collect() {
+        const up = gauges.topologyAlarm();
+        for (const reason of TOPOLOGY_ALARM_REASONS) this.set({ reason }, reason === up ? 1 : 0);
       },
     });
     new client.Gauge({

@@ -6,7 +6,8 @@
  * connection), load groups and slots from etcd at one revision (retrying while etcd is
  * unreachable), watch from that revision, then register under a lease. When etcd goes away
  * the proxy keeps serving with the table it has; the watch resumes (or the table is reloaded
- * whole when etcd compacted past it) once etcd is back.
+ * whole when etcd compacted past it) once etcd is back. A topology that comes back empty or
+ * foreign is never installed (topology-follower.ts): the table stays and an alarm goes up.
  *
  * Barrier (DESIGN.md "Slot migration"): the watch delivers actions after the slot changes
  * they guard. For an action that names this proxy, the router already holds new requests of
@@ -36,7 +37,6 @@ import {
   type ProxyInfo,
   type ProxyRegistration,
   type Topology,
-  type TopologyWatch,
 } from '@reborn/coordinator';
 import { redisCommand } from './admin-redis.js';
 import { StrayWatch } from './stray-watch.js';
@@ -52,6 +52,7 @@ import { Transactions } from './transactions.js';
 import { PubSub } from './pubsub.js';
 import { SlowLog } from './slowlog.js';
 import { Session, type SessionHost, type SessionLimits } from './session.js';
+import { TopologyFollower } from './topology-follower.js';
 
 const MAX_CLIENTS_REPLY = encodeError('ERR max number of clients reached');
 const NOT_A_MEMBER = encodeError('ERR proxy not ready: not yet registered in etcd');
@@ -78,7 +79,7 @@ export class Proxy implements SessionHost {
   /** Host/Origin checks of the admin port (it only reads, so no token): no DNS rebinding. */
   private readonly adminGuard: HttpGuard;
   private store: Store | null = null;
-  private watch: TopologyWatch | null = null;
+  private follower: TopologyFollower | null = null;
   private registration: ProxyRegistration | null = null;
   private barrier: Barrier | null = null;
   /** Actions acked (or being drained) by this process, so a replayed action is acked once. */
@@ -135,10 +136,12 @@ export class Proxy implements SessionHost {
       held: () => this.router.heldRequests,
       fenced: () => this.fenced,
       backends: () => this.router.backends(),
-      ready: () => this.router.isReady,
+      // A proxy that refuses (no table of its own, only the empty stand-in) is not ready.
+      ready: () => this.router.isReady && (this.follower?.ready ?? false),
       pubsubSubscriptions: () => this.pubsub.subscriptions,
       pubsubDelivered: () => this.pubsub.delivered,
       strays: () => this.strays?.counts ?? new Map(),
+      topologyAlarm: () => this.follower?.alarm.reason ?? null,
     });
     const self = this;
     const local: LocalContext = {
@@ -160,7 +163,7 @@ export class Proxy implements SessionHost {
       this.router,
       this.metrics.commands,
       local,
-      () => (this.fenced ? FENCED : this.member ? null : NOT_A_MEMBER),
+      () => this.refusal(),
       (slot, keys) => logger.error({ slot, keys: keys.map((k) => k.toString('latin1')) }, 'MIGRATE answered BUSYKEY: a key exists in both groups of a migrating slot'),
       this.blocking,
       this.transactions,
@@ -191,7 +194,15 @@ export class Proxy implements SessionHost {
 
   /** Data commands are served: table loaded, member recorded, not fenced. */
   get serving(): boolean {
-    return this.router.isReady && this.member && !this.fenced && !this.stopping;
+    return this.router.isReady && this.member && !this.fenced && !this.stopping && this.follower?.notReadyReason === null;
+  }
+
+  /** The error a data command gets instead of being served, or null. */
+  private refusal(): Buffer | null {
+    if (this.fenced) return FENCED;
+    const why = this.follower?.notReadyReason ?? null;
+    if (why !== null) return encodeError(`ERR proxy not ready: ${why}`);
+    return this.member ? null : NOT_A_MEMBER;
   }
 
   async start(): Promise<void> {
@@ -199,7 +210,29 @@ export class Proxy implements SessionHost {
     await this.listenAdmin();
     this.store = await Store.open({ endpoints: this.options.etcd, product: this.options.product });
     this.barrier = new Barrier(this.store);
-    await this.loadTopology();
+    this.follower = new TopologyFollower(
+      this.store,
+      this.router,
+      {
+        proxyId: this.options.id,
+        product: this.options.product,
+        startedAt: new Date(this.startedAt).toISOString(),
+        logger: this.logger.child({ component: 'topology' }),
+        stopping: () => this.stopping,
+      },
+      {
+        installed: (t) => this.installed(t),
+        onAction: (action) => this.onAction(action),
+        // Learn of our own fence from etcd too (e.g. after SIGCONT), not only from a backend.
+        onFence: (proxyId, fenced) => {
+          if (fenced && proxyId === this.options.id) this.onFenced('etcd fence record');
+        },
+        stateChanged: () => this.publishState(),
+        recovered: () => void this.becomeMember(),
+        changeApplied: () => this.metrics.topologyUpdates.inc(),
+      },
+    );
+    await this.follower.load();
     await this.register();
     await this.becomeMember();
   }
@@ -240,7 +273,7 @@ export class Proxy implements SessionHost {
     for (const s of this.sessions) s.close();
     // No session is left to write anything: a barrier need not wait for this proxy any more.
     if (this.member) await this.barrier?.deleteMember(this.options.id).catch(() => undefined);
-    await this.watch?.close();
+    await this.follower?.close();
     await this.registration?.close().catch(() => undefined);
     await this.store?.close().catch(() => undefined);
     this.blocking.closeAll();
@@ -313,7 +346,23 @@ export class Proxy implements SessionHost {
         // pid and ppid let whoever started the proxy (or its --workers primary) check that the
         // answer comes from its own process and not from another one holding the port.
         const { pid, ppid } = process;
-        json(ready ? 200 : 503, { ready, fenced: this.fenced, id: this.options.id, product: this.options.product, pid, ppid });
+        const alarm = this.follower?.alarm.view ?? null;
+        const notReady = this.follower?.notReadyReason ?? null;
+        // Serving a kept table under a topology alarm: 203 (a non-authoritative answer — the
+        // table is no longer backed by etcd). Still 2xx, so load balancers keep this proxy,
+        // which serves correctly, in rotation; the body and the metric say why.
+        const status = !ready ? 503 : alarm !== null ? 203 : 200;
+        json(status, {
+          ready,
+          ...(alarm !== null && ready ? { degraded: true } : {}),
+          ...(notReady !== null ? { reason: `proxy not ready: ${notReady}` } : {}),
+          fenced: this.fenced,
+          id: this.options.id,
+          product: this.options.product,
+          pid,
+          ppid,
+          topologyAlarm: alarm,
+        });
       } else if (req.method === 'GET' && path === '/api/proxy') {
         json(200, this.describe());
       } else if (req.method === 'GET' && path === '/api/slots') {
@@ -336,9 +385,10 @@ export class Proxy implements SessionHost {
       addr: this.options.addr,
       adminAddr: this.options.adminAddr,
       pid: process.pid,
-      ready: this.router.isReady,
+      ready: this.router.isReady && (this.follower?.ready ?? false),
       member: this.member,
       fenced: this.fenced,
+      topology: { identity: this.follower?.identityView ?? null, alarm: this.follower?.alarm.view ?? null },
       heldRequests: this.router.heldRequests,
       sessions: this.sessions.size,
       commands: this.metrics.commands.totalCalls(),
@@ -351,46 +401,23 @@ export class Proxy implements SessionHost {
     };
   }
 
-  /** Loads the table, retrying until etcd answers, then follows changes with a watch. */
-  private async loadTopology(): Promise<void> {
-    const store = this.store!;
-    for (let attempt = 1; !this.stopping; attempt++) {
-      try {
-        const topo = await store.loadTopology();
-        this.applyTopology(topo);
-        await this.watch?.close();
-        this.watch = store.watchTopology(topo.revision, {
-          onSlot: (slot) => {
-            this.metrics.topologyUpdates.inc();
-            this.router.updateSlot(slot);
-          },
-          onGroup: (id, group) => {
-            this.metrics.topologyUpdates.inc();
-            this.router.updateGroup(id, group);
-          },
-          onAction: (action) => this.onAction(action),
-          // Learn of our own fence from etcd too (e.g. after SIGCONT), not only from a backend.
-          onFence: (proxyId, fenced) => {
-            if (fenced && proxyId === this.options.id) this.onFenced('etcd fence record');
-          },
-          onError: (err) => this.logger.warn({ err: err.message }, 'topology watch error; serving with the current table'),
-          onResync: (t) => this.applyTopology(t),
-        });
-        return;
-      } catch (err) {
-        this.logger.warn({ err: (err as Error).message, attempt }, 'cannot load topology from etcd, retrying');
-        await new Promise((r) => setTimeout(r, Math.min(200 * attempt, 2000)));
-      }
-    }
-  }
-
-  /** Installs a complete table, then acks any barrier action naming us that we have not acked. */
-  private applyTopology(t: Topology): void {
-    this.router.load(t.groups, t.slots);
+  /** A complete table was installed: ack any barrier action naming us that we have not acked. */
+  private installed(_t: Topology): void {
     this.barrier!.listActions().then(
       (actions) => actions.forEach((a) => this.onAction(a)),
       (err: Error) => this.logger.warn({ err: err.message }, 'cannot list barrier actions'),
     );
+  }
+
+  /**
+   * Our registration says `online` only while we serve a table: a proxy that is not ready
+   * must not count as serving for a new proxy deciding whether etcd lost the topology.
+   */
+  private publishState(): void {
+    const state = this.follower?.ready ? 'online' : 'starting';
+    if (this.registration && this.registration.proxy.state !== state) {
+      this.registration.update({ state }).catch((err: Error) => this.logger.warn({ err: err.message }, 'cannot update registration state'));
+    }
   }
 
   /** Drains the requests already sent, then acks (DESIGN.md "Slot migration", step 1). */
@@ -454,7 +481,7 @@ export class Proxy implements SessionHost {
         await this.register();
         await this.barrier!.putMember(this.options.id, { addr: this.options.addr, pid: process.pid, host: hostname() });
         this.handledActions.clear();
-        await this.loadTopology();
+        await this.follower!.load();
         await this.enableAclUser();
         if (!(await this.barrier!.clearFenceIfUnchanged(this.options.id, fence))) throw new Error('fenced again while recovering');
         this.router.clearBackoffs();
@@ -489,7 +516,7 @@ export class Proxy implements SessionHost {
       pid: process.pid,
       host: hostname(),
       startedAt: new Date(this.startedAt).toISOString(),
-      state: 'online',
+      state: this.follower?.ready ? 'online' : 'starting',
     };
     for (let attempt = 1; !this.stopping; attempt++) {
       try {

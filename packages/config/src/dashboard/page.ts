@@ -78,10 +78,12 @@ pre{background:#f1f3f5;padding:8px;border-radius:4px;white-space:pre-wrap;margin
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 .bad{color:var(--err);font-weight:600}.ok{color:#2e7d4f}
 tr.failover td{background:#fff4e5}
+#topologyAlarm{display:none;border:2px solid var(--err);background:#fdecea;color:var(--err);border-radius:6px;padding:8px 12px;margin-bottom:8px}#topologyAlarm.show{display:block}
 </style></head><body>
 <header><h1>reborn</h1><span>product <b id="product">?</b></span><span class="mute" id="updated">loading…</span></header>
 <main>
 <div id="errors" role="alert"></div>
+<div id="topologyAlarm" role="alert"></div>
 <section id="auth"><h2>API token required</h2>
 <form id="authForm"><input id="token" type="password" class="wide" placeholder="bearer token" autocomplete="off"><button type="submit">use token</button>
 <span class="mute">kept in this tab's sessionStorage, sent as Authorization: Bearer</span></form></section>
@@ -322,9 +324,24 @@ function renderChart() {
     (xy.length > 1 ? '' : '<span class="mute">waiting for samples…</span>');
 }
 
+// t: /api/overview's topologyAlarm — etcd lost or replaced the topology; every field escaped.
+function renderTopologyAlarm(t) {
+  var box = $('topologyAlarm');
+  if (!t || !t.alarmed) { box.className = ''; box.innerHTML = ''; return; }
+  var lines = ['<b>Topology alarm</b>: proxies keep serving their last slot table and HA failover is suspended until the topology is back (reborn-config topology restore).'];
+  if (t.etcd) lines.push('etcd: ' + esc(t.etcd));
+  (t.processes || []).forEach(function (p) {
+    lines.push(esc(p.kind + ' ' + p.id) + ' <code>' + esc(p.reason) + '</code> since ' + esc(p.since) + ': ' + esc(p.message) + ' — ' + esc(p.effect));
+  });
+  if ((t.unreachable || []).length) lines.push('not answering: ' + esc(t.unreachable.join(', ')));
+  box.innerHTML = lines.map(function (l) { return '<div>' + l + '</div>'; }).join('');
+  box.className = 'show';
+}
+
 // o: /api/overview, st: /api/stats, sv: /api/servers (st and sv null when their call failed)
 function renderOverview(o, st, sv) {
   $('product').textContent = o.product;
+  renderTopologyAlarm(o.topologyAlarm);
   var by = o.slots.byState || {};
   var kpi = function (label, value, id) {
     return '<div class="kpi"' + (id ? ' id="' + id + '"' : '') + '><span class="mute">' + esc(label) + '</span><b>' + esc(value) + '</b></div>';
