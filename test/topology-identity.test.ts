@@ -186,6 +186,10 @@ describe('a vanished topology', () => {
     const err = await fresh.get(keys1[0]!).then(() => null, (e: Error) => e.message);
     expect(err).toMatch(/^ERR proxy not ready: etcd holds no slots/);
     expect(err).not.toMatch(/offline/);
+    // Keyspace-wide commands refuse too: "0 keys" would be a lie.
+    for (const ask of [() => fresh.dbsize(), () => fresh.keys('*'), () => fresh.scan('0')]) {
+      expect(await ask().then(() => null, (e: Error) => e.message)).toMatch(/^ERR proxy not ready: etcd holds no slots/);
+    }
 
     // The REST API (and so the dashboard banner) shows all three, and what etcd alone says.
     const o = await waitFor(async () => {

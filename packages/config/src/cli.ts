@@ -11,8 +11,9 @@
  * otherwise it runs the task itself. Ctrl-C then stops the local run at a safe point and the
  * task stays in etcd, resumable: the same `slot migrate` (or a dashboard) continues it.
  */
+import { readFile, writeFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import { SlotState, Store, type MigrationTask } from '@reborn/coordinator';
+import { SlotState, Store, ValidationError, type MigrationTask } from '@reborn/coordinator';
 import { InterruptedError, MigrationEndedError, errorCode, exitCodeOf, oneLine } from './errors.js';
 import { parseCommandLine, usage, type Command, type GlobalOptions } from './options.js';
 import {
@@ -100,6 +101,12 @@ async function check(store: Store, global: GlobalOptions, command: Extract<Comma
   const text = global.json ? json(result) : formatCheckReport(result);
   io.stdout(text.endsWith(NL) ? text : text + NL);
   return checkExitCode(result);
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 async function execute(admin: Admin, global: GlobalOptions, command: Exclude<Command, { verb: 'help' | 'dashboard' | 'check' }>, io: CliIo): Promise<void> {
@@ -204,6 +211,30 @@ async function execute(admin: Admin, global: GlobalOptions, command: Exclude<Com
       const proxies = await admin.listProxies();
       if (global.json) return out(json(proxies));
       return out(formatProxies(proxies, await admin.stalledBarriers()));
+    }
+    case 'topology save': {
+      const { saveTopology } = await import('./topology.js');
+      const text = JSON.stringify(await saveTopology(admin.store), null, 2) + NL;
+      if (command.file === '-') return out(text);
+      await writeFile(command.file, text);
+      return out(`topology of product ${global.product} saved to ${command.file}`);
+    }
+    case 'topology restore': {
+      const { restoreTopology } = await import('./topology.js');
+      let doc: unknown;
+      try {
+        doc = JSON.parse(command.file === '-' ? await readStdin() : await readFile(command.file, 'utf8'));
+      } catch (err) {
+        throw new ValidationError(`cannot read a saved topology from ${command.file}: ${(err as Error).message}`);
+      }
+      const r = await restoreTopology(admin.store, doc, { force: command.force });
+      if (global.json) return out(json(r));
+      for (const w of r.warnings) note(`warning: ${w}`);
+      return out(
+        r.unchanged
+          ? `product ${r.product} already holds this topology (generation ${r.generation}); nothing written`
+          : `product ${r.product} restored: generation ${r.generation}, groups ${r.groupsWritten.join(',') || '-'} written, ${r.slotsWritten} slots written (${r.assignedSlots} served)`,
+      );
     }
     case 'proxy offline': {
       const { registered } = await admin.proxyOffline(command.id);

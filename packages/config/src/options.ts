@@ -33,6 +33,8 @@ export type Command =
   | { verb: 'migration pause' | 'migration resume' | 'migration cancel'; id: string }
   | { verb: 'proxy list' }
   | { verb: 'proxy offline'; id: string }
+  | { verb: 'topology save'; file: string }
+  | { verb: 'topology restore'; file: string; force: boolean }
   | { verb: 'check'; fix: boolean; scanCount?: number; throttle?: number; examples?: number }
   | { verb: 'dashboard'; httpAddr: string; token: string | null; allowHosts: string[] };
 
@@ -106,6 +108,13 @@ export const VERBS: readonly VerbSpec[] = [
   },
   { verb: 'slot rebalance', args: [], flags: ['confirm'], summary: 'print a plan to even out the slots; --confirm carries it out' },
   { verb: 'migration list', args: [], flags: ['json'], summary: 'migration tasks and their progress' },
+  { verb: 'topology save', args: ['file'], flags: [], summary: 'write groups, slots and the product identity to a JSON file ("-": stdout)' },
+  {
+    verb: 'topology restore',
+    args: ['file'],
+    flags: ['force'],
+    summary: 'write a saved topology back (after etcd lost it); --force replaces a different one',
+  },
   {
     verb: 'check',
     args: [],
@@ -327,6 +336,12 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
       break;
     case 'proxy offline':
       command = { verb: spec.verb, id: checkProxyId(a(0)) };
+      break;
+    case 'topology save':
+      command = { verb: spec.verb, file: a(0) };
+      break;
+    case 'topology restore':
+      command = { verb: spec.verb, file: a(0), force: bool('force') };
       break;
     case 'check': {
       // Ranges are checked by the engine (resolveCheckOptions), in the same words the API uses.

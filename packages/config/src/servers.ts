@@ -404,6 +404,8 @@ export class Admin {
 
   async addGroup(gid: number): Promise<GroupView> {
     checkGroupId(gid);
+    // The product's first group creates it: give it its identity (docs/topology-identity.md).
+    await this.store.ensureIdentity();
     const key = Buffer.from(this.store.paths.group(gid));
     const group: GroupInfo = { id: gid, servers: [] };
     const res = await this.store.call(`create group ${gid}`, () =>
@@ -685,6 +687,7 @@ export class Admin {
 
   /** Spreads all slots evenly (contiguous ranges) over the groups that have a master. */
   async initSlots(force: boolean): Promise<Array<{ first: number; last: number; group: number }>> {
+    await this.store.ensureIdentity();
     let plan: Array<{ first: number; last: number; group: number }> = [];
     await this.writeSlots('init slots', (snap) => {
       this.refuseDuringMigration(snap, 'reinitialise the slots');

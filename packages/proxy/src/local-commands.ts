@@ -36,6 +36,18 @@ export interface LocalContext {
   clientCount(): number;
   totalConnections(): number;
   totalCommands(): number;
+  /** Why data commands are refused right now (not registered, fenced, topology lost), or null. */
+  refusal(): Buffer | null;
+}
+
+const NOT_READY = encodeError('ERR proxy not ready');
+
+/**
+ * The refusal of a keyspace-wide command (KEYS, SCAN, DBSIZE, FLUSH…), or null when it may run:
+ * the same rule as routed commands, so a refusing proxy never answers "0 keys" or "OK".
+ */
+function notServing(ctx: LocalContext): Buffer | null {
+  return ctx.router.isReady ? ctx.refusal() : NOT_READY;
 }
 
 const PONG_VERB = encodeBulk('pong');
@@ -245,9 +257,10 @@ export function answerLocally(
     case 'scan':
     case 'randomkey':
     case 'flushdb':
-    case 'flushall':
-      if (!ctx.router.isReady) {
-        req.resolve(encodeError('ERR proxy not ready'));
+    case 'flushall': {
+      const refused = notServing(ctx);
+      if (refused !== null) {
+        req.resolve(refused);
         return;
       }
       if (name === 'keys') keys(ctx.router, ctx.keyspace, session, req, args);
@@ -255,10 +268,16 @@ export function answerLocally(
       else if (name === 'randomkey') randomKey(ctx.router, session, req);
       else flush(ctx.router, ctx.keyspace, session, req, args);
       return;
+    }
     case 'dbsize': {
-      const masters = ctx.router.isReady ? ctx.router.masters() : [];
+      const refused = notServing(ctx);
+      if (refused !== null) {
+        req.resolve(refused);
+        return;
+      }
+      const masters = ctx.router.masters();
       if (masters.length === 0) {
-        req.resolve(ctx.router.isReady ? encodeInteger(0) : encodeError('ERR proxy not ready'));
+        req.resolve(encodeInteger(0));
         return;
       }
       const merge = new SumMerge(req, masters.length);

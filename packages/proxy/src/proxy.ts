@@ -146,6 +146,7 @@ export class Proxy implements SessionHost {
     const self = this;
     const local: LocalContext = {
       router: this.router,
+      refusal: () => this.refusal(),
       keyspace: { maxKeysReply: options.maxKeysReply, flushAllowed: !options.noFlush },
       slowlog: this.slowlog,
       password: options.auth,
