@@ -122,16 +122,27 @@ describe('a product whose redis servers require a password', () => {
     await config('server', 'promote', '2', g2.master.addr);
   });
 
-  it('proxy offline fences the proxy on every server', async () => {
+  it('proxy offline fences the proxy (ACL user off), and the proxy re-enables it to come back', async () => {
     const extra = await cluster.addProxy();
     const c = extra.client({ maxRetriesPerRequest: 0 });
     expect(await c.set('pw:fence', '1')).toBe('OK');
     const id = await proxyId(extra);
+    // The CLI exits 0 only once ACL SETUSER … off and CLIENT KILL USER ran on every master:
+    // both need the password.
     await config('proxy', 'offline', id);
+    // Its connections were killed: the next request reconnects, and the backend refuses its user.
+    await c.get('pw:fence').catch(() => null);
+    // The proxy finds itself refused at a backend: fenced. A live proxy then re-registers,
+    // reloads, and re-enables its user (ACL SETUSER … on, with the password) before serving.
+    await waitFor(() => extra.logs.some((l) => l.includes('proxy fenced: refusing data commands')), { what: 'the proxy to see its fence' });
+    await waitFor(() => extra.logs.some((l) => l.includes('proxy unfenced: re-registered, table reloaded, serving again')), {
+      timeoutMs: 30_000,
+      what: 'the proxy to re-enable its user and serve again',
+    });
+    await waitFor(async () => (await c.get('pw:fence').catch(() => null)) === '1', { what: 'reads through the proxy again' });
     const user = proxyAclUser(cluster.product, id);
     const flags = (await master(1).call('ACL', 'GETUSER', user)) as unknown[];
-    expect((flags[flags.findIndex((v) => String(v) === 'flags') + 1] as unknown[]).map(String)).toContain('off');
-    await expect(c.get('pw:fence')).rejects.toThrow(/fenced/);
+    expect((flags[flags.findIndex((v) => String(v) === 'flags') + 1] as unknown[]).map(String)).toContain('on');
     c.disconnect();
   });
 
