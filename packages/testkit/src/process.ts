@@ -2,6 +2,7 @@
  * One child process under test: spawned and tracked (cleanup.ts), its output kept as lines,
  * readiness waited for by polling a check (never by sleeping a fixed time), and stopped by
  * signal with a deadline. Errors carry the tail of the output, which is usually the reason.
+ * A launcher's daemon (daemons.ts) instead appends its output to a log file and is untracked.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
