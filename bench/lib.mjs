@@ -1,20 +1,41 @@
 // Shared plumbing of the benchmark scripts (run.mjs, migration.mjs, failover.mjs): flags,
 // the processes a script starts and their teardown, etcd / redis / reborn-proxy launchers,
-// the redis-benchmark runner and the small statistics and formatting helpers of the reports.
+// the redis-benchmark runner, and (re-exported from stats.mjs) the statistics and formatting
+// helpers of the reports.
 //
-// Each script is its own node process, so the process registry below is module state: one
-// registry per script run. failover.mjs starts its clusters through @reborn/testkit instead
-// and uses only the runner, the helpers and runMain / onSignals with testkit's stopAll.
+// Processes are started through @reborn/testkit, the one launcher of the repository: its
+// DaemonSet (named daemons logging to files, stopped newest first, only those) and its argv
+// builders (etcdArgs, redisArgs, proxyArgs), which the tests and `npm start` use too. Each
+// script is its own node process, so the DaemonSet below is module state: one per script run.
+// failover.mjs starts its clusters through testkit's startCluster instead and uses only the
+// runner, the helpers and runMain / onSignals with testkit's stopAll.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
-/** The repository root: the scripts run packages/*\/dist from here and write bench/results/. */
+// Medians, ratios, CPU sampling and report cells live in stats.mjs; the scripts get them here.
+export * from './stats.mjs';
+
+/** The repository root: the scripts check the build (packages/*\/dist) here and write bench/results/. */
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+// Loaded here but required only once a process starts: `--help` and flag errors work unbuilt.
+let testkit = null;
+let testkitError = null;
+try {
+  testkit = await import('@reborn/testkit');
+} catch (err) {
+  testkitError = err;
+}
+
+/** @reborn/testkit, or the reason it is missing (`npm run build` first, as a rule). */
+function kit() {
+  if (testkit !== null) return testkit;
+  throw new Error(missingBuild(['packages/testkit/dist/index.js']) ?? `@reborn/testkit: ${testkitError?.message}`);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Logging and flags
@@ -77,7 +98,7 @@ export function sleep(ms) {
 // Processes: everything started through start() is recorded and stopped by stopAll(), on the
 // way out, on errors and on Ctrl-C — and only those, never other processes of the same name.
 
-const children = []; // { name, child, logFile, exited }
+let daemons = null; // testkit's DaemonSet, made by the first start()
 let stopping = false; // set by stopAll() and by the signal handler (whichever stop it runs)
 let stopPromise = null; // the one teardown of stopAll(): every call returns it
 let interrupted = false;
@@ -111,26 +132,26 @@ export function tmpPath(...parts) {
   return path.join(tmp, ...parts);
 }
 
-/** Spawns `cmd` with stdout and stderr appended to `logFile`, and records it for stopAll(). */
+function daemonSet() {
+  daemons ??= new (kit().DaemonSet)({
+    onUnexpectedExit: (d, why, spawnError) => {
+      if (stopping) return;
+      log(spawnError ? `${d.name} failed to start: ${spawnError.message}` : `${d.name} exited unexpectedly (${why}); see ${d.logFile}`);
+    },
+  });
+  return daemons;
+}
+
+/**
+ * Spawns `cmd` with stdout and stderr appended to `logFile`, and records it for stopAll().
+ * Returns the entry ({ name, logFile, proc }) that alive() and waitFor() take.
+ */
 export function start(name, cmd, args, logFile) {
-  const out = fs.openSync(logFile, 'a');
-  const child = spawn(cmd, args, { stdio: ['ignore', out, out] });
-  fs.closeSync(out);
-  const entry = { name, child, logFile, exited: null };
-  children.push(entry);
-  child.on('exit', (code, signal) => {
-    entry.exited = signal ?? code;
-    if (!stopping) log(`${name} exited unexpectedly (${signal ?? code}); see ${logFile}`);
-  });
-  child.on('error', (err) => {
-    entry.exited = err.message;
-    if (!stopping) log(`${name} failed to start: ${err.message}`);
-  });
-  return entry;
+  return daemonSet().start({ name, command: cmd, args, logFile });
 }
 
 export function alive(entry) {
-  return entry.child.exitCode === null && entry.child.signalCode === null && entry.exited === null;
+  return entry.proc.running;
 }
 
 /**
@@ -147,17 +168,7 @@ export function stopAll() {
 async function teardown() {
   stopping = true;
   killBenchmarks();
-  for (const e of children.filter(alive).reverse()) {
-    e.child.kill('SIGTERM');
-    const deadline = Date.now() + 5000;
-    while (alive(e) && Date.now() < deadline) await sleep(20);
-    if (alive(e)) {
-      log(`${e.name} ignored SIGTERM for 5 s; killing`);
-      e.child.kill('SIGKILL');
-      const hard = Date.now() + 2000;
-      while (alive(e) && Date.now() < hard) await sleep(20);
-    }
-  }
+  await daemons?.stopAll({ oneAtATime: true, graceMs: 5000, onForceKill: (d) => log(`${d.name} ignored SIGTERM for 5 s; killing`) });
   if (tmp !== null) {
     if (keepTmp || failed) log(`logs and configs kept in ${tmp}`);
     else fs.rmSync(tmp, { recursive: true, force: true });
@@ -165,20 +176,8 @@ async function teardown() {
 }
 
 // The last resort, for an exit that skipped the teardown (process.exit elsewhere, a crash):
-// SIGKILL, by pid, every child this run started that is still alive. Synchronous, as 'exit'
-// handlers must be.
-process.on('exit', () => {
-  for (const e of children) {
-    if (alive(e) && e.child.pid !== undefined) {
-      try {
-        process.kill(e.child.pid, 'SIGKILL');
-      } catch {
-        /* gone meanwhile */
-      }
-    }
-  }
-  killBenchmarks();
-});
+// the DaemonSet SIGKILLs its live daemons by pid in its own 'exit' hook; the benchmarks here.
+process.on('exit', () => killBenchmarks());
 
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
@@ -245,32 +244,12 @@ export async function runMain(main, stop = stopAll) {
  * the wait (checks should still bound themselves, e.g. fetch with AbortSignal.timeout).
  */
 export async function waitFor(what, check, timeoutMs = 20_000, entry = null, intervalMs = 100) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (entry !== null && !alive(entry)) {
-      throw new Error(`${what} exited (${entry.exited}) before becoming ready; see ${entry.logFile}\n${tail(entry.logFile)}`);
-    }
-    let timer;
-    const expired = new Promise((r) => (timer = setTimeout(() => r(false), Math.max(0, deadline - Date.now()) + intervalMs)));
-    try {
-      if (await Promise.race([Promise.resolve().then(check), expired])) return;
-    } catch {
-      /* not up yet */
-    } finally {
-      clearTimeout(timer);
-    }
-    if (Date.now() > deadline) throw new Error(`${what} did not become ready within ${timeoutMs / 1000} s`);
-    await sleep(intervalMs);
-  }
+  await daemonSet().waitReady(what, check, { timeoutMs, intervalMs, ...(entry === null ? {} : { daemon: entry }) });
 }
 
 /** The last lines of a log file ('' when there is none). */
 export function tail(file, lines = 15) {
-  try {
-    return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '';
-  }
+  return kit().tailOfFile(file, lines);
 }
 
 const handedOut = new Set();
@@ -281,14 +260,7 @@ const handedOut = new Set();
  */
 export async function freePort() {
   for (;;) {
-    const port = await new Promise((resolve, reject) => {
-      const srv = net.createServer();
-      srv.once('error', reject);
-      srv.listen(0, '127.0.0.1', () => {
-        const { port: p } = srv.address();
-        srv.close(() => resolve(p));
-      });
-    });
+    const port = await kit().freePort();
     if (!handedOut.has(port)) {
       handedOut.add(port);
       return port;
@@ -315,12 +287,8 @@ export async function startEtcd() {
   const peerPort = await freePort();
   const url = `http://127.0.0.1:${clientPort}`;
   const peer = `http://127.0.0.1:${peerPort}`;
-  const entry = start('etcd', 'etcd', [
-    '--name', 'bench', '--data-dir', tmpPath('etcd'),
-    '--listen-client-urls', url, '--advertise-client-urls', url,
-    '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
-    '--initial-cluster', `bench=${peer}`,
-  ], tmpPath('etcd.log'));
+  const args = kit().etcdArgs({ name: 'bench', dataDir: tmpPath('etcd'), clientUrl: url, peerUrl: peer });
+  const entry = start('etcd', 'etcd', args, tmpPath('etcd.log'));
   await waitFor('etcd', async () => (await fetch(`${url}/health`, { signal: AbortSignal.timeout(1000) })).ok, 20_000, entry);
   return url;
 }
@@ -333,23 +301,21 @@ export async function startRedis(gid) {
   const port = await freePort();
   const dir = tmpPath(`redis-${gid}`);
   fs.mkdirSync(dir);
-  const entry = start(`redis group ${gid}`, 'redis-server', [
-    '--port', String(port), '--bind', '127.0.0.1', '--dir', dir,
-    '--save', '', '--appendonly', 'no', '--protected-mode', 'no',
-  ], tmpPath(`redis-${gid}.log`));
+  const args = kit().redisArgs({ port, dir, persistence: 'none', unprotected: true });
+  const entry = start(`redis group ${gid}`, 'redis-server', args, tmpPath(`redis-${gid}.log`));
   await waitFor(`redis-server :${port}`, () => ping(port), 10_000, entry);
   return port;
 }
 
 /**
- * Runs `fn(store)` with a `@reborn/coordinator` Store open on `product` at `etcdUrl` (from
- * packages/coordinator/dist: the scripts run the build, they don't make it), closing it after.
+ * Runs `fn(store)` with a `@reborn/coordinator` Store open on `product` at `etcdUrl` (the
+ * package's build: the scripts run the build, they don't make it), closing it after.
  */
 export async function withStore(etcdUrl, product, fn) {
   const index = 'packages/coordinator/dist/index.js';
   const missing = missingBuild([index]);
   if (missing !== null) throw new Error(missing);
-  const { Store } = await import(pathToFileURL(path.join(root, index)).href);
+  const { Store } = await import('@reborn/coordinator');
   if (typeof Store?.open !== 'function') throw new Error(`${index} does not export Store (yet): run \`npm run build\``);
   const store = await Store.open({ endpoints: [etcdUrl], product });
   try {
@@ -383,11 +349,8 @@ export async function startProxy(etcdUrl, product) {
   const port = await freePort();
   const adminPort = await freePort();
   const logFile = tmpPath('reborn-proxy.log');
-  const entry = start('reborn-proxy', process.execPath, [
-    path.join(root, 'packages/proxy/bin/reborn-proxy.js'),
-    '--addr', `127.0.0.1:${port}`, '--admin-addr', `127.0.0.1:${adminPort}`,
-    '--etcd', etcdUrl, '--product', product, '--id', 'bench-proxy',
-  ], logFile);
+  const args = kit().proxyArgs({ addr: `127.0.0.1:${port}`, adminAddr: `127.0.0.1:${adminPort}`, etcd: etcdUrl, product, id: 'bench-proxy' });
+  const entry = start('reborn-proxy', process.execPath, [kit().PROXY_BIN, ...args], logFile);
   await waitFor('reborn-proxy /healthz', async () => (await fetch(`http://127.0.0.1:${adminPort}/healthz`, { signal: AbortSignal.timeout(1000) })).status === 200, 20_000, entry);
   await waitFor('reborn-proxy PING', () => ping(port), 10_000, entry);
   return { port, adminPort, logFile, entry };
@@ -542,110 +505,3 @@ function parseBenchmarkCsv(stdout, stderr, code, signal, timedOutAfterMs) {
     notes,
   };
 }
-
-// ---------------------------------------------------------------------------------------------
-// Statistics
-
-/** Median of numbers (NaN for none). Medians over rounds: one disturbed round doesn't move them. */
-export function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
-/**
- * Median ops/s, p50 and p99, and the min–max of ops/s, over the rounds of one cell; undefined
- * when any round failed: a median over the rounds that happened to work would hide a target
- * that fails intermittently.
- */
-export function cellStats(runs) {
-  if (runs.length === 0 || !runs.every((r) => r.ok)) return undefined;
-  return {
-    rps: median(runs.map((r) => r.rps)),
-    p50: median(runs.map((r) => r.p50)),
-    p99: median(runs.map((r) => r.p99)),
-    min: Math.min(...runs.map((r) => r.rps)),
-    max: Math.max(...runs.map((r) => r.rps)),
-  };
-}
-
-/**
- * `a`'s ops/s over `b`'s as the median of the per-round ratios. Within a round the two ran
- * back to back, so pairing by round cancels load that drifts between rounds (it can differ a
- * little from the ratio of the two medians). Undefined unless every round of both worked.
- */
-export function pairedRatio(a, b) {
-  if (a === undefined || b === undefined || a.length === 0 || a.length !== b.length) return undefined;
-  if (![...a, ...b].every((r) => r.ok)) return undefined;
-  return median(a.map((r, i) => r.rps / b[i].rps));
-}
-
-/** A "Spread" entry: `name min–max` ops/s over the rounds, or `name n/a (why)` of the first failed round. */
-export function spreadCell(name, runs) {
-  const bad = runs.find((r) => !r.ok);
-  if (bad) return `${name} n/a (${bad.why})`;
-  return `${name} ${fmtOps(Math.min(...runs.map((r) => r.rps)))}–${fmtOps(Math.max(...runs.map((r) => r.rps)))}`;
-}
-
-/**
- * Share of all CPUs busy over `ms`, from /proc/stat (null where there is none). Sampled while
- * no benchmark runs — our servers are idle then — so it measures what *other* processes take:
- * a busy machine makes every number noisy, and the reports say so.
- */
-export async function cpuBusy(ms = 1000) {
-  const read = () => {
-    try {
-      const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-      return { idle: (f[3] ?? 0) + (f[4] ?? 0), total: f.reduce((a, b) => a + b, 0) };
-    } catch {
-      return null;
-    }
-  };
-  const a = read();
-  await sleep(ms);
-  const b = read();
-  if (a === null || b === null || b.total === a.total) return null;
-  return 1 - (b.idle - a.idle) / (b.total - a.total);
-}
-
-/** Above this share of the CPUs taken by others, a report calls the machine not idle. */
-export const BUSY_LIMIT = 0.15;
-
-/** cpuBusy() samples as `12 %, 3 %`, and whether any was over BUSY_LIMIT; null if one is unknown. */
-export function busySummary(samples) {
-  if (samples.length === 0 || !samples.every((b) => b !== null)) return null;
-  const worst = Math.max(...samples);
-  return { list: samples.map((b) => `${Math.round(b * 100)} %`).join(', '), worst, notIdle: worst > BUSY_LIMIT };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Report formatting
-
-/** The report's header facts about the machine; `unknownCpu` names a CPU without a model. */
-export function machineInfo(unknownCpu = 'unknown cpu') {
-  return {
-    date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
-    nproc: spawnSync('nproc', { encoding: 'utf8' }).stdout?.trim() ?? String(os.availableParallelism()),
-    cpus: os.cpus().length,
-    cpuModel: os.cpus()[0]?.model.trim() ?? unknownCpu,
-    node: process.version,
-    redis: /v=(\S+)/.exec(spawnSync('redis-server', ['--version'], { encoding: 'utf8' }).stdout ?? '')?.[1] ?? '?',
-    os: `${os.type()} ${os.release()}`,
-  };
-}
-
-/** Whole ops/s with thousands separators, `n/a` for a missing cell. */
-export function fmtOps(x) {
-  return Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : 'n/a';
-}
-
-/** A number with `digits` decimals (latencies in ms: 3), `n/a` for a missing cell. */
-export function fmtNum(x, digits = 3) {
-  return Number.isFinite(x) ? x.toFixed(digits) : 'n/a';
-}
-
-/** The first two lines of a markdown table: the header, and the first column left-aligned, the rest right. */
-export function tableHead(cols) {
-  return [`| ${cols.join(' | ')} |`, `|${cols.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`];
-}
-

@@ -26,7 +26,6 @@
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import {
   busySummary, cpuBusy, fmtNum as fmt, fmtOps as fmtInt, isStopping, keyName, loadKeys, log, machineInfo, makeTempDir,
   median, missingBuild, onPath, onSignals, parseFlags, positiveInt, redisCli, root, runMain, runRedisBenchmark,
@@ -99,8 +98,8 @@ async function main() {
   }
   const missing = missingBuild(['packages/coordinator/dist/index.js', 'packages/config/dist/index.js', 'packages/protocol/dist/index.js', 'packages/proxy/dist/main.js']);
   if (missing !== null) throw new Error(missing);
-  const { MigrationRunner, createMigration } = await import(pathToFileURL(path.join(root, 'packages/config/dist/index.js')).href);
-  const { keySlot } = await import(pathToFileURL(path.join(root, 'packages/protocol/dist/index.js')).href);
+  const { MigrationRunner, createMigration } = await import('@reborn/config');
+  const { keySlot } = await import('@reborn/protocol');
   const pino = createRequire(path.join(root, 'package.json'))('pino');
 
   const tmp = makeTempDir('reborn-bench-migration-', { keep: flags.keep });

@@ -12,7 +12,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -38,7 +38,7 @@ const PAYLOAD = 'x'.repeat(32);
 // What each subscriber receives per message, byte for byte.
 const MESSAGE_BYTES = Buffer.byteLength(`*3\r\n$7\r\nmessage\r\n$${CHANNEL.length}\r\n${CHANNEL}\r\n$${PAYLOAD.length}\r\n${PAYLOAD}\r\n`);
 
-const { startCluster } = await import(pathToFileURL(path.join(root, 'packages/testkit/dist/index.js')).href);
+const { startCluster } = await import('@reborn/testkit');
 
 /** A subscriber that counts the bytes it receives after its SUBSCRIBE confirmation. */
 async function subscriber(port) {

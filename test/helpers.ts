@@ -227,7 +227,7 @@ export class RawClient {
 }
 
 // -----------------------------------------------------------------------------------------
-// Slots, computed here from DESIGN.md and not with the proxy's own code
+// Slots, computed here from the rule in docs/architecture.md §3 (step 4) and not with the proxy's own code
 
 export function hashTagOf(key: Buffer): Buffer {
   const open = key.indexOf(0x7b);

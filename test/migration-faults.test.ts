@@ -411,8 +411,8 @@ describe('migration faults', () => {
   });
 
   it('a proxy cut off from etcd and fenced for one migration must not write the old group of a later one', { timeout: 120_000 }, async () => {
-    // DESIGN.md: "No interleaving of pauses, partitions and crashes lets a slot be written in
-    // two groups." Proxy B loses etcd (a partition: it keeps serving with its table, as it
+    // docs/architecture.md §7: "A slot is never written in two groups, whatever pauses and
+    // partitions happen." Proxy B loses etcd (a partition: it keeps serving with its table, as it
     // must). Migration 1 (group 1 → 2) fences it on groups 1 and 2. Its lease then expires.
     // Migration 2 moves slots of group 3 → 2. B still routes those slots to group 3.
     const cluster = await startCluster({ groups: 3, proxies: 0 });

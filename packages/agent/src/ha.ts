@@ -1,5 +1,5 @@
 /**
- * HA: the leader's health checks and failover (DESIGN.md "Failover"). RebornDB's
+ * HA: the leader's health checks and failover (docs/architecture.md §5 "HA"). RebornDB's
  * cmd/agent/ha.go is the model; this is the algorithm, step by step:
  *
  *  1. Leadership. Every agent started with --ha campaigns in etcd (leadership.ts). Only the

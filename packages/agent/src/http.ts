@@ -1,5 +1,5 @@
 /**
- * The agent's HTTP API (DESIGN.md "Command-line and HTTP interfaces"). JSON in, JSON out;
+ * The agent's HTTP API (the agent part of docs/architecture.md §5 "Supervisor"). JSON in, JSON out;
  * every failure is `{error, code}` with a 4xx/5xx status saying what is wrong.
  *
  *   POST /api/start_redis   {port, args?, dataDir?, host?}   201 app

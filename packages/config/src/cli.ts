@@ -3,7 +3,7 @@
  * `runCli` returns the exit status instead of exiting, so tests can drive it in-process; the
  * binary (main.ts) only wires process streams and signals to it.
  *
- * Output contract (DESIGN.md): results on stdout, progress on stderr, exit 0 on success,
+ * Output contract: results on stdout, progress on stderr, exit 0 on success,
  * otherwise non-zero with exactly one line `reborn-config: <reason>` on stderr.
  *
  * `slot migrate` without --detach follows the task until every slot of the range is online in

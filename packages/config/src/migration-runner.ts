@@ -1,6 +1,6 @@
 /**
  * The migration runner: moves slots between groups while clients keep reading and writing
- * (DESIGN.md "Slot migration"). etcd is the only state: every step re-reads the task and the
+ * (docs/architecture.md §4 "Slot migration"). etcd is the only state: every step re-reads the task and the
  * real slot states, so any runner can take over at any point.
  *
  * THE STATE MACHINE (one task; a "batch" = ≤ batchSlots (default 512) of its slots that share

@@ -37,7 +37,7 @@ describe('global options', () => {
 });
 
 describe('verbs', () => {
-  it('parses every verb of DESIGN.md', () => {
+  it('parses every verb of the CLI', () => {
     expect(parse(['group', 'add', '1']).command).toEqual({ verb: 'group add', gid: 1 });
     expect(parse(['group', 'remove', '9999']).command).toEqual({ verb: 'group remove', gid: 9999 });
     expect(parse(['group', 'list']).command).toEqual({ verb: 'group list' });

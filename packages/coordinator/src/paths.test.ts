@@ -5,7 +5,7 @@ import { Paths, isValidProduct } from './paths.js';
 describe('Paths', () => {
   const p = new Paths('demo');
 
-  it('lays keys out as DESIGN.md says', () => {
+  it('lays keys out as docs/architecture.md §2 says', () => {
     expect(p.root).toBe('/reborn/demo/');
     expect(p.slot(0)).toBe('/reborn/demo/slots/0000');
     expect(p.slot(7)).toBe('/reborn/demo/slots/0007');

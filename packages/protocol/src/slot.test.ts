@@ -1,6 +1,6 @@
 /**
  * Slot hashing must never change: every deployed cluster's data placement depends on it. The
- * rule (DESIGN.md "Slots") is slot = crc32(tag) % 1024 with IEEE CRC-32 and the Redis Cluster
+ * rule (docs/architecture.md §3, step 4 "Slot") is slot = crc32(tag) % 1024 with IEEE CRC-32 and the Redis Cluster
  * hash-tag rule. The expected values below come from a table-driven CRC-32 written here
  * (polynomial 0xEDB88320), independent of node:zlib, which slot.ts uses.
  */

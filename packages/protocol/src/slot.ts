@@ -1,5 +1,5 @@
 /**
- * Slot hashing (DESIGN.md "Slots"): slot = crc32(tag) % 1024 with IEEE crc32 (zlib.crc32).
+ * Slot hashing (docs/architecture.md §3, step 4 "Slot"): slot = crc32(tag) % 1024 with IEEE crc32 (zlib.crc32).
  * The tag is the bytes between the first `{` and the next `}` when that span is non-empty,
  * otherwise the whole key — the Redis Cluster rule, so `{}` hashes the whole key.
  * Keys are raw bytes: never decode them to strings.

@@ -9,7 +9,7 @@
  * whole when etcd compacted past it) once etcd is back. A topology that comes back empty or
  * foreign is never installed (topology-follower.ts): the table stays and an alarm goes up.
  *
- * Barrier (DESIGN.md "Slot migration"): the watch delivers actions after the slot changes
+ * Barrier (docs/architecture.md §4 "The 2PC barrier"): the watch delivers actions after the slot changes
  * they guard. For an action that names this proxy, the router already holds new requests of
  * those slots; the proxy snapshots how many requests each backend connection has been sent,
  * waits until all of them are answered, and only then writes its ack.
@@ -421,7 +421,7 @@ export class Proxy implements SessionHost {
     }
   }
 
-  /** Drains the requests already sent, then acks (DESIGN.md "Slot migration", step 1). */
+  /** Drains the requests already sent, then acks (docs/architecture.md §4 "The 2PC barrier"). */
   private onAction(action: ActionInfo): void {
     if (!action.proxies.includes(this.options.id) || this.handledActions.has(action.seq)) return;
     this.handledActions.add(action.seq);

@@ -5,6 +5,7 @@
  */
 import { join } from 'node:path';
 import { tempDir } from './cleanup.js';
+import { etcdArgs } from './daemon-args.js';
 import { freePort } from './ports.js';
 import { HOST, ServerProcess, launchWithRetries } from './server-process.js';
 
@@ -53,13 +54,7 @@ export class EtcdServer extends ServerProcess {
         name: `etcd ${this.clientUrl}`,
         command: this.opts.bin ?? 'etcd',
         args: [
-          '--name', name,
-          '--data-dir', this.dir,
-          '--listen-client-urls', this.clientUrl,
-          '--advertise-client-urls', this.clientUrl,
-          '--listen-peer-urls', peerUrl,
-          '--initial-advertise-peer-urls', peerUrl,
-          '--initial-cluster', `${name}=${peerUrl}`,
+          ...etcdArgs({ name, dataDir: this.dir, clientUrl: this.clientUrl, peerUrl }),
           '--logger', 'zap',
           '--log-outputs', 'stderr',
           ...(this.opts.args ?? []),

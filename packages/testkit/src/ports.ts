@@ -19,3 +19,19 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
     });
   });
 }
+
+/**
+ * The first free port at or after `start` (of the next 200), for launchers that want stable,
+ * memorable ports (`npm start`) yet must not fail on a busy one or a second cluster.
+ */
+export async function portFrom(start: number, host = '127.0.0.1'): Promise<number> {
+  for (let port = start; port < start + 200; port++) {
+    const free = await new Promise<boolean>((resolve) => {
+      const srv = createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, host, () => srv.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error(`no free port near ${start}`);
+}

@@ -2,9 +2,11 @@
  * One child process under test: spawned and tracked (cleanup.ts), its output kept as lines,
  * readiness waited for by polling a check (never by sleeping a fixed time), and stopped by
  * signal with a deadline. Errors carry the tail of the output, which is usually the reason.
+ * A launcher's daemon (daemons.ts) instead appends its output to a log file and is untracked.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -19,6 +21,13 @@ export interface SpawnSpec {
   cwd?: string;
   /** Lines of output kept (oldest dropped first). Default: all. */
   maxLines?: number;
+  /**
+   * Append stdout and stderr to this file instead of keeping them as lines: the output then
+   * outlives this process and its pipes (daemons of a launcher, see daemons.ts).
+   */
+  logFile?: string;
+  /** Not in the cleanup registry: the caller stops it (DaemonSet has its own exit hook and no signal hooks). */
+  untracked?: boolean;
 }
 
 export interface Exit {
@@ -41,17 +50,26 @@ export class ManagedProcess extends EventEmitter<{ line: [line: string] }> {
   private readonly child: ChildProcess;
   private readonly maxLines: number;
   private exitInfo: Exit | null = null;
+  private readonly logFile: string | undefined;
+  /** Why the spawn itself failed (no such command, say), if it did. */
+  spawnError: Error | null = null;
 
   constructor(spec: SpawnSpec) {
     super();
     this.name = spec.name;
     this.maxLines = spec.maxLines ?? Infinity;
-    this.child = spawn(spec.command, [...spec.args], {
-      cwd: spec.cwd,
-      env: spec.env ?? process.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    trackChild(this.child);
+    this.logFile = spec.logFile;
+    const out = spec.logFile === undefined ? null : openSync(spec.logFile, 'a');
+    try {
+      this.child = spawn(spec.command, [...spec.args], {
+        cwd: spec.cwd,
+        env: spec.env ?? process.env,
+        stdio: out === null ? ['ignore', 'pipe', 'pipe'] : ['ignore', out, out],
+      });
+    } finally {
+      if (out !== null) closeSync(out); // the child has its own copy
+    }
+    if (!spec.untracked) trackChild(this.child);
     this.exited = new Promise((resolve) => {
       // 'close' (not 'exit'): all output has been read by then, so the tail is complete.
       this.child.once('close', (code, signal) => {
@@ -59,6 +77,7 @@ export class ManagedProcess extends EventEmitter<{ line: [line: string] }> {
         resolve(this.exitInfo);
       });
       this.child.once('error', (err) => {
+        this.spawnError = err;
         this.push(`[testkit] failed to spawn ${spec.command}: ${err.message}`);
         this.exitInfo ??= { code: null, signal: null };
         resolve(this.exitInfo);
@@ -78,6 +97,7 @@ export class ManagedProcess extends EventEmitter<{ line: [line: string] }> {
   }
 
   tail(n = 40): string {
+    if (this.logFile !== undefined) return tailOfFile(this.logFile, n);
     return this.lines.slice(-n).join('\n');
   }
 
@@ -157,6 +177,15 @@ export class ManagedProcess extends EventEmitter<{ line: [line: string] }> {
     this.lines.push(line);
     if (this.lines.length > this.maxLines) this.lines.splice(0, this.lines.length - this.maxLines);
     this.emit('line', line);
+  }
+}
+
+/** The last `n` lines of a log file ('' when there is none). */
+export function tailOfFile(file: string, n: number): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-n).join('\n');
+  } catch {
+    return '';
   }
 }
 

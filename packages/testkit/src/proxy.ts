@@ -8,11 +8,13 @@
  * (pino JSON lines on stdout, anything on stderr) is kept in `logs` so tests can assert on
  * log records.
  */
-import { fileURLToPath } from 'node:url';
 import { Redis, type RedisOptions } from 'ioredis';
 import { trackHandle } from './cleanup.js';
+import { PROXY_BIN, REPO_ROOT, proxyArgs } from './daemon-args.js';
 import { freePort } from './ports.js';
 import { ExitedEarlyError, ManagedProcess, healthzFrom } from './process.js';
+
+export { PROXY_BIN };
 
 export interface StartProxyOptions {
   /** etcd client URL(s), comma-separated. */
@@ -28,9 +30,6 @@ export interface StartProxyOptions {
   startTimeoutMs?: number;
 }
 
-/** The repo root, from this file's place: packages/testkit/{src,dist}/proxy.* */
-const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-export const PROXY_BIN = `${REPO_ROOT}packages/proxy/bin/reborn-proxy.js`;
 const HOST = '127.0.0.1';
 const PORT_ATTEMPTS = 3;
 
@@ -49,11 +48,7 @@ export class ProxyProcess {
     this.adminPort = adminPort;
     const args = [
       opts.bin ?? PROXY_BIN,
-      '--addr', this.addr,
-      '--admin-addr', this.adminAddr,
-      '--etcd', opts.etcd,
-      '--product', opts.product,
-      ...(opts.id === undefined ? [] : ['--id', opts.id]),
+      ...proxyArgs({ addr: this.addr, adminAddr: this.adminAddr, etcd: opts.etcd, product: opts.product, ...(opts.id === undefined ? {} : { id: opts.id }) }),
       ...(opts.args ?? []),
     ];
     this.proc = new ManagedProcess({

@@ -6,7 +6,7 @@
  *
  * Rules of thumb:
  * - a key-bearing data command is `route`: every key its key specs name must hash to one slot;
- * - only MGET, MSET, DEL, UNLINK, EXISTS, TOUCH are `split` (DESIGN.md); MSETNX is not, since
+ * - only MGET, MSET, DEL, UNLINK, EXISTS, TOUCH are `split` (docs/architecture.md §3, step 3); MSETNX is not, since
  *   splitting it would break its all-or-nothing promise;
  * - connection state the proxy owns is `local`;
  * - anything that would read or change a whole backend, its persistence, replication or

@@ -50,7 +50,7 @@ export type ProxyPolicy =
       /** PUBLISH/SPUBLISH: routed by the slot of the channel (argument 1), which is not a key. */
       channel?: boolean;
     }
-  /** Multi-key command split per slot and merged (DESIGN.md: MGET, MSET, DEL, UNLINK, EXISTS, TOUCH). */
+  /** Multi-key command split per slot and merged (docs/architecture.md §3: MGET, MSET, DEL, UNLINK, EXISTS, TOUCH). */
   | { kind: 'split'; merge: 'mget' | 'mset' | 'sum' }
   /** Answered by the proxy itself (PING, ECHO, AUTH, HELLO, …). */
   | { kind: 'local'; note?: string }
