@@ -15,8 +15,8 @@
  * rendered (and its error is shown in the error area).
  *
  * Every API call of the page goes through `api(METHOD, '/api/route/:pattern', params, body)`
- * with the route pattern exactly as the API's route table (api-routes.ts) declares it, so test/dashboard.test.ts can extract
- * them from the served HTML and check each one exists.
+ * with the route pattern exactly as the API's route table (api/routes.ts) declares it, so
+ * test/dashboard.test.ts can extract them from the served HTML and check each one exists.
  *
  * Token: when the API answers 401 the page shows a token input; the token is kept in
  * sessionStorage and sent as `Authorization: Bearer <token>` only (never in a URL).
