@@ -1,5 +1,5 @@
 /**
- * HA: the leader's health checks and failover (docs/architecture.md). RebornDB's
+ * HA: the leader's health checks and failover (docs/architecture.md, "HA"). RebornDB's
  * cmd/agent/ha.go is the model; this is the algorithm, step by step:
  *
  *  1. Leadership. Every agent started with --ha campaigns in etcd (leadership.ts). Only the
@@ -59,6 +59,12 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
+// The HA modules first: the import lines below them are edited by the coordinator move.
+import { Failover } from './failover.js';
+import { isDown, newProbe, recordCheckSuccess, type Probe, type ServerStatus } from './ha-probe.js';
+import { HaRecords } from './ha-records.js';
+export { isDown, type Probe, type ServerStatus } from './ha-probe.js';
+export { pickCandidate, promotedGroup, unaccountedReplicas, type Candidate } from './ha-choice.js';
 import {
   AgentEventKind,
   ServerHealthState,
@@ -79,12 +85,6 @@ import {
 import type { Leadership } from './leadership.js';
 import type { AgentMetrics } from './metrics.js';
 import { replicatesFrom, replicationOffset, type RedisAdmin, type ReplicationInfo } from './redis-admin.js';
-import { Failover } from './failover.js';
-import { isDown, newProbe, recordCheckSuccess, type Probe, type ServerStatus } from './ha-probe.js';
-import { HaRecords } from './ha-records.js';
-
-export { isDown, type Probe, type ServerStatus } from './ha-probe.js';
-export { pickCandidate, promotedGroup, unaccountedReplicas, type Candidate } from './ha-choice.js';
 
 /** How often an agent that does not lead reads the topology, to know the groups if it must lead. */
 const FOLLOW_MS = 5000;
