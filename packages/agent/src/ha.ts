@@ -59,7 +59,6 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-// The HA modules first: the import lines below them are edited by the coordinator move.
 import { Failover } from './failover.js';
 import { isDown, newProbe, recordCheckSuccess, type Probe, type ServerStatus } from './ha-probe.js';
 import { HaRecords } from './ha-records.js';
