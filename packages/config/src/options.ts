@@ -1,13 +1,15 @@
 /**
  * The command line of reborn-config: one table of verbs (their positional arguments and the
  * options each accepts), global options with flags > env > defaults, and the parse into a
- * typed Command. Values are checked here with the same functions the operations use
- * (servers.ts), so `slot set 10 5 1` fails before any connection is made and with the same
- * words the REST API uses.
+ * typed Command: the global options, then the verb lookup and its arity check, then the
+ * verb's builder (verb-builders.ts, one entry per verb). Values are checked with the same
+ * functions the operations use (servers.ts), so `slot set 10 5 1` fails before any
+ * connection is made and with the same words the REST API uses.
  */
-import { allowHostProblems, isValidProduct, openBindRefusal } from '@reborn/coordinator';
+import { isValidProduct } from '@reborn/coordinator';
+import type { Command, Verb } from './command.js';
 import { UsageError, ValidationError } from './errors.js';
-import { checkAddr, checkGroupId, checkMigrationId, checkProxyId, checkSlotId, checkSlotRange } from './servers.js';
+import { DEFAULT_HTTP_ADDR, VERB_BUILDERS, type VerbInput } from './verb-builders.js';
 
 export interface GlobalOptions {
   etcd: string[];
@@ -18,27 +20,7 @@ export interface GlobalOptions {
   redisPassword: string | null;
 }
 
-export type Command =
-  | { verb: 'help'; topic: string | null }
-  | { verb: 'group add' | 'group remove'; gid: number }
-  | { verb: 'group list' }
-  | { verb: 'server add' | 'server remove' | 'server promote'; gid: number; addr: string }
-  | { verb: 'slot init'; force: boolean }
-  | { verb: 'slot set'; first: number; last: number; gid: number }
-  | { verb: 'slot list' }
-  | { verb: 'slot info'; id: number }
-  | { verb: 'slot migrate'; first: number; last: number; gid: number; detach: boolean; throttle?: number; batchSlots?: number }
-  | { verb: 'slot rebalance'; confirm: boolean }
-  | { verb: 'migration list' }
-  | { verb: 'migration pause' | 'migration resume' | 'migration cancel'; id: string }
-  | { verb: 'proxy list' }
-  | { verb: 'proxy offline'; id: string }
-  | { verb: 'topology save'; file: string }
-  | { verb: 'topology restore'; file: string; force: boolean }
-  | { verb: 'check'; fix: boolean; scanCount?: number; throttle?: number; examples?: number }
-  | { verb: 'dashboard'; httpAddr: string; token: string | null; allowHosts: string[] };
-
-export type Verb = Command['verb'];
+export type { Command, Verb } from './command.js';
 
 export interface ParsedCommandLine {
   global: GlobalOptions;
@@ -131,7 +113,7 @@ export const VERBS: readonly VerbSpec[] = [
 
 export const DEFAULT_ETCD = 'http://127.0.0.1:2379';
 export const DEFAULT_PRODUCT = 'default';
-export const DEFAULT_HTTP_ADDR = '127.0.0.1:18087';
+export { DEFAULT_HTTP_ADDR } from './verb-builders.js';
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 /** The variables parseCommandLine reads, for the help text. */
@@ -213,55 +195,48 @@ export function tokenize(argv: readonly string[]): Tokens {
   return { positionals, flags };
 }
 
-/** An integer argument; `what` names it in the message. */
-function int(text: string, what: string, want: string): number {
-  if (!/^-?\d{1,15}$/.test(text)) throw new ValidationError(`invalid ${what} ${JSON.stringify(text)}: want ${want}`);
-  return Number(text);
+type Flags = ReadonlyMap<string, string | true>;
+
+/** A non-empty environment variable, or undefined. */
+function envValue(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  return env[name] === undefined || env[name] === '' ? undefined : env[name];
 }
 
-const gidArg = (t: string): number => checkGroupId(int(t, 'group id', '1..9999'));
-const slotArg = (t: string): number => checkSlotId(int(t, 'slot', '0..1023'));
-
-function isHostPort(s: string): boolean {
-  const i = s.lastIndexOf(':');
-  if (i <= 0) return false;
-  const port = s.slice(i + 1);
-  return /^\d{1,5}$/.test(port) && Number(port) <= 65535;
+/** A setting: flags > env > defaults. */
+function setting(flags: Flags, env: NodeJS.ProcessEnv, flag: string, envName: string, dflt: string): string {
+  const v = flags.get(flag);
+  return typeof v === 'string' ? v : (envValue(env, envName) ?? dflt);
 }
 
-export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv = {}): ParsedCommandLine {
-  const { positionals, flags } = tokenize(argv);
-  const fromEnv = (name: string): string | undefined => (env[name] === undefined || env[name] === '' ? undefined : env[name]);
-  const str = (flag: string, envName: string, dflt: string): string => {
-    const v = flags.get(flag);
-    return typeof v === 'string' ? v : (fromEnv(envName) ?? dflt);
-  };
-
-  // Globals first: a bad --etcd is reported whatever the verb.
-  const etcd = str('etcd', 'REBORN_ETCD', DEFAULT_ETCD).split(',').map((s) => s.trim()).filter(Boolean);
+/** The global options, checked: a bad --etcd is reported whatever the verb. */
+function parseGlobalOptions(flags: Flags, env: NodeJS.ProcessEnv): GlobalOptions {
+  const etcd = setting(flags, env, 'etcd', 'REBORN_ETCD', DEFAULT_ETCD).split(',').map((s) => s.trim()).filter(Boolean);
   if (etcd.length === 0) throw new ValidationError('--etcd needs at least one endpoint');
   for (const e of etcd) if (!/^https?:\/\/[^/\s]+\/?$/.test(e)) throw new ValidationError(`invalid etcd endpoint ${JSON.stringify(e)}: want http://host:port`);
-  const product = str('product', 'REBORN_PRODUCT', DEFAULT_PRODUCT);
+  const product = setting(flags, env, 'product', 'REBORN_PRODUCT', DEFAULT_PRODUCT);
   if (!isValidProduct(product)) throw new ValidationError(`invalid product name ${JSON.stringify(product)}: want [A-Za-z0-9_-]{1,64}`);
   const logLevelRaw = flags.get('log-level');
-  const logLevel = typeof logLevelRaw === 'string' ? logLevelRaw : (fromEnv('REBORN_LOG_LEVEL') ?? '');
+  const logLevel = typeof logLevelRaw === 'string' ? logLevelRaw : (envValue(env, 'REBORN_LOG_LEVEL') ?? '');
   if (logLevel !== '' && !LOG_LEVELS.includes(logLevel)) {
     throw new ValidationError(`invalid log level ${JSON.stringify(logLevel)}: want one of ${LOG_LEVELS.join(', ')}`);
   }
-  const redisPassword = str('redis-password', 'REBORN_REDIS_PASSWORD', '') || null;
-  const global: GlobalOptions = { etcd, product, json: flags.get('json') === true, logLevel, redisPassword };
+  const redisPassword = setting(flags, env, 'redis-password', 'REBORN_REDIS_PASSWORD', '') || null;
+  return { etcd, product, json: flags.get('json') === true, logLevel, redisPassword };
+}
 
-  if (flags.get('help') === true) return { global, command: { verb: 'help', topic: positionals.slice(0, 2).join(' ') || null } };
-  if (positionals.length === 0) throw new UsageError('missing verb; run reborn-config --help');
-
+/** The verb the positionals name (two words, else one); throws "unknown verb". */
+function findVerb(positionals: readonly string[]): VerbSpec {
   const two = positionals.slice(0, 2).join(' ');
   const spec = VERBS.find((v) => v.verb === two) ?? VERBS.find((v) => v.verb === positionals[0]);
-  if (!spec) {
-    const noun = positionals[0]!;
-    const known = VERBS.some((v) => v.verb.startsWith(`${noun} `));
-    const shown = known ? two : noun;
-    throw new UsageError(`unknown verb ${JSON.stringify(shown)}; run reborn-config --help`);
-  }
+  if (spec) return spec;
+  const noun = positionals[0]!;
+  const known = VERBS.some((v) => v.verb.startsWith(`${noun} `));
+  const shown = known ? two : noun;
+  throw new UsageError(`unknown verb ${JSON.stringify(shown)}; run reborn-config --help`);
+}
+
+/** The verb's arguments: exactly as many as its spec names, and only options that apply to it. */
+function checkArity(spec: VerbSpec, positionals: readonly string[], flags: Flags): string[] {
   const synopsis = `${spec.verb} ${spec.args.map((a) => `<${a}>`).join(' ')}`.trimEnd();
   const args = positionals.slice(spec.verb.split(' ').length);
   if (args.length < spec.args.length) {
@@ -273,115 +248,25 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
   for (const name of flags.keys()) {
     if (!GLOBAL_FLAGS.includes(name) && !spec.flags.includes(name)) throw new UsageError(`${spec.verb}: option --${name} does not apply`);
   }
-  const a = (i: number): string => args[i]!;
-  const bool = (f: string): boolean => flags.get(f) === true;
-  const value = (f: string): string | undefined => {
-    const v = flags.get(f);
-    return typeof v === 'string' ? v : undefined;
-  };
+  return args;
+}
 
-  let command: Command;
-  switch (spec.verb) {
-    case 'group add':
-    case 'group remove':
-      command = { verb: spec.verb, gid: gidArg(a(0)) };
-      break;
-    case 'server add':
-    case 'server remove':
-    case 'server promote':
-      command = { verb: spec.verb, gid: gidArg(a(0)), addr: checkAddr(a(1)) };
-      break;
-    case 'slot init':
-      command = { verb: spec.verb, force: bool('force') };
-      break;
-    case 'slot set':
-    case 'slot migrate': {
-      const first = slotArg(a(0));
-      const last = slotArg(a(1));
-      checkSlotRange(first, last);
-      const gid = gidArg(a(2));
-      if (spec.verb === 'slot set') {
-        command = { verb: spec.verb, first, last, gid };
-        break;
-      }
-      const throttle = value('throttle');
-      const batch = value('batch-slots');
-      command = {
-        verb: spec.verb,
-        first,
-        last,
-        gid,
-        detach: bool('detach'),
-        ...(throttle === undefined ? {} : { throttle: int(throttle, 'throttle', 'keys per second ≥ 0 (0 = unlimited)') }),
-        ...(batch === undefined ? {} : { batchSlots: int(batch, 'batch size', '1..1024 slots') }),
-      };
-      if (command.throttle !== undefined && command.throttle < 0) {
-        throw new ValidationError(`invalid throttle ${command.throttle}: want keys per second ≥ 0 (0 = unlimited)`);
-      }
-      if (command.batchSlots !== undefined && (command.batchSlots < 1 || command.batchSlots > 1024)) {
-        throw new ValidationError(`invalid batch size ${command.batchSlots}: want 1..1024 slots`);
-      }
-      break;
-    }
-    case 'slot info':
-      command = { verb: spec.verb, id: slotArg(a(0)) };
-      break;
-    case 'slot rebalance':
-      command = { verb: spec.verb, confirm: bool('confirm') };
-      break;
-    case 'migration pause':
-    case 'migration resume':
-    case 'migration cancel':
-      command = { verb: spec.verb, id: checkMigrationId(a(0)) };
-      break;
-    case 'proxy offline':
-      command = { verb: spec.verb, id: checkProxyId(a(0)) };
-      break;
-    case 'topology save':
-      command = { verb: spec.verb, file: a(0) };
-      break;
-    case 'topology restore':
-      command = { verb: spec.verb, file: a(0), force: bool('force') };
-      break;
-    case 'check': {
-      // Ranges are checked by the engine (resolveCheckOptions), in the same words the API uses.
-      const n = (flag: string, what: string): number | undefined => {
-        const v = value(flag);
-        return v === undefined ? undefined : int(v, what, 'an integer');
-      };
-      const [throttle, scanCount, examples] = [n('throttle', 'throttle'), n('scan-count', 'scan count'), n('examples', 'examples')];
-      command = {
-        verb: spec.verb,
-        fix: bool('fix'),
-        ...(throttle === undefined ? {} : { throttle }),
-        ...(scanCount === undefined ? {} : { scanCount }),
-        ...(examples === undefined ? {} : { examples }),
-      };
-      break;
-    }
-    case 'dashboard': {
-      const httpAddr = str('http-addr', 'REBORN_DASHBOARD_ADDR', DEFAULT_HTTP_ADDR);
-      if (!isHostPort(httpAddr)) throw new ValidationError(`invalid --http-addr ${JSON.stringify(httpAddr)}: want host:port`);
-      const token = value('token') ?? fromEnv('REBORN_DASHBOARD_TOKEN') ?? null;
-      if (token !== null && token.length < 8) throw new ValidationError('the dashboard token must be at least 8 characters');
-      // Before etcd is even dialled: the reason to fix comes first (listen() checks it again).
-      const openBind = openBindRefusal(httpAddr, token, { flag: '--token', env: 'REBORN_DASHBOARD_TOKEN' });
-      if (openBind !== null) throw new ValidationError(openBind);
-      const allowHosts = str('allow-host', 'REBORN_DASHBOARD_ALLOW_HOST', '').split(',').map((h) => h.trim()).filter(Boolean);
-      const badHosts = allowHostProblems(allowHosts);
-      if (badHosts.length > 0) throw new ValidationError(badHosts.join('; '));
-      command = { verb: spec.verb, httpAddr, token, allowHosts };
-      break;
-    }
-    case 'group list':
-    case 'slot list':
-    case 'migration list':
-    case 'proxy list':
-      command = { verb: spec.verb };
-      break;
-    case 'help':
-      command = { verb: 'help', topic: null };
-      break;
-  }
-  return { global, command };
+export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv = {}): ParsedCommandLine {
+  const { positionals, flags } = tokenize(argv);
+  const global = parseGlobalOptions(flags, env);
+  if (flags.get('help') === true) return { global, command: { verb: 'help', topic: positionals.slice(0, 2).join(' ') || null } };
+  if (positionals.length === 0) throw new UsageError('missing verb; run reborn-config --help');
+  const spec = findVerb(positionals);
+  const input: VerbInput = {
+    args: checkArity(spec, positionals, flags),
+    bool: (f) => flags.get(f) === true,
+    value: (f) => {
+      const v = flags.get(f);
+      return typeof v === 'string' ? v : undefined;
+    },
+    setting: (flag, envName, dflt) => setting(flags, env, flag, envName, dflt),
+    env: (name) => envValue(env, name),
+  };
+  const build = VERB_BUILDERS[spec.verb] as (input: VerbInput) => Command;
+  return { global, command: build(input) };
 }

@@ -1,0 +1,66 @@
+/**
+ * The API's Prometheus metrics: requests by route pattern and status, and cluster gauges.
+ * Invariant: the cluster gauges are read from etcd on each scrape (an overview), never in a
+ * loop, and a failed read sets reborn_config_etcd_up to 0 and leaves the other gauges as
+ * they were.
+ */
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Admin } from '../servers.js';
+
+export interface ApiMetrics {
+  requests: Counter<'method' | 'route' | 'status'>;
+  /** Reads the overview and sets the cluster gauges; throws (after etcd_up 0) when it cannot. */
+  refresh(admin: Admin): Promise<void>;
+}
+
+export function createMetrics(registry: Registry): ApiMetrics {
+  const requests = new Counter({
+    name: 'reborn_config_http_requests_total',
+    help: 'REST API requests by route pattern and status',
+    labelNames: ['method', 'route', 'status'] as const,
+    registers: [registry],
+  });
+  const etcdUp = new Gauge({ name: 'reborn_config_etcd_up', help: '1 when the last scrape could read etcd', registers: [registry] });
+  const slots = new Gauge({ name: 'reborn_config_slots', help: 'Slots by state', labelNames: ['state'] as const, registers: [registry] });
+  const groupSlots = new Gauge({ name: 'reborn_config_group_slots', help: 'Slots owned by each group', labelNames: ['group'] as const, registers: [registry] });
+  const groupServers = new Gauge({ name: 'reborn_config_group_servers', help: 'Servers of each group by role', labelNames: ['group', 'role'] as const, registers: [registry] });
+  const migrations = new Gauge({ name: 'reborn_config_migrations_active', help: 'Active migration tasks by state', labelNames: ['state'] as const, registers: [registry] });
+  const keysMoved = new Gauge({ name: 'reborn_config_migration_keys_moved', help: 'Keys moved by each active migration', labelNames: ['id'] as const, registers: [registry] });
+  const slotsLeft = new Gauge({ name: 'reborn_config_migration_slots_left', help: 'Slots left to move by each active migration', labelNames: ['id'] as const, registers: [registry] });
+  const proxies = new Gauge({ name: 'reborn_config_proxies', help: 'Proxies by state', labelNames: ['state'] as const, registers: [registry] });
+  const barriers = new Gauge({ name: 'reborn_config_barriers_waiting', help: 'Barrier actions still waiting for acks', registers: [registry] });
+  const runner = new Gauge({ name: 'reborn_config_runner_alive', help: '1 when some migration runner leads the product', registers: [registry] });
+
+  const refresh = async (admin: Admin): Promise<void> => {
+    let o;
+    try {
+      o = await admin.overview();
+    } catch (err) {
+      etcdUp.set(0);
+      throw err;
+    }
+    etcdUp.set(1);
+    slots.reset();
+    for (const [state, n] of Object.entries(o.slots.byState)) slots.set({ state }, n);
+    groupSlots.reset();
+    groupServers.reset();
+    for (const g of o.groups) {
+      groupSlots.set({ group: String(g.id) }, g.slots);
+      groupServers.set({ group: String(g.id), role: 'master' }, g.servers.filter((s) => s.role === 'master').length);
+      groupServers.set({ group: String(g.id), role: 'replica' }, g.servers.filter((s) => s.role === 'replica').length);
+    }
+    migrations.reset();
+    keysMoved.reset();
+    slotsLeft.reset();
+    for (const t of o.migrations) {
+      migrations.inc({ state: t.state });
+      keysMoved.set({ id: t.id }, t.progress.keysMoved);
+      slotsLeft.set({ id: t.id }, t.progress.slotsTotal - t.progress.slotsDone);
+    }
+    proxies.reset();
+    for (const p of o.proxies) proxies.inc({ state: p.state });
+    barriers.set(o.barriers.length);
+    runner.set(o.runnerAlive ? 1 : 0);
+  };
+  return { requests, refresh };
+}

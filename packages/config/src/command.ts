@@ -1,0 +1,26 @@
+/**
+ * The typed commands of reborn-config's command line: what options.ts parses argv into and
+ * cli.ts runs. Invariant: a Command's values are already checked (verb-builders.ts); running
+ * it needs no further validation of its arguments.
+ */
+export type Command =
+  | { verb: 'help'; topic: string | null }
+  | { verb: 'group add' | 'group remove'; gid: number }
+  | { verb: 'group list' }
+  | { verb: 'server add' | 'server remove' | 'server promote'; gid: number; addr: string }
+  | { verb: 'slot init'; force: boolean }
+  | { verb: 'slot set'; first: number; last: number; gid: number }
+  | { verb: 'slot list' }
+  | { verb: 'slot info'; id: number }
+  | { verb: 'slot migrate'; first: number; last: number; gid: number; detach: boolean; throttle?: number; batchSlots?: number }
+  | { verb: 'slot rebalance'; confirm: boolean }
+  | { verb: 'migration list' }
+  | { verb: 'migration pause' | 'migration resume' | 'migration cancel'; id: string }
+  | { verb: 'proxy list' }
+  | { verb: 'proxy offline'; id: string }
+  | { verb: 'topology save'; file: string }
+  | { verb: 'topology restore'; file: string; force: boolean }
+  | { verb: 'check'; fix: boolean; scanCount?: number; throttle?: number; examples?: number }
+  | { verb: 'dashboard'; httpAddr: string; token: string | null; allowHosts: string[] };
+
+export type Verb = Command['verb'];
