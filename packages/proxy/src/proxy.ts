@@ -41,6 +41,7 @@ import {
 import { redisCommand } from './admin-redis.js';
 import { StrayWatch } from './stray-watch.js';
 import { Dispatcher } from './dispatch.js';
+import { Forwarder } from './forward.js';
 import { Flusher } from './flusher.js';
 import type { LocalContext } from './local-commands.js';
 import { ProxyMetrics } from './metrics.js';
@@ -125,8 +126,19 @@ export class Proxy implements SessionHost {
       this.pubsub.groupsChanged();
       this.strays?.groupsChanged();
     };
-    // EXEC goes through the dispatcher's slot path (barrier holds, key moves).
-    this.transactions = new Transactions(this.router, backendOptions, (s, r, slot, keys) => this.dispatcher.sendToSlotFor(s, r, slot, keys), options.watchGraceMs, options.maxMultiBytes);
+    // The slot path (barrier holds, key moves), for the dispatcher and for EXEC alike.
+    const forward = new Forwarder({
+      router: this.router,
+      blocking: this.blocking,
+      onBusyKey: (slot, keys) => logger.error({ slot, keys: keys.map((k) => k.toString('latin1')) }, 'MIGRATE answered BUSYKEY: a key exists in both groups of a migrating slot'),
+    });
+    this.transactions = new Transactions({
+      router: this.router,
+      backendOptions,
+      forward,
+      graceMs: options.watchGraceMs,
+      maxQueuedBytes: options.maxMultiBytes,
+    });
     this.router.onMasterReplaced = (addr) => {
       this.blocking.failOn(addr, 'its group failed over to another master while the command was blocked');
       this.transactions.abortWatchesOn(addr);
@@ -160,17 +172,16 @@ export class Proxy implements SessionHost {
       totalConnections: () => this.connections,
       totalCommands: () => this.metrics.commands.totalCalls(),
     };
-    this.dispatcher = new Dispatcher(
-      this.router,
-      this.metrics.commands,
+    this.dispatcher = new Dispatcher({
+      router: this.router,
+      stats: this.metrics.commands,
       local,
-      () => this.refusal(),
-      (slot, keys) => logger.error({ slot, keys: keys.map((k) => k.toString('latin1')) }, 'MIGRATE answered BUSYKEY: a key exists in both groups of a migrating slot'),
-      this.blocking,
-      this.transactions,
-      this.pubsub,
-      options.maxWaitTimeoutMs,
-    );
+      refusal: () => this.refusal(),
+      forward,
+      transactions: this.transactions,
+      pubsub: this.pubsub,
+      maxWaitTimeoutMs: options.maxWaitTimeoutMs,
+    });
   }
 
   dispatch(session: Session, args: Buffer[], raw: Buffer | null): void {

@@ -22,8 +22,7 @@ import type { Logger } from 'pino';
 import { encodeError, MalformedRequestError, ProtocolError, RequestParser } from '@reborn/protocol';
 import type { Flushable, Flusher } from './flusher.js';
 import { Fifo } from './fifo.js';
-import type { ClientSubscriptions } from './pubsub.js';
-import type { TxState, WatchState } from './transactions.js';
+import type { ClientSubscriptions, TxState, WatchState } from './client-state.js';
 import { ClientRequest, type ReplySink } from './request.js';
 
 export interface SessionLimits {
