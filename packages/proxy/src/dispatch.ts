@@ -24,7 +24,7 @@ import {
   type CommandInfo,
   type FanoutMerge,
 } from '@reborn/protocol';
-import type { BackendPool } from './backend.js';
+import type { BackendPool } from './backend-pool.js';
 import type { Forwarder } from './forward.js';
 import type { Transactions } from './transactions.js';
 import { answerLocally, type LocalContext } from './local-commands.js';

@@ -16,7 +16,8 @@
  * (docs/architecture.md, "proxy request path").
  */
 import { encodeCommand, encodeError, errorReplyMessage, isErrorReply, OK } from '@reborn/protocol';
-import type { BackendPool, BackendRequest } from './backend.js';
+import type { BackendRequest } from './backend.js';
+import type { BackendPool } from './backend-pool.js';
 import type { BlockingCommands } from './blocking.js';
 import { pinnedConnection } from './client-state.js';
 import type { Router } from './router.js';

@@ -59,6 +59,13 @@ const MAX_CLIENTS_REPLY = encodeError('ERR max number of clients reached');
 const NOT_A_MEMBER = encodeError('ERR proxy not ready: not yet registered in etcd');
 const FENCED = encodeError('ERR this proxy has been fenced and is reloading its slot table; try again');
 
+/** A promise with its resolve function. */
+function settleable(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
 
 export class Proxy implements SessionHost {
   readonly flusher = new Flusher((err) => this.logger.error({ err }, 'unexpected error while flushing a socket'));
@@ -85,6 +92,8 @@ export class Proxy implements SessionHost {
   private barrier: Barrier | null = null;
   /** Actions acked (or being drained) by this process, so a replayed action is acked once. */
   private readonly handledActions = new Set<number>();
+  /** Settles when the drains of the actions being handled must stop waiting (stop, fence recovery). */
+  private barrierWaitsCancelled = settleable();
   private fenced = false;
   /** True once our member record is in etcd: only then may data commands reach redis. */
   private member = false;
@@ -278,10 +287,13 @@ export class Proxy implements SessionHost {
     this.stopping = true;
     this.logger.info({ sessions: this.sessions.size }, 'proxy stopping');
     this.server?.close();
-    const deadline = Date.now() + graceMs;
-    while (Date.now() < deadline && [...this.sessions].some((s) => s.pendingRequests > 0)) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    this.cancelBarrierWaits();
+    let grace: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all([...this.sessions].map((s) => s.whenAnswered())),
+      new Promise((r) => (grace = setTimeout(r, graceMs))),
+    ]);
+    clearTimeout(grace);
     for (const s of this.sessions) s.close();
     // No session is left to write anything: a barrier need not wait for this proxy any more.
     if (this.member) await this.barrier?.deleteMember(this.options.id).catch(() => undefined);
@@ -308,7 +320,7 @@ export class Proxy implements SessionHost {
       server.listen({ host, port, backlog: 1024 }, () => {
         server.off('error', reject);
         this.listenPort = this.address.port;
-        this.logger.info({ addr: `${host}:${this.listenPort}` }, 'listening for clients');
+        this.logger.info({ addr: joinAddr(host, this.listenPort) }, 'listening for clients');
         resolve();
       });
     });
@@ -335,7 +347,7 @@ export class Proxy implements SessionHost {
       // exclusive: with --workers each worker has its own admin port (the client port is shared).
       admin.listen({ host, port, exclusive: true }, () => {
         admin.off('error', reject);
-        this.logger.info({ addr: `${host}:${this.address.adminPort}` }, 'admin endpoint listening');
+        this.logger.info({ addr: joinAddr(host, this.address.adminPort) }, 'admin endpoint listening');
         resolve();
       });
     });
@@ -432,6 +444,12 @@ export class Proxy implements SessionHost {
     }
   }
 
+  /** Ends every barrier drain in progress; later actions wait on a fresh signal. */
+  private cancelBarrierWaits(): void {
+    this.barrierWaitsCancelled.resolve();
+    this.barrierWaitsCancelled = settleable();
+  }
+
   /** Drains the requests already sent, then acks (DESIGN.md "Slot migration", step 1). */
   private onAction(action: ActionInfo): void {
     if (!action.proxies.includes(this.options.id) || this.handledActions.has(action.seq)) return;
@@ -443,11 +461,10 @@ export class Proxy implements SessionHost {
       // and no WATCH may keep a connection to it: open ones get --watch-grace to finish.
       const slots = new Set(action.slots);
       await Promise.all([this.blocking.unblock(slots), this.transactions.settleWatches(slots)]);
-      // 1 ms steps at first (the usual wait is a round trip), then 10 ms: a request that timed
-      // out waits for its CLIENT KILL, on a stalled server maybe until the barrier fences us.
-      for (let waited = 0; !Router.drained(marker) && !this.stopping && this.handledActions.has(action.seq); waited++) {
-        await new Promise((r) => setTimeout(r, waited < 100 ? 1 : 10));
-      }
+      // Usually a round trip; a request that timed out waits for its CLIENT KILL, on a stalled
+      // server maybe until the barrier fences us. Stopping or a fence recovery (which forgets
+      // the handled actions) ends the wait: this ack is no longer ours to write.
+      await Promise.race([Router.whenDrained(marker), this.barrierWaitsCancelled.promise]);
       if (this.stopping || !this.handledActions.has(action.seq)) return;
       for (let attempt = 1; !this.stopping; attempt++) {
         try {
@@ -493,6 +510,7 @@ export class Proxy implements SessionHost {
         await this.register();
         await this.barrier!.putMember(this.options.id, { addr: this.options.addr, pid: process.pid, host: hostname() });
         this.handledActions.clear();
+        this.cancelBarrierWaits();
         await this.follower!.load();
         await this.enableAclUser();
         if (!(await this.barrier!.clearFenceIfUnchanged(this.options.id, fence))) throw new Error('fenced again while recovering');

@@ -242,7 +242,7 @@ export class Transactions {
           return;
         }
         // Closed when drained, or when it failed: then its failed requests must be settled too.
-        const closed = new Promise<void>((resolve) => conn.closeWhenDrained(resolve)).then(() => untilSettled(conn));
+        const closed = new Promise<void>((resolve) => conn.closeWhenDrained(resolve)).then(() => conn.whenSettled());
         this.draining.set(conn, { slot, closed });
         void closed.then(() => {
           this.draining.delete(conn);
@@ -296,7 +296,8 @@ export class Transactions {
         w.aborted = true;
         const conn = w.conn!;
         w.conn = null;
-        await untilSettled(conn);
+        // Every request sent on it has its reply, or will never run (backend.ts "Draining").
+        await conn.whenSettled();
         conn.close();
       }),
     ]);
@@ -316,11 +317,6 @@ export class Transactions {
   closeAll(): void {
     for (const w of [...this.watches]) w.release();
   }
-}
-
-/** Every request sent on `conn` has its reply, or will never run (BackendConnection "Draining"). */
-async function untilSettled(conn: BackendConnection): Promise<void> {
-  while (conn.settled < conn.sent) await new Promise((r) => setTimeout(r, 1));
 }
 
 const MULTI = Buffer.from('*1\r\n$5\r\nMULTI\r\n');
