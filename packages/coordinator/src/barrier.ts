@@ -25,7 +25,6 @@
 import { CompareResult, CompareTarget, Range } from 'etcd3';
 import { ConflictError } from './errors.js';
 import { decodeJson, parseAction, type ActionInfo } from './models.js';
-
 import type { Store } from './store.js';
 
 // The action decoder lives with the other decoders (models.ts); re-exported for existing callers.

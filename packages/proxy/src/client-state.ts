@@ -5,7 +5,7 @@
  *
  * Invariant: a leaf module. It imports nothing of the proxy but backend types, so the
  * session, the dispatcher, forwarding, transactions and pub/sub can all name these shapes
- * without importing one another (docs/architecture.md, "proxy request path").
+ * without importing one another (docs/architecture.md §3, "The request path in the proxy").
  */
 import type { BackendConnection } from './backend.js';
 

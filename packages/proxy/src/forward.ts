@@ -13,7 +13,7 @@
  * Invariant: while a request waits for a hold or a key move its session is gated, so the
  * client's later commands run after it, in the order sent (session.ts, "Gate"). Routing and
  * slot state sit together: router.ts owns the table, this module the moves along it
- * (docs/architecture.md, "proxy request path").
+ * (docs/architecture.md §3, "The request path in the proxy").
  */
 import { encodeCommand, encodeError, errorReplyMessage, isErrorReply, OK } from '@reborn/protocol';
 import type { BackendRequest } from './backend.js';

@@ -9,10 +9,10 @@
  * whole when etcd compacted past it) once etcd is back. A topology that comes back empty or
  * foreign is never installed (topology-follower.ts): the table stays and an alarm goes up.
  *
- * Barrier (DESIGN.md "Slot migration"): the watch delivers actions after the slot changes
- * they guard. For an action that names this proxy, the router already holds new requests of
- * those slots; the proxy snapshots how many requests each backend connection has been sent,
- * waits until all of them are answered, and only then writes its ack.
+ * Barrier (docs/architecture.md §4, "Slot migration"): the watch delivers actions after the
+ * slot changes they guard. For an action that names this proxy, the router already holds new
+ * requests of those slots; the proxy snapshots how many requests each backend connection has
+ * been sent, waits until all of them are answered, and only then writes its ack.
  *
  * Fencing: the proxy talks to redis as its own ACL user. When a backend refuses that user
  * (reborn-config disabled it because this proxy missed a barrier), the proxy stops serving
@@ -65,7 +65,6 @@ function settleable(): { promise: Promise<void>; resolve: () => void } {
   const promise = new Promise<void>((r) => (resolve = r));
   return { promise, resolve };
 }
-
 
 export class Proxy implements SessionHost {
   readonly flusher = new Flusher((err) => this.logger.error({ err }, 'unexpected error while flushing a socket'));
@@ -450,7 +449,7 @@ export class Proxy implements SessionHost {
     this.barrierWaitsCancelled = settleable();
   }
 
-  /** Drains the requests already sent, then acks (DESIGN.md "Slot migration", step 1). */
+  /** Drains the requests already sent, then acks (docs/architecture.md §4, "The 2PC barrier"). */
   private onAction(action: ActionInfo): void {
     if (!action.proxies.includes(this.options.id) || this.handledActions.has(action.seq)) return;
     this.handledActions.add(action.seq);
@@ -463,9 +462,13 @@ export class Proxy implements SessionHost {
       await Promise.all([this.blocking.unblock(slots), this.transactions.settleWatches(slots)]);
       // Usually a round trip; a request that timed out waits for its CLIENT KILL, on a stalled
       // server maybe until the barrier fences us. Stopping or a fence recovery (which forgets
-      // the handled actions) ends the wait: this ack is no longer ours to write.
-      await Promise.race([Router.whenDrained(marker), this.barrierWaitsCancelled.promise]);
-      if (this.stopping || !this.handledActions.has(action.seq)) return;
+      // the handled actions) ends the wait: this ack is no longer ours to write — never
+      // written undrained, even if the action is handled again by then (that run acks it).
+      let drained = false;
+      if (!this.stopping && this.handledActions.has(action.seq)) {
+        await Promise.race([Router.whenDrained(marker).then(() => (drained = true)), this.barrierWaitsCancelled.promise]);
+      }
+      if (!drained || this.stopping || !this.handledActions.has(action.seq)) return;
       for (let attempt = 1; !this.stopping; attempt++) {
         try {
           if (await this.barrier!.ack(action.seq, this.options.id)) {
