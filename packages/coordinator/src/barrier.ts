@@ -23,22 +23,12 @@
  * its own record once it has re-registered, reloaded the table and re-enabled itself.
  */
 import { CompareResult, CompareTarget, Range } from 'etcd3';
-import { ConflictError, ValidationError } from './errors.js';
-import { decodeJson, isValidSlotId } from './models.js';
+import { ConflictError } from './errors.js';
+import { decodeJson, parseAction, type ActionInfo } from './models.js';
 import type { Store } from './store.js';
 
-export interface ActionInfo {
-  readonly seq: number;
-  readonly kind: 'slots';
-  /** Slots whose change this action makes every proxy apply. */
-  readonly slots: readonly number[];
-  /** etcd revision of the slot writes; a proxy acks after applying everything up to it. */
-  readonly revision: string;
-  /** Proxy ids that must ack: those registered when the action was written. */
-  readonly proxies: readonly string[];
-  readonly createdAt: string;
-  readonly note: string;
-}
+// The action decoder lives with the other decoders (models.ts); re-exported for existing callers.
+export { parseAction, type ActionInfo };
 
 export interface AckInfo {
   readonly proxyId: string;
@@ -53,26 +43,6 @@ export interface FenceInfo {
   readonly action: number | null;
   /** Every redis server the proxy's ACL user was disabled on. */
   readonly servers: readonly string[];
-}
-
-export function parseAction(value: unknown, where: string): ActionInfo {
-  const v = value as Partial<ActionInfo> | null;
-  if (
-    v === null || typeof v !== 'object' || !Number.isSafeInteger(v.seq) || v.kind !== 'slots' ||
-    !Array.isArray(v.slots) || !v.slots.every((s) => isValidSlotId(s)) || typeof v.revision !== 'string' ||
-    !/^\d+$/.test(v.revision) || !Array.isArray(v.proxies) || !v.proxies.every((p) => typeof p === 'string')
-  ) {
-    throw new ValidationError(`${where}: not a valid action: ${JSON.stringify(value)}`);
-  }
-  return {
-    seq: v.seq!,
-    kind: 'slots',
-    slots: v.slots,
-    revision: v.revision,
-    proxies: v.proxies,
-    createdAt: String(v.createdAt ?? ''),
-    note: String(v.note ?? ''),
-  };
 }
 
 export class Barrier {

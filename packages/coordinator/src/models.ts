@@ -260,6 +260,40 @@ export function parseProxy(value: unknown, expectedId?: string, where = 'proxy')
   return { id, addr, adminAddr, pid, host, startedAt, state: state as ProxyState };
 }
 
+/** A barrier action (barrier.ts writes them, every proxy acks them). */
+export interface ActionInfo {
+  readonly seq: number;
+  readonly kind: 'slots';
+  /** Slots whose change this action makes every proxy apply. */
+  readonly slots: readonly number[];
+  /** etcd revision of the slot writes; a proxy acks after applying everything up to it. */
+  readonly revision: string;
+  /** Proxy ids that must ack: those registered when the action was written. */
+  readonly proxies: readonly string[];
+  readonly createdAt: string;
+  readonly note: string;
+}
+
+export function parseAction(value: unknown, where: string): ActionInfo {
+  const v = value as Partial<ActionInfo> | null;
+  if (
+    v === null || typeof v !== 'object' || !Number.isSafeInteger(v.seq) || v.kind !== 'slots' ||
+    !Array.isArray(v.slots) || !v.slots.every((s) => isValidSlotId(s)) || typeof v.revision !== 'string' ||
+    !/^\d+$/.test(v.revision) || !Array.isArray(v.proxies) || !v.proxies.every((p) => typeof p === 'string')
+  ) {
+    throw new ValidationError(`${where}: not a valid action: ${JSON.stringify(value)}`);
+  }
+  return {
+    seq: v.seq!,
+    kind: 'slots',
+    slots: v.slots,
+    revision: v.revision,
+    proxies: v.proxies,
+    createdAt: String(v.createdAt ?? ''),
+    note: String(v.note ?? ''),
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Encoding: validated, with a fixed field order so values diff cleanly in etcdctl.
 

@@ -33,10 +33,12 @@ import { UnavailableError } from './errors.js';
 import {
   decodeJson,
   offlineSlot,
+  parseAction,
   parseGroup,
   parseIdentity,
   parseRestoreMarker,
   parseSlot,
+  type ActionInfo,
   type GroupInfo,
   type ProductIdentity,
   type RestoreMarker,
@@ -44,7 +46,6 @@ import {
   type Topology,
 } from './models.js';
 import type { Paths } from './paths.js';
-import { parseAction, type ActionInfo } from './barrier.js';
 
 /** Why the watch reloaded the whole topology. */
 export type ResyncCause = 'compacted' | 'rewound';

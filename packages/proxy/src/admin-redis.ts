@@ -9,11 +9,13 @@
  */
 import net from 'node:net';
 import { encodeCommand, ReplyScanner } from '@reborn/protocol';
+import { splitAddr } from '@reborn/coordinator';
 
 export function redisCommand(addr: string, args: (string | Buffer)[], timeoutMs = 2000, password: string | null = null): Promise<Buffer> {
-  const i = addr.lastIndexOf(':');
+  // An IPv6 host comes bracketed (`[::1]:6379`); net.connect wants it bare.
+  const { host, port } = splitAddr(addr);
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: addr.slice(0, i), port: Number(addr.slice(i + 1)) });
+    const socket = net.connect({ host, port });
     const scanner = new ReplyScanner();
     const timer = setTimeout(() => {
       socket.destroy();

@@ -1,5 +1,5 @@
 /**
- * Shared, pipelined connections to one redis-server.
+ * A shared, pipelined connection to one redis-server (a pool of them: backend-pool.ts).
  *
  * Many client sessions multiplex onto each connection. A request's bytes go into the
  * connection's write batch (flushed once per event-loop turn by the Flusher) and the request
@@ -29,89 +29,28 @@
  * it, that client runs nothing more) or the server refuses connections (its process, and
  * the client with it, is gone).
  *
+ * `whenSettled` is how a barrier or a WATCH's end waits for that: a promise the connection
+ * resolves itself when its count reaches the mark (failed-client.ts does the CLIENT KILL).
+ *
  * Durability: with `durability.replicas > 0`, every write batch written in one flush is
- * followed by one `WAIT <replicas> <timeout>`; the replies of that batch's writes are held
- * until WAIT answers, then released — or replaced by an error when too few replicas
- * confirmed. One WAIT per batch per connection, not one round trip per write.
+ * followed by one `WAIT <replicas> <timeout>` (durable-writes.ts). The pool is in
+ * backend-pool.ts, the shared shapes in backend-types.ts.
  */
 import net from 'node:net';
-import type { Logger } from 'pino';
 import { encodeCommand, encodeError, isErrorReply, parseIntegerReply, ReplyScanner, splitArrayReply } from '@reborn/protocol';
-import { proxyAclRules } from '@reborn/coordinator';
-import { redisCommand } from './admin-redis.js';
+import { proxyAclRules, splitAddr } from '@reborn/coordinator';
+import type { BackendAuth, BackendOptions, BackendRequest, Durability } from './backend-types.js';
+import { DurableWrite, waitBehindBatch } from './durable-writes.js';
+import { killFailedClient } from './failed-client.js';
 import { Fifo } from './fifo.js';
-import type { Flushable, Flusher } from './flusher.js';
+import type { Flushable } from './flusher.js';
 
-/** What a backend connection needs of a request. */
-export interface BackendRequest {
-  /** The bytes to send (one complete RESP command, answered by one reply). */
-  payload: Buffer;
-  /** A write: in durable mode its reply waits until a replica confirmed it (WAIT). */
-  readonly write?: boolean;
-  /**
-   * Replies to discard before the one that resolves: a transaction is sent as one request
-   * `MULTI … EXEC` whose answer is EXEC's reply (the +OK and +QUEUED before it are dropped).
-   */
-  skipReplies?: number;
-  /**
-   * Only meaningful on the client's pinned WATCH connection: if that pin is gone by the time
-   * the request is delivered (the WATCH was aborted), it is answered +OK and never sent.
-   */
-  pinnedOnly?: boolean;
-  /** Deliver over this connection (an EXEC over its WATCH's pinned one), after any key move. */
-  pinned?: BackendConnection;
-  /** Called exactly once with the raw reply (or an error reply made by the proxy). */
-  resolve(reply: Buffer): void;
-}
-
-/**
- * Durable mode (`--durable`): per pool, how many replicas must confirm a write before the
- * client hears of it (0 = the group has no replica: writes are acknowledged as usual).
- */
-export interface Durability {
-  replicas: number;
-  timeoutMs: number;
-}
-
-export interface BackendAuth {
-  user: string;
-  password: string;
-  /** The servers' default-user password: needed to create or inspect `user` where it fails. */
-  adminPassword: string | null;
-  /** The server refused the proxy's user because it is disabled: the proxy has been fenced. */
-  onFenced(addr: string): void;
-}
-
-export interface BackendOptions {
-  connectTimeoutMs: number;
-  timeoutMs: number;
-  logger: Logger;
-  flusher: Flusher;
-  auth: BackendAuth | null;
-  onStateChange?: (addr: string, up: boolean) => void;
-}
+export type { BackendAuth, BackendOptions, BackendRequest, Durability } from './backend-types.js';
 
 const MIN_BACKOFF_MS = 50;
 const MAX_BACKOFF_MS = 3000;
 
 type State = 'idle' | 'connecting' | 'handshake' | 'ready' | 'down' | 'closed';
-
-/** Durable mode: a write whose reply is parked until the WAIT behind its batch answers. */
-class DurableWrite implements BackendRequest {
-  readonly payload: Buffer;
-  skipReplies: number | undefined;
-  constructor(
-    readonly original: BackendRequest,
-    private readonly unconfirmed: Array<[BackendRequest, Buffer]>,
-  ) {
-    this.payload = original.payload;
-    this.skipReplies = original.skipReplies;
-  }
-
-  resolve(reply: Buffer): void {
-    this.unconfirmed.push([this.original, reply]);
-  }
-}
 
 /** A request the connection makes for itself during the handshake. */
 class InternalRequest implements BackendRequest {
@@ -130,6 +69,8 @@ export class BackendConnection implements Flushable {
   private unsettled = 0;
   /** This connection's redis client id, from the handshake; null while not connected. */
   private clientId: bigint | null = null;
+  /** whenSettled() callers, each with the `settled` count it waits for; null when none. */
+  private settleWaiters: Array<{ mark: number | null; resolve: () => void }> | null = null;
   /** whenClientId() callers waiting for the handshake. */
   private clientIdWaiters: Array<(id: bigint | null) => void> = [];
   /** closeWhenDrained() was called: close once `drained`. */
@@ -189,6 +130,7 @@ export class BackendConnection implements Flushable {
       // A bug in one request's completion must not fail every request behind it.
       this.opts.logger.error({ err, backend: this.addr }, 'unexpected error while completing a request');
     }
+    if (this.settleWaiters !== null) this.checkSettled();
     if (this.closingWhenDrained && this.drained) this.close();
   };
 
@@ -202,9 +144,8 @@ export class BackendConnection implements Flushable {
     private readonly opts: BackendOptions,
     private readonly durability: Durability | null = null,
   ) {
-    const i = addr.lastIndexOf(':');
-    this.host = addr.slice(0, i);
-    this.port = Number(addr.slice(i + 1));
+    // splitAddr drops an IPv6 host's brackets: net.connect wants the bare address.
+    ({ host: this.host, port: this.port } = splitAddr(addr));
   }
 
   get pending(): number {
@@ -262,25 +203,8 @@ export class BackendConnection implements Flushable {
 
   /** Puts one WAIT behind the batch; its reply releases (or fails) the batch's writes. */
   private appendWait(): void {
-    const { replicas, timeoutMs } = this.durability!;
     this.batchWrites = 0;
-    const wait: BackendRequest = {
-      payload: encodeCommand(['WAIT', String(replicas), String(timeoutMs)]),
-      resolve: (reply) => {
-        // Replies are in order: every write before this WAIT has answered by now.
-        const confirmed = parseIntegerReply(reply);
-        const writes = this.unconfirmed.splice(0);
-        const failure =
-          confirmed !== null && confirmed >= BigInt(replicas)
-            ? null
-            : encodeError(
-                confirmed === null
-                  ? `ERR durable write not confirmed: WAIT failed on ${this.addr}`
-                  : `ERR durable write not confirmed: ${confirmed} of ${replicas} replicas acknowledged within ${timeoutMs} ms`,
-              );
-        for (const [req, r] of writes) req.resolve(failure === null || isErrorReply(r) ? r : failure);
-      },
-    };
+    const wait = waitBehindBatch(this.durability!, this.addr, this.unconfirmed);
     this.sent++;
     this.inflight.push(wait);
     this.batch.push(wait.payload);
@@ -382,6 +306,29 @@ export class BackendConnection implements Flushable {
     return this.answered - this.unsettled;
   }
 
+  /**
+   * Resolves once `settled` reaches `mark` (a snapshot of `sent`: a barrier's drain marker),
+   * or, without a mark, once every request sent so far — and any sent meanwhile — is settled.
+   * Woken by the connection itself whenever a reply arrives or a failed request settles: a
+   * waiter costs nothing until then, where polling cost a timer every millisecond.
+   */
+  whenSettled(mark?: number): Promise<void> {
+    if (this.settled >= (mark ?? this.sent)) return Promise.resolve();
+    return new Promise((resolve) => (this.settleWaiters ??= []).push({ mark: mark ?? null, resolve }));
+  }
+
+  private checkSettled(): void {
+    const waiters = this.settleWaiters;
+    if (waiters === null) return;
+    const settled = this.settled;
+    const still = waiters.filter((w) => {
+      if (settled < (w.mark ?? this.sent)) return true;
+      w.resolve();
+      return false;
+    });
+    this.settleWaiters = still.length > 0 ? still : null;
+  }
+
   private learnClientId(done: () => void): void {
     const socket = this.socket;
     this.ask(['CLIENT', 'ID'], (reply) => {
@@ -409,38 +356,21 @@ export class BackendConnection implements Flushable {
    */
   private settleLater(clientId: bigint, requests: number): void {
     this.unsettled += requests;
-    const settle = (): void => {
-      this.unsettled -= requests;
-    };
-    // Bounded even for a dedicated blocking connection (whose own watchdog is "never").
-    const timeoutMs = Math.min(Math.max(1000, this.opts.timeoutMs), 5000);
-    const again = (delayMs: number): void => {
-      setTimeout(() => attempt(Math.min(delayMs * 2, 1000)), delayMs).unref();
-    };
-    const attempt = (delayMs: number): void => {
-      redisCommand(this.addr, ['CLIENT', 'KILL', 'ID', String(clientId)], timeoutMs, this.opts.auth?.adminPassword ?? null).then(
-        (reply) => {
-          // :1 killed now, :0 gone already (redis read its input to the end first).
-          if (reply[0] === 0x3a) {
-            settle();
-            return;
-          }
-          const text = reply.toString('latin1').trim();
-          if (text.startsWith('-NOPERM')) {
-            // Cannot ever be told: waiting would hold every barrier of this proxy for good.
-            this.opts.logger.warn({ backend: this.addr, reply: text }, 'CLIENT KILL of a failed connection refused; counting its requests as settled');
-            settle();
-          } else {
-            again(delayMs); // -BUSY (a script still runs: our requests may still run after it), -LOADING …
-          }
-        },
-        (err: Error) => {
-          if (/ECONNREFUSED/.test(err.message) || this.state === 'closed') settle();
-          else again(delayMs);
-        },
-      );
-    };
-    attempt(50);
+    killFailedClient(
+      {
+        addr: this.addr,
+        clientId,
+        // Bounded even for a dedicated blocking connection (whose own watchdog is "never").
+        timeoutMs: Math.min(Math.max(1000, this.opts.timeoutMs), 5000),
+        adminPassword: this.opts.auth?.adminPassword ?? null,
+        logger: this.opts.logger,
+        isClosed: () => this.state === 'closed',
+      },
+      () => {
+        this.unsettled -= requests;
+        this.checkSettled();
+      },
+    );
   }
 
   private ask(args: (string | Buffer)[], then: (reply: Buffer) => void): void {
@@ -547,6 +477,8 @@ export class BackendConnection implements Flushable {
       for (const [req] of unconfirmed) req.resolve(reply);
       for (const req of waiting) (req instanceof DurableWrite ? req.original : req).resolve(reply);
     }
+    // Failed requests count as answered; those that may still run were made unsettled above.
+    this.checkSettled();
     // Failed while closing when drained: nothing is left to drain.
     if (next === 'down' && this.closingWhenDrained) this.close(reason);
   }
@@ -567,46 +499,5 @@ export class BackendConnection implements Flushable {
   private stopWatchdog(): void {
     if (this.watchdog !== null) clearInterval(this.watchdog);
     this.watchdog = null;
-  }
-}
-
-/** A fixed set of connections to one server; a session always maps to the same one. */
-export class BackendPool {
-  readonly connections: readonly BackendConnection[];
-  /** Shared by the pool's connections; the router updates `replicas` when the group changes. */
-  readonly durability: Durability | null;
-
-  constructor(readonly addr: string, size: number, opts: BackendOptions, durableTimeoutMs: number | null = null) {
-    this.durability = durableTimeoutMs === null ? null : { replicas: 0, timeoutMs: durableTimeoutMs };
-    this.connections = Array.from({ length: size }, () => new BackendConnection(addr, opts, this.durability));
-    for (const c of this.connections) c.onUp = () => this.clearBackoffs();
-  }
-
-  /** Stop failing fast on old backoffs: the server answered, or this proxy was unfenced. */
-  clearBackoffs(): void {
-    for (const c of this.connections) c.clearBackoff();
-  }
-
-  pick(sessionIndex: number): BackendConnection {
-    return this.connections[sessionIndex % this.connections.length]!;
-  }
-
-  get pending(): number {
-    let n = 0;
-    for (const c of this.connections) n += c.pending;
-    return n;
-  }
-
-  get isUp(): boolean {
-    return this.connections.some((c) => c.isUp);
-  }
-
-  /** Drops every connection (they reconnect on the next request). */
-  reset(reason: string): void {
-    for (const c of this.connections) c.reset(reason);
-  }
-
-  close(): void {
-    for (const c of this.connections) c.close();
   }
 }

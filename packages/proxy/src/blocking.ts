@@ -17,7 +17,8 @@
  * command can pop from the old group after the barrier.
  */
 import { encodeCommand, encodeError, isErrorReply } from '@reborn/protocol';
-import { BackendConnection, type BackendOptions, type BackendPool, type BackendRequest } from './backend.js';
+import { BackendConnection, type BackendOptions, type BackendRequest } from './backend.js';
+import type { BackendPool } from './backend-pool.js';
 import type { Session } from './session.js';
 
 interface Blocked {

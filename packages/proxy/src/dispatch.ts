@@ -20,14 +20,12 @@ import {
   checkArity,
   extractKeyIndexes,
   blocksConnection,
-  errorReplyMessage,
-  isErrorReply,
-  OK,
+  MAY_WRITE,
   type CommandInfo,
   type FanoutMerge,
 } from '@reborn/protocol';
-import type { BackendPool, BackendRequest } from './backend.js';
-import type { BlockingCommands } from './blocking.js';
+import type { BackendPool } from './backend-pool.js';
+import type { Forwarder } from './forward.js';
 import type { Transactions } from './transactions.js';
 import { answerLocally, type LocalContext } from './local-commands.js';
 import { AllOkMerge, AnyOkMerge, ArrayAndMerge, FirstMerge, MgetMerge, MinMerge, SumMerge, type ClientRequest, type Merge } from './request.js';
@@ -41,11 +39,7 @@ const NOT_READY = encodeError('ERR proxy not ready');
 const NOAUTH = encodeError('NOAUTH Authentication required.');
 const EMPTY = Buffer.alloc(0);
 const TRANSACTION_COMMANDS = new Set(['multi', 'exec', 'discard', 'watch', 'unwatch']);
-/** Commands without the write flag that may write: treated as writes by --durable. */
-export const MAY_WRITE: ReadonlySet<string> = new Set(['eval', 'evalsha', 'fcall']);
 const NO_KEYS: readonly Buffer[] = [];
-/** MIGRATE's own timeout for moving the keys of one request. */
-const MIGRATE_TIMEOUT_MS = '5000';
 
 function keysAt(args: Buffer[], indexes: number[]): Buffer[] {
   return indexes.map((i) => args[i]!);
@@ -64,39 +58,43 @@ const WAIT_CANNOT_SEE = encodeError(
   'ERR WAIT cannot confirm the writes this connection made with a blocking command or under WATCH since its last WAIT (they ran on connections of their own); run the proxy with --durable for those',
 );
 
-/** `keys` without repeats, first occurrence kept. */
-function distinctKeys(keys: readonly Buffer[]): readonly Buffer[] {
-  const seen = new Set<string>();
-  const out: Buffer[] = [];
-  for (const k of keys) {
-    const id = k.toString('latin1');
-    if (!seen.has(id)) {
-      seen.add(id);
-      out.push(k);
-    }
-  }
-  return out.length === keys.length ? keys : out;
+export interface DispatcherOptions {
+  router: Router;
+  stats: CommandStats;
+  local: LocalContext;
+  /** Why data commands are refused right now (not registered yet, fenced), or null. */
+  refusal: () => Buffer | null;
+  /** The slot path (holds, key moves, delivery), shared with transactions. */
+  forward: Forwarder;
+  transactions: Transactions;
+  pubsub: PubSub;
+  /** WAIT's timeout is capped at this (and 0, "forever", means this): it holds a shared connection. */
+  maxWaitTimeoutMs: number;
 }
 
 export class Dispatcher {
   private readonly statIndex = new Map<CommandInfo, number>();
   private readonly unknownStat: number;
 
-  constructor(
-    private readonly router: Router,
-    private readonly stats: CommandStats,
-    private readonly local: LocalContext,
-    /** Why data commands are refused right now (not registered yet, fenced), or null. */
-    private readonly refusal: () => Buffer | null,
-    /** A MIGRATE answered BUSYKEY: the key exists in both groups. Surfaced, never papered over. */
-    private readonly onBusyKey: (slot: number, keys: readonly Buffer[]) => void,
-    private readonly blocking: BlockingCommands,
-    private readonly transactions: Transactions,
-    private readonly pubsub: PubSub,
-    /** WAIT's timeout is capped at this (and 0, "forever", means this): it holds a shared connection. */
-    private readonly maxWaitTimeoutMs: number,
-  ) {
-    this.unknownStat = stats.indexOf('unknown');
+  private readonly router: Router;
+  private readonly stats: CommandStats;
+  private readonly local: LocalContext;
+  private readonly refusal: () => Buffer | null;
+  private readonly forward: Forwarder;
+  private readonly transactions: Transactions;
+  private readonly pubsub: PubSub;
+  private readonly maxWaitTimeoutMs: number;
+
+  constructor(opts: DispatcherOptions) {
+    this.router = opts.router;
+    this.stats = opts.stats;
+    this.local = opts.local;
+    this.refusal = opts.refusal;
+    this.forward = opts.forward;
+    this.transactions = opts.transactions;
+    this.pubsub = opts.pubsub;
+    this.maxWaitTimeoutMs = opts.maxWaitTimeoutMs;
+    this.unknownStat = this.stats.indexOf('unknown');
   }
 
   dispatch(session: Session, args: Buffer[], raw: Buffer | null): void {
@@ -232,7 +230,7 @@ export class Dispatcher {
         req.resolve(encodeError('ERR no slot is served: run reborn-config slot init'));
         return;
       }
-      this.sendToSlot(session, req, first.id, NO_KEYS, blocking);
+      this.forward.sendToSlot(session, req, first.id, NO_KEYS, blocking);
       return;
     }
     const slot = keySlot(args[keys[0]!]!);
@@ -243,7 +241,7 @@ export class Dispatcher {
       }
     }
     this.stats.slotOps[slot]!++;
-    this.sendToSlot(session, req, slot, keys.length === 1 ? [args[keys[0]!]!] : keys.map((k) => args[k]!), blocking);
+    this.forward.sendToSlot(session, req, slot, keys.length === 1 ? [args[keys[0]!]!] : keys.map((k) => args[k]!), blocking);
   }
 
   /** RESET: no transaction, no WATCH, no subscription, no name, not authenticated (with --auth). */
@@ -263,111 +261,7 @@ export class Dispatcher {
     if (raw === null) req.payload = encodeCommand(args);
     const slot = keySlot(args[1]!);
     this.stats.slotOps[slot]!++;
-    this.sendToSlot(session, req, slot, NO_KEYS);
-  }
-
-  /** The last step of routing: a shared pipelined connection, or a dedicated one for a blocking command. */
-  private deliver(session: Session, pool: BackendPool, breq: BackendRequest, slot: number, blocking: boolean): void {
-    if (blocking) {
-      // Redis runs nothing else of a client while it is blocked: neither does the proxy.
-      session.gate();
-      if (breq.write === true) session.wroteOutsideWaitsView = true;
-      this.blocking.run(session, pool, slot, {
-        payload: breq.payload,
-        write: breq.write === true,
-        resolve: (reply) => {
-          breq.resolve(reply);
-          session.ungate();
-        },
-      });
-      return;
-    }
-    // After WATCH, this client's commands on the watched slot share its pinned connection
-    // (EXEC names it itself: the WATCH is already detached from the session then).
-    const pinned = breq.pinned ?? (session.watch === null ? null : this.transactions.pinnedConnection(session, slot));
-    if (pinned !== null) {
-      if (breq.write === true) session.wroteOutsideWaitsView = true;
-      pinned.send(breq);
-    } else if (breq.pinnedOnly === true) breq.resolve(OK);
-    else {
-      if (breq.write === true) (session.wroteTo ??= new Set()).add(this.router.slots[slot]!.groupId);
-      pool.pick(session.id).send(breq);
-    }
-  }
-
-  /** The slot-state-aware send, for transactions (EXEC). */
-  readonly sendToSlotFor = (session: Session, breq: BackendRequest, slot: number, keys: readonly Buffer[]): void =>
-    this.sendToSlot(session, breq, slot, keys);
-
-  /**
-   * Sends one backend request whose keys all belong to `slot`, by the slot's state:
-   *   online      → the owner's master;
-   *   pre_migrate → held until the barrier moves the slot on, then sent by its new state
-   *                 (except over a WATCH's pinned connection, during its grace);
-   *   migrating   → `MIGRATE … KEYS <keys>` on the source master first (never REPLACE: a
-   *                 BUSYKEY reply means the key exists in both groups, a bug to surface),
-   *                 then the request to the target master;
-   *   offline     → an error.
-   */
-  private sendToSlot(session: Session, breq: BackendRequest, slot: number, keys: readonly Buffer[], blocking = false): void {
-    const entry = this.router.slots[slot]!;
-    if (entry.master === null) {
-      breq.resolve(encodeError(`ERR ${entry.unavailable ?? `slot ${slot} is not served`}`));
-      return;
-    }
-    if (entry.state === 'online') {
-      this.deliver(session, entry.master, breq, slot, blocking);
-      return;
-    }
-    if (entry.state === 'pre_migrate' && !blocking && (breq.pinned !== undefined || this.transactions.pinnedConnection(session, slot) !== null)) {
-      // A WATCH begun before the barrier may finish in the old group: this proxy has not
-      // acked, so the slot's keys have not moved (Transactions.settleWatches).
-      this.deliver(session, entry.master, breq, slot, false);
-      return;
-    }
-    session.gate();
-    if (entry.state === 'pre_migrate') {
-      this.router.hold(
-        slot,
-        () => {
-          this.sendToSlot(session, breq, slot, keys, blocking);
-          session.ungate();
-        },
-        (reply) => {
-          breq.resolve(reply);
-          session.ungate();
-        },
-      );
-      return;
-    }
-    if (keys.length === 0) {
-      this.deliver(session, entry.master, breq, slot, blocking);
-      session.ungate();
-      return;
-    }
-    // A key named twice (LMOVE q q, MULTI … INCR k … EXPIRE k) must be asked for once:
-    // MIGRATE would move the first and answer BUSYKEY for the second.
-    const unique = keys.length === 1 ? keys : distinctKeys(keys);
-    const migrate = encodeCommand(['MIGRATE', entry.targetHost, entry.targetPort, '', '0', MIGRATE_TIMEOUT_MS, ...this.router.migrateAuth, 'KEYS', ...unique]);
-    entry.source!.pick(session.id).send({
-      payload: migrate,
-      resolve: (reply: Buffer) => {
-        if (isErrorReply(reply)) {
-          const message = errorReplyMessage(reply);
-          // Redis wraps the target's refusal: "ERR Target instance replied with error: BUSYKEY …".
-          if (/\bBUSYKEY\b/.test(message)) this.onBusyKey(slot, unique);
-          breq.resolve(encodeError(`ERR moving the keys of migrating slot ${slot} failed: ${message}`));
-        } else if (this.router.slots[slot] === entry) {
-          // The keys are in the target now, and the slot is as it was: deliver there.
-          this.deliver(session, entry.master!, breq, slot, blocking);
-        } else {
-          // The slot changed while its keys moved: online in the target, a failover there,
-          // or already the next move's barrier. Route again by its current state.
-          this.sendToSlot(session, breq, slot, keys, blocking);
-        }
-        session.ungate();
-      },
-    });
+    this.forward.sendToSlot(session, req, slot, NO_KEYS);
   }
 
   /**
@@ -413,7 +307,7 @@ export class Dispatcher {
     }
     if (raw === null) req.payload = encodeCommand(args);
     if (oneSlot) {
-      this.sendToSlot(session, req, firstSlot, keysAt(args, parts.values().next().value!));
+      this.forward.sendToSlot(session, req, firstSlot, keysAt(args, parts.values().next().value!));
       return;
     }
     const entries = [...parts];
@@ -437,7 +331,7 @@ export class Dispatcher {
         if (step === 2) partArgs.push(args[i + 1]!);
       }
       const part = m.part(p, encodeCommand(partArgs));
-      if (typeof target === 'number') this.sendToSlot(session, part, target, keysAt(args, idx));
+      if (typeof target === 'number') this.forward.sendToSlot(session, part, target, keysAt(args, idx));
       else target.pick(session.id).send(part);
     });
   }

@@ -39,7 +39,7 @@ import {
   splitArrayReply,
 } from '@reborn/protocol';
 import { randomInt } from 'node:crypto';
-import type { BackendPool } from './backend.js';
+import type { BackendPool } from './backend-pool.js';
 import { CustomMerge, type ClientRequest } from './request.js';
 import type { Router } from './router.js';
 import type { Session } from './session.js';

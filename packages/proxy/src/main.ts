@@ -9,7 +9,7 @@
  */
 import cluster from 'node:cluster';
 import pino from 'pino';
-import { parseOptionsOrExit, runUntilSignalled } from '@reborn/coordinator';
+import { joinAddr, parseOptionsOrExit, runUntilSignalled, splitAddr } from '@reborn/coordinator';
 import { parseProxyOptions, usage } from './options.js';
 import { Proxy } from './proxy.js';
 
@@ -17,12 +17,11 @@ let options = parseOptionsOrExit('reborn-proxy', process.argv.slice(2), parsePro
 
 const workerIndex = cluster.isWorker ? Number(process.env['REBORN_WORKER_INDEX'] ?? '0') : -1;
 if (cluster.isWorker) {
-  const i = options.adminAddr.lastIndexOf(':');
-  const adminPort = Number(options.adminAddr.slice(i + 1));
+  const { host: adminHost, port: adminPort } = splitAddr(options.adminAddr);
   options = {
     ...options,
     id: `${options.id}-w${workerIndex}`,
-    adminAddr: `${options.adminAddr.slice(0, i)}:${adminPort === 0 ? 0 : adminPort + workerIndex}`,
+    adminAddr: joinAddr(adminHost, adminPort === 0 ? 0 : adminPort + workerIndex),
   };
 }
 

@@ -9,10 +9,10 @@
  * whole when etcd compacted past it) once etcd is back. A topology that comes back empty or
  * foreign is never installed (topology-follower.ts): the table stays and an alarm goes up.
  *
- * Barrier (docs/architecture.md §4 "The 2PC barrier"): the watch delivers actions after the slot changes
- * they guard. For an action that names this proxy, the router already holds new requests of
- * those slots; the proxy snapshots how many requests each backend connection has been sent,
- * waits until all of them are answered, and only then writes its ack.
+ * Barrier (docs/architecture.md §4, "Slot migration"): the watch delivers actions after the
+ * slot changes they guard. For an action that names this proxy, the router already holds new
+ * requests of those slots; the proxy snapshots how many requests each backend connection has
+ * been sent, waits until all of them are answered, and only then writes its ack.
  *
  * Fencing: the proxy talks to redis as its own ACL user. When a backend refuses that user
  * (reborn-config disabled it because this proxy missed a barrier), the proxy stops serving
@@ -41,6 +41,7 @@ import {
 import { redisCommand } from './admin-redis.js';
 import { StrayWatch } from './stray-watch.js';
 import { Dispatcher } from './dispatch.js';
+import { Forwarder } from './forward.js';
 import { Flusher } from './flusher.js';
 import type { LocalContext } from './local-commands.js';
 import { ProxyMetrics } from './metrics.js';
@@ -58,6 +59,12 @@ const MAX_CLIENTS_REPLY = encodeError('ERR max number of clients reached');
 const NOT_A_MEMBER = encodeError('ERR proxy not ready: not yet registered in etcd');
 const FENCED = encodeError('ERR this proxy has been fenced and is reloading its slot table; try again');
 
+/** A promise with its resolve function. */
+function settleable(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
 
 export class Proxy implements SessionHost {
   readonly flusher = new Flusher((err) => this.logger.error({ err }, 'unexpected error while flushing a socket'));
@@ -84,6 +91,8 @@ export class Proxy implements SessionHost {
   private barrier: Barrier | null = null;
   /** Actions acked (or being drained) by this process, so a replayed action is acked once. */
   private readonly handledActions = new Set<number>();
+  /** Settles when the drains of the actions being handled must stop waiting (stop, fence recovery). */
+  private barrierWaitsCancelled = settleable();
   private fenced = false;
   /** True once our member record is in etcd: only then may data commands reach redis. */
   private member = false;
@@ -125,8 +134,19 @@ export class Proxy implements SessionHost {
       this.pubsub.groupsChanged();
       this.strays?.groupsChanged();
     };
-    // EXEC goes through the dispatcher's slot path (barrier holds, key moves).
-    this.transactions = new Transactions(this.router, backendOptions, (s, r, slot, keys) => this.dispatcher.sendToSlotFor(s, r, slot, keys), options.watchGraceMs, options.maxMultiBytes);
+    // The slot path (barrier holds, key moves), for the dispatcher and for EXEC alike.
+    const forward = new Forwarder({
+      router: this.router,
+      blocking: this.blocking,
+      onBusyKey: (slot, keys) => logger.error({ slot, keys: keys.map((k) => k.toString('latin1')) }, 'MIGRATE answered BUSYKEY: a key exists in both groups of a migrating slot'),
+    });
+    this.transactions = new Transactions({
+      router: this.router,
+      backendOptions,
+      forward,
+      graceMs: options.watchGraceMs,
+      maxQueuedBytes: options.maxMultiBytes,
+    });
     this.router.onMasterReplaced = (addr) => {
       this.blocking.failOn(addr, 'its group failed over to another master while the command was blocked');
       this.transactions.abortWatchesOn(addr);
@@ -160,17 +180,16 @@ export class Proxy implements SessionHost {
       totalConnections: () => this.connections,
       totalCommands: () => this.metrics.commands.totalCalls(),
     };
-    this.dispatcher = new Dispatcher(
-      this.router,
-      this.metrics.commands,
+    this.dispatcher = new Dispatcher({
+      router: this.router,
+      stats: this.metrics.commands,
       local,
-      () => this.refusal(),
-      (slot, keys) => logger.error({ slot, keys: keys.map((k) => k.toString('latin1')) }, 'MIGRATE answered BUSYKEY: a key exists in both groups of a migrating slot'),
-      this.blocking,
-      this.transactions,
-      this.pubsub,
-      options.maxWaitTimeoutMs,
-    );
+      refusal: () => this.refusal(),
+      forward,
+      transactions: this.transactions,
+      pubsub: this.pubsub,
+      maxWaitTimeoutMs: options.maxWaitTimeoutMs,
+    });
   }
 
   dispatch(session: Session, args: Buffer[], raw: Buffer | null): void {
@@ -267,10 +286,13 @@ export class Proxy implements SessionHost {
     this.stopping = true;
     this.logger.info({ sessions: this.sessions.size }, 'proxy stopping');
     this.server?.close();
-    const deadline = Date.now() + graceMs;
-    while (Date.now() < deadline && [...this.sessions].some((s) => s.pendingRequests > 0)) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    this.cancelBarrierWaits();
+    let grace: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all([...this.sessions].map((s) => s.whenAnswered())),
+      new Promise((r) => (grace = setTimeout(r, graceMs))),
+    ]);
+    clearTimeout(grace);
     for (const s of this.sessions) s.close();
     // No session is left to write anything: a barrier need not wait for this proxy any more.
     if (this.member) await this.barrier?.deleteMember(this.options.id).catch(() => undefined);
@@ -297,7 +319,7 @@ export class Proxy implements SessionHost {
       server.listen({ host, port, backlog: 1024 }, () => {
         server.off('error', reject);
         this.listenPort = this.address.port;
-        this.logger.info({ addr: `${host}:${this.listenPort}` }, 'listening for clients');
+        this.logger.info({ addr: joinAddr(host, this.listenPort) }, 'listening for clients');
         resolve();
       });
     });
@@ -324,7 +346,7 @@ export class Proxy implements SessionHost {
       // exclusive: with --workers each worker has its own admin port (the client port is shared).
       admin.listen({ host, port, exclusive: true }, () => {
         admin.off('error', reject);
-        this.logger.info({ addr: `${host}:${this.address.adminPort}` }, 'admin endpoint listening');
+        this.logger.info({ addr: joinAddr(host, this.address.adminPort) }, 'admin endpoint listening');
         resolve();
       });
     });
@@ -421,7 +443,13 @@ export class Proxy implements SessionHost {
     }
   }
 
-  /** Drains the requests already sent, then acks (docs/architecture.md §4 "The 2PC barrier"). */
+  /** Ends every barrier drain in progress; later actions wait on a fresh signal. */
+  private cancelBarrierWaits(): void {
+    this.barrierWaitsCancelled.resolve();
+    this.barrierWaitsCancelled = settleable();
+  }
+
+  /** Drains the requests already sent, then acks (docs/architecture.md §4, "The 2PC barrier"). */
   private onAction(action: ActionInfo): void {
     if (!action.proxies.includes(this.options.id) || this.handledActions.has(action.seq)) return;
     this.handledActions.add(action.seq);
@@ -432,12 +460,15 @@ export class Proxy implements SessionHost {
       // and no WATCH may keep a connection to it: open ones get --watch-grace to finish.
       const slots = new Set(action.slots);
       await Promise.all([this.blocking.unblock(slots), this.transactions.settleWatches(slots)]);
-      // 1 ms steps at first (the usual wait is a round trip), then 10 ms: a request that timed
-      // out waits for its CLIENT KILL, on a stalled server maybe until the barrier fences us.
-      for (let waited = 0; !Router.drained(marker) && !this.stopping && this.handledActions.has(action.seq); waited++) {
-        await new Promise((r) => setTimeout(r, waited < 100 ? 1 : 10));
+      // Usually a round trip; a request that timed out waits for its CLIENT KILL, on a stalled
+      // server maybe until the barrier fences us. Stopping or a fence recovery (which forgets
+      // the handled actions) ends the wait: this ack is no longer ours to write — never
+      // written undrained, even if the action is handled again by then (that run acks it).
+      let drained = false;
+      if (!this.stopping && this.handledActions.has(action.seq)) {
+        await Promise.race([Router.whenDrained(marker).then(() => (drained = true)), this.barrierWaitsCancelled.promise]);
       }
-      if (this.stopping || !this.handledActions.has(action.seq)) return;
+      if (!drained || this.stopping || !this.handledActions.has(action.seq)) return;
       for (let attempt = 1; !this.stopping; attempt++) {
         try {
           if (await this.barrier!.ack(action.seq, this.options.id)) {
@@ -482,6 +513,7 @@ export class Proxy implements SessionHost {
         await this.register();
         await this.barrier!.putMember(this.options.id, { addr: this.options.addr, pid: process.pid, host: hostname() });
         this.handledActions.clear();
+        this.cancelBarrierWaits();
         await this.follower!.load();
         await this.enableAclUser();
         if (!(await this.barrier!.clearFenceIfUnchanged(this.options.id, fence))) throw new Error('fenced again while recovering');

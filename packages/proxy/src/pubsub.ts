@@ -58,12 +58,8 @@ import { FeedMatcher } from './feed-matcher.js';
 import { CustomMerge, type ClientRequest } from './request.js';
 import type { Router } from './router.js';
 import type { Session } from './session.js';
+import { CHANNEL, ClientSubscriptions, PATTERN, SHARD, type Kind } from './client-state.js';
 
-/** Subscription kinds, used as indexes. */
-const CHANNEL = 0;
-const PATTERN = 1;
-const SHARD = 2;
-type Kind = typeof CHANNEL | typeof PATTERN | typeof SHARD;
 const KINDS: readonly Kind[] = [CHANNEL, PATTERN, SHARD];
 
 const SUBSCRIBED_VERB = ['subscribe', 'psubscribe', 'ssubscribe'].map((v) => encodeBulk(v));
@@ -93,23 +89,6 @@ export const PUBSUB_COMMANDS: ReadonlySet<string> = new Set([
   ...Object.keys(COMMAND_KIND),
   'pubsub|channels', 'pubsub|shardchannels', 'pubsub|numsub', 'pubsub|shardnumsub', 'pubsub|numpat',
 ]);
-
-/** One client's subscriptions: name (latin1, binary-safe) → the name's bytes. */
-export class ClientSubscriptions {
-  readonly names: [Map<string, Buffer>, Map<string, Buffer>, Map<string, Buffer>] = [new Map(), new Map(), new Map()];
-
-  /** Registered with the session while it has subscriptions: drops them when it closes. */
-  constructor(readonly closeHook: () => void) {}
-
-  get total(): number {
-    return this.names[CHANNEL].size + this.names[PATTERN].size + this.names[SHARD].size;
-  }
-
-  /** The count a confirmation carries: channels + patterns, or shard channels (as Redis 7.0). */
-  count(kind: Kind): number {
-    return kind === SHARD ? this.names[SHARD].size : this.names[CHANNEL].size + this.names[PATTERN].size;
-  }
-}
 
 function confirmation(verb: Buffer, name: Buffer | null, count: number): Buffer {
   return encodeArrayOfEncoded([verb, encodeBulk(name), encodeInteger(count)]);

@@ -10,9 +10,10 @@
 import type { Logger } from 'pino';
 import { SLOT_COUNT } from '@reborn/protocol';
 import type { GroupInfo, SlotInfo } from '@reborn/coordinator';
-import { groupMaster, migrateAuthArgs, NO_GROUP } from '@reborn/coordinator';
+import { groupMaster, migrateAuthArgs, NO_GROUP, splitAddr } from '@reborn/coordinator';
 import { encodeError } from '@reborn/protocol';
-import { BackendPool, type BackendConnection, type BackendOptions } from './backend.js';
+import type { BackendConnection, BackendOptions } from './backend.js';
+import { BackendPool } from './backend-pool.js';
 import { Fifo } from './fifo.js';
 
 /** How many downward moves SCAN can look back on. */
@@ -120,9 +121,9 @@ export class Router {
     return marker;
   }
 
-  /** True once every request counted in `marker` has its reply, or will never run. */
-  static drained(marker: Array<[BackendConnection, number]>): boolean {
-    return marker.every(([c, sent]) => c.settled >= sent);
+  /** Resolves once every request counted in `marker` has its reply, or will never run. */
+  static async whenDrained(marker: Array<[BackendConnection, number]>): Promise<void> {
+    await Promise.all(marker.map(([c, sent]) => c.whenSettled(sent)));
   }
 
   /** Drops every backend connection; used when this proxy finds it has been fenced. */
@@ -340,8 +341,9 @@ export class Router {
       const from = info.from === undefined ? null : masterOf(info.from);
       const to = masterOf(info.to ?? info.group);
       if (from === null || to === null) return unavailable(`slot ${info.id} is migrating between groups without a master`);
-      const i = to.lastIndexOf(':');
-      return { ...base, master: this.pool(to), source: this.pool(from), targetHost: to.slice(0, i), targetPort: to.slice(i + 1), unavailable: null };
+      // MIGRATE takes the bare host: an IPv6 one without its brackets.
+      const target = splitAddr(to);
+      return { ...base, master: this.pool(to), source: this.pool(from), targetHost: target.host, targetPort: String(target.port), unavailable: null };
     }
     const owner = masterOf(info.group);
     if (owner === null) {

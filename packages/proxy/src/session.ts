@@ -22,8 +22,7 @@ import type { Logger } from 'pino';
 import { encodeError, MalformedRequestError, ProtocolError, RequestParser } from '@reborn/protocol';
 import type { Flushable, Flusher } from './flusher.js';
 import { Fifo } from './fifo.js';
-import type { ClientSubscriptions } from './pubsub.js';
-import type { TxState, WatchState } from './transactions.js';
+import type { ClientSubscriptions, TxState, WatchState } from './client-state.js';
 import { ClientRequest, type ReplySink } from './request.js';
 
 export interface SessionLimits {
@@ -86,6 +85,8 @@ export class Session implements Flushable, ReplySink {
   /** The subset of closeHooks that also run when the client half-closes. */
   private readonly inputEndHooks = new Set<() => void>();
   private readonly parked = new Fifo<() => void>(8);
+  /** whenAnswered() callers; null when none (the reply path checks only that). */
+  private answeredWaiters: Array<() => void> | null = null;
   private closeAfterFlush = false;
   /** socket.end() has been called. */
   private ending = false;
@@ -130,6 +131,21 @@ export class Session implements Flushable, ReplySink {
   /** Requests parsed but not yet answered to the client. */
   get pendingRequests(): number {
     return this.waiting;
+  }
+
+  /**
+   * Resolves once every request parsed so far is answered (or the connection closed): how
+   * a stopping proxy lets in-flight requests finish. Woken by the reply queue itself.
+   */
+  whenAnswered(): Promise<void> {
+    if (this.waiting === 0 || this.closed) return Promise.resolve();
+    return new Promise((resolve) => (this.answeredWaiters ??= []).push(resolve));
+  }
+
+  private wakeAnsweredWaiters(): void {
+    const waiters = this.answeredWaiters;
+    this.answeredWaiters = null;
+    if (waiters !== null) for (const resolve of waiters) resolve();
   }
 
   get isClosed(): boolean {
@@ -286,6 +302,7 @@ export class Session implements Flushable, ReplySink {
     }
     this.head = r;
     if (r === null) this.tail = null;
+    if (this.waiting === 0 && this.answeredWaiters !== null) this.wakeAnsweredWaiters();
     this.host.flusher.mark(this);
   }
 
@@ -387,6 +404,7 @@ export class Session implements Flushable, ReplySink {
     this.out = [];
     for (const hook of this.closeHooks) hook();
     this.closeHooks.clear();
+    this.wakeAnsweredWaiters();
     this.host.sessionClosed(this);
   }
 }

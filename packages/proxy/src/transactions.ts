@@ -27,10 +27,12 @@ import {
   NULL_ARRAY,
   OK,
   QUEUED,
+  MAY_WRITE,
   type CommandInfo,
 } from '@reborn/protocol';
 import { BackendConnection, type BackendOptions, type BackendRequest } from './backend.js';
-import { MAY_WRITE } from './dispatch.js';
+import type { WatchState } from './client-state.js';
+import type { Forwarder } from './forward.js';
 import type { ClientRequest } from './request.js';
 import type { Router } from './router.js';
 import type { Session } from './session.js';
@@ -40,33 +42,17 @@ const EXECABORT = encodeError('EXECABORT Transaction discarded because of previo
 /** Proxy-local commands that are also plain Redis commands, fine inside a transaction. */
 const LOCAL_IN_MULTI = new Set(['ping', 'echo', 'time']);
 
-interface QueuedCommand {
-  readonly payload: Buffer;
-  readonly keys: readonly Buffer[];
-  readonly write: boolean;
+export interface TransactionsOptions {
+  router: Router;
+  /** For WATCH's pinned connections: the pool's connection settings. */
+  backendOptions: BackendOptions;
+  /** The slot path EXEC and WATCH go through (barrier holds, key moves). */
+  forward: Forwarder;
+  /** How long a barrier waits for an open WATCH on its slots before aborting it. */
+  graceMs: number;
+  /** Most bytes one MULTI may queue: the proxy holds the queue until EXEC. */
+  maxQueuedBytes: number;
 }
-
-export interface TxState {
-  queued: QueuedCommand[];
-  /** Bytes of the queued commands, against --max-multi-bytes. */
-  bytes: number;
-  /** The slot every key must hash to; -1 until the first key (or WATCH) fixes it. */
-  slot: number;
-  failed: boolean;
-}
-
-export interface WatchState {
-  readonly slot: number;
-  /** The pinned connection; null once aborted (or when the slot was not online). */
-  conn: BackendConnection | null;
-  aborted: boolean;
-  readonly release: () => void;
-  /** Settles when the WATCH ends (EXEC, DISCARD, UNWATCH, RESET or the client going away). */
-  readonly ended: Promise<void>;
-}
-
-/** How a transaction reaches its slot (the dispatcher's slot-state-aware path). */
-export type SendToSlot = (session: Session, req: BackendRequest, slot: number, keys: readonly Buffer[]) => void;
 
 export class Transactions {
   private readonly watches = new Set<WatchState>();
@@ -76,14 +62,15 @@ export class Transactions {
    */
   private readonly draining = new Map<BackendConnection, { slot: number; closed: Promise<void> }>();
 
-  constructor(
-    private readonly router: Router,
-    private readonly backendOptions: BackendOptions,
-    private readonly sendToSlot: SendToSlot,
-    private readonly graceMs: number,
-    /** Most bytes one MULTI may queue: the proxy holds the queue until EXEC. */
-    private readonly maxQueuedBytes: number,
-  ) {}
+  private readonly router: Router;
+  private readonly graceMs: number;
+  private readonly maxQueuedBytes: number;
+
+  constructor(private readonly opts: TransactionsOptions) {
+    this.router = opts.router;
+    this.graceMs = opts.graceMs;
+    this.maxQueuedBytes = opts.maxQueuedBytes;
+  }
 
   /** True when `name` must be queued rather than run: the session is inside MULTI. */
   queues(session: Session, name: string): boolean {
@@ -204,7 +191,7 @@ export class Transactions {
       // but through the slot path, so that in a migrating slot the queued commands' keys are
       // moved to the target first, as the watched ones were.
       composite.pinned = watch.conn;
-      this.sendToSlot(session, composite, watch.slot, keys);
+      this.opts.forward.sendToSlot(session, composite, watch.slot, keys);
       return;
     }
     const slot = tx.slot >= 0 ? tx.slot : this.router.firstServed()?.id;
@@ -212,7 +199,7 @@ export class Transactions {
       composite.resolve(encodeError('ERR no slot is served: run reborn-config slot init'));
       return;
     }
-    this.sendToSlot(session, composite, slot, keys);
+    this.opts.forward.sendToSlot(session, composite, slot, keys);
   }
 
   private watch(session: Session, req: ClientRequest, args: Buffer[], raw: Buffer | null): void {
@@ -240,7 +227,7 @@ export class Transactions {
       const entry = this.router.slots[slot]!;
       const usable = (entry.state === 'online' || entry.state === 'migrating') && entry.master !== null;
       // With the pool's durability: in --durable mode writes here (EXEC too) wait for a replica.
-      const conn = usable ? new BackendConnection(entry.master!.addr, this.backendOptions, entry.master!.durability) : null;
+      const conn = usable ? new BackendConnection(entry.master!.addr, this.opts.backendOptions, entry.master!.durability) : null;
       let ended!: () => void;
       const release = (): void => {
         if (!this.watches.delete(state!)) return;
@@ -255,7 +242,7 @@ export class Transactions {
           return;
         }
         // Closed when drained, or when it failed: then its failed requests must be settled too.
-        const closed = new Promise<void>((resolve) => conn.closeWhenDrained(resolve)).then(() => untilSettled(conn));
+        const closed = new Promise<void>((resolve) => conn.closeWhenDrained(resolve)).then(() => conn.whenSettled());
         this.draining.set(conn, { slot, closed });
         void closed.then(() => {
           this.draining.delete(conn);
@@ -276,7 +263,7 @@ export class Transactions {
     req.pinnedOnly = true;
     // Through the slot path: a migrating slot's watched keys are moved to the target first;
     // the request then goes over the pinned connection (Dispatcher.deliver).
-    this.sendToSlot(session, req, slot, args.slice(1));
+    this.opts.forward.sendToSlot(session, req, slot, args.slice(1));
   }
 
   /** RESET: the open transaction is discarded and every WATCH dropped. */
@@ -288,15 +275,6 @@ export class Transactions {
   private unwatch(session: Session): void {
     session.watch?.release();
     session.watch = null;
-  }
-
-  /**
-   * Commands of a pinned session for its WATCH slot go over the pinned connection — also
-   * while the slot waits for its barrier, until the WATCH ends or is aborted.
-   */
-  pinnedConnection(session: Session, slot: number): BackendConnection | null {
-    const w = session.watch;
-    return w !== null && w.slot === slot && w.conn !== null ? w.conn : null;
   }
 
   /**
@@ -318,7 +296,8 @@ export class Transactions {
         w.aborted = true;
         const conn = w.conn!;
         w.conn = null;
-        await untilSettled(conn);
+        // Every request sent on it has its reply, or will never run (backend.ts "Draining").
+        await conn.whenSettled();
         conn.close();
       }),
     ]);
@@ -338,11 +317,6 @@ export class Transactions {
   closeAll(): void {
     for (const w of [...this.watches]) w.release();
   }
-}
-
-/** Every request sent on `conn` has its reply, or will never run (BackendConnection "Draining"). */
-async function untilSettled(conn: BackendConnection): Promise<void> {
-  while (conn.settled < conn.sent) await new Promise((r) => setTimeout(r, 1));
 }
 
 const MULTI = Buffer.from('*1\r\n$5\r\nMULTI\r\n');

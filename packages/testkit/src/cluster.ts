@@ -21,6 +21,8 @@ export interface StartClusterOptions {
   redisArgs?: readonly string[];
   /** Every redis server gets this default-user password, and the proxies REBORN_REDIS_PASSWORD. */
   redisPassword?: string;
+  /** The loopback address the redis servers bind: default 127.0.0.1; `::1` for IPv6. */
+  redisHost?: string;
 }
 
 export interface ClusterGroup {
@@ -70,6 +72,7 @@ export async function startCluster(opts: StartClusterOptions = {}): Promise<Clus
     const redisOpts = {
       args: ['--repl-diskless-sync-delay', '0', ...(opts.redisArgs ?? [])],
       ...(opts.redisPassword === undefined ? {} : { password: opts.redisPassword }),
+      ...(opts.redisHost === undefined ? {} : { host: opts.redisHost }),
     };
     const [etcd, groups] = await Promise.all([
       start(startEtcd()),

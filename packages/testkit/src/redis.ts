@@ -4,6 +4,7 @@
  */
 import { connect } from 'node:net';
 import { Redis, type RedisOptions } from 'ioredis';
+import { joinAddr } from '@reborn/coordinator';
 import { tempDir } from './cleanup.js';
 import { freePort } from './ports.js';
 import { HOST, ServerProcess, launchWithRetries } from './server-process.js';
@@ -19,10 +20,13 @@ export interface StartRedisOptions {
   bin?: string;
   /** The default user's password (requirepass, and masterauth for replication); none by default. */
   password?: string;
+  /** The loopback address to bind: default 127.0.0.1; `::1` for an IPv6 server. */
+  host?: string;
   startTimeoutMs?: number;
 }
 
 export class RedisServer extends ServerProcess {
+  override readonly host: string;
   readonly port: number;
   readonly dir: string;
   private readonly clients = new Set<Redis>();
@@ -35,12 +39,14 @@ export class RedisServer extends ServerProcess {
     private readonly opts: StartRedisOptions,
   ) {
     super(removeDir);
+    this.host = opts.host ?? HOST;
     this.port = port;
     this.dir = dir;
   }
 
+  /** `host:port`, an IPv6 host in brackets (`[::1]:6379`): the form etcd and the proxy use. */
   get addr(): string {
-    return `${this.host}:${this.port}`;
+    return joinAddr(this.host, this.port);
   }
 
   protected override get label(): string {
@@ -64,7 +70,7 @@ export class RedisServer extends ServerProcess {
   override async launch(): Promise<void> {
     const args = [
       '--port', String(this.port),
-      '--bind', HOST,
+      '--bind', this.host,
       '--save', '',
       '--appendonly', 'no',
       '--dir', this.dir,
@@ -88,7 +94,7 @@ export class RedisServer extends ServerProcess {
 export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisServer> {
   const { dir, remove: removeDir } = opts.dir ? { dir: opts.dir, remove: async () => {} } : await tempDir('reborn-redis-');
   return launchWithRetries(
-    async () => new RedisServer(opts.port ?? (await freePort()), dir, removeDir, opts),
+    async () => new RedisServer(opts.port ?? (await freePort(opts.host)), dir, removeDir, opts),
     removeDir,
     // A port the caller chose is not retried with another one.
     opts.port === undefined,

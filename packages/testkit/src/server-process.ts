@@ -11,7 +11,7 @@ export const HOST = '127.0.0.1';
 const PORT_ATTEMPTS = 3;
 
 export abstract class ServerProcess {
-  readonly host = HOST;
+  readonly host: string = HOST;
   protected proc: ManagedProcess | null = null;
   protected stopped = false;
   private readonly untrack: () => void;

@@ -319,6 +319,13 @@ export function policyNames(): string[] {
   return [...POLICIES.keys()];
 }
 
+/**
+ * Commands without the write flag that may write (scripts and functions: only running them
+ * tells). The proxy counts them as writes, so durable mode never acknowledges a script's
+ * writes unconfirmed and WAIT asks where they went.
+ */
+export const MAY_WRITE: ReadonlySet<string> = new Set(['eval', 'evalsha', 'fcall']);
+
 export interface CommandPolicyEntry {
   name: string;
   policy: ProxyPolicy;

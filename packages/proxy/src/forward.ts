@@ -1,0 +1,157 @@
+/**
+ * Forwarding: the slot path every keyed request takes from the dispatcher or a transaction
+ * (EXEC, WATCH) to redis, by the slot's state in the router's table:
+ *
+ *   online      → the owner's master (a shared pipelined connection, the client's WATCH pin,
+ *                 or a dedicated connection for a blocking command);
+ *   pre_migrate → held by the router until the barrier moves the slot on, then forwarded by
+ *                 its new state (except over a WATCH's pinned connection, during its grace);
+ *   migrating   → the touched keys are MIGRATEd from the source master first, then the
+ *                 request goes to the target master;
+ *   offline     → an error.
+ *
+ * Invariant: while a request waits for a hold or a key move its session is gated, so the
+ * client's later commands run after it, in the order sent (session.ts, "Gate"). Routing and
+ * slot state sit together: router.ts owns the table, this module the moves along it
+ * (docs/architecture.md §3, "The request path in the proxy").
+ */
+import { encodeCommand, encodeError, errorReplyMessage, isErrorReply, OK } from '@reborn/protocol';
+import type { BackendRequest } from './backend.js';
+import type { BackendPool } from './backend-pool.js';
+import type { BlockingCommands } from './blocking.js';
+import { pinnedConnection } from './client-state.js';
+import type { Router } from './router.js';
+import type { Session } from './session.js';
+
+/** MIGRATE's own timeout for moving the keys of one request. */
+const MIGRATE_TIMEOUT_MS = '5000';
+
+/** `keys` without repeats, first occurrence kept. */
+function distinctKeys(keys: readonly Buffer[]): readonly Buffer[] {
+  const seen = new Set<string>();
+  const out: Buffer[] = [];
+  for (const k of keys) {
+    const id = k.toString('latin1');
+    if (!seen.has(id)) {
+      seen.add(id);
+      out.push(k);
+    }
+  }
+  return out.length === keys.length ? keys : out;
+}
+
+export interface ForwarderOptions {
+  router: Router;
+  /** Where blocking commands get a connection of their own. */
+  blocking: BlockingCommands;
+  /** A MIGRATE answered BUSYKEY: the key exists in both groups. Surfaced, never papered over. */
+  onBusyKey: (slot: number, keys: readonly Buffer[]) => void;
+}
+
+export class Forwarder {
+  private readonly router: Router;
+
+  constructor(private readonly opts: ForwarderOptions) {
+    this.router = opts.router;
+  }
+
+  /** The last step of routing: a shared pipelined connection, or a dedicated one for a blocking command. */
+  private deliver(session: Session, pool: BackendPool, breq: BackendRequest, slot: number, blocking: boolean): void {
+    if (blocking) {
+      // Redis runs nothing else of a client while it is blocked: neither does the proxy.
+      session.gate();
+      if (breq.write === true) session.wroteOutsideWaitsView = true;
+      this.opts.blocking.run(session, pool, slot, {
+        payload: breq.payload,
+        write: breq.write === true,
+        resolve: (reply) => {
+          breq.resolve(reply);
+          session.ungate();
+        },
+      });
+      return;
+    }
+    // After WATCH, this client's commands on the watched slot share its pinned connection
+    // (EXEC names it itself: the WATCH is already detached from the session then).
+    const pinned = breq.pinned ?? (session.watch === null ? null : pinnedConnection(session, slot));
+    if (pinned !== null) {
+      if (breq.write === true) session.wroteOutsideWaitsView = true;
+      pinned.send(breq);
+    } else if (breq.pinnedOnly === true) breq.resolve(OK);
+    else {
+      if (breq.write === true) (session.wroteTo ??= new Set()).add(this.router.slots[slot]!.groupId);
+      pool.pick(session.id).send(breq);
+    }
+  }
+
+  /**
+   * Sends one backend request whose keys all belong to `slot`, by the slot's state:
+   *   online      → the owner's master;
+   *   pre_migrate → held until the barrier moves the slot on, then sent by its new state
+   *                 (except over a WATCH's pinned connection, during its grace);
+   *   migrating   → `MIGRATE … KEYS <keys>` on the source master first (never REPLACE: a
+   *                 BUSYKEY reply means the key exists in both groups, a bug to surface),
+   *                 then the request to the target master;
+   *   offline     → an error.
+   */
+  sendToSlot(session: Session, breq: BackendRequest, slot: number, keys: readonly Buffer[], blocking = false): void {
+    const entry = this.router.slots[slot]!;
+    if (entry.master === null) {
+      breq.resolve(encodeError(`ERR ${entry.unavailable ?? `slot ${slot} is not served`}`));
+      return;
+    }
+    if (entry.state === 'online') {
+      this.deliver(session, entry.master, breq, slot, blocking);
+      return;
+    }
+    if (entry.state === 'pre_migrate' && !blocking && (breq.pinned !== undefined || pinnedConnection(session, slot) !== null)) {
+      // A WATCH begun before the barrier may finish in the old group: this proxy has not
+      // acked, so the slot's keys have not moved (Transactions.settleWatches).
+      this.deliver(session, entry.master, breq, slot, false);
+      return;
+    }
+    session.gate();
+    if (entry.state === 'pre_migrate') {
+      this.router.hold(
+        slot,
+        () => {
+          this.sendToSlot(session, breq, slot, keys, blocking);
+          session.ungate();
+        },
+        (reply) => {
+          breq.resolve(reply);
+          session.ungate();
+        },
+      );
+      return;
+    }
+    if (keys.length === 0) {
+      this.deliver(session, entry.master, breq, slot, blocking);
+      session.ungate();
+      return;
+    }
+    // A key named twice (LMOVE q q, MULTI … INCR k … EXPIRE k) must be asked for once:
+    // MIGRATE would move the first and answer BUSYKEY for the second.
+    const unique = keys.length === 1 ? keys : distinctKeys(keys);
+    const migrate = encodeCommand(['MIGRATE', entry.targetHost, entry.targetPort, '', '0', MIGRATE_TIMEOUT_MS, ...this.router.migrateAuth, 'KEYS', ...unique]);
+    entry.source!.pick(session.id).send({
+      payload: migrate,
+      resolve: (reply: Buffer) => {
+        if (isErrorReply(reply)) {
+          const message = errorReplyMessage(reply);
+          // Redis wraps the target's refusal: "ERR Target instance replied with error: BUSYKEY …".
+          if (/\bBUSYKEY\b/.test(message)) this.opts.onBusyKey(slot, unique);
+          breq.resolve(encodeError(`ERR moving the keys of migrating slot ${slot} failed: ${message}`));
+        } else if (this.router.slots[slot] === entry) {
+          // The keys are in the target now, and the slot is as it was: deliver there.
+          this.deliver(session, entry.master!, breq, slot, blocking);
+        } else {
+          // The slot changed while its keys moved: online in the target, a failover there,
+          // or already the next move's barrier. Route again by its current state.
+          this.sendToSlot(session, breq, slot, keys, blocking);
+        }
+        session.ungate();
+      },
+    });
+  }
+}
