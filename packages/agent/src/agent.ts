@@ -15,14 +15,14 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { AgentStore, Store, type AgentRegistration } from '@reborn/coordinator';
-import { AgentError } from './errors.js';
+import { RedisAdmin } from '@reborn/coordinator/admin';
+import { AgentError, RedisCommandError, RedisTimeoutError } from './errors.js';
 import { HaLoop } from './ha.js';
 import { HttpApi, queryAddr, queryInt } from './http.js';
 import { Leadership } from './leadership.js';
 import { AgentMetrics } from './metrics.js';
 import type { AgentOptions } from './options.js';
 import { isAliveAs } from './proc.js';
-import { RedisAdmin } from './redis-admin.js';
 import { Supervisor } from './supervisor.js';
 
 export class Agent {
@@ -48,7 +48,14 @@ export class Agent {
   ) {
     this.httpAddr = options.httpAddr;
     this.lockPath = join(options.dataDir, 'agent.pid');
-    this.admin = new RedisAdmin(options.redisPassword === null ? {} : { password: options.redisPassword });
+    this.admin = new RedisAdmin({
+      password: options.redisPassword,
+      connectionName: 'reborn-agent',
+      errors: {
+        timeout: (message, cause) => new RedisTimeoutError(message, cause),
+        command: (message, cause) => new RedisCommandError(message, cause),
+      },
+    });
     this.metrics = new AgentMetrics(
       {
         apps: () => this.supervisor.list(),

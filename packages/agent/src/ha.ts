@@ -97,7 +97,7 @@ import {
 } from '@reborn/coordinator';
 import type { Leadership } from './leadership.js';
 import type { AgentMetrics } from './metrics.js';
-import { replicatesFrom, replicationOffset, type RedisAdmin, type ReplicationInfo } from './redis-admin.js';
+import { replicatesFrom, replicationOffset, type RedisAdmin, type ReplicationInfo } from '@reborn/coordinator/admin';
 
 /** How often an agent that does not lead reads the topology, to know the groups if it must lead. */
 const FOLLOW_MS = 5000;

@@ -7,5 +7,6 @@ export { parseAgentOptions, OptionsError, usage, type AgentOptions } from './opt
 export { Supervisor, type AppView, type AppKind, type AppState } from './supervisor.js';
 export { Leadership, type LeadershipEvents } from './leadership.js';
 export { HaLoop, isDown, pickCandidate, promotedGroup, type Probe, type ServerStatus, type Candidate } from './ha.js';
-export { RedisAdmin, parseReplicationInfo, replicationOffset, replicatesFrom, splitAddr, type ReplicationInfo } from './redis-admin.js';
+export { RedisAdmin, parseReplicationInfo, replicationOffset, replicatesFrom, type ReplicationInfo } from '@reborn/coordinator/admin';
+export { splitAddr } from '@reborn/coordinator';
 export * from './errors.js';

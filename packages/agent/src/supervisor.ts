@@ -27,12 +27,12 @@ import { open } from 'node:fs/promises';
 import { basename, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { isValidAddr, isValidName } from '@reborn/coordinator';
+import { isValidAddr, isValidName, splitAddr } from '@reborn/coordinator';
 import { checkProxyArgs, checkRedisArgs, redisConfigFile } from './app-options.js';
 import { AgentError, AppExistsError, BadRequestError, StartFailedError, UnknownAppError } from './errors.js';
 import type { AgentMetrics } from './metrics.js';
 import { isAliveAs, signal } from './proc.js';
-import type { RedisAdmin } from './redis-admin.js';
+import type { RedisAdmin } from '@reborn/coordinator/admin';
 
 export type AppKind = 'redis' | 'proxy';
 export type AppState = 'running' | 'restarting' | 'stopped';
@@ -225,8 +225,8 @@ export class Supervisor {
     allowOnly(o, ['addr', 'adminAddr', 'id', 'auth', 'args']);
     const addr = addrField(o, 'addr');
     const adminAddr = addrField(o, 'adminAddr');
-    const port = Number(addr.slice(addr.lastIndexOf(':') + 1));
-    const adminPort = Number(adminAddr.slice(adminAddr.lastIndexOf(':') + 1));
+    const port = splitAddr(addr).port;
+    const adminPort = splitAddr(adminAddr).port;
     if (port === adminPort) throw new BadRequestError('addr and adminAddr must use different ports');
     let proxyId: string | null = null;
     if (o['id'] !== undefined) {
@@ -572,7 +572,7 @@ function addrField(o: Record<string, unknown>, name: string): string {
 }
 
 function portOf(addr: string): number {
-  return Number(addr.slice(addr.lastIndexOf(':') + 1));
+  return splitAddr(addr).port;
 }
 
 function isAppRecord(v: unknown): v is AppRecord {

@@ -31,7 +31,7 @@
 import type { Logger } from 'pino';
 import { CompareResult, CompareTarget } from 'etcd3';
 import { CoordinatorError, ServerRole, proxyAclUser, type FenceInfo, type Store } from '@reborn/coordinator';
-import { replyCode, withRedis, type RedisAdminOptions } from './redis-admin.js';
+import { replyCode, withRedis, type RedisAdminOptions } from '@reborn/coordinator/admin';
 
 /** Some master of the groups could not be fenced: the proxy may still write there. */
 export class FenceError extends CoordinatorError {

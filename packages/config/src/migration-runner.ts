@@ -96,7 +96,7 @@ import {
   type Topology,
 } from '@reborn/coordinator';
 import { FenceError, fenceProxy } from './fence.js';
-import { RedisAdminError, adminClient, canonicalValue, isTransportError, parseAddr, replyCode, showKey, withRedis, type RedisAdminOptions } from './redis-admin.js';
+import { RedisAdminError, adminClient, canonicalValue, isTransportError, parseAddr, replyCode, showKey, withRedis, type RedisAdminOptions } from '@reborn/coordinator/admin';
 
 // ---------------------------------------------------------------------------------------------
 // Errors

@@ -29,6 +29,7 @@
  *      a client sees as an error, never as a lost acknowledged write).
  */
 import type { Redis } from 'ioredis';
+import type { InfoFields } from '@reborn/coordinator/admin';
 import type { Logger } from 'pino';
 import type { ICompare, IRequestOp, IKeyValue } from 'etcd3';
 import {
@@ -74,6 +75,7 @@ import { OperationTimeoutError, ServerUnreachableError } from './errors.js';
 // ioredis and the migration machinery are loaded on first use: every CLI call pays for what
 // it imports, and most verbs need neither (etcd3 alone is most of a call's start-up time).
 const runnerApi = () => import('./runner-api.js');
+const redisAdmin = () => import('@reborn/coordinator/admin');
 
 // ---------------------------------------------------------------------------------------------
 // Input checks shared by the CLI and the API. Messages name the value and what is wanted.
@@ -255,17 +257,6 @@ export function formatSlotList(ids: readonly number[]): string {
 // ---------------------------------------------------------------------------------------------
 // Redis helpers
 
-/** `INFO` text → field map (`role` → `master`, …). */
-export function parseInfo(text: string): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const line of text.split(/\r?\n/)) {
-    if (line === '' || line.startsWith('#')) continue;
-    const i = line.indexOf(':');
-    if (i > 0) out.set(line.slice(0, i), line.slice(i + 1));
-  }
-  return out;
-}
-
 export interface AdminOptions {
   /** Where operations that log (fencing) write; none by default. */
   logger?: Logger;
@@ -285,35 +276,21 @@ interface RedisConn {
   password: string | null;
 }
 
+/**
+ * A connected admin client to `addr` that has answered PING; anything else is
+ * ServerUnreachableError (`server <addr> is unreachable: <why>`).
+ */
 async function connectRedis(addr: string, { timeoutMs, password }: RedisConn): Promise<Redis> {
-  const { host, port } = splitAddr(addr);
-  const { Redis } = await import('ioredis');
-  const c = new Redis({
-    host,
-    port,
-    ...(password === null ? {} : { password }),
-    lazyConnect: true,
-    connectTimeout: timeoutMs,
-    commandTimeout: timeoutMs,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-    enableOfflineQueue: false,
-    enableReadyCheck: false,
-  });
-  // Failures surface through the command promises; keep ioredis from logging them, but keep
-  // the socket's own error: connect() itself only says "Connection is closed".
-  let socketError: Error | null = null;
-  c.on('error', (err: Error) => {
-    socketError = err;
-  });
+  const { connectAdmin, RedisAdminError } = await redisAdmin();
+  let c: Redis | null = null;
   try {
-    await c.connect();
+    c = await connectAdmin(addr, { connectTimeoutMs: timeoutMs, commandTimeoutMs: timeoutMs, password });
     const pong = await c.ping();
     if (pong !== 'PONG') throw new Error(`PING answered ${pong}`);
     return c;
   } catch (err) {
-    c.disconnect();
-    const why = (socketError as Error | null)?.message ?? (err as Error).message;
+    c?.disconnect();
+    const why = err instanceof RedisAdminError ? err.reason : (err as Error).message;
     throw new ServerUnreachableError(`server ${addr} is unreachable: ${why}`, err);
   }
 }
@@ -327,18 +304,14 @@ async function withRedis<T>(addr: string, conn: RedisConn, fn: (c: Redis) => Pro
   }
 }
 
-/**
- * REPLICAOF host port. Where the servers have a password the replica must log in to its new
- * master too: masterauth is set first (a server started by reborn-agent has it already; one
- * started by hand may not).
- */
-async function replicaOf(c: Redis, host: string, port: number, { password }: RedisConn): Promise<void> {
-  if (password !== null) await c.config('SET', 'masterauth', password);
-  await c.replicaof(host, port);
+/** REPLICAOF `master` (host:port) on `c`, with masterauth first where the servers have a password. */
+async function replicaOf(c: Redis, master: string, { password }: RedisConn): Promise<void> {
+  await (await redisAdmin()).replicaOf(c, master, password);
 }
 
-async function replicationInfo(c: Redis): Promise<Map<string, string>> {
-  return parseInfo(await c.info('replication'));
+/** INFO replication of `c` as fields (`role` → `master`, …). */
+async function replicationFields(c: Redis): Promise<InfoFields> {
+  return (await redisAdmin()).parseInfo(await c.info('replication'));
 }
 
 function sleep(ms: number): Promise<void> {
@@ -459,11 +432,11 @@ export class Admin {
     const before = check(await this.snapshot());
 
     await withRedis(addr, this.redis, async (c) => {
-      const info = await replicationInfo(c);
+      const info = await replicationFields(c);
       if (!before.master) {
-        if (info.get('role') !== 'master') {
+        if (info['role'] !== 'master') {
           throw new ConflictError(
-            `server ${addr} is a replica of ${info.get('master_host')}:${info.get('master_port')}; run REPLICAOF NO ONE on it before making it the master of group ${gid}`,
+            `server ${addr} is a replica of ${info['master_host']}:${info['master_port']}; run REPLICAOF NO ONE on it before making it the master of group ${gid}`,
           );
         }
         return;
@@ -496,14 +469,14 @@ export class Admin {
       throw new ServerUnreachableError(`cannot add replica ${addr}: the group master did not answer (${err.message})`, err);
     });
     const { host, port } = splitAddr(masterAddr);
-    await replicaOf(c, host, port, this.redis);
+    await replicaOf(c, masterAddr, this.redis);
     const deadline = Date.now() + this.syncTimeoutMs;
-    let info = new Map<string, string>();
+    let info: InfoFields = {};
     for (;;) {
       try {
-        info = await replicationInfo(c);
-        const linked = info.get('master_host') === host && info.get('master_port') === String(port);
-        if (linked && info.get('master_link_status') === 'up' && info.get('master_sync_in_progress') === '0') return;
+        info = await replicationFields(c);
+        const linked = info['master_host'] === host && info['master_port'] === String(port);
+        if (linked && info['master_link_status'] === 'up' && info['master_sync_in_progress'] === '0') return;
       } catch {
         // A replica loading the RDB may answer -LOADING for a moment; keep waiting.
       }
@@ -511,7 +484,7 @@ export class Admin {
         await c.replicaof('NO', 'ONE').catch(() => undefined);
         throw new OperationTimeoutError(
           `replica ${addr} did not finish its initial sync from master ${masterAddr} within ${this.syncTimeoutMs} ms ` +
-            `(master_link_status:${info.get('master_link_status') ?? '?'}); it was not added`,
+            `(master_link_status:${info['master_link_status'] ?? '?'}); it was not added`,
         );
       }
       await sleep(100);
@@ -570,12 +543,12 @@ export class Admin {
     let paused = false;
     try {
       cand = await connectRedis(addr, t);
-      const ci = await replicationInfo(cand);
+      const ci = await replicationFields(cand);
       const m = splitAddr(master.addr);
-      if (ci.get('role') !== 'slave' || ci.get('master_host') !== m.host || ci.get('master_port') !== String(m.port)) {
+      if (ci['role'] !== 'slave' || ci['master_host'] !== m.host || ci['master_port'] !== String(m.port)) {
         throw new ConflictError(`server ${addr} is not replicating from master ${master.addr}; it cannot be promoted gracefully`);
       }
-      if (ci.get('master_link_status') !== 'up') {
+      if (ci['master_link_status'] !== 'up') {
         throw new ConflictError(`server ${addr} has its replication link to ${master.addr} down; it cannot be promoted gracefully`);
       }
 
@@ -583,12 +556,12 @@ export class Admin {
       await old.call('CLIENT', 'PAUSE', String(this.catchUpTimeoutMs + 10_000), 'WRITE');
       paused = true;
       // 3. The candidate must reach the offset the master has now.
-      const target = BigInt((await replicationInfo(old)).get('master_repl_offset') ?? '0');
+      const { replicationInfo, replicationOffset } = await redisAdmin();
+      const target = BigInt(replicationInfo(await replicationFields(old)).masterReplOffset ?? 0);
       const deadline = Date.now() + this.catchUpTimeoutMs;
       let offset = -1n;
       for (;;) {
-        const info = await replicationInfo(cand);
-        offset = BigInt(info.get('slave_repl_offset') ?? info.get('master_repl_offset') ?? '-1');
+        offset = BigInt(replicationOffset(replicationInfo(await replicationFields(cand))) ?? -1);
         if (offset >= target) break;
         if (Date.now() >= deadline) {
           throw new OperationTimeoutError(
@@ -628,8 +601,7 @@ export class Admin {
         // Undo 4 unless etcd may have taken the write (then the new layout must stand).
         const written = err instanceof UnavailableError ? await this.groupHasMaster(gid, addr) : false;
         if (written !== true) {
-          const { host, port } = splitAddr(master.addr);
-          await replicaOf(cand, host, port, this.redis).catch(() => undefined);
+          await replicaOf(cand, master.addr, this.redis).catch(() => undefined);
           if (written === null) {
             throw new UnavailableError(
               `etcd did not confirm the promotion of ${addr} in group ${gid}: it was turned back into a replica of ${master.addr}; check "group list" and retry`,
@@ -640,12 +612,11 @@ export class Admin {
         }
       }
       // 6.
-      const { host, port } = splitAddr(addr);
-      await replicaOf(old, host, port, t).catch((err: Error) => {
+      await replicaOf(old, addr, t).catch((err: Error) => {
         warnings.push(`old master ${master.addr} did not accept REPLICAOF ${addr}: ${err.message}`);
       });
       for (const r of others) {
-        await withRedis(r, t, (c) => replicaOf(c, host, port, t)).catch((err: Error) => {
+        await withRedis(r, t, (c) => replicaOf(c, addr, t)).catch((err: Error) => {
           warnings.push(`replica ${r} was not re-pointed to ${addr}: ${err.message}`);
         });
       }
