@@ -95,7 +95,7 @@ import {
   type TopologyAlarmView,
   type TopologyProblem,
 } from '@reborn/coordinator';
-import type { Leadership } from './leadership.js';
+import type { Leadership } from '@reborn/coordinator';
 import type { AgentMetrics } from './metrics.js';
 import { replicatesFrom, replicationOffset, type RedisAdmin, type ReplicationInfo } from '@reborn/coordinator/admin';
 

@@ -75,6 +75,7 @@ import {
   CoordinatorError,
   MAX_TXN_OPS,
   MigrationState,
+  Leadership,
   Migrations,
   NO_GROUP,
   NotFoundError,
@@ -125,6 +126,14 @@ class Halt extends Error {
     this.name = 'Halt';
   }
 }
+
+/** The runner's election log lines (the runner logs its own "won/lost/released" too). */
+const RUNNER_ELECTION_MESSAGES = {
+  elected: 'runner leadership won',
+  lost: 'runner election: leadership lost (lease lost or not confirmed in time)',
+  campaignFailed: 'runner election: campaign failed (lease lost)',
+  unconfirmed: 'runner election: elected but cannot confirm the lease; campaigning again',
+};
 
 const TERMINAL: ReadonlySet<string> = new Set([MigrationState.Done, MigrationState.Cancelled, MigrationState.Failed]);
 
@@ -414,48 +423,68 @@ export class MigrationRunner {
   }
 
   // -------------------------------------------------------------------------------------------
-  // Leadership: a stream of campaigns; on lease loss stop acting first, then campaign again.
+  // Leadership (coordinator's Leadership): on lease loss stop acting first, then campaign again.
 
-  private async elect(stop: AbortSignal, work: (lead: Lead) => Promise<'done' | 'continue'>): Promise<void> {
-    const election = this.store.etcd.election(this.store.paths.runnerElection, this.opts.leaseTtlSeconds);
-    while (!stop.aborted) {
-      const campaign = election.campaign(this.id);
-      const lost = new AbortController();
-      // Registered before anything can emit: an 'error' without a listener would throw.
-      campaign.on('error', (err: Error) => {
-        if (!lost.signal.aborted) this.log.warn({ err: err.message }, 'runner election: campaign failed (lease lost)');
-        lost.abort(new Halt('leadership lost'));
-      });
-      const elected = await new Promise<boolean>((resolve) => {
-        const done = (v: boolean) => {
-          stop.removeEventListener('abort', no);
-          lost.signal.removeEventListener('abort', no);
-          resolve(v);
-        };
-        const no = () => done(false);
-        campaign.once('elected', () => done(true));
-        stop.addEventListener('abort', no, { once: true });
-        lost.signal.addEventListener('abort', no, { once: true });
-      });
+  /**
+   * Campaigns until `stop` aborts or `work` says 'done' (then resigns). Each term runs `work`
+   * once, after the previous term's work has returned, so two terms never act at once.
+   */
+  private elect(stop: AbortSignal, work: (lead: Lead) => Promise<'done' | 'continue'>): Promise<void> {
+    if (stop.aborted) return Promise.resolve();
+    const leadership = new Leadership({
+      store: this.store,
+      namespace: '',
+      name: this.store.paths.runnerElection,
+      id: this.id,
+      ttlSeconds: this.opts.leaseTtlSeconds,
+      logger: this.log,
+      component: 'migration-runner',
+      notLeader: (message) => new Halt(message ?? 'leadership lost'),
+      messages: RUNNER_ELECTION_MESSAGES,
+    });
+    return new Promise<void>((resolve, reject) => {
+      let terms: Promise<void> = Promise.resolve();
+      let failure: { err: unknown } | null = null;
       let finished = false;
-      try {
-        const guardKey = elected && !stop.aborted && !lost.signal.aborted ? await campaign.getCampaignKey().catch(() => null) : null;
-        if (guardKey !== null && !lost.signal.aborted) {
-          this.leading = true;
-          this.log.info({ key: guardKey }, 'runner leadership won');
-          try {
-            finished = (await work({ signal: AbortSignal.any([stop, lost.signal]), guardKey, lose: () => lost.abort(new Halt('leadership lost')) })) === 'done';
-          } finally {
-            this.leading = false;
-            this.log.info({ lost: lost.signal.aborted }, lost.signal.aborted ? 'runner leadership lost' : 'runner leadership released');
-          }
+      const finish = () => {
+        if (finished) return;
+        finished = true;
+        stop.removeEventListener('abort', finish);
+        void (async () => {
+          await leadership.close();
+          await terms;
+          if (failure) reject(failure.err);
+          else resolve();
+        })();
+      };
+      const term = async (signal: AbortSignal, guardKey: string) => {
+        if (signal.aborted || finished) return;
+        this.leading = true;
+        let result: 'done' | 'continue' = 'continue';
+        try {
+          result = await work({ signal: AbortSignal.any([stop, signal]), guardKey, lose: () => leadership.relinquish('a guarded write was refused') });
+        } catch (err) {
+          failure = { err };
+          result = 'done';
+        } finally {
+          this.leading = false;
+          this.log.info({ lost: signal.aborted }, signal.aborted ? 'runner leadership lost' : 'runner leadership released');
         }
-      } finally {
-        await campaign.resign().catch(() => {});
-      }
-      if (finished) return;
-      if (!stop.aborted) await nap(1000, stop);
-    }
+        if (result === 'done') finish();
+        else if (!stop.aborted) leadership.relinquish('leader work ended; campaigning again');
+      };
+      leadership.on('elected', (signal) => {
+        let guardKey: string;
+        try {
+          guardKey = leadership.guardKey();
+        } catch {
+          return; // lost again before we could act
+        }
+        terms = terms.then(() => term(signal, guardKey));
+      });
+      stop.addEventListener('abort', finish, { once: true });
+      leadership.start();
+    });
   }
 
   /** The leader's loop: start every runnable task, in creation order, disjoint groups at once. */

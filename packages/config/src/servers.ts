@@ -31,13 +31,11 @@
 import type { Redis } from 'ioredis';
 import type { InfoFields } from '@reborn/coordinator/admin';
 import type { Logger } from 'pino';
-import type { ICompare, IRequestOp, IKeyValue } from 'etcd3';
 import {
   ACTIVE_MIGRATION_STATES,
   Barrier,
   ConflictError,
   MAX_GROUP_ID,
-  MAX_TXN_OPS,
   MigrationState,
   Migrations,
   NO_GROUP,
@@ -48,6 +46,15 @@ import {
   UnavailableError,
   ValidationError,
   decodeJson,
+  deleteKey,
+  guard,
+  guardedWrite,
+  op,
+  readPrefixes,
+  writeChunksGuarded,
+  type WriteGuard,
+  type StoredValue,
+  type WriteOp,
   encodeGroup,
   encodeSlot,
   groupMaster,
@@ -331,12 +338,6 @@ interface Snapshot {
 
 type Guard = 'slots' | 'groups' | 'migrations';
 
-function prefixEnd(prefix: string): Buffer {
-  const b = Buffer.from(prefix);
-  b[b.length - 1] = b[b.length - 1]! + 1;
-  return b;
-}
-
 export class Admin {
   private readonly redis: RedisConn;
   private readonly syncTimeoutMs: number;
@@ -379,14 +380,9 @@ export class Admin {
     checkGroupId(gid);
     // The product's first group creates it: give it its identity (docs/topology-identity.md).
     await this.store.ensureIdentity();
-    const key = Buffer.from(this.store.paths.group(gid));
+    const key = this.store.paths.group(gid);
     const group: GroupInfo = { id: gid, servers: [] };
-    const res = await this.store.call(`create group ${gid}`, () =>
-      this.store.etcd.kv.txn({
-        compare: [{ key, target: 'Create', result: 'Equal', create_revision: 0 }],
-        success: [{ request_put: { key, value: Buffer.from(encodeGroup(group)) } }],
-      }),
-    );
+    const res = await guardedWrite(this.store, `create group ${gid}`, [guard.absent(key)], [op.put(key, encodeGroup(group))]);
     if (!res.succeeded) throw new ConflictError(`group ${gid} already exists`);
     return { ...group, servers: [], slots: 0 };
   }
@@ -403,7 +399,7 @@ export class Admin {
       }
       const task = snap.migrations.find((t) => ACTIVE_MIGRATION_STATES.has(t.state) && (t.to === gid || t.from.includes(gid)));
       if (task) throw new ConflictError(`group ${gid} is part of active migration ${task.id}; wait for it or cancel it first`);
-      return [{ request_delete_range: { key: Buffer.from(this.store.paths.group(gid)) } }];
+      return [op.delete(this.store.paths.group(gid))];
     }, ['slots', 'groups', 'migrations']);
   }
 
@@ -452,7 +448,7 @@ export class Admin {
           throw new ConflictError(`the master of group ${gid} changed while ${addr} was syncing; add it again`, { retryable: true });
         }
         const next: GroupInfo = { id: gid, servers: [...now.group.servers, { addr, role }] };
-        return [{ request_put: { key: Buffer.from(this.store.paths.group(gid)), value: Buffer.from(encodeGroup(next)) } }];
+        return [op.put(this.store.paths.group(gid), encodeGroup(next))];
       }, ['groups']);
       return { group: this.groupView(this.requireGroup(snap, gid), snap), role };
     } catch (err) {
@@ -513,7 +509,7 @@ export class Admin {
         }
       }
       const next: GroupInfo = { id: gid, servers: group.servers.filter((s) => s.addr !== addr) };
-      return [{ request_put: { key: Buffer.from(this.store.paths.group(gid)), value: Buffer.from(encodeGroup(next)) } }];
+      return [op.put(this.store.paths.group(gid), encodeGroup(next))];
     }, ['slots', 'groups']);
     return { role };
   }
@@ -589,10 +585,7 @@ export class Admin {
           const nowMoving = movingSlotOf(fresh.slots, gid) !== undefined;
           const cur = fresh.groups.get(gid);
           if (nowMoving || cur === undefined || encodeGroup(cur) !== encodeGroup(group)) return null;
-          return this.store.etcd.kv.txn({
-            compare: this.guards(['slots', 'groups'], fresh.revision),
-            success: [{ request_put: { key: Buffer.from(key), value: Buffer.from(encodeGroup(next)) } }],
-          });
+          return guardedWrite(this.store, `promote ${addr} in group ${gid}`, this.guards(['slots', 'groups'], fresh.revision), [op.put(key, encodeGroup(next))]);
         });
         if (res === null || !res.succeeded) {
           throw new ConflictError(`group ${gid} changed, or a migration involving it started, during the switchover; nothing changed, try again`, { retryable: true });
@@ -839,7 +832,7 @@ export class Admin {
       redis: { password: this.redis.password },
     });
     const key = this.store.paths.proxy(id);
-    await this.store.call(`delete registration of ${id}`, () => this.store.etcd.delete().key(key).exec());
+    await deleteKey(this.store, `delete registration of ${id}`, key);
     return { fence, registered };
   }
 
@@ -909,48 +902,44 @@ export class Admin {
 
   /** Slots, groups and migrations at one revision. */
   private async snapshot(): Promise<Snapshot> {
-    const { paths, etcd } = this.store;
-    const range = (prefix: string): IRequestOp => ({ request_range: { key: Buffer.from(prefix), range_end: prefixEnd(prefix) } });
-    const res = await this.store.call('read topology', () =>
-      etcd.kv.txn({ success: [range(paths.slots), range(paths.groups), range(paths.migrations)] }),
-    );
-    const kvs = (i: number): IKeyValue[] => res.responses[i]?.response_range.kvs ?? [];
+    const { paths } = this.store;
+    const res = await readPrefixes(this.store, 'read topology', [paths.slots, paths.groups, paths.migrations]);
+    const kvs = (i: number): StoredValue[] => res.ranges[i] ?? [];
     const slots = Array.from({ length: SLOT_COUNT }, (_, id) => offlineSlot(id));
     for (const kv of kvs(0)) {
-      const key = kv.key.toString('utf8');
+      const key = kv.key;
       const id = paths.slotIdOf(key);
       if (id !== null) slots[id] = parseSlot(decodeJson(kv.value, key), id, key);
     }
     const groups = new Map<number, GroupInfo>();
     for (const kv of kvs(1)) {
-      const key = kv.key.toString('utf8');
+      const key = kv.key;
       const id = paths.groupIdOf(key);
       if (id !== null) groups.set(id, parseGroup(decodeJson(kv.value, key), id, key));
     }
     const migrations: MigrationTask[] = [];
     for (const kv of kvs(2)) {
-      const key = kv.key.toString('utf8');
+      const key = kv.key;
       if (paths.migrationIdOf(key) !== null) migrations.push(parseMigration(decodeJson(kv.value, key), key));
     }
     migrations.sort((a, b) => (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : 0));
-    return { revision: res.header.revision, slots, groups: new Map([...groups].sort(([a], [b]) => a - b)), migrations };
+    return { revision: res.revision, slots, groups: new Map([...groups].sort(([a], [b]) => a - b)), migrations };
   }
 
-  private guards(kinds: readonly Guard[], revision: string): ICompare[] {
-    const next = (BigInt(revision) + 1n).toString();
+  private guards(kinds: readonly Guard[], revision: string): WriteGuard[] {
     const prefix = { slots: this.store.paths.slots, groups: this.store.paths.groups, migrations: this.store.paths.migrations };
-    return kinds.map((k) => ({ key: Buffer.from(prefix[k]), range_end: prefixEnd(prefix[k]), target: 'Mod', result: 'Less', mod_revision: next }));
+    return kinds.map((k) => guard.prefixUnchangedSince(prefix[k], revision));
   }
 
   /**
    * Decides on a fresh snapshot and writes the ops `decide` returns, guarded by `kinds` not
    * having changed since; re-decides after a concurrent change. Returns the snapshot after.
    */
-  private async retry(what: string, decide: (snap: Snapshot) => Promise<IRequestOp[]>, kinds: readonly Guard[]): Promise<Snapshot> {
+  private async retry(what: string, decide: (snap: Snapshot) => Promise<WriteOp[]>, kinds: readonly Guard[]): Promise<Snapshot> {
     for (let attempt = 0; attempt < 10; attempt++) {
       const snap = await this.snapshot();
       const ops = await decide(snap);
-      const res = await this.store.call(what, () => this.store.etcd.kv.txn({ compare: this.guards(kinds, snap.revision), success: ops }));
+      const res = await guardedWrite(this.store, what, this.guards(kinds, snap.revision), ops);
       if (res.succeeded) return this.snapshot();
     }
     throw new ConflictError(`${what}: the cluster kept changing meanwhile; try again`, { retryable: true });
@@ -965,27 +954,14 @@ export class Admin {
     for (let attempt = 0; attempt < 10; attempt++) {
       const snap = await this.snapshot();
       const slots = decide(snap);
-      let revision = snap.revision;
-      let conflict = false;
-      for (let i = 0; i < slots.length; i += MAX_TXN_OPS) {
-        const ops: IRequestOp[] = slots.slice(i, i + MAX_TXN_OPS).map((s) => ({
-          request_put: { key: Buffer.from(this.store.paths.slot(s.id)), value: Buffer.from(encodeSlot(s)) },
-        }));
-        const res = await this.store.call(what, () =>
-          this.store.etcd.kv.txn({ compare: this.guards(['slots', 'groups', 'migrations'], revision), success: ops }),
-        );
-        if (!res.succeeded) {
-          if (i > 0) {
-            throw new ConflictError(`${what}: the cluster changed part way; ${i} of ${slots.length} slots were written — check "slot list" and run it again`, {
-              retryable: true,
-            });
-          }
-          conflict = true;
-          break;
-        }
-        revision = res.header.revision;
+      const ops = slots.map((s) => op.put(this.store.paths.slot(s.id), encodeSlot(s)));
+      const { written } = await writeChunksGuarded(this.store, what, ops, snap.revision, (rev) => this.guards(['slots', 'groups', 'migrations'], rev));
+      if (written === ops.length) return;
+      if (written > 0) {
+        throw new ConflictError(`${what}: the cluster changed part way; ${written} of ${slots.length} slots were written — check "slot list" and run it again`, {
+          retryable: true,
+        });
       }
-      if (!conflict) return;
     }
     throw new ConflictError(`${what}: the cluster kept changing meanwhile; try again`, { retryable: true });
   }
