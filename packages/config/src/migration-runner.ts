@@ -66,7 +66,6 @@ import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Redis } from 'ioredis';
-import { CompareResult, CompareTarget, type ICompare } from 'etcd3';
 import { keySlot } from '@reborn/protocol';
 import {
   ACTIVE_MIGRATION_STATES,
@@ -76,6 +75,11 @@ import {
   MAX_TXN_OPS,
   MigrationState,
   Leadership,
+  guard,
+  guardedWrite,
+  op,
+  readKey,
+  readPrefixes,
   Migrations,
   NO_GROUP,
   NotFoundError,
@@ -194,9 +198,9 @@ export async function createMigration(store: Store, opts: CreateMigrationOptions
     const remaining = range.filter((s) => !(s.state === SlotState.Online && s.group === to));
 
     // Read raw (not Migrations.list) to know the revision the "no task changed" guard needs.
-    const listRes = await store.call('list migrations', () => store.etcd.getAll().prefix(store.paths.migrations).exec());
-    const active = listRes.kvs
-      .map((kv) => ({ key: kv.key.toString('utf8'), kv }))
+    const listRes = await readPrefixes(store, 'list migrations', [store.paths.migrations]);
+    const active = (listRes.ranges[0] ?? [])
+      .map((kv) => ({ key: kv.key, kv }))
       .filter(({ key }) => store.paths.migrationIdOf(key) !== null)
       .map(({ key, kv }) => parseMigration(decodeJson(kv.value, key), key))
       .filter((t) => ACTIVE_MIGRATION_STATES.has(t.state));
@@ -235,37 +239,25 @@ export async function createMigration(store: Store, opts: CreateMigrationOptions
       task.progress.etaSeconds = 0;
     }
 
-    const key = Buffer.from(store.paths.migration(task.id));
-    const notChangedSince = (start: string, end: Buffer, rev: string): ICompare => ({
-      key: Buffer.from(start),
-      range_end: end,
-      target: CompareTarget.Mod,
-      result: CompareResult.Less,
-      mod_revision: (BigInt(rev) + 1n).toString(),
-    });
-    const res = await store.call(`create migration ${task.id}`, () =>
-      store.etcd.kv.txn({
-        compare: [
-          { key, target: CompareTarget.Create, result: CompareResult.Equal, create_revision: '0' },
-          notChangedSince(store.paths.slot(first), slotRangeEnd(store, last), topo.revision),
-          notChangedSince(store.paths.migrations, prefixEnd(store.paths.migrations), listRes.header.revision),
-        ],
-        success: [{ request_put: { key, value: Buffer.from(JSON.stringify(task)) } }],
-      }),
+    const key = store.paths.migration(task.id);
+    const res = await guardedWrite(
+      store,
+      `create migration ${task.id}`,
+      [
+        guard.absent(key),
+        guard.rangeUnchangedSince(store.paths.slot(first), slotRangeEnd(store, last), topo.revision),
+        guard.prefixUnchangedSince(store.paths.migrations, listRes.revision),
+      ],
+      [op.put(key, JSON.stringify(task))],
     );
     if (res.succeeded) return task;
   }
   throw new ConflictError('slots or migrations kept changing while creating the migration; try again', { retryable: true });
 }
 
-function slotRangeEnd(store: Store, last: number): Buffer {
-  return Buffer.concat([Buffer.from(store.paths.slot(last)), Buffer.from([0])]);
-}
-
-function prefixEnd(prefix: string): Buffer {
-  const b = Buffer.from(prefix);
-  b[b.length - 1]! += 1; // prefixes end with '/', never 0xff
-  return b;
+/** The end of the key range [slot(first), …, slot(last)]: the key right after slot(last). */
+function slotRangeEnd(store: Store, last: number): string {
+  return `${store.paths.slot(last)}\0`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1135,29 +1127,13 @@ class TaskRun {
       const groups = [...new Set(next.flatMap((s) => [s.group, s.to ?? NO_GROUP]).filter((g) => g !== NO_GROUP))];
       const missing = groups.filter((g) => !topo.groups.has(g));
       if (missing.length > 0) throw new MigrationError('ESLOTS', `${what}: group(s) ${missing.join(', ')} no longer exist`);
-      const compare: ICompare[] = [
-        { key: Buffer.from(this.lead.guardKey), target: CompareTarget.Create, result: CompareResult.Greater, create_revision: '0' },
-        {
-          key: Buffer.from(store.paths.slot(lo)),
-          range_end: slotRangeEnd(store, hi),
-          target: CompareTarget.Mod,
-          result: CompareResult.Less,
-          mod_revision: (BigInt(topo.revision) + 1n).toString(),
-        },
-        ...groups.map((g) => ({
-          key: Buffer.from(store.paths.group(g)),
-          target: CompareTarget.Create,
-          result: CompareResult.Greater,
-          create_revision: '0',
-        })),
+      const guards = [
+        guard.exists(this.lead.guardKey),
+        guard.rangeUnchangedSince(store.paths.slot(lo), slotRangeEnd(store, hi), topo.revision),
+        ...groups.map((g) => guard.exists(store.paths.group(g))),
       ];
-      const res = await store.call(what, () =>
-        store.etcd.kv.txn({
-          compare,
-          success: next.map((s) => ({ request_put: { key: Buffer.from(store.paths.slot(s.id)), value: Buffer.from(encodeSlot(s)) } })),
-        }),
-      );
-      if (res.succeeded) return res.header.revision;
+      const res = await guardedWrite(store, what, guards, next.map((s) => op.put(store.paths.slot(s.id), encodeSlot(s))));
+      if (res.succeeded) return res.revision;
       await this.checkLeadership(what);
       await nap(20 + Math.random() * 50 * attempt, this.lead.signal);
     }
@@ -1166,8 +1142,8 @@ class TaskRun {
 
   /** After a guarded write failed: if our campaign key is gone, stop acting now. */
   private async checkLeadership(what: string): Promise<void> {
-    const guard = await this.store.call('check leadership', () => this.store.etcd.get(this.lead.guardKey).exec());
-    if (guard.kvs.length === 0) {
+    const leaderKey = await readKey(this.store, 'check leadership', this.lead.guardKey);
+    if (leaderKey === null) {
       this.log.warn({ what }, 'write refused: this runner no longer leads');
       this.lead.lose();
       throw new Halt('leadership lost');
@@ -1175,30 +1151,15 @@ class TaskRun {
   }
 
   /**
-   * Compare-and-swap update of the task (like Migrations.update), also guarded by our
+   * Compare-and-swap update of the task (Migrations.update), also guarded by our
    * campaign key: a runner that lost its lease cannot mark a task done, failed or cancelled
    * — or overwrite the progress — behind the new leader's back.
    */
   private async updateTask(change: (t: MigrationTask) => MigrationTask): Promise<MigrationTask> {
-    const { store } = this;
-    const key = Buffer.from(store.paths.migration(this.id));
-    for (let attempt = 0; attempt < 50; attempt++) {
-      const cur = await this.migrations.get(this.id);
-      if (cur === null) throw new NotFoundError(`migration ${this.id} does not exist`);
-      const next = { ...change(structuredClone(cur.task)), updatedAt: new Date().toISOString() };
-      const res = await store.call(`update migration ${this.id}`, () =>
-        store.etcd.kv.txn({
-          compare: [
-            { key: Buffer.from(this.lead.guardKey), target: CompareTarget.Create, result: CompareResult.Greater, create_revision: '0' },
-            { key, target: CompareTarget.Mod, result: CompareResult.Equal, mod_revision: cur.modRevision },
-          ],
-          success: [{ request_put: { key, value: Buffer.from(JSON.stringify(next)) } }],
-        }),
-      );
-      if (res.succeeded) return next;
-      await this.checkLeadership(`update migration ${this.id}`);
-    }
-    throw new ConflictError(`migration ${this.id} keeps changing; try again`, { retryable: true });
+    return this.migrations.update(this.id, change, {
+      guards: [guard.exists(this.lead.guardKey)],
+      afterConflict: () => this.checkLeadership(`update migration ${this.id}`),
+    });
   }
 }
 

@@ -11,7 +11,10 @@
  * our previous chunk", so no concurrent write slips in between chunks.
  */
 import { Range, type ICompare, type IRequestOp } from 'etcd3';
-import { MAX_TXN_OPS, type Store } from './store.js';
+import type { Store } from './store.js';
+
+/** etcd's default limit of operations in one transaction (--max-txn-ops). */
+export const MAX_TXN_OPS = 128;
 
 /** One condition of a guarded write. */
 export type WriteGuard =
