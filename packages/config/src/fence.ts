@@ -1,5 +1,5 @@
 /**
- * Fencing a proxy at the backends (DESIGN.md "Proxies that do not ack").
+ * Fencing a proxy at the backends (docs/architecture.md, proxies that do not ack).
  *
  * A proxy that did not ack a barrier may still be alive and writing with its old slot table;
  * trusting it to stop is not fencing. Each proxy talks to redis as its own ACL user

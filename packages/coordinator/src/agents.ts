@@ -1,5 +1,5 @@
 /**
- * The agents/ part of the etcd layout (DESIGN.md "etcd layout"): agent registrations, the HA
+ * The agents/ part of the etcd layout (docs/architecture.md, etcd layout): agent registrations, the HA
  * leader election, failover events and per-server health — the keys, the models, and typed
  * access on top of a Store. (paths.ts holds the product-level prefixes; everything below
  * `/reborn/<p>/agents/` is spelled out here, in one place.)

@@ -1,5 +1,5 @@
 /**
- * The two-phase-commit barrier (DESIGN.md "Slot migration", step 1) and fencing records.
+ * The two-phase-commit barrier (docs/architecture.md, migration protocol, step 1) and fencing records.
  *
  *   1. The caller writes the slot change (e.g. slots → pre_migrate) and gets its revision R.
  *   2. createAction(): reads the proxies at revision X, then in ONE transaction — guarded by

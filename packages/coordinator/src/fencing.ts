@@ -1,5 +1,5 @@
 /**
- * Fencing at the backends (DESIGN.md "Proxies that do not ack"). Every proxy talks to redis
+ * Fencing at the backends (docs/architecture.md, proxies that do not ack). Every proxy talks to redis
  * as its own ACL user; disabling that user and killing its connections on a server makes the
  * server refuse the proxy whatever the proxy believes. The name is derived here so that the
  * proxy (which authenticates as it) and reborn-config (which fences it) agree.

@@ -1,5 +1,5 @@
 /**
- * @reborn/coordinator — the etcd schema of DESIGN.md: key paths, the cluster model, and a
+ * @reborn/coordinator — the etcd schema (docs/architecture.md): key paths, the cluster model, and a
  * typed Store to read, write and watch it.
  */
 export * from './errors.js';

@@ -1,5 +1,5 @@
 /**
- * The cluster model stored in etcd (DESIGN.md "etcd layout"): slots, groups, proxies. Values
+ * The cluster model stored in etcd (docs/architecture.md, etcd layout): slots, groups, proxies. Values
  * are JSON; everything read from etcd goes through a parse function here, so the rest of the
  * code only ever sees values that satisfy these invariants:
  *

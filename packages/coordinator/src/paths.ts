@@ -1,5 +1,5 @@
 /**
- * Every etcd key of a product, in one place (DESIGN.md "etcd layout"). Nothing else in the
+ * Every etcd key of a product, in one place (docs/architecture.md, etcd layout). Nothing else in the
  * code base builds a key by hand, so the layout can be read (and changed) here.
  *
  *   /reborn/<p>/identity                   the product's generation id, written once at creation
