@@ -1,7 +1,5 @@
 /**
- * The graceful switchover of a healthy group (`server promote`).
- *
- * server promote — a graceful switchover of a healthy group:
+ * The graceful switchover of a healthy group (`server promote`), step by step:
  *   1. check: the candidate is a replica of the group's master, its link is up; no slot of
  *      the group is migrating (the runner and the proxies address the group's master);
  *   2. CLIENT PAUSE <ms> WRITE on the old master: writes wait (the pause expires by itself
@@ -33,7 +31,7 @@ import {
   type Store,
 } from '@reborn/coordinator';
 import { OperationTimeoutError, ServerUnreachableError } from './errors.js';
-import { AdminState } from './admin-state.js';
+import type { AdminState } from './admin-state.js';
 import { checkAddr, checkGroupId } from './admin-checks.js';
 import { movingSlotOf, type GroupView } from './admin-views.js';
 import { connectRedis, redisAdmin, replicaOf, replicationFields, sleep, withRedis, type RedisConn } from './server-redis.js';
@@ -53,7 +51,11 @@ export interface PromoteResult {
   warnings: string[];
 }
 
-/** Graceful switchover; the steps are written at the top of this file. */
+/**
+ * Graceful switchover; the steps are written at the top of this file. One function on
+ * purpose (~110 lines): the `finally` that unpauses the old master and closes both
+ * connections must cover every step from the pause on.
+ */
 export async function promoteServer(ctx: SwitchoverContext, gid: number, addr: string): Promise<PromoteResult> {
   checkGroupId(gid);
   checkAddr(addr);

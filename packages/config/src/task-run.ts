@@ -113,6 +113,11 @@ export interface Classified {
   mig: { id: number; from: number }[];
 }
 
+/**
+ * One task run. A long class on purpose: its steps (prepare, move, checkpoint, finish) share
+ * the run's progress counters and the task as last read; the key mover (key-mover.ts) and
+ * the guarded writes (task-writes.ts) live beside it.
+ */
 export class TaskRun {
   private readonly store: Store;
   private readonly log: Logger;
