@@ -33,7 +33,7 @@ export async function connectRedis(addr: string, { timeoutMs, password }: RedisC
     return c;
   } catch (err) {
     c?.disconnect();
-    const why = err instanceof RedisAdminError ? err.reason : (err as Error).message;
+    const why = err instanceof RedisAdminError ? err.why : (err as Error).message;
     throw new ServerUnreachableError(`server ${addr} is unreachable: ${why}`, err);
   }
 }

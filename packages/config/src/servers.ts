@@ -11,7 +11,6 @@
  * and the operation re-decides from a fresh snapshot, so two operators can never, say, put
  * the same server into two groups, or remove a group while slots are being assigned to it.
  *
- *
  * The pieces live beside this file: input checks (admin-checks.ts), the views returned to the
  * front ends (admin-views.ts), snapshots and guarded writes (admin-state.ts), the redis calls
  * (server-redis.ts) and the graceful switchover (switchover.ts).

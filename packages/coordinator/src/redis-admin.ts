@@ -53,13 +53,13 @@ const DEFAULT_COMMAND_TIMEOUT_MS = 5000;
 /** A redis server could not be reached or did not answer in time (not an error reply). */
 export class RedisAdminError extends CoordinatorError {
   readonly addr: string;
-  /** The message without the `redis <addr>: ` prefix, for callers that word their own. */
-  readonly reason: string;
-  constructor(addr: string, message: string, cause?: unknown) {
+  /** What went wrong, without the address or the step (a connect failure: the socket's error), for callers that word their own. */
+  readonly why: string;
+  constructor(addr: string, message: string, cause?: unknown, why: string = message) {
     super('EUNREACHABLE', `redis ${addr}: ${message}`, { cause, retryable: true });
     this.name = 'RedisAdminError';
     this.addr = addr;
-    this.reason = message;
+    this.why = why;
   }
 }
 
@@ -135,7 +135,7 @@ export async function connectAdmin(addr: string, opts: RedisAdminOptions = {}): 
   } catch (err) {
     c.disconnect();
     const why = (socketError as Error | null)?.message ?? (err as Error).message;
-    throw new RedisAdminError(addr, `cannot connect: ${why}`, err);
+    throw new RedisAdminError(addr, `cannot connect: ${why}`, err, why);
   }
 }
 
