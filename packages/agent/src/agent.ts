@@ -14,15 +14,14 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { AgentStore, Store, type AgentRegistration } from '@reborn/coordinator';
-import { AgentError } from './errors.js';
+import { AgentStore, Leadership, Store, type AgentRegistration } from '@reborn/coordinator';
+import { RedisAdmin } from '@reborn/coordinator/admin';
+import { AgentError, NotLeaderError, RedisCommandError, RedisTimeoutError } from './errors.js';
 import { HaLoop } from './ha.js';
 import { HttpApi, queryAddr, queryInt } from './http.js';
-import { Leadership } from './leadership.js';
 import { AgentMetrics } from './metrics.js';
 import type { AgentOptions } from './options.js';
 import { isAliveAs } from './proc.js';
-import { RedisAdmin } from './redis-admin.js';
 import { Supervisor } from './supervisor.js';
 
 export class Agent {
@@ -48,7 +47,14 @@ export class Agent {
   ) {
     this.httpAddr = options.httpAddr;
     this.lockPath = join(options.dataDir, 'agent.pid');
-    this.admin = new RedisAdmin(options.redisPassword === null ? {} : { password: options.redisPassword });
+    this.admin = new RedisAdmin({
+      password: options.redisPassword,
+      connectionName: 'reborn-agent',
+      errors: {
+        timeout: (message, cause) => new RedisTimeoutError(message, cause),
+        command: (message, cause) => new RedisCommandError(message, cause),
+      },
+    });
     this.metrics = new AgentMetrics(
       {
         apps: () => this.supervisor.list(),
@@ -129,7 +135,16 @@ export class Agent {
     this.registration.on('registered', (lease) => this.logger.info({ lease, key: this.agents!.paths.agent(o.id) }, 'agent registered in etcd'));
     this.registration.on('lost', (err) => this.logger.warn({ err: err.message }, 'agent registration lost; registering again'));
     if (!o.ha) return;
-    const leadership = new Leadership({ store, paths: this.agents.paths, id: o.id, ttlSeconds: o.leaseTtl, callTimeoutMs: o.etcdTimeoutMs, logger: this.logger });
+    const { root, electionName } = this.agents.paths;
+    const leadership = new Leadership({
+      store,
+      namespace: root,
+      name: electionName,
+      id: o.id,
+      ttlSeconds: o.leaseTtl,
+      logger: this.logger,
+      notLeader: (message) => new NotLeaderError(message),
+    });
     this.leadership = leadership;
     this.ha = new HaLoop(o, store, this.agents, leadership, this.admin, this.metrics, this.logger);
     leadership.on('elected', () => this.metrics.leaderTransitions.inc({ to: 'leader' }));

@@ -43,9 +43,9 @@ import {
 import { pickCandidate, promotedGroup, summarizeCandidates, unaccountedReplicas, type Candidate, type CandidateSummary } from './ha-choice.js';
 import type { Probe } from './ha-probe.js';
 import type { HaRecords } from './ha-records.js';
-import type { Leadership } from './leadership.js';
+import type { Leadership } from '@reborn/coordinator';
 import type { AgentMetrics } from './metrics.js';
-import { replicatesFrom, replicationOffset, type RedisAdmin } from './redis-admin.js';
+import { replicatesFrom, replicationOffset, type RedisAdmin } from '@reborn/coordinator/admin';
 
 export interface FailoverOptions {
   /** This agent's id (the veto asks the other agents). */

@@ -6,7 +6,7 @@
  */
 import { ServerRole, groupMaster, type GroupInfo, type GroupServer } from '@reborn/coordinator';
 import { isDown, type Probe } from './ha-probe.js';
-import { replicationOffset, type ReplicationInfo } from './redis-admin.js';
+import { replicationOffset, type ReplicationInfo } from '@reborn/coordinator/admin';
 
 export interface Candidate {
   addr: string;

@@ -5,7 +5,7 @@
  * success; a new probe counts as seen at the leader's election, so a new leader always waits
  * a full window before it acts.
  */
-import type { ReplicationInfo } from './redis-admin.js';
+import type { ReplicationInfo } from '@reborn/coordinator/admin';
 
 /** What the leader knows about one server. */
 export interface Probe {

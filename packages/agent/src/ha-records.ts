@@ -8,7 +8,7 @@
 import type { Logger } from 'pino';
 import { AgentEventKind, ServerHealthState, type AgentEvent, type AgentStore } from '@reborn/coordinator';
 import type { Probe } from './ha-probe.js';
-import type { Leadership } from './leadership.js';
+import type { Leadership } from '@reborn/coordinator';
 
 export type NewAgentEvent = Omit<AgentEvent, 'seq' | 'at' | 'agent'>;
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isDown, pickCandidate, promotedGroup, unaccountedReplicas } from './ha.js';
-import { parseReplicationInfo, replicatesFrom, replicationOffset } from './redis-admin.js';
+import { parseReplicationInfo, replicatesFrom, replicationOffset } from '@reborn/coordinator/admin';
 
 const replicaInfo = (offset: number, link = 'down') =>
   parseReplicationInfo(

@@ -81,9 +81,9 @@ import {
   type TopologyAlarmView,
   type TopologyProblem,
 } from '@reborn/coordinator';
-import type { Leadership } from './leadership.js';
+import type { Leadership } from '@reborn/coordinator';
 import type { AgentMetrics } from './metrics.js';
-import { replicatesFrom, replicationOffset, type RedisAdmin, type ReplicationInfo } from './redis-admin.js';
+import { replicatesFrom, replicationOffset, type RedisAdmin, type ReplicationInfo } from '@reborn/coordinator/admin';
 
 /** How often an agent that does not lead reads the topology, to know the groups if it must lead. */
 const FOLLOW_MS = 5000;

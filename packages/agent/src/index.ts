@@ -5,7 +5,8 @@
 export { Agent } from './agent.js';
 export { parseAgentOptions, OptionsError, usage, type AgentOptions } from './options.js';
 export { Supervisor, type AppView, type AppKind, type AppState } from './supervisor.js';
-export { Leadership, type LeadershipEvents } from './leadership.js';
+export { Leadership, type LeadershipEvents } from '@reborn/coordinator';
 export { HaLoop, isDown, pickCandidate, promotedGroup, type Probe, type ServerStatus, type Candidate } from './ha.js';
-export { RedisAdmin, parseReplicationInfo, replicationOffset, replicatesFrom, splitAddr, type ReplicationInfo } from './redis-admin.js';
+export { RedisAdmin, parseReplicationInfo, replicationOffset, replicatesFrom, type ReplicationInfo } from '@reborn/coordinator/admin';
+export { splitAddr } from '@reborn/coordinator';
 export * from './errors.js';

@@ -27,12 +27,13 @@ import { open } from 'node:fs/promises';
 import { basename, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { isValidAddr, isValidName } from '@reborn/coordinator';
+import { isValidAddr, isValidName, splitAddr } from '@reborn/coordinator';
 import { checkProxyArgs, checkRedisArgs, redisConfigFile } from './app-options.js';
+import { addrField, allowOnly, asBody, portField, portOf, stringField } from './app-requests.js';
 import { AgentError, AppExistsError, BadRequestError, StartFailedError, UnknownAppError } from './errors.js';
 import type { AgentMetrics } from './metrics.js';
 import { isAliveAs, signal } from './proc.js';
-import type { RedisAdmin } from './redis-admin.js';
+import type { RedisAdmin } from '@reborn/coordinator/admin';
 
 export type AppKind = 'redis' | 'proxy';
 export type AppState = 'running' | 'restarting' | 'stopped';
@@ -225,8 +226,8 @@ export class Supervisor {
     allowOnly(o, ['addr', 'adminAddr', 'id', 'auth', 'args']);
     const addr = addrField(o, 'addr');
     const adminAddr = addrField(o, 'adminAddr');
-    const port = Number(addr.slice(addr.lastIndexOf(':') + 1));
-    const adminPort = Number(adminAddr.slice(adminAddr.lastIndexOf(':') + 1));
+    const port = splitAddr(addr).port;
+    const adminPort = splitAddr(adminAddr).port;
     if (port === adminPort) throw new BadRequestError('addr and adminAddr must use different ports');
     let proxyId: string | null = null;
     if (o['id'] !== undefined) {
@@ -535,44 +536,6 @@ export class Supervisor {
       return [];
     }
   }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Request validation: each failure says which field and what is wrong.
-
-function asBody(body: unknown): Record<string, unknown> {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new BadRequestError('the body must be a JSON object');
-  return body as Record<string, unknown>;
-}
-
-function allowOnly(o: Record<string, unknown>, names: string[]): void {
-  const extra = Object.keys(o).filter((k) => !names.includes(k));
-  if (extra.length > 0) throw new BadRequestError(`unknown field(s) ${extra.join(', ')}; allowed: ${names.join(', ')}`);
-}
-
-function portField(o: Record<string, unknown>, name: string): number {
-  const v = o[name];
-  if (v === undefined) throw new BadRequestError(`missing ${name}`);
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new BadRequestError(`${name} must be a number, got ${JSON.stringify(v)}`);
-  if (!Number.isInteger(v) || v < 1 || v > 65535) throw new BadRequestError(`${name} must be an integer 1..65535, got ${v}`);
-  return v;
-}
-
-function stringField(o: Record<string, unknown>, name: string): string {
-  const v = o[name];
-  if (v === undefined) throw new BadRequestError(`missing ${name}`);
-  if (typeof v !== 'string' || v.length === 0) throw new BadRequestError(`${name} must be a non-empty string, got ${JSON.stringify(v)}`);
-  return v;
-}
-
-function addrField(o: Record<string, unknown>, name: string): string {
-  const v = stringField(o, name);
-  if (!isValidAddr(v)) throw new BadRequestError(`${name} must be host:port, got ${JSON.stringify(v)}`);
-  return v;
-}
-
-function portOf(addr: string): number {
-  return Number(addr.slice(addr.lastIndexOf(':') + 1));
 }
 
 function isAppRecord(v: unknown): v is AppRecord {

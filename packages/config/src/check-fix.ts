@@ -22,7 +22,7 @@ import type { Redis } from 'ioredis';
 import { migrateAuthArgs, type Store } from '@reborn/coordinator';
 import { moveVerdict, type LeftKey, type LeftReason, type MovedKey, type StrayKey } from './check-model.js';
 import { busyWith, masterAddr, readControlState } from './check-state.js';
-import { parseAddr, replyCode } from './redis-admin.js';
+import { parseAddr, replyCode } from '@reborn/coordinator/admin';
 
 export interface MoveOutcome {
   moved: MovedKey[];

@@ -9,7 +9,6 @@
  * none). If it is the same in two reads, the slot did not change between them — the fix uses
  * that to prove a slot stayed `online` in the same group for the whole of a move.
  */
-import { Range } from 'etcd3';
 import {
   ACTIVE_MIGRATION_STATES,
   MigrationState,
@@ -21,6 +20,7 @@ import {
   parseGroup,
   parseMigration,
   parseSlot,
+  readPrefixes,
   type GroupInfo,
   type MigrationTask,
   type SlotInfo,
@@ -41,48 +41,42 @@ export interface ControlState {
 
 export async function readControlState(store: Store): Promise<ControlState> {
   const { paths } = store;
-  const range = (prefix: string) => {
-    const r = Range.prefix(prefix);
-    return { request_range: { key: r.start, range_end: r.end } };
-  };
-  const res = await store.call('read slots, groups, migrations and actions', () =>
-    store.etcd.kv.txn({ success: [range(paths.slots), range(paths.groups), range(paths.migrations), range(paths.actions)] }),
-  );
-  const [slotKvs, groupKvs, taskKvs, actionKvs] = res.responses.map((r) => r.response_range.kvs);
+  const res = await readPrefixes(store, 'read slots, groups, migrations and actions', [paths.slots, paths.groups, paths.migrations, paths.actions]);
+  const [slotKvs, groupKvs, taskKvs, actionKvs] = res.ranges;
 
   const slots = Array.from({ length: SLOT_COUNT }, (_, id) => offlineSlot(id));
   const slotRevisions = new Array<string>(SLOT_COUNT).fill('0');
   for (const kv of slotKvs ?? []) {
-    const key = kv.key.toString('utf8');
+    const key = kv.key;
     const id = paths.slotIdOf(key);
     if (id === null) continue;
     slots[id] = parseSlot(decodeJson(kv.value, key), id, key);
-    slotRevisions[id] = kv.mod_revision;
+    slotRevisions[id] = kv.modRevision;
   }
 
   const groups = new Map<number, GroupInfo>();
   for (const kv of groupKvs ?? []) {
-    const key = kv.key.toString('utf8');
+    const key = kv.key;
     const id = paths.groupIdOf(key);
     if (id !== null) groups.set(id, parseGroup(decodeJson(kv.value, key), id, key));
   }
 
   const tasks: MigrationTask[] = [];
   for (const kv of taskKvs ?? []) {
-    const key = kv.key.toString('utf8');
+    const key = kv.key;
     if (paths.migrationIdOf(key) !== null) tasks.push(parseMigration(decodeJson(kv.value, key), key));
   }
   tasks.sort((a, b) => (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : 0));
 
   const actionsBySlot = new Map<number, number[]>();
   for (const kv of actionKvs ?? []) {
-    const key = kv.key.toString('utf8');
+    const key = kv.key;
     if (paths.actionSeqOf(key) === null) continue; // acks live under the action's key
     const action = parseAction(decodeJson(kv.value, key), key);
     for (const s of action.slots) actionsBySlot.set(s, [...(actionsBySlot.get(s) ?? []), action.seq]);
   }
 
-  return { revision: res.header.revision, slots, slotRevisions, groups: new Map([...groups].sort(([a], [b]) => a - b)), tasks, actionsBySlot };
+  return { revision: res.revision, slots, slotRevisions, groups: new Map([...groups].sort(([a], [b]) => a - b)), tasks, actionsBySlot };
 }
 
 /** The master address of group `gid`, or null (no such group, or no master right now). */

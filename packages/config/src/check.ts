@@ -47,7 +47,7 @@ import {
   type StrayKey,
 } from './check-model.js';
 import { activeTaskOf, lastTaskOf, masterAddr, needsRunner, readControlState, type ControlState } from './check-state.js';
-import { RedisAdminError, adminClient, isTransportError, replyCode, showKey } from './redis-admin.js';
+import { RedisAdminError, adminClient, isTransportError, replyCode, showKey } from '@reborn/coordinator/admin';
 import { isRunnerAlive } from './runner-api.js';
 import { formatSlotList } from './servers.js';
 

@@ -29,9 +29,8 @@
  *     before fencing: a member key the recovering proxy wrote meanwhile must stay.
  */
 import type { Logger } from 'pino';
-import { CompareResult, CompareTarget } from 'etcd3';
-import { CoordinatorError, ServerRole, proxyAclUser, type FenceInfo, type Store } from '@reborn/coordinator';
-import { replyCode, withRedis, type RedisAdminOptions } from './redis-admin.js';
+import { CoordinatorError, ServerRole, guard, guardedWrite, op, proxyAclUser, putKey, readKey, type FenceInfo, type Store } from '@reborn/coordinator';
+import { replyCode, withRedis, type RedisAdminOptions } from '@reborn/coordinator/admin';
 
 /** Some master of the groups could not be fenced: the proxy may still write there. */
 export class FenceError extends CoordinatorError {
@@ -89,17 +88,15 @@ export async function fenceProxy(store: Store, opts: FenceOptions): Promise<Fenc
   const groups = (await store.listGroups()).filter((g) => wanted.has(g.id));
   const servers = groups.flatMap((g) => g.servers.map((s) => ({ group: g.id, addr: s.addr, master: s.role === ServerRole.Master })));
   const redisOpts = { connectTimeoutMs: 2000, commandTimeoutMs: 3000, ...opts.redis };
-  const { etcd, paths } = store;
+  const { paths } = store;
   const fenceKey = paths.fence(proxyId);
   const memberKey = paths.member(proxyId);
 
-  const member = await store.call(`read member ${proxyId}`, () => etcd.get(memberKey).exec());
-  const memberRev = member.kvs[0]?.mod_revision ?? null;
+  const member = await readKey(store, `read member ${proxyId}`, memberKey);
+  const memberRev = member?.modRevision ?? null;
   const record = (servers: readonly string[]): FenceInfo => ({ proxyId, at: new Date().toISOString(), reason, action, servers: [...servers] });
-  const put = await store.call(`record fence of ${proxyId}`, () =>
-    etcd.put(fenceKey).value(JSON.stringify(record(servers.map((s) => s.addr)))).exec(),
-  );
-  const ifOurRecord = { key: Buffer.from(fenceKey), target: CompareTarget.Mod, result: CompareResult.Equal, mod_revision: put.header.revision };
+  const putRevision = await putKey(store, `record fence of ${proxyId}`, fenceKey, JSON.stringify(record(servers.map((s) => s.addr))));
+  const ifOurRecord = guard.modRevision(fenceKey, putRevision);
 
   const pass = async () => {
     const results = await Promise.allSettled(servers.map((s) => fenceServer(s.addr, user, redisOpts)));
@@ -125,29 +122,15 @@ export async function fenceProxy(store: Store, opts: FenceOptions): Promise<Fenc
   }
   if (failedMasters.length > 0) {
     logger?.error({ proxyId, servers: failedMasters, action }, 'could not fence proxy on masters');
-    await store
-      .call(`drop fence record of ${proxyId}`, () =>
-        etcd.kv.txn({ compare: [ifOurRecord], success: [{ request_delete_range: { key: Buffer.from(fenceKey) } }] }),
-      )
-      .catch(() => {});
+    await guardedWrite(store, `drop fence record of ${proxyId}`, [ifOurRecord], [op.delete(fenceKey)]).catch(() => {});
     throw new FenceError(proxyId, failedMasters);
   }
 
   const fenced = servers.filter((_, i) => first[i]!.ok && second[i]!.ok).map((s) => s.addr);
   const info = record(fenced);
-  await store.call(`record fence of ${proxyId}`, () =>
-    etcd.kv.txn({
-      compare: [ifOurRecord],
-      success: [{ request_put: { key: Buffer.from(fenceKey), value: Buffer.from(JSON.stringify(info)) } }],
-    }),
-  );
+  await guardedWrite(store, `record fence of ${proxyId}`, [ifOurRecord], [op.put(fenceKey, JSON.stringify(info))]);
   if (memberRev !== null) {
-    await store.call(`forget member ${proxyId}`, () =>
-      etcd.kv.txn({
-        compare: [{ key: Buffer.from(memberKey), target: CompareTarget.Mod, result: CompareResult.Equal, mod_revision: memberRev }],
-        success: [{ request_delete_range: { key: Buffer.from(memberKey) } }],
-      }),
-    );
+    await guardedWrite(store, `forget member ${proxyId}`, [guard.modRevision(memberKey, memberRev)], [op.delete(memberKey)]);
   }
   const killed = first.reduce((n, r) => n + r.killed, 0) + second.reduce((n, r) => n + r.killed, 0);
   logger?.warn({ proxyId, user, servers: fenced, groups: [...wanted], action, reason, killed }, 'proxy fenced');

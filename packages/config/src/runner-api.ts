@@ -4,7 +4,7 @@
  * follow one.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Migrations, NotFoundError, type MigrationTask, type Store } from '@reborn/coordinator';
+import { Migrations, NotFoundError, electionLeader, type MigrationTask, type Store } from '@reborn/coordinator';
 import { isTerminal } from './migration-runner.js';
 
 export { createMigration, MigrationRunner } from './migration-runner.js';
@@ -13,8 +13,7 @@ export { fenceProxy, FenceError } from './fence.js';
 
 /** Whether some runner (a dashboard, another CLI) currently leads the product's runner election. */
 export async function isRunnerAlive(store: Store): Promise<boolean> {
-  const election = store.etcd.election(store.paths.runnerElection);
-  return (await store.call('read runner election', () => election.leader())) !== undefined;
+  return (await electionLeader(store, 'read runner election', store.paths.runnerElection)) !== undefined;
 }
 
 const POLL_MS = 500;

@@ -7,8 +7,8 @@ import {
   formatSlotList,
   mergeProxies,
   migrationTransition,
-  parseInfo,
 } from './servers.js';
+import { parseInfo } from '@reborn/coordinator/admin';
 
 describe('evenRanges', () => {
   it('covers 0..1023 contiguously and as evenly as integer division allows', () => {
@@ -77,9 +77,9 @@ describe('small helpers', () => {
   });
   it('parseInfo', () => {
     const m = parseInfo('# Replication\r\nrole:slave\r\nmaster_host:127.0.0.1\r\nmaster_link_status:up\r\n\r\n');
-    expect(m.get('role')).toBe('slave');
-    expect(m.get('master_link_status')).toBe('up');
-    expect(m.has('# Replication')).toBe(false);
+    expect(m['role']).toBe('slave');
+    expect(m['master_link_status']).toBe('up');
+    expect('# Replication' in m).toBe(false);
   });
   it('splitAddr handles IPv6 brackets', () => {
     expect(splitAddr('127.0.0.1:6379')).toEqual({ host: '127.0.0.1', port: 6379 });

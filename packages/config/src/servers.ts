@@ -11,32 +11,17 @@
  * and the operation re-decides from a fresh snapshot, so two operators can never, say, put
  * the same server into two groups, or remove a group while slots are being assigned to it.
  *
- * Redis. Every redis call has a connect and a command timeout; a server that does not answer
- * is ServerUnreachableError, a bounded wait that runs out is OperationTimeoutError.
- *
- * server promote — a graceful switchover of a healthy group:
- *   1. check: the candidate is a replica of the group's master, its link is up; no slot of
- *      the group is migrating (the runner and the proxies address the group's master);
- *   2. CLIENT PAUSE <ms> WRITE on the old master: writes wait (the pause expires by itself
- *      if we die, so the group cannot stay frozen);
- *   3. wait until the candidate's replication offset reaches the master's — it then has
- *      every write the old master ever acknowledged;
- *   4. REPLICAOF NO ONE on the candidate;
- *   5. the group in etcd: candidate → master, old master → replica (proxies switch now);
- *      if etcd refuses, undo 4 and unpause: nothing changed;
- *   6. REPLICAOF <candidate> on the old master and on the other replicas;
- *   7. CLIENT UNPAUSE on the old master (writes that waited there now fail READONLY, which
- *      a client sees as an error, never as a lost acknowledged write).
+ * The pieces live beside this file: input checks (admin-checks.ts), the views returned to the
+ * front ends (admin-views.ts), snapshots and guarded writes (admin-state.ts), the redis calls
+ * (server-redis.ts) and the graceful switchover (switchover.ts).
  */
 import type { Redis } from 'ioredis';
+import type { InfoFields } from '@reborn/coordinator/admin';
 import type { Logger } from 'pino';
-import type { ICompare, IRequestOp, IKeyValue } from 'etcd3';
 import {
   ACTIVE_MIGRATION_STATES,
   Barrier,
   ConflictError,
-  MAX_GROUP_ID,
-  MAX_TXN_OPS,
   MigrationState,
   Migrations,
   NO_GROUP,
@@ -44,227 +29,51 @@ import {
   SLOT_COUNT,
   ServerRole,
   SlotState,
-  UnavailableError,
   ValidationError,
-  decodeJson,
+  deleteKey,
+  guard,
+  guardedWrite,
+  op,
   encodeGroup,
-  encodeSlot,
   groupMaster,
-  isValidAddr,
-  isValidGroupId,
-  isValidName,
-  isValidSlotId,
-  offlineSlot,
   onlineSlot,
-  parseGroup,
-  parseMigration,
-  parseSlot,
   splitAddr,
   type ActionInfo,
   type FenceInfo,
   type GroupInfo,
   type GroupServer,
   type MigrationTask,
-  type ProxyInfo,
-  type SlotInfo,
   type Store,
 } from '@reborn/coordinator';
 import { OperationTimeoutError, ServerUnreachableError } from './errors.js';
+import { checkAddr, checkGroupId, checkMigrationId, checkProxyId, checkSlotId, checkSlotRange } from './admin-checks.js';
+import {
+  compactSlots,
+  evenRanges,
+  mergeProxies,
+  migrationTransition,
+  formatSlotList,
+  type BarrierView,
+  type GroupView,
+  type MigrationOp,
+  type Overview,
+  type ProxyView,
+  type RebalancePlanView,
+  type SlotRange,
+  type SlotView,
+} from './admin-views.js';
+import { AdminState, type Snapshot } from './admin-state.js';
+import { promoteServer, type PromoteResult } from './switchover.js';
+import { replicaOf, replicationFields, sleep, withRedis, type RedisConn } from './server-redis.js';
 
-// ioredis and the migration machinery are loaded on first use: every CLI call pays for what
-// it imports, and most verbs need neither (etcd3 alone is most of a call's start-up time).
+// The pieces of the operations, importable from here as before.
+export * from './admin-checks.js';
+export * from './admin-views.js';
+export type { PromoteResult } from './switchover.js';
+
+// The migration machinery is loaded on first use: every CLI call pays for what it imports,
+// and most verbs need none of it.
 const runnerApi = () => import('./runner-api.js');
-
-// ---------------------------------------------------------------------------------------------
-// Input checks shared by the CLI and the API. Messages name the value and what is wanted.
-
-export function checkGroupId(id: number): number {
-  if (!isValidGroupId(id)) throw new ValidationError(`invalid group id ${id}: want 1..${MAX_GROUP_ID}`);
-  return id;
-}
-
-export function checkSlotId(id: number): number {
-  if (!isValidSlotId(id)) throw new ValidationError(`slot ${id} is out of range 0..${SLOT_COUNT - 1}`);
-  return id;
-}
-
-export function checkSlotRange(first: number, last: number): void {
-  checkSlotId(first);
-  checkSlotId(last);
-  if (first > last) throw new ValidationError(`invalid slot range ${first}-${last}: from must not be greater than to`);
-}
-
-export function checkAddr(addr: string): string {
-  if (!isValidAddr(addr)) throw new ValidationError(`invalid server address ${JSON.stringify(addr)}: want host:port`);
-  return addr;
-}
-
-export function checkMigrationId(id: string): string {
-  if (!isValidName(id)) throw new ValidationError(`invalid migration id ${JSON.stringify(id)}`);
-  return id;
-}
-
-export function checkProxyId(id: string): string {
-  if (!isValidName(id)) throw new ValidationError(`invalid proxy id ${JSON.stringify(id)}`);
-  return id;
-}
-
-
-// ---------------------------------------------------------------------------------------------
-// Views returned to the front ends (the JSON of the API and of `--json`).
-
-export interface GroupView {
-  id: number;
-  servers: GroupServer[];
-  /** Slots the group owns (online, or the source of a migration). */
-  slots: number;
-}
-
-/** Consecutive slots in the same state: `first..last` inclusive. */
-export interface SlotRange {
-  first: number;
-  last: number;
-  state: SlotState;
-  group: number;
-  from?: number;
-  to?: number;
-}
-
-export interface SlotView extends SlotInfo {
-  /** The owner group's master, or null. */
-  master: string | null;
-  /** The active migration task that includes this slot, or null. */
-  migration: string | null;
-}
-
-export interface ProxyView {
-  id: string;
-  state: string;
-  addr: string | null;
-  adminAddr: string | null;
-  pid: number | null;
-  host: string | null;
-  startedAt: string | null;
-  /** Registered in etcd now (lease-bound; a fenced proxy that has not come back is not). */
-  registered: boolean;
-  /**
-   * Has a member key: it may be serving, so barriers wait for it. A member that is not
-   * registered (state `lost`) lost etcd and may still serve with an old table.
-   */
-  member: boolean;
-  fence: FenceInfo | null;
-}
-
-export interface BarrierView {
-  seq: number;
-  slots: number[];
-  createdAt: string;
-  note: string;
-  waitingFor: string[];
-}
-
-export interface Overview {
-  product: string;
-  groups: GroupView[];
-  slots: { byState: Record<string, number>; byGroup: Record<string, number> };
-  proxies: ProxyView[];
-  fences: FenceInfo[];
-  barriers: BarrierView[];
-  migrations: MigrationTask[];
-  runnerAlive: boolean;
-  /** Every product with a slot table in this etcd (this one included). */
-  products: string[];
-}
-
-export interface RebalancePlanView {
-  moves: Array<{ first: number; last: number; from: number; to: number; kind: 'migrate' | 'assign' }>;
-  summary: string[];
-}
-
-/** Groups the slots into runs of equal state/group/from/to. */
-export function compactSlots(slots: readonly SlotInfo[]): SlotRange[] {
-  const out: SlotRange[] = [];
-  for (const s of slots) {
-    const cur = out[out.length - 1];
-    if (cur && cur.last === s.id - 1 && cur.state === s.state && cur.group === s.group && cur.from === s.from && cur.to === s.to) {
-      cur.last = s.id;
-    } else {
-      out.push({ first: s.id, last: s.id, state: s.state, group: s.group, ...(s.from === undefined ? {} : { from: s.from, to: s.to }) });
-    }
-  }
-  return out;
-}
-
-/** Contiguous, as even as integer division allows: group i of n gets [i·1024/n, (i+1)·1024/n). */
-export function evenRanges(groupIds: readonly number[]): Array<{ first: number; last: number; group: number }> {
-  const n = groupIds.length;
-  return groupIds.map((group, i) => ({
-    first: Math.floor((i * SLOT_COUNT) / n),
-    last: Math.floor(((i + 1) * SLOT_COUNT) / n) - 1,
-    group,
-  }));
-}
-
-export type MigrationOp = 'pause' | 'resume' | 'cancel';
-
-/**
- * The state an operator's pause/resume/cancel moves a task to; `null` when it is already
- * there (a no-op, not an error); ConflictError for a transition the state machine forbids.
- */
-export function migrationTransition(task: Pick<MigrationTask, 'id' | 'state'>, op: MigrationOp): MigrationState | null {
-  const { id, state } = task;
-  const refuse = (why: string): never => {
-    throw new ConflictError(`cannot ${op} migration ${id}: it is ${why}`);
-  };
-  const finished = (): never => refuse(state === MigrationState.Failed ? 'failed' : state);
-  switch (op) {
-    case 'pause':
-      if (state === MigrationState.Pending || state === MigrationState.Running) return MigrationState.Paused;
-      if (state === MigrationState.Paused) return null;
-      if (state === MigrationState.Cancelling) return refuse('being cancelled');
-      return finished();
-    case 'resume':
-      // A failed task keeps its migrating batch split between groups: resuming (once the
-      // cause is fixed) is the way to finish it.
-      if (state === MigrationState.Paused || state === MigrationState.Failed) return MigrationState.Running;
-      if (state === MigrationState.Pending || state === MigrationState.Running) return null;
-      if (state === MigrationState.Cancelling) return refuse('being cancelled');
-      return finished();
-    case 'cancel':
-      if (state === MigrationState.Pending || state === MigrationState.Running || state === MigrationState.Paused) {
-        return MigrationState.Cancelling;
-      }
-      if (state === MigrationState.Cancelling) return null;
-      return finished();
-  }
-}
-
-/** Slot ids of a task as compact text: `0-63,100`. */
-export function formatSlotList(ids: readonly number[]): string {
-  const parts: string[] = [];
-  let i = 0;
-  while (i < ids.length) {
-    let j = i;
-    while (j + 1 < ids.length && ids[j + 1] === ids[j]! + 1) j++;
-    parts.push(i === j ? String(ids[i]) : `${ids[i]}-${ids[j]}`);
-    i = j + 1;
-  }
-  return parts.join(',');
-}
-
-// ---------------------------------------------------------------------------------------------
-// Redis helpers
-
-/** `INFO` text → field map (`role` → `master`, …). */
-export function parseInfo(text: string): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const line of text.split(/\r?\n/)) {
-    if (line === '' || line.startsWith('#')) continue;
-    const i = line.indexOf(':');
-    if (i > 0) out.set(line.slice(0, i), line.slice(i + 1));
-  }
-  return out;
-}
 
 export interface AdminOptions {
   /** Where operations that log (fencing) write; none by default. */
@@ -279,91 +88,6 @@ export interface AdminOptions {
   catchUpTimeoutMs?: number;
 }
 
-/** How Admin reaches a redis server: one timeout for connect and each command, and the password. */
-interface RedisConn {
-  timeoutMs: number;
-  password: string | null;
-}
-
-async function connectRedis(addr: string, { timeoutMs, password }: RedisConn): Promise<Redis> {
-  const { host, port } = splitAddr(addr);
-  const { Redis } = await import('ioredis');
-  const c = new Redis({
-    host,
-    port,
-    ...(password === null ? {} : { password }),
-    lazyConnect: true,
-    connectTimeout: timeoutMs,
-    commandTimeout: timeoutMs,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-    enableOfflineQueue: false,
-    enableReadyCheck: false,
-  });
-  // Failures surface through the command promises; keep ioredis from logging them, but keep
-  // the socket's own error: connect() itself only says "Connection is closed".
-  let socketError: Error | null = null;
-  c.on('error', (err: Error) => {
-    socketError = err;
-  });
-  try {
-    await c.connect();
-    const pong = await c.ping();
-    if (pong !== 'PONG') throw new Error(`PING answered ${pong}`);
-    return c;
-  } catch (err) {
-    c.disconnect();
-    const why = (socketError as Error | null)?.message ?? (err as Error).message;
-    throw new ServerUnreachableError(`server ${addr} is unreachable: ${why}`, err);
-  }
-}
-
-async function withRedis<T>(addr: string, conn: RedisConn, fn: (c: Redis) => Promise<T>): Promise<T> {
-  const c = await connectRedis(addr, conn);
-  try {
-    return await fn(c);
-  } finally {
-    c.disconnect();
-  }
-}
-
-/**
- * REPLICAOF host port. Where the servers have a password the replica must log in to its new
- * master too: masterauth is set first (a server started by reborn-agent has it already; one
- * started by hand may not).
- */
-async function replicaOf(c: Redis, host: string, port: number, { password }: RedisConn): Promise<void> {
-  if (password !== null) await c.config('SET', 'masterauth', password);
-  await c.replicaof(host, port);
-}
-
-async function replicationInfo(c: Redis): Promise<Map<string, string>> {
-  return parseInfo(await c.info('replication'));
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-// ---------------------------------------------------------------------------------------------
-// Snapshots and guarded writes
-
-/** Slots, groups and migrations as read at one etcd revision. */
-interface Snapshot {
-  revision: string;
-  slots: SlotInfo[];
-  groups: Map<number, GroupInfo>;
-  migrations: MigrationTask[];
-}
-
-type Guard = 'slots' | 'groups' | 'migrations';
-
-function prefixEnd(prefix: string): Buffer {
-  const b = Buffer.from(prefix);
-  b[b.length - 1] = b[b.length - 1]! + 1;
-  return b;
-}
-
 export class Admin {
   private readonly redis: RedisConn;
   private readonly syncTimeoutMs: number;
@@ -371,6 +95,7 @@ export class Admin {
   private readonly migrations: Migrations;
   private readonly barrier: Barrier;
   private readonly logger: Logger | undefined;
+  private readonly state: AdminState;
 
   constructor(
     readonly store: Store,
@@ -382,6 +107,7 @@ export class Admin {
     this.logger = opts.logger;
     this.migrations = new Migrations(store);
     this.barrier = new Barrier(store);
+    this.state = new AdminState(store);
   }
 
   get product(): string {
@@ -392,36 +118,31 @@ export class Admin {
   // Groups
 
   async listGroups(): Promise<GroupView[]> {
-    const snap = await this.snapshot();
-    return [...snap.groups.values()].map((g) => this.groupView(g, snap));
+    const snap = await this.state.snapshot();
+    return [...snap.groups.values()].map((g) => this.state.groupView(g, snap));
   }
 
   async getGroup(gid: number): Promise<GroupView> {
     checkGroupId(gid);
-    const snap = await this.snapshot();
-    return this.groupView(this.requireGroup(snap, gid), snap);
+    const snap = await this.state.snapshot();
+    return this.state.groupView(this.state.requireGroup(snap, gid), snap);
   }
 
   async addGroup(gid: number): Promise<GroupView> {
     checkGroupId(gid);
     // The product's first group creates it: give it its identity (docs/topology-identity.md).
     await this.store.ensureIdentity();
-    const key = Buffer.from(this.store.paths.group(gid));
+    const key = this.store.paths.group(gid);
     const group: GroupInfo = { id: gid, servers: [] };
-    const res = await this.store.call(`create group ${gid}`, () =>
-      this.store.etcd.kv.txn({
-        compare: [{ key, target: 'Create', result: 'Equal', create_revision: 0 }],
-        success: [{ request_put: { key, value: Buffer.from(encodeGroup(group)) } }],
-      }),
-    );
+    const res = await guardedWrite(this.store, `create group ${gid}`, [guard.absent(key)], [op.put(key, encodeGroup(group))]);
     if (!res.succeeded) throw new ConflictError(`group ${gid} already exists`);
     return { ...group, servers: [], slots: 0 };
   }
 
   async removeGroup(gid: number): Promise<void> {
     checkGroupId(gid);
-    await this.retry(`remove group ${gid}`, async (snap) => {
-      this.requireGroup(snap, gid);
+    await this.state.retry(`remove group ${gid}`, async (snap) => {
+      this.state.requireGroup(snap, gid);
       const owned = snap.slots.filter((s) => s.group === gid || s.from === gid || s.to === gid);
       if (owned.length > 0) {
         throw new ConflictError(
@@ -430,7 +151,7 @@ export class Admin {
       }
       const task = snap.migrations.find((t) => ACTIVE_MIGRATION_STATES.has(t.state) && (t.to === gid || t.from.includes(gid)));
       if (task) throw new ConflictError(`group ${gid} is part of active migration ${task.id}; wait for it or cancel it first`);
-      return [{ request_delete_range: { key: Buffer.from(this.store.paths.group(gid)) } }];
+      return [op.delete(this.store.paths.group(gid))];
     }, ['slots', 'groups', 'migrations']);
   }
 
@@ -446,7 +167,7 @@ export class Admin {
     checkGroupId(gid);
     checkAddr(addr);
     const check = (snap: Snapshot): { group: GroupInfo; master: GroupServer | undefined } => {
-      const group = this.requireGroup(snap, gid);
+      const group = this.state.requireGroup(snap, gid);
       for (const g of snap.groups.values()) {
         if (g.servers.some((s) => s.addr === addr)) throw new ConflictError(`server ${addr} is already in group ${g.id}`);
       }
@@ -456,14 +177,14 @@ export class Admin {
       }
       return { group, master };
     };
-    const before = check(await this.snapshot());
+    const before = check(await this.state.snapshot());
 
     await withRedis(addr, this.redis, async (c) => {
-      const info = await replicationInfo(c);
+      const info = await replicationFields(c);
       if (!before.master) {
-        if (info.get('role') !== 'master') {
+        if (info['role'] !== 'master') {
           throw new ConflictError(
-            `server ${addr} is a replica of ${info.get('master_host')}:${info.get('master_port')}; run REPLICAOF NO ONE on it before making it the master of group ${gid}`,
+            `server ${addr} is a replica of ${info['master_host']}:${info['master_port']}; run REPLICAOF NO ONE on it before making it the master of group ${gid}`,
           );
         }
         return;
@@ -473,15 +194,15 @@ export class Admin {
 
     try {
       const role = before.master ? ServerRole.Replica : ServerRole.Master;
-      const snap = await this.retry(`add server ${addr} to group ${gid}`, async (snap) => {
+      const snap = await this.state.retry(`add server ${addr} to group ${gid}`, async (snap) => {
         const now = check(snap);
         if (now.master?.addr !== before.master?.addr) {
           throw new ConflictError(`the master of group ${gid} changed while ${addr} was syncing; add it again`, { retryable: true });
         }
         const next: GroupInfo = { id: gid, servers: [...now.group.servers, { addr, role }] };
-        return [{ request_put: { key: Buffer.from(this.store.paths.group(gid)), value: Buffer.from(encodeGroup(next)) } }];
+        return [op.put(this.store.paths.group(gid), encodeGroup(next))];
       }, ['groups']);
-      return { group: this.groupView(this.requireGroup(snap, gid), snap), role };
+      return { group: this.state.groupView(this.state.requireGroup(snap, gid), snap), role };
     } catch (err) {
       // Not recorded: do not leave a server replicating from a group it is not part of.
       if (before.master) await withRedis(addr, this.redis, (c) => c.replicaof('NO', 'ONE')).catch(() => undefined);
@@ -496,14 +217,14 @@ export class Admin {
       throw new ServerUnreachableError(`cannot add replica ${addr}: the group master did not answer (${err.message})`, err);
     });
     const { host, port } = splitAddr(masterAddr);
-    await replicaOf(c, host, port, this.redis);
+    await replicaOf(c, masterAddr, this.redis);
     const deadline = Date.now() + this.syncTimeoutMs;
-    let info = new Map<string, string>();
+    let info: InfoFields = {};
     for (;;) {
       try {
-        info = await replicationInfo(c);
-        const linked = info.get('master_host') === host && info.get('master_port') === String(port);
-        if (linked && info.get('master_link_status') === 'up' && info.get('master_sync_in_progress') === '0') return;
+        info = await replicationFields(c);
+        const linked = info['master_host'] === host && info['master_port'] === String(port);
+        if (linked && info['master_link_status'] === 'up' && info['master_sync_in_progress'] === '0') return;
       } catch {
         // A replica loading the RDB may answer -LOADING for a moment; keep waiting.
       }
@@ -511,7 +232,7 @@ export class Admin {
         await c.replicaof('NO', 'ONE').catch(() => undefined);
         throw new OperationTimeoutError(
           `replica ${addr} did not finish its initial sync from master ${masterAddr} within ${this.syncTimeoutMs} ms ` +
-            `(master_link_status:${info.get('master_link_status') ?? '?'}); it was not added`,
+            `(master_link_status:${info['master_link_status'] ?? '?'}); it was not added`,
         );
       }
       await sleep(100);
@@ -522,8 +243,8 @@ export class Admin {
     checkGroupId(gid);
     checkAddr(addr);
     let role: ServerRole = ServerRole.Replica;
-    await this.retry(`remove server ${addr} from group ${gid}`, async (snap) => {
-      const group = this.requireGroup(snap, gid);
+    await this.state.retry(`remove server ${addr} from group ${gid}`, async (snap) => {
+      const group = this.state.requireGroup(snap, gid);
       const server = group.servers.find((s) => s.addr === addr);
       if (!server) throw new NotFoundError(`server ${addr} is not in group ${gid}`);
       role = server.role;
@@ -540,133 +261,14 @@ export class Admin {
         }
       }
       const next: GroupInfo = { id: gid, servers: group.servers.filter((s) => s.addr !== addr) };
-      return [{ request_put: { key: Buffer.from(this.store.paths.group(gid)), value: Buffer.from(encodeGroup(next)) } }];
+      return [op.put(this.store.paths.group(gid), encodeGroup(next))];
     }, ['slots', 'groups']);
     return { role };
   }
 
-  /** Graceful switchover; the steps are written at the top of this file. */
-  async promoteServer(gid: number, addr: string): Promise<{ group: GroupView; oldMaster: string; offset: string; warnings: string[] }> {
-    checkGroupId(gid);
-    checkAddr(addr);
-    const snap = await this.snapshot();
-    const group = this.requireGroup(snap, gid);
-    const server = group.servers.find((s) => s.addr === addr);
-    if (!server) throw new NotFoundError(`server ${addr} is not in group ${gid}`);
-    if (server.role === ServerRole.Master) throw new ConflictError(`server ${addr} is already the master of group ${gid}`);
-    const master = groupMaster(group);
-    if (!master) throw new ConflictError(`group ${gid} has no master to switch over from`);
-    const moving = movingSlotOf(snap.slots, gid);
-    if (moving) {
-      throw new ConflictError(`group ${gid} is part of a slot migration (slot ${moving.id} ${moving.state} ${moving.from}→${moving.to}); wait for it or pause it first`);
-    }
-    const others = group.servers.filter((s) => s.role === ServerRole.Replica && s.addr !== addr).map((s) => s.addr);
-    const warnings: string[] = [];
-    const t = this.redis;
-    const old = await connectRedis(master.addr, t).catch((err: Error) => {
-      throw new ServerUnreachableError(`${err.message}; a graceful switchover needs a healthy master (failover is the agent's job)`, err);
-    });
-    let cand: Redis | null = null;
-    let paused = false;
-    try {
-      cand = await connectRedis(addr, t);
-      const ci = await replicationInfo(cand);
-      const m = splitAddr(master.addr);
-      if (ci.get('role') !== 'slave' || ci.get('master_host') !== m.host || ci.get('master_port') !== String(m.port)) {
-        throw new ConflictError(`server ${addr} is not replicating from master ${master.addr}; it cannot be promoted gracefully`);
-      }
-      if (ci.get('master_link_status') !== 'up') {
-        throw new ConflictError(`server ${addr} has its replication link to ${master.addr} down; it cannot be promoted gracefully`);
-      }
-
-      // 2. Writes wait on the old master; the pause outlives our wait so it cannot end early.
-      await old.call('CLIENT', 'PAUSE', String(this.catchUpTimeoutMs + 10_000), 'WRITE');
-      paused = true;
-      // 3. The candidate must reach the offset the master has now.
-      const target = BigInt((await replicationInfo(old)).get('master_repl_offset') ?? '0');
-      const deadline = Date.now() + this.catchUpTimeoutMs;
-      let offset = -1n;
-      for (;;) {
-        const info = await replicationInfo(cand);
-        offset = BigInt(info.get('slave_repl_offset') ?? info.get('master_repl_offset') ?? '-1');
-        if (offset >= target) break;
-        if (Date.now() >= deadline) {
-          throw new OperationTimeoutError(
-            `replica ${addr} did not catch up with master ${master.addr} within ${this.catchUpTimeoutMs} ms (offset ${offset} < ${target}); nothing changed`,
-          );
-        }
-        await sleep(20);
-      }
-      // 4.
-      await cand.replicaof('NO', 'ONE');
-      // 5.
-      const next: GroupInfo = {
-        id: gid,
-        servers: group.servers.map((s) =>
-          s.addr === addr ? { addr, role: ServerRole.Master } : s.addr === master.addr ? { addr: s.addr, role: ServerRole.Replica } : s,
-        ),
-      };
-      try {
-        const key = this.store.paths.group(gid);
-        const res = await this.store.call(`promote ${addr} in group ${gid}`, async () => {
-          // Re-check on fresh state what step 1 checked: a migration that started during the
-          // catch-up wait must not see its group's master change under it. The slots guard
-          // below makes the check and the write one atomic decision.
-          const fresh = await this.snapshot();
-          const nowMoving = movingSlotOf(fresh.slots, gid) !== undefined;
-          const cur = fresh.groups.get(gid);
-          if (nowMoving || cur === undefined || encodeGroup(cur) !== encodeGroup(group)) return null;
-          return this.store.etcd.kv.txn({
-            compare: this.guards(['slots', 'groups'], fresh.revision),
-            success: [{ request_put: { key: Buffer.from(key), value: Buffer.from(encodeGroup(next)) } }],
-          });
-        });
-        if (res === null || !res.succeeded) {
-          throw new ConflictError(`group ${gid} changed, or a migration involving it started, during the switchover; nothing changed, try again`, { retryable: true });
-        }
-      } catch (err) {
-        // Undo 4 unless etcd may have taken the write (then the new layout must stand).
-        const written = err instanceof UnavailableError ? await this.groupHasMaster(gid, addr) : false;
-        if (written !== true) {
-          const { host, port } = splitAddr(master.addr);
-          await replicaOf(cand, host, port, this.redis).catch(() => undefined);
-          if (written === null) {
-            throw new UnavailableError(
-              `etcd did not confirm the promotion of ${addr} in group ${gid}: it was turned back into a replica of ${master.addr}; check "group list" and retry`,
-              err,
-            );
-          }
-          throw err;
-        }
-      }
-      // 6.
-      const { host, port } = splitAddr(addr);
-      await replicaOf(old, host, port, t).catch((err: Error) => {
-        warnings.push(`old master ${master.addr} did not accept REPLICAOF ${addr}: ${err.message}`);
-      });
-      for (const r of others) {
-        await withRedis(r, t, (c) => replicaOf(c, host, port, t)).catch((err: Error) => {
-          warnings.push(`replica ${r} was not re-pointed to ${addr}: ${err.message}`);
-        });
-      }
-      const after = await this.snapshot();
-      return { group: this.groupView(this.requireGroup(after, gid), after), oldMaster: master.addr, offset: String(offset), warnings };
-    } finally {
-      // 7.
-      if (paused) await old.call('CLIENT', 'UNPAUSE').catch(() => undefined);
-      old.disconnect();
-      cand?.disconnect();
-    }
-  }
-
-  /** Whether etcd shows `addr` as the master of `gid`; null when etcd cannot tell. */
-  private async groupHasMaster(gid: number, addr: string): Promise<boolean | null> {
-    try {
-      const g = await this.store.getGroup(gid);
-      return g !== null && groupMaster(g)?.addr === addr;
-    } catch {
-      return null;
-    }
+  /** A graceful switchover of a healthy group to `addr` (switchover.ts). */
+  async promoteServer(gid: number, addr: string): Promise<PromoteResult> {
+    return promoteServer({ store: this.store, state: this.state, redis: this.redis, catchUpTimeoutMs: this.catchUpTimeoutMs }, gid, addr);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -678,7 +280,7 @@ export class Admin {
 
   async slotInfo(id: number): Promise<SlotView> {
     checkSlotId(id);
-    const snap = await this.snapshot();
+    const snap = await this.state.snapshot();
     const slot = snap.slots[id]!;
     const owner = snap.groups.get(slot.group);
     const task = snap.migrations.find((t) => ACTIVE_MIGRATION_STATES.has(t.state) && t.slots.includes(id));
@@ -689,8 +291,8 @@ export class Admin {
   async initSlots(force: boolean): Promise<Array<{ first: number; last: number; group: number }>> {
     await this.store.ensureIdentity();
     let plan: Array<{ first: number; last: number; group: number }> = [];
-    await this.writeSlots('init slots', (snap) => {
-      this.refuseDuringMigration(snap, 'reinitialise the slots');
+    await this.state.writeSlots('init slots', (snap) => {
+      this.state.refuseDuringMigration(snap, 'reinitialise the slots');
       const assigned = snap.slots.filter((s) => s.state !== SlotState.Offline);
       if (assigned.length > 0 && !force) {
         const s = assigned[0]!;
@@ -711,8 +313,8 @@ export class Admin {
     checkSlotRange(first, last);
     checkGroupId(gid);
     let changedOwner = 0;
-    await this.writeSlots(`set slots ${first}-${last}`, (snap) => {
-      const group = this.requireGroup(snap, gid);
+    await this.state.writeSlots(`set slots ${first}-${last}`, (snap) => {
+      const group = this.state.requireGroup(snap, gid);
       if (!groupMaster(group)) throw new ConflictError(`group ${gid} has no master: add a server to it first`);
       const range = snap.slots.slice(first, last + 1);
       const moving = range.find((s) => s.state === SlotState.Migrating || s.state === SlotState.PreMigrate);
@@ -763,8 +365,8 @@ export class Admin {
     if (opts.batchSlots !== undefined && !(Number.isSafeInteger(opts.batchSlots) && opts.batchSlots >= 1 && opts.batchSlots <= SLOT_COUNT)) {
       throw new ValidationError(`invalid batch size ${opts.batchSlots}: want 1..${SLOT_COUNT} slots`);
     }
-    const snap = await this.snapshot();
-    const group = this.requireGroup(snap, gid);
+    const snap = await this.state.snapshot();
+    const group = this.state.requireGroup(snap, gid);
     if (!groupMaster(group)) throw new ConflictError(`group ${gid} has no master: add a server to it first`);
     const wanted = Array.from({ length: last - first + 1 }, (_, i) => first + i);
     const same = snap.migrations.find(
@@ -817,8 +419,8 @@ export class Admin {
   // Rebalance
 
   async rebalancePlan(): Promise<RebalancePlanView> {
-    const snap = await this.snapshot();
-    this.refuseDuringMigration(snap, 'plan a rebalance');
+    const snap = await this.state.snapshot();
+    this.state.refuseDuringMigration(snap, 'plan a rebalance');
     const groups = [...snap.groups.values()].filter((g) => groupMaster(g));
     if (groups.length === 0) throw new ConflictError('no group has a master: add groups and servers first');
     const { planRebalance } = await runnerApi();
@@ -828,8 +430,8 @@ export class Admin {
 
   /** Plans and creates the tasks of a rebalance; the runner executes them. */
   async rebalance(): Promise<{ plan: RebalancePlanView; tasks: MigrationTask[] }> {
-    const snap = await this.snapshot();
-    this.refuseDuringMigration(snap, 'rebalance');
+    const snap = await this.state.snapshot();
+    this.state.refuseDuringMigration(snap, 'rebalance');
     const groups = [...snap.groups.values()].filter((g) => groupMaster(g));
     if (groups.length === 0) throw new ConflictError('no group has a master: add groups and servers first');
     const { planRebalance, executeRebalance } = await runnerApi();
@@ -868,7 +470,7 @@ export class Admin {
       redis: { password: this.redis.password },
     });
     const key = this.store.paths.proxy(id);
-    await this.store.call(`delete registration of ${id}`, () => this.store.etcd.delete().key(key).exec());
+    await deleteKey(this.store, `delete registration of ${id}`, key);
     return { fence, registered };
   }
 
@@ -876,7 +478,7 @@ export class Admin {
 
   async overview(): Promise<Overview> {
     const [snap, proxies, fences, members, actions, runnerAlive, products] = await Promise.all([
-      this.snapshot(),
+      this.state.snapshot(),
       this.store.listProxies(),
       this.barrier.listFences(),
       this.barrier.listMembers(),
@@ -893,7 +495,7 @@ export class Admin {
     }
     return {
       product: this.product,
-      groups: [...snap.groups.values()].map((g) => this.groupView(g, snap)),
+      groups: [...snap.groups.values()].map((g) => this.state.groupView(g, snap)),
       slots: { byState, byGroup },
       proxies: mergeProxies(proxies, fences, members),
       fences,
@@ -915,147 +517,4 @@ export class Admin {
     }
     return out;
   }
-
-  // -------------------------------------------------------------------------------------------
-  // Internals
-
-  private groupView(g: GroupInfo, snap: Snapshot): GroupView {
-    return { id: g.id, servers: g.servers.map((s) => ({ ...s })), slots: snap.slots.filter((s) => s.group === g.id).length };
-  }
-
-  private requireGroup(snap: Snapshot, gid: number): GroupInfo {
-    const g = snap.groups.get(gid);
-    if (!g) throw new NotFoundError(`group ${gid} does not exist`);
-    return g;
-  }
-
-  private refuseDuringMigration(snap: Snapshot, what: string): void {
-    const task = snap.migrations.find((t) => ACTIVE_MIGRATION_STATES.has(t.state));
-    if (task) throw new ConflictError(`cannot ${what} while migration ${task.id} is ${task.state}; wait for it or cancel it`);
-    const moving = snap.slots.find((s) => s.state === SlotState.Migrating || s.state === SlotState.PreMigrate);
-    if (moving) throw new ConflictError(`cannot ${what} while slot ${moving.id} is ${moving.state} (${moving.from}→${moving.to})`);
-  }
-
-  /** Slots, groups and migrations at one revision. */
-  private async snapshot(): Promise<Snapshot> {
-    const { paths, etcd } = this.store;
-    const range = (prefix: string): IRequestOp => ({ request_range: { key: Buffer.from(prefix), range_end: prefixEnd(prefix) } });
-    const res = await this.store.call('read topology', () =>
-      etcd.kv.txn({ success: [range(paths.slots), range(paths.groups), range(paths.migrations)] }),
-    );
-    const kvs = (i: number): IKeyValue[] => res.responses[i]?.response_range.kvs ?? [];
-    const slots = Array.from({ length: SLOT_COUNT }, (_, id) => offlineSlot(id));
-    for (const kv of kvs(0)) {
-      const key = kv.key.toString('utf8');
-      const id = paths.slotIdOf(key);
-      if (id !== null) slots[id] = parseSlot(decodeJson(kv.value, key), id, key);
-    }
-    const groups = new Map<number, GroupInfo>();
-    for (const kv of kvs(1)) {
-      const key = kv.key.toString('utf8');
-      const id = paths.groupIdOf(key);
-      if (id !== null) groups.set(id, parseGroup(decodeJson(kv.value, key), id, key));
-    }
-    const migrations: MigrationTask[] = [];
-    for (const kv of kvs(2)) {
-      const key = kv.key.toString('utf8');
-      if (paths.migrationIdOf(key) !== null) migrations.push(parseMigration(decodeJson(kv.value, key), key));
-    }
-    migrations.sort((a, b) => (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : 0));
-    return { revision: res.header.revision, slots, groups: new Map([...groups].sort(([a], [b]) => a - b)), migrations };
-  }
-
-  private guards(kinds: readonly Guard[], revision: string): ICompare[] {
-    const next = (BigInt(revision) + 1n).toString();
-    const prefix = { slots: this.store.paths.slots, groups: this.store.paths.groups, migrations: this.store.paths.migrations };
-    return kinds.map((k) => ({ key: Buffer.from(prefix[k]), range_end: prefixEnd(prefix[k]), target: 'Mod', result: 'Less', mod_revision: next }));
-  }
-
-  /**
-   * Decides on a fresh snapshot and writes the ops `decide` returns, guarded by `kinds` not
-   * having changed since; re-decides after a concurrent change. Returns the snapshot after.
-   */
-  private async retry(what: string, decide: (snap: Snapshot) => Promise<IRequestOp[]>, kinds: readonly Guard[]): Promise<Snapshot> {
-    for (let attempt = 0; attempt < 10; attempt++) {
-      const snap = await this.snapshot();
-      const ops = await decide(snap);
-      const res = await this.store.call(what, () => this.store.etcd.kv.txn({ compare: this.guards(kinds, snap.revision), success: ops }));
-      if (res.succeeded) return this.snapshot();
-    }
-    throw new ConflictError(`${what}: the cluster kept changing meanwhile; try again`, { retryable: true });
-  }
-
-  /**
-   * Writes the slots `decide` returns in transactions of at most MAX_TXN_OPS puts. The first
-   * is guarded by "nothing read changed since the snapshot", each next one by "nothing
-   * changed since our previous write", so no concurrent change slips in between chunks.
-   */
-  private async writeSlots(what: string, decide: (snap: Snapshot) => SlotInfo[]): Promise<void> {
-    for (let attempt = 0; attempt < 10; attempt++) {
-      const snap = await this.snapshot();
-      const slots = decide(snap);
-      let revision = snap.revision;
-      let conflict = false;
-      for (let i = 0; i < slots.length; i += MAX_TXN_OPS) {
-        const ops: IRequestOp[] = slots.slice(i, i + MAX_TXN_OPS).map((s) => ({
-          request_put: { key: Buffer.from(this.store.paths.slot(s.id)), value: Buffer.from(encodeSlot(s)) },
-        }));
-        const res = await this.store.call(what, () =>
-          this.store.etcd.kv.txn({ compare: this.guards(['slots', 'groups', 'migrations'], revision), success: ops }),
-        );
-        if (!res.succeeded) {
-          if (i > 0) {
-            throw new ConflictError(`${what}: the cluster changed part way; ${i} of ${slots.length} slots were written — check "slot list" and run it again`, {
-              retryable: true,
-            });
-          }
-          conflict = true;
-          break;
-        }
-        revision = res.header.revision;
-      }
-      if (!conflict) return;
-    }
-    throw new ConflictError(`${what}: the cluster kept changing meanwhile; try again`, { retryable: true });
-  }
-}
-
-export function mergeProxies(proxies: readonly ProxyInfo[], fences: readonly FenceInfo[], members: readonly string[] = []): ProxyView[] {
-  const fenceOf = new Map(fences.map((f) => [f.proxyId, f]));
-  const memberSet = new Set(members);
-  const out: ProxyView[] = proxies.map((p) => ({
-    id: p.id,
-    state: fenceOf.has(p.id) ? 'fenced' : p.state,
-    addr: p.addr,
-    adminAddr: p.adminAddr,
-    pid: p.pid,
-    host: p.host,
-    startedAt: p.startedAt,
-    registered: true,
-    member: memberSet.has(p.id),
-    fence: fenceOf.get(p.id) ?? null,
-  }));
-  const known = new Set(proxies.map((p) => p.id));
-  for (const id of new Set([...fences.map((f) => f.proxyId), ...members])) {
-    if (known.has(id)) continue;
-    const fence = fenceOf.get(id) ?? null;
-    out.push({
-      id,
-      state: fence ? 'fenced' : 'lost',
-      addr: null,
-      adminAddr: null,
-      pid: null,
-      host: null,
-      startedAt: null,
-      registered: false,
-      member: memberSet.has(id),
-      fence,
-    });
-  }
-  return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-}
-
-/** A slot of a migration that involves group `gid` (pre_migrate or migrating), if any. */
-function movingSlotOf(slots: readonly SlotInfo[], gid: number): SlotInfo | undefined {
-  return slots.find((s) => (s.state === SlotState.Migrating || s.state === SlotState.PreMigrate) && (s.from === gid || s.to === gid));
 }

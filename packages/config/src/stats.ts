@@ -27,7 +27,7 @@
  * endpoints, INFO of every server and the events are each read once for all of them.
  */
 import { AgentStore, SLOT_COUNT, type AgentEvent, type ServerHealth, type Store } from '@reborn/coordinator';
-import { info } from './redis-admin.js';
+import { info } from '@reborn/coordinator/admin';
 
 /** The shortest interval a rate is computed over, when the history has one that long. */
 export const MIN_WINDOW_MS = 1000;

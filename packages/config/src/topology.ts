@@ -20,6 +20,10 @@ import { hostname } from 'node:os';
 import {
   ConflictError,
   MAX_TXN_OPS,
+  guard,
+  guardedWrite,
+  op,
+  type WriteOp,
   SLOT_COUNT,
   ValidationError,
   assignedSlotCount,
@@ -37,7 +41,6 @@ import {
   type Store,
   type Topology,
 } from '@reborn/coordinator';
-import { Range, type ICompare, type IRequestOp } from 'etcd3';
 import { compactSlots, type SlotRange } from './servers.js';
 
 export const TOPOLOGY_FORMAT = 'reborn-topology/1';
@@ -243,51 +246,45 @@ export async function restoreTopology(store: Store, saved: unknown, opts: Restor
   });
   if (plan.same && cur.identity?.generation === want.identity.generation && !cur.restoring) return report(true);
 
-  const etcd = store.etcd;
   const paths = store.paths;
   // 1. Marker up, identity gone — if nothing changed since we read.
-  const since = (BigInt(cur.revision) + 1n).toString();
-  const unchangedSince = (key: string, prefix: boolean): ICompare => ({
-    key: Buffer.from(key),
-    ...(prefix ? { range_end: Range.prefix(key).end } : {}),
-    target: 'Mod',
-    result: 'Less',
-    mod_revision: since,
-  });
+  const since = cur.revision;
   const marker = encodeRestoreMarker({ generation: want.identity.generation, startedAt: new Date().toISOString(), by: opts.by ?? `${hostname()} ${process.pid}` });
-  const start = await store.call('start topology restore', () =>
-    etcd.kv.txn({
-      compare: [unchangedSince(paths.slots, true), unchangedSince(paths.groups, true), unchangedSince(paths.identity, false), unchangedSince(paths.restoring, false)],
-      success: [
-        { request_put: { key: Buffer.from(paths.restoring), value: Buffer.from(marker) } },
-        { request_delete_range: { key: Buffer.from(paths.identity) } },
-      ],
-    }),
+  const start = await guardedWrite(
+    store,
+    'start topology restore',
+    [
+      guard.prefixUnchangedSince(paths.slots, since),
+      guard.prefixUnchangedSince(paths.groups, since),
+      guard.keyUnchangedSince(paths.identity, since),
+      guard.keyUnchangedSince(paths.restoring, since),
+    ],
+    [op.put(paths.restoring, marker), op.delete(paths.identity)],
   );
   if (!start.succeeded) throw new ConflictError(`product ${store.product} changed while the restore was being prepared; nothing was written, run it again`, { retryable: true });
-  const markerRev = start.header.revision;
-  const ours: ICompare = { key: Buffer.from(paths.restoring), target: 'Mod', result: 'Equal', mod_revision: markerRev };
+  const markerRev = start.revision;
+  const ours = guard.modRevision(paths.restoring, markerRev);
 
   // 2. Groups first (slots must never name a missing group), slots, then unused groups go.
-  const ops: IRequestOp[] = [
-    ...plan.groupPuts.map((g) => put(paths.group(g.id), encodeGroup(g))),
-    ...plan.slots.map((s) => put(paths.slot(s.id), encodeSlot(s))),
-    ...plan.groupDeletes.map((gid): IRequestOp => ({ request_delete_range: { key: Buffer.from(paths.group(gid)) } })),
+  const ops: WriteOp[] = [
+    ...plan.groupPuts.map((g) => op.put(paths.group(g.id), encodeGroup(g))),
+    ...plan.slots.map((s) => op.put(paths.slot(s.id), encodeSlot(s))),
+    ...plan.groupDeletes.map((gid) => op.delete(paths.group(gid))),
   ];
   for (let i = 0; i < ops.length; i += MAX_TXN_OPS) {
     const chunk = ops.slice(i, i + MAX_TXN_OPS);
-    const res = await store.call('write restored topology', () => etcd.kv.txn({ compare: [ours], success: chunk }));
+    const res = await guardedWrite(store, 'write restored topology', [ours], chunk);
     if (!res.succeeded) {
       throw new ConflictError(`another restore took over product ${store.product} after ${i} of ${ops.length} writes; this one stopped (the identity was not written)`);
     }
   }
 
   // 3. The identity last, the marker gone: from here readers take the topology.
-  const done = await store.call('finish topology restore', () =>
-    etcd.kv.txn({
-      compare: [ours, { key: Buffer.from(paths.identity), target: 'Create', result: 'Equal', create_revision: 0 }],
-      success: [put(paths.identity, encodeIdentity(want.identity)), { request_delete_range: { key: Buffer.from(paths.restoring) } }],
-    }),
+  const done = await guardedWrite(
+    store,
+    'finish topology restore',
+    [ours, guard.absent(paths.identity)],
+    [op.put(paths.identity, encodeIdentity(want.identity)), op.delete(paths.restoring)],
   );
   if (!done.succeeded) {
     throw new ConflictError(`product ${store.product}: the identity could not be written at the end of the restore (another restore took over, or something wrote an identity meanwhile); run it again with --force`);
@@ -307,8 +304,4 @@ function planWrites(cur: Topology, groups: readonly GroupInfo[], slots: readonly
   // A saved offline slot needs no key; a present key must say offline too.
   const slotWrites = slots.filter((s) => (s.state === 'offline' && keyless.has(s.id) ? false : keyless.has(s.id) || encodeSlot(cur.slots[s.id]!) !== encodeSlot(s)));
   return { groupPuts, groupDeletes, slots: slotWrites, same: groupPuts.length === 0 && groupDeletes.length === 0 && slotWrites.length === 0 };
-}
-
-function put(key: string, value: string): IRequestOp {
-  return { request_put: { key: Buffer.from(key), value: Buffer.from(value) } };
 }

@@ -29,3 +29,5 @@ export {
 export { type IdentityResult, type TopologyHead } from './store.js';
 export { type ResyncCause } from './watch.js';
 export * from './topology-guard.js';
+export { Leadership, NotLeaderCoordinatorError, type LeadershipEvents, type LeadershipMessages, type LeadershipOptions } from './leadership.js';
+export * from './guarded-writes.js';

@@ -19,6 +19,7 @@ import { CompareResult, CompareTarget } from 'etcd3';
 import { ConflictError, NotFoundError, ValidationError } from './errors.js';
 import { decodeJson, isValidGroupId, isValidSlotId } from './models.js';
 import type { Store } from './store.js';
+import { guard, guardedWrite, op, type WriteGuard } from './guarded-writes.js';
 
 export const MigrationState = {
   Pending: 'pending',
@@ -126,6 +127,14 @@ export interface StoredMigration {
   modRevision: string;
 }
 
+/** Extra conditions of a task update (Migrations.update). */
+export interface TaskUpdateOptions {
+  /** Guards besides "the task is unchanged since read" (e.g. the runner's election key exists). */
+  guards?: readonly WriteGuard[];
+  /** Runs after each refused write, before re-reading; may throw to stop retrying. */
+  afterConflict?: () => Promise<void>;
+}
+
 export class Migrations {
   constructor(private readonly store: Store) {}
 
@@ -164,19 +173,17 @@ export class Migrations {
    * Applies `change` to the stored task with compare-and-swap, retrying on a concurrent write.
    * `change` may throw to refuse (e.g. resuming a finished task). Returns the written task.
    */
-  async update(id: string, change: (t: MigrationTask) => MigrationTask): Promise<MigrationTask> {
+  async update(id: string, change: (t: MigrationTask) => MigrationTask, opts: TaskUpdateOptions = {}): Promise<MigrationTask> {
+    const key = this.store.paths.migration(id);
     for (let attempt = 0; attempt < 50; attempt++) {
       const cur = await this.get(id);
       if (cur === null) throw new NotFoundError(`migration ${id} does not exist`);
       const next = { ...change(structuredClone(cur.task)), updatedAt: new Date().toISOString() };
-      const key = Buffer.from(this.store.paths.migration(id));
-      const res = await this.store.call(`update migration ${id}`, () =>
-        this.store.etcd.kv.txn({
-          compare: [{ key, target: CompareTarget.Mod, result: CompareResult.Equal, mod_revision: cur.modRevision }],
-          success: [{ request_put: { key, value: Buffer.from(JSON.stringify(next)) } }],
-        }),
-      );
+      const res = await guardedWrite(this.store, `update migration ${id}`, [...(opts.guards ?? []), guard.modRevision(key, cur.modRevision)], [
+        op.put(key, JSON.stringify(next)),
+      ]);
       if (res.succeeded) return next;
+      await opts.afterConflict?.();
     }
     throw new ConflictError(`migration ${id} keeps changing; try again`, { retryable: true });
   }

@@ -14,6 +14,7 @@
  */
 import { CompareResult, CompareTarget, Range, type Etcd3, type ICompare, type IKeyValue, type IRequestOp } from 'etcd3';
 import { Conn, createClient, withTimeout, toCoordinatorError } from './client.js';
+import { MAX_TXN_OPS, guard, guardedWrite, op } from './guarded-writes.js';
 import { ConflictError, NotFoundError, ValidationError } from './errors.js';
 import {
   SLOT_COUNT,
@@ -70,8 +71,8 @@ export interface StoreOptions {
   callTimeoutMs?: number;
 }
 
-/** etcd's default `--max-txn-ops`: a txn may hold at most this many ops (and compares). */
-export const MAX_TXN_OPS = 128;
+/** etcd's default `--max-txn-ops` (defined with the guarded writes that chunk by it). */
+export { MAX_TXN_OPS };
 const DEFAULT_TIMEOUT_MS = 5000;
 
 export class Store {
@@ -223,25 +224,18 @@ export class Store {
     if (chunks.length > 0) await this.ensureIdentity();
     let revision = '';
     for (const chunk of chunks) {
-      const res = await this.conn.call('put slots', () =>
-        this.etcd.kv.txn({
-          compare: [...chunk.groups].map((g) => ({
-            key: Buffer.from(this.paths.group(g)),
-            target: CompareTarget.Create,
-            result: CompareResult.Greater,
-            create_revision: 0,
-          })),
-          success: chunk.items.map((i) => ({
-            request_put: { key: Buffer.from(i.key), value: Buffer.from(i.value) },
-          })),
-        }),
+      const res = await guardedWrite(
+        this,
+        'put slots',
+        [...chunk.groups].map((g) => guard.exists(this.paths.group(g))),
+        chunk.items.map((i) => op.put(i.key, i.value)),
       );
       if (!res.succeeded) {
         const existing = new Set((await this.listGroups()).map((g) => g.id));
         const missing = [...chunk.groups].filter((g) => !existing.has(g));
         throw new NotFoundError(`group(s) ${missing.join(', ') || '?'} do not exist; slots not written`);
       }
-      revision = res.header.revision;
+      revision = res.revision;
     }
     return revision;
   }

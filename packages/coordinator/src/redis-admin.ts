@@ -1,16 +1,23 @@
 /**
- * Short-lived admin connections to redis-server for reborn-config (fencing, migration, health).
+ * Short-lived admin connections to redis-server: the one operator-side redis client of the
+ * control plane (reborn-config's operations, fencing, migration and checks; the agent's
+ * cached clients in redis-admin-pool.ts are built from the same adminClient()).
  *
  * Every call is bounded: a connect timeout, a command timeout, no offline queue (a command
- * sent while disconnected fails at once instead of waiting for a reconnect), no reconnects,
- * at most one retry per request — and the connection is always closed. A control loop that
- * talks to a hung or partitioned server therefore hears back within the timeouts.
+ * sent while disconnected fails at once instead of waiting for a reconnect), no reconnects —
+ * and the connection is always closed. A control loop that talks to a hung or partitioned
+ * server therefore hears back within the timeouts. The servers' password (requirepass) is
+ * sent by every client made here, and REPLICAOF carries it on as masterauth.
  *
  * Redis error replies carry their code as the first word (`BUSYKEY …`, `IOERR …`); replyCode()
  * reads it, so callers branch on that code and never on the rest of the message.
+ * Loaded only through the `@reborn/coordinator/admin` entry, so the proxy's data path never
+ * loads ioredis. See docs/architecture.md (control path).
  */
 import { Redis, type RedisOptions } from 'ioredis';
-import { CoordinatorError } from '@reborn/coordinator';
+import { CoordinatorError } from './errors.js';
+import { isValidAddr, splitAddr } from './models.js';
+import { parseInfo, replicationInfo, replicationOffset, type InfoFields } from './redis-info.js';
 
 export interface RedisAdminOptions {
   /** Default 2000. */
@@ -21,42 +28,65 @@ export interface RedisAdminOptions {
   password?: string | null;
 }
 
+/** How adminClient() builds a client beyond the bounds every caller shares. */
+export interface AdminClientOptions extends Omit<RedisAdminOptions, 'commandTimeoutMs'> {
+  /** Default 5000; null: no ioredis timeout, the caller enforces its own per-call deadline. */
+  commandTimeoutMs?: number | null;
+  /** CLIENT SETNAME on connect (shows in CLIENT LIST), or none. */
+  connectionName?: string;
+  /**
+   * Let commands wait in ioredis's queue while the first connect is under way (the client then
+   * connects itself on first use). Default false: the caller connects, and a command sent
+   * while disconnected fails at once.
+   */
+  queueUntilConnected?: boolean;
+}
+
+/** Whether a password is configured (an empty one counts as none). */
+export function hasPassword(password: string | null | undefined): password is string {
+  return typeof password === 'string' && password !== '';
+}
+
 const DEFAULT_CONNECT_TIMEOUT_MS = 2000;
 const DEFAULT_COMMAND_TIMEOUT_MS = 5000;
 
 /** A redis server could not be reached or did not answer in time (not an error reply). */
 export class RedisAdminError extends CoordinatorError {
   readonly addr: string;
-  constructor(addr: string, message: string, cause?: unknown) {
+  /** What went wrong, without the address or the step (a connect failure: the socket's error), for callers that word their own. */
+  readonly why: string;
+  constructor(addr: string, message: string, cause?: unknown, why: string = message) {
     super('EUNREACHABLE', `redis ${addr}: ${message}`, { cause, retryable: true });
     this.name = 'RedisAdminError';
     this.addr = addr;
+    this.why = why;
   }
 }
 
 /** `host:port` (IPv6 hosts in brackets) → host and port. */
 export function parseAddr(addr: string): { host: string; port: number } {
-  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(addr);
-  const port = Number(m?.[3]);
-  if (!m || !(port >= 1 && port <= 65535)) throw new RedisAdminError(addr, 'not a host:port address');
-  return { host: m[1] ?? m[2]!, port };
+  if (!isValidAddr(addr)) throw new RedisAdminError(addr, 'not a host:port address');
+  return splitAddr(addr);
 }
 
 /**
  * An unconnected client with bounded everything; the caller connects (`await c.connect()`)
  * and must `disconnect()` it. For work that outlives one call (the migration runner's scans).
  */
-export function adminClient(addr: string, opts: RedisAdminOptions = {}): Redis {
+export function adminClient(addr: string, opts: AdminClientOptions = {}): Redis {
   const { host, port } = parseAddr(addr);
+  const commandTimeout = opts.commandTimeoutMs === undefined ? DEFAULT_COMMAND_TIMEOUT_MS : opts.commandTimeoutMs;
   const options: RedisOptions = {
     host,
     port,
-    ...(opts.password ? { password: opts.password } : {}),
+    ...(hasPassword(opts.password) ? { password: opts.password } : {}),
+    ...(commandTimeout === null ? {} : { commandTimeout }),
+    ...(opts.connectionName === undefined ? {} : { connectionName: opts.connectionName }),
     lazyConnect: true,
     connectTimeout: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
-    commandTimeout: opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
-    maxRetriesPerRequest: 1,
-    enableOfflineQueue: false,
+    // No reconnects (retryStrategy → null), so a request is never retried on another connection.
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: opts.queueUntilConnected === true,
     enableReadyCheck: false,
     autoResubscribe: false,
     retryStrategy: () => null,
@@ -88,21 +118,31 @@ export function replyCode(err: unknown): string | null {
   return /^(\S+)/.exec(err.message)?.[1] ?? null;
 }
 
-/** Connects to `addr`, runs `fn`, always disconnects. Transport failures become RedisAdminError. */
-export async function withRedis<T>(addr: string, fn: (c: Redis) => Promise<T>, opts: RedisAdminOptions = {}): Promise<T> {
+/**
+ * A connected bounded client; the caller must `disconnect()` it. A failed connect is a
+ * RedisAdminError whose reason is the socket's own error (connect() itself only says
+ * "Connection is closed").
+ */
+export async function connectAdmin(addr: string, opts: RedisAdminOptions = {}): Promise<Redis> {
   const c = adminClient(addr, opts);
-  // connect() itself only says "Connection is closed"; the socket's error says why.
   let socketError: Error | null = null;
   c.on('error', (err: Error) => {
     socketError ??= err;
   });
   try {
-    try {
-      await c.connect();
-    } catch (err) {
-      const why = (socketError as Error | null)?.message ?? (err as Error).message;
-      throw new RedisAdminError(addr, `cannot connect: ${why}`, err);
-    }
+    await c.connect();
+    return c;
+  } catch (err) {
+    c.disconnect();
+    const why = (socketError as Error | null)?.message ?? (err as Error).message;
+    throw new RedisAdminError(addr, `cannot connect: ${why}`, err, why);
+  }
+}
+
+/** Connects to `addr`, runs `fn`, always disconnects. Transport failures become RedisAdminError. */
+export async function withRedis<T>(addr: string, fn: (c: Redis) => Promise<T>, opts: RedisAdminOptions = {}): Promise<T> {
+  const c = await connectAdmin(addr, opts);
+  try {
     try {
       return await fn(c);
     } catch (err) {
@@ -131,33 +171,39 @@ export async function ping(addr: string, opts: RedisAdminOptions = {}): Promise<
 }
 
 /** `INFO <section>` as a record of its `field:value` lines (section headers and blanks dropped). */
-export async function info(addr: string, section = 'default', opts: RedisAdminOptions = {}): Promise<Record<string, string>> {
+export async function info(addr: string, section = 'default', opts: RedisAdminOptions = {}): Promise<InfoFields> {
   const text = await withRedis(addr, (c) => c.info(section), opts);
   return parseInfo(text);
 }
 
-export function parseInfo(text: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const line of text.split(/\r?\n/)) {
-    if (line === '' || line.startsWith('#')) continue;
-    const at = line.indexOf(':');
-    if (at > 0) out[line.slice(0, at)] = line.slice(at + 1);
-  }
-  return out;
+/**
+ * replicationOffset() of the server at `addr`, read now: how far its replication stream has
+ * got, in bytes. A bigint for callers that do offset arithmetic; the HA leader promotes the
+ * replica with the highest one.
+ */
+export async function readReplicationOffset(addr: string, opts: RedisAdminOptions = {}): Promise<bigint> {
+  const fields = replicationInfo(await info(addr, 'replication', opts));
+  const offset = replicationOffset(fields);
+  if (offset === null) throw new RedisAdminError(addr, `INFO replication has no replication offset (role ${fields.role === 'unknown' ? '?' : fields.role})`);
+  return BigInt(offset);
 }
 
 /**
- * How far the server's replication stream has got, in bytes: a replica's processed offset
- * (`slave_repl_offset`), a master's `master_repl_offset`. A bigint: offsets are never
- * rounded through JS numbers. The HA leader promotes the replica with the highest one.
+ * The commands that make a server a replica of `master` (`host:port`), or a master again
+ * (null). Where the servers have a password the replica must log in to its new master too:
+ * masterauth is set first (a server started by reborn-agent has it already; one started by
+ * hand may not).
  */
-export async function replicationOffset(addr: string, opts: RedisAdminOptions = {}): Promise<bigint> {
-  const fields = await info(addr, 'replication', opts);
-  const raw = fields['role'] === 'slave' ? fields['slave_repl_offset'] : fields['master_repl_offset'];
-  if (raw === undefined || !/^-?\d+$/.test(raw)) {
-    throw new RedisAdminError(addr, `INFO replication has no replication offset (role ${fields['role'] ?? '?'})`);
-  }
-  return BigInt(raw);
+export function replicaOfCommands(master: string | null, password?: string | null): string[][] {
+  if (master === null) return [['REPLICAOF', 'NO', 'ONE']];
+  const { host, port } = splitAddr(master);
+  const auth = hasPassword(password) ? [['CONFIG', 'SET', 'masterauth', password]] : [];
+  return [...auth, ['REPLICAOF', host, String(port)]];
+}
+
+/** REPLICAOF on an open client (see replicaOfCommands). */
+export async function replicaOf(c: Redis, master: string | null, password?: string | null): Promise<void> {
+  for (const [cmd, ...args] of replicaOfCommands(master, password)) await c.call(cmd!, ...args);
 }
 
 /** A key for log lines and error messages: printable ASCII as is, other bytes as \xNN. */

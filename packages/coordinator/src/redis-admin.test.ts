@@ -6,13 +6,13 @@ import {
   canonicalValue,
   info,
   parseAddr,
-  parseInfo,
   ping,
-  replicationOffset,
+  readReplicationOffset as replicationOffset,
   replyCode,
   showKey,
   withRedis,
 } from './redis-admin.js';
+import { parseInfo } from './redis-info.js';
 
 describe('pure helpers', () => {
   it('parses host:port, with IPv6 in brackets', () => {

@@ -1,0 +1,596 @@
+/**
+ * One migration task run by the leading runner (TaskRun): moves slots between groups while clients keep reading and writing
+ * (docs/architecture.md, migration protocol). etcd is the only state: every step re-reads the task and the
+ * real slot states, so any runner can take over at any point.
+ *
+ * THE STATE MACHINE (one task; a "batch" = ≤ batchSlots (default 512) of its slots that share
+ * one source group A; B = the task's target)
+ *
+ *   0. Leadership. Only the leader of the product's runner election acts (`runner` key,
+ *      an etcd lease). Every slot and task write is a transaction guarded by "my campaign
+ *      key still exists", so a runner that lost its lease (paused process, partition)
+ *      cannot write even before it notices; on lease loss it stops acting first, then
+ *      campaigns again. Tasks whose groups {from ∪ to} are disjoint run at once; otherwise one after
+ *      the other in creation order.
+ *   1. Task pending → running.
+ *   2. Look at the task's slots in etcd:
+ *        online in B                → done
+ *        migrating A→B              → go to 5 (finish that batch first)
+ *        pre_migrate A→B            → cancelling: back to online A (nothing was written to
+ *                                     B); otherwise redo the barrier (3)
+ *        online in A (A ≠ B)        → to do
+ *        anything else              → failed (changed outside this migration)
+ *      Nothing to do → task done. Cancelling → task cancelled. Paused → wait (a paused task
+ *      never leaves a batch in pre_migrate: that would hold the proxies' requests).
+ *   3. Prepare: the batch → `pre_migrate {group:A, from:A, to:B}` in transactions of ≤ 128
+ *      slots (the barrier names the revision R of the last one); action <seq> names the proxies registered
+ *      now; wait ≤ barrierTimeoutMs for their acks (each proxy holds new requests for the
+ *      slots and drains what it already sent to A before acking).
+ *   4. Proxies that did not ack are fenced on every server of every group (fence.ts): the
+ *      fence drops their member record, so no later barrier names them again. If a
+ *      master cannot be fenced: the batch goes back to `online {group:A}` (no proxy wrote B
+ *      yet), the action is deleted, and the batch is retried later; the 3rd failure in a
+ *      row fails the task. Otherwise the batch → `migrating {group:B, from:A, to:B}` and the
+ *      action is deleted. From here on A is never written for these slots: proxies move
+ *      each key a request touches to B first (MIGRATE … KEYS, never REPLACE) and serve it
+ *      from B.
+ *   5. Move: SCAN A's master, MIGRATE the batch's keys to B's master (≤ migrateKeys per
+ *      command, ≤ parallel commands in flight, throttled to `throttle` keys/s). NOKEY is
+ *      fine (a proxy moved it, or it expired). BUSYKEY — the key exists on both — fails the
+ *      task, naming the key: nothing here overwrites (the one exception: a key left on both
+ *      by a MIGRATE that timed out in this run, whose two copies are equal — type, content,
+ *      TTL; then A's copy is deleted, as redis documents for IOERR). IOERR/timeouts are
+ *      retried 3 times, then the task fails. Every ~200 ms the task is re-read: paused →
+ *      stop moving (the slots stay migrating; proxies keep serving them, moving keys as
+ *      touched); cancelling → keep going (see below).
+ *   6. A full SCAN pass that finds no key of the batch → the batch → `online {group:B}`.
+ *      Back to 2.
+ *   A runner that stops or loses leadership leaves the slots as they are (pre_migrate,
+ *   migrating); the next leader resumes at 2. MIGRATE without REPLACE is atomic per key on
+ *   A (A blocks while it runs, even if the runner dies), so no key is lost or duplicated.
+ *
+ * CANCEL SEMANTICS (also written into the cancelled task's phase)
+ *   - a batch already `migrating` is finished: its keys are split between A and B and B is
+ *     authoritative (a proxy may already have written there), so going back would need a
+ *     reverse migration;
+ *   - a batch in `pre_migrate` goes back to `online {group:A}` (nothing was written to B);
+ *   - no further batch starts; the task ends `cancelled`.
+ *   After a cancel every key is readable and every slot is online in exactly one group.
+ *
+ * FAILED TASKS keep their migrating batch `migrating` (the only safe state once keys are
+ * split): proxies go on serving those slots. Fix the cause, then `migration resume` the task
+ * (failed → running; it resumes at 2).
+ */
+import type { Logger } from 'pino';
+import { keySlot } from '@reborn/protocol';
+import {
+  Barrier,
+  CoordinatorError,
+  MAX_TXN_OPS,
+  MigrationState,
+  Migrations,
+  NotFoundError,
+  SLOT_COUNT,
+  SlotState,
+  groupMaster,
+  onlineSlot,
+  type MigrationProgress,
+  type MigrationTask,
+  type Store,
+  type Topology,
+} from '@reborn/coordinator';
+import { FenceError, fenceProxy } from './fence.js';
+import { RedisAdminError, adminClient, parseAddr, withRedis, type RedisAdminOptions } from '@reborn/coordinator/admin';
+import {
+  MigrationError,
+  Halt,
+  isTerminal,
+  CHECK_INTERVAL_MS,
+  PROGRESS_INTERVAL_MS,
+  RATE_WINDOW_MS,
+  BARRIER_ATTEMPTS,
+  TRANSIENT_REDIS_ATTEMPTS,
+  Pool,
+  pickBatch,
+  ranges,
+  describeSlot,
+  isConnectionError,
+  isRetryable,
+  errText,
+  nap,
+} from './migration-common.js';
+import { KeyMover } from './key-mover.js';
+import { TaskWrites } from './task-writes.js';
+import type { Batch, RunnerTunables, RunnerContext, Lead } from './migration-common.js';
+
+// ---------------------------------------------------------------------------------------------
+// One task being executed by the leader
+
+export interface Classified {
+  done: number[];
+  todo: { id: number; from: number }[];
+  pre: { id: number; from: number }[];
+  mig: { id: number; from: number }[];
+}
+
+/**
+ * One task run. A long class on purpose: its steps (prepare, move, checkpoint, finish) share
+ * the run's progress counters and the task as last read; the key mover (key-mover.ts) and
+ * the guarded writes (task-writes.ts) live beside it.
+ */
+export class TaskRun {
+  private readonly store: Store;
+  private readonly log: Logger;
+  private readonly migrations: Migrations;
+  private readonly barrier: Barrier;
+  private readonly opts: RunnerTunables;
+  private readonly redis: RedisAdminOptions;
+  private task!: MigrationTask;
+  private readonly mover: KeyMover;
+  private readonly writes: TaskWrites;
+
+  private movedBase = -1;
+  private movedThisRun = 0;
+  private movedInBatch = 0;
+  private keysLeftOutside = 0; // estimated keys of the slots after the current batch
+  private batchEstimate = 0;
+  private samples: { t: number; moved: number }[] = [];
+  private progress: Partial<MigrationProgress> = {};
+  private lastProgressWrite = 0;
+  private lastCheck = 0;
+  private barrierFailures = 0;
+  private transientFailures = 0;
+  private pass = 0;
+
+  constructor(
+    c: RunnerContext,
+    private readonly id: string,
+    private readonly lead: Lead,
+  ) {
+    this.store = c.store;
+    this.log = c.log.child({ migration: id });
+    this.migrations = c.migrations;
+    this.barrier = c.barrier;
+    this.opts = c.opts;
+    this.redis = c.redis;
+    this.writes = new TaskWrites({ store: c.store, migrations: c.migrations, taskId: id, lead, log: this.log });
+    this.mover = new KeyMover({
+      taskId: id,
+      task: () => this.task,
+      opts: c.opts,
+      redis: c.redis,
+      log: this.log,
+      signal: lead.signal,
+      onMoved: (n) => this.moved(n),
+    });
+  }
+
+  async execute(): Promise<MigrationTask | null> {
+    for (;;) {
+      if (this.lead.signal.aborted) return null;
+      try {
+        const end = await this.step();
+        this.transientFailures = 0;
+        if (end) return end;
+      } catch (err) {
+        if (err instanceof Halt || this.lead.signal.aborted) return null;
+        if (err instanceof NotFoundError && !(await this.exists())) throw err;
+        const etcdDown = err instanceof CoordinatorError && err.retryable && !(err instanceof RedisAdminError);
+        const redisDown = err instanceof RedisAdminError || isConnectionError(err);
+        if (!etcdDown && !redisDown) return this.fail(err);
+        this.transientFailures++;
+        if (!etcdDown && this.transientFailures >= TRANSIENT_REDIS_ATTEMPTS) return this.fail(err);
+        const wait = Math.min(5000, 250 * 2 ** Math.min(this.transientFailures, 5));
+        this.log.warn({ err: errText(err), attempt: this.transientFailures, retryInMs: wait }, 'migration step failed; retrying');
+        await this.setPhase(`retrying in ${Math.round(wait / 100) / 10} s: ${errText(err)}`).catch(() => {});
+        await nap(wait, this.lead.signal);
+      }
+    }
+  }
+
+  /** One transition of the state machine (see the top of the file). Returns the task when terminal. */
+  private async step(): Promise<MigrationTask | null> {
+    const stored = await this.migrations.get(this.id);
+    if (!stored) throw new NotFoundError(`migration ${this.id} does not exist`);
+    this.task = stored.task;
+    if (this.movedBase < 0) this.movedBase = this.task.progress.keysMoved;
+    const t = this.task;
+    if (isTerminal(t)) return t;
+    if (t.state === MigrationState.Pending) {
+      await this.writes.task((cur) =>
+        cur.state === MigrationState.Pending ? { ...cur, state: MigrationState.Running, progress: { ...cur.progress, phase: 'starting' } } : cur,
+      );
+      this.log.info({ slots: t.slots.length, from: t.from, to: t.to }, 'migration started');
+      return null;
+    }
+
+    const topo = await this.store.loadTopology();
+    const c = this.classify(topo);
+    this.progress.slotsDone = c.done.length;
+    const max = t.batchSlots;
+
+    if (c.mig.length > 0) {
+      // A batch already migrating is always finished, whether running, paused or cancelling.
+      const batch = pickBatch(c.mig, t.to, max);
+      await this.moveBatch(batch, c, topo);
+      return null;
+    }
+    if (c.pre.length > 0) {
+      const batch = pickBatch(c.pre, t.to, max);
+      if (t.state === MigrationState.Running) {
+        this.log.info({ slots: ranges(batch.slots) }, 'batch found in pre_migrate: redoing the barrier');
+        await this.prepare(batch);
+      } else {
+        await this.revert(batch, `${t.state}: slots ${ranges(batch.slots)} back online in group ${batch.from} (nothing was written to group ${batch.to})`);
+      }
+      return null;
+    }
+    if (c.todo.length === 0) return this.finish(MigrationState.Done, c);
+    if (t.state === MigrationState.Cancelling) return this.finish(MigrationState.Cancelled, c);
+    if (t.state === MigrationState.Paused) {
+      await this.waitWhilePaused(`paused before slots ${ranges(pickBatch(c.todo, t.to, max).slots)}; ${c.done.length} of ${t.slots.length} slots moved`);
+      return null;
+    }
+    const batch = pickBatch(c.todo, t.to, max);
+    await this.estimate(batch, c, topo);
+    await this.prepare(batch);
+    return null;
+  }
+
+  private classify(topo: Topology): Classified {
+    const t = this.task;
+    const out: Classified = { done: [], todo: [], pre: [], mig: [] };
+    for (const id of t.slots) {
+      const s = topo.slots[id]!;
+      if (s.state === SlotState.Online && s.group === t.to) out.done.push(id);
+      else if (s.state === SlotState.Online) out.todo.push({ id, from: s.group });
+      else if (s.state === SlotState.PreMigrate && s.to === t.to) out.pre.push({ id, from: s.from! });
+      else if (s.state === SlotState.Migrating && s.to === t.to) out.mig.push({ id, from: s.from! });
+      else {
+        throw new MigrationError('ESLOTS', `slot ${id} is ${describeSlot(s)}: it was changed outside migration ${t.id} (to group ${t.to})`);
+      }
+    }
+    return out;
+  }
+
+  // --- steps 3–4: prepare a batch (barrier, fencing) -------------------------------------------
+
+  private async prepare(batch: Batch): Promise<void> {
+    const { from: a, to: b, slots } = batch;
+    const label = `slots ${ranges(slots)} ${a}→${b}`;
+    this.progress.currentSlots = slots;
+    await this.clearStaleActions();
+    const rev = await this.writes.slots(
+      slots.map((id) => ({ id, state: SlotState.PreMigrate, group: a, from: a, to: b })),
+      (s) => (s.state === SlotState.Online && s.group === a) || (s.state === SlotState.PreMigrate && s.from === a && s.to === b),
+      `pre_migrate ${label}`,
+    );
+    // From here to `migrating` (or back to online) the proxies hold requests for these
+    // slots: this section is short and bounded, and stop() does not interrupt it.
+    const action = await this.barrier.createAction(slots, rev, `migration ${this.id}: ${label}`);
+    await this.setPhase(`barrier: waiting for ${action.proxies.length} proxies to ack action ${action.seq} (${label})`);
+    const { missing } = await this.barrier.waitForAcks(action, this.opts.barrierTimeoutMs);
+    if (missing.length > 0) {
+      this.log.warn({ action: action.seq, missing, timeoutMs: this.opts.barrierTimeoutMs }, 'proxies did not ack the barrier: fencing them');
+      await this.setPhase(`barrier: fencing ${missing.join(', ')} (no ack of action ${action.seq} within ${this.opts.barrierTimeoutMs} ms)`);
+      // Fence on EVERY group, not only A and B: the fence also drops the proxy's member
+      // record, so later barriers will not name it; it must then be unable to write
+      // anywhere with whatever table it still has (a partitioned proxy keeps serving).
+      const everyGroup = (await this.store.listGroups()).map((g) => g.id);
+      const results = await Promise.allSettled(
+        missing.map((proxyId) =>
+          fenceProxy(this.store, {
+            proxyId,
+            groups: everyGroup,
+            reason: `did not ack action ${action.seq} (migration ${this.id}, ${label}) within ${this.opts.barrierTimeoutMs} ms`,
+            action: action.seq,
+            logger: this.log,
+            redis: this.redis,
+          }),
+        ),
+      );
+      const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown);
+      if (failed.length > 0) {
+        const why = failed.map(errText).join('; ');
+        await this.revert(batch, `barrier failed: ${why}`);
+        await this.barrier.deleteAction(action.seq).catch(() => {});
+        this.barrierFailures++;
+        if (this.barrierFailures >= BARRIER_ATTEMPTS || !failed.every((e) => e instanceof FenceError || isRetryable(e))) {
+          throw new MigrationError(
+            'EBARRIER',
+            `barrier for ${label} failed ${this.barrierFailures} time(s): ${why}; the slots are online in group ${a}`,
+          );
+        }
+        const wait = 2000 * this.barrierFailures;
+        await this.setPhase(`barrier failed (${this.barrierFailures}/${BARRIER_ATTEMPTS}): ${why}; ${label} back online in group ${a}; retrying in ${wait / 1000} s`);
+        await nap(wait, this.lead.signal);
+        return;
+      }
+    }
+    await this.writes.slots(
+      slots.map((id) => ({ id, state: SlotState.Migrating, group: b, from: a, to: b })),
+      (s) => s.state === SlotState.PreMigrate && s.from === a && s.to === b,
+      `migrating ${label}`,
+    );
+    this.barrierFailures = 0;
+    await this.barrier.deleteAction(action.seq).catch((err: unknown) => this.log.warn({ err: errText(err), action: action.seq }, 'could not delete action'));
+    this.log.info({ slots: ranges(slots), from: a, to: b, action: action.seq, fenced: missing }, 'batch migrating');
+  }
+
+  /** pre_migrate → online in the source: allowed because nothing was written to the target. */
+  private async revert(batch: Batch, phase: string): Promise<void> {
+    await this.writes.slots(
+      batch.slots.map((id) => onlineSlot(id, batch.from)),
+      (s) => (s.state === SlotState.PreMigrate && s.from === batch.from && s.to === batch.to) || (s.state === SlotState.Online && s.group === batch.from),
+      `revert slots ${ranges(batch.slots)} to group ${batch.from}`,
+    );
+    await this.clearStaleActions();
+    this.progress.currentSlots = [];
+    this.log.warn({ slots: ranges(batch.slots), group: batch.from }, 'batch back online in its source group');
+    await this.setPhase(phase);
+  }
+
+  /** Deletes barrier actions an earlier attempt of this task left behind. */
+  private async clearStaleActions(): Promise<void> {
+    const prefix = `migration ${this.id}:`;
+    for (const a of await this.barrier.listActions()) {
+      if (a.note.startsWith(prefix)) await this.barrier.deleteAction(a.seq);
+    }
+  }
+
+  // --- steps 5–6: move the keys, then switch the batch to the target -------------------------
+
+  private async moveBatch(batch: Batch, c: Classified, topo: Topology): Promise<void> {
+    const { from: a, to: b, slots } = batch;
+    this.progress.currentSlots = slots;
+    if (this.movedInBatch === 0 && this.batchEstimate === 0) await this.estimate(batch, c, topo);
+    const inBatch = new Uint8Array(SLOT_COUNT);
+    for (const id of slots) inBatch[id] = 1;
+    const suspects = new Set<string>(); // keys of MIGRATEs that timed out: may be on both sides
+
+    for (let pass = 1; ; pass++) {
+      const cur = pass === 1 ? topo : await this.store.loadTopology();
+      for (const id of slots) {
+        const s = cur.slots[id]!;
+        if (!(s.state === SlotState.Migrating && s.from === a && s.to === b)) {
+          throw new MigrationError('ESLOTS', `slot ${id} is ${describeSlot(s)} while its keys were moving ${a}→${b}: changed outside migration ${this.id}`);
+        }
+      }
+      const srcMaster = groupMaster(cur.groups.get(a) ?? { id: a, servers: [] });
+      const dstMaster = groupMaster(cur.groups.get(b) ?? { id: b, servers: [] });
+      if (!srcMaster) throw new RedisAdminError(`group ${a}`, 'has no master (failover in progress?)');
+      if (!dstMaster) throw new RedisAdminError(`group ${b}`, 'has no master (failover in progress?)');
+      this.pass = pass;
+      await this.setPhase(this.movingPhase(batch));
+      const found = await this.scanPass(srcMaster.addr, dstMaster.addr, inBatch, suspects, batch);
+      if (pass === 1) this.batchEstimate = this.movedInBatch; // the first pass counted them
+      if (found === 0) break;
+    }
+
+    await this.writes.slots(
+      slots.map((id) => onlineSlot(id, b)),
+      (s) => s.state === SlotState.Migrating && s.from === a && s.to === b,
+      `online slots ${ranges(slots)} in group ${b}`,
+    );
+    this.progress.slotsDone = (this.progress.slotsDone ?? 0) + slots.length;
+    this.progress.currentSlots = [];
+    this.log.info({ slots: ranges(slots), from: a, to: b, keys: this.movedInBatch }, 'batch online in the target group');
+    this.movedInBatch = 0;
+    this.batchEstimate = 0;
+    await this.setPhase(`slots ${ranges(slots)} online in group ${b}`);
+  }
+
+  private movingPhase(batch: Batch): string {
+    const what = `moving keys of slots ${ranges(batch.slots)} ${batch.from}→${batch.to} (scan pass ${this.pass})`;
+    return this.task.state === MigrationState.Cancelling
+      ? `cancelling: finishing ${what}; their keys are split between groups ${batch.from} and ${batch.to} and group ${batch.to} is authoritative, so this batch completes; no further batch starts`
+      : what;
+  }
+
+  /** One full SCAN of the source master, migrating every key of the batch. Returns keys found. */
+  private async scanPass(src: string, dst: string, inBatch: Uint8Array, suspects: Set<string>, batch: Batch): Promise<number> {
+    const { host, port } = parseAddr(dst);
+    const { migrateTimeoutMs, parallel, scanCount } = this.opts;
+    // Pipelined MIGRATEs queue on the source: a command may wait for all those ahead of it.
+    const conn = adminClient(src, { ...this.redis, connectTimeoutMs: 3000, commandTimeoutMs: migrateTimeoutMs * (parallel + 1) + 5000 });
+    const pool = new Pool(parallel);
+    let found = 0;
+    try {
+      try {
+        await conn.connect();
+      } catch (err) {
+        throw new RedisAdminError(src, `cannot connect: ${errText(err)}`, err);
+      }
+      let cursor = '0';
+      do {
+        await this.checkpoint(pool, batch);
+        const [next, keys] = await conn.scanBuffer(cursor, 'COUNT', scanCount);
+        cursor = next.toString('latin1');
+        const mine = keys.filter((k) => inBatch[keySlot(k)] === 1);
+        found += mine.length;
+        const size = this.mover.chunkSize();
+        for (let i = 0; i < mine.length; i += size) {
+          const chunk = mine.slice(i, i + size);
+          if (i > 0) await this.checkpoint(pool, batch);
+          await this.mover.throttle(chunk.length);
+          await pool.run(() => this.mover.migrateChunk(conn, src, dst, host, port, chunk, suspects));
+        }
+      } while (cursor !== '0');
+      await pool.drain();
+    } catch (err) {
+      await pool.settle();
+      throw err;
+    } finally {
+      conn.disconnect();
+    }
+    return found;
+  }
+
+  private moved(n: number): void {
+    this.movedThisRun += n;
+    this.movedInBatch += n;
+  }
+
+  /**
+   * Between rounds: stop if we must, re-read the task every ~200 ms (pause, cancel, throttle),
+   * write progress every ~500 ms. Pausing drains the MIGRATEs in flight first.
+   */
+  private async checkpoint(pool: Pool, batch: Batch): Promise<void> {
+    if (this.lead.signal.aborted) {
+      await pool.drain();
+      throw new Halt('stopping');
+    }
+    const now = Date.now();
+    if (now - this.lastCheck < CHECK_INTERVAL_MS) return;
+    this.lastCheck = now;
+    const cur = await this.migrations.get(this.id);
+    if (!cur) {
+      await pool.drain();
+      throw new NotFoundError(`migration ${this.id} was deleted`);
+    }
+    const was = this.task.state;
+    this.task = cur.task;
+    if (isTerminal(cur.task)) {
+      await pool.drain();
+      throw new Halt(`task is ${cur.task.state}`);
+    }
+    if (cur.task.state === MigrationState.Paused) {
+      await pool.drain();
+      await this.waitWhilePaused(
+        `paused: slots ${ranges(batch.slots)} stay migrating ${batch.from}→${batch.to}; proxies keep serving them, moving the keys clients touch`,
+      );
+      await this.setPhase(this.movingPhase(batch));
+    } else if (cur.task.state !== was) {
+      await this.setPhase(this.movingPhase(batch));
+    } else {
+      await this.writeProgress(false);
+    }
+  }
+
+  private async waitWhilePaused(phase: string): Promise<void> {
+    this.log.info({ phase }, 'migration paused');
+    this.samples = [];
+    await this.setPhase(phase);
+    for (;;) {
+      await nap(CHECK_INTERVAL_MS, this.lead.signal);
+      if (this.lead.signal.aborted) throw new Halt('stopping');
+      const cur = await this.migrations.get(this.id);
+      if (!cur) throw new NotFoundError(`migration ${this.id} was deleted`);
+      this.task = cur.task;
+      if (cur.task.state !== MigrationState.Paused) break;
+    }
+    this.mover.resetPace();
+    this.log.info({ state: this.task.state }, 'migration resumed');
+  }
+
+  // --- progress ------------------------------------------------------------------------------
+
+  /** Estimates the keys of the batch and of the slots after it (DBSIZE per source ÷ its slots). */
+  private async estimate(batch: Batch, c: Classified, topo: Topology): Promise<void> {
+    const sources = new Set([batch.from, ...c.todo.map((s) => s.from)]);
+    const perSlot = new Map<number, number>();
+    await Promise.all(
+      [...sources].map(async (g) => {
+        const master = groupMaster(topo.groups.get(g) ?? { id: g, servers: [] });
+        const owned = topo.slots.filter((s) => (s.from ?? s.group) === g).length;
+        if (!master || owned === 0) return;
+        const size = await withRedis(master.addr, (r) => r.dbsize(), { ...this.redis, commandTimeoutMs: 2000 }).catch(() => 0);
+        perSlot.set(g, size / owned);
+      }),
+    );
+    const inBatch = new Set(batch.slots);
+    this.batchEstimate = Math.round(batch.slots.length * (perSlot.get(batch.from) ?? 0));
+    this.keysLeftOutside = Math.round(c.todo.filter((s) => !inBatch.has(s.id)).reduce((n, s) => n + (perSlot.get(s.from) ?? 0), 0));
+  }
+
+  private snapshot(): Partial<MigrationProgress> {
+    if (!this.task) return { ...this.progress };
+    const now = Date.now();
+    const moved = this.movedBase + this.movedThisRun;
+    this.samples.push({ t: now, moved });
+    while (this.samples.length > 2 && now - this.samples[0]!.t > RATE_WINDOW_MS) this.samples.shift();
+    const first = this.samples[0]!;
+    const dt = (now - first.t) / 1000;
+    const rate = dt > 0.2 ? Math.round((moved - first.moved) / dt) : (this.progress.rate ?? 0);
+    const keysLeft = Math.max(0, this.keysLeftOutside + Math.max(0, this.batchEstimate - this.movedInBatch));
+    return {
+      ...this.progress,
+      slotsTotal: this.task.slots.length,
+      keysMoved: moved,
+      keysLeft,
+      rate,
+      etaSeconds: rate > 0 ? Math.ceil(keysLeft / rate) : keysLeft === 0 ? 0 : null,
+    };
+  }
+
+  private async writeProgress(force: boolean): Promise<void> {
+    const now = Date.now();
+    if (!force && now - this.lastProgressWrite < PROGRESS_INTERVAL_MS) return;
+    this.lastProgressWrite = now;
+    const p = this.snapshot();
+    try {
+      await this.writes.task((t) => ({ ...t, progress: { ...t.progress, ...p } }));
+    } catch (err) {
+      if (force) throw err;
+      this.log.debug({ err: errText(err) }, 'progress not written');
+    }
+  }
+
+  private async setPhase(phase: string): Promise<void> {
+    this.progress.phase = phase;
+    await this.writeProgress(true);
+  }
+
+  // --- ends ----------------------------------------------------------------------------------
+
+  private async finish(state: 'done' | 'cancelled', c: Classified): Promise<MigrationTask> {
+    const t = this.task;
+    const p = this.snapshot();
+    const kept = t.slots.length - c.done.length;
+    const phase =
+      state === MigrationState.Done
+        ? `done: ${t.slots.length} slot(s) online in group ${t.to}, ${p.keysMoved} key(s) moved by the runner`
+        : `cancelled: ${c.done.length} of ${t.slots.length} slot(s) moved to group ${t.to} stay there (a batch that had started migrating was finished: group ${t.to} held its keys); ` +
+          `${kept} slot(s) stay online in their groups; every slot is online in exactly one group`;
+    const next = await this.writes.task((cur) => {
+      if (isTerminal(cur)) return cur;
+      // done beats a cancel that came too late to stop anything.
+      return {
+        ...cur,
+        state,
+        error: null,
+        progress: { ...cur.progress, ...p, slotsDone: c.done.length, keysLeft: 0, etaSeconds: 0, currentSlots: [], phase },
+      };
+    });
+    this.log.info({ state: next.state, slotsDone: c.done.length, keysMoved: p.keysMoved }, `migration ${next.state}`);
+    return next;
+  }
+
+  private async fail(err: unknown): Promise<MigrationTask | null> {
+    const message = errText(err);
+    this.log.error({ err: message, code: (err as { code?: unknown }).code }, 'migration failed');
+    // Never leave a batch in pre_migrate behind (proxies would hold its requests).
+    try {
+      const topo = await this.store.loadTopology();
+      const pre = this.task.slots
+        .map((id) => topo.slots[id]!)
+        .filter((s) => s.state === SlotState.PreMigrate && s.to === this.task.to);
+      if (pre.length > 0) await this.revert(pickBatch(pre.map((s) => ({ id: s.id, from: s.from! })), this.task.to, MAX_TXN_OPS), 'failing');
+    } catch (e) {
+      this.log.warn({ err: errText(e) }, 'could not put pre_migrate slots back online');
+    }
+    try {
+      return await this.writes.task((cur) =>
+        isTerminal(cur) ? cur : { ...cur, state: MigrationState.Failed, error: message, progress: { ...cur.progress, ...this.snapshot(), phase: `failed: ${message}` } },
+      );
+    } catch (e) {
+      // etcd unavailable: the next leader (or our next turn) finds the task running and retries.
+      this.log.warn({ err: errText(e) }, 'could not mark the migration failed');
+      return null;
+    }
+  }
+
+  private async exists(): Promise<boolean> {
+    return (await this.migrations.get(this.id).catch(() => ({}))) !== null;
+  }
+}
