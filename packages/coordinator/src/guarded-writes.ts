@@ -10,8 +10,16 @@
  * state. Chunked writers (writeChunksGuarded) guard each next chunk by "nothing changed since
  * our previous chunk", so no concurrent write slips in between chunks.
  */
-import { Range, type ICompare, type IRequestOp } from 'etcd3';
-import type { Store } from './store.js';
+import { Range, type Etcd3, type ICompare, type IRequestOp } from 'etcd3';
+
+/**
+ * What these helpers need of a Store: its client and its bounded call. A structural type, so
+ * this module stays below store.ts (which writes through it) instead of importing it back.
+ */
+export interface EtcdAccess {
+  readonly etcd: Etcd3;
+  call<T>(what: string, fn: () => Promise<T>): Promise<T>;
+}
 
 /** etcd's default limit of operations in one transaction (--max-txn-ops). */
 export const MAX_TXN_OPS = 128;
@@ -79,7 +87,7 @@ function toRequest(o: WriteOp): IRequestOp {
 }
 
 /** Applies `ops` in one transaction if every guard holds (bounded by the store's deadline). */
-export async function guardedWrite(store: Store, what: string, guards: readonly WriteGuard[], ops: readonly WriteOp[]): Promise<WriteResult> {
+export async function guardedWrite(store: EtcdAccess, what: string, guards: readonly WriteGuard[], ops: readonly WriteOp[]): Promise<WriteResult> {
   const res = await store.call(what, () => store.etcd.kv.txn({ compare: guards.map(toCompare), success: ops.map(toRequest) }));
   return { succeeded: res.succeeded, revision: res.header.revision };
 }
@@ -90,7 +98,7 @@ export async function guardedWrite(store: Store, what: string, guards: readonly 
  * before a guard failed (all of them: `written === ops.length`) and the last revision.
  */
 export async function writeChunksGuarded(
-  store: Store,
+  store: EtcdAccess,
   what: string,
   ops: readonly WriteOp[],
   revision: string,
@@ -106,7 +114,7 @@ export async function writeChunksGuarded(
 }
 
 /** Everything under each prefix, read in one transaction (one revision for all of them). */
-export async function readPrefixes(store: Store, what: string, prefixes: readonly string[]): Promise<{ revision: string; ranges: StoredValue[][] }> {
+export async function readPrefixes(store: EtcdAccess, what: string, prefixes: readonly string[]): Promise<{ revision: string; ranges: StoredValue[][] }> {
   const requests: IRequestOp[] = prefixes.map((p) => {
     const r = Range.prefix(p);
     return { request_range: { key: r.start, range_end: r.end } };
@@ -119,25 +127,25 @@ export async function readPrefixes(store: Store, what: string, prefixes: readonl
 }
 
 /** One key as read now, or null. */
-export async function readKey(store: Store, what: string, key: string): Promise<StoredValue | null> {
+export async function readKey(store: EtcdAccess, what: string, key: string): Promise<StoredValue | null> {
   const res = await store.call(what, () => store.etcd.get(key).exec());
   const kv = res.kvs[0];
   return kv ? { key, value: kv.value, modRevision: kv.mod_revision } : null;
 }
 
 /** Deletes one key (unguarded: for records the caller alone owns). */
-export async function deleteKey(store: Store, what: string, key: string): Promise<void> {
+export async function deleteKey(store: EtcdAccess, what: string, key: string): Promise<void> {
   await store.call(what, () => store.etcd.delete().key(key).exec());
 }
 
 /** Puts one key (unguarded); resolves with the write's revision. */
-export async function putKey(store: Store, what: string, key: string, value: string): Promise<string> {
+export async function putKey(store: EtcdAccess, what: string, key: string, value: string): Promise<string> {
   const res = await store.call(what, () => store.etcd.put(key).value(value).exec());
   return res.header.revision;
 }
 
 /** The value of the current leader of the (un-namespaced) election `name`, or undefined. */
-export async function electionLeader(store: Store, what: string, name: string): Promise<string | undefined> {
+export async function electionLeader(store: EtcdAccess, what: string, name: string): Promise<string | undefined> {
   const election = store.etcd.election(name);
   return store.call(what, () => election.leader());
 }
