@@ -160,4 +160,19 @@ describe('reborn-agent API lockdown', () => {
     await new Promise((res) => setTimeout(res, 2500));
     expect(await listening(port)).toBe(false);
   });
+
+  it('an agent restarted without its password does not bring its redis servers back open', async () => {
+    const port = await freePort();
+    const r = await agent.api('POST', '/api/start_redis', { port });
+    expect(r.status).toBe(201);
+    const id = `redis-${port}`;
+    await agent.stop();
+    process.kill(r.body.pid as number, 'SIGKILL');
+    await waitFor(async () => !(await listening(port)), { what: 'redis gone' });
+    agent = await startAgent({ etcd: etcd.clientUrl, product: 'lockdown', id: 'lock-1', dataDir: agent.dataDir, httpAddr: agent.httpAddr });
+    const apps = (await agent.api('GET', '/api/apps')).body as { id: string; state: string; lastExit?: { reason: string } }[];
+    expect(apps.find((a) => a.id === id)).toMatchObject({ state: 'stopped', lastExit: { reason: expect.stringMatching(/not restarted: .*no redis password/) } });
+    await new Promise((res) => setTimeout(res, 2500));
+    expect(await listening(port)).toBe(false);
+  });
 });

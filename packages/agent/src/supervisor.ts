@@ -364,7 +364,9 @@ export class Supervisor {
     delete env['REBORN_PROXY_AUTH'];
     if (spec.kind === 'redis') {
       const conf = join(spec.dataDir, REDIS_CONFIG_FILE);
-      writeFileSync(conf, redisConfigFile(this.opts.redisPassword ?? ''), { mode: 0o600 });
+      // startRedis and check() never get here without a password.
+      if (this.opts.redisPassword === null) throw new Error('no redis password: refusing to start redis-server with an open default user');
+      writeFileSync(conf, redisConfigFile(this.opts.redisPassword), { mode: 0o600 });
       chmodSync(conf, 0o600);
       return {
         cmd: this.opts.redisBin,
@@ -444,6 +446,16 @@ export class Supervisor {
         changed = true;
       }
       if (rec.state === 'restarting' && rec.nextStartAt !== null && now >= rec.nextStartAt) {
+        if (rec.spec.kind === 'redis' && this.opts.redisPassword === null) {
+          // A live one stays supervised (it has its password); a dead one would come back open.
+          const reason = 'not restarted: this agent has no redis password (--redis-password or REBORN_REDIS_PASSWORD)';
+          this.log.error({ app: rec.id }, reason);
+          rec.state = 'stopped';
+          rec.nextStartAt = null;
+          rec.lastExit = { at: new Date(now).toISOString(), reason };
+          changed = true;
+          continue;
+        }
         rec.restarts++;
         rec.lastExit = null;
         this.opts.metrics.appRestarts.inc({ app: rec.id, kind: rec.spec.kind });
