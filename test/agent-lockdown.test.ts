@@ -65,6 +65,17 @@ async function refused(path: string, body: Record<string, unknown>, status: numb
   }
 }
 
+/** Starts a redis through the agent, stops the agent, kills that redis: what a restarted agent finds. */
+async function redisDeadWhileAgentDown(): Promise<{ port: number; id: string }> {
+  const port = await freePort();
+  const r = await agent.api('POST', '/api/start_redis', { port });
+  expect(r.status).toBe(201);
+  await agent.stop();
+  process.kill(r.body.pid as number, 'SIGKILL');
+  await waitFor(async () => !(await listening(port)), { what: 'redis gone' });
+  return { port, id: `redis-${port}` };
+}
+
 describe('reborn-agent API lockdown', () => {
   it('refuses options that load code or choose where files go, and starts nothing', async () => {
     const port = await freePort();
@@ -141,13 +152,7 @@ describe('reborn-agent API lockdown', () => {
   });
 
   it('a spec refused today is not restarted from a tampered state file', async () => {
-    const port = await freePort();
-    const r = await agent.api('POST', '/api/start_redis', { port });
-    expect(r.status).toBe(201);
-    const id = `redis-${port}`;
-    await agent.stop();
-    process.kill(r.body.pid as number, 'SIGKILL');
-    await waitFor(async () => !(await listening(port)), { what: 'redis gone' });
+    const { port, id } = await redisDeadWhileAgentDown();
     // Someone with write access to the agent's dir (or an older agent) left a module in the spec.
     const statePath = join(agent.dataDir, 'agent-state.json');
     const state = JSON.parse(readFileSync(statePath, 'utf8')) as { apps: { id: string; spec: { args: string[] } }[] };
@@ -162,13 +167,7 @@ describe('reborn-agent API lockdown', () => {
   });
 
   it('an agent restarted without its password does not bring its redis servers back open', async () => {
-    const port = await freePort();
-    const r = await agent.api('POST', '/api/start_redis', { port });
-    expect(r.status).toBe(201);
-    const id = `redis-${port}`;
-    await agent.stop();
-    process.kill(r.body.pid as number, 'SIGKILL');
-    await waitFor(async () => !(await listening(port)), { what: 'redis gone' });
+    const { port, id } = await redisDeadWhileAgentDown();
     agent = await startAgent({ etcd: etcd.clientUrl, product: 'lockdown', id: 'lock-1', dataDir: agent.dataDir, httpAddr: agent.httpAddr });
     const apps = (await agent.api('GET', '/api/apps')).body as { id: string; state: string; lastExit?: { reason: string } }[];
     expect(apps.find((a) => a.id === id)).toMatchObject({ state: 'stopped', lastExit: { reason: expect.stringMatching(/not restarted: .*no redis password/) } });

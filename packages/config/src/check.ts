@@ -47,7 +47,7 @@ import {
   type StrayKey,
 } from './check-model.js';
 import { activeTaskOf, lastTaskOf, masterAddr, needsRunner, readControlState, type ControlState } from './check-state.js';
-import { RedisAdminError, adminClient, isTransportError, replyCode, showKey } from '@reborn/coordinator/admin';
+import { connectAdmin, existsAll, isTransportError, replyCode, showKey } from '@reborn/coordinator/admin';
 import { isRunnerAlive } from './runner-api.js';
 import { formatSlotList } from './servers.js';
 
@@ -185,10 +185,10 @@ class CheckRun {
     }
     // A MIGRATE (fix) holds the connection for up to its own timeout.
     const commandTimeoutMs = this.opts.fix ? Math.max(this.opts.commandTimeoutMs, this.opts.migrateTimeoutMs + 2000) : this.opts.commandTimeoutMs;
-    const conn = adminClient(addr, { connectTimeoutMs: this.opts.connectTimeoutMs, commandTimeoutMs, password: this.opts.redisPassword });
     const seen = new Set<string>();
+    let conn: Redis | null = null;
     try {
-      await connect(conn, addr);
+      conn = await connectAdmin(addr, { connectTimeoutMs: this.opts.connectTimeoutMs, commandTimeoutMs, password: this.opts.redisPassword });
       let cursor = '0';
       do {
         if (this.hooks.signal?.aborted) throw new Interrupted('the check was interrupted');
@@ -204,7 +204,7 @@ class CheckRun {
       if (err instanceof Interrupted) stats.error = 'interrupted: scanned in part';
       else stats.error = this.fail(gid, addr, err).message;
     } finally {
-      conn.disconnect();
+      conn?.disconnect();
     }
   }
 
@@ -313,15 +313,11 @@ class CheckRun {
   private homeConn(gid: number, addr: string): Promise<Redis | null> {
     let p = this.homeConns.get(addr);
     if (!p) {
-      const c = adminClient(addr, { connectTimeoutMs: this.opts.connectTimeoutMs, commandTimeoutMs: this.opts.commandTimeoutMs, password: this.opts.redisPassword });
-      p = connect(c, addr).then(
-        () => c,
-        (err: unknown) => {
-          c.disconnect();
-          this.fail(gid, addr, new CoordinatorError(codeOf(err), `cannot tell strays from duplicates of group ${gid}: ${errText(err)}`));
-          return null;
-        },
-      );
+      const opts = { connectTimeoutMs: this.opts.connectTimeoutMs, commandTimeoutMs: this.opts.commandTimeoutMs, password: this.opts.redisPassword };
+      p = connectAdmin(addr, opts).catch((err: unknown) => {
+        this.fail(gid, addr, new CoordinatorError(codeOf(err), `cannot tell strays from duplicates of group ${gid}: ${errText(err)}`));
+        return null;
+      });
       this.homeConns.set(addr, p);
     }
     return p;
@@ -417,30 +413,6 @@ function taskRef(t: { id: string; state: string; error: string | null }): SlotPr
 
 function keyRef(k: Buffer, slot: number): KeyRef {
   return { key: showKey(k), keyBase64: k.toString('base64'), slot };
-}
-
-/** Connects an adminClient; a failure says why (the socket's error, not just "Connection is closed"). */
-async function connect(c: Redis, addr: string): Promise<void> {
-  let socketError: Error | null = null;
-  c.on('error', (err: Error) => {
-    socketError ??= err;
-  });
-  try {
-    await c.connect();
-  } catch (err) {
-    throw new RedisAdminError(addr, `cannot connect: ${(socketError as Error | null)?.message ?? errText(err)}`, err);
-  }
-}
-
-/** EXISTS of each key, pipelined; throws on any failure. */
-async function existsAll(c: Redis, keys: readonly Buffer[]): Promise<boolean[]> {
-  const p = c.pipeline();
-  for (const k of keys) p.exists(k);
-  const res = (await p.exec()) ?? [];
-  return res.map(([err, n]) => {
-    if (err) throw err;
-    return Number(n) === 1;
-  });
 }
 
 /** A stable code for an error of this run: its own, EUNREACHABLE for the connection, EREDIS for a reply. */

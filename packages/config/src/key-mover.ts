@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import type { Redis } from 'ioredis';
 import { keySlot } from '@reborn/protocol';
 import { migrateAuthArgs, type MigrationTask } from '@reborn/coordinator';
-import { canonicalValue, replyCode, showKey, withRedis, type RedisAdminOptions } from '@reborn/coordinator/admin';
+import { canonicalValue, existsAll, replyCode, showKey, withRedis, type RedisAdminOptions } from '@reborn/coordinator/admin';
 import { MIGRATE_OUTAGE_MS, MIGRATE_RETRIES, MigrationError, errText, nap, type RunnerTunables } from './migration-common.js';
 
 export interface KeyMoverOptions {
@@ -96,16 +96,7 @@ export class KeyMover {
    * redis' documented remedy is to drop the source copy.
    */
   private async resolveBusyKeys(src: string, dst: string, keys: Buffer[], suspects: Set<string>): Promise<void> {
-    const exists = (addr: string) =>
-      withRedis(addr, async (c) => {
-        const p = c.pipeline();
-        for (const k of keys) p.exists(k);
-        const res = (await p.exec()) ?? [];
-        return res.map(([e, v]) => {
-          if (e) throw e;
-          return Number(v) === 1;
-        });
-      }, this.o.redis);
+    const exists = (addr: string) => withRedis(addr, (c) => existsAll(c, keys), this.o.redis);
     const [onA, onB] = await Promise.all([exists(src), exists(dst)]);
     const both = keys.filter((_, i) => onA[i] && onB[i]);
     for (const k of both) {

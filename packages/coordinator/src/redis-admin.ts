@@ -139,6 +139,17 @@ export async function connectAdmin(addr: string, opts: RedisAdminOptions = {}): 
   }
 }
 
+/** EXISTS of each key, pipelined in one round trip; throws on any failure. */
+export async function existsAll(c: Redis, keys: readonly Buffer[]): Promise<boolean[]> {
+  const p = c.pipeline();
+  for (const k of keys) p.exists(k);
+  const res = (await p.exec()) ?? [];
+  return res.map(([err, n]) => {
+    if (err) throw err;
+    return Number(n) === 1;
+  });
+}
+
 /** Connects to `addr`, runs `fn`, always disconnects. Transport failures become RedisAdminError. */
 export async function withRedis<T>(addr: string, fn: (c: Redis) => Promise<T>, opts: RedisAdminOptions = {}): Promise<T> {
   const c = await connectAdmin(addr, opts);
