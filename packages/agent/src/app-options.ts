@@ -168,7 +168,7 @@ export function redisConfigFile(password: string): string {
   ].join('\n');
 }
 
-/** A double-quoted redis config string; control characters never reach here (see checkRedisPassword). */
+/** A double-quoted redis config string; control characters never reach here (redisPasswordRefusal refuses them at start). */
 function quote(s: string): string {
   return `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
 }
