@@ -7,3 +7,4 @@ export * from './commands/types.js';
 export * from './commands/policy.js';
 export * from './commands/keys.js';
 export { REDIS_COMMANDS, REDIS_VERSION } from './commands/generated.js';
+export * from './reply-encoding.js';

@@ -1,5 +1,5 @@
 /**
- * Reply scanner for the proxy's backend side: finds where each RESP2 reply ends in a stream
+ * Reply scanner for the proxy's backend side: finds where each RESP2 or RESP3 reply ends in a stream
  * of chunks and hands out the reply's raw bytes, without building JS values.
  *
  * Why not a full parser: the proxy forwards almost every reply to its client unchanged, so
@@ -18,6 +18,10 @@ const CR = 0x0d;
 const LF = 0x0a;
 
 export type ReplyHandler = (reply: Buffer) => void;
+
+/** One-line reply types: + - : (RESP2) and _ , # ( (RESP3 null, double, boolean, big number). */
+const SIMPLE_TYPES: boolean[] = [];
+for (const c of '+-:_,#(') SIMPLE_TYPES[c.charCodeAt(0)] = true;
 
 function parseSignedInt(buf: Buffer, start: number, end: number): number {
   let i = start;
@@ -108,7 +112,7 @@ export class ReplyScanner {
         if (lineEnd < lineStart || line[lineEnd] !== CR) throw new MalformedReplyError('reply line not terminated by CRLF');
         pos = nl + 1;
         const type = line[lineStart];
-        if (type === 0x24 /* $ */) {
+        if (type === 0x24 /* $ */ || type === 0x3d /* = verbatim */ || type === 0x21 /* ! blob error */) {
           const n = parseSignedInt(line, lineStart + 1, lineEnd);
           if (Number.isNaN(n) || n < -1) throw new MalformedReplyError('invalid bulk length in reply');
           if (n > this.maxReplyBytes) throw new MalformedReplyError('bulk reply over the size limit');
@@ -123,7 +127,17 @@ export class ReplyScanner {
             this.stack.push(n);
             continue;
           }
-        } else if (type !== 0x2b /* + */ && type !== 0x2d /* - */ && type !== 0x3a /* : */) {
+        } else if (type === 0x25 /* % map */ || type === 0x7c /* | attribute */ || type === 0x7e /* ~ set */ || type === 0x3e /* > push */) {
+          const n = parseSignedInt(line, lineStart + 1, lineEnd);
+          if (Number.isNaN(n) || n < 0) throw new MalformedReplyError('invalid aggregate length in reply');
+          // A map holds n keys and n values; an attribute's pairs belong to the value after
+          // them, so it counts as one aggregate of 2n + 1 elements ending with that value.
+          const elements = type === 0x25 ? 2 * n : type === 0x7c ? 2 * n + 1 : n;
+          if (elements > 0) {
+            this.stack.push(elements);
+            continue;
+          }
+        } else if (!SIMPLE_TYPES[type!]) {
           throw new MalformedReplyError(`unexpected reply type byte 0x${(type ?? 0).toString(16)}`);
         }
       }
@@ -161,13 +175,14 @@ export class ReplyScanner {
   }
 }
 
-/** True when a complete reply is an error (`-…`). */
+/** True when a complete reply is an error (`-…`, or RESP3's blob error `!<len>…`). */
 export function isErrorReply(reply: Uint8Array): boolean {
-  return reply[0] === 0x2d;
+  return reply[0] === 0x2d || reply[0] === 0x21;
 }
 
-/** The message of an error reply, without the leading `-` and trailing CRLF. */
+/** The message of an error reply, without the leading `-` (or blob header) and trailing CRLF. */
 export function errorReplyMessage(reply: Buffer): string {
+  if (reply[0] === 0x21) return reply.toString('utf8', reply.indexOf(LF) + 1, reply.length - 2);
   return reply.toString('utf8', 1, reply.length - 2);
 }
 
@@ -190,14 +205,15 @@ function valueEnd(buf: Buffer, pos: number): number {
   const nl = buf.indexOf(LF, pos);
   if (nl < 0) throw new MalformedReplyError('truncated reply');
   const type = buf[pos];
-  if (type === 0x24) {
+  if (type === 0x24 || type === 0x3d || type === 0x21) {
     const n = parseSignedInt(buf, pos + 1, nl - 1);
     return n < 0 ? nl + 1 : nl + 1 + n + 2;
   }
-  if (type === 0x2a) {
+  if (type === 0x2a || type === 0x25 || type === 0x7e || type === 0x3e || type === 0x7c) {
     const n = parseSignedInt(buf, pos + 1, nl - 1);
+    const elements = type === 0x25 ? 2 * n : type === 0x7c ? 2 * n + 1 : n;
     let p = nl + 1;
-    for (let i = 0; i < n; i++) p = valueEnd(buf, p);
+    for (let i = 0; i < elements; i++) p = valueEnd(buf, p);
     return p;
   }
   return nl + 1;
@@ -209,8 +225,23 @@ function valueEnd(buf: Buffer, pos: number): number {
  */
 export function splitArrayReply(reply: Buffer): Buffer[] | null {
   if (reply[0] !== 0x2a) return null;
+  return splitElements(reply, 1);
+}
+
+/**
+ * The elements of a complete aggregate reply of any kind: an array, a set, a push, or a map
+ * (whose keys and values come flat, key first, as RESP2 sends them). Null for anything else.
+ */
+export function splitAggregateReply(reply: Buffer): Buffer[] | null {
+  const type = reply[0];
+  if (type === 0x2a || type === 0x7e || type === 0x3e) return splitElements(reply, 1);
+  if (type === 0x25) return splitElements(reply, 2);
+  return null;
+}
+
+function splitElements(reply: Buffer, perEntry: number): Buffer[] | null {
   const nl = reply.indexOf(LF);
-  const n = parseSignedInt(reply, 1, nl - 1);
+  const n = parseSignedInt(reply, 1, nl - 1) * perEntry;
   if (!(n >= 0)) return null;
   const out = new Array<Buffer>(n);
   let p = nl + 1;

@@ -1,49 +1,73 @@
 /**
- * A backend pool: a fixed set of shared connections to one redis-server.
+ * A backend pool: a fixed set of shared connections to one redis-server, per protocol.
  *
  * Invariant: a client session always maps to the same connection of a pool (by session
- * index), so two requests of one client to one server can never overtake each other.
+ * index and protocol), so two requests of one client to one server can never overtake each
+ * other. A session that switches protocol (HELLO) waits until its earlier requests are
+ * answered before it sends on the other set (local-commands.ts, HELLO).
+ *
+ * Why a set per protocol: a backend's replies then reach the client in its own protocol
+ * byte for byte (RESP3 maps, doubles, `_` nulls), with no re-encoding on the common path.
+ * The RESP3 set is opened the first time a RESP3 client needs it.
  */
+import type { Protocol } from '@reborn/protocol';
 import { BackendConnection } from './backend.js';
 import type { BackendOptions, Durability } from './backend-types.js';
 
-/** A fixed set of connections to one server; a session always maps to the same one. */
 export class BackendPool {
+  /** The RESP2 connections (the proxy's own requests use these too). */
   readonly connections: readonly BackendConnection[];
+  private resp3: readonly BackendConnection[] | null = null;
   /** Shared by the pool's connections; the router updates `replicas` when the group changes. */
   readonly durability: Durability | null;
 
-  constructor(readonly addr: string, size: number, opts: BackendOptions, durableTimeoutMs: number | null = null) {
+  constructor(
+    readonly addr: string,
+    private readonly size: number,
+    private readonly opts: BackendOptions,
+    durableTimeoutMs: number | null = null,
+  ) {
     this.durability = durableTimeoutMs === null ? null : { replicas: 0, timeoutMs: durableTimeoutMs };
-    this.connections = Array.from({ length: size }, () => new BackendConnection(addr, opts, this.durability));
-    for (const c of this.connections) c.onUp = () => this.clearBackoffs();
+    this.connections = this.open(2);
+  }
+
+  private open(resp: Protocol): BackendConnection[] {
+    const conns = Array.from({ length: this.size }, () => new BackendConnection(this.addr, resp === 3 ? { ...this.opts, resp } : this.opts, this.durability));
+    for (const c of conns) c.onUp = () => this.clearBackoffs();
+    return conns;
+  }
+
+  /** Every connection opened so far, of both protocols: what a barrier drains. */
+  get all(): readonly BackendConnection[] {
+    return this.resp3 === null ? this.connections : [...this.connections, ...this.resp3];
   }
 
   /** Stop failing fast on old backoffs: the server answered, or this proxy was unfenced. */
   clearBackoffs(): void {
-    for (const c of this.connections) c.clearBackoff();
+    for (const c of this.all) c.clearBackoff();
   }
 
-  pick(sessionIndex: number): BackendConnection {
-    return this.connections[sessionIndex % this.connections.length]!;
+  pick(sessionIndex: number, resp: Protocol = 2): BackendConnection {
+    const set = resp === 2 ? this.connections : (this.resp3 ??= this.open(3));
+    return set[sessionIndex % set.length]!;
   }
 
   get pending(): number {
     let n = 0;
-    for (const c of this.connections) n += c.pending;
+    for (const c of this.all) n += c.pending;
     return n;
   }
 
   get isUp(): boolean {
-    return this.connections.some((c) => c.isUp);
+    return this.connections.some((c) => c.isUp) || (this.resp3 !== null && this.resp3.some((c) => c.isUp));
   }
 
   /** Drops every connection (they reconnect on the next request). */
   reset(reason: string): void {
-    for (const c of this.connections) c.reset(reason);
+    for (const c of this.all) c.reset(reason);
   }
 
   close(): void {
-    for (const c of this.connections) c.close();
+    for (const c of this.all) c.close();
   }
 }

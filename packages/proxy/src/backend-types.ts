@@ -49,6 +49,8 @@ export interface BackendAuth {
 }
 
 export interface BackendOptions {
+  /** The protocol the connection speaks (HELLO 3 in its handshake); 2 when absent. */
+  resp?: 2 | 3;
   connectTimeoutMs: number;
   timeoutMs: number;
   logger: Logger;

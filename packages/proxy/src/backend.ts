@@ -37,7 +37,7 @@
  * backend-pool.ts, the shared shapes in backend-types.ts.
  */
 import net from 'node:net';
-import { encodeCommand, encodeError, isErrorReply, parseIntegerReply, ReplyScanner, splitArrayReply } from '@reborn/protocol';
+import { encodeCommand, encodeError, errorReplyMessage, isErrorReply, parseIntegerReply, ReplyScanner, splitArrayReply } from '@reborn/protocol';
 import { proxyAclRules, splitAddr } from '@reborn/coordinator';
 import type { BackendAuth, BackendOptions, BackendRequest, Durability } from './backend-types.js';
 import { DurableWrite, waitBehindBatch } from './durable-writes.js';
@@ -270,7 +270,7 @@ export class BackendConnection implements Flushable {
     socket.once('connect', () => {
       if (this.socket !== socket) return;
       this.state = 'handshake';
-      this.handshake(() => this.learnClientId(() => {
+      this.handshake(() => this.chooseProtocol(() => this.learnClientId(() => {
         clearTimeout(connectTimer);
         this.state = 'ready';
         this.backoffMs = MIN_BACKOFF_MS;
@@ -280,7 +280,7 @@ export class BackendConnection implements Flushable {
         this.opts.onStateChange?.(this.addr, true);
         this.onUp?.();
         this.flush();
-      }));
+      })));
     });
     socket.on('data', (chunk: Buffer) => {
       if (this.socket !== socket) return;
@@ -327,6 +327,20 @@ export class BackendConnection implements Flushable {
       return false;
     });
     this.settleWaiters = still.length > 0 ? still : null;
+  }
+
+  /** A RESP3 connection says HELLO 3 once authenticated; a server that refuses fails it. */
+  private chooseProtocol(done: () => void): void {
+    if (this.opts.resp !== 3) {
+      done();
+      return;
+    }
+    const socket = this.socket;
+    this.ask(['HELLO', '3'], (reply) => {
+      if (this.socket !== socket || this.state !== 'handshake') return;
+      if (isErrorReply(reply)) this.fail(`refused RESP3: ${errorReplyMessage(reply)}`);
+      else done();
+    });
   }
 
   private learnClientId(done: () => void): void {

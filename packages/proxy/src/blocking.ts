@@ -16,7 +16,7 @@
  * they had just popped, which the client then receives): nothing is lost, and no blocked
  * command can pop from the old group after the barrier.
  */
-import { encodeCommand, encodeError, isErrorReply } from '@reborn/protocol';
+import { encodeCommand, encodeError, isErrorReply, type Protocol } from '@reborn/protocol';
 import { BackendConnection, type BackendOptions, type BackendRequest } from './backend.js';
 import type { BackendPool } from './backend-pool.js';
 import type { Session } from './session.js';
@@ -36,6 +36,11 @@ const NO_WATCHDOG_MS = 2 ** 30;
 /** Idle dedicated connections kept per server for the next blocking command, and for how long. */
 const MAX_IDLE_PER_SERVER = 16;
 const IDLE_MS = 60_000;
+
+/** Idle connections are kept per server and protocol: a RESP3 client's pop must answer in RESP3. */
+function idleKey(addr: string, resp: Protocol): string {
+  return resp === 2 ? addr : `${addr} resp3`;
+}
 
 interface Idle {
   readonly conn: BackendConnection;
@@ -62,14 +67,14 @@ export class BlockingCommands {
       req.resolve(encodeError(`ERR too many blocked clients on this proxy (--max-blocked ${this.maxBlocked})`));
       return;
     }
-    const conn = this.checkout(pool);
+    const conn = this.checkout(pool, session.resp);
     let finish!: () => void;
     const entry: Blocked = { slot, conn, pool, done: new Promise((r) => (finish = r)) };
     this.blocked.add(entry);
     const release = (reusable: boolean): void => {
       if (!this.blocked.delete(entry)) return;
       session.forgetWhenClosed(cancel);
-      if (reusable) this.checkin(pool, conn);
+      if (reusable) this.checkin(pool, conn, session.resp);
       else conn.close();
       finish();
     };
@@ -92,23 +97,24 @@ export class BlockingCommands {
    * connection made for this very pool is reused (a replaced pool may carry other durability
    * settings).
    */
-  private checkout(pool: BackendPool): BackendConnection {
+  private checkout(pool: BackendPool, resp: Protocol): BackendConnection {
     this.expireIdle();
-    const idle = this.idle.get(pool.addr);
+    const idle = this.idle.get(idleKey(pool.addr, resp));
     while (idle !== undefined && idle.length > 0) {
       const { conn, pool: owner } = idle.pop()!;
       if (owner === pool && conn.isUp && conn.pending === 0) return conn;
       conn.close();
     }
     // With --durable, a blocking pop is a write like any other: its reply waits for a replica.
-    return new BackendConnection(pool.addr, { ...this.options, timeoutMs: NO_WATCHDOG_MS }, pool.durability);
+    return new BackendConnection(pool.addr, { ...this.options, resp, timeoutMs: NO_WATCHDOG_MS }, pool.durability);
   }
 
-  private checkin(pool: BackendPool, conn: BackendConnection): void {
-    let idle = this.idle.get(pool.addr);
+  private checkin(pool: BackendPool, conn: BackendConnection, resp: Protocol): void {
+    const key = idleKey(pool.addr, resp);
+    let idle = this.idle.get(key);
     if (idle === undefined) {
       idle = [];
-      this.idle.set(pool.addr, idle);
+      this.idle.set(key, idle);
     }
     if (conn.isUp && conn.pending === 0 && idle.length < MAX_IDLE_PER_SERVER) idle.push({ conn, pool, since: Date.now() });
     else conn.close();
@@ -161,9 +167,12 @@ export class BlockingCommands {
    */
   failOn(addr: string, reason: string): void {
     for (const b of [...this.blocked]) if (b.conn.addr === addr) b.conn.close(reason);
-    const idle = this.idle.get(addr);
-    if (idle !== undefined) for (const { conn } of idle.splice(0)) conn.close();
-    this.idle.delete(addr);
+    for (const resp of [2, 3] as const) {
+      const key = idleKey(addr, resp);
+      const idle = this.idle.get(key);
+      if (idle !== undefined) for (const { conn } of idle.splice(0)) conn.close();
+      this.idle.delete(key);
+    }
   }
 
   /** Idle connections kept for reuse (for tests and /api/proxy). */

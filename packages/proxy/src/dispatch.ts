@@ -312,7 +312,7 @@ export class Dispatcher {
     }
     const entries = [...parts];
     if (entries.length === 1 && typeof entries[0]![0] !== 'number') {
-      (entries[0]![0] as BackendPool).pick(session.id).send(req);
+      (entries[0]![0] as BackendPool).pick(session.id, session.resp).send(req);
       return;
     }
     const name = args[0]!;
@@ -332,7 +332,7 @@ export class Dispatcher {
       }
       const part = m.part(p, encodeCommand(partArgs));
       if (typeof target === 'number') this.forward.sendToSlot(session, part, target, keysAt(args, idx));
-      else target.pick(session.id).send(part);
+      else target.pick(session.id, session.resp).send(part);
     });
   }
 
@@ -358,13 +358,13 @@ export class Dispatcher {
     else if (merge === 'any-ok') m = new AnyOkMerge(req, masters.length);
     else m = new FirstMerge(req, masters.length);
     if (req.write) for (const gid of this.router.groupIds()) (session.wroteTo ??= new Set()).add(gid);
-    masters.forEach((pool, p) => pool.pick(session.id).send(m.part(p, payload)));
+    masters.forEach((pool, p) => pool.pick(session.id, session.resp).send(m.part(p, payload)));
   }
 
   /**
    * WAIT numreplicas timeout: Redis counts the replicas that acknowledged everything *this
    * connection* wrote. The client's writes went over its own shared connection to each master
-   * (pool.pick(session.id)), so the same WAIT on those connections waits for at least its
+   * (pool.pick(session.id, session.resp)), so the same WAIT on those connections waits for at least its
    * writes; it is asked of every group the client wrote to (every group if none) and the
    * smallest count is the answer. The timeout is capped, since WAIT holds a connection other
    * clients share.
@@ -417,7 +417,7 @@ export class Dispatcher {
     let left = pools.length;
     pools.forEach((pool, p) => {
       const part = m.part(p, payload);
-      pool.pick(session.id).send({
+      pool.pick(session.id, session.resp).send({
         payload,
         resolve: (reply) => {
           part.resolve(reply);

@@ -80,7 +80,7 @@ export class Forwarder {
     } else if (breq.pinnedOnly === true) breq.resolve(OK);
     else {
       if (breq.write === true) (session.wroteTo ??= new Set()).add(this.router.slots[slot]!.groupId);
-      pool.pick(session.id).send(breq);
+      pool.pick(session.id, session.resp).send(breq);
     }
   }
 
@@ -134,7 +134,7 @@ export class Forwarder {
     // MIGRATE would move the first and answer BUSYKEY for the second.
     const unique = keys.length === 1 ? keys : distinctKeys(keys);
     const migrate = encodeCommand(['MIGRATE', entry.targetHost, entry.targetPort, '', '0', MIGRATE_TIMEOUT_MS, ...this.router.migrateAuth, 'KEYS', ...unique]);
-    entry.source!.pick(session.id).send({
+    entry.source!.pick(session.id, session.resp).send({
       payload: migrate,
       resolve: (reply: Buffer) => {
         if (isErrorReply(reply)) {

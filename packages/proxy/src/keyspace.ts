@@ -79,7 +79,7 @@ export function keys(router: Router, limits: KeyspaceLimits, session: Session, r
     return encodeArrayOfEncoded(all);
   });
   const payload = encodeCommand(args);
-  masters.forEach((pool, i) => pool.pick(session.id).send(merge.part(i, payload)));
+  masters.forEach((pool, i) => pool.pick(session.id, session.resp).send(merge.part(i, payload)));
 }
 
 export function randomKey(router: Router, session: Session, req: ClientRequest): void {
@@ -91,7 +91,7 @@ export function randomKey(router: Router, session: Session, req: ClientRequest):
       req.resolve(NULL_BULK);
       return;
     }
-    masters[(start + n) % masters.length]!.pick(session.id).send({
+    masters[(start + n) % masters.length]!.pick(session.id, session.resp).send({
       payload,
       resolve: (reply) => (reply.equals(NULL_BULK) ? attempt(n + 1) : req.resolve(reply)),
     });
@@ -120,7 +120,7 @@ export function flush(router: Router, limits: KeyspaceLimits, session: Session, 
     let left = pools.length;
     let error: Buffer | null = null;
     for (const pool of pools) {
-      pool.pick(session.id).send({
+      pool.pick(session.id, session.resp).send({
         payload,
         write: true,
         resolve: (reply) => {
@@ -191,7 +191,7 @@ export function scan(router: Router, session: Session, req: ClientRequest, args:
     return;
   }
   const payload = encodeCommand(['SCAN', String(backendCursor), ...args.slice(2)]);
-  pool.pick(session.id).send({
+  pool.pick(session.id, session.resp).send({
     payload,
     resolve: (reply) => {
       const parts = isErrorReply(reply) ? null : splitArrayReply(reply);

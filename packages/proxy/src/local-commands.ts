@@ -207,7 +207,7 @@ function info(ctx: LocalContext, session: Session, req: ClientRequest, args: Buf
     return encodeBulk(lines.join('\r\n'));
   });
   const payload = encodeCommand(['INFO', 'keyspace']);
-  masters.forEach((pool, i) => pool.pick(session.id).send(merge.part(i, payload)));
+  masters.forEach((pool, i) => pool.pick(session.id, session.resp).send(merge.part(i, payload)));
 }
 
 export function answerLocally(
@@ -282,7 +282,7 @@ export function answerLocally(
       }
       const merge = new SumMerge(req, masters.length);
       const payload = raw ?? encodeCommand(args);
-      masters.forEach((pool, i) => pool.pick(session.id).send(merge.part(i, payload)));
+      masters.forEach((pool, i) => pool.pick(session.id, session.resp).send(merge.part(i, payload)));
       return;
     }
     default:
@@ -308,7 +308,7 @@ export function answerLocally(
       return;
     }
     if (raw === null) req.payload = encodeCommand(args);
-    first.pick(session.id).send(req);
+    first.pick(session.id, session.resp).send(req);
     return;
   }
   req.resolve(encodeError(`ERR command '${name.replace('|', ' ')}' is not supported by reborn`));

@@ -531,7 +531,7 @@ export class PubSub {
     }
     const payload = encodeCommand(args);
     const merge = new CustomMerge(req, masters.length, (replies) => replies.find((r) => isErrorReply(r)) ?? mergeIntrospection(name, replies));
-    masters.forEach((pool, p) => pool.pick(session.id).send(merge.part(p, payload)));
+    masters.forEach((pool, p) => pool.pick(session.id, session.resp).send(merge.part(p, payload)));
   }
 }
 

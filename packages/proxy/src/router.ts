@@ -117,7 +117,7 @@ export class Router {
       if (entry?.source) pools.add(entry.source);
     }
     const marker: Array<[BackendConnection, number]> = [];
-    for (const pool of pools) for (const c of pool.connections) marker.push([c, c.sent]);
+    for (const pool of pools) for (const c of pool.all) marker.push([c, c.sent]);
     return marker;
   }
 

@@ -19,7 +19,7 @@
  */
 import type net from 'node:net';
 import type { Logger } from 'pino';
-import { encodeError, MalformedRequestError, ProtocolError, RequestParser } from '@reborn/protocol';
+import { encodeError, MalformedRequestError, ProtocolError, RequestParser, type Protocol } from '@reborn/protocol';
 import type { Flushable, Flusher } from './flusher.js';
 import { Fifo } from './fifo.js';
 import type { ClientSubscriptions, TxState, WatchState } from './client-state.js';
@@ -52,6 +52,8 @@ export class Session implements Flushable, ReplySink {
   /** Client-visible id (CLIENT ID) and the index that picks this session's backend connections. */
   readonly id: number;
   name: Buffer | null = null;
+  /** The protocol replies are in: 2, or 3 after HELLO 3 (until RESET or HELLO 2). */
+  resp: Protocol = 2;
   authenticated: boolean;
   /** Inside MULTI: the queued transaction (transactions.ts). */
   tx: TxState | null = null;

@@ -227,7 +227,7 @@ export class Transactions {
       const entry = this.router.slots[slot]!;
       const usable = (entry.state === 'online' || entry.state === 'migrating') && entry.master !== null;
       // With the pool's durability: in --durable mode writes here (EXEC too) wait for a replica.
-      const conn = usable ? new BackendConnection(entry.master!.addr, this.opts.backendOptions, entry.master!.durability) : null;
+      const conn = usable ? new BackendConnection(entry.master!.addr, { ...this.opts.backendOptions, resp: session.resp }, entry.master!.durability) : null;
       let ended!: () => void;
       const release = (): void => {
         if (!this.watches.delete(state!)) return;
