@@ -127,6 +127,8 @@ export class Dispatcher {
 
   private execute(session: Session, req: ClientRequest, cmd: CommandInfo | undefined, args: Buffer[], raw: Buffer | null): void {
     session.applyReplyMode(req);
+    // tracking: a read is recorded before it is sent, its reply already owed (tracking.ts)
+    if (session.tracking !== null) session.tracking.beforeCommand(cmd, args);
     if (cmd === undefined) {
       const rest = args.slice(1, 4).map((a) => `'${printable(a)}'`).join(' ');
       // Inside MULTI a rejected command dooms the transaction: EXEC answers EXECABORT (Redis).
@@ -248,6 +250,7 @@ export class Dispatcher {
   private reset(session: Session, req: ClientRequest): void {
     this.transactions.reset(session);
     this.pubsub.sessionClosed(session);
+    session.tracking?.disable(); // tracking
     session.resetState();
     req.resolve(RESET);
   }

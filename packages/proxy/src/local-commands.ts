@@ -19,6 +19,7 @@ import type { SlowLog } from './slowlog.js';
 import { CustomMerge, SumMerge, type ClientRequest } from './request.js';
 import type { Router } from './router.js';
 import type { Session } from './session.js';
+import type { Tracking } from './tracking.js'; // tracking
 
 export const PROXY_VERSION = '0.1.0';
 /** The Redis version the proxy reports: clients gate features on it. */
@@ -38,9 +39,13 @@ export interface LocalContext {
   totalCommands(): number;
   /** Why data commands are refused right now (not registered, fenced, topology lost), or null. */
   refusal(): Buffer | null;
+  /** tracking: CLIENT TRACKING / CACHING / GETREDIR / TRACKINGINFO (tracking.ts). */
+  readonly tracking: Tracking;
 }
 
 const NOT_READY = encodeError('ERR proxy not ready');
+/** tracking: client-side caching, answered by tracking.ts. */
+const TRACKING_SUBCOMMANDS = new Set(['client|tracking', 'client|caching', 'client|getredir', 'client|trackinginfo']);
 
 /**
  * The refusal of a keyspace-wide command (KEYS, SCAN, DBSIZE, FLUSH…), or null when it may run:
@@ -290,6 +295,11 @@ export function answerLocally(
   }
   if (name.startsWith('slowlog|')) {
     req.resolve(ctx.slowlog.command(name.slice('slowlog|'.length), args.slice(2)));
+    return;
+  }
+  // tracking: client-side caching is tracking.ts's
+  if (TRACKING_SUBCOMMANDS.has(name)) {
+    ctx.tracking.command(session, req, name, args);
     return;
   }
   if (name === 'client|reply') {

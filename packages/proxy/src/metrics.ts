@@ -108,6 +108,19 @@ export interface ProxyGauges {
   strays(): ReadonlyMap<number, number>;
   /** The reason of the topology alarm that is up, or null. */
   topologyAlarm(): TopologyAlarmReason | null;
+  /** Client-side caching (tracking.ts). */
+  tracking(): TrackingGauges;
+}
+
+/** What client-side caching reports (tracking.ts's stats). */
+export interface TrackingGauges {
+  clients: number;
+  keys: number;
+  prefixes: number;
+  /** Invalidation messages pushed to clients, by reason. */
+  invalidations: ReadonlyMap<string, number>;
+  /** Per group with an invalidation listener: live or not. */
+  listeners: ReadonlyMap<number, boolean>;
 }
 
 export class ProxyMetrics {
@@ -191,6 +204,7 @@ export class ProxyMetrics {
         for (const reason of TOPOLOGY_ALARM_REASONS) this.set({ reason }, reason === up ? 1 : 0);
       },
     });
+    this.trackingMetrics(gauges, registers);
     new client.Gauge({
       name: 'reborn_proxy_ready',
       help: '1 when the proxy has a complete slot table.',
@@ -217,6 +231,42 @@ export class ProxyMetrics {
       collect() {
         this.reset();
         for (const b of gauges.backends()) this.set({ addr: b.addr }, b.pending);
+      },
+    });
+  }
+
+  private trackingMetrics(gauges: ProxyGauges, registers: client.Registry[]): void {
+    const gauge = (name: string, help: string, value: (t: TrackingGauges) => number): void => {
+      new client.Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          this.set(value(gauges.tracking()));
+        },
+      });
+    };
+    gauge('reborn_proxy_tracking_clients', 'Clients with CLIENT TRACKING on.', (t) => t.clients);
+    gauge('reborn_proxy_tracking_keys', 'Keys in the tracking table: read by a tracking client and not invalidated since.', (t) => t.keys);
+    gauge('reborn_proxy_tracking_prefixes', 'Distinct BCAST prefixes of tracking clients.', (t) => t.prefixes);
+    new client.Counter({
+      name: 'reborn_proxy_tracking_invalidations_total',
+      help: 'Invalidation messages pushed to clients, by reason (write, flush, listener_lost, not_listening, slot_moved, evicted).',
+      labelNames: ['reason'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [reason, n] of gauges.tracking().invalidations) this.inc({ reason }, n);
+      },
+    });
+    new client.Gauge({
+      name: 'reborn_proxy_tracking_listener_up',
+      help: "1 while the group master's invalidation listener is confirmed (CLIENT TRACKING ON BCAST), 0 while it is not; absent while no client tracks.",
+      labelNames: ['group'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [group, live] of gauges.tracking().listeners) this.set({ group: String(group) }, live ? 1 : 0);
       },
     });
   }

@@ -57,6 +57,10 @@ export interface ProxyOptions {
   watchStrays: boolean;
   /** Worker processes sharing the client port (node:cluster); 1 = this process serves. */
   workers: number;
+  /** Client-side caching: keys the tracking table holds (0 = no limit); past it the oldest are invalidated. */
+  trackingMaxKeys: number;
+  /** Client-side caching: BCAST prefixes one client may register. */
+  trackingMaxPrefixes: number;
 }
 
 const DEFS: Record<string, OptionDef> = {
@@ -88,6 +92,8 @@ const DEFS: Record<string, OptionDef> = {
   'max-keys-reply': { env: 'REBORN_PROXY_MAX_KEYS_REPLY', kind: 'int', default: 100000, help: 'KEYS refuses to answer more keys than this (use SCAN)' },
   'no-flush': { env: 'REBORN_PROXY_NO_FLUSH', kind: 'bool', default: false, help: 'refuse FLUSHDB and FLUSHALL' },
   'watch-strays': { env: 'REBORN_PROXY_WATCH_STRAYS', kind: 'bool', default: false, help: 'notice keys written in a group that does not own their slot (turns on new-key events on the masters)' },
+  'tracking-max-keys': { env: 'REBORN_PROXY_TRACKING_MAX_KEYS', kind: 'int', default: 1_000_000, help: 'keys the client-side caching table tracks (0: no limit); past it the oldest are invalidated' },
+  'tracking-max-prefixes': { env: 'REBORN_PROXY_TRACKING_MAX_PREFIXES', kind: 'int', default: 1000, help: 'BCAST prefixes one client may register with CLIENT TRACKING' },
   workers: { env: 'REBORN_PROXY_WORKERS', kind: 'int', default: 1, help: 'worker processes sharing --addr (each is its own proxy in etcd: <id>-w<n>)' },
   'log-level': { env: 'REBORN_LOG_LEVEL', kind: 'string', default: 'info', help: 'pino log level' },
 };
@@ -150,6 +156,8 @@ export function parseProxyOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     slowlogMaxLen: r.int('slowlog-max-len', 0),
     noFlush: r.bool('no-flush'),
     watchStrays: r.bool('watch-strays'),
+    trackingMaxKeys: r.int('tracking-max-keys', 0),
+    trackingMaxPrefixes: r.int('tracking-max-prefixes', 1, 1_000_000),
   };
   if (options.durable && options.durableTimeoutMs >= options.backendTimeoutMs) {
     // Otherwise the backend watchdog kills the connection before WAIT can answer.

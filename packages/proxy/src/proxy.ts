@@ -54,6 +54,8 @@ import { PubSub } from './pubsub.js';
 import { SlowLog } from './slowlog.js';
 import { Session, type SessionHost, type SessionLimits } from './session.js';
 import { TopologyFollower } from './topology-follower.js';
+import { Tracking, slotGroups } from './tracking.js';
+import { InvalidationListeners } from './tracking-listener.js';
 
 const MAX_CLIENTS_REPLY = encodeError('ERR max number of clients reached');
 const NOT_A_MEMBER = encodeError('ERR proxy not ready: not yet registered in etcd');
@@ -79,6 +81,10 @@ export class Proxy implements SessionHost {
   private readonly strays: StrayWatch | null;
   readonly slowlog: SlowLog;
   private readonly sessions = new Set<Session>();
+  /** Sessions by CLIENT ID: where a tracking client's REDIRECT points. */
+  private readonly sessionsById = new Map<number, Session>();
+  /** Client-side caching: CLIENT TRACKING state and the invalidation listeners. */
+  private readonly tracking: Tracking;
   private nextSessionId = 1;
   private connections = 0;
   private server: net.Server | null = null;
@@ -130,10 +136,18 @@ export class Proxy implements SessionHost {
     );
     this.pubsub = new PubSub(this.router, backendOptions, logger.child({ component: 'pubsub' }));
     this.strays = options.watchStrays ? new StrayWatch(this.router, backendOptions, logger) : null;
+    this.tracking = new Tracking(
+      { maxKeys: options.trackingMaxKeys, maxPrefixes: options.trackingMaxPrefixes },
+      slotGroups(this.router),
+      (id) => this.sessionsById.get(id),
+      (events) => new InvalidationListeners(this.router, backendOptions, logger.child({ component: 'tracking' }), events),
+    );
     this.router.onGroupsChanged = () => {
       this.pubsub.groupsChanged();
       this.strays?.groupsChanged();
+      this.tracking.groupsChanged();
     };
+    this.router.onSlotMoved = (slot) => this.tracking.slotMoved(slot);
     // The slot path (barrier holds, key moves), for the dispatcher and for EXEC alike.
     const forward = new Forwarder({
       router: this.router,
@@ -162,6 +176,7 @@ export class Proxy implements SessionHost {
       pubsubDelivered: () => this.pubsub.delivered,
       strays: () => this.strays?.counts ?? new Map(),
       topologyAlarm: () => this.follower?.alarm.reason ?? null,
+      tracking: () => this.tracking.stats(),
     });
     const self = this;
     const local: LocalContext = {
@@ -179,6 +194,7 @@ export class Proxy implements SessionHost {
       clientCount: () => this.sessions.size,
       totalConnections: () => this.connections,
       totalCommands: () => this.metrics.commands.totalCalls(),
+      tracking: this.tracking,
     };
     this.dispatcher = new Dispatcher({
       router: this.router,
@@ -206,6 +222,7 @@ export class Proxy implements SessionHost {
 
   sessionClosed(session: Session): void {
     this.sessions.delete(session);
+    this.sessionsById.delete(session.id);
   }
 
   protocolError(): void {
@@ -303,6 +320,7 @@ export class Proxy implements SessionHost {
     this.transactions.closeAll();
     this.pubsub.close();
     this.strays?.close();
+    this.tracking.close();
     this.router.close();
     await new Promise<void>((r) => (this.admin ? this.admin.close(() => r()) : r()));
     this.logger.info('proxy stopped');
@@ -334,7 +352,9 @@ export class Proxy implements SessionHost {
     }
     this.connections++;
     this.metrics.connectionsTotal.inc();
-    this.sessions.add(new Session(socket, this.nextSessionId++, this));
+    const session = new Session(socket, this.nextSessionId++, this);
+    this.sessions.add(session);
+    this.sessionsById.set(session.id, session);
   }
 
   private listenAdmin(): Promise<void> {
@@ -416,6 +436,7 @@ export class Proxy implements SessionHost {
       sessions: this.sessions.size,
       commands: this.metrics.commands.totalCalls(),
       pubsub: { subscriptions: this.pubsub.subscriptions, delivered: this.pubsub.delivered },
+      tracking: this.tracking.view(),
       strays: this.strays ? { watching: true, byGroup: Object.fromEntries(this.strays.counts), recent: this.strays.recent } : { watching: false },
       blocking: { blocked: this.blocking.count, idleConnections: this.blocking.idleConnections },
       slots: states,

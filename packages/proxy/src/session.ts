@@ -24,6 +24,7 @@ import type { Flushable, Flusher } from './flusher.js';
 import { Fifo } from './fifo.js';
 import type { ClientSubscriptions, TxState, WatchState } from './client-state.js';
 import { ClientRequest, type ReplySink } from './request.js';
+import type { ClientTracking } from './tracking.js'; // tracking
 
 export interface SessionLimits {
   maxPipeline: number;
@@ -72,6 +73,8 @@ export class Session implements Flushable, ReplySink {
   wroteOutsideWaitsView = false;
   /** Subscribed (pubsub.ts): only (P|S)(UN)SUBSCRIBE, PING, QUIT and RESET are allowed. */
   pubsub: ClientSubscriptions | null = null;
+  /** tracking: CLIENT TRACKING is on; the client's tracking state (tracking.ts). Null when off. */
+  tracking: ClientTracking | null = null;
   readonly connectedAt = Date.now();
   readonly remote: string;
   private head: ClientRequest | null = null;

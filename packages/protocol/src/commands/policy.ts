@@ -61,8 +61,8 @@ const MEMORY_ADMIN = refuse('MEMORY diagnostics are not available through the pr
 const MODULES = refuse('modules are not supported');
 const SLOWLOG = local("the proxy's own slow requests (time from parsing to reply, --slowlog-slower-than); ask the backends for theirs");
 const FUNCTIONS_EVERYWHERE = 'on every master, like SCRIPT LOAD; a group added later needs FUNCTION RESTORE (or the load again)';
-const CLIENT_ADMIN = refuse('only CLIENT SETNAME, GETNAME, ID, SETINFO and REPLY are supported');
-const TRACKING = refuse('client-side caching (tracking) is not supported');
+const CLIENT_ADMIN = refuse('only CLIENT SETNAME, GETNAME, ID, SETINFO, REPLY and the tracking subcommands are supported');
+const TRACKING_NOTE = 'invalidations for writes through any proxy or on redis; RESP3 pushes, or with REDIRECT to a subscribed connection of the same proxy; NOLOOP still reports own writes';
 
 const ONE_SLOT = 'all keys in one slot';
 const SCRIPT_NOTE = `${ONE_SLOT}; with 0 keys runs on the first group`;
@@ -96,7 +96,10 @@ const ENTRIES: ReadonlyArray<[string, ProxyPolicy]> = [
   ['client|setinfo', local('accepted and ignored')],
   ['client|reply', local('ON, OFF and SKIP, per client connection')],
   ...each('client', ['kill', 'list', 'info', 'no-evict', 'pause', 'unpause', 'unblock'], CLIENT_ADMIN),
-  ...each('client', ['caching', 'getredir', 'tracking', 'trackinginfo'], TRACKING),
+  ['client|tracking', local(TRACKING_NOTE)],
+  ['client|caching', local()],
+  ['client|getredir', local()],
+  ['client|trackinginfo', local()],
   ['client|help', HELP],
 
   // --- cluster --------------------------------------------------------------------------
