@@ -72,8 +72,9 @@ const TESTS = [
   { name: 'MSET(10) -P 1', test: 'mset', pipeline: 1, share: 0.5 },
 ];
 
-const ALL_TARGETS = ['redis', 'twemproxy', 'reborn'];
-const TARGET_LABEL = { redis: 'redis (direct)', twemproxy: 'twemproxy', reborn: 'reborn' };
+// reborn-resp3: the same proxy, with redis-benchmark speaking RESP3 (-3, HELLO 3 first).
+const ALL_TARGETS = ['redis', 'twemproxy', 'reborn', 'reborn-resp3'];
+const TARGET_LABEL = { redis: 'redis (direct)', twemproxy: 'twemproxy', reborn: 'reborn', 'reborn-resp3': 'reborn RESP3' };
 
 let wanted = ALL_TARGETS;
 if (flags.targets !== undefined) {
@@ -121,10 +122,11 @@ async function startTwemproxy(ports) {
 // ---------------------------------------------------------------------------------------------
 // Running redis-benchmark
 
-/** One run of the matrix's redis-benchmark (-c 50 -d 64 -r 100000) against `port`. */
-function runBenchmark(port, test, requests, pipeline) {
+/** One run of the matrix's redis-benchmark (-c 50 -d 64 -r 100000) against `target`. */
+function runBenchmark(ports, target, test, requests, pipeline) {
   return runRedisBenchmark({
-    port, test, requests, pipeline, clients: CLIENTS, valueSize: VALUE_SIZE, keyspace: KEYSPACE, timeoutMs: RUN_TIMEOUT_MS,
+    port: ports[target], test, requests, pipeline, clients: CLIENTS, valueSize: VALUE_SIZE, keyspace: KEYSPACE, timeoutMs: RUN_TIMEOUT_MS,
+    resp3: target === 'reborn-resp3',
   });
 }
 
@@ -158,7 +160,7 @@ function buildReport({ targets, results, machine, command, notes, seconds }) {
 
   const head = ['test'];
   for (const t of ALL_TARGETS) head.push(`${TARGET_LABEL[t]} ops/s`, 'p50 ms', 'p99 ms');
-  head.push('reborn / redis', 'reborn / twemproxy');
+  head.push('reborn / redis', 'reborn / twemproxy', 'RESP3 / RESP2');
   lines.push(...tableHead(head));
   const stats = {};
   for (const test of TESTS) {
@@ -173,8 +175,9 @@ function buildReport({ targets, results, machine, command, notes, seconds }) {
     stats[test.name].ratio = {
       redis: pairedRatio(results[test.name].reborn, results[test.name].redis),
       twemproxy: pairedRatio(results[test.name].reborn, results[test.name].twemproxy),
+      resp3: pairedRatio(results[test.name]['reborn-resp3'], results[test.name].reborn),
     };
-    row.push(fmtRatio(stats[test.name].ratio.redis), fmtRatio(stats[test.name].ratio.twemproxy));
+    row.push(fmtRatio(stats[test.name].ratio.redis), fmtRatio(stats[test.name].ratio.twemproxy), fmtRatio(stats[test.name].ratio.resp3));
     lines.push(`| ${row.join(' | ')} |`);
   }
   lines.push('');
@@ -194,6 +197,11 @@ function buildReport({ targets, results, machine, command, notes, seconds }) {
     check(t, 'redis', 0.6);
   }
   for (const t of ['GET -P 1', 'SET -P 1']) check(t, 'twemproxy', 0.9);
+  // RESP3 costs at most 10 % (the same backend bytes pass through; only HELLO differs).
+  for (const t of ['GET -P 1', 'SET -P 1', 'GET -P 16', 'SET -P 16']) {
+    const ratio = stats[t]?.ratio.resp3;
+    goals.push(`- ${t}: reborn RESP3 / RESP2 ≥ 0.9 — ${ratio === undefined ? 'n/a' : `${ratio.toFixed(2)} ${ratio >= 0.9 ? 'PASS' : 'FAIL'}`}`);
+  }
   lines.push('Goals (bench/README.md):');
   lines.push('');
   lines.push(...goals);
@@ -254,6 +262,7 @@ async function main() {
     if (!onPath(cmd)) throw new Error(`${cmd} is not on PATH`);
   }
   let targets = [...wanted];
+  if (targets.includes('reborn-resp3') && !targets.includes('reborn')) targets.push('reborn');
   if (targets.includes('reborn') && !onPath('etcd')) throw new Error('etcd is not on PATH (needed for reborn)');
   if (targets.includes('twemproxy') && !onPath('nutcracker')) {
     if (flags.targets !== undefined) throw new Error('nutcracker (twemproxy) is not on PATH');
@@ -287,6 +296,7 @@ async function main() {
     await withStore(etcdUrl, PRODUCT, (store) => writeTopology(store, redisPorts));
     reborn = await startProxy(etcdUrl, PRODUCT);
     ports.reborn = reborn.port;
+    ports['reborn-resp3'] = reborn.port;
     log(`reborn-proxy on ${reborn.port} (admin ${reborn.adminPort})`);
   }
   let twem = null;
@@ -315,7 +325,7 @@ async function main() {
     log('warm-up');
     for (const t of targets) {
       for (const [test, p] of [['set', 16], ['get', 16], ['get', 1]]) {
-        await runBenchmark(ports[t], test, Math.max(5000, Math.round(BASE_REQUESTS / 5)), p);
+        await runBenchmark(ports, t, test, Math.max(5000, Math.round(BASE_REQUESTS / 5)), p);
       }
     }
   }
@@ -331,7 +341,7 @@ async function main() {
       for (const t of order) {
         if (isStopping()) return; // Ctrl-C: the signal handler tears down and exits
         const n = Math.max(1000, Math.round(BASE_REQUESTS * test.share));
-        const r = await runBenchmark(ports[t], test.test, n, test.pipeline);
+        const r = await runBenchmark(ports, t, test.test, n, test.pipeline);
         results[test.name][t].push(r);
         for (const line of r.notes) {
           if (!stderrSeen.has(t)) stderrSeen.set(t, new Set());
