@@ -122,12 +122,37 @@ async function startTwemproxy(ports) {
 // ---------------------------------------------------------------------------------------------
 // Running redis-benchmark
 
-/** One run of the matrix's redis-benchmark (-c 50 -d 64 -r 100000) against `target`. */
-function runBenchmark(ports, target, test, requests, pipeline) {
-  return runRedisBenchmark({
+/** CPU time (user + system) a process has used so far, in µs, from /proc; null where unreadable. */
+function cpuMicros(pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime are fields 14 and 15 of stat(5), in clock ticks (100 per second on Linux).
+    return ((Number(fields[11]) + Number(fields[12])) * 1e6) / 100;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * One run of the matrix's redis-benchmark (-c 50 -d 64 -r 100000) against `target`. For the
+ * reborn targets, also the proxy's CPU per request (µs): the figure that does not swing with
+ * the machine's other load the way ops/s does.
+ */
+async function runBenchmark(ports, target, test, requests, pipeline, proxyPid = null) {
+  const before = proxyPid === null ? null : cpuMicros(proxyPid);
+  const r = await runRedisBenchmark({
     port: ports[target], test, requests, pipeline, clients: CLIENTS, valueSize: VALUE_SIZE, keyspace: KEYSPACE, timeoutMs: RUN_TIMEOUT_MS,
     resp3: target === 'reborn-resp3',
   });
+  const after = proxyPid === null ? null : cpuMicros(proxyPid);
+  if (r.ok && before !== null && after !== null) r.cpuPerRequest = (after - before) / requests;
+  return r;
+}
+
+function medianCpu(runs) {
+  const xs = (runs ?? []).map((r) => r.cpuPerRequest).filter((x) => x !== undefined).sort((a, b) => a - b);
+  return xs.length === 0 ? undefined : xs[Math.floor(xs.length / 2)];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -160,7 +185,7 @@ function buildReport({ targets, results, machine, command, notes, seconds }) {
 
   const head = ['test'];
   for (const t of ALL_TARGETS) head.push(`${TARGET_LABEL[t]} ops/s`, 'p50 ms', 'p99 ms');
-  head.push('reborn / redis', 'reborn / twemproxy', 'RESP3 / RESP2');
+  head.push('reborn / redis', 'reborn / twemproxy', 'RESP3 / RESP2', 'proxy CPU µs/req RESP2', 'RESP3');
   lines.push(...tableHead(head));
   const stats = {};
   for (const test of TESTS) {
@@ -178,6 +203,9 @@ function buildReport({ targets, results, machine, command, notes, seconds }) {
       resp3: pairedRatio(results[test.name]['reborn-resp3'], results[test.name].reborn),
     };
     row.push(fmtRatio(stats[test.name].ratio.redis), fmtRatio(stats[test.name].ratio.twemproxy), fmtRatio(stats[test.name].ratio.resp3));
+    const cpu2 = medianCpu(results[test.name].reborn);
+    const cpu3 = medianCpu(results[test.name]['reborn-resp3']);
+    row.push(cpu2 === undefined ? 'n/a' : cpu2.toFixed(1), cpu3 === undefined ? 'n/a' : cpu3.toFixed(1));
     lines.push(`| ${row.join(' | ')} |`);
   }
   lines.push('');
@@ -341,7 +369,7 @@ async function main() {
       for (const t of order) {
         if (isStopping()) return; // Ctrl-C: the signal handler tears down and exits
         const n = Math.max(1000, Math.round(BASE_REQUESTS * test.share));
-        const r = await runBenchmark(ports, t, test.test, n, test.pipeline);
+        const r = await runBenchmark(ports, t, test.test, n, test.pipeline, t.startsWith('reborn') ? reborn?.entry.proc.pid ?? null : null);
         results[test.name][t].push(r);
         for (const line of r.notes) {
           if (!stderrSeen.has(t)) stderrSeen.set(t, new Set());
