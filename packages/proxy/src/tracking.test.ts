@@ -22,8 +22,15 @@ class FakeClient implements TrackingClient {
     readonly id: number,
     public resp: Protocol = 3,
   ) {}
+  gates = 0;
   push(frame: Buffer): void {
     this.pushed.push(frame.toString('latin1'));
+  }
+  gate(): void {
+    this.gates++;
+  }
+  ungate(): void {
+    this.gates--;
   }
   whenClosed(hook: () => void): void {
     this.hooks.add(hook);
@@ -118,6 +125,7 @@ describe('CLIENT TRACKING and friends: Redis 7 replies', () => {
     expect(await run(hub, c, 'CLIENT', 'TRACKINGINFO')).toBe('*6\r\n$5\r\nflags\r\n*1\r\n$3\r\noff\r\n$8\r\nredirect\r\n:-1\r\n$8\r\nprefixes\r\n*0\r\n');
     expect(await run(hub, c, 'CLIENT', 'CACHING', 'YES')).toBe('-ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled\r\n');
     expect(await run(hub, c, 'CLIENT', 'TRACKING', 'on', 'optin', 'noloop')).toBe('+OK\r\n');
+    expect(c.gates).toBe(0); // later commands waited for the listeners, and go on
     expect(await run(hub, c, 'CLIENT', 'GETREDIR')).toBe(':0\r\n');
     expect(await run(hub, c, 'CLIENT', 'CACHING', 'no')).toBe('-ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.\r\n');
     expect(await run(hub, c, 'CLIENT', 'CACHING', 'maybe')).toBe('-ERR syntax error\r\n');

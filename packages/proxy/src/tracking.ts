@@ -67,6 +67,9 @@ export interface TrackingClient {
   tracking: ClientTracking | null;
   /** Writes an out-of-band frame behind every reply still owed. */
   push(frame: Buffer): void;
+  /** Parks the client's later commands until ungate() (Session's gate). */
+  gate(): void;
+  ungate(): void;
   whenClosed(hook: () => void): void;
   forgetWhenClosed(hook: () => void): void;
 }
@@ -253,11 +256,14 @@ export class Tracking implements ListenerEvents {
     }
     if (parsed.bcast) for (const p of parsed.prefixes.length === 0 ? [Buffer.alloc(0)] : parsed.prefixes) this.addPrefix(t, p);
     this.listeners.start();
-    // Answered once every master is listened to: reads after the OK are then cacheable.
-    this.listeners.whenListening().then(
-      () => req.resolve(OK),
-      () => req.resolve(OK),
-    );
+    // Answered once every master is listened to, and the client's later commands wait until
+    // then: a read right behind the OK is then tracked rather than invalidated at once.
+    client.gate();
+    const answer = (): void => {
+      req.resolve(OK);
+      client.ungate();
+    };
+    this.listeners.whenListening().then(answer, answer);
   }
 
   private addPrefix(t: ClientTracking, prefix: Buffer): void {
