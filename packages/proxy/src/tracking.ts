@@ -25,12 +25,16 @@
  * - A slot whose serving group changes, or whose migration ends, has its recorded keys
  *   invalidated: the new owner's copy is not what was read.
  * - The table is bounded (`maxKeys`); a key evicted from it is invalidated.
+ * - CLIENT TRACKING ON is answered once the listeners are live, and the client's later
+ *   commands wait for it (the session's gate): a read right behind the OK is tracked.
  *
  * Not like Redis: NOLOOP is accepted (and shown) but a client still hears of its own writes:
  * the listener sees every proxy's writes on shared connections and cannot tell whose a write
  * was, and guessing wrong would leave another client's write unheard. FLUSHALL reaches, per
  * master flushed, the clients that read keys there and every BCAST client (Redis: every
- * tracking client). REDIRECT names a connection of this same proxy.
+ * tracking client). Scripts' declared keys are tracked whether or not they read. REDIRECT
+ * names a connection of this same proxy. An invalidation waits behind a blocked command's
+ * reply. docs/client-side-caching.md has the user's view.
  */
 import {
   CommandFlag,
