@@ -14,6 +14,7 @@ import {
   PONG,
   type CommandInfo,
 } from '@reborn/protocol';
+import { answerCluster } from './cluster-face.js'; // cluster face
 import { flush, keys, randomKey, scan, type KeyspaceLimits } from './keyspace.js';
 import type { SlowLog } from './slowlog.js';
 import { CustomMerge, SumMerge, type ClientRequest } from './request.js';
@@ -288,6 +289,7 @@ export function answerLocally(
     default:
       break;
   }
+  if (name.startsWith('cluster|')) return req.resolve(answerCluster(session, name, args)); // cluster face
   if (name.startsWith('slowlog|')) {
     req.resolve(ctx.slowlog.command(name.slice('slowlog|'.length), args.slice(2)));
     return;
