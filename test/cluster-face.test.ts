@@ -45,7 +45,7 @@ async function waitForMap(proxies: readonly ProxyProcess[]): Promise<MapEntry[]>
       const same = maps.every((m) => JSON.stringify(m) === first);
       return same && maps[0]!.map((e) => e.addr).sort().join(' ') === want ? maps[0]! : null;
     },
-    { timeoutMs: 30_000, what: `the map of ${want} on every proxy` },
+    { timeoutMs: 60_000, what: `the map of ${want} on every proxy` },
   );
 }
 
@@ -168,7 +168,7 @@ describe('the Redis Cluster face', () => {
       const before = await commandCounts(cluster.proxies);
       const c = new Ctor([{ host: '127.0.0.1', port: cluster.proxies[1]!.clusterPort! }]);
       try {
-        await waitFor(() => c.status === 'ready', { what: `${name} ready` });
+        await waitFor(() => c.status === 'ready', { timeoutMs: 30_000, what: `${name} ready` });
         expect(c.nodes('master').map((n) => `${n.options.host}:${n.options.port}`).sort()).toEqual(cluster.proxies.map((p) => p.clusterAddr).sort());
         await ioredisWorkload(c, name.replace(' ', ''));
       } finally {
@@ -179,12 +179,37 @@ describe('the Redis Cluster face', () => {
     });
   }
 
+  it('pub/sub and sharded pub/sub: subscribers on one proxy get what is published through another', async () => {
+    const [a, b] = cluster.proxies as [ProxyProcess, ProxyProcess];
+    const publisher = new Ioredis5Cluster([{ host: '127.0.0.1', port: a.clusterPort! }]);
+    // ioredis delivers sharded messages of a Cluster only with its shardedSubscribers option.
+    const ioSub = new Ioredis5Cluster([{ host: '127.0.0.1', port: b.clusterPort! }], { shardedSubscribers: true });
+    const nrSub = nodeRedis(b, 2);
+    const got: string[] = [];
+    try {
+      ioSub.on('message', (ch: string, m: string) => got.push(`io ${ch} ${m}`));
+      ioSub.on('smessage', (ch: string, m: string) => got.push(`io ${ch} ${m}`));
+      await Promise.all([ioSub.subscribe('news'), ioSub.ssubscribe('shard-news'), nrSub.connect()]);
+      await nrSub.subscribe('news', (m) => got.push(`nr news ${m}`));
+      await nrSub.sSubscribe('shard-news', (m) => got.push(`nr shard-news ${m}`));
+      await publisher.publish('news', 'one');
+      await publisher.spublish('shard-news', 'two');
+      const want = ['io news one', 'io shard-news two', 'nr news one', 'nr shard-news two'];
+      await waitFor(() => got.length >= want.length, { what: `${want.length} messages, got ${got.join(', ')}` });
+      expect(got.sort()).toEqual(want);
+    } finally {
+      publisher.disconnect();
+      ioSub.disconnect();
+      await nrSub.close();
+    }
+  });
+
   it('a stopped proxy leaves the map and clients keep working; a new proxy joins it', async () => {
     const [a, b] = cluster.proxies as [ProxyProcess, ProxyProcess];
     const io = new Ioredis5Cluster([{ host: '127.0.0.1', port: a.clusterPort! }]);
     const nr = nodeRedis(a, 2);
     try {
-      await Promise.all([nr.connect(), waitFor(() => io.status === 'ready', { what: 'ioredis ready' })]);
+      await Promise.all([nr.connect(), waitFor(() => io.status === 'ready', { timeoutMs: 30_000, what: 'ioredis ready' })]);
       await Promise.all([
         Promise.all(keysOf('churn').map((k, i) => io.set(k, valuesOf('churn')[i]!))),
         Promise.all(keysOf('churn-nr').map((k, i) => nr.set(k, valuesOf('churn-nr')[i]!))),
@@ -196,7 +221,7 @@ describe('the Redis Cluster face', () => {
       // ioredis refreshes when it finds no connection for a slot; node-redis once a node has
       // been reconnecting for a while. Then every key is read through the proxy left.
       await readBack((k) => io.get(k), 'churn');
-      await waitFor(() => nr.masters.length === 1, { timeoutMs: 30_000, what: 'node-redis to drop the stopped proxy' });
+      await waitFor(() => nr.masters.length === 1, { timeoutMs: 60_000, what: 'node-redis to drop the stopped proxy' });
       await readBack((k) => nr.get(k), 'churn-nr');
       expect(io.nodes('master').map((n) => n.options.port)).toEqual([a.clusterPort]);
 
@@ -220,5 +245,5 @@ describe('the Redis Cluster face', () => {
       io.disconnect();
       await nr.close().catch(() => undefined);
     }
-  }, 90_000);
+  }, 180_000);
 });
