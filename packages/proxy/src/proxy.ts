@@ -1,6 +1,6 @@
 /**
- * reborn-proxy: the client listener, the admin HTTP endpoint and the slot table kept in step
- * with etcd.
+ * reborn-proxy: the client listener (and with --cluster-addr a second one, the Redis Cluster
+ * face of cluster-face.ts), the admin HTTP endpoint and the slot table kept in step with etcd.
  *
  * Start-up order: listen first (clients get `-ERR proxy not ready` rather than a refused
  * connection), load groups and slots from etcd at one revision (retrying while etcd is
