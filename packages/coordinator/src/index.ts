@@ -8,6 +8,7 @@ export { Paths, assertProduct, isValidProduct } from './paths.js';
 export { Store, MAX_TXN_OPS, type StoreOptions } from './store.js';
 export { TopologyWatch, type TopologyHandlers } from './watch.js';
 export { ProxyRegistration, type ProxyRegistrationEvents } from './registration.js';
+export { ProxyListWatch, type ProxyListHandlers } from './proxy-watch.js';
 export { Barrier, parseAction, type ActionInfo, type AckInfo, type FenceInfo } from './barrier.js';
 export * from './migrations.js';
 export { proxyAclUser, proxyAclRules } from './fencing.js';

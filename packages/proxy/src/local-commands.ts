@@ -20,6 +20,7 @@ import {
   type Protocol,
 } from '@reborn/protocol';
 import { clientCommand, validClientName } from './client-command.js';
+import { answerCluster, isClusterSession } from './cluster-face.js';
 import { flush, keys, randomKey, scan, type KeyspaceLimits } from './keyspace.js';
 import type { SlowLog } from './slowlog.js';
 import { CustomMerge, SumMerge, type ClientRequest } from './request.js';
@@ -141,7 +142,7 @@ function hello(ctx: LocalContext, session: Session, req: ClientRequest, args: Bu
     ['version', encodeBulk(redisVersion(ctx))],
     ['proto', encodeInteger(resp)],
     ['id', encodeInteger(session.id)],
-    ['mode', encodeBulk('standalone')],
+    ['mode', encodeBulk(isClusterSession(session) ? 'cluster' : 'standalone')],
     ['role', encodeBulk('master')],
     ['modules', EMPTY_ARRAY],
   ]);
@@ -165,11 +166,13 @@ function info(ctx: LocalContext, session: Session, req: ClientRequest, args: Buf
   const own = (): string[] => {
     const out: string[] = [];
     if (want('server')) {
-      out.push('# Server', `redis_version:${redisVersion(ctx)}`, `reborn_version:${PROXY_VERSION}`, 'redis_mode:standalone',
+      out.push('# Server', `redis_version:${redisVersion(ctx)}`, `reborn_version:${PROXY_VERSION}`, `redis_mode:${isClusterSession(session) ? 'cluster' : 'standalone'}`,
         'reborn_role:proxy', `reborn_proxy_id:${ctx.proxyId}`, `reborn_product:${ctx.product}`, `process_id:${process.pid}`,
         `tcp_port:${ctx.port}`, `uptime_in_seconds:${Math.floor((Date.now() - ctx.startedAt) / 1000)}`, '');
     }
     // The proxy's own clients, counted as Redis counts its own: harnesses wait on these.
+    // Cluster-mode clients look for cluster_enabled:1 on the cluster face.
+    if (want('cluster')) out.push('# Cluster', `cluster_enabled:${isClusterSession(session) ? 1 : 0}`, '');
     if (want('clients')) {
       out.push('# Clients', `connected_clients:${ctx.clientCount()}`, 'cluster_connections:0', `maxclients:${ctx.maxClients}`,
         'client_recent_max_input_buffer:0', 'client_recent_max_output_buffer:0', `blocked_clients:${ctx.blockedClients()}`,
@@ -285,6 +288,10 @@ export function answerLocally(
     }
     default:
       break;
+  }
+  if (name.startsWith('cluster|')) {
+    req.resolve(answerCluster(session, name, args));
+    return;
   }
   if (name.startsWith('slowlog|')) {
     req.resolve(ctx.slowlog.command(name.slice('slowlog|'.length), args.slice(2)));
