@@ -171,8 +171,6 @@ function info(ctx: LocalContext, session: Session, req: ClientRequest, args: Buf
         `tcp_port:${ctx.port}`, `uptime_in_seconds:${Math.floor((Date.now() - ctx.startedAt) / 1000)}`, '');
     }
     // The proxy's own clients, counted as Redis counts its own: harnesses wait on these.
-    // Cluster-mode clients look for cluster_enabled:1 on the cluster face.
-    if (want('cluster')) out.push('# Cluster', `cluster_enabled:${isClusterSession(session) ? 1 : 0}`, '');
     if (want('clients')) {
       out.push('# Clients', `connected_clients:${ctx.clientCount()}`, 'cluster_connections:0', `maxclients:${ctx.maxClients}`,
         'client_recent_max_input_buffer:0', 'client_recent_max_output_buffer:0', `blocked_clients:${ctx.blockedClients()}`,
@@ -181,6 +179,8 @@ function info(ctx: LocalContext, session: Session, req: ClientRequest, args: Buf
     if (want('stats')) {
       out.push('# Stats', `total_connections_received:${ctx.totalConnections()}`, `total_commands_processed:${ctx.totalCommands()}`, '');
     }
+    // Cluster-mode clients look for cluster_enabled:1 on the cluster face.
+    if (want('cluster')) out.push('# Cluster', `cluster_enabled:${isClusterSession(session) ? 1 : 0}`, '');
     return out;
   };
   const masters = ctx.router.isReady ? ctx.router.masters() : [];
