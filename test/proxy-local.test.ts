@@ -176,7 +176,7 @@ describe('refusals and error texts', () => {
   it('refused commands say "not supported by reborn" with a reason', async () => {
     const c = await raw();
     const refused: [string[], string][] = [
-      [['CONFIG', 'GET', 'maxmemory'], 'config get'],
+      [['CONFIG', 'RESETSTAT'], 'config resetstat'],
       [['CLIENT', 'LIST'], 'client list'],
       [['DEBUG', 'SLEEP', '0'], 'debug'],
     ];

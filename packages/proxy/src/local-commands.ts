@@ -16,6 +16,8 @@ import {
 } from '@reborn/protocol';
 import { flush, keys, randomKey, scan, type KeyspaceLimits } from './keyspace.js';
 import type { SlowLog } from './slowlog.js';
+import { answerConfig } from './config-command.js'; // product config
+import type { ProductConfig } from './product-config.js'; // product config
 import { CustomMerge, SumMerge, type ClientRequest } from './request.js';
 import type { Router } from './router.js';
 import type { Session } from './session.js';
@@ -38,6 +40,8 @@ export interface LocalContext {
   totalCommands(): number;
   /** Why data commands are refused right now (not registered, fenced, topology lost), or null. */
   refusal(): Buffer | null;
+  /** product config: CONFIG GET/SET of the product-wide redis parameters (config-command.ts). */
+  readonly productConfig: ProductConfig;
 }
 
 const NOT_READY = encodeError('ERR proxy not ready');
@@ -290,6 +294,11 @@ export function answerLocally(
   }
   if (name.startsWith('slowlog|')) {
     req.resolve(ctx.slowlog.command(name.slice('slowlog|'.length), args.slice(2)));
+    return;
+  }
+  // product config
+  if (name === 'config|get' || name === 'config|set') {
+    answerConfig(ctx, session, req, name, args);
     return;
   }
   if (name === 'client|reply') {

@@ -51,6 +51,7 @@ import { Router } from './router.js';
 import { BlockingCommands } from './blocking.js';
 import { Transactions } from './transactions.js';
 import { PubSub } from './pubsub.js';
+import { ProductConfig } from './product-config.js';
 import { SlowLog } from './slowlog.js';
 import { Session, type SessionHost, type SessionLimits } from './session.js';
 import { TopologyFollower } from './topology-follower.js';
@@ -77,6 +78,8 @@ export class Proxy implements SessionHost {
   private readonly transactions: Transactions;
   private readonly pubsub: PubSub;
   private readonly strays: StrayWatch | null;
+  /** Keeps the product-wide redis parameters on every server (product-config.ts). */
+  private readonly productConfig: ProductConfig;
   readonly slowlog: SlowLog;
   private readonly sessions = new Set<Session>();
   private nextSessionId = 1;
@@ -133,6 +136,7 @@ export class Proxy implements SessionHost {
     this.router.onGroupsChanged = () => {
       this.pubsub.groupsChanged();
       this.strays?.groupsChanged();
+      this.productConfig.topologyChanged();
     };
     // The slot path (barrier holds, key moves), for the dispatcher and for EXEC alike.
     const forward = new Forwarder({
@@ -163,6 +167,14 @@ export class Proxy implements SessionHost {
       strays: () => this.strays?.counts ?? new Map(),
       topologyAlarm: () => this.follower?.alarm.reason ?? null,
     });
+    this.productConfig = new ProductConfig({
+      router: this.router,
+      password: options.redisPassword,
+      proxyId: options.id,
+      logger: logger.child({ component: 'redis-config' }),
+      registry: this.metrics.registry,
+      keepNewKeyEvents: options.watchStrays,
+    });
     const self = this;
     const local: LocalContext = {
       router: this.router,
@@ -179,6 +191,7 @@ export class Proxy implements SessionHost {
       clientCount: () => this.sessions.size,
       totalConnections: () => this.connections,
       totalCommands: () => this.metrics.commands.totalCalls(),
+      productConfig: this.productConfig,
     };
     this.dispatcher = new Dispatcher({
       router: this.router,
@@ -230,6 +243,7 @@ export class Proxy implements SessionHost {
     await this.listenAdmin();
     this.store = await Store.open({ endpoints: this.options.etcd, product: this.options.product });
     this.barrier = new Barrier(this.store);
+    this.productConfig.start(this.store);
     this.follower = new TopologyFollower(
       this.store,
       this.router,
@@ -297,6 +311,7 @@ export class Proxy implements SessionHost {
     // No session is left to write anything: a barrier need not wait for this proxy any more.
     if (this.member) await this.barrier?.deleteMember(this.options.id).catch(() => undefined);
     await this.follower?.close();
+    await this.productConfig.close();
     await this.registration?.close().catch(() => undefined);
     await this.store?.close().catch(() => undefined);
     this.blocking.closeAll();
