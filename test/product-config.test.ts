@@ -231,19 +231,22 @@ function cli(args: readonly string[]): Promise<Run> {
   });
 }
 
+// Each CLI call starts a node process: on a loaded machine that alone takes seconds.
+const CLI_TEST_MS = 180_000;
+
 describe('reborn-config redis-config', () => {
-  it('set checks, stores and applies; list shows it; unset stops applying it', async () => {
+  it('set checks, stores and applies; list shows it; unset stops applying it', { timeout: CLI_TEST_MS }, async () => {
     const master1 = cluster.groups[0]!.master.addr;
     const set = await cli(['redis-config', 'set', 'LFU-LOG-FACTOR', '12']);
     expect(set).toEqual({ code: 0, stdout: `lfu-log-factor = "12" stored (accepted by ${master1}); applied to ${servers().length} of ${servers().length} server(s)\n`, stderr: '' });
     for (const s of servers()) expect(await configOn(s, 'lfu-log-factor'), s.addr).toBe('12');
     expect(await cluster.proxies[1]!.client().config('GET', 'lfu-log-factor')).toEqual(['lfu-log-factor', '12']);
 
-    const list = await cli(['redis-config', 'list']);
+    const [list, listJson] = await Promise.all([cli(['redis-config', 'list']), cli(['redis-config', 'list', '--json'])]);
     expect(list.code).toBe(0);
     expect(list.stdout).toMatch(/^lfu-log-factor +"12"$/m);
     expect(list.stdout).toMatch(/^lfu-decay-time +-$/m);
-    const asJson = JSON.parse((await cli(['redis-config', 'list', '--json'])).stdout);
+    const asJson = JSON.parse(listJson.stdout);
     expect(asJson).toMatchObject({ params: { 'lfu-log-factor': '12', 'notify-keyspace-events': 'KEA' }, allowed: PRODUCT_CONFIG_NAMES });
 
     expect(await cli(['redis-config', 'unset', 'lfu-log-factor'])).toEqual({
@@ -260,17 +263,19 @@ describe('reborn-config redis-config', () => {
     });
   });
 
-  it('refuses bad input in one line: off the whitelist, a value redis refuses (nothing stored), usage', async () => {
+  it('refuses bad input in one line: off the whitelist, a value redis refuses (nothing stored), usage', { timeout: CLI_TEST_MS }, async () => {
     const before = await stored();
-    const off = await cli(['redis-config', 'set', 'maxmemory', '1gb']);
+    const [off, bad, usage] = await Promise.all([
+      cli(['redis-config', 'set', 'maxmemory', '1gb']),
+      cli(['redis-config', 'set', 'maxmemory-policy', 'bogus']),
+      cli(['redis-config', 'set', 'maxmemory-policy']),
+    ]);
     expect(off.code).toBe(1);
     expect(off.stderr).toBe(
       `reborn-config: redis parameter "maxmemory" is not product-wide: only ${PRODUCT_CONFIG_NAMES.join(', ')} (and their older ziplist/lua-time-limit names) are set through reborn; set others on each server\n`,
     );
-    const bad = await cli(['redis-config', 'set', 'maxmemory-policy', 'bogus']);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(new RegExp(`^reborn-config: redis ${cluster.groups[0]!.master.addr.replace(/\./g, '\\.')} refused it: ERR CONFIG SET failed \\(possibly related to argument 'maxmemory-policy'\\) - argument\\(s\\) must be one of the following: .*\\n$`));
-    const usage = await cli(['redis-config', 'set', 'maxmemory-policy']);
     expect(usage).toEqual({ code: 2, stdout: '', stderr: 'reborn-config: redis-config set: missing <value> (usage: reborn-config redis-config set <param> <value>)\n' });
     expect(await stored()).toEqual(before);
   });
