@@ -134,11 +134,6 @@ export class ProductConfig {
     });
   }
 
-  /** The stored set as this proxy knows it. */
-  get current(): ProductConfigRecord {
-    return this.desired;
-  }
-
   /** The group table changed: link new servers (they get the set once up), re-apply where a role changed. */
   topologyChanged(): void {
     if (this.closed) return;
