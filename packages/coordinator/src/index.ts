@@ -32,3 +32,5 @@ export { type ResyncCause } from './watch.js';
 export * from './topology-guard.js';
 export { Leadership, NotLeaderCoordinatorError, type LeadershipEvents, type LeadershipMessages, type LeadershipOptions } from './leadership.js';
 export * from './guarded-writes.js';
+export * from './redis-config.js';
+export { RedisConfigStore, ProductConfigWatch, setProductConfig, type ProductConfigHandlers } from './redis-config-store.js';

@@ -23,6 +23,8 @@ import { clientCommand, validClientName } from './client-command.js';
 import { answerCluster, isClusterSession } from './cluster-face.js';
 import { flush, keys, randomKey, scan, type KeyspaceLimits } from './keyspace.js';
 import type { SlowLog } from './slowlog.js';
+import { answerConfig } from './config-command.js'; // product config
+import type { ProductConfig } from './product-config.js'; // product config
 import { CustomMerge, SumMerge, type ClientRequest } from './request.js';
 import type { Router } from './router.js';
 import type { Session } from './session.js';
@@ -57,6 +59,8 @@ export interface LocalContext {
   totalCommands(): number;
   /** Why data commands are refused right now (not registered, fenced, topology lost), or null. */
   refusal(): Buffer | null;
+  /** product config: CONFIG GET/SET of the product-wide redis parameters (config-command.ts). */
+  readonly productConfig: ProductConfig;
 }
 
 const NOT_READY = encodeError('ERR proxy not ready');
@@ -295,6 +299,11 @@ export function answerLocally(
   }
   if (name.startsWith('slowlog|')) {
     req.resolve(ctx.slowlog.command(name.slice('slowlog|'.length), args.slice(2)));
+    return;
+  }
+  // product config
+  if (name === 'config|get' || name === 'config|set') {
+    answerConfig(ctx, session, req, name, args);
     return;
   }
   if (name === 'client' || name.startsWith('client|')) {

@@ -52,6 +52,7 @@ import { BlockingCommands } from './blocking.js';
 import { ClusterFace } from './cluster-face.js';
 import { Transactions } from './transactions.js';
 import { PubSub } from './pubsub.js';
+import { ProductConfig } from './product-config.js';
 import { SlowLog } from './slowlog.js';
 import { Session, type SessionHost, type SessionLimits } from './session.js';
 import { TopologyFollower } from './topology-follower.js';
@@ -78,6 +79,8 @@ export class Proxy implements SessionHost {
   private readonly transactions: Transactions;
   private readonly pubsub: PubSub;
   private readonly strays: StrayWatch | null;
+  /** Keeps the product-wide redis parameters on every server (product-config.ts). */
+  private readonly productConfig: ProductConfig;
   readonly slowlog: SlowLog;
   private readonly sessions = new Set<Session>();
   private nextSessionId = 1;
@@ -140,6 +143,7 @@ export class Proxy implements SessionHost {
     this.router.onGroupsChanged = () => {
       this.pubsub.groupsChanged();
       this.strays?.groupsChanged();
+      this.productConfig.topologyChanged();
     };
     // The slot path (barrier holds, key moves), for the dispatcher and for EXEC alike.
     const forward = new Forwarder({
@@ -170,6 +174,14 @@ export class Proxy implements SessionHost {
       strays: () => this.strays?.counts ?? new Map(),
       topologyAlarm: () => this.follower?.alarm.reason ?? null,
     });
+    this.productConfig = new ProductConfig({
+      router: this.router,
+      password: options.redisPassword,
+      proxyId: options.id,
+      logger: logger.child({ component: 'redis-config' }),
+      registry: this.metrics.registry,
+      keepNewKeyEvents: options.watchStrays,
+    });
     const self = this;
     const local: LocalContext = {
       router: this.router,
@@ -189,6 +201,7 @@ export class Proxy implements SessionHost {
       blockedClients: () => this.blocking.count,
       totalConnections: () => this.connections,
       totalCommands: () => this.metrics.commands.totalCalls(),
+      productConfig: this.productConfig,
     };
     this.dispatcher = new Dispatcher({
       router: this.router,
@@ -247,6 +260,7 @@ export class Proxy implements SessionHost {
     this.store = await Store.open({ endpoints: this.options.etcd, product: this.options.product });
     this.clusterFace?.follow(this.store);
     this.barrier = new Barrier(this.store);
+    this.productConfig.start(this.store);
     this.follower = new TopologyFollower(
       this.store,
       this.router,
@@ -320,6 +334,7 @@ export class Proxy implements SessionHost {
     if (this.member) await this.barrier?.deleteMember(this.options.id).catch(() => undefined);
     await this.follower?.close();
     await this.clusterFace?.close();
+    await this.productConfig.close();
     await this.registration?.close().catch(() => undefined);
     await this.store?.close().catch(() => undefined);
     this.blocking.closeAll();

@@ -66,6 +66,9 @@ const CLUSTER = refuse('cluster administration is not available: slots are manag
 const CLUSTER_FACE_NOTE = 'on the --cluster-addr port, which looks like a Redis Cluster to cluster-mode clients (elsewhere: cluster support disabled, as in Redis)';
 const CLUSTER_FACE = local(CLUSTER_FACE_NOTE);
 const CONFIG = refuse('backend configuration is not available through the proxy');
+// product config: the whitelist is coordinator's redis-config.ts (docs/product-config.md).
+const CONFIG_GET = local('only the product-wide parameters (encoding thresholds, notify-keyspace-events, eviction policy, script limits …), as the first master has them; others read as absent');
+const CONFIG_SET = local('only the product-wide parameters: validated on one master, stored in etcd, applied to every server (masters, replicas, servers added or restarted later); others are refused');
 const PERSISTENCE = refuse('persistence is managed on the backends, not through the proxy');
 const REPLICATION = refuse('replication and failover are managed by reborn-agent');
 const DEBUGGING = refuse('debugging commands are not available through the proxy');
@@ -282,7 +285,9 @@ const ENTRIES: ReadonlyArray<[string, ProxyPolicy]> = [
   ...each('command', ['count', 'docs', 'getkeys', 'getkeysandflags', 'info', 'list'], local()),
   ['command|help', HELP],
   ['config', UNKNOWN_SUBCOMMAND],
-  ...each('config', ['get', 'resetstat', 'rewrite', 'set'], CONFIG),
+  ['config|get', CONFIG_GET],
+  ['config|set', CONFIG_SET],
+  ...each('config', ['resetstat', 'rewrite'], CONFIG),
   ['config|help', HELP],
   ['dbsize', local('summed over every master; not a point-in-time snapshot')],
   ['debug', DEBUGGING],
