@@ -78,7 +78,7 @@ const groupOf = (slot: number): number[] => [slot < 512 ? 1 : 2];
 function setup(maxKeys = 0): { hub: Tracking; listeners: FakeListeners; clients: Map<number, FakeClient>; client(id: number, resp?: Protocol): FakeClient } {
   const listeners = new FakeListeners();
   const clients = new Map<number, FakeClient>();
-  const hub = new Tracking({ maxKeys, maxPrefixes: 3 }, groupOf, (id) => clients.get(id), (events) => {
+  const hub = new Tracking({ maxKeys, maxPrefixes: 3 }, groupOf, () => clients.values(), (events) => {
     listeners.events = events;
     return listeners;
   });

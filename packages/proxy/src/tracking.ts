@@ -57,7 +57,9 @@ import type { Router } from './router.js';
 import { KeyTable, type Taken } from './tracking-table.js';
 import { PrefixTree } from './tracking-prefixes.js';
 import { checkCaching, checkTrackingOn, getRedir, parseTracking, trackingInfo, type TrackingMode } from './tracking-commands.js';
-import type { ListenerEvents, Listeners } from './tracking-listener.js';
+import { InvalidationListeners, type ListenerEvents, type Listeners } from './tracking-listener.js';
+import type { BackendOptions } from './backend.js';
+import type { Logger } from 'pino';
 
 /** What tracking needs of a client connection (a Session). */
 export interface TrackingClient {
@@ -111,6 +113,8 @@ function readKeys(cmd: CommandInfo, args: readonly Buffer[]): Buffer[] | null {
 /** One client's tracking state, on its session while tracking is on. */
 export class ClientTracking implements TrackingMode {
   redirect = 0;
+  /** The REDIRECT connection, found by its id when tracking was turned on (ids are never reused). */
+  redirectTo: TrackingClient | null = null;
   bcast = false;
   optin = false;
   optout = false;
@@ -198,8 +202,8 @@ export class Tracking implements ListenerEvents {
     private readonly limits: TrackingLimits,
     /** The groups whose masters may hold a slot's keys now (owner; source and target while it moves). */
     private readonly groupsOfSlot: (slot: number) => readonly number[],
-    /** A client of this proxy by CLIENT ID. */
-    private readonly lookup: (id: number) => TrackingClient | undefined,
+    /** Every client connection of this proxy: where a REDIRECT id is looked up. */
+    private readonly clients: () => Iterable<TrackingClient>,
     listeners: (events: ListenerEvents) => Listeners,
   ) {
     this.table = new KeyTable(limits.maxKeys);
@@ -227,7 +231,7 @@ export class Tracking implements ListenerEvents {
   }
 
   private trackingCommand(client: TrackingClient, req: ClientRequest, args: Buffer[]): void {
-    const parsed = parseTracking(args, (id) => this.lookup(id) !== undefined, this.limits.maxPrefixes);
+    const parsed = parseTracking(args, (id) => this.client(id) !== undefined, this.limits.maxPrefixes);
     if (Buffer.isBuffer(parsed)) {
       req.resolve(parsed);
       return;
@@ -250,6 +254,7 @@ export class Tracking implements ListenerEvents {
       client.whenClosed(t.closeHook);
     }
     t.redirect = parsed.redirect;
+    t.redirectTo = parsed.redirect === 0 ? null : this.client(parsed.redirect)!;
     t.brokenRedirect = false;
     t.optin = parsed.optin;
     t.optout = parsed.optout;
@@ -268,6 +273,12 @@ export class Tracking implements ListenerEvents {
       client.ungate();
     };
     this.listeners.whenListening().then(answer, answer);
+  }
+
+  /** A connection of this proxy by CLIENT ID (a scan: CLIENT TRACKING … REDIRECT only). */
+  private client(id: number): TrackingClient | undefined {
+    for (const c of this.clients()) if (c.id === id && !c.isClosed) return c;
+    return undefined;
   }
 
   private addPrefix(t: ClientTracking, prefix: Buffer): void {
@@ -387,8 +398,8 @@ export class Tracking implements ListenerEvents {
     const client = t.client;
     let target: TrackingClient = client;
     if (t.redirect !== 0) {
-      const r = this.lookup(t.redirect);
-      if (r === undefined || r.isClosed) {
+      const r = t.redirectTo;
+      if (r === null || r.isClosed) {
         t.brokenRedirect = true;
         if (client.resp === 3) client.push(encodePush(3, [REDIR_BROKEN, encodeInteger(t.redirect)]));
         return;
@@ -422,6 +433,23 @@ export class Tracking implements ListenerEvents {
   close(): void {
     this.listeners.close();
   }
+}
+
+/**
+ * Client-side caching for a proxy: the hub, its listeners on the router's group masters (with
+ * the proxy's backend settings), and the router's slot moves wired to it.
+ */
+export function trackingForProxy(
+  router: Router,
+  backendOptions: BackendOptions,
+  logger: Logger,
+  limits: TrackingLimits,
+  clients: () => Iterable<TrackingClient>,
+): Tracking {
+  const log = logger.child({ component: 'tracking' });
+  const tracking = new Tracking(limits, slotGroups(router), clients, (events) => new InvalidationListeners(router, backendOptions, log, events));
+  router.onSlotMoved = (slot) => tracking.slotMoved(slot);
+  return tracking;
 }
 
 /** The groups that may hold a slot's keys, from the router's view of the slot. */
