@@ -36,6 +36,8 @@ export interface TrackingRequest {
 }
 
 const SYNTAX = encodeError('ERR syntax error');
+/** The bytes of one client's prefixes together: the memory a client's BCAST state may keep. */
+export const MAX_PREFIX_BYTES = 1024 * 1024;
 
 function word(arg: Buffer): string {
   return arg.length > 8 ? '' : arg.toString('latin1').toLowerCase();
@@ -94,7 +96,8 @@ function tooManyPrefixes(max: number): Buffer {
 
 /**
  * The checks of CLIENT TRACKING ON against the client's current mode (null: not tracking),
- * in Redis's order, then the proxy's bound on prefixes; the error reply, or null to go on.
+ * in Redis's order, then the proxy's bounds on prefixes (count, bytes); the error reply, or
+ * null to go on.
  */
 export function checkTrackingOn(current: TrackingMode | null, req: TrackingRequest, maxPrefixes: number): Buffer | null {
   if (!req.bcast && req.prefixes.length > 0) return encodeError('ERR PREFIX option requires BCAST mode to be enabled');
@@ -111,6 +114,10 @@ export function checkTrackingOn(current: TrackingMode | null, req: TrackingReque
   // With no PREFIX, BCAST means every key: the empty prefix (added even beside others, as Redis does).
   const added = req.prefixes.length === 0 ? (current?.prefixes.has('') ? 0 : 1) : req.prefixes.length;
   if (existing.length + added > maxPrefixes) return tooManyPrefixes(maxPrefixes);
+  let bytes = 0;
+  for (const p of existing) bytes += p.length;
+  for (const p of req.prefixes) bytes += p.length;
+  if (bytes > MAX_PREFIX_BYTES) return encodeError(`ERR tracking prefixes too long: at most ${MAX_PREFIX_BYTES} bytes of prefixes per client`);
   const conflict = prefixConflict(existing, req.prefixes);
   return conflict === null ? null : encodeError(conflict);
 }

@@ -167,6 +167,11 @@ describe('CLIENT TRACKING and friends: Redis 7 replies', () => {
       '-ERR too many tracking prefixes: this proxy allows at most 3 per client (--tracking-max-prefixes)',
     );
     expect([...c.tracking!.prefixes.keys()].sort()).toEqual(['a', 'b', 'c']);
+    expect(await err('off')).toBe('+OK');
+    expect(await err('on', 'bcast', 'prefix', 'x'.repeat(600_000), 'prefix', 'y'.repeat(600_000))).toBe(
+      '-ERR tracking prefixes too long: at most 1048576 bytes of prefixes per client',
+    );
+    expect(c.tracking).toBeNull();
   });
 });
 
