@@ -36,6 +36,7 @@
  * names a connection of this same proxy. An invalidation waits behind a blocked command's
  * reply. docs/client-side-caching.md has the user's view.
  */
+import type { Logger } from 'pino';
 import {
   CommandFlag,
   NULL3,
@@ -52,14 +53,13 @@ import {
   type Protocol,
 } from '@reborn/protocol';
 import { NO_GROUP } from '@reborn/coordinator';
+import type { BackendOptions } from './backend.js';
 import type { ClientRequest } from './request.js';
 import type { Router } from './router.js';
 import { KeyTable, type Taken } from './tracking-table.js';
 import { PrefixTree } from './tracking-prefixes.js';
 import { checkCaching, checkTrackingOn, getRedir, parseTracking, trackingInfo, type TrackingMode } from './tracking-commands.js';
 import { InvalidationListeners, type ListenerEvents, type Listeners } from './tracking-listener.js';
-import type { BackendOptions } from './backend.js';
-import type { Logger } from 'pino';
 
 /** What tracking needs of a client connection (a Session). */
 export interface TrackingClient {
