@@ -433,10 +433,11 @@ export function killBenchmarks() {
  * `notes` are redis-benchmark's stderr lines; start/end are ms since the epoch. A run longer
  * than `timeoutMs` is killed.
  */
-export function runRedisBenchmark({ port, test, requests, clients, pipeline, valueSize, keyspace, timeoutMs }) {
+export function runRedisBenchmark({ port, test, requests, clients, pipeline, valueSize, keyspace, timeoutMs, resp3 = false }) {
   const args = [
     '-h', '127.0.0.1', '-p', String(port), '-t', test, '-n', String(requests),
     '-c', String(clients), '-P', String(pipeline), '-d', String(valueSize), '-r', String(keyspace), '--csv',
+    ...(resp3 ? ['-3'] : []),
   ];
   return new Promise((resolve) => {
     const startAt = Date.now();

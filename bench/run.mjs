@@ -72,8 +72,9 @@ const TESTS = [
   { name: 'MSET(10) -P 1', test: 'mset', pipeline: 1, share: 0.5 },
 ];
 
-const ALL_TARGETS = ['redis', 'twemproxy', 'reborn'];
-const TARGET_LABEL = { redis: 'redis (direct)', twemproxy: 'twemproxy', reborn: 'reborn' };
+// reborn-resp3: the same proxy, with redis-benchmark speaking RESP3 (-3, HELLO 3 first).
+const ALL_TARGETS = ['redis', 'twemproxy', 'reborn', 'reborn-resp3'];
+const TARGET_LABEL = { redis: 'redis (direct)', twemproxy: 'twemproxy', reborn: 'reborn', 'reborn-resp3': 'reborn RESP3' };
 
 let wanted = ALL_TARGETS;
 if (flags.targets !== undefined) {
@@ -121,11 +122,37 @@ async function startTwemproxy(ports) {
 // ---------------------------------------------------------------------------------------------
 // Running redis-benchmark
 
-/** One run of the matrix's redis-benchmark (-c 50 -d 64 -r 100000) against `port`. */
-function runBenchmark(port, test, requests, pipeline) {
-  return runRedisBenchmark({
-    port, test, requests, pipeline, clients: CLIENTS, valueSize: VALUE_SIZE, keyspace: KEYSPACE, timeoutMs: RUN_TIMEOUT_MS,
+/** CPU time (user + system) a process has used so far, in µs, from /proc; null where unreadable. */
+function cpuMicros(pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime are fields 14 and 15 of stat(5), in clock ticks (100 per second on Linux).
+    return ((Number(fields[11]) + Number(fields[12])) * 1e6) / 100;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * One run of the matrix's redis-benchmark (-c 50 -d 64 -r 100000) against `target`. For the
+ * reborn targets, also the proxy's CPU per request (µs): the figure that does not swing with
+ * the machine's other load the way ops/s does.
+ */
+async function runBenchmark(ports, target, test, requests, pipeline, proxyPid = null) {
+  const before = proxyPid === null ? null : cpuMicros(proxyPid);
+  const r = await runRedisBenchmark({
+    port: ports[target], test, requests, pipeline, clients: CLIENTS, valueSize: VALUE_SIZE, keyspace: KEYSPACE, timeoutMs: RUN_TIMEOUT_MS,
+    resp3: target === 'reborn-resp3',
   });
+  const after = proxyPid === null ? null : cpuMicros(proxyPid);
+  if (r.ok && before !== null && after !== null) r.cpuPerRequest = (after - before) / requests;
+  return r;
+}
+
+function medianCpu(runs) {
+  const xs = (runs ?? []).map((r) => r.cpuPerRequest).filter((x) => x !== undefined).sort((a, b) => a - b);
+  return xs.length === 0 ? undefined : xs[Math.floor(xs.length / 2)];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -158,7 +185,7 @@ function buildReport({ targets, results, machine, command, notes, seconds }) {
 
   const head = ['test'];
   for (const t of ALL_TARGETS) head.push(`${TARGET_LABEL[t]} ops/s`, 'p50 ms', 'p99 ms');
-  head.push('reborn / redis', 'reborn / twemproxy');
+  head.push('reborn / redis', 'reborn / twemproxy', 'RESP3 / RESP2', 'proxy CPU µs/req RESP2', 'RESP3');
   lines.push(...tableHead(head));
   const stats = {};
   for (const test of TESTS) {
@@ -173,8 +200,12 @@ function buildReport({ targets, results, machine, command, notes, seconds }) {
     stats[test.name].ratio = {
       redis: pairedRatio(results[test.name].reborn, results[test.name].redis),
       twemproxy: pairedRatio(results[test.name].reborn, results[test.name].twemproxy),
+      resp3: pairedRatio(results[test.name]['reborn-resp3'], results[test.name].reborn),
     };
-    row.push(fmtRatio(stats[test.name].ratio.redis), fmtRatio(stats[test.name].ratio.twemproxy));
+    row.push(fmtRatio(stats[test.name].ratio.redis), fmtRatio(stats[test.name].ratio.twemproxy), fmtRatio(stats[test.name].ratio.resp3));
+    const cpu2 = medianCpu(results[test.name].reborn);
+    const cpu3 = medianCpu(results[test.name]['reborn-resp3']);
+    row.push(cpu2 === undefined ? 'n/a' : cpu2.toFixed(1), cpu3 === undefined ? 'n/a' : cpu3.toFixed(1));
     lines.push(`| ${row.join(' | ')} |`);
   }
   lines.push('');
@@ -194,6 +225,11 @@ function buildReport({ targets, results, machine, command, notes, seconds }) {
     check(t, 'redis', 0.6);
   }
   for (const t of ['GET -P 1', 'SET -P 1']) check(t, 'twemproxy', 0.9);
+  // RESP3 costs at most 10 % (the same backend bytes pass through; only HELLO differs).
+  for (const t of ['GET -P 1', 'SET -P 1', 'GET -P 16', 'SET -P 16']) {
+    const ratio = stats[t]?.ratio.resp3;
+    goals.push(`- ${t}: reborn RESP3 / RESP2 ≥ 0.9 — ${ratio === undefined ? 'n/a' : `${ratio.toFixed(2)} ${ratio >= 0.9 ? 'PASS' : 'FAIL'}`}`);
+  }
   lines.push('Goals (bench/README.md):');
   lines.push('');
   lines.push(...goals);
@@ -254,6 +290,7 @@ async function main() {
     if (!onPath(cmd)) throw new Error(`${cmd} is not on PATH`);
   }
   let targets = [...wanted];
+  if (targets.includes('reborn-resp3') && !targets.includes('reborn')) targets.push('reborn');
   if (targets.includes('reborn') && !onPath('etcd')) throw new Error('etcd is not on PATH (needed for reborn)');
   if (targets.includes('twemproxy') && !onPath('nutcracker')) {
     if (flags.targets !== undefined) throw new Error('nutcracker (twemproxy) is not on PATH');
@@ -287,6 +324,7 @@ async function main() {
     await withStore(etcdUrl, PRODUCT, (store) => writeTopology(store, redisPorts));
     reborn = await startProxy(etcdUrl, PRODUCT);
     ports.reborn = reborn.port;
+    ports['reborn-resp3'] = reborn.port;
     log(`reborn-proxy on ${reborn.port} (admin ${reborn.adminPort})`);
   }
   let twem = null;
@@ -315,7 +353,7 @@ async function main() {
     log('warm-up');
     for (const t of targets) {
       for (const [test, p] of [['set', 16], ['get', 16], ['get', 1]]) {
-        await runBenchmark(ports[t], test, Math.max(5000, Math.round(BASE_REQUESTS / 5)), p);
+        await runBenchmark(ports, t, test, Math.max(5000, Math.round(BASE_REQUESTS / 5)), p);
       }
     }
   }
@@ -331,7 +369,7 @@ async function main() {
       for (const t of order) {
         if (isStopping()) return; // Ctrl-C: the signal handler tears down and exits
         const n = Math.max(1000, Math.round(BASE_REQUESTS * test.share));
-        const r = await runBenchmark(ports[t], test.test, n, test.pipeline);
+        const r = await runBenchmark(ports, t, test.test, n, test.pipeline, t.startsWith('reborn') ? reborn?.entry.proc.pid ?? null : null);
         results[test.name][t].push(r);
         for (const line of r.notes) {
           if (!stderrSeen.has(t)) stderrSeen.set(t, new Set());

@@ -9,6 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Redis from 'ioredis';
+import Redis6 from 'ioredis6';
+import { createClient } from 'redis';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -63,6 +65,21 @@ describe('npm start (scripts/local-cluster.mjs)', () => {
       expect(await client.mget(...keys)).toEqual(keys);
       expect(await client.dbsize()).toBe(200);
       client.disconnect();
+
+      // The clients people install today, with their defaults: node-redis 6 opens with HELLO 3.
+      const nodeRedis = createClient({ url: `redis://127.0.0.1:${port}` });
+      nodeRedis.on('error', () => undefined);
+      await nodeRedis.connect();
+      expect(await nodeRedis.hello()).toMatchObject({ proto: 3 });
+      await nodeRedis.hSet('launcher:h', { a: '1' });
+      expect(await nodeRedis.hGetAll('launcher:h')).toEqual({ a: '1' });
+      expect(await nodeRedis.mGet(keys.slice(0, 50))).toEqual(keys.slice(0, 50));
+      await nodeRedis.quit();
+      const io6 = new Redis6({ port, lazyConnect: true, maxRetriesPerRequest: 1 });
+      await io6.connect();
+      expect(await io6.mget(...keys.slice(50, 100))).toEqual(keys.slice(50, 100));
+      expect(await io6.del('launcher:h')).toBe(1);
+      io6.disconnect();
 
       // The servers behind it have no open default user: the password is in <home>/redis-password.
       const masterPort = Number(/group 1 +master +127\.0\.0\.1:(\d+)/.exec(output)?.[1]);

@@ -82,10 +82,10 @@ describe('connection commands', () => {
     c.destroy();
   });
 
-  it('HELLO 3 answers -NOPROTO and the connection stays usable', async () => {
+  it('HELLO 4 answers -NOPROTO and the connection stays usable', async () => {
     const c = await raw();
-    c.write('*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n');
-    expect(errorText(await c.one())).toMatch(/^NOPROTO /);
+    c.write('*2\r\n$5\r\nHELLO\r\n$1\r\n4\r\n');
+    expect(errorText(await c.one())).toBe('NOPROTO unsupported protocol version');
     expect(plain(await c.call('PING'))).toBe('PONG');
     expect(errorText(await c.call('HELLO', 'x'))).toMatch(/^ERR Protocol version is not an integer/);
     c.destroy();
@@ -103,7 +103,17 @@ describe('connection commands', () => {
     expect(typeof idA).toBe('number');
     expect(idA).not.toBe(idB);
     expect(await a.client('ID')).toBe(idA);
-    await expect(a.client('LIST')).rejects.toThrow(/not supported by reborn/);
+    await expect(a.client('KILL', 'ID', '1')).rejects.toThrow(/not supported by reborn/);
+    // CLIENT INFO / LIST: Redis' line format, for this proxy's own connections.
+    await a.client('SETINFO', 'LIB-NAME', 'mylib');
+    const info = String(await a.client('INFO'));
+    expect(info).toMatch(new RegExp(`^id=${idA} addr=127\\.0\\.0\\.1:\\d+ laddr=\\S+ fd=-1 name=worker-1 age=\\d+ idle=\\d+ flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 `));
+    expect(info).toMatch(/ cmd=client\|info user=default redir=-1 resp=2 lib-name=mylib lib-ver=\S*\n$/);
+    const list = String(await b.client('LIST'));
+    expect(list.split('\n').filter((l) => l.startsWith(`id=${idA} `) || l.startsWith(`id=${idB} `))).toHaveLength(2);
+    expect(String(await b.client('LIST', 'ID', String(idA)))).toBe(String(await b.client('LIST', 'ID', String(idA))).split('\n')[0] + '\n');
+    await expect(b.client('LIST', 'TYPE', 'bogus')).rejects.toThrow(/^ERR Unknown client type 'bogus'/);
+    await expect(a.client('SETINFO', 'LIB-FOO', 'x')).rejects.toThrow(/^ERR Unrecognized option 'LIB-FOO'/);
   });
 
   it('TIME is [seconds, microseconds] of the local clock', async () => {
@@ -177,7 +187,7 @@ describe('refusals and error texts', () => {
     const c = await raw();
     const refused: [string[], string][] = [
       [['CONFIG', 'GET', 'maxmemory'], 'config get'],
-      [['CLIENT', 'LIST'], 'client list'],
+      [['CLIENT', 'PAUSE', '10'], 'client pause'],
       [['DEBUG', 'SLEEP', '0'], 'debug'],
     ];
     for (const [args, name] of refused) {

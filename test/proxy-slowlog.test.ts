@@ -38,15 +38,20 @@ describe('proxy SLOWLOG', () => {
     await r.eval(SLOW_SCRIPT, 1, 'slow:key', '120');
     await r.get('fast:key');
     const entries = (await r.call('SLOWLOG', 'GET')) as Entry[];
-    expect(entries).toHaveLength(1);
-    const [id, time, micros, args, client] = entries[0]!;
+    // Only requests over the threshold are recorded. The two fast ones normally take well under
+    // a millisecond, but a loaded machine can stall any request past 50 ms: such an entry is
+    // right to be there, and it must carry its real duration.
+    for (const e of entries) expect(e[2]).toBeGreaterThanOrEqual(50_000);
+    const slow = entries.filter((e) => e[3][0]!.toLowerCase() === 'eval');
+    expect(slow).toHaveLength(1);
+    const [id, time, micros, args, client] = slow[0]!;
     expect(typeof id).toBe('number');
     expect(Math.abs(time - Date.now() / 1000)).toBeLessThan(60);
     expect(micros).toBeGreaterThanOrEqual(120_000);
     expect(args[0]!.toLowerCase()).toBe('eval');
     expect(args.slice(2)).toEqual(['1', 'slow:key', '120']);
     expect(client).toMatch(/^127\.0\.0\.1:\d+$/);
-    expect(await r.call('SLOWLOG', 'LEN')).toBe(1);
+    expect(await r.call('SLOWLOG', 'LEN')).toBe(entries.length);
   });
 
   it('keeps only --slowlog-max-len entries, newest first, and RESET empties it', async () => {

@@ -7,7 +7,7 @@
 import { createRequire } from 'node:module';
 import { describe, expect, it, vi } from 'vitest';
 import { MalformedReplyError, ProtocolError } from './errors.js';
-import { ReplyScanner, errorReplyMessage, isErrorReply, parseIntegerReply, splitArrayReply } from './reply-scanner.js';
+import { ReplyScanner, errorReplyMessage, isErrorReply, parseIntegerReply, splitAggregateReply, splitArrayReply } from './reply-scanner.js';
 
 interface RedisParserOptions {
   returnReply: (reply: unknown) => void;
@@ -298,6 +298,55 @@ describe('ReplyScanner: reply shapes', () => {
   });
 });
 
+/** RESP3 shapes (redis-parser, the oracle above, reads RESP2 only): framed by hand. */
+const RESP3_SHAPES: Array<[string, string]> = [
+  ['null', '_\r\n'],
+  ['double', ',3.14\r\n'],
+  ['infinite double', ',-inf\r\n'],
+  ['boolean', '#t\r\n'],
+  ['big number', '(3492890328409238509324850943850943825024385\r\n'],
+  ['verbatim string', '=15\r\ntxt:Some string\r\n'],
+  ['blob error', '!21\r\nSYNTAX invalid syntax\r\n'],
+  ['map', '%2\r\n+first\r\n:1\r\n+second\r\n,2.5\r\n'],
+  ['empty map', '%0\r\n'],
+  ['set', '~3\r\n$1\r\na\r\n_\r\n#f\r\n'],
+  ['push', '>3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$1\r\nm\r\n'],
+  ['map of arrays of maps', '%1\r\n$1\r\nk\r\n*2\r\n%1\r\n+a\r\n_\r\n~0\r\n'],
+  ['attribute before a value', '|1\r\n+key-popularity\r\n%1\r\n$1\r\na\r\n,0.19\r\n*2\r\n:2\r\n:9\r\n'],
+  ['attribute inside an array', '*2\r\n|1\r\n+ttl\r\n:3\r\n$1\r\nv\r\n:1\r\n'],
+];
+
+describe('ReplyScanner: RESP3 shapes', () => {
+  it.each(RESP3_SHAPES)('%s: one reply, exactly its bytes, nothing buffered', (_name, text) => {
+    const input = b(text);
+    const scanner = new ReplyScanner();
+    expect(scanOrThrow([input], scanner)).toEqual([input]);
+    expect(scanner.bufferedBytes).toBe(0);
+  });
+
+  it.each(RESP3_SHAPES)('%s: any prefix is incomplete, and every split point frames it the same', (_name, text) => {
+    const input = b(text);
+    for (let cut = 0; cut < input.length; cut++) {
+      expect(scanOrThrow([input.subarray(0, cut)]), `cut ${cut}`).toEqual([]);
+      expect(scanOrThrow(splitAt(input, cut)), `split at ${cut}`).toEqual([input]);
+    }
+  });
+
+  it('a stream of every RESP3 shape is split into exactly those replies', () => {
+    const all = RESP3_SHAPES.map(([, t]) => b(t));
+    expect(scanOrThrow([Buffer.concat(all)], new ReplyScanner())).toEqual(all);
+  });
+
+  it('splitAggregateReply reads maps flat, sets and pushes like arrays; errorReplyMessage reads blob errors', () => {
+    expect(splitAggregateReply(b('%2\r\n+a\r\n:1\r\n+b\r\n*1\r\n_\r\n'))!.map(String)).toEqual(['+a\r\n', ':1\r\n', '+b\r\n', '*1\r\n_\r\n']);
+    expect(splitAggregateReply(b('~2\r\n,1.5\r\n#t\r\n'))!.map(String)).toEqual([',1.5\r\n', '#t\r\n']);
+    expect(splitAggregateReply(b('>1\r\n=7\r\ntxt:abc\r\n'))!.map(String)).toEqual(['=7\r\ntxt:abc\r\n']);
+    expect(splitAggregateReply(b('+OK\r\n'))).toBeNull();
+    expect(isErrorReply(b('!3\r\nERR\r\n'))).toBe(true);
+    expect(errorReplyMessage(b('!9\r\nERR x\r\ny z\r\n'))).toBe('ERR x\r\ny z');
+  });
+});
+
 describe('ReplyScanner: every chunk boundary', () => {
   const replies = SHAPES.map(([, text]) => b(text));
   const stream = Buffer.concat(replies);
@@ -375,9 +424,10 @@ describe('ReplyScanner: large replies', () => {
 describe('ReplyScanner: malformed input', () => {
   const cases: [string, string, string | undefined][] = [
     ['unknown type byte', '?foo\r\n', 'unexpected reply type byte 0x3f'],
-    ['RESP3 type byte', '%1\r\n+a\r\n+b\r\n', 'unexpected reply type byte 0x25'],
+    ['unknown type byte', '@1\r\n+a\r\n+b\r\n', 'unexpected reply type byte 0x40'],
+    ['negative map length', '%-1\r\n', 'invalid aggregate length in reply'],
     ['empty line', '\r\n', undefined],
-    ['bad type byte inside an array', '*2\r\n+OK\r\n!x\r\n', 'unexpected reply type byte 0x21'],
+    ['bad type byte inside an array', '*2\r\n+OK\r\n?x\r\n', 'unexpected reply type byte 0x3f'],
     ['non-numeric bulk length', '$abc\r\n', 'invalid bulk length in reply'],
     ['empty bulk length', '$\r\n', 'invalid bulk length in reply'],
     ['bulk length -2', '$-2\r\n', 'invalid bulk length in reply'],

@@ -37,7 +37,7 @@
  * backend-pool.ts, the shared shapes in backend-types.ts.
  */
 import net from 'node:net';
-import { encodeCommand, encodeError, errorReplyMessage, isErrorReply, parseIntegerReply, ReplyScanner, splitArrayReply } from '@reborn/protocol';
+import { encodeCommand, encodeError, errorReplyMessage, isErrorReply, parseIntegerReply, ReplyScanner, splitAggregateReply, splitArrayReply } from '@reborn/protocol';
 import { proxyAclRules, splitAddr } from '@reborn/coordinator';
 import type { BackendAuth, BackendOptions, BackendRequest, Durability } from './backend-types.js';
 import { DurableWrite, waitBehindBatch } from './durable-writes.js';
@@ -46,6 +46,12 @@ import { Fifo } from './fifo.js';
 import type { Flushable } from './flusher.js';
 
 export type { BackendAuth, BackendOptions, BackendRequest, Durability } from './backend-types.js';
+
+/** The text of a complete bulk (or simple) string reply. */
+function bulkText(reply: Buffer): string {
+  const start = reply[0] === 0x24 ? reply.indexOf(0x0a) + 1 : 1;
+  return reply.toString('latin1', start, reply.length - 2);
+}
 
 const MIN_BACKOFF_MS = 50;
 const MAX_BACKOFF_MS = 3000;
@@ -69,6 +75,8 @@ export class BackendConnection implements Flushable {
   private unsettled = 0;
   /** This connection's redis client id, from the handshake; null while not connected. */
   private clientId: bigint | null = null;
+  /** The server's redis_version, from the handshake's HELLO; null until it answered one. */
+  serverVersion: string | null = null;
   /** whenSettled() callers, each with the `settled` count it waits for; null when none. */
   private settleWaiters: Array<{ mark: number | null; resolve: () => void }> | null = null;
   /** whenClientId() callers waiting for the handshake. */
@@ -329,21 +337,37 @@ export class BackendConnection implements Flushable {
     this.settleWaiters = still.length > 0 ? still : null;
   }
 
-  /** A RESP3 connection says HELLO 3 once authenticated; a server that refuses fails it. */
+  /**
+   * HELLO <protocol> once authenticated: picks the protocol and tells the server's version
+   * (what the proxy's own HELLO and INFO report) and this connection's client id. A server
+   * that refuses RESP3 fails a RESP3 connection; a RESP2 one goes on without HELLO.
+   */
   private chooseProtocol(done: () => void): void {
-    if (this.opts.resp !== 3) {
-      done();
-      return;
-    }
     const socket = this.socket;
-    this.ask(['HELLO', '3'], (reply) => {
+    const resp = this.opts.resp ?? 2;
+    this.ask(['HELLO', String(resp)], (reply) => {
       if (this.socket !== socket || this.state !== 'handshake') return;
-      if (isErrorReply(reply)) this.fail(`refused RESP3: ${errorReplyMessage(reply)}`);
-      else done();
+      if (isErrorReply(reply)) {
+        if (resp === 3) this.fail(`refused RESP3: ${errorReplyMessage(reply)}`);
+        else done();
+        return;
+      }
+      const fields = splitAggregateReply(reply) ?? [];
+      for (let i = 0; i + 1 < fields.length; i += 2) {
+        const name = fields[i]!.toString('latin1');
+        if (name === '$7\r\nversion\r\n') this.serverVersion = bulkText(fields[i + 1]!);
+        else if (name === '$2\r\nid\r\n') this.clientId = parseIntegerReply(fields[i + 1]!);
+      }
+      done();
     });
   }
 
   private learnClientId(done: () => void): void {
+    if (this.clientId !== null) {
+      done();
+      for (const then of this.clientIdWaiters.splice(0)) then(this.clientId);
+      return;
+    }
     const socket = this.socket;
     this.ask(['CLIENT', 'ID'], (reply) => {
       if (this.socket !== socket || this.state !== 'handshake') return;

@@ -101,6 +101,8 @@ export class Dispatcher {
     const now = performance.now();
     const cmd = resolveCommand(args);
     const req = session.enqueue(raw ?? EMPTY, cmd === undefined ? this.unknownStat : this.statOf(cmd), now);
+    session.lastCommandAt = now;
+    if (cmd !== undefined) session.lastCommand = cmd.name;
     // Scripts and functions are not flagged as writes (only running them tells), but durable
     // mode must not acknowledge a script's writes unconfirmed: count them as writes.
     if (cmd !== undefined) req.write = cmd.write || MAY_WRITE.has(cmd.name);
@@ -148,7 +150,8 @@ export class Dispatcher {
       this.reset(session, req);
       return;
     }
-    if (session.pubsub !== null && !ALLOWED_WHILE_SUBSCRIBED.has(cmd.name)) {
+    // A RESP3 client may send any command while subscribed (replies and pushes interleave).
+    if (session.pubsub !== null && session.resp === 2 && !ALLOWED_WHILE_SUBSCRIBED.has(cmd.name)) {
       req.resolve(encodeError(`ERR Can't execute '${cmd.name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context`));
       return;
     }
@@ -244,11 +247,12 @@ export class Dispatcher {
     this.forward.sendToSlot(session, req, slot, keys.length === 1 ? [args[keys[0]!]!] : keys.map((k) => args[k]!), blocking);
   }
 
-  /** RESET: no transaction, no WATCH, no subscription, no name, not authenticated (with --auth). */
+  /** RESET: no transaction, no WATCH, no subscription, no name, RESP2, not authenticated (with --auth). */
   private reset(session: Session, req: ClientRequest): void {
     this.transactions.reset(session);
     this.pubsub.sessionClosed(session);
     session.resetState();
+    session.switchProtocol(req, 2);
     req.resolve(RESET);
   }
 

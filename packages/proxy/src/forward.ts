@@ -61,14 +61,20 @@ export class Forwarder {
       // Redis runs nothing else of a client while it is blocked: neither does the proxy.
       session.gate();
       if (breq.write === true) session.wroteOutsideWaitsView = true;
-      this.opts.blocking.run(session, pool, slot, {
-        payload: breq.payload,
-        write: breq.write === true,
-        resolve: (reply) => {
-          breq.resolve(reply);
-          session.ungate();
-        },
-      });
+      const run = (): void =>
+        this.opts.blocking.run(session, pool, slot, {
+          payload: breq.payload,
+          write: breq.write === true,
+          resolve: (reply) => {
+            breq.resolve(reply);
+            session.ungate();
+          },
+        });
+      // It runs on a connection of its own: it must not overtake this client's earlier
+      // requests to the same server (RPUSH then BLPOP in one pipeline), still on the shared one.
+      const shared = pool.pick(session.id, session.resp);
+      if (shared.settled >= shared.sent) run();
+      else void shared.whenSettled(shared.sent).then(run);
       return;
     }
     // After WATCH, this client's commands on the watched slot share its pinned connection

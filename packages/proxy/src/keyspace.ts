@@ -35,6 +35,8 @@ import {
   encodeError,
   isErrorReply,
   NULL_BULK,
+  NULL3,
+  nullBulk,
   OK,
   splitArrayReply,
 } from '@reborn/protocol';
@@ -88,12 +90,12 @@ export function randomKey(router: Router, session: Session, req: ClientRequest):
   const payload = encodeCommand(['RANDOMKEY']);
   const attempt = (n: number): void => {
     if (n >= masters.length) {
-      req.resolve(NULL_BULK);
+      req.resolve(nullBulk(session.resp));
       return;
     }
     masters[(start + n) % masters.length]!.pick(session.id, session.resp).send({
       payload,
-      resolve: (reply) => (reply.equals(NULL_BULK) ? attempt(n + 1) : req.resolve(reply)),
+      resolve: (reply) => (reply.equals(NULL_BULK) || reply.equals(NULL3) ? attempt(n + 1) : req.resolve(reply)),
     });
   };
   attempt(0);

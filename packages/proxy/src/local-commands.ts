@@ -4,16 +4,22 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import {
+  EMPTY_ARRAY,
   encodeArrayOfEncoded,
   encodeBulk,
   encodeCommand,
   encodeError,
   encodeInteger,
-  NULL_BULK,
+  encodeMapOf,
+  encodeVerbatim,
+  nullBulk,
   OK,
   PONG,
+  REDIS_VERSION,
   type CommandInfo,
+  type Protocol,
 } from '@reborn/protocol';
+import { clientCommand, validClientName } from './client-command.js';
 import { flush, keys, randomKey, scan, type KeyspaceLimits } from './keyspace.js';
 import type { SlowLog } from './slowlog.js';
 import { CustomMerge, SumMerge, type ClientRequest } from './request.js';
@@ -21,8 +27,15 @@ import type { Router } from './router.js';
 import type { Session } from './session.js';
 
 export const PROXY_VERSION = '0.1.0';
-/** The Redis version the proxy reports: clients gate features on it. */
-export const COMPAT_REDIS_VERSION = '7.0.0';
+
+/**
+ * The Redis version the proxy reports (HELLO, INFO): the lowest among the servers behind it,
+ * since clients gate features on it. Before any server answered, the version of the Redis
+ * the command table was generated from (the one reborn is built and tested against).
+ */
+function redisVersion(ctx: LocalContext): string {
+  return ctx.router.lowestServerVersion() ?? REDIS_VERSION;
+}
 
 export interface LocalContext {
   readonly router: Router;
@@ -34,6 +47,11 @@ export interface LocalContext {
   readonly port: number;
   readonly startedAt: number;
   clientCount(): number;
+  /** Every client connection of this proxy (CLIENT LIST). */
+  sessions(): Iterable<Session>;
+  readonly maxClients: number;
+  /** Clients waiting in a blocking command (BLPOP, XREAD BLOCK, WAIT …). */
+  blockedClients(): number;
   totalConnections(): number;
   totalCommands(): number;
   /** Why data commands are refused right now (not registered, fenced, topology lost), or null. */
@@ -53,7 +71,7 @@ function notServing(ctx: LocalContext): Buffer | null {
 const PONG_VERB = encodeBulk('pong');
 const EMPTY = Buffer.alloc(0);
 const WRONGPASS = encodeError('WRONGPASS invalid username-password pair or user is disabled.');
-const NOPROTO = encodeError('NOPROTO sorry, this protocol version is not supported.');
+const NOPROTO = encodeError('NOPROTO unsupported protocol version');
 
 function lower(b: Uint8Array): string {
   return Buffer.from(b).toString('latin1').toLowerCase();
@@ -80,83 +98,57 @@ function auth(ctx: LocalContext, session: Session, args: Buffer[]): Buffer {
   return WRONGPASS;
 }
 
-/** HELLO [protover [AUTH user pass] [SETNAME name]]: RESP2 only; 3 gets -NOPROTO so clients fall back. */
-function hello(ctx: LocalContext, session: Session, args: Buffer[]): Buffer {
+/**
+ * HELLO [protover [AUTH user pass] [SETNAME name]], as Redis 7 does it: every option is
+ * checked before any takes effect; then AUTH, SETNAME, and the protocol switch, and the
+ * server map answered in the new protocol (a map in RESP3, a flat array in RESP2).
+ */
+function hello(ctx: LocalContext, session: Session, req: ClientRequest, args: Buffer[]): Buffer {
+  let resp: Protocol = session.resp;
   if (args.length >= 2) {
     const ver = Buffer.from(args[1]!).toString('latin1');
-    if (!/^\d+$/.test(ver)) return encodeError('ERR Protocol version is not an integer or out of range');
-    if (ver !== '2') return NOPROTO;
+    if (!/^-?\d{1,19}$/.test(ver)) return encodeError('ERR Protocol version is not an integer or out of range');
+    if (ver !== '2' && ver !== '3') return NOPROTO;
+    resp = ver === '3' ? 3 : 2;
   }
+  let credentials: [Buffer, Buffer] | null = null;
+  let name: Buffer | null = null;
   for (let i = 2; i < args.length; i++) {
     const opt = lower(args[i]!);
-    if (opt === 'auth' && i + 2 < args.length) {
-      const r = auth(ctx, session, [args[0]!, args[i + 1]!, args[i + 2]!]);
-      if (r !== OK) return r;
+    const more = args.length - 1 - i;
+    if (opt === 'auth' && more >= 2) {
+      credentials = [args[i + 1]!, args[i + 2]!];
       i += 2;
-    } else if (opt === 'setname' && i + 1 < args.length) {
-      const name = args[i + 1]!;
-      if (!validClientName(name)) return encodeError('ERR Client names cannot contain spaces, newlines or special characters.');
-      session.name = name.length === 0 ? null : Buffer.from(name);
+    } else if (opt === 'setname' && more >= 1) {
+      name = args[i + 1]!;
       i += 1;
     } else {
-      return encodeError(`ERR Syntax error in HELLO option '${Buffer.from(args[i]!).toString('latin1')}'`);
+      return encodeError(`ERR Syntax error in HELLO option '${printable(args[i]!)}'`);
     }
   }
+  if (credentials !== null) {
+    const r = auth(ctx, session, [args[0]!, credentials[0], credentials[1]]);
+    if (r !== OK) return r;
+  }
   if (!session.authenticated) return encodeError('NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time');
-  return encodeArrayOfEncoded([
-    encodeBulk('server'), encodeBulk('redis'),
-    encodeBulk('version'), encodeBulk(COMPAT_REDIS_VERSION),
-    encodeBulk('proto'), encodeInteger(2),
-    encodeBulk('id'), encodeInteger(session.id),
-    encodeBulk('mode'), encodeBulk('standalone'),
-    encodeBulk('role'), encodeBulk('master'),
-    encodeBulk('modules'), encodeArrayOfEncoded([]),
+  if (name !== null) {
+    if (!validClientName(name)) return encodeError('ERR Client names cannot contain spaces, newlines or special characters.');
+    session.name = name.length === 0 ? null : Buffer.from(name);
+  }
+  session.switchProtocol(req, resp);
+  return encodeMapOf(resp, [
+    ['server', encodeBulk('redis')],
+    ['version', encodeBulk(redisVersion(ctx))],
+    ['proto', encodeInteger(resp)],
+    ['id', encodeInteger(session.id)],
+    ['mode', encodeBulk('standalone')],
+    ['role', encodeBulk('master')],
+    ['modules', EMPTY_ARRAY],
   ]);
 }
 
-function validClientName(name: Uint8Array): boolean {
-  for (const c of name) if (c < 0x21 || c > 0x7e) return false;
-  return true;
-}
-
-/** CLIENT REPLY ON|OFF|SKIP: OFF and SKIP are not answered themselves; ON always is. */
-function clientReply(session: Session, req: ClientRequest, mode: Buffer): Buffer {
-  switch (lower(mode)) {
-    case 'on':
-      session.replyOff = false;
-      session.skipNextReply = false;
-      req.silent = false;
-      return OK;
-    case 'off':
-      session.replyOff = true;
-      req.silent = true;
-      return OK;
-    case 'skip':
-      if (!session.replyOff) session.skipNextReply = true;
-      req.silent = true;
-      return OK;
-    default:
-      return encodeError('ERR syntax error');
-  }
-}
-
-function client(session: Session, cmd: CommandInfo, args: Buffer[]): Buffer {
-  switch (cmd.name) {
-    case 'client|setname': {
-      const name = args[2]!;
-      if (!validClientName(name)) return encodeError('ERR Client names cannot contain spaces, newlines or special characters.');
-      session.name = name.length === 0 ? null : Buffer.from(name);
-      return OK;
-    }
-    case 'client|getname':
-      return session.name === null ? NULL_BULK : encodeBulk(session.name);
-    case 'client|id':
-      return encodeInteger(session.id);
-    case 'client|setinfo':
-      return OK;
-    default:
-      return encodeError(`ERR command '${cmd.name.replace('|', ' ')}' is not supported by reborn`);
-  }
+function printable(arg: Uint8Array, max = 128): string {
+  return Buffer.from(arg.subarray(0, max)).toString('latin1').replace(/[^\x20-\x7e]/g, '?');
 }
 
 function time(): Buffer {
@@ -166,17 +158,23 @@ function time(): Buffer {
 
 /** INFO: the proxy's own sections, plus a keyspace section summed over every master. */
 function info(ctx: LocalContext, session: Session, req: ClientRequest, args: Buffer[]): void {
+  const text = (lines: string[]): Buffer => encodeVerbatim(session.resp, lines.join('\r\n'));
   const wanted = new Set(args.slice(1).map(lower));
   const all = wanted.size === 0 || wanted.has('all') || wanted.has('everything') || wanted.has('default');
   const want = (section: string): boolean => all || wanted.has(section);
   const own = (): string[] => {
     const out: string[] = [];
     if (want('server')) {
-      out.push('# Server', `redis_version:${COMPAT_REDIS_VERSION}`, `reborn_version:${PROXY_VERSION}`, 'redis_mode:standalone',
+      out.push('# Server', `redis_version:${redisVersion(ctx)}`, `reborn_version:${PROXY_VERSION}`, 'redis_mode:standalone',
         'reborn_role:proxy', `reborn_proxy_id:${ctx.proxyId}`, `reborn_product:${ctx.product}`, `process_id:${process.pid}`,
         `tcp_port:${ctx.port}`, `uptime_in_seconds:${Math.floor((Date.now() - ctx.startedAt) / 1000)}`, '');
     }
-    if (want('clients')) out.push('# Clients', `connected_clients:${ctx.clientCount()}`, '');
+    // The proxy's own clients, counted as Redis counts its own: harnesses wait on these.
+    if (want('clients')) {
+      out.push('# Clients', `connected_clients:${ctx.clientCount()}`, 'cluster_connections:0', `maxclients:${ctx.maxClients}`,
+        'client_recent_max_input_buffer:0', 'client_recent_max_output_buffer:0', `blocked_clients:${ctx.blockedClients()}`,
+        'tracking_clients:0', 'clients_in_timeout_table:0', '');
+    }
     if (want('stats')) {
       out.push('# Stats', `total_connections_received:${ctx.totalConnections()}`, `total_commands_processed:${ctx.totalCommands()}`, '');
     }
@@ -186,7 +184,7 @@ function info(ctx: LocalContext, session: Session, req: ClientRequest, args: Buf
   if (!want('keyspace') || masters.length === 0) {
     const lines = own();
     if (want('keyspace')) lines.push('# Keyspace', '');
-    req.resolve(encodeBulk(lines.join('\r\n')));
+    req.resolve(text(lines));
     return;
   }
   const merge = new CustomMerge(req, masters.length, (replies) => {
@@ -204,7 +202,7 @@ function info(ctx: LocalContext, session: Session, req: ClientRequest, args: Buf
     lines.push('# Keyspace');
     if (keys > 0) lines.push(`db0:keys=${keys},expires=${expires},avg_ttl=0`);
     lines.push('');
-    return encodeBulk(lines.join('\r\n'));
+    return text(lines);
   });
   const payload = encodeCommand(['INFO', 'keyspace']);
   masters.forEach((pool, i) => pool.pick(session.id, session.resp).send(merge.part(i, payload)));
@@ -223,8 +221,8 @@ export function answerLocally(
     case 'ping':
       // The table says arity -1; Redis itself refuses more than one argument.
       if (args.length > 2) req.resolve(encodeError("ERR wrong number of arguments for 'ping' command"));
-      // While subscribed, Redis answers PING as a push-shaped array: [pong, <arg or "">].
-      else if (session.pubsub !== null) req.resolve(encodeArrayOfEncoded([PONG_VERB, encodeBulk(args[1] ?? EMPTY)]));
+      // While subscribed, Redis answers a RESP2 client's PING as an array: [pong, <arg or "">].
+      else if (session.pubsub !== null && session.resp === 2) req.resolve(encodeArrayOfEncoded([PONG_VERB, encodeBulk(args[1] ?? EMPTY)]));
       else req.resolve(args.length > 1 ? encodeBulk(args[1]!) : PONG);
       return;
     case 'echo':
@@ -238,7 +236,7 @@ export function answerLocally(
       req.resolve(auth(ctx, session, args));
       return;
     case 'hello':
-      req.resolve(hello(ctx, session, args));
+      req.resolve(hello(ctx, session, req, args));
       return;
     case 'select':
       req.resolve(Buffer.from(args[1]!).toString('latin1') === '0' ? OK : encodeError('ERR DB index is out of range'));
@@ -292,12 +290,8 @@ export function answerLocally(
     req.resolve(ctx.slowlog.command(name.slice('slowlog|'.length), args.slice(2)));
     return;
   }
-  if (name === 'client|reply') {
-    req.resolve(clientReply(session, req, args[2]!));
-    return;
-  }
   if (name === 'client' || name.startsWith('client|')) {
-    req.resolve(client(session, cmd, args));
+    req.resolve(clientCommand(ctx, session, req, cmd, args));
     return;
   }
   if (name === 'command' || name.startsWith('command|')) {

@@ -177,6 +177,9 @@ export class Proxy implements SessionHost {
       },
       startedAt: this.startedAt,
       clientCount: () => this.sessions.size,
+      sessions: () => this.sessions,
+      maxClients: options.maxClients,
+      blockedClients: () => this.blocking.count,
       totalConnections: () => this.connections,
       totalCommands: () => this.metrics.commands.totalCalls(),
     };

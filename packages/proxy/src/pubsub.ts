@@ -43,15 +43,20 @@
 import type { Logger } from 'pino';
 import type { GroupInfo } from '@reborn/coordinator';
 import {
+  asPush,
   encodeArrayOfEncoded,
   encodeBulk,
   encodeCommand,
   encodeError,
   encodeInteger,
+  encodeMap,
+  encodePush,
   isErrorReply,
+  nullBulk,
   parseIntegerReply,
   splitArrayReply,
   type CommandInfo,
+  type Protocol,
 } from '@reborn/protocol';
 import { BackendConnection, type BackendOptions } from './backend.js';
 import { FeedMatcher } from './feed-matcher.js';
@@ -79,7 +84,7 @@ const NAMES_PER_COMMAND = 512;
 const PING = encodeCommand(['PING']);
 const HEARTBEAT_MS = 1000;
 
-/** The commands a RESP2 client may send while subscribed (Redis's own list). */
+/** The commands a RESP2 client may send while subscribed (Redis's own list); RESP3 may send any. */
 export const ALLOWED_WHILE_SUBSCRIBED: ReadonlySet<string> = new Set([
   'subscribe', 'psubscribe', 'ssubscribe', 'unsubscribe', 'punsubscribe', 'sunsubscribe', 'ping', 'quit', 'reset',
 ]);
@@ -90,8 +95,9 @@ export const PUBSUB_COMMANDS: ReadonlySet<string> = new Set([
   'pubsub|channels', 'pubsub|shardchannels', 'pubsub|numsub', 'pubsub|shardnumsub', 'pubsub|numpat',
 ]);
 
-function confirmation(verb: Buffer, name: Buffer | null, count: number): Buffer {
-  return encodeArrayOfEncoded([verb, encodeBulk(name), encodeInteger(count)]);
+/** A (un)subscribe confirmation: an array in RESP2, a push in RESP3 (as Redis 7 sends it). */
+function confirmation(resp: Protocol, verb: Buffer, name: Buffer | null, count: number): Buffer {
+  return encodePush(resp, [verb, name === null ? nullBulk(resp) : encodeBulk(name), encodeInteger(count)]);
 }
 
 /** What a feed received, by the verb of the array (parsed in place: this is per message). */
@@ -341,9 +347,11 @@ export class PubSub {
     const entry = this.subscribers[kind as Kind].get(subscriptionKey(message));
     if (entry === undefined) return;
     // One copy shared by every receiver: a view would pin the whole socket chunk in the
-    // output of a slow subscriber, far past what its output limit counts.
+    // output of a slow subscriber, far past what its output limit counts. RESP3 receivers
+    // share one push-framed copy (feeds speak RESP2: only the type byte differs).
     const copy = Buffer.from(message);
-    for (const session of entry.sessions) session.push(copy);
+    let pushed: Buffer | null = null;
+    for (const session of entry.sessions) session.push(session.resp === 2 ? copy : (pushed ??= asPush(3, copy)));
     this.delivered += entry.sessions.size;
   }
 
@@ -378,7 +386,7 @@ export class PubSub {
         }
         entry.sessions.add(session);
       }
-      parts.push(confirmation(SUBSCRIBED_VERB[kind]!, arg, subs.count(kind)));
+      parts.push(confirmation(session.resp, SUBSCRIBED_VERB[kind]!, arg, subs.count(kind)));
     }
     const reply = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
     this.start();
@@ -390,7 +398,7 @@ export class PubSub {
     const subs = session.pubsub;
     const targets = names.length > 0 ? names : subs === null ? [] : [...subs.names[kind].values()];
     if (targets.length === 0) {
-      req.resolve(confirmation(UNSUBSCRIBED_VERB[kind]!, null, subs?.count(kind) ?? 0));
+      req.resolve(confirmation(session.resp, UNSUBSCRIBED_VERB[kind]!, null, subs?.count(kind) ?? 0));
       return;
     }
     const parts: Buffer[] = [];
@@ -401,7 +409,7 @@ export class PubSub {
         const last = this.leave(session, kind, key);
         if (last !== null) gone.push(last);
       }
-      parts.push(confirmation(UNSUBSCRIBED_VERB[kind]!, name, subs?.count(kind) ?? 0));
+      parts.push(confirmation(session.resp, UNSUBSCRIBED_VERB[kind]!, name, subs?.count(kind) ?? 0));
     }
     // Back to normal mode once nothing is left, as Redis does.
     if (subs !== null && subs.total === 0) {
@@ -522,7 +530,11 @@ export class PubSub {
     return kind === CONFIRMATION;
   };
 
-  /** PUBSUB CHANNELS/SHARDCHANNELS (union), NUMSUB/SHARDNUMSUB/NUMPAT (max over masters). */
+  /**
+   * PUBSUB CHANNELS/SHARDCHANNELS (union), NUMSUB/SHARDNUMSUB/NUMPAT (max over masters). Asked
+   * over RESP2 connections whatever the client speaks: the merge reads flat arrays, and the
+   * merged reply is then built in the client's protocol (NUMSUB is a map in RESP3).
+   */
   private introspect(session: Session, req: ClientRequest, name: string, args: Buffer[]): void {
     const masters = this.router.masters();
     if (masters.length === 0) {
@@ -530,12 +542,12 @@ export class PubSub {
       return;
     }
     const payload = encodeCommand(args);
-    const merge = new CustomMerge(req, masters.length, (replies) => replies.find((r) => isErrorReply(r)) ?? mergeIntrospection(name, replies));
-    masters.forEach((pool, p) => pool.pick(session.id, session.resp).send(merge.part(p, payload)));
+    const merge = new CustomMerge(req, masters.length, (replies) => replies.find((r) => isErrorReply(r)) ?? mergeIntrospection(session.resp, name, replies));
+    masters.forEach((pool, p) => pool.pick(session.id).send(merge.part(p, payload)));
   }
 }
 
-function mergeIntrospection(name: string, replies: Buffer[]): Buffer {
+function mergeIntrospection(resp: Protocol, name: string, replies: Buffer[]): Buffer {
   if (name === 'pubsub|numpat') {
     let max = 0n;
     for (const r of replies) {
@@ -561,5 +573,5 @@ function mergeIntrospection(name: string, replies: Buffer[]): Buffer {
   }
   const out: Buffer[] = [];
   for (let i = 0; i < counts.length; i++) out.push(first[i * 2]!, encodeInteger(counts[i]!));
-  return encodeArrayOfEncoded(out);
+  return encodeMap(resp, out);
 }

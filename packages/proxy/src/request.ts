@@ -33,6 +33,8 @@ export class ClientRequest implements BackendRequest {
   pinnedOnly = false;
   /** CLIENT REPLY OFF/SKIP: answered (and counted) but not written to the client. */
   silent = false;
+  /** Runs once the reply has left the queue: every earlier request is answered (Session). */
+  onReleased: (() => void) | null = null;
   /** Bytes to forward when the request goes to one backend unchanged. */
   payload: Buffer;
 

@@ -309,6 +309,27 @@ export class Router {
     return this.slots.find((s) => s.master !== null);
   }
 
+  /**
+   * The lowest redis_version among the servers this proxy has connected to (their HELLO in
+   * the handshake said it), or null before any answered: what HELLO and INFO report, since
+   * a client may use only what every backend has.
+   */
+  lowestServerVersion(): string | null {
+    let lowest: number[] | null = null;
+    let text: string | null = null;
+    for (const pool of this.pools.values()) {
+      for (const c of pool.all) {
+        if (c.serverVersion === null) continue;
+        const parts = c.serverVersion.split('.').map((p) => Number.parseInt(p, 10) || 0);
+        if (lowest === null || compareVersions(parts, lowest) < 0) {
+          lowest = parts;
+          text = c.serverVersion;
+        }
+      }
+    }
+    return text;
+  }
+
   backends(): Array<{ addr: string; up: boolean; pending: number }> {
     return [...this.pools.values()].map((p) => ({ addr: p.addr, up: p.isUp, pending: p.pending }));
   }
@@ -388,4 +409,12 @@ export class Router {
       }
     }
   }
+}
+
+function compareVersions(a: readonly number[], b: readonly number[]): number {
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    const d = (a[i] ?? 0) - (b[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
 }

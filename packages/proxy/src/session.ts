@@ -52,6 +52,12 @@ export class Session implements Flushable, ReplySink {
   /** Client-visible id (CLIENT ID) and the index that picks this session's backend connections. */
   readonly id: number;
   name: Buffer | null = null;
+  /** CLIENT SETINFO LIB-NAME / LIB-VER (CLIENT LIST shows them). */
+  libName: string | null = null;
+  libVer: string | null = null;
+  /** When the last command arrived (performance.now()), and its name: CLIENT LIST's idle= and cmd=. */
+  lastCommandAt = performance.now();
+  lastCommand = 'NULL';
   /** The protocol replies are in: 2, or 3 after HELLO 3 (until RESET or HELLO 2). */
   resp: Protocol = 2;
   authenticated: boolean;
@@ -291,8 +297,10 @@ export class Session implements Flushable, ReplySink {
       return;
     }
     const now = performance.now();
+    let released: Array<() => void> | null = null;
     let r: ClientRequest | null = req;
     while (r !== null && r.reply !== null) {
+      if (r.onReleased !== null) (released ??= []).push(r.onReleased);
       if (r !== req && !r.silent) this.heldReplyBytes -= r.reply.length;
       if (!r.silent) {
         this.out.push(r.reply);
@@ -306,6 +314,22 @@ export class Session implements Flushable, ReplySink {
     if (r === null) this.tail = null;
     if (this.waiting === 0 && this.answeredWaiters !== null) this.wakeAnsweredWaiters();
     this.host.flusher.mark(this);
+    // After the queue is consistent: a callback may run parked requests (switchProtocol).
+    if (released !== null) for (const fn of released) fn();
+  }
+
+  /**
+   * HELLO or RESET changes the protocol from `req` on. Requests before it went over backend
+   * connections of the old protocol, later ones go over the new protocol's: so that none of
+   * them can overtake an earlier one, the session waits (gated) until every earlier request
+   * is answered, unless they already are.
+   */
+  switchProtocol(req: ClientRequest, resp: Protocol): void {
+    if (resp === this.resp) return;
+    this.resp = resp;
+    if (req === this.head) return;
+    this.gate();
+    req.onReleased = () => this.ungate();
   }
 
   flush(): void {

@@ -24,7 +24,7 @@ import {
   encodeError,
   extractKeyIndexes,
   keySlot,
-  NULL_ARRAY,
+  nullArray,
   OK,
   QUEUED,
   MAY_WRITE,
@@ -172,7 +172,7 @@ export class Transactions {
     session.watch = null;
     if (tx.failed || (watch !== null && watch.aborted)) {
       watch?.release();
-      req.resolve(tx.failed ? EXECABORT : NULL_ARRAY);
+      req.resolve(tx.failed ? EXECABORT : nullArray(session.resp));
       return;
     }
     const parts: Buffer[] = [MULTI, ...tx.queued.map((q) => q.payload), EXEC];

@@ -30,6 +30,17 @@ export const PROXY_EXTRA_COMMANDS: readonly CommandSpec[] = [
     since: '7.2.0',
     summary: 'Set client or connection specific info',
   },
+  {
+    // node-redis 6 and redis-py 8 send it at connect over RESP3 (Redis Enterprise's maintenance
+    // notifications); an answer that lets them go on is all they need.
+    name: 'client|maint_notifications',
+    arity: -3,
+    flags: ['noscript', 'loading', 'stale'],
+    keySpecs: [],
+    group: 'connection',
+    since: '8.0.0',
+    summary: 'Opt in to maintenance notifications (accepted; the proxy sends none)',
+  },
 ];
 
 // --- policy constructors ------------------------------------------------------------------
@@ -61,7 +72,7 @@ const MEMORY_ADMIN = refuse('MEMORY diagnostics are not available through the pr
 const MODULES = refuse('modules are not supported');
 const SLOWLOG = local("the proxy's own slow requests (time from parsing to reply, --slowlog-slower-than); ask the backends for theirs");
 const FUNCTIONS_EVERYWHERE = 'on every master, like SCRIPT LOAD; a group added later needs FUNCTION RESTORE (or the load again)';
-const CLIENT_ADMIN = refuse('only CLIENT SETNAME, GETNAME, ID, SETINFO and REPLY are supported');
+const CLIENT_ADMIN = refuse('only CLIENT SETNAME, GETNAME, ID, SETINFO, REPLY, INFO, LIST and the tracking subcommands are supported');
 const TRACKING = refuse('client-side caching (tracking) is not supported');
 
 const ONE_SLOT = 'all keys in one slot';
@@ -84,10 +95,10 @@ const ENTRIES: ReadonlyArray<[string, ProxyPolicy]> = [
   // --- connection -----------------------------------------------------------------------
   ['auth', local('checked against the proxy password (--auth)')],
   ['echo', local()],
-  ['hello', local('protocol 2 only: HELLO 3 answers -NOPROTO')],
+  ['hello', local('RESP2 and RESP3: backend replies reach a RESP3 client as RESP3, byte for byte; version is the lowest of the backends')],
   ['ping', local()],
   ['quit', local()],
-  ['reset', local('discards MULTI and WATCH, unsubscribes, clears the name; with --auth the client must AUTH again')],
+  ['reset', local('discards MULTI and WATCH, unsubscribes, clears the name, back to RESP2; with --auth the client must AUTH again')],
   ['select', local('only db 0')],
   ['client', UNKNOWN_SUBCOMMAND],
   ['client|getname', local()],
@@ -95,7 +106,10 @@ const ENTRIES: ReadonlyArray<[string, ProxyPolicy]> = [
   ['client|setname', local()],
   ['client|setinfo', local('accepted and ignored')],
   ['client|reply', local('ON, OFF and SKIP, per client connection')],
-  ...each('client', ['kill', 'list', 'info', 'no-evict', 'pause', 'unpause', 'unblock'], CLIENT_ADMIN),
+  ['client|info', local("this connection as the proxy sees it, in Redis' format")],
+  ['client|list', local("the proxy's own client connections, in Redis' format (TYPE and ID filters)")],
+  ['client|maint_notifications', local('accepted (ON/OFF); the proxy sends no notifications: it holds requests through migrations and failovers itself')],
+  ...each('client', ['kill', 'no-evict', 'pause', 'unpause', 'unblock'], CLIENT_ADMIN),
   ...each('client', ['caching', 'getredir', 'tracking', 'trackinginfo'], TRACKING),
   ['client|help', HELP],
 
