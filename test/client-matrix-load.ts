@@ -18,7 +18,8 @@ import type { Dual, MatrixClient } from './client-matrix-clients.js';
 interface KeyStats {
   acked: number;
   errors: number;
-  lastAckAt: number;
+  /** When each acknowledgement arrived (ms epoch), in order. */
+  ackTimes: number[];
 }
 
 export interface LoadOptions {
@@ -54,7 +55,7 @@ export class ClientLoad {
   ) {
     this.counters = Array.from({ length: opts.counters ?? 40 }, (_, i) => `${prefix}:c${i}`);
     this.lists = Array.from({ length: opts.lists ?? 10 }, (_, i) => `${prefix}:l${i}`);
-    for (const k of [...this.counters, ...this.lists]) this.stats.set(k, { acked: 0, errors: 0, lastAckAt: 0 });
+    for (const k of [...this.counters, ...this.lists]) this.stats.set(k, { acked: 0, errors: 0, ackTimes: [] });
   }
 
   start(): void {
@@ -67,11 +68,15 @@ export class ClientLoad {
     await Promise.all(this.workers);
   }
 
-  /** Acknowledged writes to keys that `which` accepts, answered after time `t` (ms epoch). */
-  keysAckedSince(t: number, which: (key: string) => boolean = () => true): number {
-    let n = 0;
-    for (const [k, s] of this.stats) if (which(k) && s.lastAckAt > t) n++;
-    return n;
+  /** When the first write to a key that `which` accepts was acknowledged after time `t`, or null. */
+  firstAckAfter(t: number, which: (key: string) => boolean = () => true): number | null {
+    let first: number | null = null;
+    for (const [k, s] of this.stats) {
+      if (!which(k)) continue;
+      const at = s.ackTimes.find((x) => x > t);
+      if (at !== undefined && (first === null || at < first)) first = at;
+    }
+    return first;
   }
 
   /** Waits until `n` more writes are acknowledged than when called. */
@@ -115,7 +120,7 @@ export class ClientLoad {
       try {
         await this.client.run(isList ? rpush(key, element) : incr(key));
         s.acked++;
-        s.lastAckAt = Date.now();
+        s.ackTimes.push(Date.now());
         this.acked++;
         if (isList) this.pushed.set(`${key}\n${element}`, true);
       } catch (err) {
