@@ -135,9 +135,14 @@ export class ClientLoad {
     }
   }
 
-  /** Keys that got at least one acknowledged write (they must exist). */
+  /** Keys that got at least one acknowledged write: they must exist. */
   keysWritten(): string[] {
     return [...this.stats].filter(([, s]) => s.acked > 0).map(([k]) => k);
+  }
+
+  /** Keys whose only writes failed: they may exist or not. */
+  keysMaybeWritten(): string[] {
+    return [...this.stats].filter(([, s]) => s.acked === 0 && s.errors > 0).map(([k]) => k);
   }
 
   /** What was lost or applied twice, read through `reader`; empty when all is well. */

@@ -4,7 +4,7 @@
  * A matrix cell is one scenario (a row of the README table) run by one client under one
  * protocol (a column). Wrap a test body in `matrixRow(client, protocol, scenario)` and its
  * outcome is recorded: when REBORN_CLIENT_MATRIX_OUT names a file, each run of the body
- * appends one JSON line `{client, protocol, scenario, ok, error?, file}` to it. Without the
+ * appends one JSON line `{client, protocol, scenario, ok, error?, file, row}` to it. Without the
  * variable nothing is written and the wrapper only passes the body through, so matrix tests
  * run as ordinary tests too. scripts/gen-client-table.mjs runs every test file that imports
  * this module with the variable set, and renders the lines into README.md.
@@ -37,6 +37,8 @@ export interface MatrixRecord {
   error?: string;
   /** The test file that recorded it, relative to the repository. */
   file?: string;
+  /** The scenario's place in SCENARIOS, -1 for rows of other files (the table's row order). */
+  row: number;
 }
 
 /**
@@ -101,7 +103,7 @@ function currentFile(): string | undefined {
 export function matrixRow(client: string, protocol: Protocol, scenario: string) {
   return <A extends unknown[]>(body: (...args: A) => unknown) =>
     async (...args: A): Promise<void> => {
-      const base = { client, protocol, scenario, file: currentFile() };
+      const base = { client, protocol, scenario, file: currentFile(), row: (SCENARIOS as readonly string[]).indexOf(scenario) };
       try {
         await body(...args);
       } catch (err) {
