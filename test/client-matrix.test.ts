@@ -100,17 +100,18 @@ async function dataScenario(v: Variant, i: number, steps: (prefix: string) => St
   const list = steps(`m:${v.id}`);
   const want = await runSteps(v, redisTarget().port, list);
   const got = await runSteps(v, proxyTarget(i).port, list);
+  const checkOn = (where: string, s: Step, value: unknown): void => {
+    try {
+      s.check?.(value);
+    } catch (err) {
+      throw new Error(`${s.name} ${where}: ${(err as Error).message}`);
+    }
+  };
   for (const [n, s] of list.entries()) {
-    s.check?.call(null, want[n]); // a failure here is the test's own mistake, seen on redis itself
+    checkOn('from redis itself (a mistake of the test)', s, want[n]);
     const view = s.view ?? ((v: unknown) => v);
     if (s.exact !== false) expect(view(got[n]), `${s.name} through the proxy (left: what redis gave)`).toEqual(view(want[n]));
-    if (s.check) {
-      try {
-        s.check(got[n]);
-      } catch (err) {
-        throw new Error(`${s.name} through the proxy: ${(err as Error).message}`);
-      }
-    }
+    checkOn('through the proxy', s, got[n]);
   }
 }
 
