@@ -8,8 +8,14 @@
  * part between the GENERATED markers; the hand-written classification around it is kept).
  *
  *   node compat/redis-suite.mjs [--tarball PATH | --src DIR] [--units unit/type/list,...]
- *                               [--no-direct] [--no-optional] [--slow] [--tags "..."]
+ *                               [--no-direct] [--no-optional] [--slow] [--tags "..."] [--resp3]
+ *                               [--only "test name" | --only /regexp]...
  *                               [--unit-timeout SEC] [--out FILE] [--no-build] [--no-write] [--strict]
+ *
+ * --resp3 runs the RESP3 tests: `resp3` is no longer denied (so the RESP3 passes of the
+ * `foreach resp {3 2}` loops run), only the units that have RESP3 tests run (unless --units),
+ * and a harness probe names every test that ran with a client in RESP3. The report goes into
+ * its own GENERATED RESP3 part of compat/RESULTS.md; the normal run's part is left as it is.
  *
  * The tests' own `r config ...` calls go straight to both backend masters (the proxy refuses
  * CONFIG by design; an operator tunes the backends directly); --strict sends them through the
@@ -18,7 +24,7 @@
  * See compat/README.md. Nothing it downloads or extracts is committed (compat/.cache/).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -75,11 +81,23 @@ const DEFAULT_DENY_TAGS = [
   'needs:local-process',
   'needs:pfdebug',
   'needs:reset',
-  // The proxy speaks RESP2 only (HELLO 3 answers -NOPROTO, by design): the harness' own switch
-  // skips the RESP3 passes of the units that loop over `foreach resp {3 2}` (outside tests,
-  // where a failing HELLO 3 would end the whole block).
+  // The normal run stays the RESP2 run it has always been, comparable from run to run: this
+  // tag (a test tag, and the harness' own switch for the RESP3 passes of the units that loop
+  // over `foreach resp {3 2}`) is denied unless --resp3, which reports the RESP3 tests apart.
   'resp3',
 ];
+
+/**
+ * Picks, for --resp3, the units that have RESP3 tests: the source mentions the `resp3` tag or
+ * switches a client with `HELLO 3` / `hello $resp`. Units with neither are skipped (wall time).
+ */
+const RESP3_SOURCE = /\bresp3\b|\bhello\s+(3|\$resp)\b/i;
+function unitsWithResp3(srcDir, units) {
+  return units.filter((u) => {
+    const f = join(srcDir, 'tests', `${u}.tcl`);
+    return existsSync(f) && RESP3_SOURCE.test(readFileSync(f, 'utf8'));
+  });
+}
 
 function parseArgs(argv) {
   const o = {
@@ -96,6 +114,8 @@ function parseArgs(argv) {
     build: true,
     strict: false,
     write: true,
+    resp3: false,
+    only: [],
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -126,6 +146,8 @@ function parseArgs(argv) {
       case '--out': o.out = resolve(next()); break;
       case '--no-build': o.build = false; break;
       case '--strict': o.strict = true; break;
+      case '--resp3': o.resp3 = true; break;
+      case '--only': o.only.push(next()); break; // runtest's own --only, repeatable
       case '--no-write': o.write = false; break;
       case '-h': case '--help':
         console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('*/')[0]);
@@ -270,6 +292,109 @@ function patchHarness(srcDir) {
     u = u.replace(from, to);
   }
   if (u !== t) writeFileSync(h, u);
+  patchResp3Probe(srcDir);
+}
+
+/**
+ * The RESP3 probe: when REBORN_COMPAT_RESP3_LOG names a file, `proc test` appends one line
+ * `<kind>\t<run>\t<test name>` for every RESP3 test (run: the how-many-th test of that name), kind
+ * being `tag` (tagged resp3), `already` (a client was already in RESP3 when the test began: the
+ * RESP3 pass of a `foreach resp {3 2}` loop, or a client an earlier test left in RESP3) or
+ * `hello` (the test sends HELLO 3 itself); `tag-ignored` for a resp3-tagged test that another
+ * tag kept from running. The redis client remembers the protocol each connection asked for
+ * with HELLO. The harness output has only names, so this is how the report tells which tests
+ * exercise RESP3. Without the variable the probe writes nothing; the tests are not touched.
+ */
+const PROBE_MARK = '# reborn-compat: RESP3 probe v3';
+function patchResp3Probe(srcDir) {
+  const edits = [
+    [
+      'tests/support/redis.tcl',
+      '    if {[info command ::redis::__method__$method] eq {}} {\n        catch {unset ::redis::attributes($id)}\n',
+      [
+        '    if {[info command ::redis::__method__$method] eq {}} {',
+        '        catch {unset ::redis::attributes($id)}',
+        `        ${PROBE_MARK}`,
+        '        if {[string equal -nocase $method hello] && [llength $argv] > 0} {',
+        '            set ::redis::reborn_proto($id) [lindex $argv 0]',
+        '            if {[lindex $argv 0] eq "3"} {set ::reborn_resp3_used 1}',
+        '        }',
+        '',
+      ].join('\n'),
+    ],
+    [
+      'tests/support/redis.tcl',
+      '    catch {unset ::redis::callback($id)}\n',
+      `    catch {unset ::redis::callback($id)}\n    catch {unset ::redis::reborn_proto($id)} ;${PROBE_MARK}\n`,
+    ],
+    [
+      'tests/support/test.tcl',
+      '        send_data_packet $::test_server_fd ignore "$name: $err"\n        return\n',
+      `        send_data_packet $::test_server_fd ignore "$name: $err"\n        if {[lsearch $tags resp3] >= 0} {reborn_resp3_note tag-ignored $name} ;${PROBE_MARK}\n        return\n`,
+    ],
+    [
+      'tests/support/test.tcl',
+      '    send_data_packet $::test_server_fd testing $name\n',
+      [
+        '    send_data_packet $::test_server_fd testing $name',
+        `    ${PROBE_MARK}`,
+        '    set ::reborn_resp3_used 0',
+        '    incr ::reborn_runs($name)',
+        '    set reborn_resp3_kind {}',
+        '    if {[lsearch $tags resp3] >= 0} {set reborn_resp3_kind tag}',
+        '    foreach {reborn_id reborn_proto} [array get ::redis::reborn_proto] {',
+        '        if {$reborn_resp3_kind eq {} && $reborn_proto eq "3"} {set reborn_resp3_kind already}',
+        '    }',
+        '',
+      ].join('\n'),
+    ],
+    [
+      'tests/support/test.tcl',
+      '    if {$::traceleaks} {\n',
+      [
+        `    ${PROBE_MARK}`,
+        '    if {$reborn_resp3_kind eq {} && $::reborn_resp3_used} {set reborn_resp3_kind hello}',
+        '    if {$reborn_resp3_kind ne {}} {reborn_resp3_note $reborn_resp3_kind $name $::reborn_runs($name)}',
+        '',
+        '    if {$::traceleaks} {',
+        '',
+      ].join('\n'),
+    ],
+    [
+      'tests/support/test.tcl',
+      'proc test {name code {okpattern undefined} {tags {}}} {\n',
+      [
+        `${PROBE_MARK}`,
+        'proc reborn_resp3_note {kind name {run 0}} {',
+        '    if {![info exists ::env(REBORN_COMPAT_RESP3_LOG)]} return',
+        '    set fd [open $::env(REBORN_COMPAT_RESP3_LOG) a]',
+        '    puts $fd "$kind\\t$run\\t[string map {"\\n" " "} $name]"',
+        '    close $fd',
+        '}',
+        '',
+        'proc test {name code {okpattern undefined} {tags {}}} {',
+        '',
+      ].join('\n'),
+    ],
+  ];
+  // All edits of a file are written at once, so a file with the mark has them all.
+  const byFile = new Map();
+  for (const e of edits) {
+    const f = join(srcDir, e[0]);
+    byFile.set(f, [...(byFile.get(f) ?? []), e]);
+  }
+  for (const [f, fileEdits] of byFile) {
+    let text = readFileSync(f, 'utf8');
+    if (text.includes(PROBE_MARK)) continue;
+    if (text.includes('reborn-compat: RESP3 probe')) {
+      throw new Error(`${f} has an older RESP3 probe: remove ${srcDir} (it is extracted again from the tarball) and run again`);
+    }
+    for (const [, from, to] of fileEdits) {
+      if (!text.includes(from)) throw new Error(`cannot patch ${f} for the RESP3 probe: expected text not found:\n${from}`);
+      text = text.replace(from, to);
+    }
+    writeFileSync(f, text);
+  }
 }
 
 // --- running one unit ---------------------------------------------------------------------
@@ -293,7 +418,7 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 }
 
 /** Runs `./runtest --single <unit>` against host:port; resolves with the parsed counts. */
-function runUnit({ srcDir, unit, port, baseport, tags, timeoutSec, logFile, env }) {
+function runUnit({ srcDir, unit, port, baseport, tags, only, timeoutSec, logFile, env }) {
   const args = [
     'runtest',
     '--host', '127.0.0.1', '--port', String(port),
@@ -306,6 +431,7 @@ function runUnit({ srcDir, unit, port, baseport, tags, timeoutSec, logFile, env 
     '--timeout', '180', // no progress for this long ends the unit
     '--baseport', String(baseport), '--portcount', '100',
     '--tags', tags,
+    ...only.flatMap((t) => ['--only', t]),
   ];
   return new Promise((res) => {
     const started = Date.now();
@@ -334,19 +460,34 @@ function runUnit({ srcDir, unit, port, baseport, tags, timeoutSec, logFile, env 
   });
 }
 
+/**
+ * How a test is named in the report: its name, and for the n-th run of a name a unit runs more
+ * than once (unit/scripting runs most of its tests once for FUNCTION and once for EVAL) ` (run n)`,
+ * so that a second run that did not happen shows as "not run" instead of hiding behind the first.
+ */
+function testKey(name, run) {
+  return run > 1 ? `${name} (run ${run})` : name;
+}
+
 /** Counts the harness' `[ok]:`, `[err]:`, `[exception]:`, `[skip]:`, `[ignore]:` lines. */
 function parseOutput(text) {
   const lines = text.replace(ANSI, '').split('\n');
   const r = { ok: 0, err: 0, exception: 0, skip: 0, ignore: 0, tests: new Map(), errors: new Map(), exceptions: [] };
+  const runs = new Map();
+  const keyOf = (name) => {
+    const n = (runs.get(name) ?? 0) + 1;
+    runs.set(name, n);
+    return testKey(name, n);
+  };
   for (let i = 0; i < lines.length; i++) {
     const m = /^\[(ok|err|exception|skip|ignore)\]: (.*)$/.exec(lines[i]);
     if (!m) continue;
     const [, kind, rest] = m;
     r[kind]++;
     if (kind === 'ok') {
-      r.tests.set(rest.replace(/ \(\d+ ms\)$/, ''), 'ok');
+      r.tests.set(keyOf(rest.replace(/ \(\d+ ms\)$/, '')), 'ok');
     } else if (kind === 'err') {
-      const name = rest.replace(/ in tests\/unit\/\S+\.tcl$/, '');
+      const name = keyOf(rest.replace(/ in tests\/unit\/\S+\.tcl$/, ''));
       // The failure message: the next lines up to the next harness line.
       const detail = [];
       for (let j = i + 1; j < lines.length && !/^\[[a-z0-9/ ]+\]:|^\[\d+\/\d+/.test(lines[j]) && detail.length < 8; j++) {
@@ -443,13 +584,34 @@ async function configSnapshot(servers) {
   };
 }
 
+/** The `-tag` list runtest gets: the deny list (less `resp3` with --resp3), `slow`, --tags. */
+function runtestTags(o) {
+  const deny = [...DEFAULT_DENY_TAGS.filter((t) => !(o.resp3 && t === 'resp3')), ...(o.slow ? [] : ['slow'])];
+  return deny.map((t) => `-${t}`).join(' ') + (o.extraTags ? ` ${o.extraTags}` : '');
+}
+
+/** The probe's file (see patchResp3Probe) as a Map test key -> kind; empty if none was written. */
+function readResp3Probe(file) {
+  const m = new Map();
+  if (!existsSync(file)) return m;
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    const [kind, run, ...name] = line.split('\t');
+    if (name.length) m.set(testKey(name.join('\t'), Number(run) || 1), kind);
+  }
+  return m;
+}
+
 async function runTarget(name, port, baseport, units, o, srcDir, logDir, env, servers) {
-  const tags = [...DEFAULT_DENY_TAGS, ...(o.slow ? [] : ['slow'])].map((t) => `-${t}`).join(' ') + (o.extraTags ? ` ${o.extraTags}` : '');
+  const tags = runtestTags(o);
   const results = new Map();
   const restore = await configSnapshot(servers);
   for (const unit of units) {
     const logFile = join(logDir, `${name}-${unit.replaceAll('/', '_')}.log`);
-    const r = await runUnit({ srcDir, unit, port, baseport, tags, timeoutSec: o.unitTimeout, logFile, env });
+    const probeFile = join(logDir, `${name}-${unit.replaceAll('/', '_')}.resp3`);
+    rmSync(probeFile, { force: true });
+    const unitEnv = o.resp3 ? { ...env, REBORN_COMPAT_RESP3_LOG: probeFile } : env;
+    const r = await runUnit({ srcDir, unit, port, baseport, tags, only: o.only, timeoutSec: o.unitTimeout, logFile, env: unitEnv });
+    r.resp3 = readResp3Probe(probeFile);
     results.set(unit, r);
     await restore();
     console.log(
@@ -507,6 +669,11 @@ function differences(units, proxy, direct) {
 const BEGIN = '<!-- BEGIN GENERATED by compat/redis-suite.mjs -->';
 const END = '<!-- END GENERATED -->';
 
+/** runtest's --only flags of the run, as they appear in the report's flags line. */
+function onlyFlags(meta) {
+  return meta.only.map((t) => ` --only ${JSON.stringify(t)}`).join('');
+}
+
 function md(s) {
   return s.replaceAll('|', '\\|').replace(/\s+/g, ' ').slice(0, 400);
 }
@@ -516,7 +683,7 @@ function report(o, meta, core, optional) {
   parts.push(BEGIN, '');
   parts.push(
     `Run ${meta.date} · Redis test suite ${meta.version} (\`tests/unit\`) · runtest flags: ` +
-      `\`--host 127.0.0.1 --port <port> --single <unit> --cluster-mode --durable --ignore-encoding --ignore-digest --clients 1 --tags "${meta.tags}"\` · ` +
+      `\`--host 127.0.0.1 --port <port> --single <unit> --cluster-mode --durable --ignore-encoding --ignore-digest --clients 1 --tags "${meta.tags}"${onlyFlags(meta)}\` · ` +
       `proxy: reborn-proxy at ${meta.commit} over 2 groups (1 redis-server master each, slots 0-511 / 512-1023) · ` +
       `direct: one redis-server ${meta.version}, same flags. ` +
       (meta.strict ? 'CONFIG calls of the tests went through the proxy (--strict).' : 'CONFIG calls of the tests (`r config ...`) went straight to both backend masters, everything else through the proxy.'),
@@ -550,13 +717,138 @@ function report(o, meta, core, optional) {
   parts.push(END);
   const gen = parts.join('\n');
 
-  let doc = existsSync(o.out) ? readFileSync(o.out, 'utf8') : '';
-  if (doc.includes(BEGIN) && doc.includes(END)) {
-    doc = doc.slice(0, doc.indexOf(BEGIN)) + gen + doc.slice(doc.indexOf(END) + END.length);
-  } else {
-    doc = `# Redis' own test suite against reborn-proxy\n\nGenerated by \`node compat/redis-suite.mjs\` (see compat/README.md).\n\n${gen}\n${doc}`;
+  return splice(o.out, BEGIN, END, gen);
+}
+
+const DOC_HEAD = "# Redis' own test suite against reborn-proxy\n\nGenerated by `node compat/redis-suite.mjs` (see compat/README.md).\n\n";
+
+/**
+ * The file `out` with the part between `begin` and `end` replaced by `gen` (markers included);
+ * every other part, the other run's generated part too, is kept. A part not there yet goes
+ * after the normal run's part, or at the top of a new file.
+ */
+function splice(out, begin, end, gen) {
+  const doc = existsSync(out) ? readFileSync(out, 'utf8') : '';
+  if (doc.includes(begin) && doc.includes(end)) {
+    return doc.slice(0, doc.indexOf(begin)) + gen + doc.slice(doc.indexOf(end) + end.length);
   }
-  return doc;
+  if (doc.includes(END)) {
+    const at = doc.indexOf(END) + END.length;
+    return `${doc.slice(0, at)}\n\n${gen}${doc.slice(at)}`;
+  }
+  return doc ? `${DOC_HEAD}${gen}\n${doc}` : `${DOC_HEAD}${gen}\n`;
+}
+
+// --- the RESP3 report (--resp3) -----------------------------------------------------------
+
+const BEGIN_RESP3 = '<!-- BEGIN GENERATED RESP3 by compat/redis-suite.mjs --resp3 -->';
+const END_RESP3 = '<!-- END GENERATED RESP3 -->';
+
+const KIND_TEXT = {
+  tag: 'tagged `resp3`',
+  already: 'a client already in RESP3 when it begins',
+  hello: 'sends HELLO 3 itself',
+  'tag-ignored': 'tagged `resp3`, skipped by another tag',
+};
+
+/**
+ * The RESP3 tests of a --resp3 run, one row each. The set is what the probe saw on the direct
+ * run (on the proxy run when there is none): through the proxy, a test that fails half-way can
+ * leave its client in RESP3 and make the tests after it look like RESP3 tests.
+ */
+function resp3Rows(units, proxy, direct) {
+  const rows = [];
+  for (const u of units) {
+    const p = proxy.get(u);
+    const d = direct?.get(u);
+    const canon = (d ?? p).resp3;
+    // A test the proxy run never reached: say why when the unit ended early.
+    const ended = p.exceptions.length ? `not reached: the unit ended early (${p.exceptions[0].split('\n')[0]})` : '';
+    for (const [name, kind] of canon) {
+      const proxyStatus = p.tests.get(name) ?? 'not run';
+      rows.push({
+        unit: u,
+        name,
+        kind,
+        direct: d ? (d.tests.get(name) ?? 'not run') : null,
+        proxy: proxyStatus,
+        detail: p.errors.get(name) ?? (proxyStatus === 'not run' ? ended : ''),
+      });
+    }
+  }
+  return rows;
+}
+
+function resp3Summary(rows) {
+  const ran = rows.filter((r) => r.kind !== 'tag-ignored');
+  const count = (pred) => ran.filter(pred).length;
+  return {
+    total: ran.length,
+    tagged: count((r) => r.kind === 'tag'),
+    already: count((r) => r.kind === 'already'),
+    hello: count((r) => r.kind === 'hello'),
+    ignored: rows.length - ran.length,
+    directRan: count((r) => r.direct === 'ok' || r.direct === 'err'),
+    directOk: count((r) => r.direct === 'ok'),
+    proxyOk: count((r) => r.proxy === 'ok'),
+    proxyErr: count((r) => r.proxy === 'err'),
+    proxyNotRun: count((r) => r.proxy === 'not run'),
+    broken: ran.filter((r) => r.direct === 'ok' && r.proxy !== 'ok'),
+  };
+}
+
+function resp3Report(o, meta, units, proxy, direct) {
+  const rows = resp3Rows(units, proxy, direct);
+  const s = resp3Summary(rows);
+  const parts = [BEGIN_RESP3, ''];
+  parts.push(
+    '## RESP3 tests (`--resp3`)',
+    '',
+    `Run ${meta.date} · Redis test suite ${meta.version} · units ${units.map((u) => `\`${u}\``).join(', ')} (${o.units ? 'given with --units' : 'the ones with RESP3 tests'}) · ` +
+      `same runtest flags as above but \`--tags "${meta.tags}"${onlyFlags(meta)}\` (\`resp3\` not denied) · reborn-proxy at ${meta.commit}, same cluster as above.`,
+    '',
+    'A RESP3 test is one the harness probe saw run with a client in RESP3: tagged `resp3` (in 7.0.15 only',
+    '`unit/protocol`, all also `needs:debug`, so denied), begun with a client already in RESP3 (here the RESP3',
+    'passes of the `foreach resp {3 2}` loops of `unit/type/list` and `unit/type/zset`, which only run when',
+    '`resp3` is not denied), or sending `HELLO 3` itself (these run in the normal run too). The set is the',
+    'direct run\'s; a name a unit runs twice (`unit/scripting`: FUNCTION, then EVAL) gets ` (run 2)`.',
+    '',
+    `**${s.total} RESP3 tests ran** (${s.tagged} tagged \`resp3\`, ${s.already} begun with a client already in RESP3, ${s.hello} sending HELLO 3 themselves; ` +
+      `${s.ignored} more tagged \`resp3\` were skipped by another denied tag). ` +
+      (direct ? `Against redis-server: ${s.directOk} of ${s.directRan} passed. ` : '') +
+      `Through the proxy: ${s.proxyOk} passed, ${s.proxyErr} failed, ${s.proxyNotRun} not run` +
+      (direct ? `; ${s.broken.length} pass against redis-server but not through the proxy.` : '.'),
+    '',
+    '| unit | RESP3 tests | direct ok | direct err | proxy ok | proxy err | proxy not run |',
+    '|---|---:|---:|---:|---:|---:|---:|',
+  );
+  for (const u of units) {
+    const ur = rows.filter((r) => r.unit === u && r.kind !== 'tag-ignored');
+    const n = (who, st) => (who === 'direct' && !direct ? '–' : ur.filter((r) => r[who] === st).length);
+    parts.push(`| ${u} | ${ur.length} | ${n('direct', 'ok')} | ${n('direct', 'err')} | ${n('proxy', 'ok')} | ${n('proxy', 'err')} | ${n('proxy', 'not run')} |`);
+  }
+  parts.push('');
+  if (direct) {
+    parts.push(`### RESP3 tests that pass against redis-server but not through the proxy (${s.broken.length})`, '');
+    if (s.broken.length) {
+      parts.push('| unit | test | kind | proxy | first lines of the failure |', '|---|---|---|---|---|');
+      for (const r of s.broken) parts.push(`| ${r.unit} | ${md(r.name)} | ${r.kind} | ${r.proxy} | ${md(r.detail)} |`);
+    } else {
+      parts.push('None.');
+    }
+    parts.push('');
+  }
+  parts.push('### Every RESP3 test', '', '| unit | test | kind | direct | proxy |', '|---|---|---|---|---|');
+  for (const r of rows) parts.push(`| ${r.unit} | ${md(r.name)} | ${KIND_TEXT[r.kind] ?? r.kind} | ${r.direct ?? '–'} | ${r.kind === 'tag-ignored' ? 'skipped' : r.proxy} |`);
+  parts.push('', '### All tests of these units', '', table(units, proxy, direct).text, '');
+  const exc = [];
+  for (const [label, set] of [['proxy', proxy], ['direct', direct]]) {
+    if (!set) continue;
+    for (const [u, r] of set) for (const e of r.exceptions) exc.push(`${label} ${u}:\n${e}`);
+  }
+  if (exc.length) parts.push('### Exceptions (unit ended early)', '', '```', ...exc, '```', '');
+  parts.push(END_RESP3);
+  return { doc: splice(o.out, BEGIN_RESP3, END_RESP3, parts.join('\n')), summary: s };
 }
 
 // --- main ---------------------------------------------------------------------------------
@@ -568,8 +860,11 @@ async function main() {
   patchHarness(srcDir);
   const logDir = join(o.cache, 'logs');
   mkdirSync(logDir, { recursive: true });
-  const coreUnits = o.units ?? CORE_UNITS;
-  const optUnits = o.units || !o.optional ? [] : OPTIONAL_UNITS;
+  // --resp3 reports all its units as one list; without --units, only those with RESP3 tests.
+  const coreUnits = o.resp3
+    ? (o.units ?? unitsWithResp3(srcDir, [...CORE_UNITS, ...(o.optional ? OPTIONAL_UNITS : [])]))
+    : (o.units ?? CORE_UNITS);
+  const optUnits = o.units || !o.optional || o.resp3 ? [] : OPTIONAL_UNITS;
 
   const tk = await loadTestkit(o.build);
   console.log('starting etcd, 2 redis groups and a reborn-proxy ...');
@@ -598,11 +893,24 @@ async function main() {
     date: new Date().toISOString().slice(0, 10),
     version,
     tags,
+    only: o.only,
     strict: o.strict,
     commit: spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO, encoding: 'utf8' }).stdout.trim(),
   };
   const t = table(core.units, core.proxy, core.direct);
   console.log(`\n${t.text}`);
+  if (o.resp3) {
+    const { doc, summary: s } = resp3Report(o, meta, core.units, core.proxy, core.direct);
+    console.log(`\nRESP3 tests: ${s.total} ran (${s.tagged} tagged resp3, ${s.already} begun in RESP3, ${s.hello} send HELLO 3 themselves), ${s.ignored} tagged resp3 skipped by another tag`);
+    if (core.direct) console.log(`direct redis-server: ${s.directOk} of ${s.directRan} passed`);
+    console.log(`proxy: ${s.proxyOk} passed, ${s.proxyErr} failed, ${s.proxyNotRun} not run`);
+    for (const r of s.broken) console.log(`  pass direct, ${r.proxy} through the proxy: ${r.unit} "${r.name}": ${r.detail.slice(0, 300)}`);
+    if (o.write) {
+      writeFileSync(o.out, doc);
+      console.log(`wrote ${o.out} (its RESP3 part)`);
+    }
+    return;
+  }
   if (optional) console.log(`\n${table(optional.units, optional.proxy, optional.direct).text}`);
   const [pok, perr] = t.tot.p;
   console.log(`\nproxy: ${pok} ok, ${perr} failed` + (core.direct ? `; direct redis-server: ${t.tot.d[0]} ok, ${t.tot.d[1]} failed` : ''));

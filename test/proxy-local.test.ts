@@ -186,7 +186,7 @@ describe('refusals and error texts', () => {
   it('refused commands say "not supported by reborn" with a reason', async () => {
     const c = await raw();
     const refused: [string[], string][] = [
-      [['CONFIG', 'GET', 'maxmemory'], 'config get'],
+      [['CONFIG', 'RESETSTAT'], 'config resetstat'],
       [['CLIENT', 'PAUSE', '10'], 'client pause'],
       [['DEBUG', 'SLEEP', '0'], 'debug'],
     ];

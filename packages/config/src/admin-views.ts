@@ -50,6 +50,8 @@ export interface ProxyView {
   state: string;
   addr: string | null;
   adminAddr: string | null;
+  /** Where Redis Cluster clients reach it (its --cluster-addr / --cluster-announce), or null. */
+  clusterAddr: string | null;
   pid: number | null;
   host: string | null;
   startedAt: string | null;
@@ -169,6 +171,7 @@ export function mergeProxies(proxies: readonly ProxyInfo[], fences: readonly Fen
     state: fenceOf.has(p.id) ? 'fenced' : p.state,
     addr: p.addr,
     adminAddr: p.adminAddr,
+    clusterAddr: p.clusterAddr ?? null,
     pid: p.pid,
     host: p.host,
     startedAt: p.startedAt,
@@ -185,6 +188,7 @@ export function mergeProxies(proxies: readonly ProxyInfo[], fences: readonly Fen
       state: fence ? 'fenced' : 'lost',
       addr: null,
       adminAddr: null,
+      clusterAddr: null,
       pid: null,
       host: null,
       startedAt: null,

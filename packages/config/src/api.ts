@@ -21,10 +21,12 @@
  *   GET    /api/events                        the HA agents' events (failovers …), the newest 50
  *   GET    /api/check                         reborn-config check: strays, duplicates, stuck slots
  *   POST   /api/check {fix?, scanCount?, throttle?, maxExamples?}   the same, --fix with fix:true
+ *   GET    /api/redis-config                 the product-wide redis parameters and the whitelist
+ *   PUT    /api/redis-config/:param {value}  DELETE /api/redis-config/:param   (api/redis-config.ts)
  *
  * Errors: `{ "error": "<message>", "code": "<CODE>" }` with the status of errors.ts (400
- * validation, 401 token, 404 unknown, 409 conflict, 502 redis unreachable, 503 etcd down,
- * 504 a bounded wait ran out). Bodies are validated by a small schema per route; the message
+ * validation or a value redis refused (EREFUSED), 401 token, 404 unknown, 409 conflict, 502
+ * redis unreachable, 503 etcd down, 504 a bounded wait ran out). Bodies are validated by a small schema per route; the message
  * names the field that is wrong.
  *
  * `GET /` is the web dashboard of dashboard/page.ts (static; it polls this API every 2 s).
@@ -37,7 +39,7 @@
  * Content-Security-Policy (only its own script runs) and may not be framed.
  *
  * This module wires the API together; the parts live in api/: the route table (routes.ts,
- * with one handler module per noun: groups, slots, migrations, views, check), the dispatch of
+ * with one handler module per noun: groups, slots, migrations, views, check, redis-config), the dispatch of
  * a request to its route (routing.ts), the body schemas (schema.ts), the metrics (metrics.ts)
  * and the listening socket (server.ts). Invariant: every response is JSON with the status of
  * errors.ts, except `/` (the page) and `/metrics`; no failure escapes as a crash.

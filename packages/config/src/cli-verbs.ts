@@ -1,6 +1,6 @@
 /**
  * The operation verbs of reborn-config, by verb group (group/server, slot, migration, proxy,
- * topology): run the operation (servers.ts) and print its result (output.ts). Invariant:
+ * topology, redis-config): run the operation (servers.ts) and print its result (output.ts). Invariant:
  * results on stdout, warnings and progress on stderr; with --detach stdout carries only a
  * task id; a failure throws (runCli turns it into the one `reborn-config: <reason>` line).
  */
@@ -12,6 +12,7 @@ import type { Command } from './command.js';
 import type { GlobalOptions } from './options.js';
 import { formatGroups, formatMigrations, formatPlan, formatProxies, formatSlotInfo, formatSlotRanges, json } from './output.js';
 import { formatSlotList, type Admin } from './servers.js';
+import { redisConfigVerb, type RedisConfigCommand } from './cli-redis-config.js';
 
 /** The verbs run here: all but help, dashboard and check (cli.ts runs those). */
 export type OperationCommand = Exclude<Command, { verb: 'help' | 'dashboard' | 'check' }>;
@@ -36,6 +37,8 @@ export async function execute(admin: Admin, global: GlobalOptions, command: Oper
       return proxyVerb(admin, global, command as ProxyCommand, io);
     case 'topology':
       return topologyVerb(admin, global, command as TopologyCommand, io);
+    case 'redis-config':
+      return redisConfigVerb(admin, global, command as RedisConfigCommand, io);
   }
 }
 

@@ -18,6 +18,9 @@ export type Command =
   | { verb: 'migration pause' | 'migration resume' | 'migration cancel'; id: string }
   | { verb: 'proxy list' }
   | { verb: 'proxy offline'; id: string }
+  | { verb: 'redis-config list' }
+  | { verb: 'redis-config set'; param: string; value: string }
+  | { verb: 'redis-config unset'; param: string }
   | { verb: 'topology save'; file: string }
   | { verb: 'topology restore'; file: string; force: boolean }
   | { verb: 'check'; fix: boolean; scanCount?: number; throttle?: number; examples?: number }

@@ -12,6 +12,7 @@
  * | EUNREACHABLE  | ServerUnreachableError                 | 1        | 502  | a redis server did not answer            |
  * | ETIMEOUT      | OperationTimeoutError                  | 1        | 504  | a bounded wait (sync, catch-up) ran out  |
  * | EMIGRATION    | MigrationEndedError                    | 1        | 409  | a migration ended cancelled or failed    |
+ * | EREFUSED      | coordinator RedisConfigRefusedError    | 1        | 400  | redis refused a parameter's value        |
  * | EINTERRUPTED  | InterruptedError                       | 130      | —    | Ctrl-C; what was left behind is said     |
  * | EUNAUTHORIZED | (API only)                             | —        | 401  | missing or wrong bearer token            |
  * | anything else |                                        | 1        | 500  |                                          |
@@ -75,6 +76,7 @@ const HTTP_STATUS: Record<string, number> = {
   ENOTFOUND: 404,
   ECONFLICT: 409,
   EMIGRATION: 409,
+  EREFUSED: 400,
   EUNAVAILABLE: 503,
   EUNREACHABLE: 502,
   ETIMEOUT: 504,

@@ -108,6 +108,9 @@ export const VERBS: readonly VerbSpec[] = [
   { verb: 'migration cancel', args: ['id'], flags: [], summary: 'cancel a task (slots already moved stay moved)' },
   { verb: 'proxy list', args: [], flags: ['json'], summary: 'registered and fenced proxies' },
   { verb: 'proxy offline', args: ['id'], flags: [], summary: 'fence a proxy at every server and delete its registration' },
+  { verb: 'redis-config list', args: [], flags: ['json'], summary: 'the product-wide redis parameters every server gets' },
+  { verb: 'redis-config set', args: ['param', 'value'], flags: [], summary: 'check a parameter on a master, store it, apply it to every server' },
+  { verb: 'redis-config unset', args: ['param'], flags: [], summary: 'stop applying a parameter (servers keep their current value)' },
   { verb: 'dashboard', args: [], flags: ['http-addr', 'token', 'allow-host'], summary: 'REST API, /metrics, /healthz and the migration runner' },
 ];
 

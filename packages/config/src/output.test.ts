@@ -83,12 +83,13 @@ describe('tables', () => {
 
   it('proxies, fenced ones and stalled barriers', () => {
     const p: ProxyView[] = [
-      { id: 'p1', state: 'online', addr: 'h:1', adminAddr: 'h:2', pid: 10, host: 'h', startedAt: 'T', registered: true, member: true, fence: null },
+      { id: 'p1', state: 'online', addr: 'h:1', adminAddr: 'h:2', clusterAddr: null, pid: 10, host: 'h', startedAt: 'T', registered: true, member: true, fence: null },
       {
         id: 'p2',
         state: 'fenced',
         addr: null,
         adminAddr: null,
+        clusterAddr: null,
         pid: null,
         host: null,
         startedAt: null,
@@ -106,6 +107,16 @@ describe('tables', () => {
       '',
     ]);
     expect(formatProxies([])).toBe('no proxies\n');
+  });
+
+  it('a CLUSTER column when some proxy has a Redis Cluster face', () => {
+    const base: ProxyView = { id: 'p1', state: 'online', addr: 'h:1', adminAddr: 'h:2', clusterAddr: 'h:7000', pid: 10, host: 'h', startedAt: 'T', registered: true, member: true, fence: null };
+    expect(formatProxies([base, { ...base, id: 'p2', clusterAddr: null }]).split('\n')).toEqual([
+      'ID  STATE   ADDR  ADMIN  CLUSTER  PID  HOST  STARTED  FENCE',
+      'p1  online  h:1   h:2    h:7000   10   h     T',
+      'p2  online  h:1   h:2    -        10   h     T',
+      '',
+    ]);
   });
 });
 

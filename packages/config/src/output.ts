@@ -90,15 +90,18 @@ export function formatMigrationSummary(t: MigrationTask, elapsedMs: number): str
 }
 
 export function formatProxies(proxies: readonly ProxyView[], barriers: readonly BarrierView[] = []): string {
+  // The CLUSTER column only when some proxy has a Redis Cluster face: most products have none.
+  const cluster = proxies.some((p) => p.clusterAddr !== null);
   let out = proxies.length === 0
     ? 'no proxies\n'
     : table(
-        ['ID', 'STATE', 'ADDR', 'ADMIN', 'PID', 'HOST', 'STARTED', 'FENCE'],
+        ['ID', 'STATE', 'ADDR', 'ADMIN', ...(cluster ? ['CLUSTER'] : []), 'PID', 'HOST', 'STARTED', 'FENCE'],
         proxies.map((p) => [
           p.id,
           p.state,
           p.addr ?? '-',
           p.adminAddr ?? '-',
+          ...(cluster ? [p.clusterAddr ?? '-'] : []),
           p.pid === null ? '-' : String(p.pid),
           p.host ?? '-',
           p.startedAt ?? '-',

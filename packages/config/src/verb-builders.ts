@@ -5,7 +5,7 @@
  * connection is made, with the same functions (servers.ts) and in the same words the
  * operations and the REST API use; within a verb, arguments are checked left to right.
  */
-import { allowHostProblems, openBindRefusal } from '@reborn/coordinator';
+import { allowHostProblems, checkConfigParam, checkConfigValue, openBindRefusal } from '@reborn/coordinator';
 import { ValidationError } from './errors.js';
 import type { Command, Verb } from './command.js';
 import { checkAddr, checkGroupId, checkMigrationId, checkProxyId, checkSlotId, checkSlotRange } from './servers.js';
@@ -110,7 +110,7 @@ const server = <V extends 'server add' | 'server remove' | 'server promote'>(ver
   ({ args }) => ({ verb, gid: gidArg(args[0]!), addr: checkAddr(args[1]!) }) as Extract<Command, { verb: V }>;
 const migration = <V extends 'migration pause' | 'migration resume' | 'migration cancel'>(verb: V): Builder<V> =>
   ({ args }) => ({ verb, id: checkMigrationId(args[0]!) }) as Extract<Command, { verb: V }>;
-const bare = <V extends 'group list' | 'slot list' | 'migration list' | 'proxy list'>(verb: V): Builder<V> =>
+const bare = <V extends 'group list' | 'slot list' | 'migration list' | 'proxy list' | 'redis-config list'>(verb: V): Builder<V> =>
   () => ({ verb }) as Extract<Command, { verb: V }>;
 
 /** Every verb's builder; options.ts looks the verb up in VERBS and calls its entry here. */
@@ -134,6 +134,12 @@ export const VERB_BUILDERS: { readonly [V in Verb]: Builder<V> } = {
   'migration cancel': migration('migration cancel'),
   'proxy list': bare('proxy list'),
   'proxy offline': ({ args }) => ({ verb: 'proxy offline', id: checkProxyId(args[0]!) }),
+  'redis-config list': bare('redis-config list'),
+  'redis-config set': ({ args }) => {
+    const param = checkConfigParam(args[0]!);
+    return { verb: 'redis-config set', param, value: checkConfigValue(param, args[1]!) };
+  },
+  'redis-config unset': ({ args }) => ({ verb: 'redis-config unset', param: checkConfigParam(args[0]!) }),
   'topology save': ({ args }) => ({ verb: 'topology save', file: args[0]! }),
   'topology restore': (input) => ({ verb: 'topology restore', file: input.args[0]!, force: input.bool('force') }),
   check,

@@ -123,6 +123,16 @@ describe('proxies', () => {
     expect(parseProxy(JSON.parse(encodeProxy(p)), 'px-1')).toEqual(p);
   });
 
+  it('carries an optional cluster address: absent (or null) stays absent, a bad one is refused', () => {
+    const withFace: ProxyInfo = { ...p, clusterAddr: '10.0.0.5:7000' };
+    expect(parseProxy(JSON.parse(encodeProxy(withFace)), 'px-1')).toStrictEqual(withFace);
+    expect(encodeProxy(p)).not.toContain('clusterAddr');
+    expect(parseProxy(JSON.parse(encodeProxy(p)))).not.toHaveProperty('clusterAddr');
+    expect(parseProxy({ ...p, clusterAddr: null })).not.toHaveProperty('clusterAddr');
+    bad(() => parseProxy({ ...p, clusterAddr: '10.0.0.5' }), /clusterAddr must be host:port, got "10.0.0.5"/);
+    bad(() => parseProxy({ ...p, clusterAddr: 7000 }), /clusterAddr must be host:port, got 7000/);
+  });
+
   it('rejects bad proxies', () => {
     bad(() => parseProxy({ ...p, id: 'a/b' }), /id must match/);
     bad(() => parseProxy({ ...p, pid: 0 }), /pid must be positive/);

@@ -74,6 +74,12 @@ export interface ProxyInfo {
   /** ISO-8601 time the process started. */
   readonly startedAt: string;
   readonly state: ProxyState;
+  /**
+   * Where Redis Cluster clients reach this proxy's cluster face (`--cluster-addr`, or its
+   * `--cluster-announce`): the address every proxy puts in its CLUSTER SLOTS map. Absent
+   * when the proxy has no cluster face.
+   */
+  readonly clusterAddr?: string;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -257,7 +263,13 @@ export function parseProxy(value: unknown, expectedId?: string, where = 'proxy')
   if (typeof state !== 'string' || !PROXY_STATES.has(state)) {
     fail(where, `state must be one of ${[...PROXY_STATES].join(', ')}, got ${JSON.stringify(state)}`);
   }
-  return { id, addr, adminAddr, pid, host, startedAt, state: state as ProxyState };
+  // Optional (older proxies and proxies without a cluster face write none); null means absent.
+  const clusterAddr = o['clusterAddr'] ?? undefined;
+  if (clusterAddr !== undefined && (typeof clusterAddr !== 'string' || !isValidAddr(clusterAddr))) {
+    fail(where, `clusterAddr must be host:port, got ${JSON.stringify(clusterAddr)}`);
+  }
+  const info: ProxyInfo = { id, addr, adminAddr, pid, host, startedAt, state: state as ProxyState };
+  return clusterAddr === undefined ? info : { ...info, clusterAddr };
 }
 
 /** A barrier action (barrier.ts writes them, every proxy acks them). */
@@ -317,6 +329,7 @@ export function encodeProxy(p: ProxyInfo): string {
     host: v.host,
     startedAt: v.startedAt,
     state: v.state,
+    clusterAddr: v.clusterAddr,
   });
 }
 

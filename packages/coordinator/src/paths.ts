@@ -12,6 +12,7 @@
  *   /reborn/<p>/fences/<proxyId>           proxies fenced at the backends (visible to operators)
  *   /reborn/<p>/members/<proxyId>          proxies that may be serving (no lease: see barrier.ts)
  *   /reborn/<p>/migrations/<id>
+ *   /reborn/<p>/redis-config               product-wide redis parameters (redis-config.ts)
  *   /reborn/<p>/runner                     election of the one migration runner of the product
  *   /reborn/<p>/agents/…
  */
@@ -80,6 +81,11 @@ export class Paths {
   readonly identity: string;
   /** The marker of a topology restore in progress (also inside the watched range). */
   readonly restoring: string;
+  /**
+   * The product-wide redis parameters every server gets (redis-config.ts). Inside the
+   * topology watch's range too, which ignores it: the proxies watch this one key by itself.
+   */
+  readonly redisConfig: string;
 
   constructor(product: string) {
     this.product = assertProduct(product);
@@ -96,6 +102,7 @@ export class Paths {
     this.runnerElection = `${this.root}runner`;
     this.identity = `${this.root}identity`;
     this.restoring = `${this.root}restoring`;
+    this.redisConfig = `${this.root}redis-config`;
   }
 
   member(proxyId: string): string {

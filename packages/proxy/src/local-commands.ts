@@ -20,8 +20,11 @@ import {
   type Protocol,
 } from '@reborn/protocol';
 import { clientCommand, validClientName } from './client-command.js';
+import { answerCluster, isClusterSession } from './cluster-face.js';
 import { flush, keys, randomKey, scan, type KeyspaceLimits } from './keyspace.js';
 import type { SlowLog } from './slowlog.js';
+import { answerConfig } from './config-command.js'; // product config
+import type { ProductConfig } from './product-config.js'; // product config
 import { CustomMerge, SumMerge, type ClientRequest } from './request.js';
 import type { Router } from './router.js';
 import type { Session } from './session.js';
@@ -56,6 +59,8 @@ export interface LocalContext {
   totalCommands(): number;
   /** Why data commands are refused right now (not registered, fenced, topology lost), or null. */
   refusal(): Buffer | null;
+  /** product config: CONFIG GET/SET of the product-wide redis parameters (config-command.ts). */
+  readonly productConfig: ProductConfig;
 }
 
 const NOT_READY = encodeError('ERR proxy not ready');
@@ -141,7 +146,7 @@ function hello(ctx: LocalContext, session: Session, req: ClientRequest, args: Bu
     ['version', encodeBulk(redisVersion(ctx))],
     ['proto', encodeInteger(resp)],
     ['id', encodeInteger(session.id)],
-    ['mode', encodeBulk('standalone')],
+    ['mode', encodeBulk(isClusterSession(session) ? 'cluster' : 'standalone')],
     ['role', encodeBulk('master')],
     ['modules', EMPTY_ARRAY],
   ]);
@@ -165,7 +170,7 @@ function info(ctx: LocalContext, session: Session, req: ClientRequest, args: Buf
   const own = (): string[] => {
     const out: string[] = [];
     if (want('server')) {
-      out.push('# Server', `redis_version:${redisVersion(ctx)}`, `reborn_version:${PROXY_VERSION}`, 'redis_mode:standalone',
+      out.push('# Server', `redis_version:${redisVersion(ctx)}`, `reborn_version:${PROXY_VERSION}`, `redis_mode:${isClusterSession(session) ? 'cluster' : 'standalone'}`,
         'reborn_role:proxy', `reborn_proxy_id:${ctx.proxyId}`, `reborn_product:${ctx.product}`, `process_id:${process.pid}`,
         `tcp_port:${ctx.port}`, `uptime_in_seconds:${Math.floor((Date.now() - ctx.startedAt) / 1000)}`, '');
     }
@@ -178,6 +183,8 @@ function info(ctx: LocalContext, session: Session, req: ClientRequest, args: Buf
     if (want('stats')) {
       out.push('# Stats', `total_connections_received:${ctx.totalConnections()}`, `total_commands_processed:${ctx.totalCommands()}`, '');
     }
+    // Cluster-mode clients look for cluster_enabled:1 on the cluster face.
+    if (want('cluster')) out.push('# Cluster', `cluster_enabled:${isClusterSession(session) ? 1 : 0}`, '');
     return out;
   };
   const masters = ctx.router.isReady ? ctx.router.masters() : [];
@@ -286,8 +293,17 @@ export function answerLocally(
     default:
       break;
   }
+  if (name.startsWith('cluster|')) {
+    req.resolve(answerCluster(session, name, args));
+    return;
+  }
   if (name.startsWith('slowlog|')) {
     req.resolve(ctx.slowlog.command(name.slice('slowlog|'.length), args.slice(2)));
+    return;
+  }
+  // product config
+  if (name === 'config|get' || name === 'config|set') {
+    answerConfig(ctx, session, req, name, args);
     return;
   }
   if (name === 'client' || name.startsWith('client|')) {

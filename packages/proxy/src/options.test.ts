@@ -64,5 +64,27 @@ describe('parseProxyOptions', () => {
       '--allow-host wants host names without port or scheme (like dash.example.com), got "https://x.example"',
     ]);
   });
-});
 
+  it('--cluster-addr (env REBORN_PROXY_CLUSTER_ADDR) turns the cluster face on; --cluster-announce overrides what is announced', () => {
+    expect(parseProxyOptions(['--id', 'p1'], {})).toMatchObject({ clusterAddr: null, clusterAnnounce: null });
+    expect(parseProxyOptions(['--id', 'p1', '--cluster-addr', '127.0.0.1:7000'], {})).toMatchObject({ clusterAddr: '127.0.0.1:7000', clusterAnnounce: null });
+    const env = { REBORN_PROXY_CLUSTER_ADDR: '0.0.0.0:7000', REBORN_PROXY_CLUSTER_ANNOUNCE: 'proxy-1.example:17000' };
+    expect(parseProxyOptions(['--id', 'p1'], env)).toMatchObject({ clusterAddr: '0.0.0.0:7000', clusterAnnounce: 'proxy-1.example:17000' });
+    expect(parseProxyOptions(['--id', 'p1', '--cluster-addr', '[::1]:0'], env)).toMatchObject({ clusterAddr: '[::1]:0' });
+  });
+
+  it('refuses a cluster face clients could not reach, and an announce without a face', () => {
+    expect(problems(['--id', 'p1', '--cluster-announce', 'h:1'])).toEqual(['--cluster-announce needs --cluster-addr (the cluster face is off without it)']);
+    expect(problems(['--id', 'p1', '--cluster-addr', '0.0.0.0:7000'])).toEqual([
+      '--cluster-addr 0.0.0.0:7000 listens on every interface, which clients cannot connect to: give --cluster-announce host:port',
+    ]);
+    expect(problems(['--id', 'p1', '--cluster-addr', '[::]:7000'])).toHaveLength(1);
+    expect(problems(['--id', 'p1', '--cluster-addr', '7000', '--cluster-announce', 'h:0'])).toEqual([
+      '--cluster-addr must be host:port (IPv6 as [addr]:port), got "7000"',
+      '--cluster-announce must be host:port with a port 1..65535 (IPv6 as [addr]:port), got "h:0"',
+    ]);
+    expect(problems(['--id', 'p1', '--addr', '127.0.0.1:7000', '--cluster-addr', '127.0.0.1:7000'])).toEqual([
+      '--cluster-addr must differ from --addr (both are 127.0.0.1:7000)',
+    ]);
+  });
+});

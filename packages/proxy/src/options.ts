@@ -3,7 +3,7 @@
  * Every problem is collected and reported in one message at start.
  */
 import { hostname } from 'node:os';
-import { OptionReader, REDIS_PASSWORD_OPTION, allowHostProblems, optionsUsage, type OptionDef } from '@reborn/coordinator';
+import { OptionReader, REDIS_PASSWORD_OPTION, allowHostProblems, isValidAddr, optionsUsage, splitAddr, type OptionDef } from '@reborn/coordinator';
 
 export { OptionsError } from '@reborn/coordinator';
 
@@ -57,6 +57,10 @@ export interface ProxyOptions {
   watchStrays: boolean;
   /** Worker processes sharing the client port (node:cluster); 1 = this process serves. */
   workers: number;
+  /** Listen address of the Redis Cluster face (cluster-face.ts), or null: no cluster face. */
+  clusterAddr: string | null;
+  /** The address the cluster map gives for this proxy; null: the cluster listener's own. */
+  clusterAnnounce: string | null;
 }
 
 const DEFS: Record<string, OptionDef> = {
@@ -88,6 +92,8 @@ const DEFS: Record<string, OptionDef> = {
   'max-keys-reply': { env: 'REBORN_PROXY_MAX_KEYS_REPLY', kind: 'int', default: 100000, help: 'KEYS refuses to answer more keys than this (use SCAN)' },
   'no-flush': { env: 'REBORN_PROXY_NO_FLUSH', kind: 'bool', default: false, help: 'refuse FLUSHDB and FLUSHALL' },
   'watch-strays': { env: 'REBORN_PROXY_WATCH_STRAYS', kind: 'bool', default: false, help: 'notice keys written in a group that does not own their slot (turns on new-key events on the masters)' },
+  'cluster-addr': { env: 'REBORN_PROXY_CLUSTER_ADDR', kind: 'string', default: null, help: 'also listen here as a Redis Cluster (CLUSTER SLOTS/SHARDS/NODES…) for cluster-mode clients' },
+  'cluster-announce': { env: 'REBORN_PROXY_CLUSTER_ANNOUNCE', kind: 'string', default: null, help: 'host:port the cluster map gives for this proxy (NAT, containers; default: --cluster-addr with its bound port)' },
   workers: { env: 'REBORN_PROXY_WORKERS', kind: 'int', default: 1, help: 'worker processes sharing --addr (each is its own proxy in etcd: <id>-w<n>)' },
   'log-level': { env: 'REBORN_LOG_LEVEL', kind: 'string', default: 'info', help: 'pino log level' },
 };
@@ -150,6 +156,7 @@ export function parseProxyOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     slowlogMaxLen: r.int('slowlog-max-len', 0),
     noFlush: r.bool('no-flush'),
     watchStrays: r.bool('watch-strays'),
+    ...clusterFaceOptions(r, addr),
   };
   if (options.durable && options.durableTimeoutMs >= options.backendTimeoutMs) {
     // Otherwise the backend watchdog kills the connection before WAIT can answer.
@@ -157,6 +164,32 @@ export function parseProxyOptions(argv: string[], env: NodeJS.ProcessEnv = proce
   }
   r.done();
   return options;
+}
+
+/** Hosts that accept connections but that no client can connect to. */
+const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', '']);
+
+/**
+ * --cluster-addr and --cluster-announce. The announced address goes to clients as is, so it
+ * must be reachable: a port, and not a wildcard host (listening on 0.0.0.0 then needs an
+ * explicit --cluster-announce).
+ */
+function clusterFaceOptions(r: OptionReader, addr: string): { clusterAddr: string | null; clusterAnnounce: string | null } {
+  const given = r.str('cluster-addr');
+  const clusterAnnounce = r.str('cluster-announce');
+  if (given === null) {
+    if (clusterAnnounce !== null) r.problems.push('--cluster-announce needs --cluster-addr (the cluster face is off without it)');
+    return { clusterAddr: null, clusterAnnounce: null };
+  }
+  const clusterAddr = r.hostPort('cluster-addr');
+  if (clusterAnnounce !== null && !isValidAddr(clusterAnnounce)) {
+    r.problems.push(`--cluster-announce must be host:port with a port 1..65535 (IPv6 as [addr]:port), got "${clusterAnnounce}"`);
+  }
+  if (clusterAnnounce === null && WILDCARD_HOSTS.has(splitAddr(clusterAddr).host)) {
+    r.problems.push(`--cluster-addr ${clusterAddr} listens on every interface, which clients cannot connect to: give --cluster-announce host:port`);
+  }
+  if (clusterAddr === addr && splitAddr(addr).port !== 0) r.problems.push(`--cluster-addr must differ from --addr (both are ${addr})`);
+  return { clusterAddr, clusterAnnounce };
 }
 
 /**

@@ -1,6 +1,6 @@
 /**
- * reborn-proxy: the client listener, the admin HTTP endpoint and the slot table kept in step
- * with etcd.
+ * reborn-proxy: the client listener (and with --cluster-addr a second one, the Redis Cluster
+ * face of cluster-face.ts), the admin HTTP endpoint and the slot table kept in step with etcd.
  *
  * Start-up order: listen first (clients get `-ERR proxy not ready` rather than a refused
  * connection), load groups and slots from etcd at one revision (retrying while etcd is
@@ -49,8 +49,10 @@ import type { ProxyOptions } from './options.js';
 import type { ClientRequest } from './request.js';
 import { Router } from './router.js';
 import { BlockingCommands } from './blocking.js';
+import { ClusterFace } from './cluster-face.js';
 import { Transactions } from './transactions.js';
 import { PubSub } from './pubsub.js';
+import { ProductConfig } from './product-config.js';
 import { SlowLog } from './slowlog.js';
 import { Session, type SessionHost, type SessionLimits } from './session.js';
 import { TopologyFollower } from './topology-follower.js';
@@ -77,11 +79,16 @@ export class Proxy implements SessionHost {
   private readonly transactions: Transactions;
   private readonly pubsub: PubSub;
   private readonly strays: StrayWatch | null;
+  /** Keeps the product-wide redis parameters on every server (product-config.ts). */
+  private readonly productConfig: ProductConfig;
   readonly slowlog: SlowLog;
   private readonly sessions = new Set<Session>();
   private nextSessionId = 1;
   private connections = 0;
   private server: net.Server | null = null;
+  /** The Redis Cluster face (--cluster-addr): its listener and the map it serves. */
+  private clusterServer: net.Server | null = null;
+  private readonly clusterFace: ClusterFace | null;
   private admin: http.Server | null = null;
   /** Host/Origin checks of the admin port (it only reads, so no token): no DNS rebinding. */
   private readonly adminGuard: HttpGuard;
@@ -129,10 +136,14 @@ export class Proxy implements SessionHost {
       options.durable ? options.durableTimeoutMs : null,
     );
     this.pubsub = new PubSub(this.router, backendOptions, logger.child({ component: 'pubsub' }));
+    this.clusterFace = options.clusterAddr === null ? null : new ClusterFace({
+      product: options.product, proxyId: options.id, logger: logger.child({ component: 'cluster-face' }), serving: () => this.serving,
+    });
     this.strays = options.watchStrays ? new StrayWatch(this.router, backendOptions, logger) : null;
     this.router.onGroupsChanged = () => {
       this.pubsub.groupsChanged();
       this.strays?.groupsChanged();
+      this.productConfig.topologyChanged();
     };
     // The slot path (barrier holds, key moves), for the dispatcher and for EXEC alike.
     const forward = new Forwarder({
@@ -163,6 +174,14 @@ export class Proxy implements SessionHost {
       strays: () => this.strays?.counts ?? new Map(),
       topologyAlarm: () => this.follower?.alarm.reason ?? null,
     });
+    this.productConfig = new ProductConfig({
+      router: this.router,
+      password: options.redisPassword,
+      proxyId: options.id,
+      logger: logger.child({ component: 'redis-config' }),
+      registry: this.metrics.registry,
+      keepNewKeyEvents: options.watchStrays,
+    });
     const self = this;
     const local: LocalContext = {
       router: this.router,
@@ -182,6 +201,7 @@ export class Proxy implements SessionHost {
       blockedClients: () => this.blocking.count,
       totalConnections: () => this.connections,
       totalCommands: () => this.metrics.commands.totalCalls(),
+      productConfig: this.productConfig,
     };
     this.dispatcher = new Dispatcher({
       router: this.router,
@@ -229,10 +249,18 @@ export class Proxy implements SessionHost {
   }
 
   async start(): Promise<void> {
-    await this.listen();
+    this.server = await this.listen(this.options.addr, 'listening for clients', null);
+    this.listenPort = this.address.port;
+    if (this.clusterFace !== null) {
+      this.clusterServer = await this.listen(this.options.clusterAddr!, 'listening for cluster clients', this.clusterFace);
+      const bound = joinAddr(splitAddr(this.options.clusterAddr!).host, this.address.clusterPort);
+      this.clusterFace.announceAt(this.options.clusterAnnounce ?? bound);
+    }
     await this.listenAdmin();
     this.store = await Store.open({ endpoints: this.options.etcd, product: this.options.product });
+    this.clusterFace?.follow(this.store);
     this.barrier = new Barrier(this.store);
+    this.productConfig.start(this.store);
     this.follower = new TopologyFollower(
       this.store,
       this.router,
@@ -277,10 +305,12 @@ export class Proxy implements SessionHost {
     }
   }
 
-  get address(): { port: number; adminPort: number } {
-    const a = this.server?.address();
-    const b = this.admin?.address();
-    return { port: typeof a === 'object' && a ? a.port : 0, adminPort: typeof b === 'object' && b ? b.port : 0 };
+  get address(): { port: number; adminPort: number; clusterPort: number } {
+    const portOf = (s: net.Server | http.Server | null): number => {
+      const a = s?.address();
+      return typeof a === 'object' && a ? a.port : 0;
+    };
+    return { port: portOf(this.server), adminPort: portOf(this.admin), clusterPort: portOf(this.clusterServer) };
   }
 
   /** Stops accepting, lets in-flight requests finish (bounded), then closes everything. */
@@ -289,10 +319,13 @@ export class Proxy implements SessionHost {
     this.stopping = true;
     this.logger.info({ sessions: this.sessions.size }, 'proxy stopping');
     this.server?.close();
+    this.clusterServer?.close();
     this.cancelBarrierWaits();
+    // Out of the cluster map before connections close, so clients refreshing then find the others.
+    const leaving = this.clusterFace && this.registration?.update({ state: 'offline' }).catch(() => undefined);
     let grace: NodeJS.Timeout | undefined;
     await Promise.race([
-      Promise.all([...this.sessions].map((s) => s.whenAnswered())),
+      Promise.all([...[...this.sessions].map((s) => s.whenAnswered()), leaving]),
       new Promise((r) => (grace = setTimeout(r, graceMs))),
     ]);
     clearTimeout(grace);
@@ -300,6 +333,8 @@ export class Proxy implements SessionHost {
     // No session is left to write anything: a barrier need not wait for this proxy any more.
     if (this.member) await this.barrier?.deleteMember(this.options.id).catch(() => undefined);
     await this.follower?.close();
+    await this.clusterFace?.close();
+    await this.productConfig.close();
     await this.registration?.close().catch(() => undefined);
     await this.store?.close().catch(() => undefined);
     this.blocking.closeAll();
@@ -311,24 +346,24 @@ export class Proxy implements SessionHost {
     this.logger.info('proxy stopped');
   }
 
-  private listen(): Promise<void> {
-    const { host, port } = splitAddr(this.options.addr);
+  /** A client listener; sessions it accepts belong to `face` (a cluster listener) or to none. */
+  private listen(addr: string, what: string, face: ClusterFace | null): Promise<net.Server> {
+    const { host, port } = splitAddr(addr);
     // allowHalfOpen: a client that sends its requests and shuts down its write side (as
     // `printf … | nc` does) still gets every reply before the proxy closes.
-    const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.accept(socket));
-    this.server = server;
+    const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.accept(socket, face));
     return new Promise((resolve, reject) => {
       server.once('error', reject);
       server.listen({ host, port, backlog: 1024 }, () => {
         server.off('error', reject);
-        this.listenPort = this.address.port;
-        this.logger.info({ addr: joinAddr(host, this.listenPort) }, 'listening for clients');
-        resolve();
+        const bound = server.address();
+        this.logger.info({ addr: joinAddr(host, typeof bound === 'object' && bound ? bound.port : port) }, what);
+        resolve(server);
       });
     });
   }
 
-  private accept(socket: net.Socket): void {
+  private accept(socket: net.Socket, face: ClusterFace | null): void {
     if (this.stopping || this.sessions.size >= this.options.maxClients) {
       this.metrics.rejectedConnections.inc();
       socket.on('error', () => undefined);
@@ -337,7 +372,9 @@ export class Proxy implements SessionHost {
     }
     this.connections++;
     this.metrics.connectionsTotal.inc();
-    this.sessions.add(new Session(socket, this.nextSessionId++, this));
+    const session = new Session(socket, this.nextSessionId++, this);
+    face?.adopt(session);
+    this.sessions.add(session);
   }
 
   private listenAdmin(): Promise<void> {
@@ -410,6 +447,7 @@ export class Proxy implements SessionHost {
       product: this.options.product,
       addr: this.options.addr,
       adminAddr: this.options.adminAddr,
+      cluster: this.clusterFace === null ? null : { announce: this.clusterFace.announcedAddr, nodes: this.clusterFace.map },
       pid: process.pid,
       ready: this.router.isReady && (this.follower?.ready ?? false),
       member: this.member,
@@ -440,6 +478,7 @@ export class Proxy implements SessionHost {
    * must not count as serving for a new proxy deciding whether etcd lost the topology.
    */
   private publishState(): void {
+    if (this.stopping) return; // a stopping proxy stays as stop() left it
     const state = this.follower?.ready ? 'online' : 'starting';
     if (this.registration && this.registration.proxy.state !== state) {
       this.registration.update({ state }).catch((err: Error) => this.logger.warn({ err: err.message }, 'cannot update registration state'));
@@ -553,6 +592,7 @@ export class Proxy implements SessionHost {
       host: hostname(),
       startedAt: new Date(this.startedAt).toISOString(),
       state: this.follower?.ready ? 'online' : 'starting',
+      ...(this.clusterFace?.announcedAddr ? { clusterAddr: this.clusterFace.announcedAddr } : {}),
     };
     for (let attempt = 1; !this.stopping; attempt++) {
       try {

@@ -23,6 +23,8 @@ export interface StartClusterOptions {
   redisPassword?: string;
   /** The loopback address the redis servers bind: default 127.0.0.1; `::1` for IPv6. */
   redisHost?: string;
+  /** Every proxy (addProxy's too) also gets a Redis Cluster face (`--cluster-addr`). */
+  clusterFace?: boolean;
 }
 
 export interface ClusterGroup {
@@ -96,7 +98,7 @@ export async function startCluster(opts: StartClusterOptions = {}): Promise<Clus
     const proxies: ProxyProcess[] = [];
     const addProxy = async (args: readonly string[] = opts.proxyArgs ?? []): Promise<ProxyProcess> => {
       const env = opts.redisPassword === undefined ? opts.proxyEnv : { ...opts.proxyEnv, REBORN_REDIS_PASSWORD: opts.redisPassword };
-      const p = await start(startProxy({ etcd: etcd.clientUrl, product, args, env }));
+      const p = await start(startProxy({ etcd: etcd.clientUrl, product, args, env, ...(opts.clusterFace ? { clusterFace: true } : {}) }));
       proxies.push(p);
       return p;
     };

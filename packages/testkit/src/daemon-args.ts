@@ -67,6 +67,8 @@ export interface ProxyArgsOptions {
   etcd: string;
   product: string;
   id?: string;
+  /** `--cluster-addr`: the proxy also listens here as a Redis Cluster. */
+  clusterAddr?: string;
 }
 
 /** reborn-proxy's flags (after the script path). */
@@ -77,6 +79,7 @@ export function proxyArgs(o: ProxyArgsOptions): string[] {
     '--etcd', o.etcd,
     '--product', o.product,
     ...(o.id === undefined ? [] : ['--id', o.id]),
+    ...(o.clusterAddr === undefined ? [] : ['--cluster-addr', o.clusterAddr]),
   ];
 }
 

@@ -28,6 +28,8 @@ export interface StartProxyOptions {
   /** Script to run instead of the real binary (tests of the testkit use a fake). */
   bin?: string;
   startTimeoutMs?: number;
+  /** Also give the proxy a Redis Cluster face (`--cluster-addr` on a free port). */
+  clusterFace?: boolean;
 }
 
 const HOST = '127.0.0.1';
@@ -37,18 +39,28 @@ export class ProxyProcess {
   readonly host = HOST;
   readonly port: number;
   readonly adminPort: number;
+  /** The port of the Redis Cluster face, or null when the proxy has none. */
+  readonly clusterPort: number | null;
   private readonly proc: ManagedProcess;
   private readonly clients = new Set<Redis>();
   private stopped = false;
   private readonly untrack: () => void;
 
   /** @internal use startProxy() */
-  constructor(port: number, adminPort: number, opts: StartProxyOptions) {
+  constructor(port: number, adminPort: number, opts: StartProxyOptions, clusterPort: number | null = null) {
     this.port = port;
     this.adminPort = adminPort;
+    this.clusterPort = clusterPort;
     const args = [
       opts.bin ?? PROXY_BIN,
-      ...proxyArgs({ addr: this.addr, adminAddr: this.adminAddr, etcd: opts.etcd, product: opts.product, ...(opts.id === undefined ? {} : { id: opts.id }) }),
+      ...proxyArgs({
+        addr: this.addr,
+        adminAddr: this.adminAddr,
+        etcd: opts.etcd,
+        product: opts.product,
+        ...(opts.id === undefined ? {} : { id: opts.id }),
+        ...(this.clusterAddr === null ? {} : { clusterAddr: this.clusterAddr }),
+      }),
       ...(opts.args ?? []),
     ];
     this.proc = new ManagedProcess({
@@ -67,6 +79,11 @@ export class ProxyProcess {
 
   get adminAddr(): string {
     return `${this.host}:${this.adminPort}`;
+  }
+
+  /** `host:port` of the Redis Cluster face, or null. */
+  get clusterAddr(): string | null {
+    return this.clusterPort === null ? null : `${this.host}:${this.clusterPort}`;
   }
 
   get pid(): number {
@@ -182,7 +199,9 @@ export async function startProxy(opts: StartProxyOptions): Promise<ProxyProcess>
     const port = await freePort();
     let adminPort = await freePort();
     while (adminPort === port) adminPort = await freePort();
-    const proxy = new ProxyProcess(port, adminPort, opts);
+    let clusterPort: number | null = null;
+    while (opts.clusterFace && (clusterPort === null || clusterPort === port || clusterPort === adminPort)) clusterPort = await freePort();
+    const proxy = new ProxyProcess(port, adminPort, opts, clusterPort);
     try {
       await proxy.waitHealthy(opts.startTimeoutMs ?? 15_000);
       return proxy;

@@ -8,6 +8,7 @@
 import { checkRoutes } from './check.js';
 import { groupRoutes } from './groups.js';
 import { migrationRoutes } from './migrations.js';
+import { redisConfigRoutes } from './redis-config.js';
 import type { ApiDeps, Route } from './routing.js';
 import { slotRoutes } from './slots.js';
 import { liveRoutes, overviewRoutes, proxyRoutes } from './views.js';
@@ -21,5 +22,6 @@ export function apiRoutes(deps: ApiDeps): Route[] {
     ...proxyRoutes(deps),
     ...liveRoutes(deps),
     ...checkRoutes(deps),
+    ...redisConfigRoutes(deps),
   ];
 }

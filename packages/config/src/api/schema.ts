@@ -4,7 +4,7 @@
  * the body as an object whose fields all match the schema, or throws a ValidationError whose
  * message names the first bad field (HTTP 400 with `{error, code}`).
  */
-import { SLOT_COUNT, ValidationError } from '@reborn/coordinator';
+import { PRODUCT_CONFIG_VALUE_MAX, SLOT_COUNT, ValidationError } from '@reborn/coordinator';
 
 export type FieldSchema =
   | { type: 'integer'; minimum?: number; maximum?: number; description?: string }
@@ -94,5 +94,6 @@ export const SCHEMAS = {
       maxExamples: { type: 'integer', minimum: 0, maximum: 10_000 },
     },
   },
+  redisConfig: { properties: { value: { type: 'string', maxLength: PRODUCT_CONFIG_VALUE_MAX } }, required: ['value'] },
   empty: { properties: {} },
 } satisfies Record<string, BodySchema>;

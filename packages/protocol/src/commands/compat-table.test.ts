@@ -40,7 +40,8 @@ describe('README compatibility table', () => {
     expect(byName.get('GET')).toContain('| supported |');
     expect(byName.get('MSETNX')).toContain('| supported with conditions |');
     expect(byName.get('CLIENT SETNAME')).toContain('| supported |');
-    expect(byName.get('CONFIG SET')).toContain('| refused |');
+    expect(byName.get('CONFIG SET')).toContain('| supported with conditions |');
+    expect(byName.get('CONFIG RESETSTAT')).toContain('| refused |');
     expect(byName.get('MULTI')).toContain('| supported with conditions |');
     expect(byName.get('SUBSCRIBE')).toMatch(/supported with conditions \| the proxy subscribes once per server/);
     for (const row of rows) expect(row, row).toMatch(/\| (supported|supported with conditions|refused) \|/);

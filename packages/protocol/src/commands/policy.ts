@@ -62,8 +62,13 @@ const SUBSCRIBE_NOTE = 'the proxy subscribes once per server for all its clients
 const PUBLISH_NOTE = "sent to the master of the channel's slot; the reply counts subscribed connections at the backends (each proxy once)";
 const ONLY_DB0 = refuse('only db 0 is available through the proxy');
 const ADMIN_ACL = refuse('ACL is managed on the backends, not through the proxy');
-const CLUSTER = refuse('the proxy is not a Redis Cluster node: slots are managed with reborn-config');
+const CLUSTER = refuse('cluster administration is not available: slots are managed with reborn-config (the --cluster-addr face only shows a map)');
+const CLUSTER_FACE_NOTE = 'on the --cluster-addr port, which looks like a Redis Cluster to cluster-mode clients (elsewhere: cluster support disabled, as in Redis)';
+const CLUSTER_FACE = local(CLUSTER_FACE_NOTE);
 const CONFIG = refuse('backend configuration is not available through the proxy');
+// product config: the whitelist is coordinator's redis-config.ts (docs/product-config.md).
+const CONFIG_GET = local('only the product-wide parameters (encoding thresholds, notify-keyspace-events, eviction policy, script limits …), as the first master has them; others read as absent');
+const CONFIG_SET = local('only the product-wide parameters: validated on one master, stored in etcd, applied to every server (masters, replicas, servers added or restarted later); others are refused');
 const PERSISTENCE = refuse('persistence is managed on the backends, not through the proxy');
 const REPLICATION = refuse('replication and failover are managed by reborn-agent');
 const DEBUGGING = refuse('debugging commands are not available through the proxy');
@@ -122,12 +127,14 @@ const ENTRIES: ReadonlyArray<[string, ProxyPolicy]> = [
     'cluster',
     [
       'addslots', 'addslotsrange', 'bumpepoch', 'count-failure-reports', 'countkeysinslot', 'delslots',
-      'delslotsrange', 'failover', 'flushslots', 'forget', 'getkeysinslot', 'info', 'keyslot', 'links',
-      'meet', 'myid', 'nodes', 'replicas', 'replicate', 'reset', 'saveconfig', 'set-config-epoch',
-      'setslot', 'shards', 'slaves', 'slots',
+      'delslotsrange', 'failover', 'flushslots', 'forget', 'getkeysinslot', 'links',
+      'meet', 'replicate', 'reset', 'saveconfig', 'set-config-epoch', 'setslot',
     ],
     CLUSTER,
   ),
+  ...each('cluster', ['slots', 'shards', 'nodes', 'info', 'myid'], CLUSTER_FACE),
+  ...each('cluster', ['replicas', 'slaves'], local(`${CLUSTER_FACE_NOTE}; every node is a master without replicas`)),
+  ['cluster|keyslot', local("Redis Cluster's CRC16 slot (0..16383), on every port")],
   ['cluster|help', HELP],
 
   // --- generic --------------------------------------------------------------------------
@@ -278,7 +285,9 @@ const ENTRIES: ReadonlyArray<[string, ProxyPolicy]> = [
   ...each('command', ['count', 'docs', 'getkeys', 'getkeysandflags', 'info', 'list'], local()),
   ['command|help', HELP],
   ['config', UNKNOWN_SUBCOMMAND],
-  ...each('config', ['get', 'resetstat', 'rewrite', 'set'], CONFIG),
+  ['config|get', CONFIG_GET],
+  ['config|set', CONFIG_SET],
+  ...each('config', ['resetstat', 'rewrite'], CONFIG),
   ['config|help', HELP],
   ['dbsize', local('summed over every master; not a point-in-time snapshot')],
   ['debug', DEBUGGING],
