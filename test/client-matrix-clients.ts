@@ -268,9 +268,9 @@ function ioRedisOutcomes(res: [Error | null, unknown][]): Outcome[] {
 // -----------------------------------------------------------------------------------------
 // The columns
 
-const NODE_REDIS = `node-redis ${versionOf('redis')}`;
-const IOREDIS6 = `ioredis ${versionOf('ioredis6')}`;
-const IOREDIS5 = `ioredis ${versionOf('ioredis')}`;
+export const NODE_REDIS = `node-redis ${versionOf('redis')}`;
+export const IOREDIS6 = `ioredis ${versionOf('ioredis6')}`;
+export const IOREDIS5 = `ioredis ${versionOf('ioredis')}`;
 
 function variant(v: Omit<Variant, 'open'>, open: (self: Variant, port: number) => Promise<MatrixClient>): Variant {
   const self: Variant = { ...v, open: (port) => open(self, port) };
