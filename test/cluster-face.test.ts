@@ -11,6 +11,11 @@ import { Cluster as Ioredis6Cluster } from 'ioredis6';
 import { startCluster, waitFor, type Cluster, type ProxyProcess } from '@reborn/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RawClient, RespError, plain } from './helpers.js';
+import { matrixRow } from './client-matrix.js';
+import { IOREDIS5, IOREDIS6, NODE_REDIS } from './client-matrix-clients.js';
+
+/** This file's row of the client compatibility table (README, `npm run gen:clients`). */
+const CLUSTER_ROW = 'cluster mode through --cluster-addr';
 
 interface MapEntry {
   from: number;
@@ -133,7 +138,7 @@ describe('the Redis Cluster face', () => {
   });
 
   for (const resp of [2, 3] as const) {
-    it(`node-redis createCluster (RESP${resp}): 2,000 keys over both proxies, hash-tagged MSET/MGET, a pipeline, MULTI`, async () => {
+    it(`node-redis createCluster (RESP${resp}): 2,000 keys over both proxies, hash-tagged MSET/MGET, a pipeline, MULTI`, matrixRow(NODE_REDIS, `RESP${resp}`, CLUSTER_ROW)(async () => {
       const before = await commandCounts(cluster.proxies);
       const c = nodeRedis(cluster.proxies[0]!, resp);
       try {
@@ -146,11 +151,12 @@ describe('the Redis Cluster face', () => {
       // The client spread its keys over both proxies by the map (half each, give or take).
       const after = await commandCounts(cluster.proxies);
       for (const [i, n] of after.entries()) expect(n - before[i]!).toBeGreaterThan(N / 2);
-    });
+    }));
   }
 
-  for (const [name, Ctor] of [['ioredis 5', Ioredis5Cluster], ['ioredis 6', Ioredis6Cluster]] as const) {
-    it(`${name} Cluster: 2,000 keys over both proxies, hash-tagged MSET/MGET, a pipeline, MULTI`, async () => {
+  // ioredis 6 speaks RESP3 by default, ioredis 5 RESP2.
+  for (const [name, Ctor, client, protocol] of [['ioredis 5', Ioredis5Cluster, IOREDIS5, 'RESP2'], ['ioredis 6', Ioredis6Cluster, IOREDIS6, 'RESP3']] as const) {
+    it(`${name} Cluster: 2,000 keys over both proxies, hash-tagged MSET/MGET, a pipeline, MULTI`, matrixRow(client, protocol, CLUSTER_ROW)(async () => {
       const before = await commandCounts(cluster.proxies);
       const c = new Ctor([{ host: '127.0.0.1', port: cluster.proxies[1]!.clusterPort! }]);
       try {
@@ -162,7 +168,7 @@ describe('the Redis Cluster face', () => {
       }
       const after = await commandCounts(cluster.proxies);
       for (const [i, n] of after.entries()) expect(n - before[i]!).toBeGreaterThan(N / 2);
-    });
+    }));
   }
 
   it('pub/sub and sharded pub/sub: subscribers on one proxy get what is published through another', async () => {
