@@ -25,6 +25,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ReplyScanner } from '@reborn/protocol';
 import { startCluster, waitFor, type Cluster, type ProxyProcess } from '@reborn/testkit';
 import { RawClient, cmd, dataReady, initialOwner, parsePrometheus, plain, slotOf, within } from './helpers.js';
+import { matrixRow } from './client-matrix.js';
+import { NODE_REDIS } from './client-matrix-clients.js';
 
 const REPO = fileURLToPath(new URL('../', import.meta.url));
 const CONFIG_BIN = `${REPO}packages/config/bin/reborn-config.js`;
@@ -126,7 +128,7 @@ async function metric(p: ProxyProcess, series: string): Promise<number> {
 }
 
 describe('node-redis 6 with clientSideCache through the proxy', () => {
-  it('serves a repeated GET from its cache, unseen by the proxy, and drops it when the key is written through the other proxy', async () => {
+  it('serves a repeated GET from its cache, unseen by the proxy, and drops it when the key is written through the other proxy', matrixRow(NODE_REDIS, 'RESP3', 'client-side caching, written through another proxy')(async () => {
     const key = `${tagOf(1, 'nr')}:user`;
     const writer = p1.client();
     await writer.set(key, 'v1');
@@ -152,7 +154,7 @@ describe('node-redis 6 with clientSideCache through the proxy', () => {
       await client.close();
       writer.disconnect();
     }
-  });
+  }));
 });
 
 describe('RESP3 invalidation pushes', () => {

@@ -22,6 +22,7 @@ const oneOf = (...words: string[]): Check => (v) => words.includes(v.toLowerCase
 const uint = (max = 2_147_483_647): Check => (v) => /^\d{1,10}$/.test(v) && Number(v) <= max;
 const yesNo = oneOf('yes', 'no');
 const bytes = re(/^\d{1,15}(b|k|kb|m|mb|g|gb)?$/i);
+const HOST_PORT = re(/^([A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]):\d{1,5}$/);
 /** A plain file name inside the server's own data dir: no slash, no leading dot. */
 const fileName = re(/^[A-Za-z0-9_][A-Za-z0-9._-]{0,99}$/);
 
@@ -79,11 +80,16 @@ const PROXY_VALUE_OPTIONS: Record<string, { check: Check; want: string }> = {
   'log-level': { check: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'), want: 'a pino log level' },
   'slowlog-slower-than': { check: re(/^-?\d{1,10}$/), want: 'microseconds, an integer (-1: off)' },
   'allow-host': { check: re(/^[A-Za-z0-9.-]{1,253}(,[A-Za-z0-9.-]{1,253}){0,15}$/), want: 'host names separated by commas' },
+  // The Redis Cluster face: a listen address and the address clients are told (host:port,
+  // [v6]:port); an address is only ever bound or announced, never opened as a path.
+  'cluster-addr': { check: HOST_PORT, want: 'host:port (or [ipv6]:port)' },
+  'cluster-announce': { check: HOST_PORT, want: 'host:port (or [ipv6]:port)' },
 };
 for (const name of [
   'max-clients', 'max-pipeline', 'max-bulk-length', 'max-multibulk-length', 'max-client-output', 'max-multi-bytes',
   'backend-connections', 'backend-timeout', 'backend-connect-timeout', 'hold-timeout', 'watch-grace',
   'max-wait-timeout', 'durable-timeout', 'max-blocked', 'slowlog-max-len', 'max-keys-reply', 'workers',
+  'tracking-max-keys', 'tracking-max-prefixes',
 ]) {
   PROXY_VALUE_OPTIONS[name] = { check: uint(), want: 'a non-negative integer' };
 }

@@ -67,7 +67,10 @@ function setInfo(session: Session, args: Buffer[]): Buffer {
 /** One connection as a CLIENT LIST line. */
 export function describe(session: Session, now = Date.now()): string {
   const subs = session.pubsub;
-  const flags = `${subs !== null ? 'P' : ''}${session.tx !== null ? 'x' : ''}` || 'N';
+  // Redis' letters: P subscribed, x in MULTI, t tracking, B broadcast tracking, R its
+  // redirect client is gone.
+  const t = session.tracking;
+  const flags = `${subs !== null ? 'P' : ''}${session.tx !== null ? 'x' : ''}${t !== null ? 't' : ''}${t?.bcast ? 'B' : ''}${t?.brokenRedirect ? 'R' : ''}` || 'N';
   const socket = session.socket;
   return [
     `id=${session.id}`,
@@ -88,7 +91,7 @@ export function describe(session: Session, now = Date.now()): string {
     `obl=0 oll=0 omem=${session.socket.writableLength} tot-mem=0 events=r`,
     `cmd=${session.lastCommand}`,
     'user=default',
-    'redir=-1',
+    `redir=${t === null ? -1 : t.redirect}`,
     `resp=${session.resp}`,
     `lib-name=${session.libName ?? ''}`,
     `lib-ver=${session.libVer ?? ''}`,

@@ -183,7 +183,7 @@ function info(ctx: LocalContext, session: Session, req: ClientRequest, args: Buf
     if (want('clients')) {
       out.push('# Clients', `connected_clients:${ctx.clientCount()}`, 'cluster_connections:0', `maxclients:${ctx.maxClients}`,
         'client_recent_max_input_buffer:0', 'client_recent_max_output_buffer:0', `blocked_clients:${ctx.blockedClients()}`,
-        'tracking_clients:0', 'clients_in_timeout_table:0', '');
+        `tracking_clients:${ctx.tracking.stats().clients}`, 'clients_in_timeout_table:0', '');
     }
     if (want('stats')) {
       out.push('# Stats', `total_connections_received:${ctx.totalConnections()}`, `total_commands_processed:${ctx.totalCommands()}`, '');

@@ -45,6 +45,7 @@ import { Forwarder } from './forward.js';
 import { Flusher } from './flusher.js';
 import type { LocalContext } from './local-commands.js';
 import { ProxyMetrics } from './metrics.js';
+import { serveAdmin } from './admin-http.js';
 import type { ProxyOptions } from './options.js';
 import type { ClientRequest } from './request.js';
 import { Router } from './router.js';
@@ -385,66 +386,32 @@ export class Proxy implements SessionHost {
     this.sessions.add(session);
   }
 
-  private listenAdmin(): Promise<void> {
-    const { host, port } = splitAddr(this.options.adminAddr);
-    const admin = http.createServer((req, res) => void this.handleAdmin(req, res));
-    this.admin = admin;
-    return new Promise((resolve, reject) => {
-      admin.once('error', reject);
-      // exclusive: with --workers each worker has its own admin port (the client port is shared).
-      admin.listen({ host, port, exclusive: true }, () => {
-        admin.off('error', reject);
-        this.logger.info({ addr: joinAddr(host, this.address.adminPort) }, 'admin endpoint listening');
-        resolve();
-      });
-    });
+  private async listenAdmin(): Promise<void> {
+    this.admin = await serveAdmin(this.options.adminAddr, { guard: this.adminGuard, metrics: this.metrics, health: () => this.health(), describe: () => this.describe() }, this.logger);
   }
 
-  private async handleAdmin(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    if (!this.adminGuard.admit(req, res)) return;
-    const json = (status: number, body: unknown): void => {
-      res.writeHead(status, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(body));
+  /**
+   * `/healthz`. Serving a kept table under a topology alarm: 203 (a non-authoritative answer:
+   * the table is no longer backed by etcd), still 2xx, so load balancers keep this proxy,
+   * which serves correctly, in rotation; the body and the metric say why. pid and ppid let
+   * whoever started the proxy check that the answer comes from its own process.
+   */
+  private health(): { status: number; body: Record<string, unknown> } {
+    const ready = this.serving;
+    const alarm = this.follower?.alarm.view ?? null;
+    const notReady = this.follower?.notReadyReason ?? null;
+    const body = {
+      ready,
+      ...(alarm !== null && ready ? { degraded: true } : {}),
+      ...(notReady !== null ? { reason: `proxy not ready: ${notReady}` } : {}),
+      fenced: this.fenced,
+      id: this.options.id,
+      product: this.options.product,
+      pid: process.pid,
+      ppid: process.ppid,
+      topologyAlarm: alarm,
     };
-    try {
-      const path = (req.url ?? '/').split('?')[0];
-      if (req.method === 'GET' && path === '/metrics') {
-        const text = await this.metrics.render();
-        res.writeHead(200, { 'content-type': this.metrics.registry.contentType });
-        res.end(text);
-      } else if (req.method === 'GET' && path === '/healthz') {
-        const ready = this.serving;
-        // pid and ppid let whoever started the proxy (or its --workers primary) check that the
-        // answer comes from its own process and not from another one holding the port.
-        const { pid, ppid } = process;
-        const alarm = this.follower?.alarm.view ?? null;
-        const notReady = this.follower?.notReadyReason ?? null;
-        // Serving a kept table under a topology alarm: 203 (a non-authoritative answer — the
-        // table is no longer backed by etcd). Still 2xx, so load balancers keep this proxy,
-        // which serves correctly, in rotation; the body and the metric say why.
-        const status = !ready ? 503 : alarm !== null ? 203 : 200;
-        json(status, {
-          ready,
-          ...(alarm !== null && ready ? { degraded: true } : {}),
-          ...(notReady !== null ? { reason: `proxy not ready: ${notReady}` } : {}),
-          fenced: this.fenced,
-          id: this.options.id,
-          product: this.options.product,
-          pid,
-          ppid,
-          topologyAlarm: alarm,
-        });
-      } else if (req.method === 'GET' && path === '/api/proxy') {
-        json(200, this.describe());
-      } else if (req.method === 'GET' && path === '/api/slots') {
-        // Cumulative counters: the dashboard turns two reads into per-slot QPS.
-        json(200, { at: Date.now(), commands: this.metrics.commands.totalCalls(), slotOps: Array.from(this.metrics.commands.slotOps) });
-      } else {
-        json(404, { error: `no such endpoint: ${req.method} ${path}` });
-      }
-    } catch (err) {
-      json(500, { error: (err as Error).message });
-    }
+    return { status: !ready ? 503 : alarm !== null ? 203 : 200, body };
   }
 
   describe(): Record<string, unknown> {
