@@ -343,14 +343,15 @@ export async function writeTopology(store, ports) {
  * reborn-proxy (packages/proxy/bin) on `product`, logging to the temp dir. Ready once its
  * admin `/healthz` answers 200 (it has read the topology) and it answers PING.
  */
-export async function startProxy(etcdUrl, product) {
+export async function startProxy(etcdUrl, product, { id = 'bench-proxy', bin = null } = {}) {
   const missing = missingBuild(['packages/proxy/dist/main.js']);
   if (missing !== null) throw new Error(missing);
   const port = await freePort();
   const adminPort = await freePort();
-  const logFile = tmpPath('reborn-proxy.log');
-  const args = kit().proxyArgs({ addr: `127.0.0.1:${port}`, adminAddr: `127.0.0.1:${adminPort}`, etcd: etcdUrl, product, id: 'bench-proxy' });
-  const entry = start('reborn-proxy', process.execPath, [kit().PROXY_BIN, ...args], logFile);
+  const logFile = tmpPath(`${id}.log`);
+  const args = kit().proxyArgs({ addr: `127.0.0.1:${port}`, adminAddr: `127.0.0.1:${adminPort}`, etcd: etcdUrl, product, id });
+  // `bin`: another checkout's reborn-proxy (bench/before-after.mjs), same arguments.
+  const entry = start(id, process.execPath, [bin ?? kit().PROXY_BIN, ...args], logFile);
   await waitFor('reborn-proxy /healthz', async () => (await fetch(`http://127.0.0.1:${adminPort}/healthz`, { signal: AbortSignal.timeout(1000) })).status === 200, 20_000, entry);
   await waitFor('reborn-proxy PING', () => ping(port), 10_000, entry);
   return { port, adminPort, logFile, entry };
@@ -433,7 +434,7 @@ export function killBenchmarks() {
  * `notes` are redis-benchmark's stderr lines; start/end are ms since the epoch. A run longer
  * than `timeoutMs` is killed.
  */
-export function runRedisBenchmark({ port, test, requests, clients, pipeline, valueSize, keyspace, timeoutMs, resp3 = false }) {
+export function runRedisBenchmark({ port, test, requests, clients, pipeline, valueSize, keyspace, timeoutMs, resp3 = false, cpu = null }) {
   const args = [
     '-h', '127.0.0.1', '-p', String(port), '-t', test, '-n', String(requests),
     '-c', String(clients), '-P', String(pipeline), '-d', String(valueSize), '-r', String(keyspace), '--csv',
@@ -445,7 +446,10 @@ export function runRedisBenchmark({ port, test, requests, clients, pipeline, val
       resolve({ ok: false, why: 'stopping', notes: [], seconds: 0, start: startAt, end: startAt });
       return;
     }
-    const child = spawn('redis-benchmark', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // `cpu`: pinned (taskset) away from the servers, so the two do not share a core.
+    const child = cpu === null
+      ? spawn('redis-benchmark', args, { stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn('taskset', ['-c', String(cpu), 'redis-benchmark', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     benchmarks.add(child);
     let stdout = '';
     let stderr = '';
