@@ -103,11 +103,12 @@ export class PrefixTree<T> {
   }
 
   /** Calls `visit` for every member of every registered prefix of `key`, shortest first. */
-  match(key: Buffer, visit: (member: T) => void): void {
+  /** Visits every member whose prefix `key` starts with, with that prefix's node (an identity). */
+  match(key: Buffer, visit: (member: T, prefix: object) => void): void {
     let node = this.root;
     let pos = 0;
     for (;;) {
-      if (node.members !== null) for (const m of node.members) visit(m);
+      if (node.members !== null) for (const m of node.members) visit(m, node);
       if (pos >= key.length) return;
       const child = node.children?.get(key[pos]!);
       if (child === undefined) return;

@@ -337,22 +337,30 @@ export class Tracking implements ListenerEvents {
 
   // --- ListenerEvents -------------------------------------------------------------------------
 
+  /**
+   * Keys written in group `gid`, framed as Redis frames them (tracking.c): a default-mode
+   * client gets one message per key; a BCAST client one message per matching prefix, with
+   * every key under it (a key under two of its prefixes is in both).
+   */
   keys(_gid: number, keys: Buffer[]): void {
-    const per = new Map<ClientTracking, Buffer[]>();
-    const add = (t: ClientTracking, key: Buffer): void => {
-      const list = per.get(t);
-      if (list === undefined) per.set(t, [key]);
-      // The same key twice in a row: two of a BCAST client's prefixes matched it.
-      else if (list[list.length - 1] !== key) list.push(key);
-    };
-    for (const key of keys) {
-      if (this.table.size > 0) {
+    if (this.table.size > 0) {
+      for (const key of keys) {
         const holders = this.table.take(key.toString('latin1'));
-        if (holders !== undefined) for (const t of holders) add(t, key);
+        if (holders !== undefined) for (const t of holders) this.deliver(t, [key], 'write');
       }
-      if (this.bcastClients > 0) this.prefixTree.match(key, (t) => add(t, key));
     }
-    for (const [t, list] of per) this.deliver(t, list, 'write');
+    if (this.bcastClients === 0) return;
+    const per = new Map<ClientTracking, Map<object, Buffer[]>>();
+    for (const key of keys) {
+      this.prefixTree.match(key, (t, prefix) => {
+        let byPrefix = per.get(t);
+        if (byPrefix === undefined) per.set(t, (byPrefix = new Map()));
+        const list = byPrefix.get(prefix);
+        if (list === undefined) byPrefix.set(prefix, [key]);
+        else list.push(key);
+      });
+    }
+    for (const [t, byPrefix] of per) for (const list of byPrefix.values()) this.deliver(t, list, 'write');
   }
 
   flush(gid: number): void {
