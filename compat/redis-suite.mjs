@@ -10,6 +10,7 @@
  *   node compat/redis-suite.mjs [--tarball PATH | --src DIR] [--units unit/type/list,...]
  *                               [--no-direct] [--no-optional] [--slow] [--tags "..."] [--resp3]
  *                               [--only "test name" | --only /regexp]...
+ *                               [--skiptest "test name" | --skiptest /regexp]...
  *                               [--unit-timeout SEC] [--out FILE] [--no-build] [--no-write] [--strict]
  *
  * --resp3 runs the RESP3 tests: `resp3` is no longer denied (so the RESP3 passes of the
@@ -116,6 +117,7 @@ function parseArgs(argv) {
     write: true,
     resp3: false,
     only: [],
+    skip: [],
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -148,6 +150,7 @@ function parseArgs(argv) {
       case '--strict': o.strict = true; break;
       case '--resp3': o.resp3 = true; break;
       case '--only': o.only.push(next()); break; // runtest's own --only, repeatable
+      case '--skiptest': o.skip.push(next()); break; // runtest's own --skiptest, repeatable
       case '--no-write': o.write = false; break;
       case '-h': case '--help':
         console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('*/')[0]);
@@ -418,7 +421,7 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 }
 
 /** Runs `./runtest --single <unit>` against host:port; resolves with the parsed counts. */
-function runUnit({ srcDir, unit, port, baseport, tags, only, timeoutSec, logFile, env }) {
+function runUnit({ srcDir, unit, port, baseport, tags, only = [], skip = [], timeoutSec, logFile, env }) {
   const args = [
     'runtest',
     '--host', '127.0.0.1', '--port', String(port),
@@ -432,6 +435,7 @@ function runUnit({ srcDir, unit, port, baseport, tags, only, timeoutSec, logFile
     '--baseport', String(baseport), '--portcount', '100',
     '--tags', tags,
     ...only.flatMap((t) => ['--only', t]),
+    ...skip.flatMap((t) => ['--skiptest', t]),
   ];
   return new Promise((res) => {
     const started = Date.now();
@@ -610,7 +614,7 @@ async function runTarget(name, port, baseport, units, o, srcDir, logDir, env, se
     const probeFile = join(logDir, `${name}-${unit.replaceAll('/', '_')}.resp3`);
     rmSync(probeFile, { force: true });
     const unitEnv = o.resp3 ? { ...env, REBORN_COMPAT_RESP3_LOG: probeFile } : env;
-    const r = await runUnit({ srcDir, unit, port, baseport, tags, only: o.only, timeoutSec: o.unitTimeout, logFile, env: unitEnv });
+    const r = await runUnit({ srcDir, unit, port, baseport, tags, only: o.only, skip: o.skip, timeoutSec: o.unitTimeout, logFile, env: unitEnv });
     r.resp3 = readResp3Probe(probeFile);
     results.set(unit, r);
     await restore();

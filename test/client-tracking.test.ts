@@ -279,6 +279,23 @@ describe('RESP3 invalidation pushes', () => {
     }
   });
 
+  it('a REDIRECT target that sent QUIT is gone at once, although its socket may linger', async () => {
+    const key = `${tagOf(2, 'rq')}k`;
+    const target = await Frames.resp3(p0.port);
+    const id = /^:(\d+)\r\n$/.exec(await target.call('CLIENT', 'ID'))![1]!;
+    const c = await Frames.resp3(p0.port);
+    try {
+      expect(await c.call('CLIENT', 'TRACKING', 'ON', 'REDIRECT', id)).toBe(OK);
+      expect(await c.call('GET', key)).toBe('_\r\n');
+      expect(await target.call('QUIT')).toBe(OK); // the test keeps its end of the socket open
+      await p1.client().set(key, 'x');
+      expect(await c.next()).toBe(`>2\r\n${bulk('tracking-redir-broken')}:${id}\r\n`);
+    } finally {
+      c.close();
+      target.close();
+    }
+  });
+
   it('a client cache fed by the socket (values, then pushes, in order) never ends up stale under concurrent writes', { timeout: 60_000 }, async () => {
     const t = tagOf(1, 'race');
     const keys = [`${t}a`, `${t}b`];

@@ -163,6 +163,11 @@ export class Session implements Flushable, ReplySink {
     return this.closed;
   }
 
+  /** Closed, or closing once its last replies are out (after QUIT): nothing new reaches it. */
+  get isEnding(): boolean {
+    return this.closed || this.closeAfterFlush;
+  }
+
   /**
    * Runs `hook` when the client connection closes, or already when the client half-closes
    * if `alsoWhenInputEnds` (a blocked command: nobody is left to wait for its wake-up).

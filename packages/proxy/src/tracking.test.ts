@@ -15,6 +15,11 @@ class FakeClient implements TrackingClient {
   pubsub: object | null = null;
   tx: object | null = null;
   isClosed = false;
+  /** After QUIT, before the socket closes. */
+  quitting = false;
+  get isEnding(): boolean {
+    return this.isClosed || this.quitting;
+  }
   tracking: ClientTracking | null = null;
   readonly pushed: string[] = [];
   private readonly hooks = new Set<() => void>();

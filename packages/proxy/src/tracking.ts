@@ -70,6 +70,8 @@ export interface TrackingClient {
   /** Inside MULTI. */
   readonly tx: object | null;
   readonly isClosed: boolean;
+  /** Closed or closing (after QUIT): a REDIRECT to it is broken. */
+  readonly isEnding: boolean;
   tracking: ClientTracking | null;
   /** Writes an out-of-band frame behind every reply still owed. */
   push(frame: Buffer): void;
@@ -277,7 +279,7 @@ export class Tracking implements ListenerEvents {
 
   /** A connection of this proxy by CLIENT ID (a scan: CLIENT TRACKING … REDIRECT only). */
   private client(id: number): TrackingClient | undefined {
-    for (const c of this.clients()) if (c.id === id && !c.isClosed) return c;
+    for (const c of this.clients()) if (c.id === id && !c.isEnding) return c;
     return undefined;
   }
 
@@ -407,7 +409,7 @@ export class Tracking implements ListenerEvents {
     let target: TrackingClient = client;
     if (t.redirect !== 0) {
       const r = t.redirectTo;
-      if (r === null || r.isClosed) {
+      if (r === null || r.isEnding) {
         t.brokenRedirect = true;
         if (client.resp === 3) client.push(encodePush(3, [REDIR_BROKEN, encodeInteger(t.redirect)]));
         return;
