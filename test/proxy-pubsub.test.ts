@@ -8,6 +8,7 @@
  */
 import { spawn } from 'node:child_process';
 import Redis from 'ioredis';
+import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Barrier } from '@reborn/coordinator';
 import { startCluster, waitFor, type Cluster } from '@reborn/testkit';
@@ -289,6 +290,12 @@ describe('proxy pub/sub', () => {
     const slot = slotOf(channel!);
     const sub = cluster.proxies[0]!.client();
     const got = collect(sub);
+    // The same promise for a RESP3 subscriber (node-redis 6 at its defaults: pushes).
+    const sub3 = createClient({ url: `redis://127.0.0.1:${cluster.proxies[0]!.port}` });
+    sub3.on('error', () => undefined);
+    await sub3.connect();
+    const got3: number[] = [];
+    await sub3.subscribe(channel!, (m) => got3.push(Number(m)));
     const pubs = [cluster.proxies[0]!.client({ maxRetriesPerRequest: 0 }), cluster.proxies[1]!.client({ maxRetriesPerRequest: 0 })];
     await sub.subscribe(channel!);
     let seq = 0;
@@ -332,6 +339,13 @@ describe('proxy pub/sub', () => {
     console.log(`[pubsub-migration] acknowledged ${acked.length}, received ${received.length}, duplicates ${duplicates.length}, missing ${missing.length}`);
     expect(duplicates).toEqual([]);
     expect(missing).toEqual([]);
+    await waitFor(() => got3.length >= acked.length, { what: 'every acknowledged message delivered to the RESP3 subscriber' });
+    const counts3 = new Map<number, number>();
+    for (const n of got3) counts3.set(n, (counts3.get(n) ?? 0) + 1);
+    console.log(`[pubsub-migration] RESP3 subscriber received ${got3.length}`);
+    expect([...counts3].filter(([, c]) => c > 1)).toEqual([]);
+    expect(acked.filter((n) => !counts3.has(n))).toEqual([]);
+    await sub3.quit();
     sub.disconnect();
     pubs.forEach((p) => p.disconnect());
   });

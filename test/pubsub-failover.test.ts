@@ -1,7 +1,7 @@
 /**
  * Pub/sub exactly once across a failover of the channel's group: etcd, two groups (master +
  * replica each), two proxies, the real reborn-agent with --ha. Two subscribers (one per
- * proxy) listen to a channel of group 1 while two publishers (one per proxy) publish
+ * proxy; one RESP2, one RESP3) listen to a channel of group 1 while two publishers (one per proxy) publish
  * numbered messages as fast as they can; group 1's master is killed with SIGKILL, the agent
  * promotes the replica, publishing resumes. Every message whose PUBLISH was acknowledged
  * must reach each subscriber exactly once: counted one by one.
@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, stopAll, waitFor, type Cluster } from '@reborn/testkit';
 import { initialOwner, keysInSlots, slotOf } from './helpers.js';
 import { startAgent, waitLeader, type AgentProcess } from './agent-helpers.js';
+import { createClient } from 'redis';
 
 let cluster: Cluster;
 let agent: AgentProcess;
@@ -32,13 +33,16 @@ describe('pub/sub across failover', () => {
     expect(initialOwner(slotOf(channel!), 2)).toBe(1);
     const g1 = cluster.groups[0]!;
 
+    // Subscriber 0: ioredis on proxy 0 (RESP2); subscriber 1: node-redis 6 at its defaults on
+    // proxy 1 (RESP3, messages as pushes). The same promise holds for both.
     const received: number[][] = [[], []];
-    const subs = cluster.proxies.map((p, i) => {
-      const s = p.client();
-      s.on('message', (_c: string, m: string) => received[i]!.push(Number(m)));
-      return s;
-    });
-    await Promise.all(subs.map((s) => s.subscribe(channel!)));
+    const sub0 = cluster.proxies[0]!.client();
+    sub0.on('message', (_c: string, m: string) => received[0]!.push(Number(m)));
+    await sub0.subscribe(channel!);
+    const sub1 = createClient({ url: `redis://127.0.0.1:${cluster.proxies[1]!.port}` });
+    sub1.on('error', () => undefined);
+    await sub1.connect();
+    await sub1.subscribe(channel!, (m) => received[1]!.push(Number(m)));
     // Both proxies' standby feeds on the replica are subscribed before the master dies.
     const replicaClient = g1.replicas[0]!.client();
     await waitFor(async () => ((await replicaClient.call('PUBSUB', 'NUMSUB', channel!)) as [string, number])[1] === 2, { what: 'standby feeds subscribed on the replica' });
@@ -93,7 +97,8 @@ describe('pub/sub across failover', () => {
       expect(missing).toEqual([]);
     }
     expect(switched.every((r) => r !== undefined)).toBe(true);
-    subs.forEach((s) => s.disconnect());
+    sub0.disconnect();
+    await sub1.quit();
     pubs.forEach((p) => p.disconnect());
   }, 120_000);
 });
