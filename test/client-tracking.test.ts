@@ -18,13 +18,12 @@
  * - Bad input: a million PREFIX options.
  */
 import { execFile } from 'node:child_process';
-import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ReplyScanner } from '@reborn/protocol';
 import { startCluster, waitFor, type Cluster, type ProxyProcess } from '@reborn/testkit';
-import { RawClient, cmd, dataReady, initialOwner, parsePrometheus, plain, slotOf, within } from './helpers.js';
+import { RawClient, cmd, dataReady, initialOwner, parsePrometheus, plain, slotOf } from './helpers.js';
+import { Frames } from './resp3-frames.js';
 import { matrixRow } from './client-matrix.js';
 import { NODE_REDIS } from './client-matrix-clients.js';
 
@@ -50,71 +49,6 @@ function tagOf(gid: number, name: string): string {
   for (let i = 0; ; i++) {
     const tag = `{${name}${i}}`;
     if (initialOwner(slotOf(tag.slice(1, -1)), 2) === gid) return tag;
-  }
-}
-
-/** A raw socket whose replies and pushes are kept as raw frames (latin1), in arrival order. */
-class Frames {
-  private readonly frames: string[] = [];
-  private taken = 0;
-  private readonly scanner = new ReplyScanner();
-  private waiters: Array<() => void> = [];
-  closed = false;
-
-  private constructor(readonly socket: net.Socket) {
-    socket.on('data', (chunk: Buffer) => {
-      this.scanner.feed(chunk, (reply) => this.frames.push(reply.toString('latin1')));
-      this.wake();
-    });
-    socket.on('error', () => undefined);
-    socket.on('close', () => {
-      this.closed = true;
-      this.wake();
-    });
-  }
-
-  static connect(port: number): Promise<Frames> {
-    return new Promise((resolve, reject) => {
-      const s = net.connect({ host: '127.0.0.1', port, noDelay: true }, () => resolve(new Frames(s)));
-      s.once('error', reject);
-    });
-  }
-
-  /** A RESP3 client: HELLO 3 answered. */
-  static async resp3(port: number): Promise<Frames> {
-    const f = await Frames.connect(port);
-    expect(await f.call('HELLO', '3')).toMatch(/^%7\r\n/);
-    return f;
-  }
-
-  private wake(): void {
-    for (const w of this.waiters.splice(0)) w();
-  }
-
-  send(...args: Array<string | number>): void {
-    this.socket.write(cmd(...args));
-  }
-
-  /** The next frame not yet taken (a reply or a push). */
-  async next(ms = 10_000): Promise<string> {
-    await within(
-      (async () => {
-        while (this.frames.length <= this.taken && !this.closed) await new Promise<void>((r) => this.waiters.push(r));
-      })(),
-      ms,
-      'the next frame',
-    );
-    if (this.frames.length <= this.taken) throw new Error('connection closed');
-    return this.frames[this.taken++]!;
-  }
-
-  async call(...args: Array<string | number>): Promise<string> {
-    this.send(...args);
-    return this.next();
-  }
-
-  close(): void {
-    this.socket.destroy();
   }
 }
 
