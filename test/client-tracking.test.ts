@@ -195,39 +195,50 @@ describe('RESP3 invalidation pushes', () => {
     }
   });
 
-  it('REDIRECT to a connection that is gone: tracking-redir-broken, and broken_redirect in TRACKINGINFO', async () => {
-    const key = `${tagOf(2, 'rb')}k`;
+  /**
+   * Tracks a key of group 2 with REDIRECT to another RESP3 connection, lets `dropTarget` make
+   * that connection go, writes the key through the other proxy and expects tracking-redir-broken
+   * (with the target's id); `andThen` checks more on the still-open tracking client.
+   */
+  async function expectRedirectBroken(
+    name: string,
+    dropTarget: (target: Frames, c: Frames, id: string) => Promise<void>,
+    andThen?: (c: Frames, id: string) => Promise<void>,
+  ): Promise<void> {
+    const key = `${tagOf(2, name)}k`;
     const target = await Frames.resp3(p0.port);
     const id = /^:(\d+)\r\n$/.exec(await target.call('CLIENT', 'ID'))![1]!;
     const c = await Frames.resp3(p0.port);
     try {
       expect(await c.call('CLIENT', 'TRACKING', 'ON', 'REDIRECT', id)).toBe(OK);
       expect(await c.call('GET', key)).toBe('_\r\n');
-      target.close();
-      await waitFor(async () => !(await c.call('CLIENT', 'LIST')).includes(`id=${id} `), { what: 'the target gone from the proxy' });
+      await dropTarget(target, c, id);
       await p1.client().set(key, 'x');
       expect(await c.next()).toBe(`>2\r\n${bulk('tracking-redir-broken')}:${id}\r\n`);
-      expect(await c.call('CLIENT', 'TRACKINGINFO')).toContain(`~2\r\n${bulk('on')}${bulk('broken_redirect')}${bulk('redirect')}:${id}\r\n`);
+      await andThen?.(c, id);
     } finally {
       c.close();
+      target.close();
     }
+  }
+
+  it('REDIRECT to a connection that is gone: tracking-redir-broken, and broken_redirect in TRACKINGINFO', async () => {
+    await expectRedirectBroken(
+      'rb',
+      async (target, c, id) => {
+        target.close();
+        await waitFor(async () => !(await c.call('CLIENT', 'LIST')).includes(`id=${id} `), { what: 'the target gone from the proxy' });
+      },
+      async (c, id) => {
+        expect(await c.call('CLIENT', 'TRACKINGINFO')).toContain(`~2\r\n${bulk('on')}${bulk('broken_redirect')}${bulk('redirect')}:${id}\r\n`);
+      },
+    );
   });
 
   it('a REDIRECT target that sent QUIT is gone at once, although its socket may linger', async () => {
-    const key = `${tagOf(2, 'rq')}k`;
-    const target = await Frames.resp3(p0.port);
-    const id = /^:(\d+)\r\n$/.exec(await target.call('CLIENT', 'ID'))![1]!;
-    const c = await Frames.resp3(p0.port);
-    try {
-      expect(await c.call('CLIENT', 'TRACKING', 'ON', 'REDIRECT', id)).toBe(OK);
-      expect(await c.call('GET', key)).toBe('_\r\n');
+    await expectRedirectBroken('rq', async (target) => {
       expect(await target.call('QUIT')).toBe(OK); // the test keeps its end of the socket open
-      await p1.client().set(key, 'x');
-      expect(await c.next()).toBe(`>2\r\n${bulk('tracking-redir-broken')}:${id}\r\n`);
-    } finally {
-      c.close();
-      target.close();
-    }
+    });
   });
 
   it('a client cache fed by the socket (values, then pushes, in order) never ends up stale under concurrent writes', { timeout: 60_000 }, async () => {
