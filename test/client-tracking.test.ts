@@ -22,7 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, waitFor, type Cluster, type ProxyProcess } from '@reborn/testkit';
-import { RawClient, cmd, dataReady, initialOwner, parsePrometheus, plain, slotOf } from './helpers.js';
+import { RawClient, cmd, dataReady, initialOwner, parsePrometheus, plain, promoteReplica, slotOf } from './helpers.js';
 import { Frames } from './resp3-frames.js';
 import { matrixRow } from './client-matrix.js';
 import { NODE_REDIS } from './client-matrix-clients.js';
@@ -468,14 +468,7 @@ describe('a group master replaced in etcd (failover)', () => {
       for (const r of [reader1, reader2]) expect(await r.call('CLIENT', 'TRACKING', 'ON')).toBe(OK);
       expect(await reader1.call('GET', k1)).toBe(bulk('x'));
       expect(await reader2.call('GET', k2)).toBe(bulk('y'));
-      await replica.client().replicaof('NO', 'ONE');
-      await cluster.store.putGroup({
-        id: 1,
-        servers: [
-          { addr: replica.addr, role: 'master' },
-          { addr: oldMaster.addr, role: 'replica' },
-        ],
-      });
+      await promoteReplica(cluster, 1, replica, oldMaster);
       expect(await reader1.next()).toBe(FLUSH3);
       // reader2 read from group 2 only: its next push is the one for its own key.
       await writer.set(k2, 'y2');
