@@ -21,7 +21,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
+import { replaceBetween, runIfMain, writeReadmeSection } from './readme-section.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const README = resolve(root, 'README.md');
@@ -147,12 +148,7 @@ export function renderClientSection(records, meta = {}) {
 }
 
 /** README text with the section replaced, or undefined when the markers are missing. */
-export function replaceSection(readme, section) {
-  const begin = readme.indexOf(BEGIN);
-  const end = readme.indexOf(END, begin + BEGIN.length);
-  if (begin < 0 || end < 0) return undefined;
-  return `${readme.slice(0, begin + BEGIN.length)}\n${section}\n${readme.slice(end)}`;
-}
+export const replaceSection = (readme, section) => replaceBetween(readme, section, BEGIN, END);
 
 function redisVersion() {
   const r = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
@@ -216,27 +212,15 @@ async function main(argv) {
     process.stdout.write(`${section}\n`);
     return 0;
   }
-  const readme = existsSync(README) ? readFileSync(README, 'utf8') : undefined;
-  const updated = readme === undefined ? undefined : replaceSection(readme, section);
-  if (updated === undefined) {
-    process.stdout.write(`${section}\n`);
-    process.stderr.write(
-      `gen-client-table: ${readme === undefined ? 'README.md does not exist' : `README.md has no ${BEGIN} … ${END} markers`}; the table is printed above\n`,
-    );
-    return 1;
-  }
-  if (updated !== readme) writeFileSync(README, updated);
   const failedCells = records.filter((r) => !r.ok).length;
-  process.stderr.write(`gen-client-table: README.md ${updated !== readme ? 'updated' : 'already up to date'} (${records.length} records, ${failedCells} failed)\n`);
-  return 0;
+  return writeReadmeSection({
+    tool: 'gen-client-table',
+    readmePath: README,
+    section,
+    begin: BEGIN,
+    end: END,
+    summary: ` (${records.length} records, ${failedCells} failed)`,
+  });
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (err) => {
-      process.stderr.write(`gen-client-table: ${err instanceof Error ? err.message : err}\n`);
-      process.exit(1);
-    },
-  );
-}
+runIfMain(import.meta.url, 'gen-client-table', main);

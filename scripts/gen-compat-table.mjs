@@ -15,9 +15,10 @@
  *   supported                  otherwise
  * packages/protocol/src/commands/compat-table.test.ts fails when the README disagrees.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { replaceBetween, runIfMain, writeReadmeSection } from './readme-section.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const README = resolve(root, 'README.md');
@@ -113,12 +114,7 @@ export async function renderCompatSection(protocol) {
 }
 
 /** README text with the section replaced, or undefined when the markers are missing. */
-export function replaceSection(readme, section) {
-  const begin = readme.indexOf(BEGIN);
-  const end = readme.indexOf(END, begin + BEGIN.length);
-  if (begin < 0 || end < 0) return undefined;
-  return `${readme.slice(0, begin + BEGIN.length)}\n${section}\n${readme.slice(end)}`;
-}
+export const replaceSection = (readme, section) => replaceBetween(readme, section, BEGIN, END);
 
 async function main(argv) {
   const check = argv.includes('--check');
@@ -128,34 +124,15 @@ async function main(argv) {
     process.stdout.write(`${section}\n`);
     return 0;
   }
-  const readme = existsSync(README) ? readFileSync(README, 'utf8') : undefined;
-  const updated = readme === undefined ? undefined : replaceSection(readme, section);
-  if (updated === undefined) {
-    process.stdout.write(`${section}\n`);
-    process.stderr.write(
-      `gen-compat-table: ${readme === undefined ? 'README.md does not exist' : `README.md has no ${BEGIN} … ${END} markers`}; ` +
-        'the table is printed above\n',
-    );
-    return 1;
-  }
-  if (check) {
-    if (updated !== readme) {
-      process.stderr.write('gen-compat-table: README.md compatibility table is out of date: run `npm run gen:readme`\n');
-      return 1;
-    }
-    return 0;
-  }
-  if (updated !== readme) writeFileSync(README, updated);
-  process.stderr.write(`gen-compat-table: README.md ${updated !== readme ? 'updated' : 'already up to date'}\n`);
-  return 0;
+  return writeReadmeSection({
+    tool: 'gen-compat-table',
+    readmePath: README,
+    section,
+    begin: BEGIN,
+    end: END,
+    check,
+    staleMessage: 'README.md compatibility table is out of date: run `npm run gen:readme`',
+  });
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (err) => {
-      process.stderr.write(`gen-compat-table: ${err instanceof Error ? err.message : err}\n`);
-      process.exit(1);
-    },
-  );
-}
+runIfMain(import.meta.url, 'gen-compat-table', main);

@@ -27,7 +27,7 @@ import { startCluster, stopAll, waitFor, type Cluster } from '@reborn/testkit';
 import { matrixRow } from './client-matrix.js';
 import { VARIANTS, label, type MatrixClient, type Variant } from './client-matrix-clients.js';
 import { ClientLoad } from './client-matrix-load.js';
-import { dataReady, slotOf } from './helpers.js';
+import { dataReady, promoteReplica, slotOf } from './helpers.js';
 import { placement, type Placement } from './migration-helpers.js';
 
 const REPO = fileURLToPath(new URL('../', import.meta.url));
@@ -191,14 +191,7 @@ async function failoverUnderLoad(): Promise<Column[]> {
     await oldMaster.pause();
     let switchedAt: number;
     try {
-      await replica.client().replicaof('NO', 'ONE');
-      await cluster.store.putGroup({
-        id: 1,
-        servers: [
-          { addr: replica.addr, role: 'master' },
-          { addr: oldMaster.addr, role: 'replica' },
-        ],
-      });
+      await promoteReplica(cluster, 1, replica, oldMaster);
       switchedAt = Date.now();
       // Still frozen while the proxy switches: what is in flight to it must fail, not hang.
       await durable.waitForLog((r) => r['msg'] === 'group master changed' && r['group'] === 1);

@@ -18,13 +18,12 @@
  * - Bad input: a million PREFIX options.
  */
 import { execFile } from 'node:child_process';
-import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ReplyScanner } from '@reborn/protocol';
 import { startCluster, waitFor, type Cluster, type ProxyProcess } from '@reborn/testkit';
-import { RawClient, cmd, dataReady, initialOwner, parsePrometheus, plain, slotOf, within } from './helpers.js';
+import { RawClient, cmd, dataReady, initialOwner, parsePrometheus, plain, promoteReplica, slotOf } from './helpers.js';
+import { Frames } from './resp3-frames.js';
 import { matrixRow } from './client-matrix.js';
 import { NODE_REDIS } from './client-matrix-clients.js';
 
@@ -50,71 +49,6 @@ function tagOf(gid: number, name: string): string {
   for (let i = 0; ; i++) {
     const tag = `{${name}${i}}`;
     if (initialOwner(slotOf(tag.slice(1, -1)), 2) === gid) return tag;
-  }
-}
-
-/** A raw socket whose replies and pushes are kept as raw frames (latin1), in arrival order. */
-class Frames {
-  private readonly frames: string[] = [];
-  private taken = 0;
-  private readonly scanner = new ReplyScanner();
-  private waiters: Array<() => void> = [];
-  closed = false;
-
-  private constructor(readonly socket: net.Socket) {
-    socket.on('data', (chunk: Buffer) => {
-      this.scanner.feed(chunk, (reply) => this.frames.push(reply.toString('latin1')));
-      this.wake();
-    });
-    socket.on('error', () => undefined);
-    socket.on('close', () => {
-      this.closed = true;
-      this.wake();
-    });
-  }
-
-  static connect(port: number): Promise<Frames> {
-    return new Promise((resolve, reject) => {
-      const s = net.connect({ host: '127.0.0.1', port, noDelay: true }, () => resolve(new Frames(s)));
-      s.once('error', reject);
-    });
-  }
-
-  /** A RESP3 client: HELLO 3 answered. */
-  static async resp3(port: number): Promise<Frames> {
-    const f = await Frames.connect(port);
-    expect(await f.call('HELLO', '3')).toMatch(/^%7\r\n/);
-    return f;
-  }
-
-  private wake(): void {
-    for (const w of this.waiters.splice(0)) w();
-  }
-
-  send(...args: Array<string | number>): void {
-    this.socket.write(cmd(...args));
-  }
-
-  /** The next frame not yet taken (a reply or a push). */
-  async next(ms = 10_000): Promise<string> {
-    await within(
-      (async () => {
-        while (this.frames.length <= this.taken && !this.closed) await new Promise<void>((r) => this.waiters.push(r));
-      })(),
-      ms,
-      'the next frame',
-    );
-    if (this.frames.length <= this.taken) throw new Error('connection closed');
-    return this.frames[this.taken++]!;
-  }
-
-  async call(...args: Array<string | number>): Promise<string> {
-    this.send(...args);
-    return this.next();
-  }
-
-  close(): void {
-    this.socket.destroy();
   }
 }
 
@@ -261,39 +195,50 @@ describe('RESP3 invalidation pushes', () => {
     }
   });
 
-  it('REDIRECT to a connection that is gone: tracking-redir-broken, and broken_redirect in TRACKINGINFO', async () => {
-    const key = `${tagOf(2, 'rb')}k`;
+  /**
+   * Tracks a key of group 2 with REDIRECT to another RESP3 connection, lets `dropTarget` make
+   * that connection go, writes the key through the other proxy and expects tracking-redir-broken
+   * (with the target's id); `andThen` checks more on the still-open tracking client.
+   */
+  async function expectRedirectBroken(
+    name: string,
+    dropTarget: (target: Frames, c: Frames, id: string) => Promise<void>,
+    andThen?: (c: Frames, id: string) => Promise<void>,
+  ): Promise<void> {
+    const key = `${tagOf(2, name)}k`;
     const target = await Frames.resp3(p0.port);
     const id = /^:(\d+)\r\n$/.exec(await target.call('CLIENT', 'ID'))![1]!;
     const c = await Frames.resp3(p0.port);
     try {
       expect(await c.call('CLIENT', 'TRACKING', 'ON', 'REDIRECT', id)).toBe(OK);
       expect(await c.call('GET', key)).toBe('_\r\n');
-      target.close();
-      await waitFor(async () => !(await c.call('CLIENT', 'LIST')).includes(`id=${id} `), { what: 'the target gone from the proxy' });
+      await dropTarget(target, c, id);
       await p1.client().set(key, 'x');
       expect(await c.next()).toBe(`>2\r\n${bulk('tracking-redir-broken')}:${id}\r\n`);
-      expect(await c.call('CLIENT', 'TRACKINGINFO')).toContain(`~2\r\n${bulk('on')}${bulk('broken_redirect')}${bulk('redirect')}:${id}\r\n`);
+      await andThen?.(c, id);
     } finally {
       c.close();
+      target.close();
     }
+  }
+
+  it('REDIRECT to a connection that is gone: tracking-redir-broken, and broken_redirect in TRACKINGINFO', async () => {
+    await expectRedirectBroken(
+      'rb',
+      async (target, c, id) => {
+        target.close();
+        await waitFor(async () => !(await c.call('CLIENT', 'LIST')).includes(`id=${id} `), { what: 'the target gone from the proxy' });
+      },
+      async (c, id) => {
+        expect(await c.call('CLIENT', 'TRACKINGINFO')).toContain(`~2\r\n${bulk('on')}${bulk('broken_redirect')}${bulk('redirect')}:${id}\r\n`);
+      },
+    );
   });
 
   it('a REDIRECT target that sent QUIT is gone at once, although its socket may linger', async () => {
-    const key = `${tagOf(2, 'rq')}k`;
-    const target = await Frames.resp3(p0.port);
-    const id = /^:(\d+)\r\n$/.exec(await target.call('CLIENT', 'ID'))![1]!;
-    const c = await Frames.resp3(p0.port);
-    try {
-      expect(await c.call('CLIENT', 'TRACKING', 'ON', 'REDIRECT', id)).toBe(OK);
-      expect(await c.call('GET', key)).toBe('_\r\n');
+    await expectRedirectBroken('rq', async (target) => {
       expect(await target.call('QUIT')).toBe(OK); // the test keeps its end of the socket open
-      await p1.client().set(key, 'x');
-      expect(await c.next()).toBe(`>2\r\n${bulk('tracking-redir-broken')}:${id}\r\n`);
-    } finally {
-      c.close();
-      target.close();
-    }
+    });
   });
 
   it('a client cache fed by the socket (values, then pushes, in order) never ends up stale under concurrent writes', { timeout: 60_000 }, async () => {
@@ -523,14 +468,7 @@ describe('a group master replaced in etcd (failover)', () => {
       for (const r of [reader1, reader2]) expect(await r.call('CLIENT', 'TRACKING', 'ON')).toBe(OK);
       expect(await reader1.call('GET', k1)).toBe(bulk('x'));
       expect(await reader2.call('GET', k2)).toBe(bulk('y'));
-      await replica.client().replicaof('NO', 'ONE');
-      await cluster.store.putGroup({
-        id: 1,
-        servers: [
-          { addr: replica.addr, role: 'master' },
-          { addr: oldMaster.addr, role: 'replica' },
-        ],
-      });
+      await promoteReplica(cluster, 1, replica, oldMaster);
       expect(await reader1.next()).toBe(FLUSH3);
       // reader2 read from group 2 only: its next push is the one for its own key.
       await writer.set(k2, 'y2');

@@ -10,7 +10,7 @@
 import net from 'node:net';
 import { crc32 } from 'node:zlib';
 import type { Redis } from 'ioredis';
-import type { Cluster } from '@reborn/testkit';
+import type { Cluster, RedisServer } from '@reborn/testkit';
 
 // -----------------------------------------------------------------------------------------
 // RESP2 replies
@@ -278,6 +278,22 @@ export function busyScript(ms: number, then = '1'): string {
 /** Direct clients to each group's master, index i = group id i+1. */
 export function masterClients(cluster: Cluster): Redis[] {
   return cluster.groups.map((g) => g.master.client());
+}
+
+/**
+ * Fails group `gid` over by hand, as reborn-agent would: `replica` stops replicating (REPLICAOF
+ * NO ONE), then the group is rewritten in etcd with it as master and `oldMaster` as its replica
+ * (the proxies switch on that write). `oldMaster` itself is left as it is.
+ */
+export async function promoteReplica(cluster: Cluster, gid: number, replica: RedisServer, oldMaster: RedisServer): Promise<void> {
+  await replica.client().replicaof('NO', 'ONE');
+  await cluster.store.putGroup({
+    id: gid,
+    servers: [
+      { addr: replica.addr, role: 'master' },
+      { addr: oldMaster.addr, role: 'replica' },
+    ],
+  });
 }
 
 /** Ids of the groups whose master holds `key`. */

@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, waitFor, type Cluster } from '@reborn/testkit';
-import { RawClient, cmd, plain } from './helpers.js';
+import { RawClient, cmd, plain, promoteReplica } from './helpers.js';
 
 let cluster: Cluster;
 
@@ -64,14 +64,7 @@ describe('a group master replaced under a blocked command and a WATCH', () => {
 
     await oldMaster.pause();
     try {
-      await replica.client().replicaof('NO', 'ONE');
-      await cluster.store.putGroup({
-        id: 1,
-        servers: [
-          { addr: replica.addr, role: 'master' },
-          { addr: oldMaster.addr, role: 'replica' },
-        ],
-      });
+      await promoteReplica(cluster, 1, replica, oldMaster);
       // The BLPOP answers an error now, with its master still frozen.
       const [reply] = await blocked.next(1, 5000);
       expect(plain(reply!)).toEqual({ err: expect.stringMatching(/failed over to another master/) });

@@ -8,12 +8,11 @@
  * pub/sub pushes with ordinary commands in between, the protocol switch in the middle of a
  * pipeline, bad input, and node-redis 6 with its default settings (RESP3 since 6.0).
  */
-import net from 'node:net';
 import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ReplyScanner } from '@reborn/protocol';
 import { startCluster, waitFor, type Cluster } from '@reborn/testkit';
-import { cmd, keysOfGroup } from './helpers.js';
+import { keysOfGroup } from './helpers.js';
+import { Frames } from './resp3-frames.js';
 
 let cluster: Cluster;
 
@@ -24,55 +23,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await cluster?.stop();
 });
-
-/** A socket that collects every reply as its raw bytes (RESP2 or RESP3), split by the proxy's own scanner. */
-class Frames {
-  readonly frames: string[] = [];
-  closed = false;
-  private readonly scanner = new ReplyScanner();
-  private waiters: Array<() => void> = [];
-
-  private constructor(readonly socket: net.Socket) {
-    socket.on('data', (chunk: Buffer) => {
-      this.scanner.feed(chunk, (reply) => this.frames.push(reply.toString('latin1')));
-      this.wake();
-    });
-    socket.on('error', () => undefined);
-    socket.on('close', () => {
-      this.closed = true;
-      this.wake();
-    });
-  }
-
-  static connect(port: number): Promise<Frames> {
-    return new Promise((resolve, reject) => {
-      const s = net.connect({ host: '127.0.0.1', port }, () => resolve(new Frames(s)));
-      s.once('error', reject);
-    });
-  }
-
-  private wake(): void {
-    for (const w of this.waiters.splice(0)) w();
-  }
-
-  /** Waits until `n` frames arrived in all (or the socket closed). */
-  async until(n: number): Promise<string[]> {
-    while (this.frames.length < n && !this.closed) await new Promise<void>((r) => this.waiters.push(r));
-    return this.frames;
-  }
-
-  /** Sends commands in one write and returns their `count` replies. */
-  async run(commands: Array<Array<string | number>>, count = commands.length): Promise<string[]> {
-    const start = this.frames.length;
-    this.socket.write(Buffer.concat(commands.map((c) => cmd(...c))));
-    await this.until(start + count);
-    return this.frames.slice(start, start + count);
-  }
-
-  close(): void {
-    this.socket.destroy();
-  }
-}
 
 /** A script whose replies are deterministic, over keys `k` (a hash tag keeps them in one slot). */
 function script(k: string): Array<Array<string | number>> {

@@ -17,6 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Watcher } from 'etcd3';
 import type { ProxyInfo } from './models.js';
 import type { Store } from './store.js';
+import { cancelWatcher, reportTo, retryUntilDone } from './watch-plumbing.js';
 
 export interface ProxyListHandlers {
   /** The registered proxies, sorted by id. */
@@ -42,14 +43,14 @@ export class ProxyListWatch {
     this.attach();
   }
 
-  /** Stops watching; no list is delivered after this resolves. Never throws. */
+  /** Stops watching; no list is delivered after this resolves. Never throws; gives up waiting for etcd after 2 s. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.abort.abort();
     const w = this.watcher;
     this.watcher = null;
-    await w?.cancel().catch(() => undefined);
+    await cancelWatcher(w);
   }
 
   private attach(): void {
@@ -92,37 +93,23 @@ export class ProxyListWatch {
   }
 
   private async readUntilDelivered(): Promise<void> {
-    for (let delay = RETRY_MIN_MS; !this.closed; delay = Math.min(delay * 2, RETRY_MAX_MS)) {
-      // A change seen before this read started is covered by it.
-      this.readAgain = false;
-      let proxies: ProxyInfo[];
-      try {
-        proxies = await this.store.listProxies();
-      } catch (err) {
-        this.report(err);
-        try {
-          await sleep(delay, undefined, { signal: this.abort.signal });
-        } catch {
-          return; // closed
-        }
-        continue;
-      }
-      if (this.closed) return;
-      try {
-        this.handlers.onList(proxies);
-      } catch (err) {
-        this.report(err); // the handler's own bug: reading again would not fix it
-      }
-      return;
+    const proxies = await retryUntilDone(
+      () => {
+        // A change seen before this read started is covered by it.
+        this.readAgain = false;
+        return this.store.listProxies();
+      },
+      { signal: this.abort.signal, minMs: RETRY_MIN_MS, maxMs: RETRY_MAX_MS, onError: (err) => this.report(err) },
+    );
+    if (proxies === undefined || this.closed) return;
+    try {
+      this.handlers.onList(proxies);
+    } catch (err) {
+      this.report(err); // the handler's own bug: reading again would not fix it
     }
   }
 
-  /** Handler exceptions must not escape into etcd3's stream callbacks. */
   private report(err: unknown): void {
-    try {
-      this.handlers.onError?.(err instanceof Error ? err : new Error(String(err)));
-    } catch {
-      // The error sink itself failed: nothing sensible left to tell.
-    }
+    reportTo(this.handlers, err);
   }
 }

@@ -10,7 +10,6 @@
  * stored record as of its newest event, and reads it again whenever it (re)connects, so an
  * etcd outage or compaction never leaves a watcher with an old record.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Watcher } from 'etcd3';
 import { ConflictError } from './errors.js';
 import { guard, guardedWrite, op, readKey } from './guarded-writes.js';
@@ -25,12 +24,12 @@ import {
   type ServerConfigAccess,
 } from './redis-config.js';
 import type { Store } from './store.js';
+import { cancelWatcher, reportTo, retryUntilDone } from './watch-plumbing.js';
 
 /** Compare-and-swap attempts before a change gives up (only ever reached under a write storm). */
 const CAS_ATTEMPTS = 10;
 const REWATCH_MIN_MS = 100;
 const REWATCH_MAX_MS = 2000;
-const CLOSE_TIMEOUT_MS = 2000;
 
 export interface ProductConfigHandlers {
   /** The stored record changed (or was read again after a reconnect). */
@@ -140,29 +139,21 @@ export class ProductConfigWatch {
     this.abort.abort();
     const w = this.watcher;
     this.watcher = null;
-    if (w) await Promise.race([w.cancel().catch(() => undefined), sleep(CLOSE_TIMEOUT_MS, undefined, { ref: false })]);
+    await cancelWatcher(w);
   }
 
   /** Reads the record, delivers it, and watches from that revision on (retrying while etcd is away). */
   private async start(): Promise<void> {
-    let delay = REWATCH_MIN_MS;
-    while (!this.closed) {
-      try {
-        const res = await this.store.call('read redis config', () => this.store.etcd.get(this.key).exec());
-        const kv = res.kvs[0];
-        this.deliver(kv ? kv.value : null);
-        if (!this.closed) this.attach(res.header.revision);
-        return;
-      } catch (err) {
-        this.report(err);
-        try {
-          await sleep(delay, undefined, { signal: this.abort.signal });
-        } catch {
-          return; // closed
-        }
-        delay = Math.min(delay * 2, REWATCH_MAX_MS);
-      }
-    }
+    const res = await retryUntilDone(() => this.store.call('read redis config', () => this.store.etcd.get(this.key).exec()), {
+      signal: this.abort.signal,
+      minMs: REWATCH_MIN_MS,
+      maxMs: REWATCH_MAX_MS,
+      onError: (err) => this.report(err),
+    });
+    if (res === undefined || this.closed) return;
+    const kv = res.kvs[0];
+    this.deliver(kv ? kv.value : null);
+    if (!this.closed) this.attach(res.header.revision);
   }
 
   private attach(revision: string): void {
@@ -215,12 +206,7 @@ export class ProductConfigWatch {
     }
   }
 
-  /** Handler exceptions must not escape into etcd3's stream callbacks. */
   private report(err: unknown): void {
-    try {
-      this.handlers.onError?.(err instanceof Error ? err : new Error(String(err)));
-    } catch {
-      // The error sink itself failed: nothing sensible left to tell.
-    }
+    reportTo(this.handlers, err);
   }
 }

@@ -46,6 +46,7 @@ import {
   type Topology,
 } from './models.js';
 import type { Paths } from './paths.js';
+import { cancelWatcher, reportTo, retryUntilDone } from './watch-plumbing.js';
 
 /** Why the watch reloaded the whole topology. */
 export type ResyncCause = 'compacted' | 'rewound';
@@ -88,7 +89,6 @@ export interface TopologyHandlers {
 
 const RESYNC_BACKOFF_MIN_MS = 100;
 const RESYNC_BACKOFF_MAX_MS = 2000;
-const CLOSE_TIMEOUT_MS = 2000;
 
 export class TopologyWatch {
   private watcher: Watcher | null = null;
@@ -118,8 +118,7 @@ export class TopologyWatch {
     this.onClose();
     const w = this.watcher;
     this.watcher = null;
-    // Unref'd: a close that finished early must not hold the process open for 2 s.
-    if (w) await Promise.race([w.cancel().catch(() => undefined), sleep(CLOSE_TIMEOUT_MS, undefined, { ref: false })]);
+    await cancelWatcher(w);
   }
 
   private attach(): void {
@@ -217,27 +216,16 @@ export class TopologyWatch {
       }
     }
     this.lastResyncAt = Date.now();
-    let delay = RESYNC_BACKOFF_MIN_MS;
-    while (!this.closed) {
-      let topology: Topology;
-      try {
-        topology = await this.load();
-      } catch (err) {
-        this.report(err);
-        try {
-          await sleep(delay, undefined, { signal: this.abort.signal });
-        } catch {
-          return; // closed
-        }
-        delay = Math.min(delay * 2, RESYNC_BACKOFF_MAX_MS);
-        continue;
-      }
-      if (this.closed) return;
-      this.deliver(topology, cause);
-      this.nextRev = BigInt(topology.revision) + 1n;
-      this.attach();
-      return;
-    }
+    const topology = await retryUntilDone(() => this.load(), {
+      signal: this.abort.signal,
+      minMs: RESYNC_BACKOFF_MIN_MS,
+      maxMs: RESYNC_BACKOFF_MAX_MS,
+      onError: (err) => this.report(err),
+    });
+    if (topology === undefined || this.closed) return;
+    this.deliver(topology, cause);
+    this.nextRev = BigInt(topology.revision) + 1n;
+    this.attach();
   }
 
   private deliver(t: Topology, cause: ResyncCause): void {
@@ -253,12 +241,7 @@ export class TopologyWatch {
     }
   }
 
-  /** Handler exceptions must not escape into etcd3's stream callbacks (it rethrows them). */
   private report(err: unknown): void {
-    try {
-      this.handlers.onError?.(err instanceof Error ? err : new Error(String(err)));
-    } catch {
-      // The error sink itself failed: nothing sensible left to tell.
-    }
+    reportTo(this.handlers, err);
   }
 }

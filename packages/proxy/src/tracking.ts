@@ -54,6 +54,7 @@ import {
 } from '@reborn/protocol';
 import { NO_GROUP } from '@reborn/coordinator';
 import type { BackendOptions } from './backend.js';
+import type { TrackingGauges } from './metrics.js';
 import type { ClientRequest } from './request.js';
 import type { Router } from './router.js';
 import { KeyTable, type Taken } from './tracking-table.js';
@@ -182,14 +183,6 @@ export class ClientTracking implements TrackingMode {
   private wants(): boolean {
     return !((this.optin && !this.caching) || (this.optout && this.caching));
   }
-}
-
-export interface TrackingStats {
-  clients: number;
-  keys: number;
-  prefixes: number;
-  invalidations: ReadonlyMap<InvalidationReason, number>;
-  listeners: ReadonlyMap<number, boolean>;
 }
 
 export class Tracking implements ListenerEvents {
@@ -424,7 +417,8 @@ export class Tracking implements ListenerEvents {
     this.sent.set(reason, this.sent.get(reason)! + 1);
   }
 
-  stats(): TrackingStats {
+  /** The gauges /metrics reads; INFO and /api/proxy show them too. */
+  stats(): TrackingGauges {
     return { clients: this.trackers.size, keys: this.table.size, prefixes: this.prefixTree.size, invalidations: this.sent, listeners: this.listeners.states() };
   }
 
