@@ -41,6 +41,15 @@ describe('CONFIG GET patterns', () => {
     expect(globMatch('*', '')).toBe(true);
   });
 
+  it('a pattern built to backtrack (many stars) is answered, not exponentially retried', () => {
+    // Without memoising failed positions this takes longer than the universe has left (about
+    // 2^40 tries); a hang here is the bug.
+    const evil = '*?'.repeat(40) + '*#';
+    expect(globMatch(evil, 'hash-max-listpack-entries-and-a-bit-more-text')).toBe(false);
+    expect(globMatch('*?'.repeat(10) + '*s', 'hash-max-listpack-entries')).toBe(true);
+    expect(configGetArgs([evil, evil, evil])).toEqual([]);
+  });
+
   it('ask redis only for whitelisted names: plain names as given, patterns expanded', () => {
     expect(configGetArgs(['requirepass', 'dir', 'maxmemory'])).toEqual([]);
     expect(configGetArgs(['MAXMEMORY-POLICY', 'maxmemory-policy', 'maxmemory'])).toEqual(['MAXMEMORY-POLICY']);

@@ -100,7 +100,18 @@ function isPattern(arg: string): boolean {
 export function globMatch(pattern: string, text: string): boolean {
   const p = pattern.toLowerCase();
   const t = text.toLowerCase();
+  // Positions (pattern, text) already known not to match: without this, a client's pattern of
+  // many `*`s backtracks exponentially (seconds for `*?*?…*#`) and stalls the whole proxy.
+  // With it every position pair is tried once: O(|pattern| · |text|²) at worst.
+  const failed = new Uint8Array((p.length + 1) * (t.length + 1));
   const match = (pi: number, ti: number): boolean => {
+    const at = pi * (t.length + 1) + ti;
+    if (failed[at] === 1) return false;
+    const hit = matchFrom(pi, ti);
+    if (!hit) failed[at] = 1;
+    return hit;
+  };
+  const matchFrom = (pi: number, ti: number): boolean => {
     while (pi < p.length) {
       const c = p[pi]!;
       if (c === '*') {
