@@ -160,6 +160,19 @@ describe('RESP3 through the proxy', () => {
     }
   });
 
+  it('switches a WATCH\'s pinned connection with the client: commands and EXEC after HELLO 3 answer in RESP3', async () => {
+    const [key] = keysOfGroup('r3watch-', 1, 1);
+    const proxy = await Frames.connect(cluster.proxies[0]!.port);
+    try {
+      await proxy.run([['HSET', `{${key}}h`, 'f', 'v'], ['DEL', key!]]);
+      const replies = await proxy.run([['WATCH', key!], ['HELLO', 3], ['GET', key!], ['MULTI'], ['HGETALL', `{${key}}h`], ['GET', key!], ['EXEC']]);
+      expect(replies[2]).toBe('_\r\n');
+      expect(replies[6]).toBe('*2\r\n%1\r\n$1\r\nf\r\n$1\r\nv\r\n_\r\n');
+    } finally {
+      proxy.close();
+    }
+  });
+
   it('keeps request order across a protocol switch inside one pipeline', async () => {
     const keys = [...keysOfGroup('r3order-', 1, 3), ...keysOfGroup('r3order-', 2, 3)];
     const proxy = await Frames.connect(cluster.proxies[0]!.port);

@@ -56,12 +56,20 @@ export class Forwarder {
   }
 
   /** The last step of routing: a shared pipelined connection, or a dedicated one for a blocking command. */
-  private deliver(session: Session, pool: BackendPool, breq: BackendRequest, slot: number, blocking: boolean): void {
+  private deliver(session: Session, pool: BackendPool, breq: BackendRequest, slot: number, blocking: boolean, keys: readonly Buffer[] = []): void {
     if (blocking) {
       // Redis runs nothing else of a client while it is blocked: neither does the proxy.
       session.gate();
       if (breq.write === true) session.wroteOutsideWaitsView = true;
-      const run = (): void =>
+      const entry = this.router.slots[slot];
+      const run = (): void => {
+        if (this.router.slots[slot] !== entry) {
+          // The slot changed while the command waited (a barrier began: it could not see this
+          // command to unblock it): route it again by the slot's state, as a new one.
+          this.sendToSlot(session, breq, slot, keys, true);
+          session.ungate();
+          return;
+        }
         this.opts.blocking.run(session, pool, slot, {
           payload: breq.payload,
           write: breq.write === true,
@@ -70,11 +78,19 @@ export class Forwarder {
             session.ungate();
           },
         });
+      };
       // It runs on a connection of its own: it must not overtake this client's earlier
       // requests to the same server (RPUSH then BLPOP in one pipeline), still on the shared one.
       const shared = pool.pick(session.id, session.resp);
-      if (shared.settled >= shared.sent) run();
-      else void shared.whenSettled(shared.sent).then(run);
+      if (shared.settled >= shared.sent) {
+        run();
+        return;
+      }
+      shared.whenSettled(shared.sent).then(run).catch((err: unknown) => {
+        // A bug here must cost this client its command, not leave it gated for ever.
+        breq.resolve(encodeError(`ERR internal proxy error: ${(err as Error).message}`));
+        session.ungate();
+      });
       return;
     }
     // After WATCH, this client's commands on the watched slot share its pinned connection
@@ -107,7 +123,7 @@ export class Forwarder {
       return;
     }
     if (entry.state === 'online') {
-      this.deliver(session, entry.master, breq, slot, blocking);
+      this.deliver(session, entry.master, breq, slot, blocking, keys);
       return;
     }
     if (entry.state === 'pre_migrate' && !blocking && (breq.pinned !== undefined || pinnedConnection(session, slot) !== null)) {
@@ -132,7 +148,7 @@ export class Forwarder {
       return;
     }
     if (keys.length === 0) {
-      this.deliver(session, entry.master, breq, slot, blocking);
+      this.deliver(session, entry.master, breq, slot, blocking, keys);
       session.ungate();
       return;
     }
@@ -150,7 +166,7 @@ export class Forwarder {
           breq.resolve(encodeError(`ERR moving the keys of migrating slot ${slot} failed: ${message}`));
         } else if (this.router.slots[slot] === entry) {
           // The keys are in the target now, and the slot is as it was: deliver there.
-          this.deliver(session, entry.master!, breq, slot, blocking);
+          this.deliver(session, entry.master!, breq, slot, blocking, keys);
         } else {
           // The slot changed while its keys moved: online in the target, a failover there,
           // or already the next move's barrier. Route again by its current state.

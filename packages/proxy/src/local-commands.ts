@@ -145,6 +145,11 @@ function hello(ctx: LocalContext, session: Session, req: ClientRequest, args: Bu
     if (!validClientName(name)) return encodeError('ERR Client names cannot contain spaces, newlines or special characters.');
     session.name = name.length === 0 ? null : Buffer.from(name);
   }
+  if (resp !== session.resp && session.watch?.conn) {
+    // The WATCH's pinned connection was opened in the old protocol, and the commands after
+    // this HELLO (EXEC too) go over it: it switches with the client, in order.
+    session.watch.conn.send({ payload: encodeCommand(['HELLO', String(resp)]), resolve: () => undefined });
+  }
   session.switchProtocol(req, resp);
   return encodeMapOf(resp, [
     ['server', encodeBulk('redis')],
