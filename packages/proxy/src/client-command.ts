@@ -29,6 +29,11 @@ function lower(b: Uint8Array): string {
   return Buffer.from(b).toString('latin1').toLowerCase();
 }
 
+/** A client's argument as an error message quotes it: at most 128 bytes, printable only. */
+function quoted(arg: Uint8Array): string {
+  return Buffer.from(arg.subarray(0, 128)).toString('latin1').replace(/[^\x20-\x7e]/g, '?');
+}
+
 /** CLIENT REPLY ON|OFF|SKIP: OFF and SKIP are not answered themselves; ON always is. */
 function clientReply(session: Session, req: ClientRequest, mode: Buffer): Buffer {
   switch (lower(mode)) {
@@ -54,7 +59,7 @@ function clientReply(session: Session, req: ClientRequest, mode: Buffer): Buffer
 function setInfo(session: Session, args: Buffer[]): Buffer {
   const attr = lower(args[2]!);
   const value = args[3]!;
-  if (attr !== 'lib-name' && attr !== 'lib-ver') return encodeError(`ERR Unrecognized option '${Buffer.from(args[2]!).toString('latin1')}'`);
+  if (attr !== 'lib-name' && attr !== 'lib-ver') return encodeError(`ERR Unrecognized option '${quoted(args[2]!)}'`);
   for (const c of value) {
     if (c < 0x21 || c > 0x7e) return encodeError(`ERR ${attr} cannot contain spaces, newlines or special characters.`);
   }
@@ -107,7 +112,7 @@ function list(ctx: ClientCommandContext, session: Session, args: Buffer[]): Buff
     if (opt === 'type' && i + 1 < args.length) {
       type = lower(args[++i]!);
       if (!['normal', 'master', 'replica', 'slave', 'pubsub'].includes(type)) {
-        return encodeError(`ERR Unknown client type '${Buffer.from(args[i]!).toString('latin1')}'`);
+        return encodeError(`ERR Unknown client type '${quoted(args[i]!)}'`);
       }
     } else if (opt === 'id' && i + 1 < args.length) {
       ids = new Set();
@@ -143,8 +148,8 @@ function maintNotifications(args: Buffer[]): Buffer {
   if (mode !== 'on' && mode !== 'off') return encodeError("ERR syntax error: expected 'on' or 'off'");
   for (let i = 3; i < args.length; i += 2) {
     const opt = lower(args[i]!);
-    if (opt !== 'moving-endpoint-type' || i + 1 >= args.length) return encodeError(`ERR unknown maintenance notification option '${Buffer.from(args[i]!).toString('latin1')}'`);
-    if (!MAINT_ENDPOINT_TYPES.has(lower(args[i + 1]!))) return encodeError(`ERR invalid moving-endpoint-type '${Buffer.from(args[i + 1]!).toString('latin1')}'`);
+    if (opt !== 'moving-endpoint-type' || i + 1 >= args.length) return encodeError(`ERR unknown maintenance notification option '${quoted(args[i]!)}'`);
+    if (!MAINT_ENDPOINT_TYPES.has(lower(args[i + 1]!))) return encodeError(`ERR invalid moving-endpoint-type '${quoted(args[i + 1]!)}'`);
   }
   return OK;
 }

@@ -117,7 +117,7 @@ export class ClusterFace {
       case 'cluster|slaves': {
         // Every node is a master without replicas (a proxy's redundancy is the other proxies).
         const id = args[2]!.toString('latin1');
-        return this.nodes.some((n) => n.id === id) ? encodeArrayOfEncoded([]) : encodeError(`ERR Unknown node ${id}`);
+        return this.nodes.some((n) => n.id === id) ? encodeArrayOfEncoded([]) : encodeError(`ERR Unknown node ${id.slice(0, 128)}`);
       }
       default:
         return encodeError(`ERR command '${name.replace('|', ' ')}' is not supported by reborn`);

@@ -129,7 +129,7 @@ export class Dispatcher {
 
   private execute(session: Session, req: ClientRequest, cmd: CommandInfo | undefined, args: Buffer[], raw: Buffer | null): void {
     session.applyReplyMode(req);
-    // tracking: a read is recorded before it is sent, its reply already owed (tracking.ts)
+    // Client-side caching: a read is recorded before it is sent, its reply already owed (tracking.ts).
     if (session.tracking !== null) session.tracking.beforeCommand(cmd, args);
     if (cmd === undefined) {
       const rest = args.slice(1, 4).map((a) => `'${printable(a)}'`).join(' ');
@@ -253,7 +253,7 @@ export class Dispatcher {
   private reset(session: Session, req: ClientRequest): void {
     this.transactions.reset(session);
     this.pubsub.sessionClosed(session);
-    session.tracking?.disable(); // tracking
+    session.tracking?.disable();
     session.resetState();
     session.switchProtocol(req, 2);
     req.resolve(RESET);

@@ -23,12 +23,12 @@ import { clientCommand, validClientName } from './client-command.js';
 import { answerCluster, isClusterSession } from './cluster-face.js';
 import { flush, keys, randomKey, scan, type KeyspaceLimits } from './keyspace.js';
 import type { SlowLog } from './slowlog.js';
-import { answerConfig } from './config-command.js'; // product config
-import type { ProductConfig } from './product-config.js'; // product config
+import { answerConfig } from './config-command.js';
+import type { ProductConfig } from './product-config.js';
 import { CustomMerge, SumMerge, type ClientRequest } from './request.js';
 import type { Router } from './router.js';
 import type { Session } from './session.js';
-import type { Tracking } from './tracking.js'; // tracking
+import type { Tracking } from './tracking.js';
 
 export const PROXY_VERSION = '0.1.0';
 
@@ -62,12 +62,12 @@ export interface LocalContext {
   refusal(): Buffer | null;
   /** product config: CONFIG GET/SET of the product-wide redis parameters (config-command.ts). */
   readonly productConfig: ProductConfig;
-  /** tracking: CLIENT TRACKING / CACHING / GETREDIR / TRACKINGINFO (tracking.ts). */
+  /** CLIENT TRACKING / CACHING / GETREDIR / TRACKINGINFO (tracking.ts). */
   readonly tracking: Tracking;
 }
 
 const NOT_READY = encodeError('ERR proxy not ready');
-/** tracking: client-side caching, answered by tracking.ts. */
+/** Client-side caching, answered by tracking.ts. */
 const TRACKING_SUBCOMMANDS = new Set(['client|tracking', 'client|caching', 'client|getredir', 'client|trackinginfo']);
 
 /**
@@ -311,12 +311,12 @@ export function answerLocally(
     req.resolve(ctx.slowlog.command(name.slice('slowlog|'.length), args.slice(2)));
     return;
   }
-  // product config
+ 
   if (name === 'config|get' || name === 'config|set') {
     answerConfig(ctx, session, req, name, args);
     return;
   }
-  // tracking: client-side caching is tracking.ts's
+  // Client-side caching is tracking.ts's
   if (TRACKING_SUBCOMMANDS.has(name)) {
     ctx.tracking.command(session, req, name, args);
     return;

@@ -172,9 +172,15 @@ export class ProductConfig {
       if (err instanceof CoordinatorError) return encodeError(`ERR the parameters were not stored in etcd: ${message}`);
       return encodeError(`ERR backend ${master.addr} did not answer CONFIG SET: ${message}`);
     }
-    const outcomes = await this.refresh();
-    const failed = outcomes.filter((o) => o.error !== undefined || o.refused.length > 0);
-    if (failed.length > 0) this.log.warn({ params, failed }, 'CONFIG SET stored, but not every server took it yet (unreachable ones are retried)');
+    // Stored: the answer is OK whatever happens next. Applying is retried (and redone by every
+    // proxy's watch), so an etcd hiccup while re-reading must not say the SET failed.
+    try {
+      const outcomes = await this.refresh();
+      const failed = outcomes.filter((o) => o.error !== undefined || o.refused.length > 0);
+      if (failed.length > 0) this.log.warn({ params, failed }, 'CONFIG SET stored, but not every server took it yet (unreachable ones are retried)');
+    } catch (err) {
+      this.log.warn({ err, params }, 'CONFIG SET stored; applying waits for the watch');
+    }
     return OK;
   }
 

@@ -168,7 +168,7 @@ export class Router {
   /** Replaces the whole table (first load, or a resync after a lost watch). */
   load(groups: Map<number, GroupInfo>, slots: readonly SlotInfo[]): void {
     const mastersBefore = this.masterAddrs();
-    const entriesBefore = this.slots.slice(); // tracking
+    const entriesBefore = this.slots.slice();
     this.groups = new Map(groups);
     // A reload may hide any number of moves: make running SCANs go over everything again.
     const lowest = [...groups.keys()].sort((a, b) => a - b)[0];
@@ -178,7 +178,7 @@ export class Router {
     this.ready = true;
     this.onGroupsChanged?.();
     this.reportMasterChanges(mastersBefore);
-    for (const before of entriesBefore) this.reportSlotMove(before, this.slots[before.id]!); // tracking
+    for (const before of entriesBefore) this.reportSlotMove(before, this.slots[before.id]!);
     for (let i = 0; i < SLOT_COUNT; i++) this.releaseHeld(i);
     this.logger.info({ groups: groups.size, online: this.slots.filter((s) => s.master !== null).length }, 'slot table loaded');
   }
@@ -193,12 +193,12 @@ export class Router {
   onMasterReplaced: ((oldMaster: string) => void) | null = null;
 
   /**
-   * tracking: called with a slot whose serving group changed, or whose migration ended: what
+   * Client-side caching: called with a slot whose serving group changed, or whose migration ended: what
    * a client read of it came from another group than what it would read now (tracking.ts).
    */
   onSlotMoved: ((slot: number) => void) | null = null;
 
-  /** tracking: see onSlotMoved. */
+  /** Client-side caching: see onSlotMoved. */
   private reportSlotMove(before: SlotEntry, after: SlotEntry): void {
     if (before.groupId !== after.groupId || (before.state === 'migrating' && after.state !== 'migrating')) this.onSlotMoved?.(after.id);
   }
@@ -220,7 +220,7 @@ export class Router {
     this.slotInfos[slot.id] = slot;
     this.slots[slot.id] = this.buildEntry(slot);
     const after = this.slots[slot.id]!;
-    if (before !== undefined) this.reportSlotMove(before, after); // tracking
+    if (before !== undefined) this.reportSlotMove(before, after);
     if (before?.groupId !== after.groupId || before?.state !== after.state) {
       this.logger.info({ slot: slot.id, state: after.state, group: after.groupId, from: slot.from, to: slot.to }, 'slot switched');
     }

@@ -24,7 +24,7 @@ import type { Flushable, Flusher } from './flusher.js';
 import { Fifo } from './fifo.js';
 import type { ClientSubscriptions, TxState, WatchState } from './client-state.js';
 import { ClientRequest, type ReplySink } from './request.js';
-import type { ClientTracking } from './tracking.js'; // tracking
+import type { ClientTracking } from './tracking.js';
 
 export interface SessionLimits {
   maxPipeline: number;
@@ -77,9 +77,9 @@ export class Session implements Flushable, ReplySink {
    * since its last WAIT: WAIT on the shared connections cannot vouch for that write.
    */
   wroteOutsideWaitsView = false;
-  /** Subscribed (pubsub.ts): only (P|S)(UN)SUBSCRIBE, PING, QUIT and RESET are allowed. */
+  /** Subscribed (pubsub.ts): in RESP2 only (P|S)(UN)SUBSCRIBE, PING, QUIT and RESET are allowed. */
   pubsub: ClientSubscriptions | null = null;
-  /** tracking: CLIENT TRACKING is on; the client's tracking state (tracking.ts). Null when off. */
+  /** CLIENT TRACKING is on: the client's tracking state (tracking.ts). Null when off. */
   tracking: ClientTracking | null = null;
   readonly connectedAt = Date.now();
   readonly remote: string;

@@ -102,8 +102,10 @@ export class PrefixTree<T> {
     }
   }
 
-  /** Calls `visit` for every member of every registered prefix of `key`, shortest first. */
-  /** Visits every member whose prefix `key` starts with, with that prefix's node (an identity). */
+  /**
+   * Calls `visit` for every member of every registered prefix of `key`, shortest first, with
+   * that prefix's node (an identity: callers group keys per prefix by it).
+   */
   match(key: Buffer, visit: (member: T, prefix: object) => void): void {
     let node = this.root;
     let pos = 0;

@@ -109,7 +109,7 @@ const ENTRIES: ReadonlyArray<[string, ProxyPolicy]> = [
   ['client|getname', local()],
   ['client|id', local('an id assigned by the proxy')],
   ['client|setname', local()],
-  ['client|setinfo', local('accepted and ignored')],
+  ['client|setinfo', local('LIB-NAME and LIB-VER are kept per connection and shown by CLIENT INFO/LIST')],
   ['client|reply', local('ON, OFF and SKIP, per client connection')],
   ['client|info', local("this connection as the proxy sees it, in Redis' format")],
   ['client|list', local("the proxy's own client connections, in Redis' format (TYPE and ID filters)")],
