@@ -270,10 +270,16 @@ describe('proxy pub/sub', () => {
         const p = pub.pipeline();
         for (let j = i; j < i + 20; j++) p.publish(channel!, `${j}:${payload}`);
         await p.exec();
+        // Paced by the reading subscriber: at most one batch (1.3 MB) is ever on its way to it,
+        // so it stays far below the output limit however slowly a loaded machine lets it read.
+        // The one that never reads still gets all 25 MB queued, and must be cut off.
+        await waitFor(() => (got.get(channel!)?.length ?? 0) >= i + 20, { timeoutMs: 60_000, what: `the reading subscriber got batch ${i / 20}` });
       }
       await waitFor(() => (got.get(channel!)?.length ?? 0) === N, { what: 'the reading subscriber got everything' });
       expect(got.get(channel!)!.map((m) => Number(m.split(':')[0]))).toEqual(Array.from({ length: N }, (_, i) => i));
       await cluster.proxies[0]!.waitForLog((r) => r['msg'] === 'client output buffer over limit, disconnecting');
+      // Only the one that never reads: the reading subscriber was never cut off.
+      expect(cluster.proxies[0]!.logRecords().filter((r) => r['msg'] === 'client output buffer over limit, disconnecting')).toHaveLength(1);
       // Reading again, the slow client finds its connection closed after what was in flight.
       slow.socket.resume();
       await slow.waitClosed();
