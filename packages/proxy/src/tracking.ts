@@ -458,11 +458,22 @@ export function trackingForProxy(
 
 /** The groups that may hold a slot's keys, from the router's view of the slot. */
 export function slotGroups(router: Router): (slot: number) => readonly number[] {
+  // Asked for every key a tracking client reads: an online slot (the common case) answers a
+  // shared one-element array instead of building one per read.
+  const single = new Map<number, readonly number[]>();
+  const NONE: readonly number[] = [];
   return (slot) => {
     const info = router.slotInfoOf(slot);
-    if (info.state === 'offline' || info.group === NO_GROUP) return [];
+    if (info.state === 'offline' || info.group === NO_GROUP) return NONE;
+    const moving = (g: number | undefined): boolean => g !== undefined && g !== NO_GROUP && g !== info.group;
+    if (!moving(info.from) && !moving(info.to)) {
+      let one = single.get(info.group);
+      if (one === undefined) single.set(info.group, (one = [info.group]));
+      return one;
+    }
     const out = [info.group];
-    for (const g of [info.from, info.to]) if (g !== undefined && g !== NO_GROUP && !out.includes(g)) out.push(g);
+    if (moving(info.from)) out.push(info.from!);
+    if (moving(info.to) && info.to !== info.from) out.push(info.to!);
     return out;
   };
 }
