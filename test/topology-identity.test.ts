@@ -294,7 +294,11 @@ describe('a brand-new product', () => {
       expect(h.body.topologyAlarm.reason).toBe('topology_missing');
       expect(h.body.reason).toContain('(older)');
       expect(await c.get('k').catch((e: Error) => e.message)).toMatch(/^ERR proxy not ready: etcd holds no slots/);
-      expect((await store.listProxies()).find((x) => x.id === h.body.id)?.state).toBe('starting');
+      // The registration follows /healthz by one etcd write: wait for it, do not race it.
+      await waitFor(async () => (await store.listProxies()).find((x) => x.id === h.body.id)?.state === 'starting', {
+        ...SLOW,
+        what: "the proxy's registration to say starting",
+      });
 
       // The product gets created (an identity with it): the proxy takes it.
       await store.putGroup({ id: 1, servers: [{ addr: cluster.groups[0]!.master.addr, role: 'master' }] });

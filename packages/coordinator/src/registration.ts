@@ -30,12 +30,16 @@ export interface ProxyRegistrationEvents {
 }
 
 const RETRY_MIN_MS = 100;
+const RETRY_WRITE_MS = 1000;
 
 export class ProxyRegistration extends EventEmitter<ProxyRegistrationEvents> {
   private lease: Lease | null = null;
   private leaseIdValue: string | null = null;
   private closed = false;
   private readonly abort = new AbortController();
+  /** The tail of the serialised registration writes (never rejects). */
+  private writes: Promise<void> = Promise.resolve();
+  private retryTimer: NodeJS.Timeout | null = null;
 
   private constructor(
     private readonly conn: Conn,
@@ -81,18 +85,44 @@ export class ProxyRegistration extends EventEmitter<ProxyRegistrationEvents> {
     return this.info;
   }
 
-  /** Rewrites the registration (e.g. state starting → online) under the current lease. */
+  /**
+   * Rewrites the registration (e.g. state starting → online) under the current lease.
+   * Writes are serialised and each writes the newest info, so the key converges to the last
+   * update even when two overlap. A failed write rejects and is retried in the background
+   * (every RETRY_WRITE_MS until it lands or we close): `proxy` already says the new state, so
+   * nobody else would ever notice that etcd still holds the old one.
+   */
   async update(patch: Partial<Omit<ProxyInfo, 'id'>>): Promise<void> {
     const next: ProxyInfo = { ...this.info, ...patch, id: this.info.id };
-    const value = encodeProxy(next);
+    encodeProxy(next); // validate before it becomes ours
     this.info = next;
+    await this.queueWrite();
+  }
+
+  private queueWrite(): Promise<void> {
+    const write = this.writes.then(() => this.writeInfo());
+    this.writes = write.catch(() => this.scheduleRetry());
+    return write;
+  }
+
+  private async writeInfo(): Promise<void> {
     const id = this.leaseIdValue;
-    // While re-registering there is no lease: the loop writes the new info when it succeeds.
+    // While re-registering there is no lease: the loop writes the newest info when it succeeds.
     if (id === null || this.closed) return;
+    const value = encodeProxy(this.info);
     const etcd = this.conn.etcd;
     await this.conn.call('update proxy registration', () =>
-      etcd.put(this.paths.proxy(next.id)).value(value).lease(id).exec(),
+      etcd.put(this.paths.proxy(this.info.id)).value(value).lease(id).exec(),
     );
+  }
+
+  private scheduleRetry(): void {
+    if (this.retryTimer || this.closed) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      void this.queueWrite().catch(() => undefined);
+    }, RETRY_WRITE_MS);
+    this.retryTimer.unref();
   }
 
   /** Stops keepalives and revokes the lease, which deletes the key. */
@@ -100,6 +130,7 @@ export class ProxyRegistration extends EventEmitter<ProxyRegistrationEvents> {
     if (this.closed) return;
     this.closed = true;
     this.abort.abort();
+    if (this.retryTimer) clearTimeout(this.retryTimer);
     this.onClose();
     const lease = this.lease;
     this.lease = null;

@@ -397,6 +397,22 @@ describe('Store across etcd outages (own etcd)', () => {
     }
   });
 
+  it('a registration update that fails while etcd is down lands by itself once etcd is back', async () => {
+    const store = await open(etcd);
+    const observer = await open(etcd, store.product);
+    const reg = await store.registerProxy(proxyInfo('px-retry'), 10);
+    try {
+      // Down, not paused: a paused etcd would still apply the write it received when resumed.
+      await etcd.kill('SIGKILL');
+      await expect(reg.update({ state: 'fenced' })).rejects.toBeInstanceOf(UnavailableError);
+      await etcd.restart();
+      await waitFor(async () => (await observer.listProxies().catch(() => []))[0]?.state === 'fenced', { timeoutMs: 20_000, what: 'the retried write' });
+    } finally {
+      await reg.close();
+      await Promise.all([store.close(), observer.close()]);
+    }
+  });
+
   it('a barrier whose acks cannot be read at its deadline waits for a read, and keeps the acks it saw', async () => {
     const store = await open(etcd);
     const barrier = new Barrier(store);
