@@ -56,7 +56,8 @@ export function promotedGroup(g: GroupInfo, newMaster: string): GroupInfo {
   const servers: GroupServer[] = [{ addr: newMaster, role: ServerRole.Master }];
   if (old) servers.push({ addr: old.addr, role: ServerRole.Replica });
   for (const s of rest) servers.push({ addr: s.addr, role: ServerRole.Replica });
-  return { id: g.id, servers };
+  // Nobody is in sync with the new master yet: its replicas rejoin as they catch up.
+  return { ...g, servers, inSync: [] };
 }
 
 /** How the candidates looked when the choice was made (logged and recorded with the event). */

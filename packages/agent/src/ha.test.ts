@@ -58,11 +58,18 @@ describe('candidate choice', () => {
 });
 
 describe('the group after a failover', () => {
-  it('puts the new master first, the old master as a replica, the rest after', () => {
-    const g = { id: 3, servers: [{ addr: 'm:1', role: 'master' as const }, { addr: 'r:1', role: 'replica' as const }, { addr: 'r:2', role: 'replica' as const }] };
+  it('puts the new master first, the old master as a replica, the rest after; the in-sync set starts empty', () => {
+    const g = {
+      id: 3,
+      servers: [{ addr: 'm:1', role: 'master' as const }, { addr: 'r:1', role: 'replica' as const }, { addr: 'r:2', role: 'replica' as const }],
+      inSync: ['r:1', 'r:2'],
+      minInSync: 1,
+    };
     expect(promotedGroup(g, 'r:2')).toEqual({
       id: 3,
       servers: [{ addr: 'r:2', role: 'master' }, { addr: 'm:1', role: 'replica' }, { addr: 'r:1', role: 'replica' }],
+      inSync: [],
+      minInSync: 1,
     });
   });
 });

@@ -44,6 +44,7 @@ import {
   type GroupServer,
   type MigrationTask,
   type Store,
+  withServers,
 } from '@reborn/coordinator';
 import { OperationTimeoutError, ServerUnreachableError } from './errors.js';
 import { checkAddr, checkGroupId, checkMigrationId, checkProxyId, checkSlotId, checkSlotRange } from './admin-checks.js';
@@ -199,7 +200,7 @@ export class Admin {
         if (now.master?.addr !== before.master?.addr) {
           throw new ConflictError(`the master of group ${gid} changed while ${addr} was syncing; add it again`, { retryable: true });
         }
-        const next: GroupInfo = { id: gid, servers: [...now.group.servers, { addr, role }] };
+        const next: GroupInfo = withServers(now.group, [...now.group.servers, { addr, role }]);
         return [op.put(this.store.paths.group(gid), encodeGroup(next))];
       }, ['groups']);
       return { group: this.state.groupView(this.state.requireGroup(snap, gid), snap), role };
@@ -260,7 +261,7 @@ export class Admin {
           );
         }
       }
-      const next: GroupInfo = { id: gid, servers: group.servers.filter((s) => s.addr !== addr) };
+      const next: GroupInfo = withServers(group, group.servers.filter((s) => s.addr !== addr));
       return [op.put(this.store.paths.group(gid), encodeGroup(next))];
     }, ['slots', 'groups']);
     return { role };

@@ -29,6 +29,7 @@ import {
   splitAddr,
   type GroupInfo,
   type Store,
+  withServers,
 } from '@reborn/coordinator';
 import { OperationTimeoutError, ServerUnreachableError } from './errors.js';
 import type { AdminState } from './admin-state.js';
@@ -110,12 +111,13 @@ export async function promoteServer(ctx: SwitchoverContext, gid: number, addr: s
     // 4.
     await cand.replicaof('NO', 'ONE');
     // 5.
-    const next: GroupInfo = {
-      id: gid,
-      servers: group.servers.map((s) =>
+    // The old master becomes a replica outside the in-sync set: it rejoins once caught up.
+    const next: GroupInfo = withServers(
+      group,
+      group.servers.map((s) =>
         s.addr === addr ? { addr, role: ServerRole.Master } : s.addr === master.addr ? { addr: s.addr, role: ServerRole.Replica } : s,
       ),
-    };
+    );
     try {
       const key = ctx.store.paths.group(gid);
       const res = await ctx.store.call(`promote ${addr} in group ${gid}`, async () => {

@@ -114,7 +114,7 @@ export async function saveTopology(store: Store): Promise<SavedTopology> {
     savedAt: new Date().toISOString(),
     revision: t.revision,
     identity: t.identity,
-    groups: [...t.groups.values()].map((g) => ({ id: g.id, servers: g.servers.map((s) => ({ addr: s.addr, role: s.role })) })),
+    groups: [...t.groups.values()].map((g) => JSON.parse(encodeGroup(g)) as GroupInfo),
     slots: compactSlots(t.slots),
     settings: {},
   };

@@ -12,6 +12,8 @@ import {
   offlineSlot,
   onlineSlot,
   parseGroup,
+  inSyncMembers,
+  withServers,
   parseProxy,
   parseSlot,
   assignedSlotCount,
@@ -100,6 +102,29 @@ describe('groups', () => {
       () => parseGroup({ id: 1, servers: [{ addr: 'h:1', role: 'master' }, { addr: 'h:2', role: 'master' }] }),
       /at most one master/,
     );
+  });
+
+  it('keeps the in-sync set and the replica settings; absent means every replica', () => {
+    const full = { ...g, inSync: ['127.0.0.1:6380'], minInSync: 1, wantReplicas: 2 };
+    expect(parseGroup(JSON.parse(encodeGroup(full)))).toEqual(full);
+    expect(inSyncMembers(g)).toEqual(['127.0.0.1:6380']);
+    expect(inSyncMembers({ ...g, inSync: [] })).toEqual([]);
+    // A promoted member leaves the set; the settings stay.
+    const promoted = withServers(full, [
+      { addr: '127.0.0.1:6380', role: 'master' },
+      { addr: '127.0.0.1:6379', role: 'replica' },
+    ]);
+    expect(promoted.inSync).toEqual([]);
+    expect(promoted.minInSync).toBe(1);
+    expect(withServers(g, g.servers).inSync).toBeUndefined();
+  });
+
+  it('rejects an in-sync set that names a non-replica, or bad settings', () => {
+    bad(() => parseGroup({ ...g, inSync: ['127.0.0.1:6379'] }), /inSync names "127.0.0.1:6379", which is not a replica/);
+    bad(() => parseGroup({ ...g, inSync: ['127.0.0.1:6380', '127.0.0.1:6380'] }), /inSync names 127.0.0.1:6380 twice/);
+    bad(() => parseGroup({ ...g, inSync: '127.0.0.1:6380' }), /inSync must be an array/);
+    bad(() => parseGroup({ ...g, minInSync: -1 }), /minInSync must be 0..16/);
+    bad(() => parseGroup({ ...g, wantReplicas: 1.5 }), /wantReplicas must be an integer/);
   });
 
   it('validates addresses', () => {

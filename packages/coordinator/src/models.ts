@@ -52,6 +52,38 @@ export interface GroupServer {
 export interface GroupInfo {
   readonly id: number;
   readonly servers: readonly GroupServer[];
+  /**
+   * The in-sync replica set (docs/architecture.md §5, "The in-sync set"): the replicas that
+   * hold every write a durable proxy acknowledged, and the only ones HA may promote. Each is a
+   * replica of this group. Absent: nobody has managed the set yet (no HA leader), and every
+   * replica of the group counts as a member.
+   */
+  readonly inSync?: readonly string[];
+  /** Durable writes are refused while the in-sync set has fewer members than this. */
+  readonly minInSync?: number;
+  /** How many replicas the group should have; agents with capacity make up the difference. */
+  readonly wantReplicas?: number;
+}
+
+/** Bounds of minInSync / wantReplicas: more replicas than this is a typo, not a plan. */
+export const MAX_GROUP_REPLICAS = 16;
+
+/** The members of `g`'s in-sync set: its explicit list, or every replica when it has none. */
+export function inSyncMembers(g: GroupInfo): readonly string[] {
+  return g.inSync ?? g.servers.filter((s) => s.role === ServerRole.Replica).map((s) => s.addr);
+}
+
+/**
+ * `g` with a new server list, its settings kept and its in-sync set cut down to servers that
+ * are still replicas: a removed or promoted server leaves the set with its old role.
+ */
+export function withServers(g: GroupInfo, servers: readonly GroupServer[]): GroupInfo {
+  const replicas = new Set(servers.filter((s) => s.role === ServerRole.Replica).map((s) => s.addr));
+  return {
+    ...g,
+    servers,
+    ...(g.inSync === undefined ? {} : { inSync: g.inSync.filter((a) => replicas.has(a)) }),
+  };
 }
 
 export const ProxyState = {
@@ -243,7 +275,26 @@ export function parseGroup(value: unknown, expectedId?: number, where = 'group')
     return { addr, role };
   });
   if (masters > 1) fail(where, `a group has at most one master, got ${masters}`);
-  return { id, servers };
+  const group: { -readonly [K in keyof GroupInfo]: GroupInfo[K] } = { id, servers };
+  if (o['inSync'] !== undefined && o['inSync'] !== null) {
+    const list = o['inSync'];
+    if (!Array.isArray(list)) fail(where, 'inSync must be an array of replica addresses');
+    const replicas = new Set(servers.filter((s) => s.role === ServerRole.Replica).map((s) => s.addr));
+    const members = new Set<string>();
+    for (const a of list as unknown[]) {
+      if (typeof a !== 'string' || !replicas.has(a)) fail(where, `inSync names ${JSON.stringify(a)}, which is not a replica of the group`);
+      if (members.has(a)) fail(where, `inSync names ${a} twice`);
+      members.add(a);
+    }
+    group.inSync = [...members];
+  }
+  for (const name of ['minInSync', 'wantReplicas'] as const) {
+    if (o[name] === undefined || o[name] === null) continue;
+    const v = intField(o, name, where);
+    if (v < 0 || v > MAX_GROUP_REPLICAS) fail(where, `${name} must be 0..${MAX_GROUP_REPLICAS}, got ${v}`);
+    group[name] = v;
+  }
+  return group;
 }
 
 export function parseProxy(value: unknown, expectedId?: string, where = 'proxy'): ProxyInfo {
@@ -316,7 +367,13 @@ export function encodeSlot(s: SlotInfo): string {
 
 export function encodeGroup(g: GroupInfo): string {
   const v = parseGroup(g, undefined, `group ${g.id}`);
-  return JSON.stringify({ id: v.id, servers: v.servers.map((s) => ({ addr: s.addr, role: s.role })) });
+  return JSON.stringify({
+    id: v.id,
+    servers: v.servers.map((s) => ({ addr: s.addr, role: s.role })),
+    inSync: v.inSync,
+    minInSync: v.minInSync,
+    wantReplicas: v.wantReplicas,
+  });
 }
 
 export function encodeProxy(p: ProxyInfo): string {
