@@ -9,6 +9,15 @@
 //  (b) `--durable` throughput. One cluster (two groups with one replica each) and two
 //      proxies on it, one normal and one with --durable; redis-benchmark -t set -c 50 -d 64
 //      -r 100000 at -P 16 and -P 1 against each, interleaved, and the durable/normal ratio.
+//  (c) HA layouts (`--only layouts`), each on a fresh cluster with an HA agent at its defaults,
+//      8 concurrent writers INCRing group-1 keys, every acknowledged INCR counted, and at the
+//      end each key read back: lost = acknowledged − present.
+//      - durable, master + 1 replica: kill -9 the master; then restart the old server (it
+//        rejoins as a replica and re-enters the in-sync set) and kill -9 the new master.
+//      - durable, master + 2 replicas: kill -9 one replica (it leaves the in-sync set), then
+//        kill -9 the master.
+//      - frozen master: SIGSTOP group 1's master for 10 s, then SIGCONT; writers on a normal
+//        and on a --durable proxy at once, lost counted for each.
 //
 // Everything runs on free loopback ports through @reborn/testkit (the same launchers the
 // end-to-end tests use); every process it started is stopped at the end, on errors and on
@@ -36,12 +45,12 @@ const flags = parseFlags(
     out: { type: 'string' },
   },
   [
-    'usage: node bench/failover.mjs [--rounds N] [--requests N] [--down-after MS,MS] [--only outage|throughput] [--out FILE]',
+    'usage: node bench/failover.mjs [--rounds N] [--requests N] [--down-after MS,MS] [--only outage|throughput|layouts] [--out FILE]',
     '',
     '  --rounds N        failovers per --down-after value, and throughput rounds (default 3)',
     '  --requests N      redis-benchmark requests at -P 16; -P 1 runs N/4 (default 400000)',
     '  --down-after L    comma-separated --down-after-ms values for the agent (default 3000,1500)',
-    '  --only WHAT       run only the outage or only the throughput part',
+    '  --only WHAT       run only one part: outage, throughput or layouts',
     '  --out FILE        markdown report (default bench/results/failover.md)',
     '',
   ],
@@ -56,9 +65,10 @@ const positiveInt = (name, raw, dflt) => positiveIntOr(name, raw, dflt, 'failove
 const ROUNDS = positiveInt('rounds', flags.rounds, 3);
 const REQUESTS = positiveInt('requests', flags.requests, 400_000);
 const DOWN_AFTER = (flags['down-after'] ?? '3000,1500').split(',').map((s) => positiveInt('down-after', s.trim()));
-if (flags.only !== undefined && !['outage', 'throughput'].includes(flags.only)) fail(`--only wants outage or throughput, got ${flags.only}`);
-const RUN_OUTAGE = flags.only !== 'throughput';
-const RUN_THROUGHPUT = flags.only !== 'outage';
+if (flags.only !== undefined && !['outage', 'throughput', 'layouts'].includes(flags.only)) fail(`--only wants outage, throughput or layouts, got ${flags.only}`);
+const RUN_OUTAGE = flags.only === undefined || flags.only === 'outage';
+const RUN_THROUGHPUT = flags.only === undefined || flags.only === 'throughput';
+const RUN_LAYOUTS = flags.only === undefined || flags.only === 'layouts';
 const OUT = path.resolve(flags.out ?? path.join(root, 'bench/results/failover.md'));
 const OUTAGE_TARGET_S = 3;
 const RATIO_TARGET = 0.7;
@@ -291,11 +301,238 @@ async function measureThroughput() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// (c) HA layouts
+
+const WRITERS = 8;
+const FREEZE_MS = 10_000;
+
+/** `WRITERS` loops, each INCRing its own keys back to back; every op's end and outcome kept. */
+function startWriters(client, keys, label) {
+  const ops = [];
+  const acked = new Map(keys.map((k) => [k, 0]));
+  let stop = false;
+  const loops = Array.from({ length: WRITERS }, async (_, w) => {
+    const mine = keys.filter((_, i) => i % WRITERS === w);
+    for (let i = 0; !stop; i++) {
+      const key = mine[i % mine.length];
+      const startedAt = performance.now();
+      try {
+        await client.incr(key);
+        acked.set(key, acked.get(key) + 1);
+        ops.push({ startedAt, endedAt: performance.now(), ok: true });
+      } catch (err) {
+        ops.push({ startedAt, endedAt: performance.now(), ok: false, error: err.message });
+        await sleep(5); // an error comes back at once: do not spin
+      }
+    }
+  });
+  return {
+    label,
+    ops,
+    acked,
+    async stop() {
+      stop = true;
+      await Promise.all(loops);
+    },
+  };
+}
+
+/** The write outage after `since`: last ok before the first error → first ok after it; null when nothing failed. */
+function outageAfter(ops, since) {
+  const sorted = ops.filter((o) => o.endedAt >= since - 1000).sort((a, b) => a.endedAt - b.endedAt);
+  const first = sorted.findIndex((o) => !o.ok && o.endedAt >= since);
+  if (first < 0) return { outageMs: 0, failed: 0, firstError: null };
+  const lastOkBefore = sorted.slice(0, first).findLast((o) => o.ok);
+  const firstOkAfter = sorted.slice(first).find((o) => o.ok);
+  if (firstOkAfter === undefined) return { outageMs: null, failed: sorted.slice(first).length, firstError: sorted[first].error };
+  const failed = sorted.slice(first).filter((o) => !o.ok && o.endedAt <= firstOkAfter.endedAt).length;
+  return { outageMs: firstOkAfter.endedAt - (lastOkBefore?.endedAt ?? sorted[first].startedAt), failed, firstError: sorted[first].error };
+}
+
+/** Writes succeed again, steadily, after `since` (an ok followed by 200 ms without an error). */
+async function waitWritesBack(w, since, what) {
+  await waitFor(
+    () => {
+      const after = w.ops.filter((o) => o.endedAt >= since);
+      const lastErr = after.findLast((o) => !o.ok);
+      const okAfter = after.filter((o) => o.ok && (lastErr === undefined || o.endedAt > lastErr.endedAt));
+      return okAfter.length > 0 && performance.now() - okAfter[0].endedAt > 200;
+    },
+    { timeoutMs: 60_000, intervalMs: 20, what },
+  );
+}
+
+async function lostOf(client, acked) {
+  let lost = 0;
+  for (const [k, n] of acked) lost += Math.max(0, n - Number((await client.get(k)) ?? 0));
+  return lost;
+}
+
+async function waitInSync(cluster, gid, pred, what) {
+  await waitFor(async () => {
+    const g = await cluster.store.getGroup(gid);
+    return g !== null && Array.isArray(g.inSync) && pred(g.inSync, g);
+  }, { timeoutMs: 60_000, intervalMs: 50, what });
+}
+
+async function withHaCluster(opts, body) {
+  const cluster = await startCluster({ groups: 2, proxies: 0, ...opts });
+  let agent = null;
+  const clients = [];
+  try {
+    agent = await startAgent(cluster, 3000);
+    const servers = cluster.groups.length * (1 + (opts.replicas ?? 0));
+    await waitFor(async () => (await agent.api('/api/ha')).leader === true, { timeoutMs: 20_000, intervalMs: 100, what: 'the agent to lead' });
+    await waitFor(async () => {
+      const s = (await agent.api('/api/ha')).servers;
+      return Array.isArray(s) && s.length === servers && s.every((x) => x.up);
+    }, { timeoutMs: 20_000, intervalMs: 100, what: 'the leader to see every server up' });
+    const client = (proxy) => {
+      const c = new Redis({ host: '127.0.0.1', port: proxy.port, maxRetriesPerRequest: 0, enableReadyCheck: false, commandTimeout: 5000 });
+      c.on('error', () => undefined);
+      clients.push(c);
+      return c;
+    };
+    return await body({ cluster, agent, client });
+  } finally {
+    for (const c of clients) c.disconnect();
+    await agent?.stop();
+    await cluster.stop();
+  }
+}
+
+async function layoutOneReplica(round) {
+  return withHaCluster({ replicas: 1 }, async ({ cluster, client }) => {
+    const durable = await cluster.addProxy(['--durable']);
+    const g1 = cluster.groups[0];
+    const [first, second] = [g1.master, g1.replicas[0]];
+    await waitInSync(cluster, 1, (s) => s.length === 1, 'group 1 to have its replica in sync');
+    const c = client(durable);
+    const w = startWriters(c, group1Keys(64), 'durable');
+    await waitFor(() => w.ops.some((o) => o.ok), { what: 'writes flowing' });
+    await sleep(2000 + Math.random() * 1000);
+    const kill1 = performance.now();
+    await first.kill('SIGKILL');
+    await waitWritesBack(w, kill1, 'writes after the first failover');
+    const o1 = outageAfter(w.ops, kill1);
+    await first.restart();
+    await waitInSync(cluster, 1, (s, g) => s.includes(first.addr) && g.servers[0]?.addr === second.addr, 'the old master to rejoin the in-sync set');
+    await sleep(1000);
+    const kill2 = performance.now();
+    await second.kill('SIGKILL');
+    await waitWritesBack(w, kill2, 'writes after the second failover');
+    await sleep(500);
+    await w.stop();
+    const o2 = outageAfter(w.ops, kill2);
+    const lost = await lostOf(c, w.acked);
+    const acked = [...w.acked.values()].reduce((a, b) => a + b, 0);
+    log(`durable 1 replica round ${round}: outage ${s3(o1.outageMs)} s then ${s3(o2.outageMs)} s; ${lost} of ${acked} acknowledged INCRs lost`);
+    return { layout: 'durable, master + 1 replica', round, steps: [{ what: 'kill -9 master', ...o1 }, { what: 'old master back, in sync; kill -9 new master', ...o2 }], lost, acked };
+  });
+}
+
+async function layoutTwoReplicas(round) {
+  return withHaCluster({ replicas: 2 }, async ({ cluster, client }) => {
+    const durable = await cluster.addProxy(['--durable']);
+    const g1 = cluster.groups[0];
+    await waitInSync(cluster, 1, (s) => s.length === 2, 'group 1 to have both replicas in sync');
+    const c = client(durable);
+    const w = startWriters(c, group1Keys(64), 'durable');
+    await waitFor(() => w.ops.some((o) => o.ok), { what: 'writes flowing' });
+    await sleep(2000);
+    const kill1 = performance.now();
+    await g1.replicas[0].kill('SIGKILL');
+    await waitInSync(cluster, 1, (s) => !s.includes(g1.replicas[0].addr), 'the dead replica to leave the in-sync set');
+    await waitWritesBack(w, kill1, 'writes after the replica left the set');
+    const o1 = outageAfter(w.ops, kill1);
+    await sleep(1000 + Math.random() * 1000);
+    const kill2 = performance.now();
+    await g1.master.kill('SIGKILL');
+    await waitWritesBack(w, kill2, 'writes after the failover');
+    await sleep(500);
+    await w.stop();
+    const o2 = outageAfter(w.ops, kill2);
+    const lost = await lostOf(c, w.acked);
+    const acked = [...w.acked.values()].reduce((a, b) => a + b, 0);
+    log(`durable 2 replicas round ${round}: replica kill ${s3(o1.outageMs)} s, master kill ${s3(o2.outageMs)} s; ${lost} of ${acked} lost`);
+    return { layout: 'durable, master + 2 replicas', round, steps: [{ what: 'kill -9 a replica', ...o1 }, { what: 'then kill -9 the master', ...o2 }], lost, acked };
+  });
+}
+
+async function layoutFrozen(round) {
+  return withHaCluster({ replicas: 1 }, async ({ cluster, agent, client }) => {
+    const normal = await cluster.addProxy([]);
+    const durable = await cluster.addProxy(['--durable']);
+    const g1 = cluster.groups[0];
+    await waitInSync(cluster, 1, (s) => s.length === 1, 'group 1 to have its replica in sync');
+    const keys = group1Keys(128);
+    const cn = client(normal);
+    const cd = client(durable);
+    const wn = startWriters(cn, keys.filter((_, i) => i % 2 === 0), 'normal');
+    const wd = startWriters(cd, keys.filter((_, i) => i % 2 === 1), 'durable');
+    await waitFor(() => wn.ops.some((o) => o.ok) && wd.ops.some((o) => o.ok), { what: 'writes flowing' });
+    await sleep(2000);
+    const frozeAt = performance.now();
+    await g1.master.pause();
+    await sleep(FREEZE_MS);
+    g1.master.resume();
+    await waitWritesBack(wn, frozeAt, 'normal writes after the freeze');
+    await waitWritesBack(wd, frozeAt, 'durable writes after the freeze');
+    await sleep(3000); // let the agent settle whatever it decided
+    await Promise.all([wn.stop(), wd.stop()]);
+    const events = await agent.api('/api/events');
+    const failedOver = (Array.isArray(events) ? events : []).some((e) => e.kind === 'failover' && e.group === 1);
+    const out = [];
+    for (const [w, c] of [[wn, cn], [wd, cd]]) {
+      const lost = await lostOf(c, w.acked);
+      const acked = [...w.acked.values()].reduce((a, b) => a + b, 0);
+      out.push({ what: `${w.label} proxy`, ...outageAfter(w.ops, frozeAt), lost, acked });
+    }
+    log(`frozen master round ${round}: failover ${failedOver ? 'yes' : 'no'}; ` + out.map((o) => `${o.what}: outage ${s3(o.outageMs)} s, ${o.lost} of ${o.acked} lost`).join('; '));
+    return { layout: `master frozen ${FREEZE_MS / 1000} s (SIGSTOP, SIGCONT)`, round, failedOver, steps: out, lost: out.reduce((n, o) => n + o.lost, 0), acked: out.reduce((n, o) => n + o.acked, 0) };
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
 // Report
 
 const s3 = (ms) => (ms === null || ms === undefined ? 'n/a' : (ms / 1000).toFixed(2));
 
-function report({ outages, throughput, seconds }) {
+function layoutReport(layouts) {
+  const lines = ['## HA layouts', ''];
+  lines.push(
+    `A fresh cluster per run (two groups, an HA agent at its defaults), ${WRITERS} writers INCRing group-1 keys through the proxy; ` +
+      'outage = last acknowledged INCR before the first error → first acknowledged INCR after it (0: no write failed); ' +
+      'lost = acknowledged INCRs missing at the end.',
+  );
+  lines.push('');
+  lines.push(...tableHead(['layout', 'round', 'step', 'outage s', 'failed writes', 'lost / acknowledged']));
+  for (const l of layouts) {
+    if (l.why) {
+      lines.push(`| ${l.layout} | ${l.round} | failed: ${l.why} | | | |`);
+      continue;
+    }
+    l.steps.forEach((st, i) => {
+      const lost = st.lost !== undefined ? `${st.lost} / ${st.acked}` : i === l.steps.length - 1 ? `${l.lost} / ${l.acked}` : '';
+      lines.push(`| ${i === 0 ? l.layout : ''} | ${i === 0 ? l.round : ''} | ${st.what}${l.failedOver !== undefined && i === 0 ? (l.failedOver ? ' (failed over)' : ' (no failover)') : ''} | ${s3(st.outageMs)} | ${st.failed} | ${lost} |`);
+    });
+  }
+  lines.push('');
+  const byLayout = new Map();
+  for (const l of layouts.filter((x) => !x.why)) {
+    l.steps.forEach((st, i) => {
+      const k = `${l.layout}: ${st.what}`;
+      if (!byLayout.has(k)) byLayout.set(k, []);
+      byLayout.get(k).push(st.outageMs ?? Infinity);
+    });
+  }
+  lines.push('Medians over the rounds (target ≤ 3 s for a kill -9):', '');
+  for (const [k, v] of byLayout) lines.push(`- ${k}: ${s3(median(v))} s`);
+  lines.push('');
+  return lines;
+}
+
+function report({ outages, throughput, layouts, seconds }) {
   const lines = ['# reborn failover and durability benchmark', ''];
   const m = machineInfo('cpu');
   lines.push(`${m.date} · ${m.cpus} × ${m.cpuModel} · node ${m.node} · redis ${m.redis} · ${m.os}`);
@@ -367,6 +604,7 @@ function report({ outages, throughput, seconds }) {
     }
     lines.push('');
   }
+  if (layouts !== null) lines.push(...layoutReport(layouts));
   const cpu = busySummary(busySamples);
   if (cpu !== null) {
     lines.push(
@@ -404,8 +642,23 @@ async function main() {
     busySamples.push(await cpuBusy());
   }
   const throughput = RUN_THROUGHPUT && !isInterrupted() ? await measureThroughput() : null;
+  let layouts = null;
+  if (RUN_LAYOUTS) {
+    layouts = [];
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const [name, run] of [['durable, master + 1 replica', layoutOneReplica], ['durable, master + 2 replicas', layoutTwoReplicas], ['master frozen', layoutFrozen]]) {
+        if (isInterrupted()) return;
+        try {
+          layouts.push(await run(round));
+        } catch (err) {
+          log(`${name} round ${round} failed: ${err.message}`);
+          layouts.push({ layout: name, round, why: err.message.split('\n')[0] });
+        }
+      }
+    }
+  }
   if (isInterrupted()) return;
-  const text = report({ outages, throughput, seconds: (Date.now() - began) / 1000 });
+  const text = report({ outages, throughput, layouts, seconds: (Date.now() - began) / 1000 });
   fs.mkdirSync(path.dirname(OUT), { recursive: true });
   fs.writeFileSync(OUT, text + '\n');
   process.stdout.write(text + '\n');
