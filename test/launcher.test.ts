@@ -270,4 +270,47 @@ describe('npm start (scripts/local-cluster.mjs)', () => {
     }
     await interruptAndExpectNothingLeft(l, [...daemons, ...apps.map((a) => a.pid!)]);
   });
+
+  it('after a kill -9 of the launcher the next start adopts the running servers; a dead agent stops the cluster and leaves nothing', { timeout: 180_000 }, async () => {
+    const first = new Launcher(home);
+    launchers.push(first);
+    await first.up();
+    const firstDaemons = childrenOf(first.proc.pid!);
+    const agent1 = new AgentApi(`http://127.0.0.1:${first.printed(/agent \(HA on\): http:\/\/127\.0\.0\.1:(\d+)\/api\/ha/)}`);
+    const apps1 = await liveApps(agent1);
+    for (const pid of [...firstDaemons, ...apps1.map((a) => a.pid!)]) first.seen.add(pid);
+    first.proc.kill('SIGKILL');
+    await first.exited;
+
+    // The next launcher stops what the killed one ran itself (etcd, agent, dashboard); the
+    // agent's apps survived it and are adopted, not started a second time.
+    const l = new Launcher(home);
+    launchers.push(l);
+    for (const pid of first.seen) l.seen.add(pid);
+    await l.up();
+    expect(l.output).toMatch(/stopping reborn-agent \(pid \d+\), left running by an earlier launcher that was killed/);
+    expect(l.output.match(/already running/g)?.length).toBe(5);
+    const port = l.printed(/redis-cli -p (\d+)/);
+    const agent = new AgentApi(`http://127.0.0.1:${l.printed(/agent \(HA on\): http:\/\/127\.0\.0\.1:(\d+)\/api\/ha/)}`);
+    const apps = await liveApps(agent);
+    const daemons = childrenOf(l.proc.pid!);
+    for (const pid of [...daemons, ...apps.map((a) => a.pid!)]) l.seen.add(pid);
+    const agentPid = daemons.find((pid) => readCmdline(pid).includes('reborn-agent'))!;
+    expect(agentPid).toBeGreaterThan(0);
+    expect(apps.map((a) => a.pid).sort()).toEqual(apps1.map((a) => a.pid).sort());
+    expect(firstDaemons.filter(alive)).toEqual([]);
+    const client = new Redis({ port, lazyConnect: true, maxRetriesPerRequest: 1 });
+    await client.connect();
+    expect(await client.get('launcher:3')).toBe('launcher:3');
+    client.disconnect();
+
+    // The agent dies: the launcher cannot go on without it; it stops, and what the agent ran
+    // is stopped by the pids of its state file.
+    process.kill(agentPid, 'SIGKILL');
+    expect(await l.exited).toBe(1);
+    expect(l.output).toMatch(/reborn-agent exited unexpectedly/);
+    const everything = [...daemons, ...apps.map((a) => a.pid!)];
+    await waitFor(() => !everything.some(alive), { timeoutMs: 10_000, intervalMs: 100, what: 'every process of the cluster to be gone' }).catch(() => undefined);
+    expect(everything.filter(alive).map((pid) => `${pid} ${readCmdline(pid).replace(/\0/g, ' ')}`)).toEqual([]);
+  });
 });

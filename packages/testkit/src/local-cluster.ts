@@ -70,6 +70,8 @@ const REDIS_APP_ARGS = ['--save', '', '--repl-diskless-sync-delay', '0'];
 const START_ATTEMPTS = 3;
 /** Codes of the agent that a start on another port may cure (the port was taken meanwhile). */
 const RETRY_ON_OTHER_PORT = new Set(['ESTART', 'EEXISTS']);
+/** How long each process may take to answer its readiness check before the start fails. */
+const READY_TIMEOUT_MS = 60_000;
 /** How long a leftover app gets after SIGTERM before SIGKILL (the agent's own stop waits 10 s too). */
 const LEFTOVER_GRACE_MS = 10_000;
 
@@ -161,6 +163,8 @@ export class LocalCluster {
 
   private waitFor(what: string, check: () => boolean | Promise<boolean>, daemon?: Daemon): Promise<void> {
     return this.daemons.waitReady(what, check, {
+      // Generous: on a loaded machine a node daemon alone can take many seconds to load.
+      timeoutMs: READY_TIMEOUT_MS,
       timeoutMessage: (w, ms) => `${w} did not come up in ${ms / 1000} s`,
       ...(daemon === undefined ? {} : { daemon }),
     });
