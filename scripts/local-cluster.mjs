@@ -1,14 +1,16 @@
 #!/usr/bin/env node
 // `npm start`: a complete local reborn cluster on loopback, for trying it out.
 //
-//   etcd → two groups (master + replica each) → slots split evenly → one reborn-proxy
-//   → reborn-agent (HA leader: fails a dead master over) → reborn-config dashboard (REST API
-//   and the product's migration runner)
+//   etcd → reborn-agent (HA leader; it supervises the rest) → through the agent: two groups
+//   (master + replica each) and one reborn-proxy → slots split evenly → reborn-config
+//   dashboard (REST API and the product's migration runner)
 //
+// The agent restarts a redis-server or the proxy that dies, and fails a dead master over.
 // Data lives under .reborn/ (override with REBORN_HOME) and is reused on the next start.
-// Ctrl-C (or SIGTERM) stops every process this script started, and only those.
-// The launcher itself is @reborn/testkit's LocalCluster (the one bench and the tests use too);
-// this script checks the system, builds if needed, prints, and owns the signals.
+// Ctrl-C (or SIGTERM, or a closed terminal) stops the agent's apps through its API, then every process this script
+// started, and only those: nothing of the cluster keeps running.
+// The launcher itself is @reborn/testkit's LocalCluster; this script checks the system, builds
+// if needed, prints, and owns the signals. docs/local-cluster.md is the operator's guide.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -39,6 +41,9 @@ async function stopAll(code = 0) {
 }
 process.on('SIGINT', () => void stopAll(0));
 process.on('SIGTERM', () => void stopAll(0));
+// The daemons run in process groups of their own (a terminal's Ctrl-C reaches only this
+// script, which stops them in order), so a closed terminal's hangup must stop them too.
+process.on('SIGHUP', () => void stopAll(0));
 
 const deps = spawnSync(process.execPath, [path.join(root, 'scripts/ensure-system-deps.mjs'), '--run'], { stdio: 'inherit' });
 if (deps.status !== 0) process.exit(1);
@@ -50,16 +55,16 @@ const { LocalCluster, LauncherBusyError } = await import('@reborn/testkit');
 
 try {
   cluster = new LocalCluster({ home, product, log, onFatal: fail });
-  const { etcdUrl, proxyPort, adminPort, agentPort, dashboardPort, passwordFile } = await cluster.start();
+  const { etcdUrl, proxyPort, adminPort, agentPort, dashboardPort, passwordFile, agentDir } = await cluster.start();
   log('');
   log('reborn is up. Try it:');
   log(`  redis-cli -p ${proxyPort}`);
   log(`  metrics:  curl http://127.0.0.1:${adminPort}/metrics`);
   log(`  dashboard and REST API: http://127.0.0.1:${dashboardPort}/  (curl http://127.0.0.1:${dashboardPort}/api/overview)`);
-  log(`  agent (HA on): http://127.0.0.1:${agentPort}/api/ha`);
+  log(`  agent (HA on): http://127.0.0.1:${agentPort}/api/ha  (the processes it supervises: /api/apps)`);
   log(`  reborn-config: REBORN_ETCD=${etcdUrl} REBORN_PRODUCT=${product} REBORN_REDIS_PASSWORD=$(cat ${passwordFile}) npx reborn-config slot list`);
   log(`  the redis servers themselves ask for that password (REDISCLI_AUTH=… redis-cli -p <port>)`);
-  log(`  data and logs under ${home}`);
+  log(`  data and logs under ${home} (the redis servers' and the proxy's: ${path.join(agentDir, 'logs')})`);
   log('Ctrl-C stops everything.');
 } catch (err) {
   if (err instanceof LauncherBusyError) {

@@ -1,8 +1,11 @@
 /**
  * The command lines of the daemons every launcher starts — etcd, redis-server, reborn-proxy,
  * reborn-agent, the reborn-config dashboard — in one place, so tests (etcd.ts, proxy.ts),
- * bench/lib.mjs and `npm start` (local-cluster.ts) start them the same way.
- * Invariant: builders only build argv; they spawn nothing and touch no file.
+ * bench/lib.mjs and `npm start` (local-cluster.ts) start them the same way. (`npm start`
+ * runs etcd, the agent and the dashboard from here; its redis-servers and proxy are started
+ * by the agent, which builds their command lines itself.)
+ * Invariant: builders only build argv; they spawn nothing and touch no file. Secrets (the
+ * redis password, tokens) never appear here: they travel in files or the environment.
  */
 import { fileURLToPath } from 'node:url';
 

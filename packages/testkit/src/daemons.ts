@@ -34,6 +34,8 @@ export interface DaemonSpec {
   logFile: string;
   env?: NodeJS.ProcessEnv;
   cwd?: string;
+  /** See SpawnSpec.ownProcessGroup. */
+  ownProcessGroup?: boolean;
 }
 
 export interface WaitReadyOptions {

@@ -42,3 +42,4 @@ export {
 } from './daemons.js';
 export { LauncherLock, LauncherBusyError, startTimeOf, type LockedProcess } from './launcher-lock.js';
 export { LocalCluster, ensureSecretFile, type LocalClusterOptions, type LocalEndpoints } from './local-cluster.js';
+export { AgentApi, AgentApiError, appsLeftInStateFile, stillRunsApp, type AgentAppView, type StartRedisBody, type StartProxyBody, type StateFileApp } from './agent-api.js';

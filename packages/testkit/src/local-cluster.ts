@@ -1,24 +1,41 @@
 /**
- * The cluster of `npm start` (scripts/local-cluster.mjs): etcd → two groups (master + replica,
- * AOF on) → slots split evenly on first start → one reborn-proxy → reborn-agent with HA → the
- * reborn-config dashboard, all on loopback, with data, logs and ports kept under a home dir
- * and reused on the next start.
+ * The cluster of `npm start` (scripts/local-cluster.mjs), all on loopback, with data, logs and
+ * ports kept under a home dir and reused on the next start:
  *
- * Invariants: no redis server has an open default user (the password is made once in
- * <home>/redis-password, 0600, and reaches redis through a 0600 config file, the daemons
- * through REBORN_REDIS_PASSWORD); stop() and a later start after a kill -9 signal only the
- * processes this launcher started (launcher-lock.ts); each group's master is the server etcd
- * names as master, so a restart never resyncs the newer data from the older.
+ *   etcd → reborn-agent (--ha; it supervises the rest) → through the agent's API: the two
+ *   groups' redis-servers (masters first, then replicas, each replica pointed at its master)
+ *   → groups and slots in etcd (slots split evenly on first start) → one reborn-proxy, also
+ *   through the agent → the reborn-config dashboard.
+ *
+ * The launcher runs three processes itself (etcd, the agent, the dashboard); the agent runs
+ * and heals the redis-servers and the proxy (a killed one is restarted; a dead master is
+ * failed over by the agent's HA leader, a restarted replica re-pointed at its master).
+ *
+ * Invariants:
+ * - No redis server has an open default user: the password is made once in
+ *   <home>/redis-password (0600) and reaches the agent, the proxy and the dashboard through
+ *   REBORN_REDIS_PASSWORD (never argv); the agent writes it into each server's 0600 config.
+ * - Each group's master is the server etcd names as master, so a restart never resyncs the
+ *   newer data from the older.
+ * - stop() leaves nothing running: the agent leaves its apps running when it exits, so they
+ *   are stopped through its API first (proxy, replicas, masters), then the launcher's own
+ *   daemons; whatever the agent's state file still names as running afterwards (the agent
+ *   died first) is signalled by pid, after checking the pid still runs that app.
+ * - Only processes of this home are ever signalled: the launcher's own by pid and start time
+ *   (launcher-lock.ts), the agent's through the agent or by its state file.
  */
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Store } from '@reborn/coordinator';
-import { AGENT_BIN, CONFIG_BIN, PROXY_BIN, agentArgs, dashboardArgs, etcdArgs, proxyArgs, redisArgs } from './daemon-args.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Store, ServerRole, splitAddr, withServers, type GroupInfo, type GroupServer } from '@reborn/coordinator';
+import { info as redisInfo, ping, replicaOf, replicationInfo, replicatesFrom, withRedis } from '@reborn/coordinator/admin';
+import { AgentApi, AgentApiError, appsLeftInStateFile, stillRunsApp, type AgentAppView } from './agent-api.js';
+import { AGENT_BIN, CONFIG_BIN, agentArgs, dashboardArgs, etcdArgs } from './daemon-args.js';
 import { DaemonSet, type Daemon } from './daemons.js';
-import { LauncherLock } from './launcher-lock.js';
+import { LauncherLock, startTimeOf } from './launcher-lock.js';
 import { portFrom } from './ports.js';
+import { healthzFrom } from './process.js';
 
 export interface LocalClusterOptions {
   /** Data, logs, the password and the lock live here. */
@@ -26,7 +43,7 @@ export interface LocalClusterOptions {
   product: string;
   /** Progress and notices, one line each. */
   log(msg: string): void;
-  /** A daemon other than a redis server ended on its own: the cluster is broken and should stop. */
+  /** A daemon of the launcher (etcd, the agent, the dashboard) ended on its own: the cluster is broken and should stop. */
   onFatal(msg: string): void;
 }
 
@@ -37,24 +54,45 @@ export interface LocalEndpoints {
   agentPort: number;
   dashboardPort: number;
   passwordFile: string;
+  /** The agent's data dir: its state file, the redis data dirs, and logs/ of the apps it runs. */
+  agentDir: string;
 }
 
-/** Processes whose end does not stop the cluster: with HA on, a dead master is failed over. */
-const MAY_DIE = /^redis /;
 const HOST = '127.0.0.1';
+const AGENT_ID = 'local-agent-1';
+const PROXY_ID = 'local-proxy-1';
+/**
+ * The agent's config turns AOF on; no RDB snapshots besides (a fork shows up as latency). One
+ * replica per group: a full sync need not wait (5 s by default) for more replicas to join it.
+ */
+const REDIS_APP_ARGS = ['--save', '', '--repl-diskless-sync-delay', '0'];
+/** A port found free can be taken before the app binds it: so many tries, each on a fresh port. */
+const START_ATTEMPTS = 3;
+/** Codes of the agent that a start on another port may cure (the port was taken meanwhile). */
+const RETRY_ON_OTHER_PORT = new Set(['ESTART', 'EEXISTS']);
+/** How long each process may take to answer its readiness check before the start fails. */
+const READY_TIMEOUT_MS = 60_000;
+/** How long a leftover app gets after SIGTERM before SIGKILL (the agent's own stop waits 10 s too). */
+const LEFTOVER_GRACE_MS = 10_000;
 
 export class LocalCluster {
   private readonly daemons: DaemonSet;
   private readonly lock: LauncherLock;
   private readonly logs: string;
   private readonly env: NodeJS.ProcessEnv = { ...process.env };
+  private agent: AgentApi | null = null;
+  /** True once the lock is ours: only then may stop() touch this home's processes. */
+  private ownsHome = false;
+  /** <home>/servers.json: the port each server (and etcd) had last time, preferred again. */
+  private lastPorts: Record<string, number> = {};
 
   constructor(private readonly opts: LocalClusterOptions) {
     this.logs = path.join(opts.home, 'logs');
     this.lock = new LauncherLock(path.join(opts.home, 'launcher.json'));
     this.daemons = new DaemonSet({
       onChange: () => this.lock.write(this.daemons.daemons.map((d) => ({ name: d.name, pid: d.proc.pid }))),
-      onUnexpectedExit: (d, why) => this.onExit(d, why),
+      // Every process the launcher runs itself is needed: the agent heals the others.
+      onUnexpectedExit: (d, why) => this.opts.onFatal(`${d.name} exited unexpectedly (${why}); see ${d.logFile}`),
     });
   }
 
@@ -62,76 +100,142 @@ export class LocalCluster {
     return path.join(this.opts.home, 'redis-password');
   }
 
+  get agentDir(): string {
+    return path.join(this.opts.home, 'agent');
+  }
+
+  private get portsFile(): string {
+    return path.join(this.opts.home, 'servers.json');
+  }
+
+  private get password(): string {
+    return this.env['REBORN_REDIS_PASSWORD']!;
+  }
+
   /** Takes the lock (LauncherBusyError if another launcher runs on this home) and starts everything. */
   async start(): Promise<LocalEndpoints> {
     fs.mkdirSync(this.logs, { recursive: true });
-    this.lock.take((p) => this.opts.log(`stopping ${p.name} (pid ${p.pid}), left running by an earlier launcher that was killed`));
-    this.env.REBORN_REDIS_PASSWORD = ensureSecretFile(this.passwordFile);
+    const stale: number[] = [];
+    this.lock.take((p) => {
+      this.opts.log(`stopping ${p.name} (pid ${p.pid}), left running by an earlier launcher that was killed`);
+      stale.push(p.pid!);
+    });
+    this.ownsHome = true;
+    // Their ports free up only once they are gone, and etcd should get its old port back.
+    await waitGone(stale);
+    this.env['REBORN_REDIS_PASSWORD'] = ensureSecretFile(this.passwordFile);
     this.lock.write([]);
+    this.lastPorts = readJson<Record<string, number>>(this.portsFile) ?? {};
+    const previousEtcdPort = this.lastPorts['etcd'];
     const etcdUrl = await this.startEtcd();
-    await this.startGroups(etcdUrl);
-    return { etcdUrl, ...(await this.startServices(etcdUrl)), passwordFile: this.passwordFile };
+    const agentPort = await this.startAgent(etcdUrl);
+    // Apps still running from an earlier start (the launcher was killed, not stopped) are
+    // re-adopted by the agent from its state file: use them rather than start them twice.
+    const apps = await this.api().apps();
+    await this.startGroups(etcdUrl, apps);
+    const etcdMoved = previousEtcdPort !== undefined && previousEtcdPort !== this.lastPorts['etcd'];
+    const { proxyPort, adminPort } = await this.startProxy(apps, etcdMoved);
+    const dashboardPort = await this.startDashboard(etcdUrl);
+    return { etcdUrl, proxyPort, adminPort, agentPort, dashboardPort, passwordFile: this.passwordFile, agentDir: this.agentDir };
   }
 
-  /** Stops every process this launcher started (SIGTERM, SIGKILL after 5 s) and releases the lock. */
+  /**
+   * Stops the agent's apps through its API, then every process this launcher started
+   * (SIGTERM, SIGKILL after 5 s), then whatever the agent left running; releases the lock.
+   */
   async stop(): Promise<void> {
+    if (!this.ownsHome) return;
+    await this.stopApps().catch((err: Error) => this.opts.log(`stopping through the agent: ${err.message}`));
     await this.daemons.stopAll({ oneAtATime: false, graceMs: 5000 });
+    await this.stopLeftovers();
     this.lock.remove();
   }
 
-  private onExit(d: Daemon, why: string | number | null): void {
-    if (MAY_DIE.test(d.name)) {
-      this.opts.log(`${d.name} exited (${why}); if it was a master, the agent fails its group over. Start again to bring it back. See ${d.logFile}`);
-    } else {
-      this.opts.onFatal(`${d.name} exited unexpectedly (${why}); see ${d.logFile}`);
-    }
+  private api(): AgentApi {
+    if (this.agent === null) throw new Error('reborn-agent is not started');
+    return this.agent;
   }
 
+  /** A daemon of the launcher, in its own process group: a terminal's Ctrl-C reaches only the launcher, which stops the agent's apps through the agent before the agent itself. */
   private run(name: string, command: string, args: readonly string[], logName: string): Daemon {
-    return this.daemons.start({ name, command, args, logFile: path.join(this.logs, logName), env: this.env });
+    return this.daemons.start({ name, command, args, logFile: path.join(this.logs, logName), env: this.env, ownProcessGroup: true });
   }
 
-  private waitFor(what: string, check: () => boolean | Promise<boolean>): Promise<void> {
-    return this.daemons.waitReady(what, check, { timeoutMessage: (w, ms) => `${w} did not come up in ${ms / 1000} s` });
+  private waitFor(what: string, check: () => boolean | Promise<boolean>, daemon?: Daemon): Promise<void> {
+    return this.daemons.waitReady(what, check, {
+      // Generous: on a loaded machine a node daemon alone can take many seconds to load.
+      timeoutMs: READY_TIMEOUT_MS,
+      timeoutMessage: (w, ms) => `${w} did not come up in ${ms / 1000} s`,
+      ...(daemon === undefined ? {} : { daemon }),
+    });
   }
 
   private async startEtcd(): Promise<string> {
-    const etcdPort = await portFrom(23790);
-    const etcdPeer = await portFrom(etcdPort + 1);
+    const etcdPort = await portFrom(this.lastPorts['etcd'] ?? 23790);
+    const etcdPeer = await portFrom(this.lastPorts['etcd-peer'] ?? etcdPort + 1);
+    this.lastPorts['etcd'] = etcdPort;
+    this.lastPorts['etcd-peer'] = etcdPeer;
     const etcdUrl = `http://${HOST}:${etcdPort}`;
     const dataDir = path.join(this.opts.home, 'etcd');
     fs.mkdirSync(dataDir, { recursive: true });
     const args = etcdArgs({ name: 'reborn-local', dataDir, clientUrl: etcdUrl, peerUrl: `http://${HOST}:${etcdPeer}` });
-    this.run('etcd', 'etcd', args, 'etcd.log');
-    await this.waitFor('etcd', () => healthy(`${etcdUrl}/health`));
+    const d = this.run('etcd', 'etcd', args, 'etcd.log');
+    await this.waitFor('etcd', () => healthy(`${etcdUrl}/health`), d);
     this.opts.log(`etcd        ${etcdUrl}`);
     return etcdUrl;
+  }
+
+  /** reborn-agent with HA on; resolves to its HTTP port once /healthz is answered by this very process. */
+  private async startAgent(etcd: string): Promise<number> {
+    const agentPort = await portFrom(18090);
+    fs.mkdirSync(this.agentDir, { recursive: true });
+    const args = agentArgs({ httpAddr: `${HOST}:${agentPort}`, ha: true, etcd, product: this.opts.product, id: AGENT_ID, dataDir: this.agentDir });
+    const d = this.run('reborn-agent', process.execPath, [AGENT_BIN, ...args], 'agent.log');
+    await this.waitFor('reborn-agent', () => healthzFrom(`http://${HOST}:${agentPort}/healthz`, d.proc.pid), d);
+    // An operator's REBORN_AGENT_TOKEN reaches the agent through the environment: send it too.
+    this.agent = new AgentApi(`http://${HOST}:${agentPort}`, process.env['REBORN_AGENT_TOKEN'] || null);
+    this.opts.log(`agent       http://${HOST}:${agentPort}  (HA on; supervises the redis servers and the proxy)`);
+    return agentPort;
   }
 
   /**
    * Each server keeps its data directory and, when free, its port across starts. The master
    * of a group is the server etcd names as master (after a failover, the former replica):
    * starting the other one as master instead would resync the newer one from the older data.
+   * Every master is up before any replica, so the HA leader can never see a group's replica
+   * answer while its master does not (and promote it).
    */
-  private async startGroups(etcdUrl: string): Promise<void> {
+  private async startGroups(etcdUrl: string, apps: readonly AgentAppView[]): Promise<void> {
     const store = await Store.open({ endpoints: [etcdUrl], product: this.opts.product });
     try {
-      const serversFile = path.join(this.opts.home, 'servers.json');
-      const lastPorts = readJson<Record<string, number>>(serversFile) ?? {};
+      const lastPorts = this.lastPorts;
       const ports = { last: lastPorts, next: 26379 };
-      const groups = [];
+      const plan: { gid: number; stored: GroupInfo | null; masterDir: string; replicaDir: string }[] = [];
       for (const gid of [1, 2]) {
         const stored = await store.getGroup(gid);
-        const masterPort = Number(stored?.servers.find((sv) => sv.role === 'master')?.addr.split(':')[1]);
+        const masterPort = Number(stored?.servers.find((sv) => sv.role === ServerRole.Master)?.addr.split(':')[1]);
         // The two directories, the one whose last port etcd names as master first.
         const dirs = [`redis-${gid}-master`, `redis-${gid}-replica`];
         if (lastPorts[dirs[1]!] !== undefined && lastPorts[dirs[1]!] === masterPort) dirs.reverse();
-        const master = await this.startRedis(gid, dirs[0]!, ports, null);
-        const replica = await this.startRedis(gid, dirs[1]!, ports, master);
-        groups.push({ id: gid, servers: [{ addr: `${HOST}:${master}`, role: 'master' as const }, { addr: `${HOST}:${replica}`, role: 'replica' as const }] });
+        plan.push({ gid, stored, masterDir: dirs[0]!, replicaDir: dirs[1]! });
       }
-      fs.writeFileSync(serversFile, JSON.stringify(lastPorts));
-      for (const g of groups) await store.putGroup(g);
+      const masters = new Map<number, string>();
+      for (const p of plan) masters.set(p.gid, await this.ensureRedis(p.gid, p.masterDir, 'master', ports, apps));
+      const changed: GroupInfo[] = [];
+      for (const p of plan) {
+        const master = masters.get(p.gid)!;
+        const replica = await this.ensureRedis(p.gid, p.replicaDir, 'replica', ports, apps);
+        await this.ensureReplicaOf(replica, master);
+        const servers: GroupServer[] = [
+          { addr: master, role: ServerRole.Master },
+          { addr: replica, role: ServerRole.Replica },
+        ];
+        // The HA leader's settings (in-sync set, minInSync) stay; an unchanged group is not rewritten.
+        if (p.stored === null) changed.push({ id: p.gid, servers });
+        else if (!sameServers(p.stored.servers, servers)) changed.push(withServers(p.stored, servers));
+      }
+      fs.writeFileSync(this.portsFile, JSON.stringify(lastPorts));
+      for (const g of changed) await store.putGroup(g);
       const slots = await store.listSlots();
       if (slots.every((s) => s.state === 'offline')) {
         // First start: split the 1024 slots evenly. Later starts keep whatever the operator set.
@@ -142,45 +246,149 @@ export class LocalCluster {
     }
   }
 
-  /** One redis-server of group `gid` in <home>/<name>, a replica of `masterPort` unless null. Resolves to its port. */
-  private async startRedis(gid: number, name: string, ports: { last: Record<string, number>; next: number }, masterPort: number | null): Promise<number> {
-    const role = masterPort === null ? 'master' : 'replica';
-    const port = await portFrom(ports.last[name] ?? ports.next);
-    ports.next = Math.max(ports.next, port + 1);
+  /**
+   * The redis-server of group `gid` kept in <agent dir>/<name>: the one the agent already runs
+   * there, or one started through the agent (on the last port when free). Resolves to its
+   * address once it answers.
+   */
+  private async ensureRedis(
+    gid: number,
+    name: string,
+    role: 'master' | 'replica',
+    ports: { last: Record<string, number>; next: number },
+    apps: readonly AgentAppView[],
+  ): Promise<string> {
+    this.adoptOldLayout(name);
+    const running = apps.find((a) => a.kind === 'redis' && a.state !== 'stopped' && a.dataDir !== undefined && path.basename(a.dataDir) === name);
+    const port = running?.port ?? (await this.startRedisApp(name, ports));
     ports.last[name] = port;
-    const dir = path.join(this.opts.home, name);
-    fs.mkdirSync(dir, { recursive: true });
-    const configFile = path.join(dir, 'reborn-redis.conf');
-    const password = this.env.REBORN_REDIS_PASSWORD!;
-    fs.writeFileSync(configFile, `requirepass "${password}"\nmasterauth "${password}"\n`, { mode: 0o600 });
-    const replicaOf = masterPort === null ? undefined : { host: HOST, port: masterPort };
-    this.run(`redis ${gid} ${role}`, 'redis-server', redisArgs({ port, dir, persistence: 'aof', configFile, ...(replicaOf ? { replicaOf } : {}) }), `${name}.log`);
-    await this.waitFor(`redis-server :${port}`, () => redisCli(port, password, 'PING') === 'PONG');
-    this.opts.log(`group ${gid}     ${role.padEnd(8)} ${HOST}:${port}  (${name})`);
-    return port;
+    ports.next = Math.max(ports.next, port + 1);
+    const addr = `${HOST}:${port}`;
+    await this.waitFor(`redis-server ${addr}`, () => ping(addr, { password: this.password, connectTimeoutMs: 1000, commandTimeoutMs: 1000 }).then(() => true));
+    this.opts.log(`group ${gid}     ${role.padEnd(8)} ${addr}  (${name}${running ? ', already running' : ''})`);
+    return addr;
   }
 
-  /** reborn-proxy, reborn-agent (HA on) and the dashboard, each ready before the next. */
-  private async startServices(etcd: string): Promise<Omit<LocalEndpoints, 'etcdUrl' | 'passwordFile'>> {
-    const { product } = this.opts;
-    const node = process.execPath;
-    const proxyPort = await portFrom(19000);
-    const adminPort = await portFrom(proxyPort + 1);
-    const proxy = proxyArgs({ addr: `${HOST}:${proxyPort}`, adminAddr: `${HOST}:${adminPort}`, etcd, product, id: 'local-proxy-1' });
-    this.run('reborn-proxy', node, [PROXY_BIN, ...proxy], 'proxy.log');
-    await this.waitFor('reborn-proxy', () => healthy(`http://${HOST}:${adminPort}/healthz`));
+  private async startRedisApp(name: string, ports: { last: Record<string, number>; next: number }): Promise<number> {
+    for (let attempt = 1; ; attempt++) {
+      const port = await portFrom(attempt === 1 ? (ports.last[name] ?? ports.next) : ports.next);
+      ports.next = Math.max(ports.next, port + 1);
+      try {
+        await this.api().startRedis({ port, dataDir: name, args: REDIS_APP_ARGS });
+        return port;
+      } catch (err) {
+        if (!(err instanceof AgentApiError) || !RETRY_ON_OTHER_PORT.has(err.code) || attempt >= START_ATTEMPTS) throw err;
+        this.opts.log(`redis-server for ${name} did not start on port ${port} (${err.code}); trying another port`);
+      }
+    }
+  }
 
-    const agentPort = await portFrom(18090);
-    const dataDir = path.join(this.opts.home, 'agent');
-    fs.mkdirSync(dataDir, { recursive: true });
-    const agent = agentArgs({ httpAddr: `${HOST}:${agentPort}`, ha: true, etcd, product, id: 'local-agent-1', dataDir });
-    this.run('reborn-agent', node, [AGENT_BIN, ...agent], 'agent.log');
-    await this.waitFor('reborn-agent', () => healthy(`http://${HOST}:${agentPort}/healthz`));
+  /**
+   * Data dirs of the launcher before the agent ran the servers (<home>/redis-1-master, …)
+   * move under the agent's dir, which is where the agent keeps every app's data.
+   */
+  private adoptOldLayout(name: string): void {
+    const old = path.join(this.opts.home, name);
+    const now = path.join(this.agentDir, name);
+    if (!fs.existsSync(old) || fs.existsSync(now)) return;
+    fs.renameSync(old, now);
+    this.opts.log(`moved ${old} to ${now} (the agent keeps the servers' data now)`);
+  }
 
+  /**
+   * REPLICAOF <master> on `replica` unless it replicates from it already. The agent's API
+   * has no replicaof argument (and the agent writes each server's config at every start), so
+   * a restarted replica comes back a master: the HA leader then points it at its master.
+   */
+  private async ensureReplicaOf(replica: string, master: string): Promise<void> {
+    const auth = { password: this.password };
+    if (replicatesFrom(replicationInfo(await redisInfo(replica, 'replication', auth)), master)) return;
+    await withRedis(replica, (c) => replicaOf(c, master, this.password), auth);
+  }
+
+  /**
+   * reborn-proxy through the agent: the one it already runs, if any, unless etcd moved to
+   * another port (that proxy would watch a dead etcd: it is started again, on its ports).
+   * Resolves once /healthz answers.
+   */
+  private async startProxy(apps: readonly AgentAppView[], etcdMoved: boolean): Promise<{ proxyPort: number; adminPort: number }> {
+    let running = apps.find((a) => a.kind === 'proxy' && a.state !== 'stopped' && a.adminAddr !== undefined);
+    let from = 19000;
+    if (running !== undefined && etcdMoved) {
+      this.opts.log(`restarting ${running.id}: etcd has another port now`);
+      await this.api().stop(running.id);
+      from = running.port;
+      running = undefined;
+    }
+    let addr = running?.addr;
+    let adminAddr = running?.adminAddr;
+    for (let attempt = 1; addr === undefined || adminAddr === undefined; attempt++) {
+      const proxyPort = await portFrom(from);
+      const adminPort = await portFrom(proxyPort + 1);
+      from = adminPort + 1;
+      try {
+        await this.api().startProxy({ addr: `${HOST}:${proxyPort}`, adminAddr: `${HOST}:${adminPort}`, id: PROXY_ID });
+        addr = `${HOST}:${proxyPort}`;
+        adminAddr = `${HOST}:${adminPort}`;
+      } catch (err) {
+        if (!(err instanceof AgentApiError) || !RETRY_ON_OTHER_PORT.has(err.code) || attempt >= START_ATTEMPTS) throw err;
+        this.opts.log(`reborn-proxy did not start on ports ${proxyPort}/${adminPort} (${err.code}); trying others`);
+      }
+    }
+    await this.waitFor('reborn-proxy', () => healthy(`http://${adminAddr}/healthz`));
+    this.opts.log(`proxy       ${addr}  (admin ${adminAddr}${running ? ', already running' : ''})`);
+    return { proxyPort: splitAddr(addr).port, adminPort: splitAddr(adminAddr).port };
+  }
+
+  private async startDashboard(etcd: string): Promise<number> {
     const dashboardPort = await portFrom(18087);
-    this.run('reborn-config dashboard', node, [CONFIG_BIN, ...dashboardArgs({ etcd, product, httpAddr: `${HOST}:${dashboardPort}` })], 'dashboard.log');
-    await this.waitFor('reborn-config dashboard', () => healthy(`http://${HOST}:${dashboardPort}/healthz`));
-    return { proxyPort, adminPort, agentPort, dashboardPort };
+    const args = dashboardArgs({ etcd, product: this.opts.product, httpAddr: `${HOST}:${dashboardPort}` });
+    const d = this.run('reborn-config dashboard', process.execPath, [CONFIG_BIN, ...args], 'dashboard.log');
+    await this.waitFor('reborn-config dashboard', () => healthy(`http://${HOST}:${dashboardPort}/healthz`), d);
+    return dashboardPort;
+  }
+
+  /**
+   * Every app the agent runs, stopped through its API: the proxy first (no client writes
+   * into servers going away), then the replicas, then the masters. Replicas before masters,
+   * because the HA leader runs until the agent stops: a master gone while its replica still
+   * answers could be failed over to it, and the next start would take the wrong master.
+   */
+  private async stopApps(): Promise<void> {
+    if (this.agent === null) return;
+    const live = (await this.agent.apps()).filter((a) => a.state !== 'stopped');
+    const stop = (apps: AgentAppView[]): Promise<unknown> =>
+      Promise.all(apps.map((a) => this.api().stop(a.id).catch((err: Error) => this.opts.log(`stopping ${a.id}: ${err.message}`))));
+    await stop(live.filter((a) => a.kind === 'proxy'));
+    const redis = live.filter((a) => a.kind === 'redis');
+    const isMaster = await Promise.all(redis.map((a) => this.isMaster(a.addr)));
+    await stop(redis.filter((_, i) => !isMaster[i]));
+    await stop(redis.filter((_, i) => isMaster[i]));
+  }
+
+  /** Whether the server says it is a master; one that does not answer is not (it goes first). */
+  private async isMaster(addr: string): Promise<boolean> {
+    try {
+      return replicationInfo(await redisInfo(addr, 'replication', { password: this.password, connectTimeoutMs: 1000, commandTimeoutMs: 1000 })).role === 'master';
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Apps the agent's state file still names as running once the agent is gone — it died
+   * before it could stop them, or a stop through it failed: SIGTERM, SIGKILL after a grace.
+   */
+  private async stopLeftovers(): Promise<void> {
+    const left = appsLeftInStateFile(this.agentDir).filter((a) => stillRunsApp(a.pid!, a));
+    if (left.length === 0) return;
+    for (const a of left) {
+      this.opts.log(`stopping ${a.id} (pid ${a.pid}), left running by the agent`);
+      signal(a.pid!, 'SIGTERM');
+    }
+    const deadline = Date.now() + LEFTOVER_GRACE_MS;
+    while (left.some((a) => stillRunsApp(a.pid!, a)) && Date.now() < deadline) await sleep(50);
+    for (const a of left) if (stillRunsApp(a.pid!, a)) signal(a.pid!, 'SIGKILL');
   }
 }
 
@@ -195,15 +403,36 @@ export function ensureSecretFile(file: string): string {
   }
 }
 
+/** Resolves once none of `pids` runs any more (zombies count as gone), or after 10 s. */
+async function waitGone(pids: readonly number[]): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (pids.some((pid) => startTimeOf(pid) !== null && !isZombie(pid)) && Date.now() < deadline) await sleep(50);
+}
+
+function isZombie(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+  } catch {
+    return true;
+  }
+}
+
+function sameServers(a: readonly GroupServer[], b: readonly GroupServer[]): boolean {
+  return a.length === b.length && a.every((s, i) => s.addr === b[i]!.addr && s.role === b[i]!.role);
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // gone meanwhile
+  }
+}
+
 /** A health check that cannot hang: a server that accepts but never answers counts as down. */
 async function healthy(url: string): Promise<boolean> {
   return (await fetch(url, { signal: AbortSignal.timeout(1000) })).ok;
-}
-
-function redisCli(port: number, password: string, ...args: string[]): string | null {
-  // REDISCLI_AUTH keeps the password out of argv.
-  const r = spawnSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8', timeout: 2000, env: { ...process.env, REDISCLI_AUTH: password } });
-  return r.status === 0 ? r.stdout.trim() : null;
 }
 
 function readJson<T>(file: string): T | null {

@@ -28,6 +28,11 @@ export interface SpawnSpec {
   logFile?: string;
   /** Not in the cleanup registry: the caller stops it (DaemonSet has its own exit hook and no signal hooks). */
   untracked?: boolean;
+  /**
+   * In a process group of its own: a terminal's Ctrl-C (sent to the whole foreground group)
+   * then reaches only the launcher, which stops its daemons in the order it chooses.
+   */
+  ownProcessGroup?: boolean;
 }
 
 export interface Exit {
@@ -65,6 +70,7 @@ export class ManagedProcess extends EventEmitter<{ line: [line: string] }> {
         cwd: spec.cwd,
         env: spec.env ?? process.env,
         stdio: out === null ? ['ignore', 'pipe', 'pipe'] : ['ignore', out, out],
+        detached: spec.ownProcessGroup === true,
       });
     } finally {
       if (out !== null) closeSync(out); // the child has its own copy
