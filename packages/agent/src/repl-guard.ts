@@ -262,7 +262,8 @@ export interface ReplicationGuardOptions {
   /** The product's replication secret (ensureReplicationSecret). */
   secret: string;
   logger: Logger;
-  metrics: AgentMetrics;
+  /** Where its metrics go (the agent's registry). */
+  metrics: Pick<AgentMetrics, 'registry'>;
   /** Bound of each redis call. */
   timeoutMs: number;
 }
