@@ -10,14 +10,15 @@
  *      (no such pid, a zombie, or a pid now running another program) has crashed; it is
  *      restarted after 0.5 s, 1 s, 2 s, … up to 30 s between attempts. The backoff starts
  *      over once a process has stayed up for 30 s.
- *      A redis-server is restarted the way the groups in etcd say (restart-plan.ts): in place
+ *      A redis-server is restarted the way the groups in etcd say (redis-restart.ts and
+ *      restart-plan.ts): in place
  *      when it is in no group or the master of a group without replicas; NOT while etcd names
  *      it master of a group with replicas (back empty, it would wipe them: the HA leader fails
  *      it over first); as a replica (`--replicaof`) of the master etcd names otherwise, its
  *      login to that master set right after start (runtime only, see repl-guard.ts). Without
  *      an answer from etcd it waits and asks again each second: it never guesses.
- *   3. State file: every change is written to <data-dir>/agent-state.json (write a temp file,
- *      rename: never a torn file). On start the agent reads it and re-adopts each app whose
+ *   3. State file (app-records.ts): every change is written to <data-dir>/agent-state.json
+ *      (a temp file renamed: never a torn file). On start the agent reads it and re-adopts each app whose
  *      pid is alive and still the right program (/proc/<pid>/cmdline), and restarts the rest.
  *      The agent leaves its apps running when it exits: restarting the supervisor must not
  *      take redis down. POST /api/stop is how an app is stopped (SIGTERM, SIGKILL after 10 s).
@@ -28,91 +29,22 @@
  *      are checked again: one that no longer passes is not restarted.
  */
 import { spawn } from 'node:child_process';
-import { chmodSync, closeSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, writeFileSync, statSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync, realpathSync, writeFileSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { basename, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import client from 'prom-client';
-import { isValidAddr, isValidName, joinAddr, splitAddr, type Store } from '@reborn/coordinator';
-import type { ReplicationLogin } from '@reborn/coordinator/admin';
+import { isValidAddr, isValidName, splitAddr, type Store } from '@reborn/coordinator';
 import { checkProxyArgs, checkRedisArgs, redisConfigFile } from './app-options.js';
 import { addrField, allowOnly, asBody, portField, portOf, stringField } from './app-requests.js';
 import { AgentError, AppExistsError, BadRequestError, StartFailedError, UnknownAppError } from './errors.js';
 import type { AgentMetrics } from './metrics.js';
 import { isAliveAs, signal } from './proc.js';
-import { readReplicationSecret, replicationLogin } from './repl-guard.js';
-import { planRedisRestart, selfMatcher, type HoldReason, type RestartPlan } from './restart-plan.js';
+import { readStateFile, writeStateFile, type AppRecord, type AppSpec, type AppView, type RedisSpec } from './app-records.js';
+import { HOLD_POLL_MS, RedisRestarts, localAddr } from './redis-restart.js';
 import type { RedisAdmin } from '@reborn/coordinator/admin';
 
-export type AppKind = 'redis' | 'proxy';
-export type AppState = 'running' | 'restarting' | 'stopped';
-
-export interface RedisSpec {
-  kind: 'redis';
-  host: string;
-  port: number;
-  args: string[];
-  dataDir: string;
-}
-
-export interface ProxySpec {
-  kind: 'proxy';
-  addr: string;
-  adminAddr: string;
-  proxyId: string | null;
-  /** The password clients must AUTH with (passed in the proxy's environment, not its argv). */
-  auth?: string | null;
-  args: string[];
-}
-
-export type AppSpec = RedisSpec | ProxySpec;
-
-interface AppRecord {
-  id: string;
-  spec: AppSpec;
-  pid: number | null;
-  state: AppState;
-  restarts: number;
-  startedAt: string | null;
-  logFile: string;
-  /** Crashes since the process last stayed up for STABLE_MS; drives the backoff. */
-  crashes: number;
-  nextStartAt: number | null;
-  lastExit: { at: string; reason: string } | null;
-  /** Why a due restart of a redis-server is on hold (restart-plan.ts), or null. */
-  waiting?: { reason: HoldReason; why: string } | null;
-  /** The master a redis-server was last started as a replica of, or null. */
-  replicaOf?: string | null;
-}
-
-
-/** What GET /api/apps shows for one app. */
-export interface AppView {
-  id: string;
-  kind: AppKind;
-  pid: number | null;
-  port: number;
-  addr: string;
-  adminAddr?: string;
-  proxyId?: string | null;
-  /** Whether clients must AUTH (the password itself is never shown). */
-  auth?: boolean;
-  state: AppState;
-  restarts: number;
-  startedAt: string | null;
-  logFile: string;
-  dataDir?: string;
-  args: string[];
-  nextRestartAt?: string;
-  lastExit?: { at: string; reason: string };
-  /** A redis-server whose restart is on hold: why (e.g. waiting for failover). */
-  waiting?: string;
-  /** A redis-server last started as a replica of this master. */
-  replicaOf?: string;
-  /** Set by a start that returned before the app was ready. */
-  note?: string;
-}
+export type { AppKind, AppState, AppSpec, AppView, ProxySpec, RedisSpec } from './app-records.js';
 
 export interface SupervisorOptions {
   dataDir: string;
@@ -137,16 +69,13 @@ const STABLE_MS = 30_000;
 const STOP_TIMEOUT_MS = 10_000;
 const REDIS_READY_MS = 10_000;
 const PROXY_READY_MS = 15_000;
-/** How often a restart on hold asks etcd again. */
-const HOLD_POLL_MS = 1000;
 
 export class Supervisor {
   private readonly apps = new Map<string, AppRecord>();
   private readonly starting = new Set<string>();
   /** Redis apps whose restart plan is being read from etcd. */
   private readonly deciding = new Set<string>();
-  private store: Store | null = null;
-  private readonly holds: client.Counter<'app' | 'reason'>;
+  private readonly restarts: RedisRestarts;
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
   private readonly log: Logger;
@@ -157,29 +86,18 @@ export class Supervisor {
     this.log = opts.logger.child({ component: 'supervisor' });
     this.statePath = join(opts.dataDir, STATE_FILE);
     this.logsDir = join(opts.dataDir, 'logs');
-    const registry = opts.metrics.registry;
-    this.holds = new client.Counter({
-      name: 'reborn_agent_restart_holds_total',
-      help: 'Restarts of a crashed redis-server put on hold, by reason (failover: waiting for the HA leader to fail it over first; unclear: etcd did not say how)',
-      labelNames: ['app', 'reason'],
-      registers: [registry],
-    });
-    const apps = this.apps;
-    new client.Gauge({
-      name: 'reborn_agent_restart_waiting',
-      help: 'Crashed redis-servers whose restart is on hold now, by reason (failover, unclear)',
-      labelNames: ['app', 'reason'],
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const r of apps.values()) if (r.state === 'restarting' && r.waiting) this.set({ app: r.id, reason: r.waiting.reason }, 1);
-      },
+    this.restarts = new RedisRestarts({
+      admin: opts.admin,
+      redisPassword: opts.redisPassword,
+      log: this.log,
+      registry: opts.metrics.registry,
+      apps: () => this.apps.values(),
     });
   }
 
   /** etcd, once the agent reaches it: redis restarts are planned from its groups (until then they wait). */
   useStore(store: Store): void {
-    this.store = store;
+    this.restarts.useStore(store);
     this.check();
   }
 
@@ -529,82 +447,27 @@ export class Supervisor {
   }
 
   /**
-   * A crashed redis-server is due: plan its restart from etcd (restart-plan.ts), then start it
-   * in place, as a replica, or put it on hold and ask again in HOLD_POLL_MS.
+   * A crashed redis-server is due: plan its restart from etcd (redis-restart.ts), then start
+   * it in place, as a replica, or put it on hold and ask again in HOLD_POLL_MS.
    */
   private async restartRedis(rec: AppRecord, spec: RedisSpec): Promise<void> {
     this.deciding.add(rec.id);
-    let plan: RestartPlan;
-    let login: ReplicationLogin | null = null;
-    try {
-      ({ plan, login } = await this.planRestart(spec));
-    } catch (err) {
-      plan = { kind: 'wait', hold: 'unclear', group: null, why: (err as Error).message };
-    } finally {
-      this.deciding.delete(rec.id);
-    }
+    const { plan, login } = await this.restarts.plan(spec.host, spec.port).finally(() => this.deciding.delete(rec.id));
     // Stopped, replaced or closed meanwhile: the plan is for nobody.
     if (this.closed || this.apps.get(rec.id) !== rec || rec.state !== 'restarting' || this.starting.has(rec.id)) return;
     if (plan.kind === 'wait') {
-      this.hold(rec, plan.hold, plan.why);
+      this.restarts.noteHold(rec, plan.hold, plan.why);
+      rec.waiting = { reason: plan.hold, why: plan.why };
+      rec.nextStartAt = Date.now() + HOLD_POLL_MS;
       return;
     }
     if (rec.waiting) this.log.info({ app: rec.id, crashedAt: rec.lastExit?.at, plan: plan.why }, 'restart no longer on hold');
     rec.waiting = null;
     this.restartNow(rec, plan.kind === 'replica' ? plan.master : null);
     this.persist();
-    if (plan.kind === 'replica') void this.setReplicaLogin(rec, rec.pid, login);
-  }
-
-  /** What etcd's groups say about restarting `spec` (throws with the reason when etcd cannot say). */
-  private async planRestart(spec: RedisSpec): Promise<{ plan: RestartPlan; login: ReplicationLogin | null }> {
-    const store = this.store;
-    if (store === null) throw new Error('not connected to etcd yet: cannot tell whether it is a group master');
-    let groups;
-    try {
-      groups = await store.listGroups();
-    } catch (err) {
-      throw new Error(`cannot read the groups from etcd: ${(err as Error).message}`, { cause: err });
-    }
-    const plan = planRedisRestart(groups, await selfMatcher(spec.host, spec.port, groups));
-    if (plan.kind !== 'replica') return { plan, login: null };
-    // The replication user's login when the product has one (the HA leader provisions it).
-    const secret = await readReplicationSecret(store);
-    return { plan, login: secret === null ? null : replicationLogin(secret) };
-  }
-
-  private hold(rec: AppRecord, reason: HoldReason, why: string): void {
-    if (rec.waiting?.why !== why) {
-      this.holds.inc({ app: rec.id, reason });
-      const msg = reason === 'failover' ? 'waiting for failover before restart' : 'restart on hold: etcd does not say how to restart it';
-      this.log.warn({ app: rec.id, reason: why, pollMs: HOLD_POLL_MS }, msg);
-    }
-    rec.waiting = { reason, why };
-    rec.nextStartAt = Date.now() + HOLD_POLL_MS;
-  }
-
-  /**
-   * A redis-server restarted as a replica logs in to its master as the replication user (or,
-   * while the product has none, as the default user), set at runtime once it answers: its
-   * config file holds no masterauth, so nothing but reborn makes it sync.
-   */
-  private async setReplicaLogin(rec: AppRecord, pid: number | null, login: ReplicationLogin | null): Promise<void> {
-    const spec = rec.spec;
-    if (spec.kind !== 'redis' || pid === null) return;
-    const cmds = login
-      ? [['CONFIG', 'SET', 'masterauth', login.password], ['CONFIG', 'SET', 'masteruser', login.user]]
-      : [['CONFIG', 'SET', 'masterauth', this.opts.redisPassword ?? '']];
-    while (!this.closed && rec.pid === pid && this.alive(rec)) {
-      try {
-        if (await this.ready(rec)) {
-          for (const cmd of cmds) await this.opts.admin.call(localAddr(spec), cmd, 2000);
-          this.log.info({ app: rec.id, replicaOf: rec.replicaOf, user: login?.user ?? 'default' }, 'replica login set');
-          return;
-        }
-      } catch {
-        // not up yet (or loading): try again
-      }
-      await sleep(100);
+    const pid = rec.pid;
+    if (plan.kind === 'replica') {
+      void this.restarts.setReplicaLogin(rec.id, localAddr(spec), login, () => !this.closed && rec.pid === pid && this.alive(rec), () => this.ready(rec));
     }
   }
 
@@ -641,17 +504,8 @@ export class Supervisor {
   }
 
   private persist(): void {
-    const apps = [...this.apps.values()]
-      .filter((r) => !this.starting.has(r.id) || r.pid !== null)
-      .map((r) => ({ ...r, nextStartAt: null }));
-    const tmp = `${this.statePath}.tmp`;
-    try {
-      // 0600: it holds the proxies' client passwords.
-      writeFileSync(tmp, JSON.stringify({ version: 1, apps }, null, 2), { mode: 0o600 });
-      renameSync(tmp, this.statePath);
-    } catch (err) {
-      this.log.error({ err: (err as Error).message, path: this.statePath }, 'cannot write the state file');
-    }
+    const apps = [...this.apps.values()].filter((r) => !this.starting.has(r.id) || r.pid !== null);
+    writeStateFile(this.statePath, apps, this.log);
   }
 
   /**
@@ -675,34 +529,9 @@ export class Supervisor {
   }
 
   private readState(): AppRecord[] {
-    let text: string;
-    try {
-      text = readFileSync(this.statePath, 'utf8');
-    } catch {
-      return [];
-    }
-    try {
-      const v = JSON.parse(text) as { apps?: unknown };
-      if (!Array.isArray(v.apps)) throw new Error('no apps array');
-      return v.apps.filter(isAppRecord).map((r) => this.recheck({ ...r, nextStartAt: null, crashes: r.crashes ?? 0, waiting: null }));
-    } catch (err) {
-      this.log.error({ err: (err as Error).message, path: this.statePath }, 'state file unreadable; starting with no apps');
-      return [];
-    }
+    return readStateFile(this.statePath, this.log).map((r) => this.recheck(r));
   }
-}
 
-function isAppRecord(v: unknown): v is AppRecord {
-  if (typeof v !== 'object' || v === null) return false;
-  const r = v as Partial<AppRecord>;
-  return typeof r.id === 'string' && typeof r.spec === 'object' && r.spec !== null && typeof r.logFile === 'string' &&
-    (r.spec.kind === 'redis' || r.spec.kind === 'proxy') && (r.state === 'running' || r.state === 'restarting' || r.state === 'stopped');
-}
-
-/** The address the agent reaches a redis app at (a wildcard bind is reached on loopback). */
-function localAddr(spec: RedisSpec): string {
-  const host = spec.host === '0.0.0.0' ? '127.0.0.1' : spec.host === '::' ? '::1' : spec.host;
-  return joinAddr(host, spec.port);
 }
 
 /** The real path of `dir`, or `dir` resolved when it does not exist (yet). */
