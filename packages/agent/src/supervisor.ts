@@ -10,16 +10,17 @@
  *      (no such pid, a zombie, or a pid now running another program) has crashed; it is
  *      restarted after 0.5 s, 1 s, 2 s, … up to 30 s between attempts. The backoff starts
  *      over once a process has stayed up for 30 s.
- *      A redis-server is restarted the way the groups in etcd say (redis-restart.ts and
- *      restart-plan.ts): in place
- *      when it is in no group or the master of a group without replicas; NOT while etcd names
- *      it master of a group with replicas (back empty, it would wipe them: the HA leader fails
- *      it over first); as a replica (`--replicaof`) of the master etcd names otherwise, its
- *      login to that master set right after start (runtime only, see repl-guard.ts). Without
- *      an answer from etcd it waits and asks again each second: it never guesses.
+ *      A redis-server is restarted the way the groups in etcd say (redis-restart.ts,
+ *      restart-plan.ts): in place when it is in no group or the master of a group without
+ *      replicas; NOT while etcd names it master of a group with replicas (back empty, it
+ *      would wipe them: the HA leader fails it over first); as a replica (`--replicaof`) of
+ *      the master etcd names otherwise, its login to that master set right after start
+ *      (runtime only, see repl-guard.ts). Without an answer from etcd it waits and asks
+ *      again each second: it never guesses.
  *   3. State file (app-records.ts): every change is written to <data-dir>/agent-state.json
- *      (a temp file renamed: never a torn file). On start the agent reads it and re-adopts each app whose
- *      pid is alive and still the right program (/proc/<pid>/cmdline), and restarts the rest.
+ *      (a temp file renamed: never a torn file). On start the agent reads it and re-adopts
+ *      each app whose pid is alive and still the right program (/proc/<pid>/cmdline), and
+ *      restarts the rest.
  *      The agent leaves its apps running when it exits: restarting the supervisor must not
  *      take redis down. POST /api/stop is how an app is stopped (SIGTERM, SIGKILL after 10 s).
  *   4. Locked down (app-options.ts): `args` pass a whitelist, a data dir lies inside the
