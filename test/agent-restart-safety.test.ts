@@ -246,8 +246,9 @@ describe('b. the supervisor never restarts a crashed master in place while it ha
   it('kill -9 of the master: held until HA fails over, then back as a replica of the new master; no key lost', async () => {
     const product = `rs${Math.random().toString(36).slice(2, 8)}`;
     const store = await openStore(product);
-    // The default down window (3 s): the hold must show well before the failover.
-    agent = await startAgent({ etcd: etcd.clientUrl, product, args: ['--redis-password', PW, '--ha'] });
+    // A 5 s down window: the hold (about a second after the kill) shows well before the
+    // failover even on a loaded machine.
+    agent = await startAgent({ etcd: etcd.clientUrl, product, args: ['--redis-password', PW, '--ha', '--down-after-ms', '5000'] });
     const [mPort, rPort] = [await freePort(), await freePort()];
     for (const port of [mPort, rPort]) {
       const res = await agent.api('POST', '/api/start_redis', { port, args: FAST_SYNC });
@@ -271,6 +272,7 @@ describe('b. the supervisor never restarts a crashed master in place while it ha
     await waitFor(async () => (await dbsize(rPort)) === KEYS, { timeoutMs: 20_000, what: 'R has every key' });
 
     const killed = await app(mId);
+    const killedAt = Date.now();
     process.kill(killed.pid, 'SIGKILL');
 
     // Held, not restarted in place…
@@ -281,6 +283,7 @@ describe('b. the supervisor never restarts a crashed master in place while it ha
     expect(held['reason']).toMatch(new RegExp(`master of group 1 in etcd, with replica\\(s\\) ${rAddr}`));
     // …until etcd names R master (the HA leader's failover)…
     await waitFor(async () => (await store.getGroup(1))?.servers[0]?.addr === rAddr, { timeoutMs: 30_000, what: 'HA to fail group 1 over to R' });
+    const switchedAt = Date.now();
     // …then back as R's replica, holding every key, as does R.
     const back = await waitFor(async () => {
       const a = await app(mId);
@@ -288,6 +291,7 @@ describe('b. the supervisor never restarts a crashed master in place while it ha
     }, { timeoutMs: 20_000, what: 'M restarted' });
     expect(back).toMatchObject({ replicaOf: rAddr, restarts: 1 });
     await waitFor(async () => (await linkedTo(mPort, rPort)) && (await holdsAll(mPort, 'k:')), { timeoutMs: 30_000, what: 'M synced from R' });
+    const syncedAt = Date.now();
     expect(await holdsAll(rPort, 'k:')).toBe(true);
     expect(await dbsize(rPort)).toBe(KEYS);
     // It logged in to R as reborn-repl (the supervisor set that login at runtime).
@@ -300,6 +304,12 @@ describe('b. the supervisor never restarts a crashed master in place while it ha
     expect(failover).toBeDefined();
     expect(Number(held['time'])).toBeLessThanOrEqual(Number(failover!['time']));
     expect(Number(failover!['time'])).toBeLessThanOrEqual(Number(restarted[0]!['time']));
+    const after = (t: number): string => `${((t - killedAt) / 1000).toFixed(2)} s`;
+    console.log(
+      `[agent-restart-safety] kill -9 of the master → hold logged ${after(Number(held['time']))}, ` +
+        `etcd switched ${after(switchedAt)}, restarted as a replica ${after(Number(restarted[0]!['time']))}, ` +
+        `synced with all ${KEYS} keys ${after(syncedAt)} (down window 5 s)`,
+    );
     // Its log: the one start after the kill carried --replicaof R (never a master).
     const starts = readFileSync(back.logFile, 'utf8').split('\n').filter((l) => l.includes('reborn-agent starts:'));
     expect(starts).toHaveLength(2);
