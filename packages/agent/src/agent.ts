@@ -4,7 +4,8 @@
  *
  * Start order: data dir lock → supervisor (re-adopts its apps; needs nothing but the disk) →
  * HTTP API → etcd in the background, retried until it answers (registration, then the
- * campaign). Supervision and the API work while etcd is down.
+ * campaign). Supervision and the API work while etcd is down, except that a crashed
+ * redis-server waits for etcd to say how to restart it (supervisor.ts).
  *
  * Stop order: leadership first (leader work stops, then resign so another agent takes over
  * at once), then the registration, the API, the supervisor (its apps keep running), etcd.
@@ -127,6 +128,7 @@ export class Agent {
     }
     if (this.stopping || !this.store) return;
     const store = this.store;
+    this.supervisor.useStore(store);
     this.agents = new AgentStore(store);
     this.registration = this.agents.register(
       { id: o.id, httpAddr: this.httpAddr, pid: process.pid, host: hostname(), startedAt: this.startedAt.toISOString(), ha: o.ha },

@@ -157,12 +157,16 @@ export function checkProxyArgs(raw: unknown): string[] {
  * line comes after and wins, so callers can turn persistence off, but cannot reach what is
  * not in REDIS_OPTIONS). The password lives here and not on the command line, where any
  * local user could read it in `ps`; the file is written 0600.
+ *
+ * No masterauth: a server restarted from this file (by anyone) cannot log in to a master at
+ * all until reborn sets its login at runtime — the replication user's, which a restarted,
+ * maybe empty master no longer has (repl-guard.ts). A masterauth here would let it log in as
+ * the default user, which every master has, and take a full resync from an empty one.
  */
 export function redisConfigFile(password: string): string {
   return [
     '# Written by reborn-agent at every start; edits are lost.',
     `requirepass ${quote(password)}`,
-    `masterauth ${quote(password)}`,
     // Durable by default: a restarted master comes back with its data, not empty.
     'appendonly yes',
     'appendfsync everysec',

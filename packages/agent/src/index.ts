@@ -9,4 +9,18 @@ export { Leadership, type LeadershipEvents } from '@reborn/coordinator';
 export { HaLoop, isDown, pickCandidate, promotedGroup, type Probe, type ServerStatus, type Candidate } from './ha.js';
 export { RedisAdmin, parseReplicationInfo, replicationOffset, replicatesFrom, type ReplicationInfo } from '@reborn/coordinator/admin';
 export { splitAddr } from '@reborn/coordinator';
+export {
+  REPL_USER,
+  ReplicationGuard,
+  ensureReplicationSecret,
+  readReplicationSecret,
+  replicationLogin,
+  judgeMaster,
+  hasReplUser,
+  provisionReplUser,
+  pointReplicaLogin,
+  type GroupGuardResult,
+  type MasterVerdict,
+} from './repl-guard.js';
+export { redisConfigFile } from './app-options.js';
 export * from './errors.js';

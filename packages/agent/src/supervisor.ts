@@ -10,90 +10,42 @@
  *      (no such pid, a zombie, or a pid now running another program) has crashed; it is
  *      restarted after 0.5 s, 1 s, 2 s, … up to 30 s between attempts. The backoff starts
  *      over once a process has stayed up for 30 s.
- *   3. State file: every change is written to <data-dir>/agent-state.json (write a temp file,
- *      rename: never a torn file). On start the agent reads it and re-adopts each app whose
- *      pid is alive and still the right program (/proc/<pid>/cmdline), and restarts the rest.
+ *      A redis-server is restarted the way the groups in etcd say (redis-restart.ts,
+ *      restart-plan.ts): in place when it is in no group or the master of a group without
+ *      replicas; NOT while etcd names it master of a group with replicas (back empty, it
+ *      would wipe them: the HA leader fails it over first); as a replica (`--replicaof`) of
+ *      the master etcd names otherwise, its login to that master set right after start
+ *      (runtime only, see repl-guard.ts). Without an answer from etcd it waits and asks
+ *      again each second: it never guesses.
+ *   3. State file (app-records.ts): every change is written to <data-dir>/agent-state.json
+ *      (a temp file renamed: never a torn file). On start the agent reads it and re-adopts
+ *      each app whose pid is alive and still the right program (/proc/<pid>/cmdline), and
+ *      restarts the rest.
  *      The agent leaves its apps running when it exits: restarting the supervisor must not
  *      take redis down. POST /api/stop is how an app is stopped (SIGTERM, SIGKILL after 10 s).
  *   4. Locked down (app-options.ts): `args` pass a whitelist, a data dir lies inside the
  *      agent's own, and a redis-server gets a config file (0600) with the servers' password
- *      (requirepass + masterauth: never an open default user) and AOF on. Without a
+ *      (requirepass: never an open default user) and AOF on. Without a
  *      --redis-password the agent starts no redis at all. Specs read back from the state file
  *      are checked again: one that no longer passes is not restarted.
  */
 import { spawn } from 'node:child_process';
-import { chmodSync, closeSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, writeFileSync, statSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync, realpathSync, writeFileSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { basename, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { isValidAddr, isValidName, splitAddr } from '@reborn/coordinator';
+import { isValidAddr, isValidName, splitAddr, type Store } from '@reborn/coordinator';
 import { checkProxyArgs, checkRedisArgs, redisConfigFile } from './app-options.js';
 import { addrField, allowOnly, asBody, portField, portOf, stringField } from './app-requests.js';
 import { AgentError, AppExistsError, BadRequestError, StartFailedError, UnknownAppError } from './errors.js';
 import type { AgentMetrics } from './metrics.js';
 import { isAliveAs, signal } from './proc.js';
+import { readStateFile, writeStateFile, type AppRecord, type AppSpec, type AppView, type RedisSpec } from './app-records.js';
+import { HOLD_POLL_MS, RedisRestarts, localAddr } from './redis-restart.js';
 import type { RedisAdmin } from '@reborn/coordinator/admin';
 
-export type AppKind = 'redis' | 'proxy';
-export type AppState = 'running' | 'restarting' | 'stopped';
-
-export interface RedisSpec {
-  kind: 'redis';
-  host: string;
-  port: number;
-  args: string[];
-  dataDir: string;
-}
-
-export interface ProxySpec {
-  kind: 'proxy';
-  addr: string;
-  adminAddr: string;
-  proxyId: string | null;
-  /** The password clients must AUTH with (passed in the proxy's environment, not its argv). */
-  auth?: string | null;
-  args: string[];
-}
-
-export type AppSpec = RedisSpec | ProxySpec;
-
-interface AppRecord {
-  id: string;
-  spec: AppSpec;
-  pid: number | null;
-  state: AppState;
-  restarts: number;
-  startedAt: string | null;
-  logFile: string;
-  /** Crashes since the process last stayed up for STABLE_MS; drives the backoff. */
-  crashes: number;
-  nextStartAt: number | null;
-  lastExit: { at: string; reason: string } | null;
-}
-
-/** What GET /api/apps shows for one app. */
-export interface AppView {
-  id: string;
-  kind: AppKind;
-  pid: number | null;
-  port: number;
-  addr: string;
-  adminAddr?: string;
-  proxyId?: string | null;
-  /** Whether clients must AUTH (the password itself is never shown). */
-  auth?: boolean;
-  state: AppState;
-  restarts: number;
-  startedAt: string | null;
-  logFile: string;
-  dataDir?: string;
-  args: string[];
-  nextRestartAt?: string;
-  lastExit?: { at: string; reason: string };
-  /** Set by a start that returned before the app was ready. */
-  note?: string;
-}
+export type { AppKind, AppState, AppSpec, AppView, ProxySpec, RedisSpec } from './app-records.js';
 
 export interface SupervisorOptions {
   dataDir: string;
@@ -122,6 +74,9 @@ const PROXY_READY_MS = 15_000;
 export class Supervisor {
   private readonly apps = new Map<string, AppRecord>();
   private readonly starting = new Set<string>();
+  /** Redis apps whose restart plan is being read from etcd. */
+  private readonly deciding = new Set<string>();
+  private readonly restarts: RedisRestarts;
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
   private readonly log: Logger;
@@ -132,6 +87,19 @@ export class Supervisor {
     this.log = opts.logger.child({ component: 'supervisor' });
     this.statePath = join(opts.dataDir, STATE_FILE);
     this.logsDir = join(opts.dataDir, 'logs');
+    this.restarts = new RedisRestarts({
+      admin: opts.admin,
+      redisPassword: opts.redisPassword,
+      log: this.log,
+      registry: opts.metrics.registry,
+      apps: () => this.apps.values(),
+    });
+  }
+
+  /** etcd, once the agent reaches it: redis restarts are planned from its groups (until then they wait). */
+  useStore(store: Store): void {
+    this.restarts.useStore(store);
+    this.check();
   }
 
   /** Reads the state file, re-adopts live processes, restarts dead ones, starts checking. */
@@ -339,9 +307,7 @@ export class Supervisor {
   private async ready(rec: AppRecord): Promise<boolean> {
     const spec = rec.spec;
     if (spec.kind === 'redis') {
-      const host = spec.host === '0.0.0.0' ? '127.0.0.1' : spec.host === '::' ? '::1' : spec.host;
-      const addr = host.includes(':') ? `[${host}]:${spec.port}` : `${host}:${spec.port}`;
-      const info = String(await this.opts.admin.call(addr, ['INFO', 'server'], 500));
+      const info = String(await this.opts.admin.call(localAddr(spec), ['INFO', 'server'], 500));
       return new RegExp(`^process_id:${rec.pid}\\r?$`, 'm').test(info);
     }
     const health = await fetch(`http://${spec.adminAddr}/healthz`, { signal: AbortSignal.timeout(1000) });
@@ -357,7 +323,8 @@ export class Supervisor {
     return body.pid === undefined || body.pid === rec.pid;
   }
 
-  private command(spec: AppSpec): { cmd: string; args: string[]; cwd: string; env: NodeJS.ProcessEnv } {
+  /** `replicaOf`: a redis-server starts as a replica of that master (never serving as a master). */
+  private command(spec: AppSpec, replicaOf: string | null = null): { cmd: string; args: string[]; cwd: string; env: NodeJS.ProcessEnv } {
     // Secrets travel in a 0600 file or the environment, never in argv (ps shows argv to all).
     const env: NodeJS.ProcessEnv = { ...process.env };
     delete env['REBORN_REDIS_PASSWORD'];
@@ -368,10 +335,11 @@ export class Supervisor {
       if (this.opts.redisPassword === null) throw new Error('no redis password: refusing to start redis-server with an open default user');
       writeFileSync(conf, redisConfigFile(this.opts.redisPassword), { mode: 0o600 });
       chmodSync(conf, 0o600);
+      const replica = replicaOf === null ? [] : ['--replicaof', splitAddr(replicaOf).host, String(splitAddr(replicaOf).port)];
       return {
         cmd: this.opts.redisBin,
         // Log to stdout (our log file); later args win in redis, so the caller's come last.
-        args: [conf, '--port', String(spec.port), '--bind', spec.host, '--dir', spec.dataDir, '--daemonize', 'no', '--logfile', '', ...spec.args],
+        args: [conf, '--port', String(spec.port), '--bind', spec.host, '--dir', spec.dataDir, '--daemonize', 'no', '--logfile', '', ...replica, ...spec.args],
         cwd: spec.dataDir,
         env,
       };
@@ -394,8 +362,8 @@ export class Supervisor {
     };
   }
 
-  private spawn(rec: AppRecord): void {
-    const { cmd, args, cwd, env } = this.command(rec.spec);
+  private spawn(rec: AppRecord, replicaOf: string | null = null): void {
+    const { cmd, args, cwd, env } = this.command(rec.spec, replicaOf);
     const fd = openSync(rec.logFile, 'a');
     try {
       writeFileSync(fd, `--- ${new Date().toISOString()} reborn-agent starts: ${cmd} ${args.join(' ')}\n`);
@@ -456,16 +424,52 @@ export class Supervisor {
           changed = true;
           continue;
         }
-        rec.restarts++;
-        rec.lastExit = null;
-        this.opts.metrics.appRestarts.inc({ app: rec.id, kind: rec.spec.kind });
-        if (rec.spec.kind === 'redis') mkdirSync(rec.spec.dataDir, { recursive: true });
-        this.spawn(rec);
-        this.log.info({ app: rec.id, pid: rec.pid, restarts: rec.restarts }, 'app restarted');
+        if (rec.spec.kind === 'redis') {
+          if (!this.deciding.has(rec.id)) void this.restartRedis(rec, rec.spec);
+          continue;
+        }
+        this.restartNow(rec, null);
         changed = true;
       }
     }
     if (changed) this.persist();
+  }
+
+  private restartNow(rec: AppRecord, replicaOf: string | null): void {
+    rec.restarts++;
+    rec.lastExit = null;
+    this.opts.metrics.appRestarts.inc({ app: rec.id, kind: rec.spec.kind });
+    if (rec.spec.kind === 'redis') {
+      mkdirSync(rec.spec.dataDir, { recursive: true });
+      rec.replicaOf = replicaOf;
+    }
+    this.spawn(rec, replicaOf);
+    this.log.info({ app: rec.id, pid: rec.pid, restarts: rec.restarts, ...(replicaOf === null ? {} : { replicaOf }) }, replicaOf === null ? 'app restarted' : 'app restarted as a replica');
+  }
+
+  /**
+   * A crashed redis-server is due: plan its restart from etcd (redis-restart.ts), then start
+   * it in place, as a replica, or put it on hold and ask again in HOLD_POLL_MS.
+   */
+  private async restartRedis(rec: AppRecord, spec: RedisSpec): Promise<void> {
+    this.deciding.add(rec.id);
+    const { plan, login } = await this.restarts.plan(spec.host, spec.port).finally(() => this.deciding.delete(rec.id));
+    // Stopped, replaced or closed meanwhile: the plan is for nobody.
+    if (this.closed || this.apps.get(rec.id) !== rec || rec.state !== 'restarting' || this.starting.has(rec.id)) return;
+    if (plan.kind === 'wait') {
+      this.restarts.noteHold(rec, plan.hold, plan.why);
+      rec.waiting = { reason: plan.hold, why: plan.why };
+      rec.nextStartAt = Date.now() + HOLD_POLL_MS;
+      return;
+    }
+    if (rec.waiting) this.log.info({ app: rec.id, crashedAt: rec.lastExit?.at, plan: plan.why }, 'restart no longer on hold');
+    rec.waiting = null;
+    this.restartNow(rec, plan.kind === 'replica' ? plan.master : null);
+    this.persist();
+    const pid = rec.pid;
+    if (plan.kind === 'replica') {
+      void this.restarts.setReplicaLogin(rec.id, localAddr(spec), login, () => !this.closed && rec.pid === pid && this.alive(rec), () => this.ready(rec));
+    }
   }
 
   private alive(rec: AppRecord): boolean {
@@ -490,6 +494,8 @@ export class Supervisor {
       args: s.args,
       ...(r.state === 'restarting' && r.nextStartAt !== null ? { nextRestartAt: new Date(r.nextStartAt).toISOString() } : {}),
       ...(r.lastExit ? { lastExit: r.lastExit } : {}),
+      ...(r.state === 'restarting' && r.waiting ? { waiting: r.waiting.why } : {}),
+      ...(r.replicaOf ? { replicaOf: r.replicaOf } : {}),
     };
     if (s.kind === 'redis') {
       const addr = s.host.includes(':') ? `[${s.host}]:${s.port}` : `${s.host}:${s.port}`;
@@ -499,17 +505,8 @@ export class Supervisor {
   }
 
   private persist(): void {
-    const apps = [...this.apps.values()]
-      .filter((r) => !this.starting.has(r.id) || r.pid !== null)
-      .map((r) => ({ ...r, nextStartAt: null }));
-    const tmp = `${this.statePath}.tmp`;
-    try {
-      // 0600: it holds the proxies' client passwords.
-      writeFileSync(tmp, JSON.stringify({ version: 1, apps }, null, 2), { mode: 0o600 });
-      renameSync(tmp, this.statePath);
-    } catch (err) {
-      this.log.error({ err: (err as Error).message, path: this.statePath }, 'cannot write the state file');
-    }
+    const apps = [...this.apps.values()].filter((r) => !this.starting.has(r.id) || r.pid !== null);
+    writeStateFile(this.statePath, apps, this.log);
   }
 
   /**
@@ -533,28 +530,9 @@ export class Supervisor {
   }
 
   private readState(): AppRecord[] {
-    let text: string;
-    try {
-      text = readFileSync(this.statePath, 'utf8');
-    } catch {
-      return [];
-    }
-    try {
-      const v = JSON.parse(text) as { apps?: unknown };
-      if (!Array.isArray(v.apps)) throw new Error('no apps array');
-      return v.apps.filter(isAppRecord).map((r) => this.recheck({ ...r, nextStartAt: null, crashes: r.crashes ?? 0 }));
-    } catch (err) {
-      this.log.error({ err: (err as Error).message, path: this.statePath }, 'state file unreadable; starting with no apps');
-      return [];
-    }
+    return readStateFile(this.statePath, this.log).map((r) => this.recheck(r));
   }
-}
 
-function isAppRecord(v: unknown): v is AppRecord {
-  if (typeof v !== 'object' || v === null) return false;
-  const r = v as Partial<AppRecord>;
-  return typeof r.id === 'string' && typeof r.spec === 'object' && r.spec !== null && typeof r.logFile === 'string' &&
-    (r.spec.kind === 'redis' || r.spec.kind === 'proxy') && (r.state === 'running' || r.state === 'restarting' || r.state === 'stopped');
 }
 
 /** The real path of `dir`, or `dir` resolved when it does not exist (yet). */

@@ -9,6 +9,7 @@
  *   /reborn/<p>/agents/event-seq                   last event sequence number (a counter)
  *   /reborn/<p>/agents/events/<seq>                {seq, kind, at, agent, group?, message, data}  (10-digit seq)
  *   /reborn/<p>/agents/servers/<host:port>         {addr, group, state: online|offline, since, reason?}
+ *   /reborn/<p>/agents/repl-secret                 the replication user's password (64 hex chars), created once
  *
  * Why server health lives here and not in the group: a group's servers are `{addr, role}` and
  * proxies read nothing else (models.ts), so a dead replica stays in its group with role
@@ -27,7 +28,7 @@ const SEQ_WIDTH = 10;
 /** Events kept in etcd; older ones are deleted as new ones are written. */
 export const AGENT_EVENTS_KEPT = 1000;
 /** Ids that would read like the fixed sub-keys of agents/. */
-const RESERVED_AGENT_IDS: ReadonlySet<string> = new Set(['election', 'events', 'servers', 'event-seq']);
+const RESERVED_AGENT_IDS: ReadonlySet<string> = new Set(['election', 'events', 'servers', 'event-seq', 'repl-secret']);
 
 export function isValidAgentId(id: string): boolean {
   return isValidName(id) && !RESERVED_AGENT_IDS.has(id);
@@ -48,6 +49,8 @@ export class AgentPaths {
   readonly events: string;
   readonly servers: string;
   readonly eventSeq: string;
+  /** The replication user's secret (agent repl-guard.ts): created once, never changed. */
+  readonly replSecret: string;
   /** Election name inside the root namespace; etcd3 puts candidates at `election/<name>/<leaseId>`. */
   readonly electionName = 'leader';
   /** Where the candidates' keys live (for operators and tests). */
@@ -59,6 +62,7 @@ export class AgentPaths {
     this.events = `${agentsPrefix}events/`;
     this.servers = `${agentsPrefix}servers/`;
     this.eventSeq = `${agentsPrefix}event-seq`;
+    this.replSecret = `${agentsPrefix}repl-secret`;
     this.election = `${agentsPrefix}election/${this.electionName}/`;
   }
 

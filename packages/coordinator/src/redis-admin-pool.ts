@@ -7,9 +7,11 @@
  * Invariant: a cached client never reconnects by itself (adminClient's retryStrategy → null);
  * the next call after a failure makes a new one. Error classes are the caller's (the agent
  * maps them to its own codes), so this module decides only *which* failure happened.
+ * Once given a replication login (useReplicationLogin), every REPLICAOF it sends makes the
+ * replica log in as that user, never as the default user.
  */
 import type { Redis } from 'ioredis';
-import { adminClient, hasPassword, replicaOfCommands } from './redis-admin.js';
+import { adminClient, hasPassword, replicaOfCommands, type ReplicationLogin } from './redis-admin.js';
 import { parseReplicationInfo, type ReplicationInfo } from './redis-info.js';
 
 export interface RedisAdminErrors {
@@ -30,6 +32,7 @@ export interface RedisAdminPoolOptions {
 export class RedisAdmin {
   private readonly clients = new Map<string, Redis>();
   private closed = false;
+  private login: ReplicationLogin | null = null;
 
   constructor(private readonly opts: RedisAdminPoolOptions) {}
 
@@ -61,9 +64,21 @@ export class RedisAdmin {
     return parseReplicationInfo(String(text));
   }
 
-  /** REPLICAOF NO ONE (`master` null) or REPLICAOF host port, after masterauth when a password is set. */
+  /**
+   * REPLICAOF NO ONE (`master` null) or REPLICAOF host port, after the login: the replication
+   * user's when one is set (useReplicationLogin), else masterauth when a password is set.
+   */
   async replicaOf(addr: string, master: string | null, timeoutMs: number): Promise<void> {
-    for (const cmd of replicaOfCommands(master, this.opts.password)) await this.call(addr, cmd, timeoutMs);
+    for (const cmd of replicaOfCommands(master, this.opts.password, this.login)) await this.call(addr, cmd, timeoutMs);
+  }
+
+  /**
+   * From now on replicaOf() makes replicas log in as `login` (null: the default user again).
+   * Set once the product's replication secret is known, by whoever also provisions that user
+   * on the masters — a replica pointed at a master without the user cannot sync.
+   */
+  useReplicationLogin(login: ReplicationLogin | null): void {
+    this.login = login;
   }
 
   /** Forgets servers no longer of interest. */

@@ -7,6 +7,7 @@ import {
   info,
   parseAddr,
   ping,
+  replicaOfCommands,
   readReplicationOffset as replicationOffset,
   replyCode,
   showKey,
@@ -37,6 +38,17 @@ describe('pure helpers', () => {
     expect(replyCode(reply('IOERR error or timeout reading to target instance'))).toBe('IOERR');
     expect(replyCode(new Error('Connection is closed.'))).toBeNull();
     expect(replyCode('nope')).toBeNull();
+  });
+
+  it('REPLICAOF logs in as the replication user when given one, else as the default user', () => {
+    expect(replicaOfCommands('10.0.0.1:7000', 'pw', { user: 'reborn-repl', password: 's3' })).toEqual([
+      ['CONFIG', 'SET', 'masterauth', 's3'],
+      ['CONFIG', 'SET', 'masteruser', 'reborn-repl'],
+      ['REPLICAOF', '10.0.0.1', '7000'],
+    ]);
+    expect(replicaOfCommands('[::1]:7000', 'pw')).toEqual([['CONFIG', 'SET', 'masterauth', 'pw'], ['REPLICAOF', '::1', '7000']]);
+    expect(replicaOfCommands('h:1', null)).toEqual([['REPLICAOF', 'h', '1']]);
+    expect(replicaOfCommands(null, 'pw', { user: 'u', password: 'p' })).toEqual([['REPLICAOF', 'NO', 'ONE']]);
   });
 
   it('shows binary keys safely', () => {

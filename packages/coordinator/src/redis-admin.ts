@@ -7,7 +7,8 @@
  * sent while disconnected fails at once instead of waiting for a reconnect), no reconnects —
  * and the connection is always closed. A control loop that talks to a hung or partitioned
  * server therefore hears back within the timeouts. The servers' password (requirepass) is
- * sent by every client made here, and REPLICAOF carries it on as masterauth.
+ * sent by every client made here, and REPLICAOF carries it on as masterauth (or, given a
+ * ReplicationLogin, the replication user's).
  *
  * Redis error replies carry their code as the first word (`BUSYKEY …`, `IOERR …`); replyCode()
  * reads it, so callers branch on that code and never on the rest of the message.
@@ -200,21 +201,35 @@ export async function readReplicationOffset(addr: string, opts: RedisAdminOption
 }
 
 /**
- * The commands that make a server a replica of `master` (`host:port`), or a master again
- * (null). Where the servers have a password the replica must log in to its new master too:
- * masterauth is set first (a server started by reborn-agent has it already; one started by
- * hand may not).
+ * How a replica logs in to its master: a dedicated user (`masteruser` + `masterauth`) instead
+ * of the default user. Reborn's HA gives the product's servers such a user at runtime only
+ * (agent repl-guard.ts), so a master that restarted has lost it and cannot feed a sync.
  */
-export function replicaOfCommands(master: string | null, password?: string | null): string[][] {
+export interface ReplicationLogin {
+  readonly user: string;
+  readonly password: string;
+}
+
+/**
+ * The commands that make a server a replica of `master` (`host:port`), or a master again
+ * (null). The replica must log in to its new master: with `login`, as that user (masterauth
+ * first, then masteruser: between the two a reconnect fails AUTH, it never logs in as
+ * someone else); otherwise, where the servers have a password, as the default user
+ * (masterauth only — a masteruser set by reborn's HA stays, so a replica the HA leader put on
+ * the replication user keeps refusing a master without it until the leader points it again).
+ */
+export function replicaOfCommands(master: string | null, password?: string | null, login?: ReplicationLogin | null): string[][] {
   if (master === null) return [['REPLICAOF', 'NO', 'ONE']];
   const { host, port } = splitAddr(master);
-  const auth = hasPassword(password) ? [['CONFIG', 'SET', 'masterauth', password]] : [];
+  const auth = login
+    ? [['CONFIG', 'SET', 'masterauth', login.password], ['CONFIG', 'SET', 'masteruser', login.user]]
+    : hasPassword(password) ? [['CONFIG', 'SET', 'masterauth', password]] : [];
   return [...auth, ['REPLICAOF', host, String(port)]];
 }
 
 /** REPLICAOF on an open client (see replicaOfCommands). */
-export async function replicaOf(c: Redis, master: string | null, password?: string | null): Promise<void> {
-  for (const [cmd, ...args] of replicaOfCommands(master, password)) await c.call(cmd!, ...args);
+export async function replicaOf(c: Redis, master: string | null, password?: string | null, login?: ReplicationLogin | null): Promise<void> {
+  for (const [cmd, ...args] of replicaOfCommands(master, password, login)) await c.call(cmd!, ...args);
 }
 
 /** A key for log lines and error messages: printable ASCII as is, other bytes as \xNN. */
