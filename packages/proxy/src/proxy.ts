@@ -49,6 +49,7 @@ import { serveAdmin } from './admin-http.js';
 import type { ProxyOptions } from './options.js';
 import type { ClientRequest } from './request.js';
 import { Router } from './router.js';
+import { groupWriteBody } from './in-sync.js';
 import { BlockingCommands } from './blocking.js';
 import { ClusterFace } from './cluster-face.js';
 import { Transactions } from './transactions.js';
@@ -180,6 +181,7 @@ export class Proxy implements SessionHost {
       strays: () => this.strays?.counts ?? new Map(),
       topologyAlarm: () => this.follower?.alarm.reason ?? null,
       tracking: () => this.tracking.stats(),
+      groupWrites: () => this.router.groupWrites(),
     });
     this.productConfig = new ProductConfig({
       router: this.router,
@@ -410,6 +412,9 @@ export class Proxy implements SessionHost {
       pid: process.pid,
       ppid: process.ppid,
       topologyAlarm: alarm,
+      // Groups whose writes are acknowledged on the master alone, or refused (in-sync.ts):
+      // the proxy itself is healthy, so the status stays 2xx.
+      groupsDegraded: this.router.groupWrites().filter((g) => g.state !== 'ok').map(groupWriteBody),
     };
     return { status: !ready ? 503 : alarm !== null ? 203 : 200, body };
   }
@@ -436,6 +441,7 @@ export class Proxy implements SessionHost {
       strays: this.strays ? { watching: true, byGroup: Object.fromEntries(this.strays.counts), recent: this.strays.recent } : { watching: false },
       blocking: { blocked: this.blocking.count, idleConnections: this.blocking.idleConnections },
       slots: states,
+      groups: this.router.groupWrites().map(groupWriteBody),
       backends: this.router.backends(),
       startedAt: new Date(this.startedAt).toISOString(),
     };

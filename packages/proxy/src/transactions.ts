@@ -226,8 +226,9 @@ export class Transactions {
       // slot is about to move: such a WATCH can only end in an aborted EXEC.
       const entry = this.router.slots[slot]!;
       const usable = (entry.state === 'online' || entry.state === 'migrating') && entry.master !== null;
-      // With the pool's durability: in --durable mode writes here (EXEC too) wait for a replica.
-      const conn = usable ? new BackendConnection(entry.master!.addr, { ...this.opts.backendOptions, resp: session.resp }, entry.master!.durability) : null;
+      // With the master's write policy: writes here (EXEC too) are refused below minInSync,
+      // and in --durable mode wait for the in-sync replicas.
+      const conn = usable ? new BackendConnection(entry.master!.addr, { ...this.opts.backendOptions, resp: session.resp }, entry.master!.writePolicy) : null;
       let ended!: () => void;
       const release = (): void => {
         if (!this.watches.delete(state!)) return;
