@@ -163,11 +163,12 @@ export class BlockingCommands {
 
   /**
    * `addr` is no longer its group's master (a failover): commands blocked there would wait
-   * on a server that may be frozen or gone, holding their clients; they fail now (the client
-   * retries on the new master), and idle connections to it are dropped.
+   * on a server that may be frozen or gone, holding their clients; they fail now with `reply`
+   * (the client retries on the new master; one that had popped may have lost its element),
+   * and idle connections to it are dropped. Nothing the old master says later is read.
    */
-  failOn(addr: string, reason: string): void {
-    for (const b of [...this.blocked]) if (b.conn.addr === addr) b.conn.close(reason);
+  failOn(addr: string, reply: Buffer): void {
+    for (const b of [...this.blocked]) if (b.conn.addr === addr) b.conn.close('its group failed over to another master', reply);
     for (const resp of [2, 3] as const) {
       const key = idleKey(addr, resp);
       const idle = this.idle.get(key);

@@ -165,9 +165,9 @@ export class Proxy implements SessionHost {
       graceMs: options.watchGraceMs,
       maxQueuedBytes: options.maxMultiBytes,
     });
-    this.router.onMasterReplaced = (addr) => {
-      this.blocking.failOn(addr, 'its group failed over to another master while the command was blocked');
-      this.transactions.abortWatchesOn(addr);
+    this.router.onMasterReplaced = (addr, _group, reply) => {
+      this.blocking.failOn(addr, reply);
+      this.transactions.abortWatchesOn(addr, reply);
     };
     this.metrics = new ProxyMetrics({
       clients: () => this.sessions.size,

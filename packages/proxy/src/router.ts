@@ -198,10 +198,11 @@ export class Router {
   onGroupsChanged: (() => void) | null = null;
 
   /**
-   * Called with a server that stopped being its group's master (failover, switchover, group
-   * removed): connections of its own to it (blocked commands, WATCH pins) must not linger.
+   * Called with a server that stopped being group `group`'s master (failover, switchover,
+   * group removed): connections of its own to it (blocked commands, WATCH pins) must not
+   * linger, and what is in flight on them fails with `reply` (masterGoneReply).
    */
-  onMasterReplaced: ((oldMaster: string) => void) | null = null;
+  onMasterReplaced: ((oldMaster: string, group: number, reply: Buffer) => void) | null = null;
 
   /**
    * Client-side caching: called with a slot whose serving group changed, or whose migration ended: what
@@ -222,7 +223,7 @@ export class Router {
 
   private reportMasterChanges(before: Map<number, string | undefined>): void {
     const after = this.masterAddrs();
-    for (const [id, addr] of before) if (addr !== undefined && after.get(id) !== addr) this.onMasterReplaced?.(addr);
+    for (const [id, addr] of before) if (addr !== undefined && after.get(id) !== addr) this.onMasterReplaced?.(addr, id, masterGoneReply(addr, id));
   }
 
   updateSlot(slot: SlotInfo): void {
@@ -247,7 +248,7 @@ export class Router {
     if (oldMaster !== newMaster) this.logger.info({ group: id, from: oldMaster ?? null, to: newMaster ?? null }, 'group master changed');
     this.rebuildAll();
     this.onGroupsChanged?.();
-    if (oldMaster !== undefined && oldMaster !== newMaster) this.onMasterReplaced?.(oldMaster);
+    if (oldMaster !== undefined && oldMaster !== newMaster) this.onMasterReplaced?.(oldMaster, id, masterGoneReply(oldMaster, id));
   }
 
   /** Every distinct master pool currently serving at least one slot, or of any group. */
@@ -434,10 +435,14 @@ export class Router {
   }
 }
 
-/** The error of a request left in flight on a master that its group replaced (or dropped). */
+/**
+ * The error of a request left in flight on a master that its group replaced (or dropped).
+ * Not -TRYAGAIN: that tells a client the command did not run (cluster clients resend it at
+ * once), while this one may have run on the old master; the client must decide.
+ */
 export function masterGoneReply(addr: string, group: number): Buffer {
   const which = group >= 0 ? `group ${group}` : 'its group';
-  return encodeError(`ERR ${addr} stopped being the master of ${which} while the request was in flight (failover); its outcome is unknown`);
+  return encodeError(`ERR ${which} failed over to another master while the request was in flight on ${addr}; its outcome is unknown`);
 }
 
 function compareVersions(a: readonly number[], b: readonly number[]): number {

@@ -304,14 +304,18 @@ export class Transactions {
     ]);
   }
 
-  /** `addr` is no longer its group's master: WATCHes pinned to it are aborted (EXEC answers nil). */
-  abortWatchesOn(addr: string): void {
+  /**
+   * `addr` is no longer its group's master: WATCHes pinned to it are aborted (a later EXEC
+   * answers nil), and what is in flight on the pinned connection (an EXEC sent before the
+   * switch) fails with `reply`: it may or may not have run on the old master.
+   */
+  abortWatchesOn(addr: string, reply: Buffer): void {
     for (const w of this.watches) {
       if (w.conn === null || w.conn.addr !== addr) continue;
       w.aborted = true;
       const conn = w.conn;
       w.conn = null;
-      conn.close('its group failed over to another master');
+      conn.close('its group failed over to another master', reply);
     }
   }
 
