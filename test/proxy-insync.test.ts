@@ -197,6 +197,7 @@ describe('minInSync', () => {
         // Scripts count as writes (only running them tells); reads do not.
         await expect(io.eval('return 1', 0)).rejects.toThrow(refusal);
         expect(await io.get('isr:min')).toBe('kept');
+        expect(await io.call('EVAL_RO', "return redis.call('GET', KEYS[1])", 1, 'isr:min')).toBe('kept');
         expect(await nr.get('isr:min')).toBe('kept');
         expect(await io.exists('isr:min')).toBe(1);
 
