@@ -39,10 +39,13 @@ describe.each([
     await cluster?.stop();
   });
 
-  /** Requests sent to `addr` and not yet answered, as the proxy counts them. */
-  async function pendingOn(addr: string): Promise<number> {
-    const view = JSON.parse(await proxy.adminGet('/api/proxy')) as { backends: Array<{ addr: string; pending: number }> };
-    return view.backends.find((b) => b.addr === addr)?.pending ?? 0;
+  /** Requests the proxy has sent to `addr` and not had answered: on its pool, and on WATCH pins. */
+  async function inFlightOn(addr: string): Promise<{ pool: number; pinned: number }> {
+    const view = JSON.parse(await proxy.adminGet('/api/proxy')) as {
+      backends: Array<{ addr: string; pending: number }>;
+      watch: { watches: number; inFlight: number };
+    };
+    return { pool: view.backends.find((b) => b.addr === addr)?.pending ?? 0, pinned: view.watch.inFlight };
   }
 
   it('fails what is in flight, sends new writes to the new master, forwards nothing the old one says later, loses no acknowledged write', async () => {
@@ -68,7 +71,15 @@ describe.each([
       c.write(Buffer.concat(inFlight.map((k) => cmd('SET', k, k))));
       watcher.write(cmd('EXEC'));
       // The shared connection has the pipeline, the pinned one the EXEC: all sent, none answered.
-      await waitFor(async () => (await pendingOn(M.addr)) >= IN_FLIGHT, { what: 'the pipeline in flight on the frozen master' });
+      // (the only WATCH pin is M's, and its WATCH was answered: what is in flight there is the
+      // EXEC, and with --durable the WAIT behind it).
+      await waitFor(
+        async () => {
+          const { pool, pinned } = await inFlightOn(M.addr);
+          return pool >= IN_FLIGHT && pinned >= 1;
+        },
+        { what: 'the pipeline and the EXEC in flight on the frozen master' },
+      );
       const other = await RawClient.connect(proxy.port);
       expect(plain(await other.call('PING'))).toBe('PONG');
       other.destroy();
@@ -107,7 +118,7 @@ describe.each([
       await M.client().replicaof(...(R.addr.split(':') as [string, string]));
       await waitFor(
         async () => /master_link_status:up/.test(await M.client().info('replication')) && (await M.client().exists(...after)) === after.length,
-        { what: 'M resynced as the replica of R' },
+        { what: 'M resynced as the replica of R', timeoutMs: 30_000 },
       );
       // One reply per request, in order: a PING behind everything gets its own PONG.
       expect(plain(await c.call('PING'))).toBe('PONG');

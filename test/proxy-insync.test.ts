@@ -1,10 +1,10 @@
 /**
  * The in-sync replica set as the proxy applies it, end to end: one group (master M, replica R),
- * a `--durable --durable-timeout 500` proxy and a plain one. The test writes the group record
+ * a `--durable --durable-timeout 2000` proxy and a plain one. The test writes the group record
  * in etcd as the HA leader would (inSync, minInSync) and waits until both proxies show it on
  * /api/proxy before it looks at writes; nothing is restarted between steps.
  *
- * "No WAIT at all" is shown with R frozen (SIGSTOP: a WAIT for it would fail after 500 ms) and
+ * "No WAIT at all" is shown with R frozen (SIGSTOP: a WAIT for it would fail after 2 s) and
  * with the master's own count of WAIT calls (INFO commandstats), which must not move.
  */
 import Redis6 from 'ioredis6';
@@ -22,7 +22,7 @@ let R: RedisServer;
 const frozen = new Set<RedisServer>();
 
 beforeAll(async () => {
-  cluster = await startCluster({ groups: 1, replicas: 1, proxyArgs: ['--durable', '--durable-timeout', '500'] });
+  cluster = await startCluster({ groups: 1, replicas: 1, proxyArgs: ['--durable', '--durable-timeout', '2000'] });
   durable = cluster.proxies[0]!;
   plainProxy = await cluster.addProxy([]);
   M = cluster.groups[0]!.master;
@@ -81,6 +81,12 @@ function logCount(p: ProxyProcess, prefix: string): number {
   return p.logRecords().filter((r) => typeof r['msg'] === 'string' && r['msg'].startsWith(prefix)).length;
 }
 
+/** Waits until `p` has logged `count` lines starting with `prefix` (its output arrives through a pipe, after the change). */
+async function logged(p: ProxyProcess, prefix: string, count: number): Promise<void> {
+  await waitFor(() => logCount(p, prefix) >= count, { what: `${count} log lines "${prefix}…" from ${p.addr}` });
+  expect(logCount(p, prefix)).toBe(count);
+}
+
 /**
  * `replica` has acknowledged everything M has (M's own view, what WAIT counts): right after a
  * full sync a replica holds the data before its first acknowledgement reaches the master.
@@ -102,7 +108,7 @@ describe('durable mode waits for exactly the in-sync set', () => {
   it('inSync []: writes are acknowledged on the master alone at once, with no WAIT; the group shows as degraded, logged once', async () => {
     const degradedLogs = logCount(durable, 'group degraded');
     await writeGroup({ inSync: [] });
-    expect(logCount(durable, 'group degraded')).toBe(degradedLogs + 1);
+    await logged(durable, 'group degraded', degradedLogs + 1);
     const client = new Redis6({ host: '127.0.0.1', port: durable.port });
     try {
       await freeze(R);
@@ -133,7 +139,7 @@ describe('durable mode waits for exactly the in-sync set', () => {
     try {
       await freeze(R);
       expect(plain(await c.call('SET', 'isr:one', 'a'))).toEqual({
-        err: `ERR durable write not confirmed: 0 of 1 in-sync replicas (${R.addr}) acknowledged within 500 ms`,
+        err: `ERR durable write not confirmed: 0 of 1 in-sync replicas (${R.addr}) acknowledged within 2000 ms`,
       });
       await writeGroup({ inSync: [] });
       expect(plain(await c.call('SET', 'isr:one', 'b'))).toBe('OK');
@@ -159,7 +165,7 @@ describe('durable mode waits for exactly the in-sync set', () => {
         expect(await R2.client().get('isr:all')).toBe('a');
         await freeze(R2);
         expect(plain(await c.call('SET', 'isr:all', 'b'))).toEqual({
-          err: `ERR durable write not confirmed: 1 of 2 in-sync replicas (${R.addr}, ${R2.addr}) acknowledged within 500 ms`,
+          err: `ERR durable write not confirmed: 1 of 2 in-sync replicas (${R.addr}, ${R2.addr}) acknowledged within 2000 ms`,
         });
       } finally {
         thaw(R2);
@@ -226,7 +232,7 @@ describe('minInSync', () => {
     // Refused before they were sent: the master ran none of them.
     expect(Number(/^cmdstat_set:calls=(\d+)/m.exec(await M.client().info('commandstats'))?.[1] ?? 0)).toBe(writesBefore);
     expect(await M.client().get('isr:min')).toBe('kept');
-    expect(logCount(plainProxy, 'group refuses writes')).toBe(refusingLogs + 1);
+    await logged(plainProxy, 'group refuses writes', refusingLogs + 1);
     const health = JSON.parse(await plainProxy.adminGet('/healthz')) as { groupsDegraded: Array<{ state: string }> };
     expect(health.groupsDegraded.map((g) => g.state)).toEqual(['refusing']);
 
@@ -242,7 +248,7 @@ describe('minInSync', () => {
         io.disconnect();
       }
       expect(await gauges(p)).toEqual({ inSync: 1, degraded: 0 });
-      expect(logCount(p, 'group no longer refuses writes')).toBeGreaterThan(0);
+      await waitFor(() => logCount(p, 'group no longer refuses writes') > 0, { what: `"group no longer refuses writes" from ${p.addr}` });
     }
     // Durable: the acknowledged write is on the member.
     expect(await R.client().get('isr:min')).toBe(`after-${plainProxy.port}`);

@@ -440,6 +440,7 @@ export class Proxy implements SessionHost {
       tracking: this.tracking.view(),
       strays: this.strays ? { watching: true, byGroup: Object.fromEntries(this.strays.counts), recent: this.strays.recent } : { watching: false },
       blocking: { blocked: this.blocking.count, idleConnections: this.blocking.idleConnections },
+      watch: this.transactions.pinnedView(),
       slots: states,
       groups: this.router.groupWrites().map(groupWriteBody),
       backends: this.router.backends(),

@@ -319,6 +319,18 @@ export class Transactions {
     }
   }
 
+  /** Open WATCHes with a pinned connection, and requests in flight on those (for /api/proxy). */
+  pinnedView(): { watches: number; inFlight: number } {
+    let watches = 0;
+    let inFlight = 0;
+    for (const w of this.watches) {
+      if (w.conn === null) continue;
+      watches++;
+      inFlight += w.conn.pending;
+    }
+    return { watches, inFlight };
+  }
+
   closeAll(): void {
     for (const w of [...this.watches]) w.release();
   }
