@@ -7,7 +7,7 @@
  * "No WAIT at all" is shown with R frozen (SIGSTOP: a WAIT for it would fail after 2 s) and
  * with the master's own count of WAIT calls (INFO commandstats), which must not move.
  */
-import Redis6 from 'ioredis6';
+import { Redis as Redis6 } from 'ioredis6';
 import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ServerRole, type GroupInfo } from '@reborn/coordinator';

@@ -3,7 +3,7 @@
  * objects updated in place (the ones connections hold), the refusal texts, and the log line
  * once per change of state. No servers needed: this is the table-to-policy step alone.
  */
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { GroupInfo } from '@reborn/coordinator';
 import { judgeGroup, noReplicasError, WritePolicies } from './in-sync.js';
@@ -20,7 +20,7 @@ function group(extra: Partial<GroupInfo> = {}, replicas = [R1, R2]): GroupInfo {
   };
 }
 
-function logged(): { logger: ReturnType<typeof pino>; lines: Array<{ level: number; msg: string; group: number }> } {
+function logged(): { logger: Logger; lines: Array<{ level: number; msg: string; group: number }> } {
   const lines: Array<{ level: number; msg: string; group: number }> = [];
   const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
   return { logger, lines };
