@@ -9,30 +9,30 @@
  * Why a set per protocol: a backend's replies then reach the client in its own protocol
  * byte for byte (RESP3 maps, doubles, `_` nulls), with no re-encoding on the common path.
  * The RESP3 set is opened the first time a RESP3 client needs it.
+ *
+ * Every connection of the pool shares the master's write policy (in-sync.ts): the in-sync
+ * set's WAIT count and the minInSync refusal apply to all of them at once.
  */
 import type { Protocol } from '@reborn/protocol';
 import { BackendConnection } from './backend.js';
-import type { BackendOptions, Durability } from './backend-types.js';
+import type { BackendOptions, WritePolicy } from './backend-types.js';
 
 export class BackendPool {
   /** The RESP2 connections (the proxy's own requests use these too). */
   readonly connections: readonly BackendConnection[];
   private resp3: readonly BackendConnection[] | null = null;
-  /** Shared by the pool's connections; the router updates `replicas` when the group changes. */
-  readonly durability: Durability | null;
-
   constructor(
     readonly addr: string,
     private readonly size: number,
     private readonly opts: BackendOptions,
-    durableTimeoutMs: number | null = null,
+    /** Shared by the pool's connections (and a WATCH's or blocking command's own); updated in place. */
+    readonly writePolicy: WritePolicy | null = null,
   ) {
-    this.durability = durableTimeoutMs === null ? null : { replicas: 0, timeoutMs: durableTimeoutMs };
     this.connections = this.open(2);
   }
 
   private open(resp: Protocol): BackendConnection[] {
-    const conns = Array.from({ length: this.size }, () => new BackendConnection(this.addr, resp === 3 ? { ...this.opts, resp } : this.opts, this.durability));
+    const conns = Array.from({ length: this.size }, () => new BackendConnection(this.addr, resp === 3 ? { ...this.opts, resp } : this.opts, this.writePolicy));
     for (const c of conns) c.onUp = () => this.clearBackoffs();
     return conns;
   }
@@ -67,7 +67,8 @@ export class BackendPool {
     for (const c of this.all) c.reset(reason);
   }
 
-  close(): void {
-    for (const c of this.all) c.close();
+  /** Closes every connection; requests still waiting are answered `reply` (default: `ERR backend … connection closed`). */
+  close(reason?: string, reply?: Buffer): void {
+    for (const c of this.all) c.close(reason, reply);
   }
 }

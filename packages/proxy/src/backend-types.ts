@@ -1,6 +1,7 @@
 /**
  * The shapes a backend connection deals in: the request it carries, its options (timeouts,
- * the proxy's ACL identity) and the durable-mode setting a pool shares with its connections.
+ * the proxy's ACL identity) and the write policy (in-sync set, durable mode) a master's
+ * connections share.
  *
  * Invariant: types only, imports nothing of the proxy, so the connection, the pool and the
  * durable-write logic can share them without a cycle. backend.ts re-exports all of them.
@@ -12,7 +13,10 @@ import type { Flusher } from './flusher.js';
 export interface BackendRequest {
   /** The bytes to send (one complete RESP command, answered by one reply). */
   payload: Buffer;
-  /** A write: in durable mode its reply waits until a replica confirmed it (WAIT). */
+  /**
+   * A write: refused while its group's in-sync set is below minInSync, and in durable mode
+   * its reply waits until the in-sync replicas confirmed it (WAIT).
+   */
   readonly write?: boolean;
   /**
    * Replies to discard before the one that resolves: a transaction is sent as one request
@@ -31,12 +35,27 @@ export interface BackendRequest {
 }
 
 /**
- * Durable mode (`--durable`): per pool, how many replicas must confirm a write before the
- * client hears of it (0 = the group has no replica: writes are acknowledged as usual).
+ * What a group's in-sync set asks of the writes sent to its master (in-sync.ts computes it):
+ * one object per master address, shared by every connection to that master (its pool's, a
+ * WATCH's pinned one, a blocking command's) and updated in place when the group changes in
+ * etcd, so the next write on any of them follows the new set without a lookup.
  */
-export interface Durability {
+export interface WritePolicy {
+  /** The group this master serves (for error texts); -1 until a group names it. */
+  group: number;
+  /**
+   * Durable mode: the count `WAIT` asks for behind each write batch, the size of the group's
+   * in-sync set. 0 = no WAIT (no --durable, or the set is the master alone).
+   */
   replicas: number;
+  /** The in-sync members as the durable error names them: "127.0.0.1:7001, 127.0.0.1:7002". */
+  members: string;
+  /** Durable mode: WAIT's timeout. */
   timeoutMs: number;
+  /** Non-null while the set is smaller than the group's minInSync: a write's whole reply. */
+  refusal: Buffer | null;
+  /** The same refusal for an EXEC (Redis' shape: -EXECABORT … because of: NOREPLICAS …). */
+  execRefusal: Buffer | null;
 }
 
 export interface BackendAuth {

@@ -32,20 +32,24 @@
  * `whenSettled` is how a barrier or a WATCH's end waits for that: a promise the connection
  * resolves itself when its count reaches the mark (failed-client.ts does the CLIENT KILL).
  *
- * Durability: with `durability.replicas > 0`, every write batch written in one flush is
- * followed by one `WAIT <replicas> <timeout>` (durable-writes.ts). The pool is in
- * backend-pool.ts, the shared shapes in backend-types.ts.
+ * Write policy (in-sync.ts): a write is refused at `send`, before anything is written, while
+ * its group's in-sync set is below minInSync; with `policy.replicas > 0` (durable mode) every
+ * write batch written in one flush is followed by one `WAIT <replicas> <timeout>`
+ * (durable-writes.ts). The pool is in backend-pool.ts, the shared shapes in backend-types.ts.
+ *
+ * Failover: `close(reason, reply)` answers every request still waiting with `reply` and drops
+ * the socket, so nothing the old master says afterwards reaches a client (router.ts).
  */
 import net from 'node:net';
 import { encodeCommand, encodeError, errorReplyMessage, isErrorReply, parseIntegerReply, ReplyScanner, splitAggregateReply, splitArrayReply } from '@reborn/protocol';
 import { proxyAclRules, splitAddr } from '@reborn/coordinator';
-import type { BackendAuth, BackendOptions, BackendRequest, Durability } from './backend-types.js';
+import type { BackendAuth, BackendOptions, BackendRequest, WritePolicy } from './backend-types.js';
 import { DurableWrite, waitBehindBatch } from './durable-writes.js';
 import { killFailedClient } from './failed-client.js';
 import { Fifo } from './fifo.js';
 import type { Flushable } from './flusher.js';
 
-export type { BackendAuth, BackendOptions, BackendRequest, Durability } from './backend-types.js';
+export type { BackendAuth, BackendOptions, BackendRequest, WritePolicy } from './backend-types.js';
 
 /** The text of a complete bulk (or simple) string reply. */
 function bulkText(reply: Buffer): string {
@@ -150,7 +154,8 @@ export class BackendConnection implements Flushable {
   constructor(
     readonly addr: string,
     private readonly opts: BackendOptions,
-    private readonly durability: Durability | null = null,
+    /** Shared with every connection to this master (null: not a group master's connection). */
+    private readonly policy: WritePolicy | null = null,
   ) {
     // splitAddr drops an IPv6 host's brackets: net.connect wants the bare address.
     ({ host: this.host, port: this.port } = splitAddr(addr));
@@ -165,6 +170,11 @@ export class BackendConnection implements Flushable {
   }
 
   send(req: BackendRequest): void {
+    if (req.write === true && this.policy !== null && this.policy.refusal !== null) {
+      // minInSync not met: refused before it is written, so it certainly did not run.
+      req.resolve(req.skipReplies === undefined ? this.policy.refusal : this.policy.execRefusal!);
+      return;
+    }
     if (this.state === 'closed') {
       req.resolve(encodeError(`ERR backend ${this.addr} connection closed`));
       return;
@@ -178,7 +188,7 @@ export class BackendConnection implements Flushable {
     }
     if (this.inflight.length === 0) this.lastProgressAt = Date.now();
     this.sent++;
-    if (req.write === true && this.durability !== null && this.durability.replicas > 0) {
+    if (req.write === true && this.policy !== null && this.policy.replicas > 0) {
       this.batchWrites++;
       this.inflight.push(new DurableWrite(req, this.unconfirmed));
     } else {
@@ -212,17 +222,20 @@ export class BackendConnection implements Flushable {
   /** Puts one WAIT behind the batch; its reply releases (or fails) the batch's writes. */
   private appendWait(): void {
     this.batchWrites = 0;
-    const wait = waitBehindBatch(this.durability!, this.addr, this.unconfirmed);
+    const wait = waitBehindBatch(this.policy!, this.addr, this.unconfirmed);
     this.sent++;
     this.inflight.push(wait);
     this.batch.push(wait.payload);
     this.batchBytes += wait.payload.length;
   }
 
-  /** Closes the connection; requests still waiting get a definite error. */
-  close(reason = 'connection closed'): void {
+  /**
+   * Closes the connection; requests still waiting get a definite error: `reply` when given
+   * (a failover names the group and says the outcome is unknown), else `ERR backend … reason`.
+   */
+  close(reason = 'connection closed', reply?: Buffer): void {
     if (this.state === 'closed') return;
-    this.fail(reason, 'closed');
+    this.fail(reason, 'closed', reply);
     const then = this.onDrainedClose;
     this.onDrainedClose = null;
     then?.();
@@ -475,8 +488,8 @@ export class BackendConnection implements Flushable {
     });
   }
 
-  /** Fails every waiting request with a definite error and drops the socket. */
-  private fail(reason: string, next: State = 'down'): void {
+  /** Fails every waiting request with a definite error (`failReply` if given) and drops the socket. */
+  private fail(reason: string, next: State = 'down', failReply?: Buffer): void {
     const wasUp = this.state === 'ready';
     const socket = this.socket;
     this.socket = null;
@@ -511,7 +524,7 @@ export class BackendConnection implements Flushable {
     }
     if (wasUp) this.opts.onStateChange?.(this.addr, false);
     if (waiting.length > 0 || unconfirmed.length > 0) {
-      const reply = encodeError(`ERR backend ${this.addr} ${reason}`);
+      const reply = failReply ?? encodeError(`ERR backend ${this.addr} ${reason}`);
       for (const [req] of unconfirmed) req.resolve(reply);
       for (const req of waiting) (req instanceof DurableWrite ? req.original : req).resolve(reply);
     }

@@ -94,8 +94,8 @@ export class BlockingCommands {
 
   /**
    * An idle dedicated connection to the pool's server that is still up, or a new one. Only a
-   * connection made for this very pool is reused (a replaced pool may carry other durability
-   * settings).
+   * connection made for this very pool is reused (a replaced pool may carry another write
+   * policy).
    */
   private checkout(pool: BackendPool, resp: Protocol): BackendConnection {
     this.expireIdle();
@@ -105,8 +105,9 @@ export class BlockingCommands {
       if (owner === pool && conn.isUp && conn.pending === 0) return conn;
       conn.close();
     }
-    // With --durable, a blocking pop is a write like any other: its reply waits for a replica.
-    return new BackendConnection(pool.addr, { ...this.options, resp, timeoutMs: NO_WATCHDOG_MS }, pool.durability);
+    // A blocking pop is a write like any other: refused below minInSync, and with --durable
+    // its reply waits for the in-sync replicas.
+    return new BackendConnection(pool.addr, { ...this.options, resp, timeoutMs: NO_WATCHDOG_MS }, pool.writePolicy);
   }
 
   private checkin(pool: BackendPool, conn: BackendConnection, resp: Protocol): void {
@@ -162,11 +163,12 @@ export class BlockingCommands {
 
   /**
    * `addr` is no longer its group's master (a failover): commands blocked there would wait
-   * on a server that may be frozen or gone, holding their clients; they fail now (the client
-   * retries on the new master), and idle connections to it are dropped.
+   * on a server that may be frozen or gone, holding their clients; they fail now with `reply`
+   * (the client retries on the new master; one that had popped may have lost its element),
+   * and idle connections to it are dropped. Nothing the old master says later is read.
    */
-  failOn(addr: string, reason: string): void {
-    for (const b of [...this.blocked]) if (b.conn.addr === addr) b.conn.close(reason);
+  failOn(addr: string, reply: Buffer): void {
+    for (const b of [...this.blocked]) if (b.conn.addr === addr) b.conn.close('its group failed over to another master', reply);
     for (const resp of [2, 3] as const) {
       const key = idleKey(addr, resp);
       const idle = this.idle.get(key);

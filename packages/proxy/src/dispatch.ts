@@ -306,6 +306,12 @@ export class Dispatcher {
         req.resolve(encodeError(`ERR ${entry.unavailable ?? 'slot is not served'}`));
         return;
       }
+      // A group below its minInSync refuses the whole command, before any part is sent.
+      const refusal = req.write ? entry.master.writePolicy?.refusal : null;
+      if (refusal) {
+        req.resolve(refusal);
+        return;
+      }
       if (entry.state === 'online' && req.write) (session.wroteTo ??= new Set()).add(entry.groupId);
       const partKey = entry.state === 'online' ? entry.master : slot;
       const list = parts.get(partKey);
@@ -358,6 +364,14 @@ export class Dispatcher {
       return;
     }
     const payload = raw ?? encodeCommand(args);
+    if (req.write) {
+      // A group below its minInSync refuses the whole command, before any master runs it.
+      const refusal = masters.find((pool) => pool.writePolicy?.refusal)?.writePolicy?.refusal;
+      if (refusal) {
+        req.resolve(refusal);
+        return;
+      }
+    }
     let m: Merge;
     if (cmd.name === 'script|exists') m = new ArrayAndMerge(req, masters.length);
     else if (merge === 'sum') m = new SumMerge(req, masters.length);

@@ -7,6 +7,7 @@
 import client from 'prom-client';
 import { SLOT_COUNT } from '@reborn/protocol';
 import { TOPOLOGY_ALARM_REASONS, type TopologyAlarmReason } from '@reborn/coordinator';
+import type { GroupWriteView } from './in-sync.js';
 
 /** Histogram bucket upper bounds in seconds. */
 export const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -110,6 +111,8 @@ export interface ProxyGauges {
   topologyAlarm(): TopologyAlarmReason | null;
   /** Client-side caching (tracking.ts). */
   tracking(): TrackingGauges;
+  /** Every group with a master: its in-sync set and write state (in-sync.ts). */
+  groupWrites(): readonly GroupWriteView[];
 }
 
 /** What client-side caching reports (tracking.ts's stats). */
@@ -205,6 +208,7 @@ export class ProxyMetrics {
       },
     });
     this.trackingMetrics(gauges, registers);
+    this.inSyncMetrics(gauges, registers);
     new client.Gauge({
       name: 'reborn_proxy_ready',
       help: '1 when the proxy has a complete slot table.',
@@ -231,6 +235,30 @@ export class ProxyMetrics {
       collect() {
         this.reset();
         for (const b of gauges.backends()) this.set({ addr: b.addr }, b.pending);
+      },
+    });
+  }
+
+  /** Read from the router's last applied table when scraped: nothing on the request path. */
+  private inSyncMetrics(gauges: ProxyGauges, registers: client.Registry[]): void {
+    new client.Gauge({
+      name: 'reborn_proxy_group_in_sync_replicas',
+      help: "Members of the group's in-sync replica set as this proxy applies it (every replica while the group has no explicit set).",
+      labelNames: ['group'],
+      registers,
+      collect() {
+        this.reset();
+        for (const g of gauges.groupWrites()) this.set({ group: String(g.group) }, g.members.length);
+      },
+    });
+    new client.Gauge({
+      name: 'reborn_proxy_group_degraded',
+      help: '1 while the group\'s writes are acknowledged on its master alone (--durable, empty in-sync set) or refused (in-sync set below minInSync), else 0.',
+      labelNames: ['group'],
+      registers,
+      collect() {
+        this.reset();
+        for (const g of gauges.groupWrites()) this.set({ group: String(g.group) }, g.state === 'ok' ? 0 : 1);
       },
     });
   }

@@ -49,6 +49,7 @@ import { serveAdmin } from './admin-http.js';
 import type { ProxyOptions } from './options.js';
 import type { ClientRequest } from './request.js';
 import { Router } from './router.js';
+import { groupWriteBody } from './in-sync.js';
 import { BlockingCommands } from './blocking.js';
 import { ClusterFace } from './cluster-face.js';
 import { Transactions } from './transactions.js';
@@ -164,9 +165,9 @@ export class Proxy implements SessionHost {
       graceMs: options.watchGraceMs,
       maxQueuedBytes: options.maxMultiBytes,
     });
-    this.router.onMasterReplaced = (addr) => {
-      this.blocking.failOn(addr, 'its group failed over to another master while the command was blocked');
-      this.transactions.abortWatchesOn(addr);
+    this.router.onMasterReplaced = (addr, _group, reply) => {
+      this.blocking.failOn(addr, reply);
+      this.transactions.abortWatchesOn(addr, reply);
     };
     this.metrics = new ProxyMetrics({
       clients: () => this.sessions.size,
@@ -180,6 +181,7 @@ export class Proxy implements SessionHost {
       strays: () => this.strays?.counts ?? new Map(),
       topologyAlarm: () => this.follower?.alarm.reason ?? null,
       tracking: () => this.tracking.stats(),
+      groupWrites: () => this.router.groupWrites(),
     });
     this.productConfig = new ProductConfig({
       router: this.router,
@@ -410,6 +412,9 @@ export class Proxy implements SessionHost {
       pid: process.pid,
       ppid: process.ppid,
       topologyAlarm: alarm,
+      // Groups whose writes are acknowledged on the master alone, or refused (in-sync.ts):
+      // the proxy itself is healthy, so the status stays 2xx.
+      groupsDegraded: this.router.groupWrites().filter((g) => g.state !== 'ok').map(groupWriteBody),
     };
     return { status: !ready ? 503 : alarm !== null ? 203 : 200, body };
   }
@@ -435,7 +440,9 @@ export class Proxy implements SessionHost {
       tracking: this.tracking.view(),
       strays: this.strays ? { watching: true, byGroup: Object.fromEntries(this.strays.counts), recent: this.strays.recent } : { watching: false },
       blocking: { blocked: this.blocking.count, idleConnections: this.blocking.idleConnections },
+      watch: this.transactions.pinnedView(),
       slots: states,
+      groups: this.router.groupWrites().map(groupWriteBody),
       backends: this.router.backends(),
       startedAt: new Date(this.startedAt).toISOString(),
     };

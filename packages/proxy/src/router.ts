@@ -5,13 +5,23 @@
  *
  * Backend pools are shared by address and reference-counted by the groups that use them, so a
  * failover that changes a group's master opens the new pool and closes the old one once no
- * group points at it (its in-flight requests still complete or fail definitely).
+ * group points at it.
+ *
+ * Zombie fence: closing the old master's pool answers every request still waiting there with
+ * an error saying the outcome is unknown, at once, in the same turn that installs the new
+ * master, and drops the sockets: a reply the old master sends later (it was frozen, or slow)
+ * is never read, so no client is told "OK" by a server that is no longer its group's master.
+ * Its other connections (blocked commands, WATCH pins) go through onMasterReplaced.
+ *
+ * Each master's write policy (in-sync set, minInSync, durable WAIT count) is computed by
+ * in-sync.ts whenever the group table changes, before any entry is rebuilt.
  */
 import type { Logger } from 'pino';
 import { SLOT_COUNT } from '@reborn/protocol';
 import type { GroupInfo, SlotInfo } from '@reborn/coordinator';
 import { groupMaster, migrateAuthArgs, NO_GROUP, splitAddr } from '@reborn/coordinator';
 import { encodeError } from '@reborn/protocol';
+import { WritePolicies, type GroupWriteView } from './in-sync.js';
 import type { BackendConnection, BackendOptions } from './backend.js';
 import { BackendPool } from './backend-pool.js';
 import { Fifo } from './fifo.js';
@@ -58,7 +68,7 @@ export class Router {
   private readonly pools = new Map<string, BackendPool>();
   private ready = false;
   private moveCounter = 0;
-  private readonly warnedNoReplica = new Set<number>();
+  private readonly writePolicies: WritePolicies;
   private readonly downMoves: Array<{ seq: number; to: number }> = [];
   private readonly held: (Fifo<Held> | undefined)[] = new Array(SLOT_COUNT);
   private heldCount = 0;
@@ -72,9 +82,10 @@ export class Router {
     private readonly logger: Logger,
     private readonly holdLimits: HoldLimits = { holdTimeoutMs: 15_000, maxHeld: 100_000 },
     /** `--durable`: how long a write may wait for a replica's confirmation; null = off. */
-    private readonly durableTimeoutMs: number | null = null,
+    durableTimeoutMs: number | null = null,
   ) {
     this.migrateAuth = migrateAuthArgs(backendOptions.auth?.adminPassword ?? null);
+    this.writePolicies = new WritePolicies(durableTimeoutMs, logger);
     this.slotInfos = Array.from({ length: SLOT_COUNT }, (_, id) => ({ id, state: 'offline' as const, group: NO_GROUP }));
     this.slots = this.slotInfos.map((s) => this.buildEntry(s));
     this.holdSweeper = setInterval(() => this.expireHolds(), 100);
@@ -187,10 +198,11 @@ export class Router {
   onGroupsChanged: (() => void) | null = null;
 
   /**
-   * Called with a server that stopped being its group's master (failover, switchover, group
-   * removed): connections of its own to it (blocked commands, WATCH pins) must not linger.
+   * Called with a server that stopped being group `group`'s master (failover, switchover,
+   * group removed): connections of its own to it (blocked commands, WATCH pins) must not
+   * linger, and what is in flight on them fails with `reply` (masterGoneReply).
    */
-  onMasterReplaced: ((oldMaster: string) => void) | null = null;
+  onMasterReplaced: ((oldMaster: string, group: number, reply: Buffer) => void) | null = null;
 
   /**
    * Client-side caching: called with a slot whose serving group changed, or whose migration ended: what
@@ -211,7 +223,7 @@ export class Router {
 
   private reportMasterChanges(before: Map<number, string | undefined>): void {
     const after = this.masterAddrs();
-    for (const [id, addr] of before) if (addr !== undefined && after.get(id) !== addr) this.onMasterReplaced?.(addr);
+    for (const [id, addr] of before) if (addr !== undefined && after.get(id) !== addr) this.onMasterReplaced?.(addr, id, masterGoneReply(addr, id));
   }
 
   updateSlot(slot: SlotInfo): void {
@@ -236,7 +248,7 @@ export class Router {
     if (oldMaster !== newMaster) this.logger.info({ group: id, from: oldMaster ?? null, to: newMaster ?? null }, 'group master changed');
     this.rebuildAll();
     this.onGroupsChanged?.();
-    if (oldMaster !== undefined && oldMaster !== newMaster) this.onMasterReplaced?.(oldMaster);
+    if (oldMaster !== undefined && oldMaster !== newMaster) this.onMasterReplaced?.(oldMaster, id, masterGoneReply(oldMaster, id));
   }
 
   /** Every distinct master pool currently serving at least one slot, or of any group. */
@@ -352,6 +364,11 @@ export class Router {
     return [...this.groups.values()];
   }
 
+  /** Every group with a master: its in-sync set and what that means for writes (in-sync.ts). */
+  groupWrites(): readonly GroupWriteView[] {
+    return this.writePolicies.view();
+  }
+
   close(): void {
     clearInterval(this.holdSweeper);
     for (const pool of this.pools.values()) pool.close();
@@ -359,6 +376,8 @@ export class Router {
   }
 
   private rebuildAll(): void {
+    // Policies first: a pool opened by buildEntry must start with its group's.
+    this.writePolicies.update(this.groups.values());
     for (let i = 0; i < SLOT_COUNT; i++) this.slots[i] = this.buildEntry(this.slotInfos[i]!);
     this.closeUnusedPools();
   }
@@ -390,7 +409,7 @@ export class Router {
   private pool(addr: string): BackendPool {
     let pool = this.pools.get(addr);
     if (pool === undefined) {
-      pool = new BackendPool(addr, this.poolSize, this.backendOptions, this.durableTimeoutMs);
+      pool = new BackendPool(addr, this.poolSize, this.backendOptions, this.writePolicies.of(addr));
       this.pools.set(addr, pool);
     }
     return pool;
@@ -398,18 +417,6 @@ export class Router {
 
   private closeUnusedPools(): void {
     if (this.pools.size === 0) return;
-    // Durable mode waits for one replica: a group without replicas acknowledges as usual.
-    for (const g of this.groups.values()) {
-      const m = groupMaster(g);
-      const d = m ? this.pools.get(m.addr)?.durability : undefined;
-      if (d) {
-        d.replicas = g.servers.some((s) => s.role === 'replica') ? 1 : 0;
-        if (d.replicas === 0 && !this.warnedNoReplica.has(g.id)) {
-          this.warnedNoReplica.add(g.id);
-          this.logger.warn({ group: g.id }, 'durable mode: this group has no replica, so its writes are acknowledged without a replica copy');
-        }
-      }
-    }
     const used = new Set<string>();
     for (const g of this.groups.values()) {
       const m = groupMaster(g);
@@ -418,11 +425,24 @@ export class Router {
     for (const [addr, pool] of this.pools) {
       if (!used.has(addr)) {
         this.pools.delete(addr);
-        pool.close();
-        this.logger.info({ backend: addr }, 'backend pool closed');
+        // The zombie fence (see the header): what is still in flight there may or may not
+        // have run, and must not be answered by the old master any more.
+        const group = pool.writePolicy?.group ?? -1;
+        pool.close('its server stopped being a group master', masterGoneReply(addr, group));
+        this.logger.info({ backend: addr, group }, 'backend pool closed');
       }
     }
   }
+}
+
+/**
+ * The error of a request left in flight on a master that its group replaced (or dropped).
+ * Not -TRYAGAIN: that tells a client the command did not run (cluster clients resend it at
+ * once), while this one may have run on the old master; the client must decide.
+ */
+export function masterGoneReply(addr: string, group: number): Buffer {
+  const which = group >= 0 ? `group ${group}` : 'its group';
+  return encodeError(`ERR ${which} failed over to another master while the request was in flight on ${addr}; its outcome is unknown`);
 }
 
 function compareVersions(a: readonly number[], b: readonly number[]): number {

@@ -226,8 +226,9 @@ export class Transactions {
       // slot is about to move: such a WATCH can only end in an aborted EXEC.
       const entry = this.router.slots[slot]!;
       const usable = (entry.state === 'online' || entry.state === 'migrating') && entry.master !== null;
-      // With the pool's durability: in --durable mode writes here (EXEC too) wait for a replica.
-      const conn = usable ? new BackendConnection(entry.master!.addr, { ...this.opts.backendOptions, resp: session.resp }, entry.master!.durability) : null;
+      // With the master's write policy: writes here (EXEC too) are refused below minInSync,
+      // and in --durable mode wait for the in-sync replicas.
+      const conn = usable ? new BackendConnection(entry.master!.addr, { ...this.opts.backendOptions, resp: session.resp }, entry.master!.writePolicy) : null;
       let ended!: () => void;
       const release = (): void => {
         if (!this.watches.delete(state!)) return;
@@ -303,15 +304,31 @@ export class Transactions {
     ]);
   }
 
-  /** `addr` is no longer its group's master: WATCHes pinned to it are aborted (EXEC answers nil). */
-  abortWatchesOn(addr: string): void {
+  /**
+   * `addr` is no longer its group's master: WATCHes pinned to it are aborted (a later EXEC
+   * answers nil), and what is in flight on the pinned connection (an EXEC sent before the
+   * switch) fails with `reply`: it may or may not have run on the old master.
+   */
+  abortWatchesOn(addr: string, reply: Buffer): void {
     for (const w of this.watches) {
       if (w.conn === null || w.conn.addr !== addr) continue;
       w.aborted = true;
       const conn = w.conn;
       w.conn = null;
-      conn.close('its group failed over to another master');
+      conn.close('its group failed over to another master', reply);
     }
+  }
+
+  /** Open WATCHes with a pinned connection, and requests in flight on those (for /api/proxy). */
+  pinnedView(): { watches: number; inFlight: number } {
+    let watches = 0;
+    let inFlight = 0;
+    for (const w of this.watches) {
+      if (w.conn === null) continue;
+      watches++;
+      inFlight += w.conn.pending;
+    }
+    return { watches, inFlight };
   }
 
   closeAll(): void {
