@@ -35,14 +35,18 @@
  *      each key a request touches to B first (MIGRATE … KEYS, never REPLACE) and serve it
  *      from B.
  *   5. Move: SCAN A's master, MIGRATE the batch's keys to B's master (≤ migrateKeys per
- *      command, ≤ parallel commands in flight, throttled to `throttle` keys/s). NOKEY is
+ *      command, ≤ parallel commands in flight, throttled to `throttle` keys/s), each MIGRATE
+ *      followed by WAIT for A's in-sync replicas (key-mover.ts). NOKEY is
  *      fine (a proxy moved it, or it expired). BUSYKEY — the key exists on both — fails the
- *      task, naming the key: nothing here overwrites (the one exception: a key left on both
+ *      task, naming the key: nothing here overwrites (the exceptions: a key left on both
  *      by a MIGRATE that timed out in this run, whose two copies are equal — type, content,
- *      TTL; then A's copy is deleted, as redis documents for IOERR). IOERR/timeouts are
- *      retried 3 times, then the task fails. Every ~200 ms the task is re-read: paused →
- *      stop moving (the slots stay migrating; proxies keep serving them, moving keys as
- *      touched); cancelling → keep going (see below).
+ *      TTL; then A's copy is deleted, as redis documents for IOERR; and a pre-move copy that
+ *      a failover of A brought back after the slot became migrating, source-failover.ts —
+ *      B's copy is authoritative, A's is deleted). IOERR/timeouts are
+ *      retried 3 times, then the task fails. Every ~200 ms the task and A's group are re-read:
+ *      paused → stop moving (the slots stay migrating; proxies keep serving them, moving keys
+ *      as touched); cancelling → keep going (see below); A's master changed → the pass
+ *      restarts on the new master.
  *   6. A full SCAN pass that finds no key of the batch → the batch → `online {group:B}`.
  *      Back to 2.
  *   A runner that stops or loses leadership leaves the slots as they are (pre_migrate,
@@ -73,7 +77,9 @@ import {
   SLOT_COUNT,
   SlotState,
   groupMaster,
+  inSyncMembers,
   onlineSlot,
+  type GroupInfo,
   type MigrationProgress,
   type MigrationTask,
   type Store,
@@ -99,7 +105,8 @@ import {
   errText,
   nap,
 } from './migration-common.js';
-import { KeyMover } from './key-mover.js';
+import { KeyMover, newBatchMoveState, type BatchMoveState } from './key-mover.js';
+import { SourceFailoverWatch } from './source-failover.js';
 import { TaskWrites } from './task-writes.js';
 import type { Batch, RunnerTunables, RunnerContext, Lead } from './migration-common.js';
 
@@ -141,6 +148,13 @@ export class TaskRun {
   private barrierFailures = 0;
   private transientFailures = 0;
   private pass = 0;
+  /** The batch being moved and what the mover keeps for it (kept across this run's retries). */
+  private batchState: { key: string; state: BatchMoveState } | null = null;
+  /** The source group of the batch being moved, as last read (its in-sync set sizes WAIT). */
+  private sourceGroup: GroupInfo | undefined;
+  /** The source master the current scan pass reads. */
+  private passSource = '';
+  private countersBase: { unconfirmedKeys: number; resurrectedDeleted: number } | null = null;
 
   constructor(
     c: RunnerContext,
@@ -161,7 +175,10 @@ export class TaskRun {
       redis: c.redis,
       log: this.log,
       signal: lead.signal,
+      confirmations: () => (this.sourceGroup ? inSyncMembers(this.sourceGroup).length : 0),
       onMoved: (n) => this.moved(n),
+      onUnconfirmed: (n) => this.count('unconfirmedKeys', n),
+      onResurrectedDeleted: (n) => this.count('resurrectedDeleted', n),
     });
   }
 
@@ -194,6 +211,10 @@ export class TaskRun {
     if (!stored) throw new NotFoundError(`migration ${this.id} does not exist`);
     this.task = stored.task;
     if (this.movedBase < 0) this.movedBase = this.task.progress.keysMoved;
+    this.countersBase ??= {
+      unconfirmedKeys: this.task.progress.unconfirmedKeys ?? 0,
+      resurrectedDeleted: this.task.progress.resurrectedDeleted ?? 0,
+    };
     const t = this.task;
     if (isTerminal(t)) return t;
     if (t.state === MigrationState.Pending) {
@@ -346,7 +367,7 @@ export class TaskRun {
     if (this.movedInBatch === 0 && this.batchEstimate === 0) await this.estimate(batch, c, topo);
     const inBatch = new Uint8Array(SLOT_COUNT);
     for (const id of slots) inBatch[id] = 1;
-    const suspects = new Set<string>(); // keys of MIGRATEs that timed out: may be on both sides
+    const state = this.batchMoveState(batch);
 
     for (let pass = 1; ; pass++) {
       const cur = pass === 1 ? topo : await this.store.loadTopology();
@@ -360,9 +381,11 @@ export class TaskRun {
       const dstMaster = groupMaster(cur.groups.get(b) ?? { id: b, servers: [] });
       if (!srcMaster) throw new RedisAdminError(`group ${a}`, 'has no master (failover in progress?)');
       if (!dstMaster) throw new RedisAdminError(`group ${b}`, 'has no master (failover in progress?)');
+      this.sourceGroup = cur.groups.get(a);
+      await state.failover.noteMaster(srcMaster.addr);
       this.pass = pass;
       await this.setPhase(this.movingPhase(batch));
-      const found = await this.scanPass(srcMaster.addr, dstMaster.addr, inBatch, suspects, batch);
+      const found = await this.scanPass(srcMaster.addr, dstMaster.addr, inBatch, state, batch);
       if (pass === 1) this.batchEstimate = this.movedInBatch; // the first pass counted them
       if (found === 0) break;
     }
@@ -377,7 +400,23 @@ export class TaskRun {
     this.log.info({ slots: ranges(slots), from: a, to: b, keys: this.movedInBatch }, 'batch online in the target group');
     this.movedInBatch = 0;
     this.batchEstimate = 0;
+    this.batchState = null;
     await this.setPhase(`slots ${ranges(slots)} online in group ${b}`);
+  }
+
+  /** The mover's state for `batch`: kept while the same batch is retried, fresh for a new one. */
+  private batchMoveState(batch: Batch): BatchMoveState {
+    const key = `${batch.from}>${batch.to}:${ranges(batch.slots)}`;
+    if (this.batchState?.key !== key) {
+      const failover = new SourceFailoverWatch({ store: this.store, group: batch.from, redis: this.redis, log: this.log });
+      this.batchState = { key, state: newBatchMoveState(failover) };
+    }
+    return this.batchState.state;
+  }
+
+  private count(name: 'unconfirmedKeys' | 'resurrectedDeleted', n: number): void {
+    const base = this.countersBase?.[name] ?? 0;
+    this.progress[name] = (this.progress[name] ?? base) + n;
   }
 
   private movingPhase(batch: Batch): string {
@@ -388,11 +427,12 @@ export class TaskRun {
   }
 
   /** One full SCAN of the source master, migrating every key of the batch. Returns keys found. */
-  private async scanPass(src: string, dst: string, inBatch: Uint8Array, suspects: Set<string>, batch: Batch): Promise<number> {
+  private async scanPass(src: string, dst: string, inBatch: Uint8Array, state: BatchMoveState, batch: Batch): Promise<number> {
     const { host, port } = parseAddr(dst);
-    const { migrateTimeoutMs, parallel, scanCount } = this.opts;
-    // Pipelined MIGRATEs queue on the source: a command may wait for all those ahead of it.
-    const conn = adminClient(src, { ...this.redis, connectTimeoutMs: 3000, commandTimeoutMs: migrateTimeoutMs * (parallel + 1) + 5000 });
+    const { migrateTimeoutMs, waitTimeoutMs, parallel, scanCount } = this.opts;
+    this.passSource = src;
+    // Pipelined MIGRATEs (each with its WAIT) queue on the source: a command may wait for all those ahead of it.
+    const conn = adminClient(src, { ...this.redis, connectTimeoutMs: 3000, commandTimeoutMs: (migrateTimeoutMs + waitTimeoutMs) * (parallel + 1) + 5000 });
     const pool = new Pool(parallel);
     let found = 0;
     try {
@@ -413,7 +453,7 @@ export class TaskRun {
           const chunk = mine.slice(i, i + size);
           if (i > 0) await this.checkpoint(pool, batch);
           await this.mover.throttle(chunk.length);
-          await pool.run(() => this.mover.migrateChunk(conn, src, dst, host, port, chunk, suspects));
+          await pool.run(() => this.mover.migrateChunk(conn, src, dst, host, port, chunk, state));
         }
       } while (cursor !== '0');
       await pool.drain();
@@ -450,6 +490,7 @@ export class TaskRun {
     }
     const was = this.task.state;
     this.task = cur.task;
+    await this.refreshSourceGroup(batch);
     if (isTerminal(cur.task)) {
       await pool.drain();
       throw new Halt(`task is ${cur.task.state}`);
@@ -459,11 +500,26 @@ export class TaskRun {
       await this.waitWhilePaused(
         `paused: slots ${ranges(batch.slots)} stay migrating ${batch.from}→${batch.to}; proxies keep serving them, moving the keys clients touch`,
       );
+      await this.refreshSourceGroup(batch); // the source may have failed over while paused
       await this.setPhase(this.movingPhase(batch));
     } else if (cur.task.state !== was) {
       await this.setPhase(this.movingPhase(batch));
     } else {
       await this.writeProgress(false);
+    }
+  }
+
+  /**
+   * Re-reads the batch's source group: its in-sync set sizes the next WAITs, and a master that
+   * changed (a failover) ends this pass, which restarts on the new master.
+   */
+  private async refreshSourceGroup(batch: Batch): Promise<void> {
+    const g = await this.store.getGroup(batch.from);
+    if (g === null) return; // the next pass's topology read reports it
+    this.sourceGroup = g;
+    const master = groupMaster(g)?.addr;
+    if (this.passSource !== '' && master !== this.passSource) {
+      throw new RedisAdminError(this.passSource, `is no longer the master of group ${batch.from} in etcd (now ${master ?? 'none'}): the scan restarts on the new master`);
     }
   }
 
