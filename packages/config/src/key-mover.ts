@@ -115,12 +115,13 @@ export class KeyMover {
   async migrateChunk(conn: Redis, src: string, dst: string, host: string, port: number, keys: Buffer[], batch: BatchMoveState): Promise<void> {
     const started = Date.now();
     let deleted = false; // whether some attempt may have deleted keys on the source
-    for (let attempt = 0; ; attempt++) {
+    let pending = keys;
+    for (let attempt = 0; pending.length > 0; attempt++) {
       try {
-        const reply = await conn.callBuffer('MIGRATE', host, String(port), '', '0', String(this.o.opts.migrateTimeoutMs), ...migrateAuthArgs(this.o.redis.password ?? null), 'KEYS', ...keys);
+        const reply = await conn.callBuffer('MIGRATE', host, String(port), '', '0', String(this.o.opts.migrateTimeoutMs), ...migrateAuthArgs(this.o.redis.password ?? null), 'KEYS', ...pending);
         // OK: every key that still existed moved; NOKEY: none did (a proxy moved them, or they expired).
         if (String(reply) === 'OK') {
-          this.o.onMoved(keys.length);
+          this.o.onMoved(pending.length);
           deleted = true;
         }
         break;
@@ -130,7 +131,7 @@ export class KeyMover {
         if (timedOut) {
           deleted = true;
           // Some keys may now be on both sides (restored on B, reply lost): remember them.
-          for (const k of keys) batch.suspects.add(k.toString('hex'));
+          for (const k of pending) batch.suspects.add(k.toString('hex'));
           // A source that failed over meanwhile is not retried: the pass restarts on the new master.
           await batch.failover.assertCurrentMaster(src);
           // Retried for longer than a failover takes (the target restarted, or its agent
@@ -143,9 +144,11 @@ export class KeyMover {
           continue;
         }
         if (code === 'BUSYKEY') {
-          deleted = true; // the keys restored before the busy one were deleted on the source
+          // Redis sends every key's RESTORE before reading the replies: the keys the target
+          // took were moved (and deleted here) although the reply is an error.
+          deleted = true;
           if (attempt >= MIGRATE_RETRIES) throw new MigrationError('EBUSYKEY', `MIGRATE from ${src} to ${dst} kept answering BUSYKEY: ${errText(err)}`, err);
-          await this.resolveBusyKeys(src, dst, keys, batch);
+          pending = await this.resolveBusyKeys(src, dst, pending, batch);
           continue;
         }
         if (code !== null) throw new MigrationError('EMIGRATE', `MIGRATE from ${src} to ${dst}: ${errText(err)}`, err);
@@ -192,11 +195,14 @@ export class KeyMover {
    * MIGRATE refused because some keys already exist on the target. That is a bug to surface
    * (BUSYKEY) — unless (a) the key was in a MIGRATE of this run that timed out and both copies
    * are identical, or (b) the source failed over since the key's slot became migrating (the
-   * header says why the source copy is then a resurrected one).
+   * header says why the source copy is then a resurrected one). Returns the keys still to move
+   * (on the source only); counts those the refused MIGRATE moved all the same.
    */
-  private async resolveBusyKeys(src: string, dst: string, keys: Buffer[], batch: BatchMoveState): Promise<void> {
+  private async resolveBusyKeys(src: string, dst: string, keys: Buffer[], batch: BatchMoveState): Promise<Buffer[]> {
     const exists = (addr: string) => withRedis(addr, (c) => existsAll(c, keys), this.o.redis);
     const [onA, onB] = await Promise.all([exists(src), exists(dst)]);
+    // Gone from the source and on the target: moved by that MIGRATE (or, rarely, by a proxy just before).
+    this.o.onMoved(keys.filter((_, i) => !onA[i] && onB[i]).length);
     const both = keys.filter((_, i) => onA[i] && onB[i]);
     for (const k of both) {
       const where = `key "${showKey(k)}" (slot ${keySlot(k)}) exists in both group ${this.o.task().from.join('/')} (${src}) and group ${this.o.task().to} (${dst})`;
@@ -216,6 +222,7 @@ export class KeyMover {
       }
       throw new MigrationError('EBUSYKEY', `BUSYKEY: ${where} after a MIGRATE timeout, and the copies differ (or are too large to compare); resolve by hand, then resume migration ${this.o.taskId}`);
     }
+    return keys.filter((_, i) => onA[i] && !onB[i]);
   }
 
   /** Same type, content and (within the MIGRATE's own duration) TTL on both sides. */
