@@ -22,7 +22,7 @@
  * "unchanged", which keeps BUSYKEY a hard error — the side that never deletes data.
  */
 import type { Logger } from 'pino';
-import { groupMaster, decodeJson, parseGroup, type Store } from '@reborn/coordinator';
+import { groupMaster, decodeJson, inSyncMembers, parseGroup, type GroupInfo, type Store } from '@reborn/coordinator';
 import { RedisAdminError, info, type RedisAdminOptions } from '@reborn/coordinator/admin';
 import { errText } from './migration-common.js';
 
@@ -56,8 +56,16 @@ export function identityChange(before: MasterIdentity, now: MasterIdentity): str
   return null;
 }
 
-/** One batch's failover watch (one per batch and TaskRun; see the header). */
+/**
+ * One batch's failover watch (one per batch and TaskRun; see the header). It also keeps the
+ * source group as last read: its in-sync set sizes the mover's WAIT, and its master is the one
+ * the scan pass must read.
+ */
 export class SourceFailoverWatch {
+  /** The source group as last read. */
+  latest: GroupInfo | undefined;
+  /** The source master the current scan pass reads ('' before the first pass). */
+  passSource = '';
   private baseline: MasterIdentity | null = null;
   /** Slot → the group's master when that slot became migrating; null: etcd no longer knows. */
   private readonly masterAtMigrating = new Map<number, string | null>();
@@ -66,6 +74,25 @@ export class SourceFailoverWatch {
 
   get group(): number {
     return this.o.group;
+  }
+
+  /** How many replicas must confirm a move: the members of the group's in-sync set. */
+  confirmations(): number {
+    return this.latest ? inSyncMembers(this.latest).length : 0;
+  }
+
+  /**
+   * Re-reads the group (about every 200 ms while keys move). A master other than passSource
+   * (a failover) throws a retryable error: the pass restarts on the new master.
+   */
+  async refresh(): Promise<void> {
+    const g = await this.o.store.getGroup(this.o.group);
+    if (g === null) return; // the next pass's topology read reports it
+    this.latest = g;
+    const master = groupMaster(g)?.addr;
+    if (this.passSource !== '' && master !== this.passSource) {
+      throw new RedisAdminError(this.passSource, `is no longer the master of group ${this.o.group} in etcd (now ${master ?? 'none'}): the scan restarts on the new master`);
+    }
   }
 
   /** Notes the source master's identity, once: the baseline of witness 2. */

@@ -77,9 +77,7 @@ import {
   SLOT_COUNT,
   SlotState,
   groupMaster,
-  inSyncMembers,
   onlineSlot,
-  type GroupInfo,
   type MigrationProgress,
   type MigrationTask,
   type Store,
@@ -93,7 +91,6 @@ import {
   isTerminal,
   CHECK_INTERVAL_MS,
   PROGRESS_INTERVAL_MS,
-  RATE_WINDOW_MS,
   BARRIER_ATTEMPTS,
   TRANSIENT_REDIS_ATTEMPTS,
   Pool,
@@ -107,6 +104,7 @@ import {
 } from './migration-common.js';
 import { KeyMover, newBatchMoveState, type BatchMoveState } from './key-mover.js';
 import { SourceFailoverWatch } from './source-failover.js';
+import { TaskProgress } from './task-progress.js';
 import { TaskWrites } from './task-writes.js';
 import type { Batch, RunnerTunables, RunnerContext, Lead } from './migration-common.js';
 
@@ -136,13 +134,8 @@ export class TaskRun {
   private readonly mover: KeyMover;
   private readonly writes: TaskWrites;
 
-  private movedBase = -1;
-  private movedThisRun = 0;
-  private movedInBatch = 0;
-  private keysLeftOutside = 0; // estimated keys of the slots after the current batch
-  private batchEstimate = 0;
-  private samples: { t: number; moved: number }[] = [];
-  private progress: Partial<MigrationProgress> = {};
+  private readonly tally = new TaskProgress();
+  private readonly progress = this.tally.fields;
   private lastProgressWrite = 0;
   private lastCheck = 0;
   private barrierFailures = 0;
@@ -150,11 +143,6 @@ export class TaskRun {
   private pass = 0;
   /** The batch being moved and what the mover keeps for it (kept across this run's retries). */
   private batchState: { key: string; state: BatchMoveState } | null = null;
-  /** The source group of the batch being moved, as last read (its in-sync set sizes WAIT). */
-  private sourceGroup: GroupInfo | undefined;
-  /** The source master the current scan pass reads. */
-  private passSource = '';
-  private countersBase: { unconfirmedKeys: number; resurrectedDeleted: number } | null = null;
 
   constructor(
     c: RunnerContext,
@@ -175,10 +163,10 @@ export class TaskRun {
       redis: c.redis,
       log: this.log,
       signal: lead.signal,
-      confirmations: () => (this.sourceGroup ? inSyncMembers(this.sourceGroup).length : 0),
-      onMoved: (n) => this.moved(n),
-      onUnconfirmed: (n) => this.count('unconfirmedKeys', n),
-      onResurrectedDeleted: (n) => this.count('resurrectedDeleted', n),
+      confirmations: () => this.batchState?.state.failover.confirmations() ?? 0,
+      onMoved: (n) => this.tally.moved(n),
+      onUnconfirmed: (n) => this.tally.count('unconfirmedKeys', n),
+      onResurrectedDeleted: (n) => this.tally.count('resurrectedDeleted', n),
     });
   }
 
@@ -210,11 +198,7 @@ export class TaskRun {
     const stored = await this.migrations.get(this.id);
     if (!stored) throw new NotFoundError(`migration ${this.id} does not exist`);
     this.task = stored.task;
-    if (this.movedBase < 0) this.movedBase = this.task.progress.keysMoved;
-    this.countersBase ??= {
-      unconfirmedKeys: this.task.progress.unconfirmedKeys ?? 0,
-      resurrectedDeleted: this.task.progress.resurrectedDeleted ?? 0,
-    };
+    this.tally.begin(this.task.progress);
     const t = this.task;
     if (isTerminal(t)) return t;
     if (t.state === MigrationState.Pending) {
@@ -364,7 +348,7 @@ export class TaskRun {
   private async moveBatch(batch: Batch, c: Classified, topo: Topology): Promise<void> {
     const { from: a, to: b, slots } = batch;
     this.progress.currentSlots = slots;
-    if (this.movedInBatch === 0 && this.batchEstimate === 0) await this.estimate(batch, c, topo);
+    if (this.tally.movedInBatch === 0 && this.tally.batchEstimate === 0) await this.estimate(batch, c, topo);
     const inBatch = new Uint8Array(SLOT_COUNT);
     for (const id of slots) inBatch[id] = 1;
     const state = this.batchMoveState(batch);
@@ -381,12 +365,12 @@ export class TaskRun {
       const dstMaster = groupMaster(cur.groups.get(b) ?? { id: b, servers: [] });
       if (!srcMaster) throw new RedisAdminError(`group ${a}`, 'has no master (failover in progress?)');
       if (!dstMaster) throw new RedisAdminError(`group ${b}`, 'has no master (failover in progress?)');
-      this.sourceGroup = cur.groups.get(a);
+      state.failover.latest = cur.groups.get(a);
       await state.failover.noteMaster(srcMaster.addr);
       this.pass = pass;
       await this.setPhase(this.movingPhase(batch));
       const found = await this.scanPass(srcMaster.addr, dstMaster.addr, inBatch, state, batch);
-      if (pass === 1) this.batchEstimate = this.movedInBatch; // the first pass counted them
+      if (pass === 1) this.tally.batchEstimate = this.tally.movedInBatch; // the first pass counted them
       if (found === 0) break;
     }
 
@@ -397,9 +381,8 @@ export class TaskRun {
     );
     this.progress.slotsDone = (this.progress.slotsDone ?? 0) + slots.length;
     this.progress.currentSlots = [];
-    this.log.info({ slots: ranges(slots), from: a, to: b, keys: this.movedInBatch }, 'batch online in the target group');
-    this.movedInBatch = 0;
-    this.batchEstimate = 0;
+    this.log.info({ slots: ranges(slots), from: a, to: b, keys: this.tally.movedInBatch }, 'batch online in the target group');
+    this.tally.endBatch();
     this.batchState = null;
     await this.setPhase(`slots ${ranges(slots)} online in group ${b}`);
   }
@@ -414,11 +397,6 @@ export class TaskRun {
     return this.batchState.state;
   }
 
-  private count(name: 'unconfirmedKeys' | 'resurrectedDeleted', n: number): void {
-    const base = this.countersBase?.[name] ?? 0;
-    this.progress[name] = (this.progress[name] ?? base) + n;
-  }
-
   private movingPhase(batch: Batch): string {
     const what = `moving keys of slots ${ranges(batch.slots)} ${batch.from}→${batch.to} (scan pass ${this.pass})`;
     return this.task.state === MigrationState.Cancelling
@@ -430,7 +408,7 @@ export class TaskRun {
   private async scanPass(src: string, dst: string, inBatch: Uint8Array, state: BatchMoveState, batch: Batch): Promise<number> {
     const { host, port } = parseAddr(dst);
     const { migrateTimeoutMs, waitTimeoutMs, parallel, scanCount } = this.opts;
-    this.passSource = src;
+    state.failover.passSource = src;
     // Pipelined MIGRATEs (each with its WAIT) queue on the source: a command may wait for all those ahead of it.
     const conn = adminClient(src, { ...this.redis, connectTimeoutMs: 3000, commandTimeoutMs: (migrateTimeoutMs + waitTimeoutMs) * (parallel + 1) + 5000 });
     const pool = new Pool(parallel);
@@ -466,11 +444,6 @@ export class TaskRun {
     return found;
   }
 
-  private moved(n: number): void {
-    this.movedThisRun += n;
-    this.movedInBatch += n;
-  }
-
   /**
    * Between rounds: stop if we must, re-read the task every ~200 ms (pause, cancel, throttle),
    * write progress every ~500 ms. Pausing drains the MIGRATEs in flight first.
@@ -490,7 +463,7 @@ export class TaskRun {
     }
     const was = this.task.state;
     this.task = cur.task;
-    await this.refreshSourceGroup(batch);
+    await this.batchState?.state.failover.refresh();
     if (isTerminal(cur.task)) {
       await pool.drain();
       throw new Halt(`task is ${cur.task.state}`);
@@ -500,7 +473,7 @@ export class TaskRun {
       await this.waitWhilePaused(
         `paused: slots ${ranges(batch.slots)} stay migrating ${batch.from}→${batch.to}; proxies keep serving them, moving the keys clients touch`,
       );
-      await this.refreshSourceGroup(batch); // the source may have failed over while paused
+      await this.batchState?.state.failover.refresh(); // the source may have failed over while paused
       await this.setPhase(this.movingPhase(batch));
     } else if (cur.task.state !== was) {
       await this.setPhase(this.movingPhase(batch));
@@ -509,23 +482,9 @@ export class TaskRun {
     }
   }
 
-  /**
-   * Re-reads the batch's source group: its in-sync set sizes the next WAITs, and a master that
-   * changed (a failover) ends this pass, which restarts on the new master.
-   */
-  private async refreshSourceGroup(batch: Batch): Promise<void> {
-    const g = await this.store.getGroup(batch.from);
-    if (g === null) return; // the next pass's topology read reports it
-    this.sourceGroup = g;
-    const master = groupMaster(g)?.addr;
-    if (this.passSource !== '' && master !== this.passSource) {
-      throw new RedisAdminError(this.passSource, `is no longer the master of group ${batch.from} in etcd (now ${master ?? 'none'}): the scan restarts on the new master`);
-    }
-  }
-
   private async waitWhilePaused(phase: string): Promise<void> {
     this.log.info({ phase }, 'migration paused');
-    this.samples = [];
+    this.tally.restartRate();
     await this.setPhase(phase);
     for (;;) {
       await nap(CHECK_INTERVAL_MS, this.lead.signal);
@@ -555,35 +514,15 @@ export class TaskRun {
       }),
     );
     const inBatch = new Set(batch.slots);
-    this.batchEstimate = Math.round(batch.slots.length * (perSlot.get(batch.from) ?? 0));
-    this.keysLeftOutside = Math.round(c.todo.filter((s) => !inBatch.has(s.id)).reduce((n, s) => n + (perSlot.get(s.from) ?? 0), 0));
-  }
-
-  private snapshot(): Partial<MigrationProgress> {
-    if (!this.task) return { ...this.progress };
-    const now = Date.now();
-    const moved = this.movedBase + this.movedThisRun;
-    this.samples.push({ t: now, moved });
-    while (this.samples.length > 2 && now - this.samples[0]!.t > RATE_WINDOW_MS) this.samples.shift();
-    const first = this.samples[0]!;
-    const dt = (now - first.t) / 1000;
-    const rate = dt > 0.2 ? Math.round((moved - first.moved) / dt) : (this.progress.rate ?? 0);
-    const keysLeft = Math.max(0, this.keysLeftOutside + Math.max(0, this.batchEstimate - this.movedInBatch));
-    return {
-      ...this.progress,
-      slotsTotal: this.task.slots.length,
-      keysMoved: moved,
-      keysLeft,
-      rate,
-      etaSeconds: rate > 0 ? Math.ceil(keysLeft / rate) : keysLeft === 0 ? 0 : null,
-    };
+    this.tally.batchEstimate = Math.round(batch.slots.length * (perSlot.get(batch.from) ?? 0));
+    this.tally.keysLeftOutside = Math.round(c.todo.filter((s) => !inBatch.has(s.id)).reduce((n, s) => n + (perSlot.get(s.from) ?? 0), 0));
   }
 
   private async writeProgress(force: boolean): Promise<void> {
     const now = Date.now();
     if (!force && now - this.lastProgressWrite < PROGRESS_INTERVAL_MS) return;
     this.lastProgressWrite = now;
-    const p = this.snapshot();
+    const p = this.tally.snapshot(this.task);
     try {
       await this.writes.task((t) => ({ ...t, progress: { ...t.progress, ...p } }));
     } catch (err) {
@@ -601,7 +540,7 @@ export class TaskRun {
 
   private async finish(state: 'done' | 'cancelled', c: Classified): Promise<MigrationTask> {
     const t = this.task;
-    const p = this.snapshot();
+    const p = this.tally.snapshot(this.task);
     const kept = t.slots.length - c.done.length;
     const phase =
       state === MigrationState.Done
@@ -637,7 +576,7 @@ export class TaskRun {
     }
     try {
       return await this.writes.task((cur) =>
-        isTerminal(cur) ? cur : { ...cur, state: MigrationState.Failed, error: message, progress: { ...cur.progress, ...this.snapshot(), phase: `failed: ${message}` } },
+        isTerminal(cur) ? cur : { ...cur, state: MigrationState.Failed, error: message, progress: { ...cur.progress, ...this.tally.snapshot(this.task), phase: `failed: ${message}` } },
       );
     } catch (e) {
       // etcd unavailable: the next leader (or our next turn) finds the task running and retries.
