@@ -78,7 +78,6 @@ import {
   SlotState,
   groupMaster,
   onlineSlot,
-  type MigrationProgress,
   type MigrationTask,
   type Store,
   type Topology,
