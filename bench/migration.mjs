@@ -22,7 +22,10 @@
 // stopped at the end, on Ctrl-C and on errors (only the processes this script started).
 //
 //   node bench/migration.mjs [--keys 1000000] [--requests 20000] [--quick] [--out FILE] [--keep]
-//                            [--migrate-keys N] [--parallel N]
+//                            [--migrate-keys N] [--parallel N] [--replica]
+//
+// --replica gives group 1 (the source) one replica, listed in etcd: the runner then WAITs for it
+// after each MIGRATE (the in-sync confirmation of docs/migration-failover.md).
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -43,6 +46,7 @@ const flags = parseFlags(
     keep: { type: 'boolean', default: false },
     'migrate-keys': { type: 'string' },
     parallel: { type: 'string' },
+    replica: { type: 'boolean', default: false },
   },
   [
     'usage: node bench/migration.mjs [--keys N] [--requests N] [--quick] [--out FILE] [--keep] [--migrate-keys N] [--parallel N]',
@@ -54,6 +58,7 @@ const flags = parseFlags(
     '  --keep        keep the temp dir (logs of every process) after the run',
     '  --migrate-keys N  keys per MIGRATE (default: the runner\'s own)',
     '  --parallel N      MIGRATE commands in flight (default: the runner\'s own)',
+    '  --replica         group 1 gets a replica (the runner WAITs for it after each MIGRATE)',
     '',
   ],
 );
@@ -108,8 +113,14 @@ async function main() {
 
   const [etcdUrl, p1, p2] = await Promise.all([startEtcd(), startRedis(1), startRedis(2)]);
   const ports = [p1, p2];
+  const replica = flags.replica ? await startRedis('1-replica') : null;
   await withStore(etcdUrl, PRODUCT, async (store) => {
     await writeTopology(store, ports);
+    if (replica !== null) {
+      const r = redisCli(replica, ['REPLICAOF', '127.0.0.1', String(p1)]);
+      if (!r.ok) throw new Error(`REPLICAOF on the replica: ${r.out}`);
+      await store.putGroup({ id: 1, servers: [{ addr: `127.0.0.1:${p1}`, role: 'master' }, { addr: `127.0.0.1:${replica}`, role: 'replica' }] });
+    }
     const proxy = await startProxy(etcdUrl, PRODUCT);
     log(`etcd ${etcdUrl}, masters :${p1} :${p2}, proxy :${proxy.port}`);
 
@@ -121,6 +132,14 @@ async function main() {
     const sizes = ports.map(dbsize);
     log(`loaded ${KEYS} keys in ${((Date.now() - t) / 1000).toFixed(1)} s: group 1 ${sizes[0]}, group 2 ${sizes[1]}`);
     if (sizes[0] !== counts[0] || sizes[1] !== counts[1]) throw new Error(`DBSIZE ${sizes} but wrote ${counts}`);
+    if (replica !== null) {
+      const deadline = Date.now() + 60_000;
+      while (Number(redisCli(replica, ['DBSIZE']).out) !== sizes[0]) {
+        if (Date.now() > deadline) throw new Error('the replica of group 1 did not catch up in 60 s');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      log(`replica :${replica} of group 1 in sync`);
+    }
     let toMove = 0;
     for (let i = 0; i < KEYS; i++) {
       const s = keySlot(Buffer.from(keyName(i)));
@@ -229,7 +248,7 @@ async function main() {
       '',
       `Command: \`node bench/migration.mjs ${process.argv.slice(2).join(' ')}\``.replace(/ `$/, '`'),
       '',
-      `${fmtInt(KEYS)} keys (\`key:%012d\`, ${VALUE_SIZE}-byte values) over 2 groups (1 master each; slots 0–511 → group 1, 512–1023 → group 2); ` +
+      `${fmtInt(KEYS)} keys (\`key:%012d\`, ${VALUE_SIZE}-byte values) over 2 groups (1 master each${replica === null ? '' : ', group 1 with one replica'}; slots 0–511 → group 1, 512–1023 → group 2); ` +
         `migration of slots ${FIRST}–${LAST} (half of group 1) to group 2 by the runner (default batch size, unthrottled). ` +
         `redis-benchmark -c ${CLIENTS} -P 1 -d ${VALUE_SIZE} -r ${KEYS}, ${fmtInt(REQUESTS)} requests per run, through one reborn-proxy. ` +
         `Wall time ${Math.round((Date.now() - began) / 1000)} s.`,

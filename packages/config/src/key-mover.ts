@@ -1,18 +1,64 @@
 /**
  * The key mover of one migration task: MIGRATE batches from the source master to the
- * target's, paced by the task's throttle, retried through a target outage, and BUSYKEY
- * resolution — a key on both sides is dropped from the source only when a MIGRATE of this run
- * timed out on it and both copies are identical.
+ * target's, paced by the task's throttle, retried through a target outage; each batch's
+ * deletes confirmed on the source's in-sync replicas (WAIT); and BUSYKEY resolution.
+ *
+ * Durable moves. MIGRATE deletes the key on the source master and returns; the DEL reaches the
+ * source's replicas later. After each MIGRATE that moved keys the mover sends
+ * `WAIT <n> <waitTimeoutMs>` on the same connection, n = the members of the source group's
+ * in-sync set (inSyncMembers: the replicas HA may promote). Fewer confirmations do not lose
+ * data (the keys are on the target) but a failover now could bring the source copies back:
+ * the keys go on the batch's "may resurrect" list, the count into progress.unconfirmedKeys.
+ *
+ * BUSYKEY (a key on both sides; MIGRATE never overwrites) is a hard error naming the key,
+ * except in two cases where the source copy provably is not the authoritative one:
+ *   a. a MIGRATE of this run timed out on the key and both copies are identical: the restore
+ *      on the target went through and only the reply was lost (redis' documented remedy:
+ *      drop the source copy);
+ *   b. the source group failed over (or its master restarted) after the key's slot became
+ *      migrating (source-failover.ts decides). The argument: from the moment a slot is
+ *      `migrating`, nothing writes it on the source — proxies MIGRATE a key to the target
+ *      before serving it there, the runner only moves keys away. So a key of the slot reaches
+ *      the target either by a MIGRATE, which deleted it on the source master of that time, or
+ *      by a write to the target after MIGRATE found nothing on the source. Either way the
+ *      target holds the newest value, and a copy on the source can only be one the old
+ *      master had already deleted (or never had) when its replica, missing that DEL, was
+ *      promoted — or when it restarted from data saved before the DEL. Such a resurrected
+ *      copy is deleted (that key only, on the group's master as etcd names it now), counted
+ *      in progress.resurrectedDeleted, logged, and the move goes on. Without such a failover,
+ *      a key on both sides means something wrote the target or the source outside the
+ *      protocol: that stays a bug to surface.
  *
  * Invariant: never overwrites a key on the target (MIGRATE without REPLACE) and never deletes
- * a source copy it cannot prove identical. See docs/architecture.md (migration protocol).
+ * a source copy unless (a) or (b) proves the target's copy authoritative. See
+ * docs/architecture.md (migration protocol) and docs/migration-failover.md.
  */
 import type { Logger } from 'pino';
 import type { Redis } from 'ioredis';
 import { keySlot } from '@reborn/protocol';
 import { migrateAuthArgs, type MigrationTask } from '@reborn/coordinator';
-import { canonicalValue, existsAll, replyCode, showKey, withRedis, type RedisAdminOptions } from '@reborn/coordinator/admin';
+import { RedisAdminError, canonicalValue, existsAll, replyCode, showKey, withRedis, type RedisAdminOptions } from '@reborn/coordinator/admin';
 import { MIGRATE_OUTAGE_MS, MIGRATE_RETRIES, MigrationError, errText, nap, type RunnerTunables } from './migration-common.js';
+import type { SourceFailoverWatch } from './source-failover.js';
+
+/** Keys kept on a batch's "may resurrect" list at most (beyond it only the count grows). */
+export const MAY_RESURRECT_MAX = 100_000;
+/** At most one "not confirmed" log line per this many ms (a replica down would repeat it per MIGRATE). */
+const UNCONFIRMED_LOG_MS = 5000;
+
+/** What the mover keeps per batch, across the scan passes and retries of one TaskRun. */
+export interface BatchMoveState {
+  /** Keys of MIGRATEs that timed out (hex): they may be on both sides with equal copies. */
+  suspects: Set<string>;
+  /** Keys (hex) whose source DEL no in-sync replica confirmed: a failover may bring them back. */
+  mayResurrect: Set<string>;
+  /** Whether the source group failed over since the batch's slots became migrating. */
+  failover: SourceFailoverWatch;
+}
+
+export function newBatchMoveState(failover: SourceFailoverWatch): BatchMoveState {
+  return { suspects: new Set(), mayResurrect: new Set(), failover };
+}
 
 export interface KeyMoverOptions {
   taskId: string;
@@ -23,12 +69,20 @@ export interface KeyMoverOptions {
   log: Logger;
   /** Aborted when leadership is lost or the runner stops. */
   signal: AbortSignal;
+  /** How many replicas must confirm a move: the source group's in-sync members, as last read. */
+  confirmations: () => number;
   /** Keys that moved (counted for progress). */
   onMoved: (n: number) => void;
+  /** Keys moved whose source DEL fewer in-sync replicas than asked confirmed. */
+  onUnconfirmed: (n: number) => void;
+  /** Resurrected source copies deleted. */
+  onResurrectedDeleted: (n: number) => void;
 }
 
 export class KeyMover {
   private nextSendAt = 0;
+  private lastUnconfirmedLog = 0;
+  private unconfirmedSinceLog = 0;
 
   constructor(private readonly o: KeyMoverOptions) {}
 
@@ -54,21 +108,32 @@ export class KeyMover {
     if (wait > 0) await nap(wait, this.o.signal);
   }
 
-  /** One MIGRATE of `keys` (KEYS form), retried through target outages and BUSYKEY resolution. */
-  async migrateChunk(conn: Redis, src: string, dst: string, host: string, port: number, keys: Buffer[], suspects: Set<string>): Promise<void> {
+  /**
+   * One MIGRATE of `keys` (KEYS form), retried through target outages and BUSYKEY resolution,
+   * then WAIT for the source's in-sync replicas if it deleted anything there.
+   */
+  async migrateChunk(conn: Redis, src: string, dst: string, host: string, port: number, keys: Buffer[], batch: BatchMoveState): Promise<void> {
     const started = Date.now();
-    for (let attempt = 0; ; attempt++) {
+    let deleted = false; // whether some attempt may have deleted keys on the source
+    let pending = keys;
+    for (let attempt = 0; pending.length > 0; attempt++) {
       try {
-        const reply = await conn.callBuffer('MIGRATE', host, String(port), '', '0', String(this.o.opts.migrateTimeoutMs), ...migrateAuthArgs(this.o.redis.password ?? null), 'KEYS', ...keys);
+        const reply = await conn.callBuffer('MIGRATE', host, String(port), '', '0', String(this.o.opts.migrateTimeoutMs), ...migrateAuthArgs(this.o.redis.password ?? null), 'KEYS', ...pending);
         // OK: every key that still existed moved; NOKEY: none did (a proxy moved them, or they expired).
-        if (String(reply) === 'OK') this.o.onMoved(keys.length);
-        return;
+        if (String(reply) === 'OK') {
+          this.o.onMoved(pending.length);
+          deleted = true;
+        }
+        break;
       } catch (err) {
         const code = replyCode(err);
         const timedOut = code === 'IOERR' || (code === null && /timed out/i.test(errText(err)));
         if (timedOut) {
+          deleted = true;
           // Some keys may now be on both sides (restored on B, reply lost): remember them.
-          for (const k of keys) suspects.add(k.toString('hex'));
+          for (const k of pending) batch.suspects.add(k.toString('hex'));
+          // A source that failed over meanwhile is not retried: the pass restarts on the new master.
+          await batch.failover.assertCurrentMaster(src);
           // Retried for longer than a failover takes (the target restarted, or its agent
           // promoting a replica): a target outage alone must not fail the task.
           if (attempt >= MIGRATE_RETRIES && Date.now() - started >= MIGRATE_OUTAGE_MS) {
@@ -79,40 +144,104 @@ export class KeyMover {
           continue;
         }
         if (code === 'BUSYKEY') {
+          // Redis sends every key's RESTORE before reading the replies: the keys the target
+          // took were moved (and deleted here) although the reply is an error.
+          deleted = true;
           if (attempt >= MIGRATE_RETRIES) throw new MigrationError('EBUSYKEY', `MIGRATE from ${src} to ${dst} kept answering BUSYKEY: ${errText(err)}`, err);
-          await this.resolveBusyKeys(src, dst, keys, suspects);
+          pending = await this.resolveBusyKeys(src, dst, pending, batch);
           continue;
         }
         if (code !== null) throw new MigrationError('EMIGRATE', `MIGRATE from ${src} to ${dst}: ${errText(err)}`, err);
         throw err; // the connection to the source failed: retried by execute()
       }
     }
+    if (deleted) await this.confirmRemoval(conn, src, keys, batch);
+  }
+
+  /**
+   * WAIT until the source's in-sync replicas have the MIGRATE's deletes (WAIT covers every
+   * earlier write of this connection). Fewer confirmations are logged and remembered, not
+   * fatal: the keys are safe on the target; only a failover could bring source copies back.
+   */
+  private async confirmRemoval(conn: Redis, src: string, keys: Buffer[], batch: BatchMoveState): Promise<void> {
+    const wanted = this.o.confirmations();
+    if (wanted <= 0) return;
+    let confirmed: number;
+    try {
+      confirmed = Number(await conn.call('WAIT', String(wanted), String(this.o.opts.waitTimeoutMs)));
+    } catch (err) {
+      if (replyCode(err) === null) throw err; // the connection failed: retried by execute()
+      throw new RedisAdminError(src, `WAIT after MIGRATE: ${errText(err)}`, err);
+    }
+    if (confirmed >= wanted) return;
+    for (const k of keys) {
+      if (batch.mayResurrect.size >= MAY_RESURRECT_MAX) break;
+      batch.mayResurrect.add(k.toString('hex'));
+    }
+    this.unconfirmedSinceLog += keys.length;
+    this.o.onUnconfirmed(keys.length);
+    const now = Date.now();
+    if (now - this.lastUnconfirmedLog >= UNCONFIRMED_LOG_MS) {
+      this.o.log.warn(
+        { src, confirmed, wanted, keys: this.unconfirmedSinceLog, waitTimeoutMs: this.o.opts.waitTimeoutMs },
+        'moved keys whose deletion on the source fewer in-sync replicas confirmed than asked: a source failover now may bring them back (the runner then deletes those copies)',
+      );
+      this.lastUnconfirmedLog = now;
+      this.unconfirmedSinceLog = 0;
+    }
   }
 
   /**
    * MIGRATE refused because some keys already exist on the target. That is a bug to surface
-   * (BUSYKEY) — unless the key was in a MIGRATE of this run that timed out and both copies
-   * are identical: then the restore on B went through and only the reply was lost, and
-   * redis' documented remedy is to drop the source copy.
+   * (BUSYKEY) — unless (a) the key was in a MIGRATE of this run that timed out and both copies
+   * are identical, or (b) the source failed over since the key's slot became migrating (the
+   * header says why the source copy is then a resurrected one). Returns the keys still to move
+   * (on the source only); counts those the refused MIGRATE moved all the same.
    */
-  private async resolveBusyKeys(src: string, dst: string, keys: Buffer[], suspects: Set<string>): Promise<void> {
+  private async resolveBusyKeys(src: string, dst: string, keys: Buffer[], batch: BatchMoveState): Promise<Buffer[]> {
     const exists = (addr: string) => withRedis(addr, (c) => existsAll(c, keys), this.o.redis);
     const [onA, onB] = await Promise.all([exists(src), exists(dst)]);
+    // Gone from the source and on the target: moved by that MIGRATE (or, rarely, by a proxy just before).
+    this.o.onMoved(keys.filter((_, i) => !onA[i] && onB[i]).length);
     const both = keys.filter((_, i) => onA[i] && onB[i]);
     for (const k of both) {
       const where = `key "${showKey(k)}" (slot ${keySlot(k)}) exists in both group ${this.o.task().from.join('/')} (${src}) and group ${this.o.task().to} (${dst})`;
-      if (!suspects.has(k.toString('hex'))) {
+      const suspect = batch.suspects.has(k.toString('hex'));
+      if (suspect && (await this.copiesIdentical(src, dst, k))) {
+        await withRedis(src, (c) => c.del(k), this.o.redis);
+        this.o.log.warn({ key: showKey(k), src, dst }, 'key on both sides after a MIGRATE timeout, copies identical: removed the source copy');
+        continue;
+      }
+      const failover = await batch.failover.changeSince(keySlot(k), src);
+      if (failover !== null) {
+        await this.deleteResurrected(src, dst, k, failover, batch);
+        continue;
+      }
+      if (!suspect) {
         throw new MigrationError('EBUSYKEY', `BUSYKEY: ${where}; the runner never overwrites a key: find out how it got there, delete one copy, then resume migration ${this.o.taskId}`);
       }
-      const copy = (addr: string) =>
-        withRedis(addr, async (c) => ({ value: await canonicalValue(c, k), pttl: await c.pttl(k) }), this.o.redis);
-      const [x, y] = await Promise.all([copy(src), copy(dst)]);
-      const sameTtl = (x.pttl < 0 && y.pttl < 0 && x.pttl === y.pttl) || (x.pttl >= 0 && y.pttl >= 0 && Math.abs(x.pttl - y.pttl) < this.o.opts.migrateTimeoutMs + 2000);
-      if (!(x.value !== null && x.value === y.value && sameTtl)) {
-        throw new MigrationError('EBUSYKEY', `BUSYKEY: ${where} after a MIGRATE timeout, and the copies differ (or are too large to compare); resolve by hand, then resume migration ${this.o.taskId}`);
-      }
-      await withRedis(src, (c) => c.del(k), this.o.redis);
-      this.o.log.warn({ key: showKey(k), src, dst }, 'key on both sides after a MIGRATE timeout, copies identical: removed the source copy');
+      throw new MigrationError('EBUSYKEY', `BUSYKEY: ${where} after a MIGRATE timeout, and the copies differ (or are too large to compare); resolve by hand, then resume migration ${this.o.taskId}`);
     }
+    return keys.filter((_, i) => onA[i] && !onB[i]);
+  }
+
+  /** Same type, content and (within the MIGRATE's own duration) TTL on both sides. */
+  private async copiesIdentical(src: string, dst: string, k: Buffer): Promise<boolean> {
+    const copy = (addr: string) => withRedis(addr, async (c) => ({ value: await canonicalValue(c, k), pttl: await c.pttl(k) }), this.o.redis);
+    const [x, y] = await Promise.all([copy(src), copy(dst)]);
+    const sameTtl = (x.pttl < 0 && y.pttl < 0 && x.pttl === y.pttl) || (x.pttl >= 0 && y.pttl >= 0 && Math.abs(x.pttl - y.pttl) < this.o.opts.migrateTimeoutMs + 2000);
+    return x.value !== null && x.value === y.value && sameTtl;
+  }
+
+  /** Case (b) of the header: the target's copy wins; the source's resurrected copy goes. */
+  private async deleteResurrected(src: string, dst: string, k: Buffer, failover: string, batch: BatchMoveState): Promise<void> {
+    // Only on the master etcd names now: the server we talk to could have been demoted meanwhile.
+    await batch.failover.assertCurrentMaster(src);
+    const removed = await withRedis(src, (c) => c.del(k), this.o.redis);
+    if (removed > 0) this.o.onResurrectedDeleted(1);
+    this.o.log.warn(
+      { key: showKey(k), slot: keySlot(k), src, dst, failover, unconfirmedMove: batch.mayResurrect.has(k.toString('hex')) },
+      'a source failover brought back a pre-move copy of a key the target holds: deleted the source copy (the target copy is authoritative)',
+    );
   }
 }

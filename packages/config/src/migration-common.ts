@@ -25,6 +25,12 @@ export interface MigrationRunnerOptions {
   /** MIGRATE's own timeout (A ↔ B). Default 5000. */
   migrateTimeoutMs?: number;
   /**
+   * How long each MIGRATE's deletes wait for the source's in-sync replicas (WAIT). Default 1000,
+   * as the proxy's --durable-timeout. Longer protects more moves while a replica lags; a replica
+   * that is down but still in the set costs this per MIGRATE until HA drops it from the set.
+   */
+  waitTimeoutMs?: number;
+  /**
    * MIGRATE commands in flight per batch. Default 1: each blocks the source redis, and a
    * client request queued behind several waits for all of them. Measured with
    * bench/migration.mjs, interleaved: 4 in flight → 39k keys/s, GET p99 during 41–43 ms;

@@ -66,6 +66,7 @@ export class MigrationRunner {
       scanCount: options.scanCount ?? 5000,
       migrateKeys: options.migrateKeys ?? 500,
       migrateTimeoutMs: options.migrateTimeoutMs ?? 5000,
+      waitTimeoutMs: options.waitTimeoutMs ?? 1000,
       parallel: options.parallel ?? 1,
       leaseTtlSeconds: options.leaseTtlSeconds ?? 10,
       pollIntervalMs: options.pollIntervalMs ?? 500,

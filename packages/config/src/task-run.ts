@@ -35,14 +35,18 @@
  *      each key a request touches to B first (MIGRATE … KEYS, never REPLACE) and serve it
  *      from B.
  *   5. Move: SCAN A's master, MIGRATE the batch's keys to B's master (≤ migrateKeys per
- *      command, ≤ parallel commands in flight, throttled to `throttle` keys/s). NOKEY is
+ *      command, ≤ parallel commands in flight, throttled to `throttle` keys/s), each MIGRATE
+ *      followed by WAIT for A's in-sync replicas (key-mover.ts). NOKEY is
  *      fine (a proxy moved it, or it expired). BUSYKEY — the key exists on both — fails the
- *      task, naming the key: nothing here overwrites (the one exception: a key left on both
+ *      task, naming the key: nothing here overwrites (the exceptions: a key left on both
  *      by a MIGRATE that timed out in this run, whose two copies are equal — type, content,
- *      TTL; then A's copy is deleted, as redis documents for IOERR). IOERR/timeouts are
- *      retried 3 times, then the task fails. Every ~200 ms the task is re-read: paused →
- *      stop moving (the slots stay migrating; proxies keep serving them, moving keys as
- *      touched); cancelling → keep going (see below).
+ *      TTL; then A's copy is deleted, as redis documents for IOERR; and a pre-move copy that
+ *      a failover of A brought back after the slot became migrating, source-failover.ts —
+ *      B's copy is authoritative, A's is deleted). IOERR/timeouts are
+ *      retried 3 times, then the task fails. Every ~200 ms the task and A's group are re-read:
+ *      paused → stop moving (the slots stay migrating; proxies keep serving them, moving keys
+ *      as touched); cancelling → keep going (see below); A's master changed → the pass
+ *      restarts on the new master.
  *   6. A full SCAN pass that finds no key of the batch → the batch → `online {group:B}`.
  *      Back to 2.
  *   A runner that stops or loses leadership leaves the slots as they are (pre_migrate,
@@ -74,7 +78,6 @@ import {
   SlotState,
   groupMaster,
   onlineSlot,
-  type MigrationProgress,
   type MigrationTask,
   type Store,
   type Topology,
@@ -87,7 +90,6 @@ import {
   isTerminal,
   CHECK_INTERVAL_MS,
   PROGRESS_INTERVAL_MS,
-  RATE_WINDOW_MS,
   BARRIER_ATTEMPTS,
   TRANSIENT_REDIS_ATTEMPTS,
   Pool,
@@ -99,7 +101,9 @@ import {
   errText,
   nap,
 } from './migration-common.js';
-import { KeyMover } from './key-mover.js';
+import { KeyMover, newBatchMoveState, type BatchMoveState } from './key-mover.js';
+import { SourceFailoverWatch } from './source-failover.js';
+import { TaskProgress } from './task-progress.js';
 import { TaskWrites } from './task-writes.js';
 import type { Batch, RunnerTunables, RunnerContext, Lead } from './migration-common.js';
 
@@ -129,18 +133,15 @@ export class TaskRun {
   private readonly mover: KeyMover;
   private readonly writes: TaskWrites;
 
-  private movedBase = -1;
-  private movedThisRun = 0;
-  private movedInBatch = 0;
-  private keysLeftOutside = 0; // estimated keys of the slots after the current batch
-  private batchEstimate = 0;
-  private samples: { t: number; moved: number }[] = [];
-  private progress: Partial<MigrationProgress> = {};
+  private readonly tally = new TaskProgress();
+  private readonly progress = this.tally.fields;
   private lastProgressWrite = 0;
   private lastCheck = 0;
   private barrierFailures = 0;
   private transientFailures = 0;
   private pass = 0;
+  /** The batch being moved and what the mover keeps for it (kept across this run's retries). */
+  private batchState: { key: string; state: BatchMoveState } | null = null;
 
   constructor(
     c: RunnerContext,
@@ -161,7 +162,10 @@ export class TaskRun {
       redis: c.redis,
       log: this.log,
       signal: lead.signal,
-      onMoved: (n) => this.moved(n),
+      confirmations: () => this.batchState?.state.failover.confirmations() ?? 0,
+      onMoved: (n) => this.tally.moved(n),
+      onUnconfirmed: (n) => this.tally.count('unconfirmedKeys', n),
+      onResurrectedDeleted: (n) => this.tally.count('resurrectedDeleted', n),
     });
   }
 
@@ -193,7 +197,7 @@ export class TaskRun {
     const stored = await this.migrations.get(this.id);
     if (!stored) throw new NotFoundError(`migration ${this.id} does not exist`);
     this.task = stored.task;
-    if (this.movedBase < 0) this.movedBase = this.task.progress.keysMoved;
+    this.tally.begin(this.task.progress);
     const t = this.task;
     if (isTerminal(t)) return t;
     if (t.state === MigrationState.Pending) {
@@ -343,10 +347,10 @@ export class TaskRun {
   private async moveBatch(batch: Batch, c: Classified, topo: Topology): Promise<void> {
     const { from: a, to: b, slots } = batch;
     this.progress.currentSlots = slots;
-    if (this.movedInBatch === 0 && this.batchEstimate === 0) await this.estimate(batch, c, topo);
+    if (this.tally.movedInBatch === 0 && this.tally.batchEstimate === 0) await this.estimate(batch, c, topo);
     const inBatch = new Uint8Array(SLOT_COUNT);
     for (const id of slots) inBatch[id] = 1;
-    const suspects = new Set<string>(); // keys of MIGRATEs that timed out: may be on both sides
+    const state = this.batchMoveState(batch);
 
     for (let pass = 1; ; pass++) {
       const cur = pass === 1 ? topo : await this.store.loadTopology();
@@ -360,10 +364,12 @@ export class TaskRun {
       const dstMaster = groupMaster(cur.groups.get(b) ?? { id: b, servers: [] });
       if (!srcMaster) throw new RedisAdminError(`group ${a}`, 'has no master (failover in progress?)');
       if (!dstMaster) throw new RedisAdminError(`group ${b}`, 'has no master (failover in progress?)');
+      state.failover.latest = cur.groups.get(a);
+      await state.failover.noteMaster(srcMaster.addr);
       this.pass = pass;
       await this.setPhase(this.movingPhase(batch));
-      const found = await this.scanPass(srcMaster.addr, dstMaster.addr, inBatch, suspects, batch);
-      if (pass === 1) this.batchEstimate = this.movedInBatch; // the first pass counted them
+      const found = await this.scanPass(srcMaster.addr, dstMaster.addr, inBatch, state, batch);
+      if (pass === 1) this.tally.batchEstimate = this.tally.movedInBatch; // the first pass counted them
       if (found === 0) break;
     }
 
@@ -374,10 +380,20 @@ export class TaskRun {
     );
     this.progress.slotsDone = (this.progress.slotsDone ?? 0) + slots.length;
     this.progress.currentSlots = [];
-    this.log.info({ slots: ranges(slots), from: a, to: b, keys: this.movedInBatch }, 'batch online in the target group');
-    this.movedInBatch = 0;
-    this.batchEstimate = 0;
+    this.log.info({ slots: ranges(slots), from: a, to: b, keys: this.tally.movedInBatch }, 'batch online in the target group');
+    this.tally.endBatch();
+    this.batchState = null;
     await this.setPhase(`slots ${ranges(slots)} online in group ${b}`);
+  }
+
+  /** The mover's state for `batch`: kept while the same batch is retried, fresh for a new one. */
+  private batchMoveState(batch: Batch): BatchMoveState {
+    const key = `${batch.from}>${batch.to}:${ranges(batch.slots)}`;
+    if (this.batchState?.key !== key) {
+      const failover = new SourceFailoverWatch({ store: this.store, group: batch.from, redis: this.redis, log: this.log });
+      this.batchState = { key, state: newBatchMoveState(failover) };
+    }
+    return this.batchState.state;
   }
 
   private movingPhase(batch: Batch): string {
@@ -388,11 +404,12 @@ export class TaskRun {
   }
 
   /** One full SCAN of the source master, migrating every key of the batch. Returns keys found. */
-  private async scanPass(src: string, dst: string, inBatch: Uint8Array, suspects: Set<string>, batch: Batch): Promise<number> {
+  private async scanPass(src: string, dst: string, inBatch: Uint8Array, state: BatchMoveState, batch: Batch): Promise<number> {
     const { host, port } = parseAddr(dst);
-    const { migrateTimeoutMs, parallel, scanCount } = this.opts;
-    // Pipelined MIGRATEs queue on the source: a command may wait for all those ahead of it.
-    const conn = adminClient(src, { ...this.redis, connectTimeoutMs: 3000, commandTimeoutMs: migrateTimeoutMs * (parallel + 1) + 5000 });
+    const { migrateTimeoutMs, waitTimeoutMs, parallel, scanCount } = this.opts;
+    state.failover.passSource = src;
+    // Pipelined MIGRATEs (each with its WAIT) queue on the source: a command may wait for all those ahead of it.
+    const conn = adminClient(src, { ...this.redis, connectTimeoutMs: 3000, commandTimeoutMs: (migrateTimeoutMs + waitTimeoutMs) * (parallel + 1) + 5000 });
     const pool = new Pool(parallel);
     let found = 0;
     try {
@@ -413,7 +430,7 @@ export class TaskRun {
           const chunk = mine.slice(i, i + size);
           if (i > 0) await this.checkpoint(pool, batch);
           await this.mover.throttle(chunk.length);
-          await pool.run(() => this.mover.migrateChunk(conn, src, dst, host, port, chunk, suspects));
+          await pool.run(() => this.mover.migrateChunk(conn, src, dst, host, port, chunk, state));
         }
       } while (cursor !== '0');
       await pool.drain();
@@ -424,11 +441,6 @@ export class TaskRun {
       conn.disconnect();
     }
     return found;
-  }
-
-  private moved(n: number): void {
-    this.movedThisRun += n;
-    this.movedInBatch += n;
   }
 
   /**
@@ -450,6 +462,7 @@ export class TaskRun {
     }
     const was = this.task.state;
     this.task = cur.task;
+    await this.batchState?.state.failover.refresh();
     if (isTerminal(cur.task)) {
       await pool.drain();
       throw new Halt(`task is ${cur.task.state}`);
@@ -459,6 +472,7 @@ export class TaskRun {
       await this.waitWhilePaused(
         `paused: slots ${ranges(batch.slots)} stay migrating ${batch.from}→${batch.to}; proxies keep serving them, moving the keys clients touch`,
       );
+      await this.batchState?.state.failover.refresh(); // the source may have failed over while paused
       await this.setPhase(this.movingPhase(batch));
     } else if (cur.task.state !== was) {
       await this.setPhase(this.movingPhase(batch));
@@ -469,7 +483,7 @@ export class TaskRun {
 
   private async waitWhilePaused(phase: string): Promise<void> {
     this.log.info({ phase }, 'migration paused');
-    this.samples = [];
+    this.tally.restartRate();
     await this.setPhase(phase);
     for (;;) {
       await nap(CHECK_INTERVAL_MS, this.lead.signal);
@@ -499,35 +513,15 @@ export class TaskRun {
       }),
     );
     const inBatch = new Set(batch.slots);
-    this.batchEstimate = Math.round(batch.slots.length * (perSlot.get(batch.from) ?? 0));
-    this.keysLeftOutside = Math.round(c.todo.filter((s) => !inBatch.has(s.id)).reduce((n, s) => n + (perSlot.get(s.from) ?? 0), 0));
-  }
-
-  private snapshot(): Partial<MigrationProgress> {
-    if (!this.task) return { ...this.progress };
-    const now = Date.now();
-    const moved = this.movedBase + this.movedThisRun;
-    this.samples.push({ t: now, moved });
-    while (this.samples.length > 2 && now - this.samples[0]!.t > RATE_WINDOW_MS) this.samples.shift();
-    const first = this.samples[0]!;
-    const dt = (now - first.t) / 1000;
-    const rate = dt > 0.2 ? Math.round((moved - first.moved) / dt) : (this.progress.rate ?? 0);
-    const keysLeft = Math.max(0, this.keysLeftOutside + Math.max(0, this.batchEstimate - this.movedInBatch));
-    return {
-      ...this.progress,
-      slotsTotal: this.task.slots.length,
-      keysMoved: moved,
-      keysLeft,
-      rate,
-      etaSeconds: rate > 0 ? Math.ceil(keysLeft / rate) : keysLeft === 0 ? 0 : null,
-    };
+    this.tally.batchEstimate = Math.round(batch.slots.length * (perSlot.get(batch.from) ?? 0));
+    this.tally.keysLeftOutside = Math.round(c.todo.filter((s) => !inBatch.has(s.id)).reduce((n, s) => n + (perSlot.get(s.from) ?? 0), 0));
   }
 
   private async writeProgress(force: boolean): Promise<void> {
     const now = Date.now();
     if (!force && now - this.lastProgressWrite < PROGRESS_INTERVAL_MS) return;
     this.lastProgressWrite = now;
-    const p = this.snapshot();
+    const p = this.tally.snapshot(this.task);
     try {
       await this.writes.task((t) => ({ ...t, progress: { ...t.progress, ...p } }));
     } catch (err) {
@@ -545,7 +539,7 @@ export class TaskRun {
 
   private async finish(state: 'done' | 'cancelled', c: Classified): Promise<MigrationTask> {
     const t = this.task;
-    const p = this.snapshot();
+    const p = this.tally.snapshot(this.task);
     const kept = t.slots.length - c.done.length;
     const phase =
       state === MigrationState.Done
@@ -581,7 +575,7 @@ export class TaskRun {
     }
     try {
       return await this.writes.task((cur) =>
-        isTerminal(cur) ? cur : { ...cur, state: MigrationState.Failed, error: message, progress: { ...cur.progress, ...this.snapshot(), phase: `failed: ${message}` } },
+        isTerminal(cur) ? cur : { ...cur, state: MigrationState.Failed, error: message, progress: { ...cur.progress, ...this.tally.snapshot(this.task), phase: `failed: ${message}` } },
       );
     } catch (e) {
       // etcd unavailable: the next leader (or our next turn) finds the task running and retries.

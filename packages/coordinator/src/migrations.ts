@@ -49,6 +49,16 @@ export interface MigrationProgress {
   /** The slots of the batch being moved now. */
   currentSlots: number[];
   phase: string;
+  /**
+   * Keys the runner moved whose removal from the source no in-sync replica confirmed in time
+   * (WAIT): they may come back if the source fails over. Absent until the first one.
+   */
+  unconfirmedKeys?: number;
+  /**
+   * Pre-move copies deleted from the source after a source failover brought them back (the
+   * target's copy is authoritative). Absent until the first one.
+   */
+  resurrectedDeleted?: number;
 }
 
 export interface MigrationTask {
@@ -95,7 +105,15 @@ function parseProgress(raw: Record<string, unknown>, slotsTotal: number): Migrat
     etaSeconds: typeof eta === 'number' && Number.isFinite(eta) ? eta : null,
     currentSlots: Array.isArray(current) && current.every((s) => isValidSlotId(s)) ? (current as number[]) : [],
     phase: typeof raw['phase'] === 'string' ? raw['phase'] : d.phase,
+    ...optionalCount(raw, 'unconfirmedKeys'),
+    ...optionalCount(raw, 'resurrectedDeleted'),
   };
+}
+
+/** `{[k]: n}` when the stored value is a count, else nothing (an optional progress counter). */
+function optionalCount(raw: Record<string, unknown>, k: 'unconfirmedKeys' | 'resurrectedDeleted'): Partial<MigrationProgress> {
+  const x = raw[k];
+  return typeof x === 'number' && Number.isSafeInteger(x) && x >= 0 ? { [k]: x } : {};
 }
 
 export function parseMigration(value: unknown, where: string): MigrationTask {
