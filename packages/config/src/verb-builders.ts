@@ -90,7 +90,7 @@ const groupSet: Builder<'group set'> = (input) => {
   const minInSync = replicaSetting(input, 'min-in-sync');
   const wantReplicas = replicaSetting(input, 'want-replicas');
   if (minInSync === undefined && wantReplicas === undefined) {
-    throw new UsageError('group set: give --min-in-sync and/or --want-replicas (a count 0..16, or none to clear it)');
+    throw new UsageError(`group set: give --min-in-sync and/or --want-replicas (a count 0..${MAX_GROUP_REPLICAS}, or none to clear it)`);
   }
   return {
     verb: 'group set',

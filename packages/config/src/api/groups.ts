@@ -1,7 +1,8 @@
 /**
  * Routes of the groups and their servers: list, add, remove, change a group's settings
- * (minInSync, wantReplicas), add/remove a server, promote (switchover). Invariant: every path's group id is 1..9999 and every address passes
- * checkAddr before the operation runs (servers.ts does the work and its own checks).
+ * (minInSync, wantReplicas), add/remove a server, promote (switchover). Invariant: every
+ * path's group id is 1..9999 and every address passes checkAddr before the operation runs
+ * (servers.ts does the work and its own checks).
  */
 import { ValidationError } from '@reborn/coordinator';
 import { checkAddr, type GroupSettingsChange } from '../servers.js';
