@@ -1,12 +1,13 @@
 /**
  * The REST API of reborn-config in-process (createApi on port 0) against a real etcd and real
- * redis servers: the core flows of the CLI through HTTP, the bearer token, schema errors
+ * redis servers: the core flows of the CLI through HTTP, group settings (PATCH, and a concurrent
+ * in-sync write landing between the read and the write of one), the bearer token, schema errors
  * naming the field, 404/405/409, and the loopback rule.
  */
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Store } from '@reborn/coordinator';
-import { createApi, type ApiServer } from '@reborn/config';
+import { Admin, createApi, type ApiServer } from '@reborn/config';
 import { startEtcd, startRedis, stopAll, type EtcdServer, type RedisServer } from '@reborn/testkit';
 
 let etcd: EtcdServer;
@@ -19,6 +20,26 @@ const TOKEN = 'test-token-0123456789';
 interface Res {
   status: number;
   body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+/**
+ * `store`, with `after` run each time a bounded etcd call named `what` has answered: a seam to
+ * land a concurrent write between an operation's read and its write.
+ */
+function storeWithHook(what: string, after: () => Promise<void>): Store {
+  return new Proxy(store, {
+    get(target, prop) {
+      if (prop === 'call') {
+        return async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+          const res = await target.call(name, fn);
+          if (name === what) await after();
+          return res;
+        };
+      }
+      const v = Reflect.get(target, prop, target) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
 }
 
 async function call(method: string, path: string, body?: unknown, opts: { base?: ApiServer; token?: string } = {}): Promise<Res> {
@@ -38,6 +59,20 @@ async function call(method: string, path: string, body?: unknown, opts: { base?:
 
 const err = (status: number, code: string, error: string) => ({ status, body: { error, code } });
 
+type Server = { addr: string; role: 'master' | 'replica' };
+/** A group as the API shows it; absent in-sync set and settings unless `over` says otherwise. */
+const view = (id: number, servers: Server[], slots: number, over: Record<string, unknown> = {}) => ({
+  id,
+  servers,
+  slots,
+  inSync: servers.filter((s) => s.role === 'replica').map((s) => s.addr),
+  inSyncManaged: false,
+  minInSync: null,
+  wantReplicas: null,
+  durability: 'ok',
+  ...over,
+});
+
 beforeAll(async () => {
   [etcd, ...r] = await Promise.all([startEtcd(), ...Array.from({ length: 3 }, () => startRedis({ args: ['--repl-diskless-sync-delay', '0'] }))]);
   store = await Store.open({ endpoints: [etcd.clientUrl], product: `api${process.pid}` });
@@ -54,12 +89,12 @@ afterAll(async () => {
 
 describe('groups and servers', () => {
   it('create, list, add master and replica, refuse duplicates, delete', async () => {
-    expect(await call('POST', '/api/groups', { id: 1 })).toEqual({ status: 201, body: { id: 1, servers: [], slots: 0 } });
+    expect(await call('POST', '/api/groups', { id: 1 })).toEqual({ status: 201, body: view(1, [], 0) });
     expect((await call('POST', '/api/groups', { id: 2 })).status).toBe(201);
     expect(await call('POST', '/api/groups', { id: 1 })).toEqual(err(409, 'ECONFLICT', 'group 1 already exists'));
 
     const m = await call('POST', '/api/groups/1/servers', { addr: r[0]!.addr });
-    expect(m).toEqual({ status: 201, body: { addr: r[0]!.addr, role: 'master', group: { id: 1, servers: [{ addr: r[0]!.addr, role: 'master' }], slots: 0 } } });
+    expect(m).toEqual({ status: 201, body: { addr: r[0]!.addr, role: 'master', group: view(1, [{ addr: r[0]!.addr, role: 'master' }], 0) } });
     const rep = await call('POST', '/api/groups/1/servers', { addr: r[1]!.addr });
     expect(rep.status).toBe(201);
     expect(rep.body.role).toBe('replica');
@@ -76,8 +111,8 @@ describe('groups and servers', () => {
       err(502, 'EUNREACHABLE', 'server 127.0.0.1:1 is unreachable: connect ECONNREFUSED 127.0.0.1:1'),
     );
     expect((await call('GET', '/api/groups')).body).toEqual([
-      { id: 1, servers: [{ addr: r[0]!.addr, role: 'master' }, { addr: r[1]!.addr, role: 'replica' }], slots: 0 },
-      { id: 2, servers: [{ addr: r[2]!.addr, role: 'master' }], slots: 0 },
+      view(1, [{ addr: r[0]!.addr, role: 'master' }, { addr: r[1]!.addr, role: 'replica' }], 0),
+      view(2, [{ addr: r[2]!.addr, role: 'master' }], 0),
     ]);
     expect((await call('POST', '/api/groups', { id: 3 })).status).toBe(201);
     expect(await call('DELETE', '/api/groups/3')).toEqual({ status: 200, body: { removed: 3 } });
@@ -90,6 +125,104 @@ describe('groups and servers', () => {
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ removed: r[1]!.addr, role: 'replica', group: { id: 1, servers: [{ addr: r[0]!.addr, role: 'master' }] } });
     expect(await call('DELETE', `/api/groups/1/servers/${addr}`)).toEqual(err(404, 'ENOTFOUND', `server ${r[1]!.addr} is not in group 1`));
+  });
+});
+
+describe('group settings: PATCH /api/groups/:gid', () => {
+  // Group 9 is written straight into etcd (no redis behind it: setting it only touches etcd)
+  // and removed at the end, before the slot tests spread slots over the groups with a master.
+  const [M, R1, R2] = ['127.0.0.1:1', '127.0.0.1:2', '127.0.0.1:3'];
+  const servers: Server[] = [{ addr: M, role: 'master' }, { addr: R1, role: 'replica' }, { addr: R2, role: 'replica' }];
+  beforeAll(async () => {
+    await store.putGroup({ id: 9, servers });
+  });
+  afterAll(async () => {
+    await store.deleteGroup(9);
+  });
+
+  it('sets, shows and clears the settings; the in-sync set the HA leader wrote is kept', async () => {
+    expect((await call('GET', '/api/groups/9')).body).toEqual(view(9, servers, 0));
+    expect(await call('PATCH', '/api/groups/9', { minInSync: 1, wantReplicas: 2 })).toEqual({
+      status: 200,
+      body: { group: view(9, servers, 0, { minInSync: 1, wantReplicas: 2 }), warnings: [] },
+    });
+    expect(await store.getGroup(9)).toEqual({ id: 9, servers, minInSync: 1, wantReplicas: 2 });
+
+    // The HA leader took R1 out of the set: one member left, which still meets minInSync 1.
+    await store.putGroup({ id: 9, servers, inSync: [R2], minInSync: 1, wantReplicas: 2 });
+    expect((await call('GET', '/api/groups')).body.find((g: { id: number }) => g.id === 9)).toEqual(
+      view(9, servers, 0, { inSync: [R2], inSyncManaged: true, minInSync: 1, wantReplicas: 2 }),
+    );
+    // A floor of 2 is within the replica count, but only one is in sync: set, with a warning.
+    expect(await call('PATCH', '/api/groups/9', { minInSync: 2 })).toEqual({
+      status: 200,
+      body: {
+        group: view(9, servers, 0, { inSync: [R2], inSyncManaged: true, minInSync: 2, wantReplicas: 2, durability: 'refusing' }),
+        warnings: ['group 9 has 1 of 2 replica(s) in sync: durable writes to it are refused until 2 are'],
+      },
+    });
+    // Nobody in sync, no floor: the master alone acknowledges durable writes.
+    await store.putGroup({ id: 9, servers, inSync: [], minInSync: 2, wantReplicas: 2 });
+    expect((await call('PATCH', '/api/groups/9', { minInSync: null, wantReplicas: null })).body.group).toEqual(
+      view(9, servers, 0, { inSync: [], inSyncManaged: true, durability: 'degraded' }),
+    );
+    expect(await store.getGroup(9)).toEqual({ id: 9, servers, inSync: [] });
+    const metrics = (await call('GET', '/metrics')).body as string;
+    expect(metrics).toMatch(/^reborn_config_group_durability\{group="9",state="degraded"\} 1$/m);
+    expect(metrics).toMatch(/^reborn_config_group_durability\{group="9",state="ok"\} 0$/m);
+    expect(metrics).toMatch(/^reborn_config_group_in_sync_replicas\{group="9"\} 0$/m);
+  });
+
+  it('refuses a floor above the replica count unless forced, and says so', async () => {
+    const why = 'min-in-sync 3 is more than the 2 replica(s) of group 9: durable writes to it would be refused until it has 3';
+    expect(await call('PATCH', '/api/groups/9', { minInSync: 3 })).toEqual(err(409, 'ECONFLICT', `${why}; add replicas first, or use --force`));
+    expect((await store.getGroup(9))?.minInSync).toBeUndefined();
+    const forced = await call('PATCH', '/api/groups/9', { minInSync: 3, force: true });
+    expect(forced).toMatchObject({ status: 200, body: { group: { minInSync: 3, durability: 'refusing' }, warnings: [why] } });
+    expect((await call('PATCH', '/api/groups/9', { minInSync: null })).body.group.minInSync).toBeNull();
+  });
+
+  it.each([
+    [{}, 400, 'EINVALID', 'invalid request body: give "minInSync" and/or "wantReplicas" (a count, or null to clear it)'],
+    [{ force: true }, 400, 'EINVALID', 'invalid request body: give "minInSync" and/or "wantReplicas" (a count, or null to clear it)'],
+    [{ minInSync: 17 }, 400, 'EINVALID', 'invalid request body: field "minInSync" must be an integer in 0..16 or null, got 17'],
+    [{ wantReplicas: 'two' }, 400, 'EINVALID', 'invalid request body: field "wantReplicas" must be an integer in 0..16 or null, got "two"'],
+    [{ minInSync: 1, inSync: [] }, 400, 'EINVALID', 'invalid request body: unknown field "inSync"'],
+    [{ force: 'yes', minInSync: 1 }, 400, 'EINVALID', 'invalid request body: field "force" must be a boolean, got "yes"'],
+  ])('bad body %j → %i %s', async (body, status, code, message) => {
+    expect(await call('PATCH', '/api/groups/9', body)).toEqual(err(status, code, message));
+  });
+
+  it('an unknown group is a 404, a bad group id a 400, and PATCH needs the JSON content type', async () => {
+    expect(await call('PATCH', '/api/groups/8', { minInSync: 0 })).toEqual(err(404, 'ENOTFOUND', 'group 8 does not exist'));
+    expect(await call('PATCH', '/api/groups/0', { minInSync: 0 })).toEqual(err(400, 'EINVALID', 'invalid group id "0" in the path: want an integer 1..9999'));
+    const res = await fetch(`http://${server.address}/api/groups/9`, { method: 'PATCH', body: '{"minInSync":0}', headers: { 'content-type': 'text/plain' } });
+    expect(res.status).toBe(415);
+    expect((await store.getGroup(9))?.minInSync).toBeUndefined();
+  });
+
+  it('an in-sync set written between the read and the write of a group set is kept (the write re-decides)', async () => {
+    await store.putGroup({ id: 9, servers });
+    // The seam: the HA leader's write lands right after setGroupSettings read the topology.
+    let fired = 0;
+    const admin = new Admin(storeWithHook('read topology', async () => {
+      if (fired++ === 0) await store.putGroup({ id: 9, servers, inSync: [R1] });
+    }));
+    const { group } = await admin.setGroupSettings(9, { wantReplicas: 3 });
+    expect(fired).toBeGreaterThanOrEqual(2); // read, concurrent write, read again
+    expect(await store.getGroup(9)).toEqual({ id: 9, servers, inSync: [R1], wantReplicas: 3 });
+    expect(group).toEqual(view(9, servers, 0, { inSync: [R1], inSyncManaged: true, wantReplicas: 3 }));
+  });
+
+  it('a group removed between the read and the write is not written back to life', async () => {
+    await store.putGroup({ id: 9, servers });
+    let fired = 0;
+    const admin = new Admin(storeWithHook('read topology', async () => {
+      if (fired++ === 0) await store.deleteGroup(9);
+    }));
+    await expect(admin.setGroupSettings(9, { wantReplicas: 3 })).rejects.toThrow('group 9 does not exist');
+    expect(await store.getGroup(9)).toBeNull();
+    await store.putGroup({ id: 9, servers }); // for afterAll
   });
 });
 

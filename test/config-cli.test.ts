@@ -1,12 +1,13 @@
 /**
  * reborn-config as an operator runs it: the binary as a child process against a real etcd and
- * real redis servers. Asserts outputs, exit codes and every refusal word for word (scripts
+ * real redis servers (group settings with an in-sync set written as the HA leader would). Asserts outputs, exit codes and every refusal word for word (scripts
  * depend on them), and what really happened on the servers (INFO replication). Migrations
  * through the CLI are in config-migrate.test.ts.
  */
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Store } from '@reborn/coordinator';
 import { freePort, startEtcd, startRedis, stopAll, waitFor, type EtcdServer, type RedisServer } from '@reborn/testkit';
 
 const REPO = fileURLToPath(new URL('../', import.meta.url));
@@ -53,6 +54,20 @@ async function refused(args: readonly string[], message: string, code = 1, opts?
   });
 }
 
+type Server = { addr: string; role: 'master' | 'replica' };
+/** A group as `group list --json` shows it; absent in-sync set and settings unless `over` says otherwise. */
+const view = (id: number, servers: Server[], slots: number, over: Record<string, unknown> = {}) => ({
+  id,
+  servers,
+  slots,
+  inSync: servers.filter((s) => s.role === 'replica').map((s) => s.addr),
+  inSyncManaged: false,
+  minInSync: null,
+  wantReplicas: null,
+  durability: 'ok',
+  ...over,
+});
+
 async function replication(s: RedisServer): Promise<Record<string, string>> {
   const c = s.client({ maxRetriesPerRequest: 1 });
   try {
@@ -72,27 +87,32 @@ beforeAll(async () => {
 afterAll(stopAll);
 
 describe('refusals on an empty product', () => {
-  it('say what is wrong, in one line, with the right exit status', async () => {
+  // One test per refusal: each starts the binary (seconds of CPU on a loaded two-core
+  // machine), and all of them at once in one test could outlast its timeout.
+  it.each<[string[], string, number?]>([
+    [['group', 'remove', '7'], 'group 7 does not exist'],
+    [['server', 'add', '7', '127.0.0.1:1'], 'group 7 does not exist'],
+    [['slot', 'set', '0', '1024', '1'], 'slot 1024 is out of range 0..1023'],
+    [['slot', 'info', '1024'], 'slot 1024 is out of range 0..1023'],
+    [['slot', 'set', '10', '5', '1'], 'invalid slot range 10-5: from must not be greater than to'],
+    [['slot', 'migrate', '10', '5', '1'], 'invalid slot range 10-5: from must not be greater than to'],
+    [['server', 'add', '1', 'nohost'], 'invalid server address "nohost": want host:port'],
+    [['group', 'add', '0'], 'invalid group id 0: want 1..9999'],
+    [['frobnicate'], 'unknown verb "frobnicate"; run reborn-config --help', 2],
+    [['slot', 'frob'], 'unknown verb "slot frob"; run reborn-config --help', 2],
+    [['slot', 'set', '0', '1'], 'slot set: missing <gid> (usage: reborn-config slot set <from> <to> <gid>)', 2],
+    [['group', 'add', '1', '--json'], 'group add: option --json does not apply', 2],
+    [['migration', 'pause', 'm-nope'], 'migration m-nope does not exist'],
+    [['proxy', 'offline', 'ghost'], 'proxy ghost is not registered'],
+    [['slot', 'init'], 'no group has a master: add groups and servers first'],
+    [['slot', 'rebalance'], 'no group has a master: add groups and servers first'],
+    [['group', 'set', '7', '--min-in-sync', '0'], 'group 7 does not exist'],
+  ])('%j says what is wrong, in one line, with the right exit status', async (args, message, code = 1) => {
+    await refused(args, message, code);
+  });
+
+  it('etcd down: the reason names etcd, still one line', async () => {
     const closed = await freePort();
-    await Promise.all([
-      refused(['group', 'remove', '7'], 'group 7 does not exist'),
-      refused(['server', 'add', '7', r[0]!.addr], 'group 7 does not exist'),
-      refused(['slot', 'set', '0', '1024', '1'], 'slot 1024 is out of range 0..1023'),
-      refused(['slot', 'info', '1024'], 'slot 1024 is out of range 0..1023'),
-      refused(['slot', 'set', '10', '5', '1'], 'invalid slot range 10-5: from must not be greater than to'),
-      refused(['slot', 'migrate', '10', '5', '1'], 'invalid slot range 10-5: from must not be greater than to'),
-      refused(['server', 'add', '1', 'nohost'], 'invalid server address "nohost": want host:port'),
-      refused(['group', 'add', '0'], 'invalid group id 0: want 1..9999'),
-      refused(['frobnicate'], 'unknown verb "frobnicate"; run reborn-config --help', 2),
-      refused(['slot', 'frob'], 'unknown verb "slot frob"; run reborn-config --help', 2),
-      refused(['slot', 'set', '0', '1'], 'slot set: missing <gid> (usage: reborn-config slot set <from> <to> <gid>)', 2),
-      refused(['group', 'add', '1', '--json'], 'group add: option --json does not apply', 2),
-      refused(['migration', 'pause', 'm-nope'], 'migration m-nope does not exist'),
-      refused(['proxy', 'offline', 'ghost'], 'proxy ghost is not registered'),
-      refused(['slot', 'init'], 'no group has a master: add groups and servers first'),
-      refused(['slot', 'rebalance'], 'no group has a master: add groups and servers first'),
-    ]);
-    // etcd down: the reason names etcd, still one line.
     const down = await cli(['group', 'list'], { etcd: `http://127.0.0.1:${closed}` });
     expect(down.code).toBe(1);
     expect(down.stderr).toMatch(new RegExp(`^reborn-config: connect to etcd http://127.0.0.1:${closed}: .*\n$`));
@@ -112,13 +132,13 @@ describe('groups, servers, slots', () => {
     expect(await ok(['group', 'add', '2'])).toBe('group 2 added\n');
     expect(await ok(['group', 'add', '3'])).toBe('group 3 added\n');
     await refused(['group', 'add', '1'], 'group 1 already exists');
-    expect(JSON.parse(await ok(['group', 'list', '--json']))).toEqual([
-      { id: 1, servers: [], slots: 0 },
-      { id: 2, servers: [], slots: 0 },
-      { id: 3, servers: [], slots: 0 },
-    ]);
+    expect(JSON.parse(await ok(['group', 'list', '--json']))).toEqual([view(1, [], 0), view(2, [], 0), view(3, [], 0)]);
     expect(await ok(['group', 'remove', '3'])).toBe('group 3 removed\n');
-    expect(await ok(['group', 'list'])).toBe('GROUP  SLOTS  MASTER  REPLICAS\n1      0      -       -\n2      0      -       -\n');
+    expect(await ok(['group', 'list'])).toBe(
+      'GROUP  SLOTS  MASTER  REPLICAS  IN-SYNC  MIN-IN-SYNC  WANT-REPLICAS  DURABLE-WRITES\n' +
+        '1      0      -       -         -        -            -\n' +
+        '2      0      -       -         -        -            -\n',
+    );
   });
 
   it('server add: first is the master, the next a replica with replication really up', async () => {
@@ -142,8 +162,8 @@ describe('groups, servers, slots', () => {
       refused(['server', 'promote', '1', r0.addr], `server ${r0.addr} is already the master of group 1`),
     ]);
     expect(JSON.parse(await ok(['group', 'list', '--json']))).toEqual([
-      { id: 1, servers: [{ addr: r0.addr, role: 'master' }, { addr: r1.addr, role: 'replica' }], slots: 0 },
-      { id: 2, servers: [{ addr: r2.addr, role: 'master' }], slots: 0 },
+      view(1, [{ addr: r0.addr, role: 'master' }, { addr: r1.addr, role: 'replica' }], 0),
+      view(2, [{ addr: r2.addr, role: 'master' }], 0),
     ]);
   });
 
@@ -194,12 +214,68 @@ describe('groups, servers, slots', () => {
       return i['role'] === 'slave' && i['master_port'] === String(r1.port) && i['master_link_status'] === 'up';
     }, { what: 'old master replicating from the new one' });
     expect(await r1.client().get('before-promote')).toBe('v2');
-    expect(JSON.parse(await ok(['group', 'list', '--json']))[0]).toEqual({
-      id: 1,
-      servers: [{ addr: r0.addr, role: 'replica' }, { addr: r1.addr, role: 'master' }],
-      slots: 512,
-    });
+    expect(JSON.parse(await ok(['group', 'list', '--json']))[0]).toEqual(
+      view(1, [{ addr: r0.addr, role: 'replica' }, { addr: r1.addr, role: 'master' }], 512),
+    );
     expect(await ok(['slot', 'info', '0'])).toBe(`slot 0: online in group 1, master ${r1.addr}\n`);
+  });
+});
+
+describe('group settings', () => {
+  // After the promote above group 1 is r1 (master) + r0 (its replica) and owns 512 slots.
+  it('group set sets, shows and clears; the in-sync set the HA leader wrote is kept', async () => {
+    const [r0, r1] = [r[0]!, r[1]!];
+    const store = await Store.open({ endpoints: [etcd.clientUrl], product });
+    try {
+      expect(await ok(['group', 'set', '1', '--min-in-sync', '1', '--want-replicas', '2'])).toBe('group 1: min-in-sync 1, want-replicas 2, in-sync 1/1\n');
+      const servers: Server[] = [{ addr: r0.addr, role: 'replica' }, { addr: r1.addr, role: 'master' }];
+      expect(await store.getGroup(1)).toEqual({ id: 1, servers, minInSync: 1, wantReplicas: 2 });
+      expect(await ok(['group', 'list'])).toMatch(new RegExp(`^1  +512  +${r1.addr}  +${r0.addr}  +1/1  +1  +2$`, 'm'));
+
+      // The HA leader took r0 out of the in-sync set: below the floor, durable writes are refused.
+      await store.putGroup({ id: 1, servers, inSync: [], minInSync: 1, wantReplicas: 2 });
+      expect(await ok(['group', 'list'])).toMatch(new RegExp(`^1  +512  +${r1.addr}  +${r0.addr}\\(not in sync\\)  +0/1  +1  +2  +REFUSING$`, 'm'));
+      expect(JSON.parse(await ok(['group', 'list', '--json']))[0]).toEqual(
+        view(1, servers, 512, { inSync: [], inSyncManaged: true, minInSync: 1, wantReplicas: 2, durability: 'refusing' }),
+      );
+      // No floor: the master alone acknowledges them.
+      expect(await cli(['group', 'set', '1', '--min-in-sync', 'none'])).toEqual({
+        code: 0,
+        stdout: 'group 1: min-in-sync none, want-replicas 2, in-sync 0/1 (DEGRADED: the master alone acknowledges durable writes)\n',
+        stderr: '',
+      });
+      expect(await ok(['group', 'list'])).toMatch(new RegExp(`^1  +512  +${r1.addr}  +${r0.addr}\\(not in sync\\)  +0/1  +-  +2  +DEGRADED$`, 'm'));
+      expect(await store.getGroup(1)).toEqual({ id: 1, servers, inSync: [], wantReplicas: 2 });
+
+      // Back in sync; a floor above the replica count only with --force, and with a warning.
+      await store.putGroup({ id: 1, servers, inSync: [r0.addr], wantReplicas: 2 });
+      const why = 'min-in-sync 2 is more than the 1 replica(s) of group 1: durable writes to it would be refused until it has 2';
+      await refused(['group', 'set', '1', '--min-in-sync', '2'], `${why}; add replicas first, or use --force`);
+      expect(await cli(['group', 'set', '1', '--min-in-sync', '2', '--force'])).toEqual({
+        code: 0,
+        stdout: 'group 1: min-in-sync 2, want-replicas 2, in-sync 1/1 (REFUSING durable writes: 1 in sync, min-in-sync 2)\n',
+        stderr: `warning: ${why}\n`,
+      });
+      expect(JSON.parse(await ok(['group', 'set', '1', '--min-in-sync', 'none', '--want-replicas', 'none', '--json']))).toEqual(
+        view(1, servers, 512, { inSync: [r0.addr], inSyncManaged: true }),
+      );
+      expect(await store.getGroup(1)).toEqual({ id: 1, servers, inSync: [r0.addr] });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it.each<[string[], string, number?]>([
+    [['group', 'set', '1'], 'group set: give --min-in-sync and/or --want-replicas (a count 0..16, or none to clear it)', 2],
+    [['group', 'set', '1', '--min-in-sync', '17'], 'invalid --min-in-sync "17": want 0..16, or none to clear it'],
+    [['group', 'set', '1', '--want-replicas', 'all'], 'invalid --want-replicas "all": want 0..16, or none to clear it'],
+    [['group', 'set', '1', '--want-replicas'], 'option --want-replicas needs a value <n|none>', 2],
+    [
+      ['group', 'set', '1', '--min-in-sync', '1', '--want-replicas', '0'],
+      'min-in-sync 1 is more than want-replicas 0 of group 1: durable writes would be refused once it has the replicas it wants; lower one of them, or use --force',
+    ],
+  ])('group set refuses %j in one line', async (args, message, code = 1) => {
+    await refused(args, message, code);
   });
 });
 

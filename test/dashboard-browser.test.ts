@@ -10,8 +10,9 @@
  * (and their keys); promote from the groups table switches the master (etcd and ROLE on the
  * servers); a real failover by reborn-agent --ha shows up in the failover events table.
  * All of it through the locked API (coordinator/http-guard.ts): a group added and removed
- * with the page's form and button lands in etcd, and the browser reports no violation of the
- * page's Content-Security-Policy.
+ * with the page's form and button, and a group's min-in-sync set and cleared with its settings
+ * form (PATCH), land in etcd, and the browser reports no violation of the page's
+ * Content-Security-Policy.
  * Screenshots go to test-output/dashboard-browser/ (gitignored); the path is printed.
  */
 import { mkdirSync } from 'node:fs';
@@ -246,6 +247,33 @@ describe('dashboard in chromium', () => {
     await button.waitFor({ timeout: 30_000 });
     await button.click();
     await waitFor(async () => (await cluster.store.getGroup(77)) === null, { what: 'group 77 gone from etcd', timeoutMs: 30_000 });
+    await nextRefresh();
+    expect(await page.getAttribute('#errors', 'class')).toBe('');
+    expect(consoleErrors.filter((e) => /Content Security Policy|Refused to/i.test(e))).toEqual([]);
+  });
+
+  it('sets a group\'s min-in-sync with the settings form (PATCH through the locked API), shows it, clears it', async () => {
+    const g = cluster.groups[0]!;
+    // No HA leader has recorded a set yet: the replica counts as in sync.
+    const replicaRow = page.locator('#groups tr', { has: page.locator(`td:text-is("${g.replicas[0]!.addr}")`) });
+    expect(await replicaRow.locator('td').nth(9).textContent()).toBe('yes (no HA set yet: every replica counts)');
+    await page.fill('#groupSettingsForm input[name=gid]', '1');
+    await page.fill('#groupSettingsForm input[name=minInSync]', '1');
+    await page.fill('#groupSettingsForm input[name=wantReplicas]', '2');
+    await page.click('#groupSettingsForm button[type=submit]');
+    await waitFor(async () => (await cluster.store.getGroup(1))?.minInSync === 1, { what: 'minInSync 1 in etcd', timeoutMs: 30_000 });
+    expect(await cluster.store.getGroup(1)).toMatchObject({ minInSync: 1, wantReplicas: 2 });
+    await page.locator('#groups .gset', { hasText: 'in-sync 1/1, min-in-sync 1, want-replicas 2' }).waitFor({ timeout: 30_000 });
+    await shot('group-settings');
+
+    await page.fill('#groupSettingsForm input[name=gid]', '1');
+    await page.fill('#groupSettingsForm input[name=minInSync]', 'none');
+    await page.fill('#groupSettingsForm input[name=wantReplicas]', 'none');
+    await page.click('#groupSettingsForm button[type=submit]');
+    await waitFor(async () => {
+      const grp = await cluster.store.getGroup(1);
+      return grp !== null && grp.minInSync === undefined && grp.wantReplicas === undefined;
+    }, { what: 'the settings cleared in etcd', timeoutMs: 30_000 });
     await nextRefresh();
     expect(await page.getAttribute('#errors', 'class')).toBe('');
     expect(consoleErrors.filter((e) => /Content Security Policy|Refused to/i.test(e))).toEqual([]);

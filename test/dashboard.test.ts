@@ -1,7 +1,8 @@
 /**
  * The web dashboard (packages/config/src/dashboard/page.ts) served at `GET /` by the REST API,
  * in-process against a real etcd and real redis servers: the page is HTML with the slot map and
- * its script, every `/api/…` route its script calls exists with the method it uses, it works
+ * its script, every `/api/…` route its script calls exists with the method it uses, the group
+ * panel shows each group's in-sync set and settings and its form sets them, it works
  * behind a bearer token (the page itself is public, the API is not), and it loads nothing from
  * outside.
  */
@@ -139,7 +140,7 @@ const groupColor = (gid: number): string => `hsl(${Math.round((gid * 137.508) % 
 /** `api('METHOD', '/api/…pattern'` calls of the page's script. */
 function apiCalls(html: string): Array<{ method: string; pattern: string }> {
   const out = new Map<string, { method: string; pattern: string }>();
-  for (const m of html.matchAll(/api\('(GET|POST|DELETE|PUT)', '(\/api\/[^']*)'/g)) out.set(`${m[1]} ${m[2]}`, { method: m[1]!, pattern: m[2]! });
+  for (const m of html.matchAll(/api\('(GET|POST|DELETE|PUT|PATCH)', '(\/api\/[^']*)'/g)) out.set(`${m[1]} ${m[2]}`, { method: m[1]!, pattern: m[2]! });
   return [...out.values()];
 }
 
@@ -206,6 +207,7 @@ describe('dashboard page', () => {
         'POST /api/groups/:gid/promote',
         'DELETE /api/groups/:gid/servers/:addr',
         'DELETE /api/groups/:gid',
+        'PATCH /api/groups/:gid',
         'POST /api/migrations',
         'POST /api/migrations/:id/pause',
         'POST /api/migrations/:id/resume',
@@ -222,6 +224,14 @@ describe('dashboard page', () => {
       if (method === 'GET') {
         const r = await call('GET', fill(pattern));
         expect({ route: pattern, status: r.status }).toEqual({ route: pattern, status: 200 });
+      } else if (method === 'PATCH') {
+        // Group settings: a body without a setting is refused before anything is read or written.
+        const r = await call('PATCH', fill(pattern), {});
+        expect({ route: pattern, status: r.status, body: r.body }).toEqual({
+          route: pattern,
+          status: 400,
+          body: { error: 'invalid request body: give "minInSync" and/or "wantReplicas" (a count, or null to clear it)', code: 'EINVALID' },
+        });
       } else if (method === 'POST' && !pattern.startsWith('/api/migrations/:id/')) {
         // A route with a body schema: an empty body is a 400 naming the field, not a 404.
         const r = await call('POST', fill(pattern), {});
@@ -257,6 +267,7 @@ describe('dashboard page', () => {
     expect(o.slots.byState).toEqual({ online: 1024, pre_migrate: 0, migrating: 0, offline: 0 });
     expect(o.groups.map((g: { id: number; slots: number }) => [g.id, g.slots])).toEqual([[1, 512], [2, 512]]);
     expect(o.groups[0].servers).toEqual([{ addr: cluster.groups[0]!.master.addr, role: 'master' }]);
+    expect(o.groups[0]).toMatchObject({ inSync: [], inSyncManaged: false, minInSync: null, wantReplicas: null, durability: 'ok' });
     for (const k of ['proxies', 'fences', 'barriers', 'migrations']) expect(Array.isArray(o[k])).toBe(true);
     const plan = (await call('GET', '/api/rebalance')).body;
     expect(Array.isArray(plan.moves)).toBe(true);
@@ -412,6 +423,57 @@ describe('dashboard script against the live API', () => {
     for (const fn of page.el('planBtn').listeners['click'] ?? []) fn({});
     await page.until(() => page.el('errors').className === 'show', 'the refusal');
     expect(page.el('errors').innerHTML).toMatch(/GET \/api\/rebalance → 409 <code>ECONFLICT<\/code> cannot plan a rebalance while migration \S+ is cancelling/);
+  });
+
+  it('shows each group\'s in-sync set, settings and durability marker, and sets them with its form', async () => {
+    // Group 5 lives in etcd only (no redis behind it: its servers show as down, which is fine
+    // here); removed at the end so the other tests see the two groups of the cluster.
+    const [m, r1, r2] = ['127.0.0.1:1', '127.0.0.1:2', '127.0.0.1:3'];
+    const servers = [{ addr: m, role: 'master' as const }, { addr: r1, role: 'replica' as const }, { addr: r2, role: 'replica' as const }];
+    await cluster.store.putGroup({ id: 5, servers, inSync: [r2], minInSync: 1, wantReplicas: 2 });
+    try {
+      const page = runPage((await get(server, '/')).text, server);
+      const refreshed = async (what: string): Promise<void> => {
+        page.el('updated').textContent = '';
+        page.submit('authForm', { token: '' }); // the token form refreshes, as actions do
+        await page.until(() => page.el('updated').textContent.startsWith('updated'), what);
+      };
+      await page.until(() => page.el('updated').textContent.startsWith('updated'), 'the first refresh');
+      /** The groups table's row of server `addr`. */
+      const rowOf = (addr: string): string => page.el('groups').innerHTML.split('<tr>').find((r) => r.includes(`<td>${addr}</td>`)) ?? '';
+      expect(page.el('groups').innerHTML).toContain('<th>in sync</th>');
+      expect(rowOf(m)).toContain('<span class="mute gset">in-sync 1/2, min-in-sync 1, want-replicas 2</span>');
+      expect(rowOf(m)).not.toContain('data-durability');
+      expect(rowOf(r1)).toContain('<td><span class="bad">no</span></td>');
+      expect(rowOf(r2)).toContain('<td><span class="ok">yes</span></td>');
+      // The cluster's own groups: no HA leader has recorded a set, so every replica counts.
+      expect(rowOf(cluster.groups[0]!.master.addr)).toContain('in-sync 0/0, min-in-sync -, want-replicas -');
+
+      // The settings form: none clears, a number sets, the in-sync set stays as the HA leader wrote it.
+      page.submit('groupSettingsForm', { gid: '5', minInSync: 'none', wantReplicas: '3' });
+      await page.until(() => rowOf(m).includes('min-in-sync -, want-replicas 3'), 'the new settings in the table');
+      expect(await cluster.store.getGroup(5)).toEqual({ id: 5, servers, inSync: [r2], wantReplicas: 3 });
+      expect(page.el('errors').className).toBe('');
+
+      // The HA leader empties the set: DEGRADED; with a floor of 1: REFUSING.
+      await cluster.store.putGroup({ id: 5, servers, inSync: [], wantReplicas: 3 });
+      await refreshed('a refresh after the set was emptied');
+      expect(rowOf(m)).toContain('data-durability="degraded"');
+      expect(rowOf(m)).toContain('>DEGRADED</span>');
+      expect(rowOf(r2)).toContain('<td><span class="bad">no</span></td>');
+      page.submit('groupSettingsForm', { gid: '5', minInSync: '1', wantReplicas: '' });
+      await page.until(() => rowOf(m).includes('data-durability="refusing"'), 'the REFUSING marker');
+      expect(await cluster.store.getGroup(5)).toEqual({ id: 5, servers, inSync: [], minInSync: 1, wantReplicas: 3 });
+
+      // A bad value reaches the API as typed, and its error names the field.
+      page.submit('groupSettingsForm', { gid: '5', minInSync: 'x', wantReplicas: '' });
+      await page.until(() => page.el('errors').className === 'show', 'the error area');
+      expect(page.el('errors').innerHTML).toContain(
+        'PATCH /api/groups/5 → 400 <code>EINVALID</code> invalid request body: field &quot;minInSync&quot; must be an integer in 0..16 or null, got &quot;x&quot;',
+      );
+    } finally {
+      await cluster.store.deleteGroup(5);
+    }
   });
 
   it('asks for the token on 401, keeps it in sessionStorage and sends it as a bearer token', async () => {

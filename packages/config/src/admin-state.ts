@@ -32,7 +32,7 @@ import {
   type SlotInfo,
   type Store,
 } from '@reborn/coordinator';
-import type { GroupView } from './admin-views.js';
+import { groupView, type GroupView } from './admin-views.js';
 
 // ---------------------------------------------------------------------------------------------
 // Snapshots and guarded writes
@@ -52,7 +52,7 @@ export class AdminState {
   constructor(private readonly store: Store) {}
 
   groupView(g: GroupInfo, snap: Snapshot): GroupView {
-    return { id: g.id, servers: g.servers.map((s) => ({ ...s })), slots: snap.slots.filter((s) => s.group === g.id).length };
+    return groupView(g, snap.slots.filter((s) => s.group === g.id).length);
   }
 
   requireGroup(snap: Snapshot, gid: number): GroupInfo {
@@ -103,11 +103,17 @@ export class AdminState {
    * Decides on a fresh snapshot and writes the ops `decide` returns, guarded by `kinds` not
    * having changed since; re-decides after a concurrent change. Returns the snapshot after.
    */
-  async retry(what: string, decide: (snap: Snapshot) => Promise<WriteOp[]>, kinds: readonly Guard[]): Promise<Snapshot> {
+  async retry(
+    what: string,
+    decide: (snap: Snapshot) => Promise<WriteOp[]>,
+    kinds: readonly Guard[],
+    /** More guards at the snapshot's revision (e.g. one key instead of a whole prefix). */
+    moreGuards: (revision: string) => WriteGuard[] = () => [],
+  ): Promise<Snapshot> {
     for (let attempt = 0; attempt < 10; attempt++) {
       const snap = await this.snapshot();
       const ops = await decide(snap);
-      const res = await guardedWrite(this.store, what, this.guards(kinds, snap.revision), ops);
+      const res = await guardedWrite(this.store, what, [...this.guards(kinds, snap.revision), ...moreGuards(snap.revision)], ops);
       if (res.succeeded) return this.snapshot();
     }
     throw new ConflictError(`${what}: the cluster kept changing meanwhile; try again`, { retryable: true });

@@ -1,7 +1,7 @@
 /**
  * The views reborn-config returns to its front ends (the JSON of the API and of `--json`) and
  * the pure functions that build them: slot runs, even ranges, migration state transitions,
- * proxies merged with their fences.
+ * proxies merged with their fences, groups with their in-sync set and durability.
  *
  * Invariant: pure — no etcd or redis; the same inputs give the same view.
  */
@@ -10,13 +10,16 @@ import {
   MigrationState,
   SLOT_COUNT,
   SlotState,
+  inSyncMembers,
   op,
   type FenceInfo,
+  type GroupInfo,
   type GroupServer,
   type MigrationTask,
   type ProxyInfo,
   type SlotInfo,
 } from '@reborn/coordinator';
+import { durabilityOf, type Durability } from './group-settings.js';
 
 // ---------------------------------------------------------------------------------------------
 // Views returned to the front ends (the JSON of the API and of `--json`).
@@ -26,6 +29,30 @@ export interface GroupView {
   servers: GroupServer[];
   /** Slots the group owns (online, or the source of a migration). */
   slots: number;
+  /** The in-sync set's members (replica addresses); see inSyncManaged for where it comes from. */
+  inSync: string[];
+  /** False while no HA leader has recorded a set: then every replica counts as a member. */
+  inSyncManaged: boolean;
+  /** Durable writes are refused while fewer replicas are in sync; null: no floor. */
+  minInSync: number | null;
+  /** Replicas agents should keep the group at; null: not set. */
+  wantReplicas: number | null;
+  /** What a durable proxy does with a write to this group now (group-settings.ts). */
+  durability: Durability;
+}
+
+/** The view of one group that owns `slots` slots. */
+export function groupView(g: GroupInfo, slots: number): GroupView {
+  return {
+    id: g.id,
+    servers: g.servers.map((s) => ({ ...s })),
+    slots,
+    inSync: [...inSyncMembers(g)],
+    inSyncManaged: g.inSync !== undefined,
+    minInSync: g.minInSync ?? null,
+    wantReplicas: g.wantReplicas ?? null,
+    durability: durabilityOf(g),
+  };
 }
 
 /** Consecutive slots in the same state: `first..last` inclusive. */

@@ -7,6 +7,7 @@
  *                                             (topology-alarms.ts)
  *   GET    /api/groups                        POST /api/groups {id}
  *   GET    /api/groups/:gid                   DELETE /api/groups/:gid
+ *   PATCH  /api/groups/:gid {minInSync?, wantReplicas?, force?}   a number sets, null clears
  *   POST   /api/groups/:gid/servers {addr}    DELETE /api/groups/:gid/servers/:addr
  *   POST   /api/groups/:gid/promote {addr}
  *   GET    /api/slots                         GET /api/slots/:id
@@ -32,8 +33,8 @@
  * `GET /` is the web dashboard of dashboard/page.ts (static; it polls this API every 2 s).
  *
  * Every request first passes the shared HttpGuard (coordinator/http-guard.ts): Host an IP
- * literal, localhost or an --allow-host name; no foreign Origin; no CORS preflight; POST and
- * DELETE only with `Content-Type: application/json`. With a token configured every route but
+ * literal, localhost or an --allow-host name; no foreign Origin; no CORS preflight; POST,
+ * PUT, PATCH and DELETE only with `Content-Type: application/json`. With a token configured every route but
  * /healthz and the page needs `Authorization: Bearer <token>` (never a token in the URL).
  * Without a token the server only listens on loopback. The page is served with a strict
  * Content-Security-Policy (only its own script runs) and may not be framed.

@@ -10,14 +10,14 @@ import { NL, writeNote, writeOut, type CliIo } from './cli-io.js';
 import { follow } from './cli-follow.js';
 import type { Command } from './command.js';
 import type { GlobalOptions } from './options.js';
-import { formatGroups, formatMigrations, formatPlan, formatProxies, formatSlotInfo, formatSlotRanges, json } from './output.js';
+import { formatGroupSettings, formatGroups, formatMigrations, formatPlan, formatProxies, formatSlotInfo, formatSlotRanges, json } from './output.js';
 import { formatSlotList, type Admin } from './servers.js';
 import { redisConfigVerb, type RedisConfigCommand } from './cli-redis-config.js';
 
 /** The verbs run here: all but help, dashboard and check (cli.ts runs those). */
 export type OperationCommand = Exclude<Command, { verb: 'help' | 'dashboard' | 'check' }>;
 type CommandOf<V extends OperationCommand['verb']> = Extract<OperationCommand, { verb: V }>;
-type GroupCommand = CommandOf<'group add' | 'group remove' | 'group list' | 'server add' | 'server remove' | 'server promote'>;
+type GroupCommand = CommandOf<'group add' | 'group remove' | 'group list' | 'group set' | 'server add' | 'server remove' | 'server promote'>;
 type SlotCommand = CommandOf<'slot init' | 'slot set' | 'slot list' | 'slot info' | 'slot migrate' | 'slot rebalance'>;
 type MigrationCommand = CommandOf<'migration list' | 'migration pause' | 'migration resume' | 'migration cancel'>;
 type ProxyCommand = CommandOf<'proxy list' | 'proxy offline'>;
@@ -55,6 +55,18 @@ async function groupVerb(admin: Admin, global: GlobalOptions, command: GroupComm
     case 'group list': {
       const groups = await admin.listGroups();
       return out(global.json ? json(groups) : formatGroups(groups));
+    }
+    case 'group set': {
+      const { group, warnings } = await admin.setGroupSettings(
+        command.gid,
+        {
+          ...(command.minInSync === undefined ? {} : { minInSync: command.minInSync }),
+          ...(command.wantReplicas === undefined ? {} : { wantReplicas: command.wantReplicas }),
+        },
+        { force: command.force },
+      );
+      for (const w of warnings) note(`warning: ${w}`);
+      return out(global.json ? json(group) : formatGroupSettings(group));
     }
     case 'server add': {
       const { role } = await admin.addServer(command.gid, command.addr);

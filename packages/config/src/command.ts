@@ -7,6 +7,8 @@ export type Command =
   | { verb: 'help'; topic: string | null }
   | { verb: 'group add' | 'group remove'; gid: number }
   | { verb: 'group list' }
+  /** Per setting: a number sets it, null (`none`) clears it, absent leaves it; at least one is given. */
+  | { verb: 'group set'; gid: number; minInSync?: number | null; wantReplicas?: number | null; force: boolean }
   | { verb: 'server add' | 'server remove' | 'server promote'; gid: number; addr: string }
   | { verb: 'slot init'; force: boolean }
   | { verb: 'slot set'; first: number; last: number; gid: number }

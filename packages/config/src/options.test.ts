@@ -41,6 +41,14 @@ describe('verbs', () => {
     expect(parse(['group', 'add', '1']).command).toEqual({ verb: 'group add', gid: 1 });
     expect(parse(['group', 'remove', '9999']).command).toEqual({ verb: 'group remove', gid: 9999 });
     expect(parse(['group', 'list']).command).toEqual({ verb: 'group list' });
+    expect(parse(['group', 'set', '2', '--min-in-sync', '1']).command).toEqual({ verb: 'group set', gid: 2, minInSync: 1, force: false });
+    expect(parse(['group', 'set', '2', '--want-replicas=none', '--min-in-sync', '16', '--force']).command).toEqual({
+      verb: 'group set',
+      gid: 2,
+      minInSync: 16,
+      wantReplicas: null,
+      force: true,
+    });
     expect(parse(['server', 'add', '2', '127.0.0.1:6379']).command).toEqual({ verb: 'server add', gid: 2, addr: '127.0.0.1:6379' });
     expect(parse(['server', 'remove', '2', '[::1]:6379']).command).toEqual({ verb: 'server remove', gid: 2, addr: '[::1]:6379' });
     expect(parse(['server', 'promote', '2', 'redis-b:6380']).command).toEqual({ verb: 'server promote', gid: 2, addr: 'redis-b:6380' });
@@ -121,6 +129,12 @@ describe('refusals, word for word', () => {
     ],
     [['dashboard', '--allow-host', 'http://x.example'], 'EINVALID', '--allow-host wants host names without port or scheme (like dash.example.com), got "http://x.example"'],
     [['dashboard', '--token', 'long-enough', '--token', 'again-long'], 'EUSAGE', 'option --token is given twice'],
+    [['group', 'set', '1'], 'EUSAGE', 'group set: give --min-in-sync and/or --want-replicas (a count 0..16, or none to clear it)'],
+    [['group', 'set', '1', '--force'], 'EUSAGE', 'group set: give --min-in-sync and/or --want-replicas (a count 0..16, or none to clear it)'],
+    [['group', 'set', '1', '--min-in-sync', '17'], 'EINVALID', 'invalid --min-in-sync "17": want 0..16, or none to clear it'],
+    [['group', 'set', '1', '--min-in-sync', '-1'], 'EINVALID', 'invalid --min-in-sync "-1": want 0..16, or none to clear it'],
+    [['group', 'set', '1', '--want-replicas', 'two'], 'EINVALID', 'invalid --want-replicas "two": want 0..16, or none to clear it'],
+    [['group', 'set', '0', '--want-replicas', '1'], 'EINVALID', 'invalid group id 0: want 1..9999'],
     [['frobnicate'], 'EUSAGE', 'unknown verb "frobnicate"; run reborn-config --help'],
     [['slot', 'frob'], 'EUSAGE', 'unknown verb "slot frob"; run reborn-config --help'],
     [['slot'], 'EUSAGE', 'unknown verb "slot"; run reborn-config --help'],

@@ -52,6 +52,8 @@ const FLAGS: Record<string, FlagDef> = {
   examples: { kind: 'value', arg: '<n>', help: 'examples shown per category (check; default 20)' },
   'batch-slots': { kind: 'value', arg: '<n>', help: 'slots moved together under one barrier' },
   confirm: { kind: 'bool', help: 'carry the plan out' },
+  'min-in-sync': { kind: 'value', arg: '<n|none>', help: 'refuse durable writes while fewer replicas are in sync (group set)' },
+  'want-replicas': { kind: 'value', arg: '<n|none>', help: 'replicas agents should keep the group at (group set)' },
   'http-addr': { kind: 'value', arg: '<host:port>', help: 'dashboard listen address (default 127.0.0.1:18087, env REBORN_DASHBOARD_ADDR)' },
   token: { kind: 'value', arg: '<token>', help: 'require "Authorization: Bearer <token>" (env REBORN_DASHBOARD_TOKEN)' },
   'allow-host': {
@@ -74,7 +76,13 @@ export interface VerbSpec {
 export const VERBS: readonly VerbSpec[] = [
   { verb: 'group add', args: ['gid'], flags: [], summary: 'create an empty group' },
   { verb: 'group remove', args: ['gid'], flags: [], summary: 'delete a group that owns no slots' },
-  { verb: 'group list', args: [], flags: ['json'], summary: 'groups, their servers and slot counts' },
+  { verb: 'group list', args: [], flags: ['json'], summary: 'groups, their servers, slot counts, in-sync sets and settings' },
+  {
+    verb: 'group set',
+    args: ['gid'],
+    flags: ['min-in-sync', 'want-replicas', 'force', 'json'],
+    summary: 'set (n) or clear (none) a group\'s min-in-sync / want-replicas; --force: above its replica count',
+  },
   { verb: 'server add', args: ['gid', 'host:port'], flags: [], summary: 'first server: master; later ones: replicas (synced before added)' },
   { verb: 'server remove', args: ['gid', 'host:port'], flags: [], summary: 'remove a replica, or the master of an empty group' },
   { verb: 'server promote', args: ['gid', 'host:port'], flags: [], summary: 'graceful switchover to this replica' },

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { newProgress, type MigrationTask } from '@reborn/coordinator';
 import {
   formatDuration,
+  formatGroupSettings,
   formatGroups,
   formatMigrations,
   formatPlan,
@@ -13,7 +14,7 @@ import {
   json,
   table,
 } from './output.js';
-import { compactSlots, type ProxyView } from './servers.js';
+import { compactSlots, groupView, type ProxyView } from './servers.js';
 
 function task(over: Partial<MigrationTask> = {}): MigrationTask {
   return {
@@ -64,14 +65,41 @@ describe('tables', () => {
     expect(table(['A', 'LONGER'], [['xxxx', 'y'], ['z', '']])).toBe('A     LONGER\nxxxx  y\nz\n');
   });
 
-  it('groups', () => {
+  it('groups, with the in-sync set, the settings and the durability marker', () => {
     expect(formatGroups([])).toBe('no groups\n');
+    const [a, b, c] = [{ addr: 'a:1', role: 'master' as const }, { addr: 'b:2', role: 'replica' as const }, { addr: 'c:3', role: 'replica' as const }];
     expect(
       formatGroups([
-        { id: 1, slots: 512, servers: [{ addr: 'a:1', role: 'master' }, { addr: 'b:2', role: 'replica' }, { addr: 'c:3', role: 'replica' }] },
-        { id: 2, slots: 0, servers: [] },
+        groupView({ id: 1, servers: [a, b, c] }, 512),
+        groupView({ id: 2, servers: [] }, 0),
+        groupView({ id: 3, servers: [a, b, c], inSync: ['c:3'], minInSync: 1, wantReplicas: 2 }, 0),
+        groupView({ id: 4, servers: [a, b], inSync: [] }, 0),
+        groupView({ id: 5, servers: [a, b], inSync: [], minInSync: 1 }, 0),
       ]),
-    ).toBe('GROUP  SLOTS  MASTER  REPLICAS\n1      512    a:1     b:2,c:3\n2      0      -       -\n');
+    ).toBe(
+      [
+        'GROUP  SLOTS  MASTER  REPLICAS              IN-SYNC  MIN-IN-SYNC  WANT-REPLICAS  DURABLE-WRITES',
+        '1      512    a:1     b:2,c:3               2/2      -            -',
+        '2      0      -       -                     -        -            -',
+        '3      0      a:1     b:2(not in sync),c:3  1/2      1            2',
+        '4      0      a:1     b:2(not in sync)      0/1      -            -              DEGRADED',
+        '5      0      a:1     b:2(not in sync)      0/1      1            -              REFUSING',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('group set', () => {
+    const [a, b] = [{ addr: 'a:1', role: 'master' as const }, { addr: 'b:2', role: 'replica' as const }];
+    expect(formatGroupSettings(groupView({ id: 1, servers: [a, b], minInSync: 1, wantReplicas: 2 }, 0))).toBe(
+      'group 1: min-in-sync 1, want-replicas 2, in-sync 1/1\n',
+    );
+    expect(formatGroupSettings(groupView({ id: 1, servers: [a, b], inSync: [] }, 0))).toBe(
+      'group 1: min-in-sync none, want-replicas none, in-sync 0/1 (DEGRADED: the master alone acknowledges durable writes)\n',
+    );
+    expect(formatGroupSettings(groupView({ id: 1, servers: [a, b], inSync: [], minInSync: 1 }, 0))).toBe(
+      'group 1: min-in-sync 1, want-replicas none, in-sync 0/1 (REFUSING durable writes: 0 in sync, min-in-sync 1)\n',
+    );
   });
 
   it('migrations', () => {

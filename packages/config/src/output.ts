@@ -16,14 +16,47 @@ export function table(header: readonly string[], rows: readonly (readonly string
 export function formatGroups(groups: readonly GroupView[]): string {
   if (groups.length === 0) return 'no groups\n';
   return table(
-    ['GROUP', 'SLOTS', 'MASTER', 'REPLICAS'],
-    groups.map((g) => [
-      String(g.id),
-      String(g.slots),
-      g.servers.find((s) => s.role === 'master')?.addr ?? '-',
-      g.servers.filter((s) => s.role === 'replica').map((s) => s.addr).join(',') || '-',
-    ]),
+    ['GROUP', 'SLOTS', 'MASTER', 'REPLICAS', 'IN-SYNC', 'MIN-IN-SYNC', 'WANT-REPLICAS', 'DURABLE-WRITES'],
+    groups.map((g) => {
+      const inSync = new Set(g.inSync);
+      const replicas = g.servers.filter((s) => s.role === 'replica');
+      return [
+        String(g.id),
+        String(g.slots),
+        g.servers.find((s) => s.role === 'master')?.addr ?? '-',
+        replicas.map((s) => (inSync.has(s.addr) ? s.addr : `${s.addr}(not in sync)`)).join(',') || '-',
+        inSyncCount(g),
+        settingText(g.minInSync),
+        settingText(g.wantReplicas),
+        durabilityMarker(g),
+      ];
+    }),
   );
+}
+
+/** `1/2`: members of the in-sync set of the group's replicas; `-` for a group without servers. */
+function inSyncCount(g: GroupView): string {
+  if (g.servers.length === 0) return '-';
+  return `${g.inSync.length}/${g.servers.filter((s) => s.role === 'replica').length}`;
+}
+
+function settingText(v: number | null): string {
+  return v === null ? '-' : String(v);
+}
+
+/** Empty when durable writes wait for the in-sync set as they should; the state in capitals otherwise. */
+export function durabilityMarker(g: GroupView): string {
+  if (g.durability === 'degraded') return 'DEGRADED';
+  if (g.durability === 'refusing') return 'REFUSING';
+  return '';
+}
+
+/** The result of `group set`: the settings, the in-sync count and, when not ok, what that means. */
+export function formatGroupSettings(g: GroupView): string {
+  const base = `group ${g.id}: min-in-sync ${g.minInSync ?? 'none'}, want-replicas ${g.wantReplicas ?? 'none'}, in-sync ${inSyncCount(g)}`;
+  if (g.durability === 'degraded') return `${base} (DEGRADED: the master alone acknowledges durable writes)\n`;
+  if (g.durability === 'refusing') return `${base} (REFUSING durable writes: ${g.inSync.length} in sync, min-in-sync ${g.minInSync})\n`;
+  return `${base}\n`;
 }
 
 function rangeText(first: number, last: number): string {

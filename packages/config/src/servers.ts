@@ -54,6 +54,7 @@ import {
   mergeProxies,
   migrationTransition,
   formatSlotList,
+  groupView,
   type BarrierView,
   type GroupView,
   type MigrationOp,
@@ -64,6 +65,7 @@ import {
   type SlotView,
 } from './admin-views.js';
 import { AdminState, type Snapshot } from './admin-state.js';
+import { applyGroupSettings, type GroupSettingsChange } from './group-settings.js';
 import { promoteServer, type PromoteResult } from './switchover.js';
 import { replicaOf, replicationFields, sleep, withRedis, type RedisConn } from './server-redis.js';
 
@@ -71,6 +73,7 @@ import { replicaOf, replicationFields, sleep, withRedis, type RedisConn } from '
 export * from './admin-checks.js';
 export * from './admin-views.js';
 export type { PromoteResult } from './switchover.js';
+export type { Durability, GroupSettingsChange } from './group-settings.js';
 
 // The migration machinery is loaded on first use: every CLI call pays for what it imports,
 // and most verbs need none of it.
@@ -137,7 +140,32 @@ export class Admin {
     const group: GroupInfo = { id: gid, servers: [] };
     const res = await guardedWrite(this.store, `create group ${gid}`, [guard.absent(key)], [op.put(key, encodeGroup(group))]);
     if (!res.succeeded) throw new ConflictError(`group ${gid} already exists`);
-    return { ...group, servers: [], slots: 0 };
+    return groupView(group, 0);
+  }
+
+  /**
+   * Sets or clears a group's minInSync / wantReplicas (group-settings.ts decides and refuses).
+   * The HA leader writes the in-sync set into the same key, so this is a read-modify-write
+   * guarded by "the group key unchanged since the read" and re-decided after a concurrent
+   * write: a set written meanwhile is kept, never overwritten with the one read before it.
+   * Servers and the in-sync set are written back exactly as read.
+   */
+  async setGroupSettings(gid: number, change: GroupSettingsChange, opts: { force?: boolean } = {}): Promise<{ group: GroupView; warnings: string[] }> {
+    checkGroupId(gid);
+    const key = this.store.paths.group(gid);
+    let warnings: string[] = [];
+    const snap = await this.state.retry(
+      `set group ${gid}`,
+      async (snap) => {
+        const decided = applyGroupSettings(this.state.requireGroup(snap, gid), change, opts);
+        warnings = decided.warnings;
+        return [op.put(key, encodeGroup(decided.next))];
+      },
+      [],
+      // Exists: a group removed meanwhile must not be written back to life.
+      (revision) => [guard.keyUnchangedSince(key, revision), guard.exists(key)],
+    );
+    return { group: this.state.groupView(this.state.requireGroup(snap, gid), snap), warnings };
   }
 
   async removeGroup(gid: number): Promise<void> {

@@ -5,8 +5,8 @@
  * connection is made, with the same functions (servers.ts) and in the same words the
  * operations and the REST API use; within a verb, arguments are checked left to right.
  */
-import { allowHostProblems, checkConfigParam, checkConfigValue, openBindRefusal } from '@reborn/coordinator';
-import { ValidationError } from './errors.js';
+import { MAX_GROUP_REPLICAS, allowHostProblems, checkConfigParam, checkConfigValue, openBindRefusal } from '@reborn/coordinator';
+import { UsageError, ValidationError } from './errors.js';
 import type { Command, Verb } from './command.js';
 import { checkAddr, checkGroupId, checkMigrationId, checkProxyId, checkSlotId, checkSlotRange } from './servers.js';
 
@@ -74,6 +74,33 @@ const slotMigrate: Builder<'slot migrate'> = (input) => {
   return command;
 };
 
+/** `--min-in-sync` / `--want-replicas`: a count 0..16, `none` (null: clear it), or not given. */
+function replicaSetting(input: VerbInput, flag: 'min-in-sync' | 'want-replicas'): number | null | undefined {
+  const v = input.value(flag);
+  if (v === undefined) return undefined;
+  if (v === 'none') return null;
+  if (!/^\d{1,2}$/.test(v) || Number(v) > MAX_GROUP_REPLICAS) {
+    throw new ValidationError(`invalid --${flag} ${JSON.stringify(v)}: want 0..${MAX_GROUP_REPLICAS}, or none to clear it`);
+  }
+  return Number(v);
+}
+
+const groupSet: Builder<'group set'> = (input) => {
+  const gid = gidArg(input.args[0]!);
+  const minInSync = replicaSetting(input, 'min-in-sync');
+  const wantReplicas = replicaSetting(input, 'want-replicas');
+  if (minInSync === undefined && wantReplicas === undefined) {
+    throw new UsageError(`group set: give --min-in-sync and/or --want-replicas (a count 0..${MAX_GROUP_REPLICAS}, or none to clear it)`);
+  }
+  return {
+    verb: 'group set',
+    gid,
+    ...(minInSync === undefined ? {} : { minInSync }),
+    ...(wantReplicas === undefined ? {} : { wantReplicas }),
+    force: input.bool('force'),
+  };
+};
+
 const check: Builder<'check'> = (input) => {
   // Ranges are checked by the engine (resolveCheckOptions), in the same words the API uses.
   const n = (flag: string, what: string): number | undefined => {
@@ -119,6 +146,7 @@ export const VERB_BUILDERS: { readonly [V in Verb]: Builder<V> } = {
   'group add': group('group add'),
   'group remove': group('group remove'),
   'group list': bare('group list'),
+  'group set': groupSet,
   'server add': server('server add'),
   'server remove': server('server remove'),
   'server promote': server('server promote'),

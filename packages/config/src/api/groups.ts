@@ -1,9 +1,11 @@
 /**
- * Routes of the groups and their servers: list, add, remove, add/remove a server, promote
- * (switchover). Invariant: every path's group id is 1..9999 and every address passes
- * checkAddr before the operation runs (servers.ts does the work and its own checks).
+ * Routes of the groups and their servers: list, add, remove, change a group's settings
+ * (minInSync, wantReplicas), add/remove a server, promote (switchover). Invariant: every
+ * path's group id is 1..9999 and every address passes checkAddr before the operation runs
+ * (servers.ts does the work and its own checks).
  */
-import { checkAddr } from '../servers.js';
+import { ValidationError } from '@reborn/coordinator';
+import { checkAddr, type GroupSettingsChange } from '../servers.js';
 import { intParam, type ApiDeps, type Route } from './routing.js';
 import { SCHEMAS } from './schema.js';
 
@@ -20,6 +22,23 @@ export function groupRoutes({ admin }: ApiDeps): Route[] {
       handler: async ({ body }) => ({ status: 201, body: await admin.addGroup(body['id'] as number) }),
     },
     { method: 'GET', path: '/api/groups/:gid', params: gid, handler: async ({ params }) => ({ body: await admin.getGroup(params['gid'] as number) }) },
+    {
+      // Only the fields given change; null clears one. Answers the group as written, and the
+      // warnings the CLI prints on stderr.
+      method: 'PATCH',
+      path: '/api/groups/:gid',
+      params: gid,
+      schema: SCHEMAS.groupSettings,
+      handler: async ({ params, body }) => {
+        const change: GroupSettingsChange = {};
+        if (body['minInSync'] !== undefined) change.minInSync = body['minInSync'] as number | null;
+        if (body['wantReplicas'] !== undefined) change.wantReplicas = body['wantReplicas'] as number | null;
+        if (change.minInSync === undefined && change.wantReplicas === undefined) {
+          throw new ValidationError('invalid request body: give "minInSync" and/or "wantReplicas" (a count, or null to clear it)');
+        }
+        return { body: await admin.setGroupSettings(params['gid'] as number, change, { force: body['force'] === true }) };
+      },
+    },
     {
       method: 'DELETE',
       path: '/api/groups/:gid',

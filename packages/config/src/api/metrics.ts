@@ -5,7 +5,9 @@
  * they were.
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { Admin } from '../servers.js';
+import type { Admin, Durability } from '../servers.js';
+
+const DURABILITY_STATES: readonly Durability[] = ['ok', 'degraded', 'refusing'];
 
 export interface ApiMetrics {
   requests: Counter<'method' | 'route' | 'status'>;
@@ -24,6 +26,13 @@ export function createMetrics(registry: Registry): ApiMetrics {
   const slots = new Gauge({ name: 'reborn_config_slots', help: 'Slots by state', labelNames: ['state'] as const, registers: [registry] });
   const groupSlots = new Gauge({ name: 'reborn_config_group_slots', help: 'Slots owned by each group', labelNames: ['group'] as const, registers: [registry] });
   const groupServers = new Gauge({ name: 'reborn_config_group_servers', help: 'Servers of each group by role', labelNames: ['group', 'role'] as const, registers: [registry] });
+  const groupInSync = new Gauge({ name: 'reborn_config_group_in_sync_replicas', help: 'Members of each group\'s in-sync replica set', labelNames: ['group'] as const, registers: [registry] });
+  const groupDurability = new Gauge({
+    name: 'reborn_config_group_durability',
+    help: '1 for the state durable writes to each group are in (ok, degraded: the master alone acknowledges, refusing: fewer in sync than minInSync)',
+    labelNames: ['group', 'state'] as const,
+    registers: [registry],
+  });
   const migrations = new Gauge({ name: 'reborn_config_migrations_active', help: 'Active migration tasks by state', labelNames: ['state'] as const, registers: [registry] });
   const keysMoved = new Gauge({ name: 'reborn_config_migration_keys_moved', help: 'Keys moved by each active migration', labelNames: ['id'] as const, registers: [registry] });
   const slotsLeft = new Gauge({ name: 'reborn_config_migration_slots_left', help: 'Slots left to move by each active migration', labelNames: ['id'] as const, registers: [registry] });
@@ -44,7 +53,12 @@ export function createMetrics(registry: Registry): ApiMetrics {
     for (const [state, n] of Object.entries(o.slots.byState)) slots.set({ state }, n);
     groupSlots.reset();
     groupServers.reset();
+    groupInSync.reset();
+    groupDurability.reset();
     for (const g of o.groups) {
+      groupInSync.set({ group: String(g.id) }, g.inSync.length);
+      // Every state of every group: 0 for the others, so an alert on ==1 never sees a stale series.
+      for (const state of DURABILITY_STATES) groupDurability.set({ group: String(g.id), state }, g.durability === state ? 1 : 0);
       groupSlots.set({ group: String(g.id) }, g.slots);
       groupServers.set({ group: String(g.id), role: 'master' }, g.servers.filter((s) => s.role === 'master').length);
       groupServers.set({ group: String(g.id), role: 'replica' }, g.servers.filter((s) => s.role === 'replica').length);

@@ -135,7 +135,7 @@ export async function dispatch(
       methodMismatch = true;
       continue;
     }
-    const reqBody = method === 'POST' || method === 'PUT' ? await readBody(req) : {};
+    const reqBody = method === 'POST' || method === 'PUT' || method === 'PATCH' ? await readBody(req) : {};
     const params: Record<string, unknown> = { ...raw };
     for (const [name, parse] of Object.entries(route.params ?? {})) params[name] = parse(raw[name]!);
     const body = route.schema ? validateBody(reqBody, route.schema) : {};

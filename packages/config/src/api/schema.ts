@@ -4,10 +4,11 @@
  * the body as an object whose fields all match the schema, or throws a ValidationError whose
  * message names the first bad field (HTTP 400 with `{error, code}`).
  */
-import { PRODUCT_CONFIG_VALUE_MAX, SLOT_COUNT, ValidationError } from '@reborn/coordinator';
+import { MAX_GROUP_REPLICAS, PRODUCT_CONFIG_VALUE_MAX, SLOT_COUNT, ValidationError } from '@reborn/coordinator';
 
 export type FieldSchema =
-  | { type: 'integer'; minimum?: number; maximum?: number; description?: string }
+  /** nullable: `null` is accepted too (a PATCH clearing the field). */
+  | { type: 'integer'; minimum?: number; maximum?: number; nullable?: boolean; description?: string }
   | { type: 'string'; minLength?: number; maxLength?: number; description?: string }
   | { type: 'boolean'; const?: boolean; description?: string };
 
@@ -37,7 +38,8 @@ export function validateBody(body: unknown, schema: BodySchema): Record<string, 
     };
     switch (f.type) {
       case 'integer': {
-        const range = integerRange(f);
+        if (v === null && f.nullable) break;
+        const range = integerRange(f) + (f.nullable ? ' or null' : '');
         if (typeof v !== 'number' || !Number.isSafeInteger(v)) bad(`an integer${range}`);
         const n = v as number;
         if ((f.minimum !== undefined && n < f.minimum) || (f.maximum !== undefined && n > f.maximum)) bad(`an integer${range}`);
@@ -68,9 +70,12 @@ function integerRange(f: { minimum?: number; maximum?: number }): string {
 const slotField: FieldSchema = { type: 'integer', minimum: 0, maximum: SLOT_COUNT - 1 };
 const groupField: FieldSchema = { type: 'integer', minimum: 1, maximum: 9999 };
 const addrField: FieldSchema = { type: 'string', minLength: 1, maxLength: 300 };
+/** A replica count setting: a number sets it, null clears it. */
+const replicaSettingField: FieldSchema = { type: 'integer', minimum: 0, maximum: MAX_GROUP_REPLICAS, nullable: true };
 
 export const SCHEMAS = {
   addGroup: { properties: { id: groupField }, required: ['id'] },
+  groupSettings: { properties: { minInSync: replicaSettingField, wantReplicas: replicaSettingField, force: { type: 'boolean' } } },
   addServer: { properties: { addr: addrField }, required: ['addr'] },
   promote: { properties: { addr: addrField }, required: ['addr'] },
   initSlots: { properties: { force: { type: 'boolean' } } },

@@ -28,6 +28,10 @@ export const DASHBOARD_MARKUP = `<header><h1>reborn</h1><span>product <b id="pro
 <table id="groups"></table>
 <form id="addServerForm"><b>add server</b> group <input name="gid" type="number" min="1" max="9999" required>
 host:port <input name="addr" class="wide" placeholder="127.0.0.1:6379" required><button type="submit">add server</button></form>
+<form id="groupSettingsForm"><b>group settings</b> group <input name="gid" type="number" min="1" max="9999" required>
+min-in-sync <input name="minInSync" placeholder="n or none" autocomplete="off"> want-replicas <input name="wantReplicas" placeholder="n or none" autocomplete="off">
+<label><input name="force" type="checkbox"> force</label><button type="submit">set</button>
+<span class="mute">empty: unchanged, none: clear; force: a min-in-sync above the group's replicas</span></form>
 <form id="addGroupForm"><b>add group</b> id <input name="id" type="number" min="1" max="9999" required><button type="submit">add group</button></form>
 </section>
 

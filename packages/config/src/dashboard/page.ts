@@ -6,7 +6,8 @@
  * What it shows: KPIs (total QPS with a live chart of the last 2 minutes, keys, memory,
  * proxies, groups, slot states), the slot map coloured by owner or, toggled, as a heat map of
  * per-slot QPS; groups and servers with each server's role as it reports it, replication lag,
- * memory and keys (INFO, /api/servers); proxies with QPS and sessions (/api/stats); migrations;
+ * memory and keys (INFO, /api/servers), each group's in-sync set, minInSync and wantReplicas
+ * (with a DEGRADED / REFUSING marker) and a form that sets them; proxies with QPS and sessions (/api/stats); migrations;
  * rebalance; the HA agents' failover events (/api/events, the newest 50). The QPS history lives
  * in the page only (each refresh adds a point, stamped with the sample's `at`; points older
  * than 2 minutes are dropped, however often refresh runs).

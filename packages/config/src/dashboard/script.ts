@@ -257,9 +257,11 @@ function renderOverview(o, st, sv) {
 
   var info = {};
   if (sv) sv.servers.forEach(function (x) { info[x.group + ' ' + x.addr] = x; });
-  var g = [row(['group', 'slots', 'server', 'role', 'reports', 'lag', 'memory', 'keys', 'ops/s', ''], true)];
+  var g = [row(['group', 'slots', 'server', 'role', 'reports', 'lag', 'memory', 'keys', 'ops/s', 'in sync', ''], true)];
   o.groups.forEach(function (grp) {
     var servers = grp.servers.length ? grp.servers : [null];
+    var members = {};
+    (grp.inSync || []).forEach(function (a) { members[a] = true; });
     servers.forEach(function (s, i) {
       var x = s ? info[grp.id + ' ' + s.addr] : null;
       var btns = '';
@@ -270,7 +272,7 @@ function renderOverview(o, st, sv) {
         btns = '<button class="danger" data-remove-group="' + grp.id + '">remove group</button>';
       }
       g.push(row([
-        i === 0 ? '<i class="sw" style="background:' + color(grp.id) + '"></i> ' + grp.id : '',
+        i === 0 ? '<i class="sw" style="background:' + color(grp.id) + '"></i> ' + grp.id + groupSettingsText(grp) : '',
         i === 0 ? grp.slots : '',
         s ? esc(s.addr) : '<span class="mute">no servers</span>',
         s ? esc(s.role) : '',
@@ -279,6 +281,7 @@ function renderOverview(o, st, sv) {
         x && x.ok ? fmtBytes(x.usedMemory) : '',
         x && x.ok ? fmtNum(x.keys) : '',
         x && x.ok ? fmtNum(x.opsPerSec) : '',
+        s ? inSyncText(s, members, grp) : '',
         btns,
       ]));
     });
@@ -303,6 +306,24 @@ function renderOverview(o, st, sv) {
   }).join('<br>');
 }
 
+// The group's durability settings under its id: in-sync count, minInSync, wantReplicas, and a
+// marker when durable writes are acknowledged by the master alone (DEGRADED) or refused (REFUSING).
+function groupSettingsText(grp) {
+  var replicas = grp.servers.filter(function (s) { return s.role === 'replica'; }).length;
+  var parts = ['in-sync ' + (grp.inSync || []).length + '/' + replicas];
+  parts.push('min-in-sync ' + (grp.minInSync === null || grp.minInSync === undefined ? '-' : grp.minInSync));
+  parts.push('want-replicas ' + (grp.wantReplicas === null || grp.wantReplicas === undefined ? '-' : grp.wantReplicas));
+  var marker = '';
+  if (grp.durability === 'degraded') marker = '<br><span class="bad" data-durability="degraded" title="durable writes are acknowledged by the master alone">DEGRADED</span>';
+  if (grp.durability === 'refusing') marker = '<br><span class="bad" data-durability="refusing" title="fewer replicas in sync than min-in-sync: durable writes are refused">REFUSING</span>';
+  return '<br><span class="mute gset">' + esc(parts.join(', ')) + '</span>' + marker;
+}
+// A server's place in its group's in-sync set: the master holds every write; a replica is in it or not.
+function inSyncText(s, members, grp) {
+  if (s.role === 'master') return '<span class="mute">-</span>';
+  if (members[s.addr]) return '<span class="ok">yes</span>' + (grp.inSyncManaged ? '' : ' <span class="mute">(no HA set yet: every replica counts)</span>');
+  return '<span class="bad">no</span>';
+}
 // A server's own view (INFO): its role, and a warning when it disagrees with etcd or is down.
 function serverState(s, x) {
   if (!x) return '<span class="mute">?</span>';
@@ -422,6 +443,21 @@ $('addServerForm').addEventListener('submit', function (ev) {
   ev.preventDefault();
   var f = ev.target;
   act(api('POST', '/api/groups/:gid/servers', { gid: num(f, 'gid') }, { addr: f.elements.addr.value.trim() }), function () { f.reset(); });
+});
+// A setting of the group settings form: empty leaves it, none clears it (null), else the number
+// (a bad one is sent as typed: the API's error names the field).
+function setting(form, name) {
+  var v = form.elements[name].value.trim();
+  if (v === '') return undefined;
+  if (v === 'none') return null;
+  return /^[0-9]+$/.test(v) ? Number(v) : v;
+}
+$('groupSettingsForm').addEventListener('submit', function (ev) {
+  ev.preventDefault();
+  var f = ev.target;
+  var body = { minInSync: setting(f, 'minInSync'), wantReplicas: setting(f, 'wantReplicas') };
+  if (f.elements.force && f.elements.force.checked) body.force = true;
+  act(api('PATCH', '/api/groups/:gid', { gid: num(f, 'gid') }, body), function () { f.reset(); });
 });
 $('addGroupForm').addEventListener('submit', function (ev) {
   ev.preventDefault();
