@@ -78,8 +78,8 @@ export function pickCandidate(cands: readonly Candidate[], inSync: readonly stri
 }
 
 /**
- * Replicas that did not answer this time and are not known down either. A `WAIT 1` (the
- * proxy's --durable) is satisfied by any one replica, so the one that confirmed the newest
+ * Replicas that did not answer this time and are not known down either. A `WAIT n` (the
+ * proxy's --durable) is satisfied by any n replicas, so the one that confirmed the newest
  * writes may be exactly the one that is briefly slow: promoting another would drop them.
  */
 export function unaccountedReplicas(

@@ -119,7 +119,7 @@ export interface HaOptions {
 
 /**
  * The HA loop of one agent: follows the topology while it does not lead, runs rounds while
- * it does. Over ~300 lines because it is the one owner of the probes and the held topology
+ * it does. Over 350 lines because it is the one owner of the probes and the held topology
  * that every step reads; the steps themselves live in the modules named in the file header.
  */
 export class HaLoop {
