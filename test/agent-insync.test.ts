@@ -76,8 +76,15 @@ async function moreAcked(load: WriteLoad, n: number, what: string): Promise<void
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-async function events(agent: AgentProcess, kind: string): Promise<any[]> {
+type AgentEvent = any;
+
+async function events(agent: AgentProcess, kind: string): Promise<AgentEvent[]> {
   return ((await agent.api('GET', '/api/events')).body as { kind: string }[]).filter((e) => e.kind === kind);
+}
+
+/** The first `kind` event matching `pred`, waited for: the leader records it just after the etcd write a test sees. */
+async function waitEvent(agent: AgentProcess, kind: string, pred: (e: AgentEvent) => boolean = () => true): Promise<AgentEvent> {
+  return waitFor(async () => (await events(agent, kind)).find(pred), { timeoutMs: 15_000, intervalMs: 50, what: `a ${kind} event` });
 }
 
 /** Every key's value on `server` against its acknowledged INCRs; returns report lines. */
@@ -129,7 +136,7 @@ describe('the in-sync set under failover', () => {
     await m.restart();
     await waitFor(async () => (await replication(m.port)).get('master_link_status') === 'up', { timeoutMs: 30_000, intervalMs: 50, what: 'old master replicating from R' });
     await waitInSync(cluster, [m.addr], 'the old master to rejoin the in-sync set');
-    const added = (await events(agent, 'in_sync_added')).find((e) => e.data.server === m.addr);
+    const added = await waitEvent(agent, 'in_sync_added', (e) => e.data.server === m.addr);
     expect(added).toMatchObject({ group: 1, data: { inSync: [m.addr] } });
     await moreAcked(load, 200, 'writes acknowledged by the rejoined replica');
 
@@ -138,7 +145,7 @@ describe('the in-sync set under failover', () => {
     const switched2 = await waitMaster(cluster, m.addr, 'the old master promoted again');
     await waitFor(() => load.succeededSince(1, switched2), { timeoutMs: 20_000, intervalMs: 20, what: 'writes succeed after the second failover' });
     const outage2 = outageSince(load, killed2);
-    const second = (await events(agent, 'failover')).find((e) => e.data.newMaster === m.addr);
+    const second = await waitEvent(agent, 'failover', (e) => e.data.newMaster === m.addr);
     expect(second.data.why).toBe('the in-sync member with the highest offset');
     await load.stop();
 
@@ -162,7 +169,7 @@ describe('the in-sync set under failover', () => {
 
     await r1.kill('SIGKILL');
     await waitInSync(cluster, [r2.addr], 'R1 removed from the set');
-    const removed = (await events(agent, 'in_sync_removed')).find((e) => e.data.server === r1.addr);
+    const removed = await waitEvent(agent, 'in_sync_removed', (e) => e.data.server === r1.addr);
     expect(removed.data.reason).toMatch(/down|not attached|not online/);
     const removedAt = Date.now();
     await waitFor(() => load.succeededSince(1, removedAt), { timeoutMs: 20_000, intervalMs: 20, what: 'writes go on with one member' });
@@ -189,7 +196,7 @@ describe('the in-sync set under failover', () => {
     started.frozen = r2;
     await r2.pause();
     await waitInSync(cluster, [r1.addr], 'the frozen R2 removed from the set');
-    const removed = (await events(agent, 'in_sync_removed')).find((e) => e.data.server === r2.addr);
+    const removed = await waitEvent(agent, 'in_sync_removed', (e) => e.data.server === r2.addr);
     // Whichever comes first: its lag on the master, or its own checks confirming it down.
     expect(removed.data.reason).toMatch(/^lag \d+ s|^down$/);
     await moreAcked(load, 200, 'writes acknowledged without R2');
@@ -203,7 +210,7 @@ describe('the in-sync set under failover', () => {
     r2.resume();
     started.frozen = undefined;
     await waitMaster(cluster, r1.addr, 'the member R1 promoted');
-    const fo = (await events(agent, 'failover')).find((e) => e.data.newMaster === r1.addr);
+    const fo = await waitEvent(agent, 'failover', (e) => e.data.newMaster === r1.addr);
     expect(fo.data.why).toBe('the in-sync member with the highest offset');
     // R2 answered with a lower offset (or, if it had not thawed yet, did not answer at all).
     const stale = fo.data.candidates.find((c: { addr: string }) => c.addr === r2.addr);
@@ -233,7 +240,7 @@ describe('the in-sync set under failover', () => {
     await r1.kill('SIGKILL');
     r2.resume();
     started.frozen = undefined;
-    const blocked = await waitFor(async () => (await events(agent, 'failover_blocked'))[0], { timeoutMs: 30_000, intervalMs: 100, what: 'failover_blocked' });
+    const blocked = await waitEvent(agent, 'failover_blocked');
     expect(blocked).toMatchObject({ group: 1, data: { master: m.addr, inSync: [r1.addr] } });
     // The leader keeps checking, every round, and never promotes the stale replica.
     const blockedRounds = async () => {
@@ -251,7 +258,7 @@ describe('the in-sync set under failover', () => {
     const cur = (await cluster.store.getGroup(1))!;
     await cluster.store.putGroup(withServers(cur, cur.servers.filter((s) => s.addr !== r1.addr)));
     await waitMaster(cluster, r2.addr, 'R2 promoted once the operator removed the dead member');
-    const fo = (await events(agent, 'failover')).find((e) => e.data.newMaster === r2.addr);
+    const fo = await waitEvent(agent, 'failover', (e) => e.data.newMaster === r2.addr);
     expect(fo.data.why).toBe('the in-sync set is empty: highest offset');
   }, 180_000);
 });

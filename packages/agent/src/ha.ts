@@ -327,12 +327,12 @@ export class HaLoop {
 
   /**
    * The groups a key move involves now (ha-stall.ts). The tasks are read only while some
-   * server does not answer (they matter only then); if etcd does not answer that read, the
+   * master does not answer (they matter only then); if etcd does not answer that read, the
    * slots of the topology this round took still show the moves under way.
    */
   private async groupsInMigration(): Promise<Set<number>> {
     const slots = this.held?.slots ?? [];
-    if (![...this.probes.values()].some((p) => p.failures > 0)) return new Set();
+    if (![...this.probes.values()].some((p) => p.failures > 0 && this.roleOf.get(p.addr) === ServerRole.Master)) return new Set();
     try {
       return groupsInMigration((await this.migrations.list()).map((m) => m.task), slots);
     } catch (err) {
