@@ -8,10 +8,16 @@
  *     is alive and only our path to it is broken: do nothing this round (logged).
  *  c. Candidates: the group's replicas that answer INFO now. A replica that does not
  *     answer but is not confirmed down either puts the failover off to the next round: it
- *     may be the one that confirmed the newest writes (a `WAIT 1` is satisfied by any
- *     replica). Pick the highest replication offset (slave_repl_offset; ties: the first in
- *     the group's list). No candidate: log and record a failover_failed event once per
- *     outage; try again every round.
+ *     may be the one that confirmed the newest writes (a `WAIT n` is satisfied by any n
+ *     replicas). The choice (ha-choice.ts pickCandidate): the in-sync member with the
+ *     highest replication offset (slave_repl_offset; ties: the first in the group's list),
+ *     or a non-member strictly ahead of it on the same replication history; with an empty
+ *     set, the highest offset of all. Only replicas on the failed master's history (its
+ *     master_replid at its last good check) count as members. The set has members but none
+ *     answers: BLOCKED — nothing is promoted (a stale replica would lose acknowledged
+ *     writes), logged as an error and recorded as failover_blocked once per outage; the
+ *     leader keeps checking every round. No replica at all: failover_failed, once per
+ *     outage; tried again every round.
  *  d. Re-point the other replicas that answer to the candidate, while it is still a
  *     replica (leadership checked just before): none keeps replicating from the old master
  *     once the candidate is master. The others are re-pointed by step 6 when they return.
@@ -36,12 +42,14 @@ import {
   ServerRole,
   groupMaster,
   type AgentStore,
+  inSyncMembers,
   type FailoverDetails,
+  type GroupInfo,
   type GroupServer,
   type VersionedGroup,
 } from '@reborn/coordinator';
-import { pickCandidate, promotedGroup, summarizeCandidates, unaccountedReplicas, type Candidate, type CandidateSummary } from './ha-choice.js';
-import type { Probe } from './ha-probe.js';
+import { pickCandidate, promotedGroup, summarizeCandidates, unaccountedReplicas, type AnsweringCandidate, type Candidate, type CandidateSummary } from './ha-choice.js';
+import { readReplication, type Probe } from './ha-probe.js';
 import type { HaRecords } from './ha-records.js';
 import type { Leadership } from '@reborn/coordinator';
 import type { AgentMetrics } from './metrics.js';
@@ -73,7 +81,9 @@ export interface FailoverDeps {
 
 /** The candidate chosen in (c) with how every candidate looked. */
 interface Choice {
-  best: Candidate & { info: NonNullable<Candidate['info']> };
+  best: AnsweringCandidate;
+  /** Why it was chosen (ha-choice.ts), recorded with the event. */
+  why: string;
   cands: Candidate[];
   candidates: CandidateSummary[];
 }
@@ -96,7 +106,7 @@ export class Failover {
     const replicas = cur.group.servers.filter((s) => s.role === ServerRole.Replica);
     const cands = await this.askReplicas(replicas, signal);
     if (await this.vetoed(gid, mp, cands, signal)) return;
-    const choice = await this.chooseCandidate(gid, mp, replicas, cands, signal);
+    const choice = await this.chooseCandidate(cur.group, mp, replicas, cands, signal);
     if (choice === null) return;
     const repointed = await this.repointReplicas(gid, choice, signal);
     const newOffset = replicationOffset(choice.best.info) ?? 0;
@@ -105,7 +115,7 @@ export class Failover {
     if (revision === null) return;
     const tookMs = Date.now() - t0;
     this.deps.switched(choice.best.addr, mp.addr);
-    await this.record(signal, mp, { gid, newMaster: choice.best.addr, newOffset, candidates: choice.candidates, repointed, tookMs, revision });
+    await this.record(signal, mp, { gid, newMaster: choice.best.addr, why: choice.why, newOffset, candidates: choice.candidates, repointed, tookMs, revision });
   }
 
   /** (a) The group as it is now, with the revision the switch compares against; null when it changed. */
@@ -122,7 +132,7 @@ export class Failover {
     const cands = await Promise.all(
       replicas.map(async (r): Promise<Candidate> => {
         try {
-          return { addr: r.addr, info: await admin.info(r.addr, opts.checkTimeoutMs) };
+          return { addr: r.addr, ...(await readReplication(admin, r.addr, opts.checkTimeoutMs)) };
         } catch (err) {
           return { addr: r.addr, info: null, error: (err as Error).message };
         }
@@ -177,16 +187,17 @@ export class Failover {
 
   /**
    * (c) The replica to promote, or null: put off while a replica is unaccounted for (logged
-   * once), or none answers (recorded as failed).
+   * once), blocked while no in-sync member answers, or none answers (each recorded once).
    */
   private async chooseCandidate(
-    gid: number,
+    g: GroupInfo,
     mp: Probe,
     replicas: readonly GroupServer[],
     cands: Candidate[],
     signal: AbortSignal,
   ): Promise<Choice | null> {
     const { log, opts } = this.deps;
+    const gid = g.id;
     const unaccounted = unaccountedReplicas(cands, (addr) => this.deps.probeOf(addr), Date.now(), opts.downAfterMs);
     if (unaccounted.length > 0 && cands.some((c) => c.info !== null)) {
       // Next round: it answers, or it is confirmed down too and the others are all there is.
@@ -196,13 +207,32 @@ export class Failover {
       }
       return null;
     }
-    const best = pickCandidate(cands);
+    const members = inSyncMembers(g);
+    const pick = pickCandidate(cands, members, mp.details?.replid ?? null);
     const candidates = summarizeCandidates(cands);
-    if (!best || !best.info) {
+    if (pick.kind === 'blocked') {
+      await this.blocked(gid, mp, signal, members, candidates);
+      return null;
+    }
+    if (pick.kind === 'none') {
       await this.failed(gid, mp, signal, replicas.length === 0 ? 'the group has no replica' : 'no replica answers', { candidates });
       return null;
     }
-    return { best: { ...best, info: best.info }, cands, candidates };
+    return { best: pick.candidate, why: pick.why, cands, candidates };
+  }
+
+  /** (c) No in-sync member answers: counted every round, logged and recorded once per outage. */
+  private async blocked(gid: number, mp: Probe, signal: AbortSignal, members: readonly string[], candidates: CandidateSummary[]): Promise<void> {
+    const { metrics, log, records } = this.deps;
+    metrics.failovers.inc({ group: String(gid), result: 'blocked' });
+    if (mp.blockedReported) return;
+    mp.blockedReported = true;
+    const message =
+      `group ${gid}: master ${mp.addr} is down and no member of the in-sync set [${members.join(', ')}] answers on its replication history: ` +
+      'not promoting a replica that may lack acknowledged writes';
+    log.error({ group: gid, master: mp.addr, inSync: members, candidates }, message);
+    await records.event(signal, { kind: AgentEventKind.FailoverBlocked, group: gid, message, data: { master: mp.addr, inSync: [...members], candidates } });
+    if (!mp.offline) await records.markOffline(mp, signal, 'master down, failover blocked: no in-sync replica answers');
   }
 
   /**
@@ -259,7 +289,7 @@ export class Failover {
   private async record(
     signal: AbortSignal,
     mp: Probe,
-    r: { gid: number; newMaster: string; newOffset: number; candidates: CandidateSummary[]; repointed: string[]; tookMs: number; revision: string },
+    r: { gid: number; newMaster: string; why: string; newOffset: number; candidates: CandidateSummary[]; repointed: string[]; tookMs: number; revision: string },
   ): Promise<void> {
     const { metrics, log, records } = this.deps;
     const oldOffset = mp.info ? replicationOffset(mp.info) : null;
@@ -279,13 +309,13 @@ export class Failover {
     this.done++;
     metrics.failovers.inc({ group: String(r.gid), result: 'done' });
     metrics.failoverSeconds.observe(details.downForMs / 1000);
-    log.warn({ ...details }, `failover: group ${r.gid} master ${mp.addr} → ${r.newMaster}`);
+    log.warn({ ...details, why: r.why }, `failover: group ${r.gid} master ${mp.addr} → ${r.newMaster}`);
     mp.failoverFailedReported = true;
     await records.event(signal, {
       kind: AgentEventKind.Failover,
       group: r.gid,
-      message: `group ${r.gid}: master ${mp.addr} down for ${details.downForMs} ms; promoted ${r.newMaster}`,
-      data: { ...details },
+      message: `group ${r.gid}: master ${mp.addr} down for ${details.downForMs} ms; promoted ${r.newMaster} (${r.why})`,
+      data: { ...details, why: r.why },
     });
     await records.markOffline(mp, signal, `failed over to ${r.newMaster}`);
   }

@@ -1,25 +1,40 @@
 /**
  * The pure decisions of a failover (step 4c and 4f of the algorithm in failover.ts): which
  * replica to promote, which replicas hold the choice back, and the group after the switch.
- * Invariant: no I/O here; a candidate is only ever a replica that answered INFO, the one with
- * the highest replication offset (ties: the first in the group's list).
+ * Invariant: no I/O here; a candidate is only ever a replica that answered INFO; while the
+ * group's in-sync set has members, it is on the group's replication history and it is the member
+ * with the highest offset — or a non-member strictly ahead of it on the same history, which
+ * holds everything that member holds (ha-insync.ts has the argument) — and when no member
+ * answers nothing is chosen: a stale replica is never promoted.
  */
 import { ServerRole, groupMaster, type GroupInfo, type GroupServer } from '@reborn/coordinator';
-import { isDown, type Probe } from './ha-probe.js';
+import { isDown, onHistory, sameHistory, type Probe, type ReplicationDetails } from './ha-probe.js';
 import { replicationOffset, type ReplicationInfo } from '@reborn/coordinator/admin';
 
 export interface Candidate {
   addr: string;
   info: ReplicationInfo | null;
+  /** Replication ids of that INFO (absent: unknown, never on a known history). */
+  details?: ReplicationDetails | null;
   error?: string;
 }
 
-/** The replica to promote: highest offset among those that answered; ties go to the first. */
-export function pickCandidate(cands: readonly Candidate[]): Candidate | null {
-  let best: Candidate | null = null;
+/** A candidate that answered. */
+export type AnsweringCandidate = Candidate & { info: ReplicationInfo };
+
+/** What the choice came to. */
+export type CandidatePick =
+  | { kind: 'promote'; candidate: AnsweringCandidate; why: string }
+  /** The in-sync set has members and none answers on the group's history. */
+  | { kind: 'blocked'; members: readonly string[] }
+  /** No replica answers at all. */
+  | { kind: 'none' };
+
+/** Highest offset among `cands`; ties go to the first. */
+function highest(cands: readonly AnsweringCandidate[]): AnsweringCandidate | null {
+  let best: AnsweringCandidate | null = null;
   let bestOffset = -1;
   for (const c of cands) {
-    if (c.info === null) continue;
     const off = replicationOffset(c.info) ?? 0;
     if (best === null || off > bestOffset) {
       best = c;
@@ -30,8 +45,41 @@ export function pickCandidate(cands: readonly Candidate[]): Candidate | null {
 }
 
 /**
- * Replicas that did not answer this time and are not known down either. A `WAIT 1` (the
- * proxy's --durable) is satisfied by any one replica, so the one that confirmed the newest
+ * The replica to promote (see the file header). `inSync`: the group's in-sync members (an
+ * empty list: degraded, any replica may be chosen). `history`: the failed master's
+ * master_replid at its last good check, when known; a replica on another history (one
+ * restarted empty, say) holds none of the group's writes whatever its offset says.
+ */
+export function pickCandidate(cands: readonly Candidate[], inSync: readonly string[] = [], history: string | null = null): CandidatePick {
+  const answering = cands.filter((c): c is AnsweringCandidate => c.info !== null);
+  if (answering.length === 0) return inSync.length > 0 ? { kind: 'blocked', members: inSync } : { kind: 'none' };
+  const onGroupHistory = history === null ? answering : answering.filter((c) => c.details != null && onHistory(c.details, history));
+  if (inSync.length === 0) {
+    // Degraded: nobody promised anything; prefer the group's history if anyone is on it.
+    const best = highest(onGroupHistory.length > 0 ? onGroupHistory : answering)!;
+    return { kind: 'promote', candidate: best, why: 'the in-sync set is empty: highest offset' };
+  }
+  const members = new Set(inSync);
+  const bestMember = highest(onGroupHistory.filter((c) => members.has(c.addr)));
+  if (bestMember === null) return { kind: 'blocked', members: inSync };
+  const memberOffset = replicationOffset(bestMember.info) ?? 0;
+  const ahead = highest(
+    onGroupHistory.filter(
+      (c) =>
+        !members.has(c.addr) &&
+        (replicationOffset(c.info) ?? 0) > memberOffset &&
+        c.details != null &&
+        bestMember.details != null &&
+        sameHistory(c.details, bestMember.details),
+    ),
+  );
+  if (ahead !== null) return { kind: 'promote', candidate: ahead, why: `not in the in-sync set, but ahead of its best member ${bestMember.addr} on the same history` };
+  return { kind: 'promote', candidate: bestMember, why: 'the in-sync member with the highest offset' };
+}
+
+/**
+ * Replicas that did not answer this time and are not known down either. A `WAIT n` (the
+ * proxy's --durable) is satisfied by any n replicas, so the one that confirmed the newest
  * writes may be exactly the one that is briefly slow: promoting another would drop them.
  */
 export function unaccountedReplicas(

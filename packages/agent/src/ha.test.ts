@@ -17,15 +17,16 @@ describe('failure confirmation', () => {
 });
 
 describe('candidate choice', () => {
-  it('takes the highest offset among replicas that answered; ties go to the first', () => {
-    expect(pickCandidate([
+  it('with an empty in-sync set: the highest offset among replicas that answered; ties go to the first', () => {
+    const pick = pickCandidate([
       { addr: 'a:1', info: replicaInfo(100) },
       { addr: 'b:1', info: null, error: 'timeout' },
       { addr: 'c:1', info: replicaInfo(250) },
       { addr: 'd:1', info: replicaInfo(250) },
-    ])?.addr).toBe('c:1');
-    expect(pickCandidate([{ addr: 'b:1', info: null }])).toBeNull();
-    expect(pickCandidate([])).toBeNull();
+    ]);
+    expect(pick.kind === 'promote' && pick.candidate.addr).toBe('c:1');
+    expect(pickCandidate([{ addr: 'b:1', info: null }])).toEqual({ kind: 'none' });
+    expect(pickCandidate([])).toEqual({ kind: 'none' });
   });
 
   it('a replica that does not answer and is not known down holds the choice back', () => {

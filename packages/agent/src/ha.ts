@@ -16,6 +16,12 @@
  *     success AND at least 2 checks in a row failed: one lost ping never counts. The window
  *     runs from the last success this leader saw; a new leader counts every server as seen
  *     at its election, so it always waits a full window before it acts.
+ *     Stall versus death (ha-stall.ts): after a failed check the leader tries a bare TCP
+ *     connect. Accepted: the process is alive but not answering (a MIGRATE of a big key, a
+ *     long script, SIGSTOP) — a STALL, logged once, shown in /api/ha, and a stalled master
+ *     is down only after --stall-down-after-ms (15 s). Refused: a death, --down-after-ms.
+ *     While a migration involves the group (a running task in etcd, a slot moving), a master
+ *     that does not answer is judged a stall unless its port refuses connections.
  *  4. A down master is failed over (failover.ts holds the steps, a–g): re-read the group;
  *     a veto when the master is alive for a replica or another agent; choose the candidate;
  *     re-point the other replicas to it; promote it; switch the group in etcd (guarded);
@@ -33,6 +39,10 @@
  *       switchover half done, a failed step 4f) is re-pointed only after it stayed so for the
  *       down window, so an operator's change in progress is not fought.
  *     Then it is recorded online again.
+ *  7. The in-sync set (ha-insync.ts), for each group whose master answers: members that are
+ *     down, detached or lagging leave it, replicas caught up with the master join it; one
+ *     guarded write per group per round, an event per change. The failover of step 4
+ *     promotes only from it (ha-choice.ts), and blocks rather than promote a stale replica.
  *
  * Topology guard (coordinator topology-guard.ts). Each round reads the whole topology with
  * the product identity, not just the groups, and judges it against the last one it took.
@@ -41,7 +51,7 @@
  * while proxies are registered and serving — "zero groups" is NOT "nothing to watch": the
  * alarm goes up (one error log line, reborn_topology_alarm, /healthz, /api/ha), the leader
  * keeps checking the servers of the last groups it took, and failover is SUSPENDED: no
- * promotion, no REPLICAOF, no health records, since proxies would not learn of a switch
+ * promotion, no REPLICAOF, no health records, no change to an in-sync set, since proxies would not learn of a switch
  * (they keep their own last table) and etcd no longer says what the groups are. A master
  * that goes down meanwhile is logged as an error, once. It all resumes in the first round
  * that finds the product's identity (and a topology) again. Followers read and judge the
@@ -54,21 +64,25 @@
  * over — the veto in 4b only sees what replicas and other agents see.
  *
  * This file is the loop (steps 1–3, 5, 6 and the topology guard); the parts it uses: the
- * probes (ha-probe.ts), the failover (failover.ts) and its pure choices (ha-choice.ts), the
- * health records and events (ha-records.ts).
+ * probes (ha-probe.ts), stall versus death (ha-stall.ts), the failover (failover.ts) and its
+ * pure choices (ha-choice.ts), the in-sync set (ha-insync.ts), the health records and events
+ * (ha-records.ts).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { Failover } from './failover.js';
-import { isDown, newProbe, recordCheckSuccess, type Probe, type ServerStatus } from './ha-probe.js';
+import { InSyncKeeper } from './ha-insync.js';
+import { isDown, newProbe, readReplication, recordCheckSuccess, type Probe, type ServerStatus } from './ha-probe.js';
 import { HaRecords } from './ha-records.js';
+import { groupsInMigration, masterDownAfterMs, noteFailedCheck, probeConnect } from './ha-stall.js';
 export { isDown, type Probe, type ServerStatus } from './ha-probe.js';
-export { pickCandidate, promotedGroup, unaccountedReplicas, type Candidate } from './ha-choice.js';
+export { pickCandidate, promotedGroup, unaccountedReplicas, type Candidate, type CandidatePick } from './ha-choice.js';
 import {
   AgentEventKind,
   ServerHealthState,
   ServerRole,
   TopologyAlarm,
+  Migrations,
   groupMaster,
   isEmptyTopology,
   judgeTopology,
@@ -83,7 +97,7 @@ import {
 } from '@reborn/coordinator';
 import type { Leadership } from '@reborn/coordinator';
 import type { AgentMetrics } from './metrics.js';
-import { replicatesFrom, replicationOffset, type RedisAdmin, type ReplicationInfo } from '@reborn/coordinator/admin';
+import { replicatesFrom, replicationOffset, type RedisAdmin } from '@reborn/coordinator/admin';
 
 /** How often an agent that does not lead reads the topology, to know the groups if it must lead. */
 const FOLLOW_MS = 5000;
@@ -92,6 +106,10 @@ export interface HaOptions {
   id: string;
   product: string;
   downAfterMs: number;
+  /** The window of a stalled master, and of one a migration involves (ha-stall.ts). */
+  stallDownAfterMs: number;
+  /** The lag bound of the in-sync set (ha-insync.ts). */
+  inSyncMaxLagMs: number;
   checkIntervalMs: number;
   checkTimeoutMs: number;
   commandTimeoutMs: number;
@@ -101,7 +119,7 @@ export interface HaOptions {
 
 /**
  * The HA loop of one agent: follows the topology while it does not lead, runs rounds while
- * it does. Over ~300 lines because it is the one owner of the probes and the held topology
+ * it does. Over 350 lines because it is the one owner of the probes and the held topology
  * that every step reads; the steps themselves live in the modules named in the file header.
  */
 export class HaLoop {
@@ -111,6 +129,8 @@ export class HaLoop {
   private readonly log: Logger;
   private readonly records: HaRecords;
   private readonly failover: Failover;
+  private readonly inSync: InSyncKeeper;
+  private readonly migrations: Migrations;
   private running: Promise<void> | null = null;
   /** The last topology taken from etcd; kept across leadership terms of this process. */
   private held: HeldTopology | null = null;
@@ -144,6 +164,17 @@ export class HaLoop {
         this.roleOf.set(oldMaster, ServerRole.Replica);
       },
     });
+    this.inSync = new InSyncKeeper({
+      agents,
+      leadership,
+      records: this.records,
+      metrics,
+      log: this.log,
+      maxLagMs: opts.inSyncMaxLagMs,
+      downAfterMs: opts.downAfterMs,
+      probeOf: (addr) => this.probes.get(addr),
+    });
+    this.migrations = new Migrations(store);
     void this.follow();
     leadership.on('elected', (signal) => {
       this.running = this.run(signal).catch((err: unknown) => {
@@ -160,13 +191,15 @@ export class HaLoop {
       addr: p.addr,
       role: this.roleOf.get(p.addr) ?? 'unknown',
       up: p.failures === 0,
-      down: isDown(p, now, this.opts.downAfterMs),
+      down: isDown(p, now, p.stalledSince === null ? this.opts.downAfterMs : this.opts.stallDownAfterMs),
       offline: p.offline,
       failures: p.failures,
       lastOkAt: new Date(p.lastOkAt).toISOString(),
       lastError: p.lastError,
       redisRole: p.info?.role ?? null,
       offset: p.info ? replicationOffset(p.info) : null,
+      stalled: p.stalledSince !== null,
+      stalledSince: p.stalledSince === null ? null : new Date(p.stalledSince).toISOString(),
     }));
   }
 
@@ -250,6 +283,7 @@ export class HaLoop {
         break;
       }
     }
+    this.metrics.inSyncReplicas.reset(); // only the leader knows the sets
     this.log.info('HA checks stopped');
   }
 
@@ -284,10 +318,27 @@ export class HaLoop {
       this.reportSuspended(groups);
       return seen;
     }
-    await Promise.all(groups.map((g) => this.handleGroup(g, signal).catch((err: unknown) => {
+    const migrating = await this.groupsInMigration();
+    await Promise.all(groups.map((g) => this.handleGroup(g, migrating.has(g.id), signal).catch((err: unknown) => {
       if (!signal.aborted) this.log.warn({ group: g.id, err: (err as Error).message }, 'group handling failed this round');
     })));
     return seen;
+  }
+
+  /**
+   * The groups a key move involves now (ha-stall.ts). The tasks are read only while some
+   * master does not answer (they matter only then); if etcd does not answer that read, the
+   * slots of the topology this round took still show the moves under way.
+   */
+  private async groupsInMigration(): Promise<Set<number>> {
+    const slots = this.held?.slots ?? [];
+    if (![...this.probes.values()].some((p) => p.failures > 0 && this.roleOf.get(p.addr) === ServerRole.Master)) return new Set();
+    try {
+      return groupsInMigration((await this.migrations.list()).map((m) => m.task), slots);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'cannot read migration tasks; judging stalls by the slots alone');
+      return groupsInMigration([], slots);
+    }
   }
 
   /** A probe for every server of the groups, none for the others; returns their addresses. */
@@ -361,23 +412,37 @@ export class HaLoop {
   private async check(p: Probe): Promise<void> {
     p.lastCheckAt = Date.now();
     try {
-      const info: ReplicationInfo = await this.admin.info(p.addr, this.opts.checkTimeoutMs);
-      if (p.failures > 0) this.log.info({ server: p.addr, group: p.group, failures: p.failures }, 'server answers again');
-      recordCheckSuccess(p, info);
+      const { info, details } = await readReplication(this.admin, p.addr, this.opts.checkTimeoutMs);
+      if (p.failures > 0) {
+        const stalledForMs = p.stalledSince === null ? null : Date.now() - p.stalledSince;
+        this.log.info({ server: p.addr, group: p.group, failures: p.failures, stalledForMs }, 'server answers again');
+      }
+      recordCheckSuccess(p, info, details);
     } catch (err) {
       p.failures++;
       p.lastError = (err as Error).message;
       this.metrics.checkFailures.inc();
       if (p.failures === 1) this.log.info({ server: p.addr, group: p.group, err: p.lastError }, 'health check failed; server suspect');
+      // Alive but not answering, or gone? (ha-stall.ts)
+      const began = noteFailedCheck(p, await probeConnect(p.addr, this.opts.checkTimeoutMs), Date.now());
+      if (began && !p.stallReported) {
+        p.stallReported = true;
+        const role = this.roleOf.get(p.addr) ?? 'unknown';
+        this.metrics.stalls.inc({ group: String(p.group), role });
+        this.log.warn(
+          { server: p.addr, group: p.group, role, err: p.lastError, stallDownAfterMs: this.opts.stallDownAfterMs },
+          'server stalled: its port accepts connections but it does not answer (busy or frozen); a stalled master is failed over only after the stall window',
+        );
+      }
     }
   }
 
-  private async handleGroup(g: GroupInfo, signal: AbortSignal): Promise<void> {
+  private async handleGroup(g: GroupInfo, migrating: boolean, signal: AbortSignal): Promise<void> {
     const now = Date.now();
     const master = groupMaster(g);
     const mp = master ? this.probes.get(master.addr) : undefined;
     if (master && mp) {
-      if (isDown(mp, now, this.opts.downAfterMs)) {
+      if (isDown(mp, now, masterDownAfterMs(mp, migrating, this.opts))) {
         // Step 4: the one time-critical path; the bookkeeping comes after it.
         await this.failover.run(g.id, mp, signal);
         return;
@@ -385,6 +450,12 @@ export class HaLoop {
       if (mp.failures === 0 && mp.offline) await this.records.markOnline(mp, signal, 'master answers again');
       if (mp.failures === 0 && mp.info && mp.info.role !== 'master') {
         this.log.warn({ group: g.id, master: mp.addr, redisRole: mp.info.role }, 'the group master in etcd is not a master in redis');
+      }
+      // Step 7 before step 6: a REPLICAOF that fails must not keep a lagging member in the set.
+      if (mp.failures === 0) {
+        await this.inSync.step(g, mp, signal).catch((err: unknown) => {
+          if (!signal.aborted) this.log.warn({ group: g.id, err: (err as Error).message }, 'cannot update the in-sync set this round');
+        });
       }
     }
     for (const s of g.servers) {

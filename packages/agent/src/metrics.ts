@@ -22,6 +22,9 @@ export class AgentMetrics {
   readonly leaderTransitions: client.Counter<'to'>;
   readonly checkFailures: client.Counter;
   readonly repoints: client.Counter<'reason'>;
+  readonly inSyncReplicas: client.Gauge<'group'>;
+  readonly inSyncChanges: client.Counter<'group' | 'change'>;
+  readonly stalls: client.Counter<'group' | 'role'>;
 
   constructor(sources: MetricSources, labels: { agent: string; product: string }) {
     const r = this.registry;
@@ -35,7 +38,7 @@ export class AgentMetrics {
     });
     this.failovers = new client.Counter({
       name: 'reborn_agent_failovers_total',
-      help: 'Master failovers by result (done, failed, suspended: a down master not failed over because of the topology alarm)',
+      help: 'Master failovers by result (done, failed, blocked: no in-sync member answers, suspended: a down master not failed over because of the topology alarm)',
       labelNames: ['group', 'result'],
       registers: [r],
     });
@@ -60,6 +63,24 @@ export class AgentMetrics {
       name: 'reborn_agent_replicaof_total',
       help: 'REPLICAOF <master> sent to a server, by reason',
       labelNames: ['reason'],
+      registers: [r],
+    });
+    this.inSyncReplicas = new client.Gauge({
+      name: 'reborn_agent_in_sync_replicas',
+      help: 'Members of each group\'s in-sync replica set as the HA leader last read or wrote it (0: durable writes rest on the master alone)',
+      labelNames: ['group'],
+      registers: [r],
+    });
+    this.inSyncChanges = new client.Counter({
+      name: 'reborn_agent_in_sync_changes_total',
+      help: 'Replicas the HA leader added to or removed from a group\'s in-sync set',
+      labelNames: ['group', 'change'],
+      registers: [r],
+    });
+    this.stalls = new client.Counter({
+      name: 'reborn_agent_stalls_total',
+      help: 'Servers that stopped answering while their port still accepted connections (alive but busy or frozen), by role',
+      labelNames: ['group', 'role'],
       registers: [r],
     });
     new client.Gauge({

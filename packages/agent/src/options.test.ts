@@ -15,6 +15,13 @@ describe('parseAgentOptions', () => {
     });
   });
 
+  it('the stall window and the in-sync lag bound: defaults, env, bounds', () => {
+    expect(parseAgentOptions([], {})).toMatchObject({ stallDownAfterMs: 15000, inSyncMaxLagMs: 2000 });
+    expect(parseAgentOptions(['--stall-down-after-ms', '6000'], { REBORN_AGENT_IN_SYNC_MAX_LAG_MS: '5000' })).toMatchObject({ stallDownAfterMs: 6000, inSyncMaxLagMs: 5000 });
+    expect(() => parseAgentOptions(['--in-sync-max-lag-ms', '1000'], {})).toThrow(/--in-sync-max-lag-ms must be an integer ≥ 2000, got "1000"/);
+    expect(() => parseAgentOptions(['--stall-down-after-ms', '2000'], {})).toThrow(/--stall-down-after-ms \(2000\) must not be below --down-after-ms \(3000\)/);
+  });
+
   it('reports every problem in one message', () => {
     try {
       parseAgentOptions(['--http-addr', 'nope', '--down-after-ms', 'soon', '--product', 'a b', '--id', 'events', '--lease-ttl', '1'], {});

@@ -27,6 +27,14 @@ export interface AgentOptions {
   dataDir: string;
   /** A master failing every check for this long (and at least twice in a row) is failed over. */
   downAfterMs: number;
+  /**
+   * A master that stalls (its port accepts connections but checks get no answer) is failed
+   * over only after this long; also every master of a group a migration involves, unless its
+   * port refuses connections.
+   */
+  stallDownAfterMs: number;
+  /** An in-sync replica whose acknowledgements lag more than this leaves its group's in-sync set. */
+  inSyncMaxLagMs: number;
   /** How often the leader checks every server. */
   checkIntervalMs: number;
   /** Timeout of one health check (INFO replication). */
@@ -63,6 +71,18 @@ const DEFS: Record<string, OptionDef> = {
   ha: { env: 'REBORN_AGENT_HA', kind: 'bool', default: false, help: 'campaign for HA leadership and fail over dead masters' },
   'data-dir': { env: 'REBORN_AGENT_DATA_DIR', kind: 'string', default: null, help: 'state, data dirs and logs (default ~/.reborn-agent/<id>)' },
   'down-after-ms': { env: 'REBORN_AGENT_DOWN_AFTER_MS', kind: 'int', default: 3000, help: 'ms a master must fail its checks before failover' },
+  'stall-down-after-ms': {
+    env: 'REBORN_AGENT_STALL_DOWN_AFTER_MS',
+    kind: 'int',
+    default: 15000,
+    help: 'ms a stalled master (alive, port open, not answering) or one in a migration must fail its checks before failover',
+  },
+  'in-sync-max-lag-ms': {
+    env: 'REBORN_AGENT_IN_SYNC_MAX_LAG_MS',
+    kind: 'int',
+    default: 2000,
+    help: 'ms since its last acknowledgement after which a replica leaves the in-sync set (≥ 2000: redis reports whole seconds)',
+  },
   'check-interval-ms': { env: 'REBORN_AGENT_CHECK_INTERVAL_MS', kind: 'int', default: 1000, help: 'ms between health checks of every server' },
   'check-timeout-ms': { env: 'REBORN_AGENT_CHECK_TIMEOUT_MS', kind: 'int', default: 500, help: 'ms one health check may take' },
   'command-timeout-ms': { env: 'REBORN_AGENT_COMMAND_TIMEOUT_MS', kind: 'int', default: 2000, help: 'ms an admin command (REPLICAOF) may take' },
@@ -120,6 +140,10 @@ export function parseAgentOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     ha: r.bool('ha'),
     dataDir,
     downAfterMs: r.int('down-after-ms', 100),
+    stallDownAfterMs: r.int('stall-down-after-ms', 100),
+    // Healthy replicas acknowledge every second and redis rounds to whole seconds, so they
+    // report a lag of 0 or 1: a bound under 2 s would remove them (ha-insync.ts).
+    inSyncMaxLagMs: r.int('in-sync-max-lag-ms', 2000),
     checkIntervalMs: r.int('check-interval-ms', 50),
     checkTimeoutMs: r.int('check-timeout-ms', 10),
     commandTimeoutMs: r.int('command-timeout-ms', 10),
@@ -135,6 +159,9 @@ export function parseAgentOptions(argv: string[], env: NodeJS.ProcessEnv = proce
   if (openBind !== null) problems.push(openBind);
   if (problems.length === 0 && options.checkTimeoutMs >= options.checkIntervalMs * 2) {
     problems.push(`--check-timeout-ms (${options.checkTimeoutMs}) must be below twice --check-interval-ms (${options.checkIntervalMs})`);
+  }
+  if (problems.length === 0 && options.stallDownAfterMs < options.downAfterMs) {
+    problems.push(`--stall-down-after-ms (${options.stallDownAfterMs}) must not be below --down-after-ms (${options.downAfterMs}): a stall never shortens the window`);
   }
   // The leader must learn it lost its lease before the lease can expire on etcd: one etcd
   // call has to fit well inside the TTL.

@@ -114,6 +114,12 @@ export const AgentEventKind = {
   /** A replica that replicated from the wrong place was re-pointed at its group's master. */
   ReplicaRepointed: 'replica_repointed',
   LeaderElected: 'leader_elected',
+  /** A replica left its group's in-sync set (down, detached, lagging); data.reason says which. */
+  InSyncRemoved: 'in_sync_removed',
+  /** A caught-up replica joined its group's in-sync set. */
+  InSyncAdded: 'in_sync_added',
+  /** A master is down, but no member of the in-sync set answers: nothing is promoted. */
+  FailoverBlocked: 'failover_blocked',
 } as const;
 export type AgentEventKind = (typeof AgentEventKind)[keyof typeof AgentEventKind];
 const EVENT_KINDS: ReadonlySet<string> = new Set(Object.values(AgentEventKind));
