@@ -81,10 +81,13 @@ export function pickCandidate(cands: readonly Candidate[], inSync: readonly stri
  * Replicas that did not answer this time and are not known down either. A `WAIT n` (the
  * proxy's --durable) is satisfied by any n replicas, so the one that confirmed the newest
  * writes may be exactly the one that is briefly slow: promoting another would drop them.
+ * A replica whose port refused the connect after its last failed check is accounted for:
+ * its process is gone, so it could never be promoted, and waiting out its down window would
+ * only lengthen the outage (a process that comes back there is a restart, not the slow one).
  */
 export function unaccountedReplicas(
   cands: readonly Candidate[],
-  probeOf: (addr: string) => Pick<Probe, 'failures' | 'lastOkAt'> | undefined,
+  probeOf: (addr: string) => Pick<Probe, 'failures' | 'lastOkAt' | 'lastConnect'> | undefined,
   now: number,
   downAfterMs: number,
 ): string[] {
@@ -92,7 +95,7 @@ export function unaccountedReplicas(
     .filter((c) => {
       if (c.info !== null) return false;
       const p = probeOf(c.addr);
-      return p === undefined || !isDown(p, now, downAfterMs);
+      return p === undefined || (p.lastConnect !== 'refused' && !isDown(p, now, downAfterMs));
     })
     .map((c) => c.addr);
 }

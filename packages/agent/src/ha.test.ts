@@ -35,12 +35,15 @@ describe('candidate choice', () => {
       { addr: 'b:1', info: null, error: 'timeout' },
       { addr: 'c:1', info: null, error: 'refused' },
     ];
-    const probes: Record<string, { failures: number; lastOkAt: number }> = {
-      'b:1': { failures: 1, lastOkAt: 9_500 }, // one slow answer: maybe the one with the newest writes
-      'c:1': { failures: 4, lastOkAt: 2_000 }, // down for longer than the window
+    const probes: Record<string, { failures: number; lastOkAt: number; lastConnect: 'accepted' | 'refused' | 'unanswered' | null }> = {
+      'b:1': { failures: 1, lastOkAt: 9_500, lastConnect: 'unanswered' }, // one slow answer: maybe the one with the newest writes
+      'c:1': { failures: 4, lastOkAt: 2_000, lastConnect: 'unanswered' }, // down for longer than the window
     };
     expect(unaccountedReplicas(cands, (addr) => probes[addr], 10_000, 3000)).toEqual(['b:1']);
-    probes['b:1'] = { failures: 3, lastOkAt: 6_000 };
+    // Its port refuses: the process is gone, nothing to wait for.
+    probes['b:1'] = { failures: 1, lastOkAt: 9_500, lastConnect: 'refused' };
+    expect(unaccountedReplicas(cands, (addr) => probes[addr], 10_000, 3000)).toEqual([]);
+    probes['b:1'] = { failures: 3, lastOkAt: 6_000, lastConnect: 'accepted' };
     expect(unaccountedReplicas(cands, (addr) => probes[addr], 10_000, 3000)).toEqual([]);
     // A replica never probed yet is not known down either.
     expect(unaccountedReplicas([{ addr: 'z:1', info: null }], () => undefined, 10_000, 3000)).toEqual(['z:1']);
