@@ -248,7 +248,7 @@ describe('b. the supervisor never restarts a crashed master in place while it ha
     const store = await openStore(product);
     // A 5 s down window: the hold (about a second after the kill) shows well before the
     // failover even on a loaded machine.
-    agent = await startAgent({ etcd: etcd.clientUrl, product, args: ['--redis-password', PW, '--ha', '--down-after-ms', '5000'] });
+    agent = await startAgent({ etcd: etcd.clientUrl, product, args: ['--redis-password', PW, '--ha', '--down-after-ms', '5000', '--dead-down-after-ms', '5000'] });
     const [mPort, rPort] = [await freePort(), await freePort()];
     for (const port of [mPort, rPort]) {
       const res = await agent.api('POST', '/api/start_redis', { port, args: FAST_SYNC });

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { groupsInMigration, masterDownAfterMs, noteFailedCheck, probeConnect } from './ha-stall.js';
 import type { MigrationTask } from '@reborn/coordinator';
 
-const windows = { downAfterMs: 3000, stallDownAfterMs: 15000 };
+const windows = { downAfterMs: 3000, stallDownAfterMs: 15000, deadDownAfterMs: 1500 };
 
 describe('stall versus death', () => {
   it('an accepted connect starts a stall; only a refusal ends it; an unanswered one keeps it', () => {
@@ -18,12 +18,14 @@ describe('stall versus death', () => {
     expect(masterDownAfterMs(p, false, windows)).toBe(15000);
     noteFailedCheck(p, 'refused', 4000); // killed meanwhile
     expect(p.stalledSince).toBeNull();
-    expect(masterDownAfterMs(p, false, windows)).toBe(3000);
+    expect(masterDownAfterMs(p, false, windows)).toBe(1500); // the process is gone: the short window
+    // The dead window never lengthens a shorter --down-after-ms.
+    expect(masterDownAfterMs(p, false, { ...windows, downAfterMs: 1000 })).toBe(1000);
   });
 
   it('during a migration only a refused connect is a death', () => {
     expect(masterDownAfterMs({ stalledSince: null, lastConnect: 'unanswered' }, true, windows)).toBe(15000);
-    expect(masterDownAfterMs({ stalledSince: null, lastConnect: 'refused' }, true, windows)).toBe(3000);
+    expect(masterDownAfterMs({ stalledSince: null, lastConnect: 'refused' }, true, windows)).toBe(1500);
   });
 
   it('groups a key move involves: moving tasks and slots in migration', () => {

@@ -5,8 +5,11 @@
  *  - accepted: the process is alive — the kernel completes the handshake for a listening
  *    socket even when the process is busy (a MIGRATE of a big key, a long script) or
  *    frozen (SIGSTOP). That outage is a STALL, judged against --stall-down-after-ms.
- *  - refused: nothing listens: the process is gone. A DEATH, judged against --down-after-ms,
- *    even if the outage looked like a stall before (a frozen process that was then killed).
+ *  - refused: nothing listens: the process is gone. A DEATH, judged against the shorter of
+ *    --down-after-ms and --dead-down-after-ms (1.5 s), even if the outage looked like a stall
+ *    before (a frozen process that was then killed). Waiting longer for a process that is not
+ *    there buys nothing: the window exists to ride out a slow answer or a network blip, and a
+ *    refusal is neither. (Its checks must still have failed twice in a row: isDown.)
  *  - unanswered (connect timeout, unreachable): a death too — unless the outage already was
  *    a stall (a frozen process stops accepting once its listen backlog is full, so only a
  *    refusal ends a stall) or a slot migration involves the group (below).
@@ -61,12 +64,14 @@ export function noteFailedCheck(p: Pick<Probe, 'stalledSince' | 'lastConnect'>, 
 export interface DownWindows {
   downAfterMs: number;
   stallDownAfterMs: number;
+  deadDownAfterMs: number;
 }
 
 /** The window a master's outage is judged against (see the file header). */
 export function masterDownAfterMs(p: Pick<Probe, 'stalledSince' | 'lastConnect'>, migrating: boolean, w: DownWindows): number {
   if (p.stalledSince !== null) return w.stallDownAfterMs;
-  if (migrating && p.lastConnect !== 'refused') return w.stallDownAfterMs;
+  if (p.lastConnect === 'refused') return Math.min(w.downAfterMs, w.deadDownAfterMs);
+  if (migrating) return w.stallDownAfterMs;
   return w.downAfterMs;
 }
 

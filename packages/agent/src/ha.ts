@@ -108,6 +108,8 @@ export interface HaOptions {
   downAfterMs: number;
   /** The window of a stalled master, and of one a migration involves (ha-stall.ts). */
   stallDownAfterMs: number;
+  /** The window of a master whose port refuses connections: its process is gone (ha-stall.ts). */
+  deadDownAfterMs: number;
   /** The lag bound of the in-sync set (ha-insync.ts). */
   inSyncMaxLagMs: number;
   checkIntervalMs: number;

@@ -33,6 +33,8 @@ export interface AgentOptions {
    * port refuses connections.
    */
   stallDownAfterMs: number;
+  /** The window of a master whose port refuses connections (ha-stall.ts); min'd with downAfterMs. */
+  deadDownAfterMs: number;
   /** An in-sync replica whose acknowledgements lag more than this leaves its group's in-sync set. */
   inSyncMaxLagMs: number;
   /** How often the leader checks every server. */
@@ -71,6 +73,12 @@ const DEFS: Record<string, OptionDef> = {
   ha: { env: 'REBORN_AGENT_HA', kind: 'bool', default: false, help: 'campaign for HA leadership and fail over dead masters' },
   'data-dir': { env: 'REBORN_AGENT_DATA_DIR', kind: 'string', default: null, help: 'state, data dirs and logs (default ~/.reborn-agent/<id>)' },
   'down-after-ms': { env: 'REBORN_AGENT_DOWN_AFTER_MS', kind: 'int', default: 3000, help: 'ms a master must fail its checks before failover' },
+  'dead-down-after-ms': {
+    env: 'REBORN_AGENT_DEAD_DOWN_AFTER_MS',
+    kind: 'int',
+    default: 1500,
+    help: 'ms a master whose port refuses connections (the process is gone) must fail its checks before failover; never above --down-after-ms',
+  },
   'stall-down-after-ms': {
     env: 'REBORN_AGENT_STALL_DOWN_AFTER_MS',
     kind: 'int',
@@ -141,6 +149,7 @@ export function parseAgentOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     dataDir,
     downAfterMs: r.int('down-after-ms', 100),
     stallDownAfterMs: r.int('stall-down-after-ms', 100),
+    deadDownAfterMs: r.int('dead-down-after-ms', 100),
     // Healthy replicas acknowledge every second and redis rounds to whole seconds, so they
     // report a lag of 0 or 1: a bound under 2 s would remove them (ha-insync.ts).
     inSyncMaxLagMs: r.int('in-sync-max-lag-ms', 2000),
