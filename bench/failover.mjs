@@ -17,7 +17,9 @@
 //      - durable, master + 2 replicas: kill -9 one replica (it leaves the in-sync set), then
 //        kill -9 the master.
 //      - frozen master: SIGSTOP group 1's master for 10 s, then SIGCONT; writers on a normal
-//        and on a --durable proxy at once, lost counted for each.
+//        and on a --durable proxy at once, lost counted for each. Once with the agent's stall
+//        window (15 s: no failover), once with --stall-down-after-ms 5000 (failed over while
+//        frozen; the old master wakes up as a zombie).
 //
 // Everything runs on free loopback ports through @reborn/testkit (the same launchers the
 // end-to-end tests use); every process it started is stopped at the end, on errors and on
@@ -94,7 +96,7 @@ const busySamples = [];
 // ---------------------------------------------------------------------------------------------
 // The agent
 
-async function startAgent(cluster, downAfterMs) {
+async function startAgent(cluster, downAfterMs, extraArgs = []) {
   const { dir } = await tempDir('reborn-bench-agent-');
   for (let attempt = 1; ; attempt++) {
     const httpAddr = `127.0.0.1:${await freePort()}`;
@@ -103,7 +105,7 @@ async function startAgent(cluster, downAfterMs) {
       command: process.execPath,
       args: [
         AGENT_BIN, '--http-addr', httpAddr, '--etcd', cluster.etcd.clientUrl, '--product', cluster.product,
-        '--id', 'bench-agent', '--data-dir', dir, '--ha', '--down-after-ms', String(downAfterMs),
+        '--id', 'bench-agent', '--data-dir', dir, '--ha', '--down-after-ms', String(downAfterMs), ...extraArgs,
       ],
       cwd: root,
       maxLines: 2000,
@@ -375,12 +377,12 @@ async function waitInSync(cluster, gid, pred, what) {
   }, { timeoutMs: 60_000, intervalMs: 50, what });
 }
 
-async function withHaCluster(opts, body) {
+async function withHaCluster(opts, body, agentArgs = []) {
   const cluster = await startCluster({ groups: 2, proxies: 0, ...opts });
   let agent = null;
   const clients = [];
   try {
-    agent = await startAgent(cluster, 3000);
+    agent = await startAgent(cluster, 3000, agentArgs);
     const servers = cluster.groups.length * (1 + (opts.replicas ?? 0));
     await waitFor(async () => (await agent.api('/api/ha')).leader === true, { timeoutMs: 20_000, intervalMs: 100, what: 'the agent to lead' });
     await waitFor(async () => {
@@ -459,7 +461,9 @@ async function layoutTwoReplicas(round) {
   });
 }
 
-async function layoutFrozen(round) {
+/** `stallMs` null: the agent's default stall window (longer than the freeze: no failover). */
+async function layoutFrozen(round, stallMs = null) {
+  const agentArgs = stallMs === null ? [] : ['--stall-down-after-ms', String(stallMs)];
   return withHaCluster({ replicas: 1 }, async ({ cluster, agent, client }) => {
     const normal = await cluster.addProxy([]);
     const durable = await cluster.addProxy(['--durable']);
@@ -489,8 +493,9 @@ async function layoutFrozen(round) {
       out.push({ what: `${w.label} proxy`, ...outageAfter(w.ops, frozeAt), lost, acked });
     }
     log(`frozen master round ${round}: failover ${failedOver ? 'yes' : 'no'}; ` + out.map((o) => `${o.what}: outage ${s3(o.outageMs)} s, ${o.lost} of ${o.acked} lost`).join('; '));
-    return { layout: `master frozen ${FREEZE_MS / 1000} s (SIGSTOP, SIGCONT)`, round, failedOver, steps: out, lost: out.reduce((n, o) => n + o.lost, 0), acked: out.reduce((n, o) => n + o.acked, 0) };
-  });
+    const layout = `master frozen ${FREEZE_MS / 1000} s (SIGSTOP, SIGCONT)` + (stallMs === null ? '' : `, --stall-down-after-ms ${stallMs}`);
+    return { layout, round, failedOver, steps: out, lost: out.reduce((n, o) => n + o.lost, 0), acked: out.reduce((n, o) => n + o.acked, 0) };
+  }, agentArgs);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -646,7 +651,7 @@ async function main() {
   if (RUN_LAYOUTS) {
     layouts = [];
     for (let round = 1; round <= ROUNDS; round++) {
-      for (const [name, run] of [['durable, master + 1 replica', layoutOneReplica], ['durable, master + 2 replicas', layoutTwoReplicas], ['master frozen', layoutFrozen]]) {
+      for (const [name, run] of [['durable, master + 1 replica', layoutOneReplica], ['durable, master + 2 replicas', layoutTwoReplicas], ['master frozen', layoutFrozen], ['master frozen past the stall window', (r) => layoutFrozen(r, 5000)]]) {
         if (isInterrupted()) return;
         try {
           layouts.push(await run(round));
