@@ -1,6 +1,7 @@
 /**
  * One reborn-agent: the supervisor and its HTTP API always; with --ha also a candidate for
- * HA leadership and, while leader, the health checks and failover of ha.ts.
+ * HA leadership and, while leader, the health checks and failover of ha.ts and the replica
+ * healer (replica-healer.ts), both under the leadership's AbortSignal.
  *
  * Start order: data dir lock → supervisor (re-adopts its apps; needs nothing but the disk) →
  * HTTP API → etcd in the background, retried until it answers (registration, then the
@@ -15,7 +16,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { AgentStore, Leadership, Store, type AgentRegistration } from '@reborn/coordinator';
+import { AgentClient, AgentStore, Leadership, Store, type AgentRegistration } from '@reborn/coordinator';
 import { RedisAdmin } from '@reborn/coordinator/admin';
 import { AgentError, NotLeaderError, RedisCommandError, RedisTimeoutError } from './errors.js';
 import { HaLoop } from './ha.js';
@@ -23,7 +24,12 @@ import { HttpApi, queryAddr, queryInt } from './http.js';
 import { AgentMetrics } from './metrics.js';
 import type { AgentOptions } from './options.js';
 import { isAliveAs } from './proc.js';
+import { startRedisAnyPort } from './redis-ports.js';
+import { ReplicaHealer } from './replica-healer.js';
 import { Supervisor } from './supervisor.js';
+
+/** How long the healer lets a new replica's initial sync take before it gives up on it. */
+const HEAL_SYNC_TIMEOUT_MS = 60_000;
 
 export class Agent {
   readonly metrics: AgentMetrics;
@@ -35,6 +41,7 @@ export class Agent {
   private registration: AgentRegistration | null = null;
   private leadership: Leadership | null = null;
   private ha: HaLoop | null = null;
+  private healing: Promise<void> | null = null;
   private httpAddr: string;
   private stopping = false;
   private connecting: Promise<void> | null = null;
@@ -100,6 +107,7 @@ export class Agent {
     this.ha?.close();
     await this.leadership?.close();
     await this.ha?.stopped();
+    await this.healing;
     await this.connecting;
     await this.registration?.close();
     await this.api.close();
@@ -131,7 +139,15 @@ export class Agent {
     this.supervisor.useStore(store);
     this.agents = new AgentStore(store);
     this.registration = this.agents.register(
-      { id: o.id, httpAddr: this.httpAddr, pid: process.pid, host: hostname(), startedAt: this.startedAt.toISOString(), ha: o.ha },
+      {
+        id: o.id,
+        httpAddr: this.httpAddr,
+        pid: process.pid,
+        host: hostname(),
+        startedAt: this.startedAt.toISOString(),
+        ha: o.ha,
+        ...(o.redisPorts === null ? {} : { redisPorts: `${o.redisPorts.first}-${o.redisPorts.last}` }),
+      },
       o.leaseTtl,
     );
     this.registration.on('registered', (lease) => this.logger.info({ lease, key: this.agents!.paths.agent(o.id) }, 'agent registered in etcd'));
@@ -148,7 +164,28 @@ export class Agent {
       notLeader: (message) => new NotLeaderError(message),
     });
     this.leadership = leadership;
-    this.ha = new HaLoop(o, store, this.agents, leadership, this.admin, this.metrics, this.logger);
+    const ha = new HaLoop(o, store, this.agents, leadership, this.admin, this.metrics, this.logger);
+    this.ha = ha;
+    const healer = new ReplicaHealer(
+      { id: o.id, healAfterMs: o.healAfterMs, intervalMs: Math.max(1000, o.checkIntervalMs), commandTimeoutMs: o.commandTimeoutMs, syncTimeoutMs: HEAL_SYNC_TIMEOUT_MS },
+      {
+        agents: this.agents,
+        client: new AgentClient(o.token),
+        leadership,
+        admin: this.admin,
+        status: () => ha.status(),
+        alarmed: () => ha.topologyAlarm !== null,
+        loadGroups: () => store.listGroups(),
+        log: this.logger,
+      },
+    );
+    // The healer runs under the same leadership signal as the HA loop: it stops the moment
+    // this agent stops leading.
+    leadership.on('elected', (signal) => {
+      this.healing = healer.run(signal).catch((err: unknown) => {
+        if (!signal.aborted) this.logger.error({ err: (err as Error).message }, 'replica healer failed');
+      });
+    });
     leadership.on('elected', () => this.metrics.leaderTransitions.inc({ to: 'leader' }));
     leadership.on('lost', () => this.metrics.leaderTransitions.inc({ to: 'follower' }));
     leadership.start();
@@ -157,7 +194,7 @@ export class Agent {
   private routes(api: HttpApi): HttpApi {
     const o = this.options;
     return api
-      .on('POST', '/api/start_redis', async ({ body }) => ({ status: 201, body: await this.supervisor.startRedis(body) }))
+      .on('POST', '/api/start_redis', async ({ body }) => ({ status: 201, body: await startRedisAnyPort(this.supervisor, o.redisPorts, body) }))
       .on('POST', '/api/start_proxy', async ({ body }) => ({ status: 201, body: await this.supervisor.startProxy(body) }))
       .on('POST', '/api/stop', async ({ body }) => ({ body: await this.supervisor.stop(body) }))
       .on('GET', '/api/apps', async () => ({ body: this.supervisor.list() }))

@@ -2,7 +2,7 @@
  * The agent's HTTP API (the agent part of docs/architecture.md §5 "Supervisor"). JSON in, JSON out;
  * every failure is `{error, code}` with a 4xx/5xx status saying what is wrong.
  *
- *   POST /api/start_redis   {port, args?, dataDir?, host?}   201 app
+ *   POST /api/start_redis   {port?, args?, dataDir?, host?}  201 app (no port: one of --redis-ports)
  *   POST /api/start_proxy   {addr, adminAddr, id?, args?}     201 app
  *   POST /api/stop          {id}                              200 app (state stopped)
  *   GET  /api/apps                                            200 [app, …]

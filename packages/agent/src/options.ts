@@ -51,7 +51,27 @@ export interface AgentOptions {
   proxyBin: string;
   /** The servers' default-user password: given to every redis started, used for every admin call. */
   redisPassword: string | null;
+  /** Ports start_redis picks from when the request names none; null: a port is required. */
+  redisPorts: PortRange | null;
+  /** As HA leader: a group short of replicas for this long gets a new one, and a replica down this long is retired. */
+  healAfterMs: number;
   logLevel: string;
+}
+
+/** An inclusive range of TCP ports. */
+export interface PortRange {
+  first: number;
+  last: number;
+}
+
+/** `7000-7999` as a range, or why not. */
+export function parsePortRange(text: string): PortRange | string {
+  const m = /^(\d{1,5})-(\d{1,5})$/.exec(text.trim());
+  if (!m) return `want first-last (e.g. 7000-7999), got ${JSON.stringify(text)}`;
+  const first = Number(m[1]);
+  const last = Number(m[2]);
+  if (first < 1 || last > 65535 || first > last) return `want 1 ≤ first ≤ last ≤ 65535, got ${JSON.stringify(text)}`;
+  return { first, last };
 }
 
 /** The repo root, from this file's place: packages/agent/{src,dist}/options.* */
@@ -99,6 +119,18 @@ const DEFS: Record<string, OptionDef> = {
   'redis-bin': { env: 'REBORN_AGENT_REDIS_BIN', kind: 'string', default: 'redis-server', help: 'redis-server binary for start_redis' },
   'proxy-bin': { env: 'REBORN_AGENT_PROXY_BIN', kind: 'string', default: DEFAULT_PROXY_BIN, help: 'reborn-proxy script for start_proxy' },
   'redis-password': REDIS_PASSWORD_OPTION,
+  'redis-ports': {
+    env: 'REBORN_AGENT_REDIS_PORTS',
+    kind: 'string',
+    default: null,
+    help: 'ports (first-last) start_redis picks from when asked without a port; also marks this agent as one the replica healer may ask',
+  },
+  'heal-after-ms': {
+    env: 'REBORN_AGENT_HEAL_AFTER_MS',
+    kind: 'int',
+    default: 30000,
+    help: 'as HA leader: ms a group must be short of its wanted replicas before one is created, and a replica down before it is retired',
+  },
   'log-level': { env: 'REBORN_LOG_LEVEL', kind: 'string', default: 'info', help: 'pino log level' },
 };
 
@@ -138,6 +170,10 @@ export function parseAgentOptions(argv: string[], env: NodeJS.ProcessEnv = proce
   const badPassword = redisPassword === null ? null : redisPasswordRefusal(redisPassword);
   if (badPassword !== null) problems.push(`--redis-password (REBORN_REDIS_PASSWORD) ${badPassword}`);
 
+  const portsText = r.str('redis-ports');
+  const ports = portsText === null ? null : parsePortRange(portsText);
+  if (typeof ports === 'string') problems.push(`--redis-ports ${ports}`);
+
   const options: AgentOptions = {
     httpAddr,
     token,
@@ -161,6 +197,8 @@ export function parseAgentOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     redisBin: r.str('redis-bin')!,
     proxyBin: r.str('proxy-bin')!,
     redisPassword,
+    redisPorts: typeof ports === 'string' ? null : ports,
+    healAfterMs: r.int('heal-after-ms', 100),
     logLevel,
   };
   // Cross-field checks only when every field parsed: a bad value would mislead them.

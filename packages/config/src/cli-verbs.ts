@@ -69,6 +69,13 @@ async function groupVerb(admin: Admin, global: GlobalOptions, command: GroupComm
       return out(global.json ? json(group) : formatGroupSettings(group));
     }
     case 'server add': {
+      if ('agent' in command) {
+        const r = await admin.addServerViaAgent(command.gid, command.agent, { ...(command.port === undefined ? {} : { port: command.port }), token: command.agentToken });
+        return out(
+          `server ${r.addr} (app ${r.app} on agent ${command.agent}) added to group ${command.gid} as ${r.role}` +
+            (r.role === 'master' ? '' : ' (replication link up, initial sync done)'),
+        );
+      }
       const { role } = await admin.addServer(command.gid, command.addr);
       return out(
         role === 'master'

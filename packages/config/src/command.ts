@@ -9,7 +9,10 @@ export type Command =
   | { verb: 'group list' }
   /** Per setting: a number sets it, null (`none`) clears it, absent leaves it; at least one is given. */
   | { verb: 'group set'; gid: number; minInSync?: number | null; wantReplicas?: number | null; force: boolean }
-  | { verb: 'server add' | 'server remove' | 'server promote'; gid: number; addr: string }
+  | { verb: 'server add'; gid: number; addr: string }
+  /** `server add <gid> --agent <id> [--port P]`: that agent starts the redis-server. */
+  | { verb: 'server add'; gid: number; agent: string; port?: number; agentToken: string | null }
+  | { verb: 'server remove' | 'server promote'; gid: number; addr: string }
   | { verb: 'slot init'; force: boolean }
   | { verb: 'slot set'; first: number; last: number; gid: number }
   | { verb: 'slot list' }

@@ -54,6 +54,8 @@ const FLAGS: Record<string, FlagDef> = {
   confirm: { kind: 'bool', help: 'carry the plan out' },
   'min-in-sync': { kind: 'value', arg: '<n|none>', help: 'refuse durable writes while fewer replicas are in sync (group set)' },
   'want-replicas': { kind: 'value', arg: '<n|none>', help: 'replicas agents should keep the group at (group set)' },
+  agent: { kind: 'value', arg: '<agent-id>', help: 'have this reborn-agent start the redis-server (server add; token from env REBORN_AGENT_TOKEN)' },
+  port: { kind: 'value', arg: '<port>', help: "the port for the agent's redis-server (server add --agent; default: one from the agent's --redis-ports)" },
   'http-addr': { kind: 'value', arg: '<host:port>', help: 'dashboard listen address (default 127.0.0.1:18087, env REBORN_DASHBOARD_ADDR)' },
   token: { kind: 'value', arg: '<token>', help: 'require "Authorization: Bearer <token>" (env REBORN_DASHBOARD_TOKEN)' },
   'allow-host': {
@@ -69,6 +71,8 @@ const GLOBAL_FLAGS = ['etcd', 'product', 'redis-password', 'log-level', 'help'];
 export interface VerbSpec {
   verb: Verb;
   args: readonly string[];
+  /** How many of `args` must be given (default all); the builder checks the rest. */
+  minArgs?: number;
   flags: readonly string[];
   summary: string;
 }
@@ -83,7 +87,13 @@ export const VERBS: readonly VerbSpec[] = [
     flags: ['min-in-sync', 'want-replicas', 'force', 'json'],
     summary: 'set (n) or clear (none) a group\'s min-in-sync / want-replicas; --force: above its replica count',
   },
-  { verb: 'server add', args: ['gid', 'host:port'], flags: [], summary: 'first server: master; later ones: replicas (synced before added)' },
+  {
+    verb: 'server add',
+    args: ['gid', 'host:port'],
+    minArgs: 1,
+    flags: ['agent', 'port'],
+    summary: 'first server: master; later ones: replicas (synced before added); --agent instead of host:port: that agent starts it',
+  },
   { verb: 'server remove', args: ['gid', 'host:port'], flags: [], summary: 'remove a replica, or the master of an empty group' },
   { verb: 'server promote', args: ['gid', 'host:port'], flags: [], summary: 'graceful switchover to this replica' },
   { verb: 'slot init', args: [], flags: ['force'], summary: 'spread all 1024 slots evenly over the groups with a master' },
@@ -133,6 +143,7 @@ const ENV_HELP: ReadonlyArray<readonly [string, string]> = [
   ['REBORN_PRODUCT', 'product name, like --product'],
   ['REBORN_LOG_LEVEL', 'pino log level, like --log-level'],
   ['REBORN_REDIS_PASSWORD', "the redis servers' default-user password, like --redis-password"],
+  ['REBORN_AGENT_TOKEN', 'the agents\' API token, sent as a bearer token by server add --agent'],
   ['REBORN_DASHBOARD_ADDR', `dashboard listen address, like dashboard --http-addr (default ${DEFAULT_HTTP_ADDR})`],
   ['REBORN_DASHBOARD_TOKEN', 'dashboard bearer token, like dashboard --token (unset: no token, loopback only)'],
   ['REBORN_DASHBOARD_ALLOW_HOST', 'dashboard host names, comma separated, like dashboard --allow-host'],
@@ -250,7 +261,7 @@ function findVerb(positionals: readonly string[]): VerbSpec {
 function checkArity(spec: VerbSpec, positionals: readonly string[], flags: Flags): string[] {
   const synopsis = `${spec.verb} ${spec.args.map((a) => `<${a}>`).join(' ')}`.trimEnd();
   const args = positionals.slice(spec.verb.split(' ').length);
-  if (args.length < spec.args.length) {
+  if (args.length < (spec.minArgs ?? spec.args.length)) {
     throw new UsageError(`${spec.verb}: missing <${spec.args[args.length]}> (usage: reborn-config ${synopsis})`);
   }
   if (args.length > spec.args.length) {

@@ -20,6 +20,9 @@ import type { InfoFields } from '@reborn/coordinator/admin';
 import type { Logger } from 'pino';
 import {
   ACTIVE_MIGRATION_STATES,
+  AgentClient,
+  AgentRefusedError,
+  AgentStore,
   Barrier,
   ConflictError,
   MigrationState,
@@ -43,6 +46,7 @@ import {
   type GroupInfo,
   type GroupServer,
   type MigrationTask,
+  type StartedRedis,
   type Store,
   withServers,
 } from '@reborn/coordinator';
@@ -235,6 +239,44 @@ export class Admin {
     } catch (err) {
       // Not recorded: do not leave a server replicating from a group it is not part of.
       if (before.master) await withRedis(addr, this.redis, (c) => c.replicaof('NO', 'ONE')).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /**
+   * `server add <gid> --agent <id> [--port P]`: asks that agent (its registration in etcd
+   * gives its API address) to start a redis-server — on `port`, or on one it picks from its
+   * --redis-ports — then adds it like addServer. If adding fails, the server is stopped again
+   * on the agent, so a refused add leaves nothing running.
+   */
+  async addServerViaAgent(
+    gid: number,
+    agentId: string,
+    opts: { port?: number; token: string | null },
+  ): Promise<{ group: GroupView; role: ServerRole; addr: string; app: string }> {
+    checkGroupId(gid);
+    this.state.requireGroup(await this.state.snapshot(), gid);
+    const agents = await new AgentStore(this.store).listAgents();
+    const agent = agents.find((a) => a.id === agentId);
+    if (!agent) {
+      const known = agents.map((a) => a.id).join(', ') || 'none';
+      throw new NotFoundError(`unknown agent ${JSON.stringify(agentId)}: no such agent is registered in product ${this.store.product} (registered: ${known})`);
+    }
+    const client = new AgentClient(opts.token);
+    let started: StartedRedis;
+    try {
+      started = await client.startRedis(agent, opts.port);
+    } catch (err) {
+      if (err instanceof AgentRefusedError && err.logTail !== '') {
+        throw new AgentRefusedError(err.status, err.code, `${err.message}; the server's log ends with: ${err.logTail.trim().split('\n').slice(-3).join(' | ')}`, err.logTail);
+      }
+      throw err;
+    }
+    try {
+      const added = await this.addServer(gid, started.addr);
+      return { ...added, addr: started.addr, app: started.id };
+    } catch (err) {
+      await client.stop(agent, started.id).catch(() => undefined);
       throw err;
     }
   }

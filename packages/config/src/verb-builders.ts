@@ -5,7 +5,7 @@
  * connection is made, with the same functions (servers.ts) and in the same words the
  * operations and the REST API use; within a verb, arguments are checked left to right.
  */
-import { MAX_GROUP_REPLICAS, allowHostProblems, checkConfigParam, checkConfigValue, openBindRefusal } from '@reborn/coordinator';
+import { MAX_GROUP_REPLICAS, allowHostProblems, checkConfigParam, checkConfigValue, isValidAgentId, openBindRefusal } from '@reborn/coordinator';
 import { UsageError, ValidationError } from './errors.js';
 import type { Command, Verb } from './command.js';
 import { checkAddr, checkGroupId, checkMigrationId, checkProxyId, checkSlotId, checkSlotRange } from './servers.js';
@@ -133,7 +133,24 @@ const dashboard: Builder<'dashboard'> = (input) => {
 
 const group = <V extends 'group add' | 'group remove'>(verb: V): Builder<V> =>
   ({ args }) => ({ verb, gid: gidArg(args[0]!) }) as Extract<Command, { verb: V }>;
-const server = <V extends 'server add' | 'server remove' | 'server promote'>(verb: V): Builder<V> =>
+/** `server add <gid> <host:port>`, or `server add <gid> --agent <id> [--port P]`. */
+const serverAdd: Builder<'server add'> = (input) => {
+  const gid = gidArg(input.args[0]!);
+  const agent = input.value('agent');
+  const port = input.value('port');
+  if (agent === undefined) {
+    if (port !== undefined) throw new UsageError('server add: --port needs --agent <agent-id> (with a host:port, the server runs already)');
+    if (input.args[1] === undefined) throw new UsageError('server add: give <host:port>, or --agent <agent-id> to have that agent start the server');
+    return { verb: 'server add', gid, addr: checkAddr(input.args[1]) };
+  }
+  if (input.args[1] !== undefined) throw new UsageError('server add: give <host:port> or --agent, not both (the agent picks the address)');
+  if (!isValidAgentId(agent)) throw new ValidationError(`invalid --agent ${JSON.stringify(agent)}: want an agent id [A-Za-z0-9_.:-]{1,128}`);
+  if (port !== undefined && (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535)) {
+    throw new ValidationError(`invalid --port ${JSON.stringify(port)}: want 1..65535`);
+  }
+  return { verb: 'server add', gid, agent, ...(port === undefined ? {} : { port: Number(port) }), agentToken: input.env('REBORN_AGENT_TOKEN') ?? null };
+};
+const server = <V extends 'server remove' | 'server promote'>(verb: V): Builder<V> =>
   ({ args }) => ({ verb, gid: gidArg(args[0]!), addr: checkAddr(args[1]!) }) as Extract<Command, { verb: V }>;
 const migration = <V extends 'migration pause' | 'migration resume' | 'migration cancel'>(verb: V): Builder<V> =>
   ({ args }) => ({ verb, id: checkMigrationId(args[0]!) }) as Extract<Command, { verb: V }>;
@@ -147,7 +164,7 @@ export const VERB_BUILDERS: { readonly [V in Verb]: Builder<V> } = {
   'group remove': group('group remove'),
   'group list': bare('group list'),
   'group set': groupSet,
-  'server add': server('server add'),
+  'server add': serverAdd,
   'server remove': server('server remove'),
   'server promote': server('server promote'),
   'slot init': (input) => ({ verb: 'slot init', force: input.bool('force') }),

@@ -100,6 +100,12 @@ export interface AgentInfo {
   readonly startedAt: string;
   /** Whether it campaigns for HA leadership. */
   readonly ha: boolean;
+  /**
+   * The port range (`first-last`) it picks a redis-server's port from when asked to start one
+   * without a port (--redis-ports); absent: it starts redis only on a port it is given, and
+   * the replica healer never asks it.
+   */
+  readonly redisPorts?: string;
 }
 
 export const AgentEventKind = {
@@ -120,6 +126,10 @@ export const AgentEventKind = {
   InSyncAdded: 'in_sync_added',
   /** A master is down, but no member of the in-sync set answers: nothing is promoted. */
   FailoverBlocked: 'failover_blocked',
+  /** The replica healer had an agent start a redis-server and added it to a short group. */
+  ReplicaCreated: 'replica_created',
+  /** The replica healer removed a replica that had been down past the grace period. */
+  ReplicaRetired: 'replica_retired',
 } as const;
 export type AgentEventKind = (typeof AgentEventKind)[keyof typeof AgentEventKind];
 const EVENT_KINDS: ReadonlySet<string> = new Set(Object.values(AgentEventKind));
@@ -204,6 +214,7 @@ export function parseAgent(value: unknown, where = 'agent'): AgentInfo {
     host: str(o, 'host', where),
     startedAt: str(o, 'startedAt', where),
     ha: o['ha'] === true,
+    ...(typeof o['redisPorts'] === 'string' && /^\d{1,5}-\d{1,5}$/.test(o['redisPorts']) ? { redisPorts: o['redisPorts'] } : {}),
   };
 }
 

@@ -34,3 +34,4 @@ export { Leadership, NotLeaderCoordinatorError, type LeadershipEvents, type Lead
 export * from './guarded-writes.js';
 export * from './redis-config.js';
 export { RedisConfigStore, ProductConfigWatch, setProductConfig, type ProductConfigHandlers } from './redis-config-store.js';
+export { AgentClient, AgentRefusedError, AgentUnreachableError, type StartedRedis } from './agent-client.js';
