@@ -1,11 +1,13 @@
 /**
  * Step 4 of the HA algorithm (the loop and steps 1–3, 5, 6 are in ha.ts): a master confirmed
- * down is failed over, step by step:
+ * down — or one the replication guard found restarted behind its group (repl-guard.ts, a
+ * `fail-over` verdict: trigger `restarted`) — is failed over, step by step:
  *
  *  a. Re-read the group with its etcd revision; it must still name that master.
  *  b. Veto: if a replica still has its link to the master up with I/O in the last second,
  *     or another registered agent can PING the master (GET /api/check_redis), the master
  *     is alive and only our path to it is broken: do nothing this round (logged).
+ *     Not for a restarted master: it is alive by definition, and alive is the problem.
  *  c. Candidates: the group's replicas that answer INFO now. A replica that does not
  *     answer but is not confirmed down either puts the failover off to the next round: it
  *     may be the one that confirmed the newest writes (a `WAIT n` is satisfied by any n
@@ -13,7 +15,9 @@
  *     highest replication offset (slave_repl_offset; ties: the first in the group's list),
  *     or a non-member strictly ahead of it on the same replication history; with an empty
  *     set, the highest offset of all. Only replicas on the failed master's history (its
- *     master_replid at its last good check) count as members. The set has members but none
+ *     master_replid at its last good check) count as members; for a restarted master, whose
+ *     new process has a new replid, the history its in-sync replicas share (replicas on
+ *     different histories: blocked, nothing is promoted). The set has members but none
  *     answers: BLOCKED — nothing is promoted (a stale replica would lose acknowledged
  *     writes), logged as an error and recorded as failover_blocked once per outage; the
  *     leader keeps checking every round. No replica at all: failover_failed, once per
@@ -48,7 +52,7 @@ import {
   type GroupServer,
   type VersionedGroup,
 } from '@reborn/coordinator';
-import { pickCandidate, promotedGroup, summarizeCandidates, unaccountedReplicas, type AnsweringCandidate, type Candidate, type CandidateSummary } from './ha-choice.js';
+import { pickCandidate, promotedGroup, replicasHistory, summarizeCandidates, unaccountedReplicas, type AnsweringCandidate, type Candidate, type CandidateSummary } from './ha-choice.js';
 import { readReplication, type Probe } from './ha-probe.js';
 import type { HaRecords } from './ha-records.js';
 import type { Leadership } from '@reborn/coordinator';
@@ -79,6 +83,12 @@ export interface FailoverDeps {
   switched(newMaster: string, oldMaster: string): void;
 }
 
+/**
+ * Why a master is failed over: confirmed down (ha.ts step 3), or restarted behind its group —
+ * alive, answering, but holding less than its in-sync replicas (repl-guard.ts judgeMaster).
+ */
+export type FailoverTrigger = { kind: 'down' } | { kind: 'restarted'; reason: string };
+
 /** The candidate chosen in (c) with how every candidate looked. */
 interface Choice {
   best: AnsweringCandidate;
@@ -88,8 +98,17 @@ interface Choice {
   candidates: CandidateSummary[];
 }
 
+/** The once-per-outage reports of a failover attempt. */
+type ReportKind = 'wait' | 'blocked' | 'failed';
+
 export class Failover {
   private done = 0;
+  /**
+   * Reports made for restarted masters, by address. A down master's probe flags serve for a
+   * down one, but a restarted master answers every check, which re-arms those flags: this
+   * keeps its reports once per outage, until it is failed over.
+   */
+  private readonly restartReports = new Map<string, Set<ReportKind>>();
 
   constructor(private readonly deps: FailoverDeps) {}
 
@@ -98,24 +117,25 @@ export class Failover {
     return this.done;
   }
 
-  /** Fails over group `gid`, whose master `mp` is confirmed down (steps a–g). */
-  async run(gid: number, mp: Probe, signal: AbortSignal): Promise<void> {
+  /** Fails over group `gid`, whose master `mp` is confirmed down or restarted behind it (steps a–g). */
+  async run(gid: number, mp: Probe, signal: AbortSignal, trigger: FailoverTrigger = { kind: 'down' }): Promise<void> {
     const t0 = Date.now();
     const cur = await this.currentGroup(gid, mp, signal);
     if (cur === null) return;
     const replicas = cur.group.servers.filter((s) => s.role === ServerRole.Replica);
     const cands = await this.askReplicas(replicas, signal);
-    if (await this.vetoed(gid, mp, cands, signal)) return;
-    const choice = await this.chooseCandidate(cur.group, mp, replicas, cands, signal);
+    if (trigger.kind === 'down' && (await this.vetoed(gid, mp, cands, signal))) return;
+    const choice = await this.chooseCandidate(cur.group, mp, replicas, cands, trigger, signal);
     if (choice === null) return;
     const repointed = await this.repointReplicas(gid, choice, signal);
     const newOffset = replicationOffset(choice.best.info) ?? 0;
-    if (!(await this.promote(gid, mp, choice, signal))) return;
+    if (!(await this.promote(gid, mp, choice, trigger, signal))) return;
     const revision = await this.switchGroup(gid, mp, cur, choice.best.addr);
     if (revision === null) return;
     const tookMs = Date.now() - t0;
     this.deps.switched(choice.best.addr, mp.addr);
-    await this.record(signal, mp, { gid, newMaster: choice.best.addr, why: choice.why, newOffset, candidates: choice.candidates, repointed, tookMs, revision });
+    this.restartReports.delete(mp.addr);
+    await this.record(signal, mp, { gid, trigger, newMaster: choice.best.addr, why: choice.why, newOffset, candidates: choice.candidates, repointed, tookMs, revision });
   }
 
   /** (a) The group as it is now, with the revision the switch compares against; null when it changed. */
@@ -194,6 +214,7 @@ export class Failover {
     mp: Probe,
     replicas: readonly GroupServer[],
     cands: Candidate[],
+    trigger: FailoverTrigger,
     signal: AbortSignal,
   ): Promise<Choice | null> {
     const { log, opts } = this.deps;
@@ -201,35 +222,50 @@ export class Failover {
     const unaccounted = unaccountedReplicas(cands, (addr) => this.deps.probeOf(addr), Date.now(), opts.downAfterMs);
     if (unaccounted.length > 0 && cands.some((c) => c.info !== null)) {
       // Next round: it answers, or it is confirmed down too and the others are all there is.
-      if (!mp.waitReported) {
-        mp.waitReported = true;
+      if (this.firstReport(mp, trigger, 'wait')) {
         log.warn({ group: gid, master: mp.addr, unaccounted }, 'master down, but a replica neither answers nor is known down: waiting for it before promoting');
       }
       return null;
     }
     const members = inSyncMembers(g);
-    const pick = pickCandidate(cands, members, mp.details?.replid ?? null);
     const candidates = summarizeCandidates(cands);
+    let history = mp.details?.replid ?? null;
+    if (trigger.kind === 'restarted') {
+      // The probe now holds the restarted process's NEW replid, which no replica is on; the
+      // group's history is the one its in-sync replicas kept.
+      const h = replicasHistory(cands, members);
+      if (h.kind === 'split') {
+        await this.blocked(gid, mp, trigger, signal, members, candidates, `its in-sync replicas are on different replication histories (${h.replids.join(', ')})`);
+        return null;
+      }
+      history = h.kind === 'shared' ? h.replid : null;
+    }
+    const pick = pickCandidate(cands, members, history);
     if (pick.kind === 'blocked') {
-      await this.blocked(gid, mp, signal, members, candidates);
+      await this.blocked(gid, mp, trigger, signal, members, candidates);
       return null;
     }
     if (pick.kind === 'none') {
-      await this.failed(gid, mp, signal, replicas.length === 0 ? 'the group has no replica' : 'no replica answers', { candidates });
+      await this.failed(gid, mp, trigger, signal, replicas.length === 0 ? 'the group has no replica' : 'no replica answers', { candidates });
       return null;
     }
     return { best: pick.candidate, why: pick.why, cands, candidates };
   }
 
   /** (c) No in-sync member answers: counted every round, logged and recorded once per outage. */
-  private async blocked(gid: number, mp: Probe, signal: AbortSignal, members: readonly string[], candidates: CandidateSummary[]): Promise<void> {
+  private async blocked(
+    gid: number,
+    mp: Probe,
+    trigger: FailoverTrigger,
+    signal: AbortSignal,
+    members: readonly string[],
+    candidates: CandidateSummary[],
+    why = `no member of the in-sync set [${members.join(', ')}] answers on its replication history`,
+  ): Promise<void> {
     const { metrics, log, records } = this.deps;
     metrics.failovers.inc({ group: String(gid), result: 'blocked' });
-    if (mp.blockedReported) return;
-    mp.blockedReported = true;
-    const message =
-      `group ${gid}: master ${mp.addr} is down and no member of the in-sync set [${members.join(', ')}] answers on its replication history: ` +
-      'not promoting a replica that may lack acknowledged writes';
+    if (!this.firstReport(mp, trigger, 'blocked')) return;
+    const message = `group ${gid}: master ${mp.addr} must be failed over and ${why}: not promoting a replica that may lack acknowledged writes`;
     log.error({ group: gid, master: mp.addr, inSync: members, candidates }, message);
     await records.event(signal, { kind: AgentEventKind.FailoverBlocked, group: gid, message, data: { master: mp.addr, inSync: [...members], candidates } });
     if (!mp.offline) await records.markOffline(mp, signal, 'master down, failover blocked: no in-sync replica answers');
@@ -263,14 +299,14 @@ export class Failover {
   }
 
   /** (e) REPLICAOF NO ONE on the candidate; false (recorded as failed) when it fails. */
-  private async promote(gid: number, mp: Probe, { best, candidates }: Choice, signal: AbortSignal): Promise<boolean> {
+  private async promote(gid: number, mp: Probe, { best, candidates }: Choice, trigger: FailoverTrigger, signal: AbortSignal): Promise<boolean> {
     this.deps.leadership.guardKey();
     signal.throwIfAborted();
     try {
       await this.deps.admin.replicaOf(best.addr, null, this.deps.opts.commandTimeoutMs);
       return true;
     } catch (err) {
-      await this.failed(gid, mp, signal, `REPLICAOF NO ONE on ${best.addr} failed: ${(err as Error).message}`, { candidates });
+      await this.failed(gid, mp, trigger, signal, `REPLICAOF NO ONE on ${best.addr} failed: ${(err as Error).message}`, { candidates });
       return false;
     }
   }
@@ -289,7 +325,17 @@ export class Failover {
   private async record(
     signal: AbortSignal,
     mp: Probe,
-    r: { gid: number; newMaster: string; why: string; newOffset: number; candidates: CandidateSummary[]; repointed: string[]; tookMs: number; revision: string },
+    r: {
+      gid: number;
+      trigger: FailoverTrigger;
+      newMaster: string;
+      why: string;
+      newOffset: number;
+      candidates: CandidateSummary[];
+      repointed: string[];
+      tookMs: number;
+      revision: string;
+    },
   ): Promise<void> {
     const { metrics, log, records } = this.deps;
     const oldOffset = mp.info ? replicationOffset(mp.info) : null;
@@ -309,25 +355,42 @@ export class Failover {
     this.done++;
     metrics.failovers.inc({ group: String(r.gid), result: 'done' });
     metrics.failoverSeconds.observe(details.downForMs / 1000);
-    log.warn({ ...details, why: r.why }, `failover: group ${r.gid} master ${mp.addr} → ${r.newMaster}`);
+    const trigger = r.trigger.kind === 'restarted' ? { trigger: 'restarted', restartedBecause: r.trigger.reason } : { trigger: 'down' };
+    log.warn({ ...details, ...trigger, why: r.why }, `failover: group ${r.gid} master ${mp.addr} → ${r.newMaster}`);
     mp.failoverFailedReported = true;
+    const what = r.trigger.kind === 'restarted' ? `restarted behind its group (${r.trigger.reason})` : `down for ${details.downForMs} ms`;
     await records.event(signal, {
       kind: AgentEventKind.Failover,
       group: r.gid,
-      message: `group ${r.gid}: master ${mp.addr} down for ${details.downForMs} ms; promoted ${r.newMaster} (${r.why})`,
-      data: { ...details, why: r.why },
+      message: `group ${r.gid}: master ${mp.addr} ${what}; promoted ${r.newMaster} (${r.why})`,
+      data: { ...details, ...trigger, why: r.why },
     });
+    // Offline: step 6 re-points it (REPLICAOF the new master) the first round it answers.
     await records.markOffline(mp, signal, `failed over to ${r.newMaster}`);
   }
 
   /** The failover cannot happen: counted every round, logged and recorded once per outage. */
-  private async failed(gid: number, mp: Probe, signal: AbortSignal, why: string, data: Record<string, unknown> = {}): Promise<void> {
+  private async failed(gid: number, mp: Probe, trigger: FailoverTrigger, signal: AbortSignal, why: string, data: Record<string, unknown> = {}): Promise<void> {
     const { metrics, log, records } = this.deps;
     metrics.failovers.inc({ group: String(gid), result: 'failed' });
-    if (mp.failoverFailedReported) return;
-    mp.failoverFailedReported = true;
+    if (!this.firstReport(mp, trigger, 'failed')) return;
     log.error({ group: gid, master: mp.addr, why, ...data }, 'master down and cannot be failed over');
     await records.event(signal, { kind: AgentEventKind.FailoverFailed, group: gid, message: `group ${gid}: master ${mp.addr} is down: ${why}`, data: { master: mp.addr, ...data } });
     if (!mp.offline) await records.markOffline(mp, signal, 'master down, not failed over');
+  }
+
+  /** Whether a `kind` report is the first of this outage (and marks it made). */
+  private firstReport(mp: Probe, trigger: FailoverTrigger, kind: ReportKind): boolean {
+    if (trigger.kind === 'restarted') {
+      const made = this.restartReports.get(mp.addr) ?? new Set<ReportKind>();
+      this.restartReports.set(mp.addr, made);
+      if (made.has(kind)) return false;
+      made.add(kind);
+      return true;
+    }
+    const flag = kind === 'wait' ? 'waitReported' : kind === 'blocked' ? 'blockedReported' : 'failoverFailedReported';
+    if (mp[flag]) return false;
+    mp[flag] = true;
+    return true;
   }
 }

@@ -5,7 +5,9 @@
  * group's in-sync set has members, it is on the group's replication history and it is the member
  * with the highest offset — or a non-member strictly ahead of it on the same history, which
  * holds everything that member holds (ha-insync.ts has the argument) — and when no member
- * answers nothing is chosen: a stale replica is never promoted.
+ * answers nothing is chosen: a stale replica is never promoted. The group's history is the
+ * failed master's replication id — or, for a master that restarted (a new process has a new
+ * id), the one its in-sync replicas share (replicasHistory): never the restarted master's.
  */
 import { ServerRole, groupMaster, type GroupInfo, type GroupServer } from '@reborn/coordinator';
 import { isDown, onHistory, sameHistory, type Probe, type ReplicationDetails } from './ha-probe.js';
@@ -75,6 +77,29 @@ export function pickCandidate(cands: readonly Candidate[], inSync: readonly stri
   );
   if (ahead !== null) return { kind: 'promote', candidate: ahead, why: `not in the in-sync set, but ahead of its best member ${bestMember.addr} on the same history` };
   return { kind: 'promote', candidate: bestMember, why: 'the in-sync member with the highest offset' };
+}
+
+/** What the in-sync members that answered say the group's replication history is. */
+export type ReplicasHistory =
+  /** Every member that answered is on this one (master_replid). */
+  | { kind: 'shared'; replid: string }
+  /** No member answered with a replication id (or the set is empty). */
+  | { kind: 'unknown' }
+  /** Members answered on different histories: which one holds the acknowledged writes is unclear. */
+  | { kind: 'split'; replids: string[] };
+
+/**
+ * The history of a group whose master restarted (a fail-over verdict of repl-guard.ts): the
+ * restarted process has a NEW master_replid, while the replicas that were in sync with the
+ * process before it keep the old one — that one is the group's. Pure.
+ */
+export function replicasHistory(cands: readonly Candidate[], inSync: readonly string[]): ReplicasHistory {
+  const members = new Set(inSync);
+  const ids = new Set<string>();
+  for (const c of cands) if (members.has(c.addr) && c.info !== null && c.details?.replid) ids.add(c.details.replid);
+  if (ids.size === 0) return { kind: 'unknown' };
+  if (ids.size > 1) return { kind: 'split', replids: [...ids].sort() };
+  return { kind: 'shared', replid: [...ids][0]! };
 }
 
 /**

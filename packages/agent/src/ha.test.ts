@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isDown, pickCandidate, promotedGroup, unaccountedReplicas } from './ha.js';
+import { replicasHistory } from './ha-choice.js';
 import { parseReplicationInfo, replicatesFrom, replicationOffset } from '@reborn/coordinator/admin';
 
 const replicaInfo = (offset: number, link = 'down') =>
@@ -75,5 +76,37 @@ describe('the group after a failover', () => {
       inSync: [],
       minInSync: 1,
     });
+  });
+});
+
+describe('the history of a group whose master restarted', () => {
+  const OLD = 'a'.repeat(40);
+  const NEW = 'b'.repeat(40);
+  const on = (replid: string) => ({ replid, replid2: null, attached: [] });
+
+  it("is the one its in-sync replicas kept, never the restarted master's new one", () => {
+    const cands = [
+      { addr: 'r:1', info: replicaInfo(500), details: on(OLD) },
+      { addr: 'r:2', info: replicaInfo(900), details: on(OLD) },
+      { addr: 'x:1', info: replicaInfo(10), details: on(NEW) }, // not a member: does not count
+    ];
+    const h = replicasHistory(cands, ['r:1', 'r:2']);
+    expect(h).toEqual({ kind: 'shared', replid: OLD });
+    // With it, the member with the highest offset is promoted…
+    const pick = pickCandidate(cands, ['r:1', 'r:2'], h.kind === 'shared' ? h.replid : null);
+    expect(pick.kind === 'promote' && pick.candidate.addr).toBe('r:2');
+    // …while the restarted master's new replid, which no member is on, would block the failover.
+    expect(pickCandidate(cands, ['r:1', 'r:2'], NEW)).toEqual({ kind: 'blocked', members: ['r:1', 'r:2'] });
+  });
+
+  it('is split when members answer on different histories, unknown when none answers', () => {
+    const cands = [
+      { addr: 'r:1', info: replicaInfo(500), details: on(OLD) },
+      { addr: 'r:2', info: replicaInfo(900), details: on(NEW) },
+      { addr: 'r:3', info: null, error: 'timeout' },
+    ];
+    expect(replicasHistory(cands, ['r:1', 'r:2'])).toEqual({ kind: 'split', replids: [OLD, NEW] });
+    expect(replicasHistory(cands, ['r:3'])).toEqual({ kind: 'unknown' });
+    expect(replicasHistory(cands, [])).toEqual({ kind: 'unknown' });
   });
 });

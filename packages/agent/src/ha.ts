@@ -22,6 +22,17 @@
  *     is down only after --stall-down-after-ms (15 s). Refused: a death, --down-after-ms.
  *     While a migration involves the group (a running task in etcd, a slot moving), a master
  *     that does not answer is judged a stall unless its port refuses connections.
+ *  3b. The replication guard (repl-guard.ts), for each group, after the servers' checks and
+ *     before anything acts on them (skipped while the topology alarm is up): a master whose
+ *     run_id changed (it restarted), or that this leader meets without the `reborn-repl`
+ *     user (a new leader's first round, a first rollout), is judged (judgeMaster). Trusted,
+ *     it gets the user, the login replicas use — so it runs before step 6, whose REPLICAOF
+ *     logs in as that user. `fail-over` (behind the best in-sync replica, or empty while
+ *     replicas have keys): failed over NOW by step 4, without waiting for a down window —
+ *     its replicas' login fails meanwhile, so they keep their data. `wait` (an in-sync
+ *     replica did not answer): the group is held — no in-sync set change, no REPLICAOF —
+ *     until it can be judged. The guard is opened (secret from etcd) at the start of a
+ *     term; if etcd fails then, the next round tries again, and no round runs without it.
  *  4. A down master is failed over (failover.ts holds the steps, a–g): re-read the group;
  *     a veto when the master is alive for a replica or another agent; choose the candidate;
  *     re-point the other replicas to it; promote it; switch the group in etcd (guarded);
@@ -58,20 +69,20 @@
  * topology too (every FOLLOW_MS), so whichever agent wins the election after etcd lost its
  * data knows the groups; only agents started after the loss know none (failover off).
  *
- * Known limits: a master that restarts empty *before* its down window ends is still the
- * master, and its replicas resync from it (run masters with persistence); a master reachable
+ * Known limits: a master reachable
  * from no agent but alive for clients (a partition that isolates only the agents) is failed
  * over — the veto in 4b only sees what replicas and other agents see.
  *
  * This file is the loop (steps 1–3, 5, 6 and the topology guard); the parts it uses: the
- * probes (ha-probe.ts), stall versus death (ha-stall.ts), the failover (failover.ts) and its
- * pure choices (ha-choice.ts), the in-sync set (ha-insync.ts), the health records and events
- * (ha-records.ts).
+ * probes (ha-probe.ts), stall versus death (ha-stall.ts), the replication guard
+ * (repl-guard.ts), the failover (failover.ts) and its pure choices (ha-choice.ts), the
+ * in-sync set (ha-insync.ts), the health records and events (ha-records.ts).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { Failover } from './failover.js';
 import { InSyncKeeper } from './ha-insync.js';
+import { ReplicationGuard, type MasterVerdict } from './repl-guard.js';
 import { isDown, newProbe, readReplication, recordCheckSuccess, type Probe, type ServerStatus } from './ha-probe.js';
 import { HaRecords } from './ha-records.js';
 import { groupsInMigration, masterDownAfterMs, noteFailedCheck, probeConnect } from './ha-stall.js';
@@ -133,6 +144,8 @@ export class HaLoop {
   private readonly failover: Failover;
   private readonly inSync: InSyncKeeper;
   private readonly migrations: Migrations;
+  /** Opened at the start of the first term (it needs etcd); kept across terms of this process. */
+  private guard: ReplicationGuard | null = null;
   private running: Promise<void> | null = null;
   /** The last topology taken from etcd; kept across leadership terms of this process. */
   private held: HeldTopology | null = null;
@@ -258,6 +271,9 @@ export class HaLoop {
     const startedAt = Date.now();
     this.log.info({ downAfterMs: this.opts.downAfterMs, checkIntervalMs: this.opts.checkIntervalMs }, 'HA checks started');
     void this.records.event(signal, { kind: AgentEventKind.LeaderElected, message: `agent ${this.opts.id} is the HA leader`, data: {} });
+    await this.openGuard().catch((err: unknown) => {
+      this.log.warn({ err: (err as Error).message }, 'cannot open the replication guard (etcd); trying again next round');
+    });
     let { offline, recorded } = await this.readHealthRecords();
     while (!signal.aborted) {
       const roundStart = Date.now();
@@ -306,7 +322,22 @@ export class HaLoop {
     }
   }
 
-  /** One round (steps 2–6); returns the addresses of every server of every group. */
+  /**
+   * The replication guard, opened once: the secret from etcd (created if absent), and the
+   * admin pool's REPLICAOF logging in as the replication user from then on. Throws when etcd
+   * does not answer.
+   */
+  private async openGuard(): Promise<ReplicationGuard> {
+    this.guard ??= await ReplicationGuard.open(this.store, {
+      admin: this.admin,
+      logger: this.log,
+      metrics: this.metrics,
+      timeoutMs: this.opts.checkTimeoutMs,
+    });
+    return this.guard;
+  }
+
+  /** One round (steps 2–7); returns the addresses of every server of every group. */
   private async round(signal: AbortSignal, startedAt: number, offline: Map<string, number>): Promise<Set<string>> {
     // Step 2: the topology first, bounded; a failure throws and skips the round.
     const groups = await this.groupsToWatch();
@@ -320,11 +351,33 @@ export class HaLoop {
       this.reportSuspended(groups);
       return seen;
     }
+    // Step 3b, before anything sends REPLICAOF (it logs in as the user the guard gives).
+    const verdicts = await this.guardGroups(groups, seen);
+    signal.throwIfAborted();
     const migrating = await this.groupsInMigration();
-    await Promise.all(groups.map((g) => this.handleGroup(g, migrating.has(g.id), signal).catch((err: unknown) => {
+    await Promise.all(groups.map((g) => this.handleGroup(g, migrating.has(g.id), verdicts.get(g.id) ?? null, signal).catch((err: unknown) => {
       if (!signal.aborted) this.log.warn({ group: g.id, err: (err as Error).message }, 'group handling failed this round');
     })));
     return seen;
+  }
+
+  /**
+   * Step 3b for every group: the master's verdict of each group whose master answered the
+   * guard. Throws (the round is skipped) only when the guard cannot be opened.
+   */
+  private async guardGroups(groups: readonly GroupInfo[], seen: ReadonlySet<string>): Promise<Map<number, MasterVerdict>> {
+    const guard = await this.openGuard();
+    const verdicts = new Map<number, MasterVerdict>();
+    await Promise.all(groups.map(async (g) => {
+      const r = await guard.checkGroup(g);
+      if (r.verdict) verdicts.set(g.id, r.verdict);
+      for (const e of r.errors) {
+        // A server down is the probes' business; this is for what only the guard sees.
+        if (this.probes.get(e.addr)?.failures === 0) this.log.debug({ group: g.id, server: e.addr, err: e.error }, 'replication guard could not read or set up a server');
+      }
+    }));
+    guard.retain(seen);
+    return verdicts;
   }
 
   /**
@@ -439,7 +492,7 @@ export class HaLoop {
     }
   }
 
-  private async handleGroup(g: GroupInfo, migrating: boolean, signal: AbortSignal): Promise<void> {
+  private async handleGroup(g: GroupInfo, migrating: boolean, verdict: MasterVerdict | null, signal: AbortSignal): Promise<void> {
     const now = Date.now();
     const master = groupMaster(g);
     const mp = master ? this.probes.get(master.addr) : undefined;
@@ -449,6 +502,14 @@ export class HaLoop {
         await this.failover.run(g.id, mp, signal);
         return;
       }
+      if (verdict?.action === 'fail-over') {
+        // Step 3b: restarted behind its group. Alive, so no down window to wait for; its
+        // in-sync set must not change either (it would judge replicas against the restarted
+        // process's new history), so nothing else happens to the group this round.
+        await this.failover.run(g.id, mp, signal, { kind: 'restarted', reason: verdict.reason });
+        return;
+      }
+      if (verdict?.action === 'wait') return; // held until the guard can judge the master
       if (mp.failures === 0 && mp.offline) await this.records.markOnline(mp, signal, 'master answers again');
       if (mp.failures === 0 && mp.info && mp.info.role !== 'master') {
         this.log.warn({ group: g.id, master: mp.addr, redisRole: mp.info.role }, 'the group master in etcd is not a master in redis');

@@ -10,7 +10,8 @@
  * restarted master's (an empty one wipes the group).
  *
  * Each HA round, per group (ReplicationGuard.checkGroup):
- *   1. Facts: INFO server+replication+keyspace of every server (run_id, offset, keys).
+ *   1. Facts: INFO server+replication+keyspace of every server (run_id, offset, keys), the
+ *      replicas before the master, so a live master's offset is never read below theirs.
  *   2. The master is judged when this guard has not judged this process of it yet — its
  *      run_id changed since the last round (it restarted), or first sight without our user:
  *      judgeMaster() (pure) trusts it unless it restarted behind the group — offset below the
@@ -326,17 +327,22 @@ export class ReplicationGuard {
       result.errors.push({ addr, error: (err as Error).message });
     };
     const facts = new Map<string, ServerFacts | null>();
-    await Promise.all(g.servers.map(async (s) => {
+    const read = async (addr: string): Promise<void> => {
       try {
-        const text = await this.opts.admin.call(s.addr, ['INFO', 'server', 'replication', 'keyspace'], this.opts.timeoutMs);
-        facts.set(s.addr, serverFacts(String(text)));
+        const text = await this.opts.admin.call(addr, ['INFO', 'server', 'replication', 'keyspace'], this.opts.timeoutMs);
+        facts.set(addr, serverFacts(String(text)));
       } catch (err) {
-        facts.set(s.addr, null);
-        fail(s.addr, err);
+        facts.set(addr, null);
+        fail(addr, err);
       }
-    }));
-
+    };
     const master = groupMaster(g);
+    // The replicas first, then the master: a replica's offset never passes its master's, so
+    // read in this order a healthy master under writes is never "below" a replica (read in
+    // parallel, a replica read a moment later could be, and the master failed over for nothing).
+    await Promise.all(g.servers.filter((s) => s.addr !== master?.addr).map((s) => read(s.addr)));
+    if (master) await read(master.addr);
+
     const mf = master ? facts.get(master.addr) ?? null : null;
     if (master) result.master = master.addr;
     if (master && mf) {
