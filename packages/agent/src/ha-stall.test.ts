@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { groupsInMigration, masterDownAfterMs, noteFailedCheck, probeConnect } from './ha-stall.js';
 import type { MigrationTask } from '@reborn/coordinator';
 
-const windows = { downAfterMs: 3000, stallDownAfterMs: 15000, deadDownAfterMs: 1500 };
+const windows = { downAfterMs: 3000, stallDownAfterMs: 15000, migrationStallDownAfterMs: 60000, deadDownAfterMs: 1500 };
 
 describe('stall versus death', () => {
   it('an accepted connect starts a stall; only a refusal ends it; an unanswered one keeps it', () => {
@@ -24,7 +24,8 @@ describe('stall versus death', () => {
   });
 
   it('during a migration only a refused connect is a death', () => {
-    expect(masterDownAfterMs({ stalledSince: null, lastConnect: 'unanswered' }, true, windows)).toBe(15000);
+    expect(masterDownAfterMs({ stalledSince: null, lastConnect: 'unanswered' }, true, windows)).toBe(60000);
+    expect(masterDownAfterMs({ stalledSince: 1000, lastConnect: 'accepted' }, true, windows)).toBe(60000);
     expect(masterDownAfterMs({ stalledSince: null, lastConnect: 'refused' }, true, windows)).toBe(1500);
   });
 

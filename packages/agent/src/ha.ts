@@ -119,6 +119,8 @@ export interface HaOptions {
   downAfterMs: number;
   /** The window of a stalled master, and of one a migration involves (ha-stall.ts). */
   stallDownAfterMs: number;
+  /** The stall window of a master a migration involves (ha-stall.ts). */
+  migrationStallDownAfterMs: number;
   /** The window of a master whose port refuses connections: its process is gone (ha-stall.ts). */
   deadDownAfterMs: number;
   /** The lag bound of the in-sync set (ha-insync.ts). */

@@ -33,6 +33,8 @@ export interface AgentOptions {
    * port refuses connections.
    */
   stallDownAfterMs: number;
+  /** The stall window of a master a migration involves (ha-stall.ts). */
+  migrationStallDownAfterMs: number;
   /** The window of a master whose port refuses connections (ha-stall.ts); min'd with downAfterMs. */
   deadDownAfterMs: number;
   /** An in-sync replica whose acknowledgements lag more than this leaves its group's in-sync set. */
@@ -93,6 +95,12 @@ const DEFS: Record<string, OptionDef> = {
   ha: { env: 'REBORN_AGENT_HA', kind: 'bool', default: false, help: 'campaign for HA leadership and fail over dead masters' },
   'data-dir': { env: 'REBORN_AGENT_DATA_DIR', kind: 'string', default: null, help: 'state, data dirs and logs (default ~/.reborn-agent/<id>)' },
   'down-after-ms': { env: 'REBORN_AGENT_DOWN_AFTER_MS', kind: 'int', default: 3000, help: 'ms a master must fail its checks before failover' },
+  'migration-stall-down-after-ms': {
+    env: 'REBORN_AGENT_MIGRATION_STALL_DOWN_AFTER_MS',
+    kind: 'int',
+    default: 60000,
+    help: 'ms a master a slot migration involves may stall (a MIGRATE of a big key blocks it) before failover; not below --stall-down-after-ms',
+  },
   'dead-down-after-ms': {
     env: 'REBORN_AGENT_DEAD_DOWN_AFTER_MS',
     kind: 'int',
@@ -186,6 +194,7 @@ export function parseAgentOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     downAfterMs: r.int('down-after-ms', 100),
     stallDownAfterMs: r.int('stall-down-after-ms', 100),
     deadDownAfterMs: r.int('dead-down-after-ms', 100),
+    migrationStallDownAfterMs: r.int('migration-stall-down-after-ms', 100),
     // Healthy replicas acknowledge every second and redis rounds to whole seconds, so they
     // report a lag of 0 or 1: a bound under 2 s would remove them (ha-insync.ts).
     inSyncMaxLagMs: r.int('in-sync-max-lag-ms', 2000),
@@ -209,6 +218,11 @@ export function parseAgentOptions(argv: string[], env: NodeJS.ProcessEnv = proce
   }
   if (problems.length === 0 && options.stallDownAfterMs < options.downAfterMs) {
     problems.push(`--stall-down-after-ms (${options.stallDownAfterMs}) must not be below --down-after-ms (${options.downAfterMs}): a stall never shortens the window`);
+  }
+  if (problems.length === 0 && options.migrationStallDownAfterMs < options.stallDownAfterMs) {
+    problems.push(
+      `--migration-stall-down-after-ms (${options.migrationStallDownAfterMs}) must not be below --stall-down-after-ms (${options.stallDownAfterMs})`,
+    );
   }
   // The leader must learn it lost its lease before the lease can expire on etcd: one etcd
   // call has to fit well inside the TTL.
