@@ -19,9 +19,11 @@
  *     Stall versus death (ha-stall.ts): after a failed check the leader tries a bare TCP
  *     connect. Accepted: the process is alive but not answering (a MIGRATE of a big key, a
  *     long script, SIGSTOP) — a STALL, logged once, shown in /api/ha, and a stalled master
- *     is down only after --stall-down-after-ms (15 s). Refused: a death, --down-after-ms.
+ *     is down only after --stall-down-after-ms (15 s). Refused: a death, down after the
+ *     shorter --dead-down-after-ms (1.5 s): the process is gone, there is nothing to wait for.
  *     While a migration involves the group (a running task in etcd, a slot moving), a master
- *     that does not answer is judged a stall unless its port refuses connections.
+ *     that does not answer is judged a stall unless its port refuses connections, against
+ *     --migration-stall-down-after-ms (60 s).
  *  3b. The replication guard (repl-guard.ts), for each group, after the servers' checks and
  *     before anything acts on them (skipped while the topology alarm is up): a master whose
  *     run_id changed (it restarted), or that this leader meets without the `reborn-repl`
