@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseInfo, parseReplicationInfo } from '@reborn/coordinator/admin';
-import { joinReason, lagAboveBound, nextInSyncSet, removalReason, type MasterView, type ReplicaView } from './ha-insync.js';
+import { joinReason, lagAboveBound, nearlyJoins, nextInSyncSet, removalReason, type MasterView, type ReplicaView } from './ha-insync.js';
 import { pickCandidate } from './ha-choice.js';
 import { replicationDetails, sameHistory, type ReplicationDetails } from './ha-probe.js';
 
@@ -85,6 +85,15 @@ describe('in-sync rules', () => {
     expect(joinReason({ ...replica(7001, 500), info: null, details: null }, m)).toBeNull(); // did not answer
     const lagging = masterView(500, ['ip=127.0.0.1,port=7001,state=online,offset=500,lag=2']);
     expect(joinReason(replica(7001, 500), lagging)).toBeNull();
+  });
+
+  it('a replica a few bytes behind (read in parallel with its master) is a candidate for the ordered read; a stale or detached one is not', () => {
+    const m = masterView(500, ['ip=127.0.0.1,port=7001,state=online,offset=490,lag=0']);
+    expect(nearlyJoins(replica(7001, 499), m)).toBe(true);
+    expect(nearlyJoins(replica(7001, 499, { link: 'down' }), m)).toBe(false);
+    expect(nearlyJoins(replica(7001, 499, { replid: H2 }), m)).toBe(false);
+    expect(nearlyJoins(replica(7001, 499), masterView(500, ['ip=127.0.0.1,port=7001,state=online,offset=490,lag=2']))).toBe(false);
+    expect(nearlyJoins(replica(7003, 499), m)).toBe(false); // not attached
   });
 
   it('a group never managed starts from every replica; the result keeps the group order', () => {

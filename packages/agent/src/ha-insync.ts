@@ -13,9 +13,11 @@
  *    that is L ≥ 2; a healthy replica reports 0 or 1, which is why the bound is at least 2 s.
  *  - ADD a replica of the group that the master lists online with lag ≤ 1 s, that replicates
  *    from that master by its own INFO (link up, same master_replid), and whose offset has
- *    reached the master's master_repl_offset as read in this round's checks (all checks of a
- *    round run together at its start): it held everything the master held at some moment of
- *    the round — caught up, not merely moving.
+ *    reached the master's master_repl_offset: it held everything the master held at some
+ *    moment of the round — caught up, not merely moving. The round's checks read every server
+ *    at once, so under steady writes a replica answered a moment before its master always
+ *    looks a few bytes behind; such a replica is confirmed by an ordered read — the master
+ *    first, then the replica (InSyncKeeper.confirmNearJoiners) — or it would never join.
  *  - A group that never had a set (written before any HA leader managed it: every replica
  *    counts) gets the set these rules compute, in the first round that can judge it.
  *  - One guarded write per group per round (AgentStore.swapGroup: the group unchanged since
@@ -103,6 +105,20 @@ export function joinReason(r: ReplicaView, master: MasterView): string | null {
 }
 
 /**
+ * Whether `r` is a join candidate by everything but its offset: attached online with a fresh
+ * ack, replicating from the master on its history. The round's checks read every server at
+ * once, so under steady writes a replica read a moment before its master always looks a few
+ * bytes behind; such a candidate is confirmed by an ordered read instead (InSyncKeeper).
+ */
+export function nearlyJoins(r: ReplicaView, master: MasterView): boolean {
+  if (r.down || r.info === null || r.details === null) return false;
+  const line = master.details.attached.find((a) => a.addr === r.addr);
+  if (!line || line.state !== 'online' || line.lagSeconds > 1) return false;
+  if (!replicatesFrom(r.info, master.addr) || r.info.linkUp !== true) return false;
+  return master.details.replid !== null && r.details.replid === master.details.replid;
+}
+
+/**
  * The set after this round's rules: members that stay, plus replicas that may join, in the
  * group's server order. `current` is the set as etcd has it (absent: every replica).
  */
@@ -148,24 +164,30 @@ export interface InSyncDeps {
   maxLagMs: number;
   downAfterMs: number;
   probeOf(addr: string): Probe | undefined;
+  /** A fresh `INFO replication` of one server (bounded by the check timeout). */
+  readReplication(addr: string): Promise<{ info: ReplicationInfo; details: ReplicationDetails }>;
 }
+
+/** Replicas confirmed caught up by an ordered read (master first) this step: their fresh views. */
+type Confirmed = Map<string, { info: ReplicationInfo; details: ReplicationDetails }>;
 
 /** The round step: judges and writes one group's set. */
 export class InSyncKeeper {
   constructor(private readonly deps: InSyncDeps) {}
 
   /** The views of `g`'s replicas from the leader's probes. */
-  private views(g: GroupInfo, now: number): ReplicaView[] {
+  private views(g: GroupInfo, now: number, confirmed: Confirmed): ReplicaView[] {
     return g.servers
       .filter((s) => s.role === ServerRole.Replica)
       .map((s) => {
         const p = this.deps.probeOf(s.addr);
         const fresh = p !== undefined && p.failures === 0;
+        const ordered = confirmed.get(s.addr);
         return {
           addr: s.addr,
           down: p !== undefined && isDown(p, now, this.deps.downAfterMs),
-          info: fresh ? p.info : null,
-          details: fresh ? p.details : null,
+          info: ordered?.info ?? (fresh ? p.info : null),
+          details: ordered?.details ?? (fresh ? p.details : null),
         };
       });
   }
@@ -180,13 +202,14 @@ export class InSyncKeeper {
     if (!mp.info || !mp.details || mp.info.role !== 'master' || mp.failures !== 0) return;
     const master: MasterView = { addr: mp.addr, offset: mp.info.masterReplOffset ?? 0, details: mp.details };
     const now = Date.now();
-    const first = nextInSyncSet(g, this.views(g, now), master, maxLagMs);
+    const confirmed = await this.confirmNearJoiners(g, master, now, signal);
+    const first = nextInSyncSet(g, this.views(g, now, confirmed), master, maxLagMs);
     this.deps.metrics.inSyncReplicas.set({ group: String(g.id) }, inSyncMembers(g).length);
     if (!needsWrite(g, first.set)) return;
     signal.throwIfAborted();
     const cur = await agents.getGroup(g.id);
     if (!cur || groupMaster(cur.group)?.addr !== mp.addr) return; // changed meanwhile: next round
-    const { set, changes } = nextInSyncSet(cur.group, this.views(cur.group, now), master, maxLagMs);
+    const { set, changes } = nextInSyncSet(cur.group, this.views(cur.group, now, confirmed), master, maxLagMs);
     if (!needsWrite(cur.group, set)) return;
     signal.throwIfAborted();
     const revision = await agents.swapGroup({ ...cur.group, inSync: set }, cur.modRevision, leadership.guardKey());
@@ -195,6 +218,34 @@ export class InSyncKeeper {
       return;
     }
     await this.recorded(cur.group, set, changes, revision, signal);
+  }
+
+  /**
+   * For non-members that nearly join (all but the offset, read in parallel with the master):
+   * read the master FIRST, then the replica. A replica offset at or past the master's, read in
+   * that order, holds every write the master had when it was read — the join rule, without the
+   * race that keeps a replica out forever under steady writes. The fresh views replace the
+   * round's for this step only.
+   */
+  private async confirmNearJoiners(g: GroupInfo, master: MasterView, now: number, signal: AbortSignal): Promise<Confirmed> {
+    const confirmed: Confirmed = new Map();
+    const members = new Set(inSyncMembers(g));
+    const near = this.views(g, now, confirmed).filter((r) => !members.has(r.addr) && nearlyJoins(r, master) && joinReason(r, master) === null);
+    if (near.length === 0) return confirmed;
+    signal.throwIfAborted();
+    try {
+      const m = await this.deps.readReplication(master.addr);
+      if (m.info.role !== 'master' || m.details.replid !== master.details.replid) return confirmed;
+      const target = m.info.masterReplOffset ?? 0;
+      for (const r of near) {
+        const fresh = await this.deps.readReplication(r.addr);
+        const offset = replicationOffset(fresh.info);
+        if (offset !== null && offset >= target) confirmed.set(r.addr, { info: fresh.info, details: fresh.details });
+      }
+    } catch {
+      // A read failed: no more confirmations this round; the next round tries again.
+    }
+    return confirmed;
   }
 
   /** Log lines, metrics and events of a set that landed in etcd. */

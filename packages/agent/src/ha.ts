@@ -192,6 +192,7 @@ export class HaLoop {
       maxLagMs: opts.inSyncMaxLagMs,
       downAfterMs: opts.downAfterMs,
       probeOf: (addr) => this.probes.get(addr),
+      readReplication: (addr) => readReplication(this.admin, addr, opts.checkTimeoutMs),
     });
     this.migrations = new Migrations(store);
     void this.follow();
