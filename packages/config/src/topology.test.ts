@@ -143,6 +143,20 @@ describe('restoreTopology', () => {
     expect((await store.loadTopology()).revision).toBe(rev);
   });
 
+  it('never saves or restores the in-sync set: a live group keeps its own, a lost one counts every replica', async () => {
+    const store = await populated();
+    await store.putGroup({ ...group(1), inSync: ['127.0.0.1:7101'], minInSync: 1 });
+    const saved = await saveTopology(store);
+    expect(saved.groups.find((g) => g.id === 1)).toEqual({ ...group(1), minInSync: 1 });
+    // The HA leader has since emptied the set: a restore must not bring the old one back.
+    await store.putGroup({ ...group(1), inSync: [], minInSync: 1 });
+    expect((await restoreTopology(store, viaJson(saved))).unchanged).toBe(true);
+    expect((await store.getGroup(1))?.inSync).toEqual([]);
+    await wipe(store);
+    await restoreTopology(store, viaJson(saved));
+    expect(await store.getGroup(1)).toEqual({ ...group(1), minInSync: 1 });
+  });
+
   it('refuses another identity or a different topology unless forced, writing nothing', async () => {
     const a = await populated();
     const savedA = await saveTopology(a);

@@ -40,6 +40,7 @@ import {
   type SlotInfo,
   type Store,
   type Topology,
+  withServers,
 } from '@reborn/coordinator';
 import { compactSlots, type SlotRange } from './servers.js';
 
@@ -114,7 +115,8 @@ export async function saveTopology(store: Store): Promise<SavedTopology> {
     savedAt: new Date().toISOString(),
     revision: t.revision,
     identity: t.identity,
-    groups: [...t.groups.values()].map((g) => JSON.parse(encodeGroup(g)) as GroupInfo),
+    // The in-sync set is live state, stale the moment it is saved: never saved, never restored.
+    groups: [...t.groups.values()].map((g) => JSON.parse(encodeGroup(withoutInSync(g))) as GroupInfo),
     slots: compactSlots(t.slots),
     settings: {},
   };
@@ -292,8 +294,23 @@ export async function restoreTopology(store: Store, saved: unknown, opts: Restor
   return report(false);
 }
 
-/** What differs between etcd (`cur`) and the saved groups and slots. */
-function planWrites(cur: Topology, groups: readonly GroupInfo[], slots: readonly SlotInfo[]) {
+function withoutInSync(g: GroupInfo): GroupInfo {
+  const { inSync: _live, ...rest } = g;
+  return rest;
+}
+
+/**
+ * What differs between etcd (`cur`) and the saved groups and slots. The in-sync set is not
+ * compared and not restored: a group etcd has keeps its live set (cut down to the restored
+ * replicas); a group it lacks gets none, which counts every replica until the HA leader
+ * judges it — the strict side.
+ */
+function planWrites(cur: Topology, saved: readonly GroupInfo[], slots: readonly SlotInfo[]) {
+  const groups = saved.map((g) => {
+    const have = cur.groups.get(g.id);
+    const base = withoutInSync(g);
+    return have?.inSync === undefined ? base : withServers({ ...base, inSync: have.inSync }, base.servers);
+  });
   const groupPuts = groups.filter((g) => {
     const have = cur.groups.get(g.id);
     return have === undefined || encodeGroup(have) !== encodeGroup(g);
