@@ -165,7 +165,7 @@ describe('reborn-agent supervisor', () => {
       expect({ status: r.status, error: r.body.error }).toEqual({ status, error: expect.stringMatching(error) });
       expect(typeof r.body.code).toBe('string');
     };
-    await bad('POST', '/api/start_redis', {}, 400, /^missing port$/);
+    await bad('POST', '/api/start_redis', {}, 400, /^missing port: this agent has no --redis-ports range to pick one from$/);
     await bad('POST', '/api/start_redis', { port: 'abc' }, 400, /^port must be a number, got "abc"$/);
     await bad('POST', '/api/start_redis', { port: 70000 }, 400, /^port must be an integer 1\.\.65535, got 70000$/);
     await bad('POST', '/api/start_redis', { port: 6379.5 }, 400, /integer/);

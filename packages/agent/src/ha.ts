@@ -520,7 +520,10 @@ export class HaLoop {
         this.log.warn({ group: g.id, master: mp.addr, redisRole: mp.info.role }, 'the group master in etcd is not a master in redis');
       }
       // Step 7 before step 6: a REPLICAOF that fails must not keep a lagging member in the set.
-      if (mp.failures === 0) {
+      // Only for a master the guard judged and trusts this round: a restarted master the guard
+      // could not read would otherwise see its members detached (their login fails) and empty
+      // the set, and an empty set is what the guard's verdict then trusts.
+      if (mp.failures === 0 && verdict?.action === 'trust') {
         await this.inSync.step(g, mp, signal).catch((err: unknown) => {
           if (!signal.aborted) this.log.warn({ group: g.id, err: (err as Error).message }, 'cannot update the in-sync set this round');
         });
