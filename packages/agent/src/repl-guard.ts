@@ -28,7 +28,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import client from 'prom-client';
 import type { Logger } from 'pino';
 import { ServerRole, groupMaster, inSyncMembers, type GroupInfo, type Store } from '@reborn/coordinator';
-import { AgentPaths } from '@reborn/coordinator';
+import { AgentPaths, REPL_USER, readReplicationSecret } from '@reborn/coordinator';
 import {
   parseInfo,
   replicatesFrom,
@@ -39,8 +39,8 @@ import {
 } from '@reborn/coordinator/admin';
 import type { AgentMetrics } from './metrics.js';
 
-/** The ACL user replicas log in to their master as. */
-export const REPL_USER = 'reborn-repl';
+/** The ACL user replicas log in to their master as (its name and reader live in coordinator). */
+export { REPL_USER, readReplicationSecret };
 
 /**
  * ACL SETUSER arguments of the user: exactly these rules whatever it had before (`reset`
@@ -59,19 +59,8 @@ export function replicationLogin(secret: string): ReplicationLogin {
 // ---------------------------------------------------------------------------------------------
 // The secret in etcd: /reborn/<p>/agents/repl-secret
 
-const SECRET_RE = /^[0-9a-f]{64}$/;
-
 function secretKey(store: Store): string {
   return new AgentPaths(store.paths.agents).replSecret;
-}
-
-/** The product's replication secret, or null while none was created (no guard ran yet). */
-export async function readReplicationSecret(store: Store): Promise<string | null> {
-  const key = secretKey(store);
-  const value = await store.call('read replication secret', () => store.etcd.get(key).string());
-  if (value === null) return null;
-  if (!SECRET_RE.test(value)) throw new Error(`${key} holds no replication secret (want 64 hex characters)`);
-  return value;
 }
 
 /**

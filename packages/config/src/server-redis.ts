@@ -1,13 +1,17 @@
 /**
  * How reborn-config's operations reach a redis server: a connected admin client that has
  * answered PING (coordinator's one admin client, loaded on first use so CLI verbs that need
- * no redis never load ioredis), REPLICAOF with masterauth, INFO replication as fields.
+ * no redis never load ioredis), REPLICAOF with masterauth — or, once the HA leader has given
+ * the product a replication user, logging in as that user (a replica pointed with the default
+ * password alone would fail its AUTH as `reborn-repl` until the leader's next round) — and
+ * INFO replication as fields.
  *
  * Redis. Every redis call has a connect and a command timeout; a server that does not answer
  * is ServerUnreachableError, a bounded wait that runs out is OperationTimeoutError.
  */
 import type { Redis } from 'ioredis';
-import type { InfoFields } from '@reborn/coordinator/admin';
+import type { InfoFields, ReplicationLogin } from '@reborn/coordinator/admin';
+import { REPL_USER, readReplicationSecret, type Store } from '@reborn/coordinator';
 import { ServerUnreachableError } from './errors.js';
 
 /** The admin client (and ioredis with it) loads on first use. */
@@ -47,9 +51,15 @@ export async function withRedis<T>(addr: string, conn: RedisConn, fn: (c: Redis)
   }
 }
 
-/** REPLICAOF `master` (host:port) on `c`, with masterauth first where the servers have a password. */
-export async function replicaOf(c: Redis, master: string, { password }: RedisConn): Promise<void> {
-  await (await redisAdmin()).replicaOf(c, master, password);
+/** The login replicas use with their master: the replication user once HA created its secret, else none (the default user). */
+export async function replicationLogin(store: Store): Promise<ReplicationLogin | null> {
+  const secret = await readReplicationSecret(store);
+  return secret === null ? null : { user: REPL_USER, password: secret };
+}
+
+/** REPLICAOF `master` (host:port) on `c`, logging in as `login` or, without one, with masterauth where the servers have a password. */
+export async function replicaOf(c: Redis, master: string, { password }: RedisConn, login: ReplicationLogin | null = null): Promise<void> {
+  await (await redisAdmin()).replicaOf(c, master, password, login);
 }
 
 /** INFO replication of `c` as fields (`role` → `master`, …). */

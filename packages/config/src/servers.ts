@@ -71,7 +71,7 @@ import {
 import { AdminState, type Snapshot } from './admin-state.js';
 import { applyGroupSettings, type GroupSettingsChange } from './group-settings.js';
 import { promoteServer, type PromoteResult } from './switchover.js';
-import { replicaOf, replicationFields, sleep, withRedis, type RedisConn } from './server-redis.js';
+import { replicaOf, replicationFields, replicationLogin, sleep, withRedis, type RedisConn } from './server-redis.js';
 
 // The pieces of the operations, importable from here as before.
 export * from './admin-checks.js';
@@ -288,7 +288,7 @@ export class Admin {
       throw new ServerUnreachableError(`cannot add replica ${addr}: the group master did not answer (${err.message})`, err);
     });
     const { host, port } = splitAddr(masterAddr);
-    await replicaOf(c, masterAddr, this.redis);
+    await replicaOf(c, masterAddr, this.redis, await replicationLogin(this.store));
     const deadline = Date.now() + this.syncTimeoutMs;
     let info: InfoFields = {};
     for (;;) {

@@ -35,7 +35,7 @@ import { OperationTimeoutError, ServerUnreachableError } from './errors.js';
 import type { AdminState } from './admin-state.js';
 import { checkAddr, checkGroupId } from './admin-checks.js';
 import { movingSlotOf, type GroupView } from './admin-views.js';
-import { connectRedis, redisAdmin, replicaOf, replicationFields, sleep, withRedis, type RedisConn } from './server-redis.js';
+import { connectRedis, redisAdmin, replicaOf, replicationFields, replicationLogin, sleep, withRedis, type RedisConn } from './server-redis.js';
 
 export interface SwitchoverContext {
   store: Store;
@@ -74,6 +74,7 @@ export async function promoteServer(ctx: SwitchoverContext, gid: number, addr: s
   const others = group.servers.filter((s) => s.role === ServerRole.Replica && s.addr !== addr).map((s) => s.addr);
   const warnings: string[] = [];
   const t = ctx.redis;
+  const login = await replicationLogin(ctx.store);
   const old = await connectRedis(master.addr, t).catch((err: Error) => {
     throw new ServerUnreachableError(`${err.message}; a graceful switchover needs a healthy master (failover is the agent's job)`, err);
   });
@@ -137,7 +138,7 @@ export async function promoteServer(ctx: SwitchoverContext, gid: number, addr: s
       // Undo 4 unless etcd may have taken the write (then the new layout must stand).
       const written = err instanceof UnavailableError ? await groupHasMaster(ctx.store, gid, addr) : false;
       if (written !== true) {
-        await replicaOf(cand, master.addr, ctx.redis).catch(() => undefined);
+        await replicaOf(cand, master.addr, ctx.redis, login).catch(() => undefined);
         if (written === null) {
           throw new UnavailableError(
             `etcd did not confirm the promotion of ${addr} in group ${gid}: it was turned back into a replica of ${master.addr}; check "group list" and retry`,
@@ -148,11 +149,11 @@ export async function promoteServer(ctx: SwitchoverContext, gid: number, addr: s
       }
     }
     // 6.
-    await replicaOf(old, addr, t).catch((err: Error) => {
+    await replicaOf(old, addr, t, login).catch((err: Error) => {
       warnings.push(`old master ${master.addr} did not accept REPLICAOF ${addr}: ${err.message}`);
     });
     for (const r of others) {
-      await withRedis(r, t, (c) => replicaOf(c, addr, t)).catch((err: Error) => {
+      await withRedis(r, t, (c) => replicaOf(c, addr, t, login)).catch((err: Error) => {
         warnings.push(`replica ${r} was not re-pointed to ${addr}: ${err.message}`);
       });
     }

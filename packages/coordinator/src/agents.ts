@@ -474,3 +474,16 @@ export class AgentRegistration extends EventEmitter<AgentRegistrationEvents> {
     }
   }
 }
+
+/** The ACL user replicas log in to their master as (provisioned by the HA leader, agent repl-guard.ts). */
+export const REPL_USER = 'reborn-repl';
+const REPL_SECRET_RE = /^[0-9a-f]{64}$/;
+
+/** The product's replication secret (`agents/repl-secret`), or null while none was created. */
+export async function readReplicationSecret(store: Store): Promise<string | null> {
+  const key = new AgentPaths(store.paths.agents).replSecret;
+  const value = await store.call('read replication secret', () => store.etcd.get(key).string());
+  if (value === null) return null;
+  if (!REPL_SECRET_RE.test(value)) throw new ValidationError(`${key} holds no replication secret (want 64 hex characters)`);
+  return value;
+}
