@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Store } from '@reborn/coordinator';
 import { Admin, createApi, type ApiServer } from '@reborn/config';
 import { startEtcd, startRedis, stopAll, type EtcdServer, type RedisServer } from '@reborn/testkit';
+import { groupView } from './helpers.js';
 
 let etcd: EtcdServer;
 let r: RedisServer[];
@@ -59,19 +60,7 @@ async function call(method: string, path: string, body?: unknown, opts: { base?:
 
 const err = (status: number, code: string, error: string) => ({ status, body: { error, code } });
 
-type Server = { addr: string; role: 'master' | 'replica' };
-/** A group as the API shows it; absent in-sync set and settings unless `over` says otherwise. */
-const view = (id: number, servers: Server[], slots: number, over: Record<string, unknown> = {}) => ({
-  id,
-  servers,
-  slots,
-  inSync: servers.filter((s) => s.role === 'replica').map((s) => s.addr),
-  inSyncManaged: false,
-  minInSync: null,
-  wantReplicas: null,
-  durability: 'ok',
-  ...over,
-});
+const view = groupView;
 
 beforeAll(async () => {
   [etcd, ...r] = await Promise.all([startEtcd(), ...Array.from({ length: 3 }, () => startRedis({ args: ['--repl-diskless-sync-delay', '0'] }))]);
@@ -132,7 +121,7 @@ describe('group settings: PATCH /api/groups/:gid', () => {
   // Group 9 is written straight into etcd (no redis behind it: setting it only touches etcd)
   // and removed at the end, before the slot tests spread slots over the groups with a master.
   const [M, R1, R2] = ['127.0.0.1:1', '127.0.0.1:2', '127.0.0.1:3'];
-  const servers: Server[] = [{ addr: M, role: 'master' }, { addr: R1, role: 'replica' }, { addr: R2, role: 'replica' }];
+  const servers: { addr: string; role: 'master' | 'replica' }[] = [{ addr: M, role: 'master' }, { addr: R1, role: 'replica' }, { addr: R2, role: 'replica' }];
   beforeAll(async () => {
     await store.putGroup({ id: 9, servers });
   });

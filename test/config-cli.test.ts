@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Store } from '@reborn/coordinator';
 import { freePort, startEtcd, startRedis, stopAll, waitFor, type EtcdServer, type RedisServer } from '@reborn/testkit';
+import { groupView } from './helpers.js';
 
 const REPO = fileURLToPath(new URL('../', import.meta.url));
 const BIN = `${REPO}packages/config/bin/reborn-config.js`;
@@ -54,19 +55,7 @@ async function refused(args: readonly string[], message: string, code = 1, opts?
   });
 }
 
-type Server = { addr: string; role: 'master' | 'replica' };
-/** A group as `group list --json` shows it; absent in-sync set and settings unless `over` says otherwise. */
-const view = (id: number, servers: Server[], slots: number, over: Record<string, unknown> = {}) => ({
-  id,
-  servers,
-  slots,
-  inSync: servers.filter((s) => s.role === 'replica').map((s) => s.addr),
-  inSyncManaged: false,
-  minInSync: null,
-  wantReplicas: null,
-  durability: 'ok',
-  ...over,
-});
+const view = groupView;
 
 async function replication(s: RedisServer): Promise<Record<string, string>> {
   const c = s.client({ maxRetriesPerRequest: 1 });
@@ -228,7 +217,7 @@ describe('group settings', () => {
     const store = await Store.open({ endpoints: [etcd.clientUrl], product });
     try {
       expect(await ok(['group', 'set', '1', '--min-in-sync', '1', '--want-replicas', '2'])).toBe('group 1: min-in-sync 1, want-replicas 2, in-sync 1/1\n');
-      const servers: Server[] = [{ addr: r0.addr, role: 'replica' }, { addr: r1.addr, role: 'master' }];
+      const servers: { addr: string; role: 'master' | 'replica' }[] = [{ addr: r0.addr, role: 'replica' }, { addr: r1.addr, role: 'master' }];
       expect(await store.getGroup(1)).toEqual({ id: 1, servers, minInSync: 1, wantReplicas: 2 });
       expect(await ok(['group', 'list'])).toMatch(new RegExp(`^1  +512  +${r1.addr}  +${r0.addr}  +1/1  +1  +2$`, 'm'));
 

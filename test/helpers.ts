@@ -370,3 +370,21 @@ export async function dataReady(port: number, password?: string): Promise<void> 
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
+
+/**
+ * A group as reborn-config shows it (`group list --json`, `GET /api/groups`): an absent in-sync
+ * set (every replica counts) and no settings, unless `over` says otherwise.
+ */
+export function groupView(id: number, servers: { addr: string; role: 'master' | 'replica' }[], slots: number, over: Record<string, unknown> = {}) {
+  return {
+    id,
+    servers,
+    slots,
+    inSync: servers.filter((s) => s.role === 'replica').map((s) => s.addr),
+    inSyncManaged: false,
+    minInSync: null,
+    wantReplicas: null,
+    durability: 'ok',
+    ...over,
+  };
+}
