@@ -44,6 +44,7 @@ const flags = parseFlags(
     requests: { type: 'string' },
     'down-after': { type: 'string' },
     only: { type: 'string' },
+    layout: { type: 'string' },
     out: { type: 'string' },
   },
   [
@@ -53,6 +54,7 @@ const flags = parseFlags(
     '  --requests N      redis-benchmark requests at -P 16; -P 1 runs N/4 (default 400000)',
     '  --down-after L    comma-separated --down-after-ms values for the agent (default 3000,1500)',
     '  --only WHAT       run only one part: outage, throughput or layouts',
+    '  --layout N,…      with layouts: only these (1replica, 2replicas, frozen, frozen-failover)',
     '  --out FILE        markdown report (default bench/results/failover.md)',
     '',
   ],
@@ -347,8 +349,9 @@ function outageAfter(ops, since) {
   const lastOkBefore = sorted.slice(0, first).findLast((o) => o.ok);
   const firstOkAfter = sorted.slice(first).find((o) => o.ok);
   if (firstOkAfter === undefined) return { outageMs: null, failed: sorted.slice(first).length, firstError: sorted[first].error };
-  const failed = sorted.slice(first).filter((o) => !o.ok && o.endedAt <= firstOkAfter.endedAt).length;
-  return { outageMs: firstOkAfter.endedAt - (lastOkBefore?.endedAt ?? sorted[first].startedAt), failed, firstError: sorted[first].error };
+  const failedOps = sorted.slice(first).filter((o) => !o.ok && o.endedAt <= firstOkAfter.endedAt);
+  const lastError = failedOps.at(-1)?.error ?? null;
+  return { outageMs: firstOkAfter.endedAt - (lastOkBefore?.endedAt ?? sorted[first].startedAt), failed: failedOps.length, firstError: sorted[first].error, lastError };
 }
 
 /** Writes succeed again, steadily, after `since` (an ok followed by 200 ms without an error). */
@@ -395,7 +398,16 @@ async function withHaCluster(opts, body, agentArgs = []) {
       clients.push(c);
       return c;
     };
-    return await body({ cluster, agent, client });
+    const result = await body({ cluster, agent, client });
+    // A slow failover is worth a look: keep the agent's log next to the report.
+    if (result.steps.some((st) => st.outageMs === null || st.outageMs > 3000)) {
+      const file = path.join(path.dirname(OUT), `failover-agent-${result.layout.replace(/[^a-z0-9]+/gi, '-')}-r${result.round}.log`);
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      fs.writeFileSync(file, agent.proc.lines.join('\n') + '\n');
+      cluster.proxies.forEach((p, i) => fs.writeFileSync(file.replace(/\.log$/, `-proxy${i}.log`), p.logs.join('\n') + '\n'));
+      log(`an outage above 3 s: the agent's log is in ${path.relative(process.cwd(), file)}`);
+    }
+    return result;
   } finally {
     for (const c of clients) c.disconnect();
     await agent?.stop();
@@ -456,7 +468,7 @@ async function layoutTwoReplicas(round) {
     const o2 = outageAfter(w.ops, kill2);
     const lost = await lostOf(c, w.acked);
     const acked = [...w.acked.values()].reduce((a, b) => a + b, 0);
-    log(`durable 2 replicas round ${round}: replica kill ${s3(o1.outageMs)} s, master kill ${s3(o2.outageMs)} s; ${lost} of ${acked} lost`);
+    log(`durable 2 replicas round ${round}: replica kill ${s3(o1.outageMs)} s, master kill ${s3(o2.outageMs)} s; ${lost} of ${acked} lost (errors: first ${JSON.stringify(o2.firstError)}, last ${JSON.stringify(o2.lastError)})`);
     return { layout: 'durable, master + 2 replicas', round, steps: [{ what: 'kill -9 a replica', ...o1 }, { what: 'then kill -9 the master', ...o2 }], lost, acked };
   });
 }
@@ -651,7 +663,17 @@ async function main() {
   if (RUN_LAYOUTS) {
     layouts = [];
     for (let round = 1; round <= ROUNDS; round++) {
-      for (const [name, run] of [['durable, master + 1 replica', layoutOneReplica], ['durable, master + 2 replicas', layoutTwoReplicas], ['master frozen', layoutFrozen], ['master frozen past the stall window', (r) => layoutFrozen(r, 5000)]]) {
+      const all = [
+        ['1replica', 'durable, master + 1 replica', layoutOneReplica],
+        ['2replicas', 'durable, master + 2 replicas', layoutTwoReplicas],
+        ['frozen', 'master frozen', layoutFrozen],
+        ['frozen-failover', 'master frozen past the stall window', (r) => layoutFrozen(r, 5000)],
+      ];
+      const wanted = flags.layout === undefined ? null : new Set(flags.layout.split(','));
+      const unknown = [...(wanted ?? [])].filter((k) => !all.some(([key]) => key === k));
+      if (unknown.length > 0) fail(`--layout: unknown ${unknown.join(', ')} (known: ${all.map(([k]) => k).join(', ')})`);
+      for (const [key, name, run] of all) {
+        if (wanted !== null && !wanted.has(key)) continue;
         if (isInterrupted()) return;
         try {
           layouts.push(await run(round));
