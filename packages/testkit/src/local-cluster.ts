@@ -192,14 +192,18 @@ export class LocalCluster {
     for (let attempt = 1; ; attempt++) {
       ports = await choose(taken, ports);
       const { command, args, ready } = spawnOn(ports);
-      const d = this.daemons.start({ name, command, args, logFile: path.join(this.logs, logName), env: this.env, ownProcessGroup: true, quietStartup: true });
+      const logFile = path.join(this.logs, logName);
+      // The log is appended across starts: only what this attempt wrote tells why it failed.
+      const logStart = sizeOf(logFile);
+      const d = this.daemons.start({ name, command, args, logFile, env: this.env, ownProcessGroup: true, quietStartup: true });
       try {
         await this.waitFor(name, ready(d), d);
         return ports;
       } catch (err) {
-        if (!(err instanceof DaemonStartupExit) || !PORT_TAKEN.test(err.output) || attempt >= START_ATTEMPTS) throw err;
+        const output = err instanceof DaemonStartupExit ? readFrom(logFile, logStart) : '';
+        if (!PORT_TAKEN.test(output) || attempt >= START_ATTEMPTS) throw err;
         this.daemons.forget(d);
-        taken = portTakenIn(err.output, ports);
+        taken = portTakenIn(output, ports);
         this.opts.log(`${name} could not bind port ${taken ?? ports.join('/')} (taken since it was found free); trying another`);
       }
     }
@@ -513,6 +517,23 @@ function signal(pid: number, sig: NodeJS.Signals): void {
 /** A health check that cannot hang: a server that accepts but never answers counts as down. */
 async function healthy(url: string): Promise<boolean> {
   return (await fetch(url, { signal: AbortSignal.timeout(1000) })).ok;
+}
+
+function sizeOf(file: string): number {
+  try {
+    return fs.statSync(file).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** The text of `file` from byte `offset` on (a failed start's output is a few lines). */
+function readFrom(file: string, offset: number): string {
+  try {
+    return fs.readFileSync(file).subarray(offset).toString('utf8');
+  } catch {
+    return '';
+  }
 }
 
 function readJson<T>(file: string): T | null {
