@@ -3,9 +3,10 @@
  * reborn-agent, which starts and supervises two groups with replicas and a proxy; then the
  * dashboard. It prints how to connect; a proxy or replica killed with -9 is healed by the
  * agent; Ctrl-C at the terminal stops every process of the cluster and nothing else; the next
- * start serves the same data.
+ * start serves the same data; saved ports that are taken now do not stop a start.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,7 +15,7 @@ import Redis from 'ioredis';
 import Redis6 from 'ioredis6';
 import { createClient } from 'redis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { AgentApi, waitFor, type AgentAppView } from '@reborn/testkit';
+import { AgentApi, freePort, waitFor, type AgentAppView } from '@reborn/testkit';
 import { killApps } from './agent-helpers.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -55,15 +56,17 @@ class Launcher {
   }
 
   async up(): Promise<void> {
-    await waitFor(
-      () => {
-        if (this.proc.exitCode !== null) throw new Error(`launcher exited:\n${this.output}`);
-        return /Ctrl-C stops everything/.test(this.output);
-      },
-      { timeoutMs: 90_000, intervalMs: 100, what: 'the launcher to print "Ctrl-C stops everything"' },
-    ).catch((err: Error) => {
-      throw new Error(`${err.message}\n${this.output}`);
+    // A launcher that exits fails the wait at once (its output says why) rather than after the timeout.
+    const exitedEarly = this.exited.then((code) => {
+      throw new Error(`launcher exited (${code}) before it was up:\n${this.output}`);
     });
+    exitedEarly.catch(() => undefined);
+    await Promise.race([
+      exitedEarly,
+      waitFor(() => /Ctrl-C stops everything/.test(this.output), { timeoutMs: 90_000, intervalMs: 100, what: 'the launcher to print "Ctrl-C stops everything"' }).catch((err: Error) => {
+        throw new Error(`${err.message}\n${this.output}`);
+      }),
+    ]);
   }
 
   printed(re: RegExp): number {
@@ -313,4 +316,57 @@ describe('npm start (scripts/local-cluster.mjs)', () => {
     await waitFor(() => !everything.some(alive), { timeoutMs: 10_000, intervalMs: 100, what: 'every process of the cluster to be gone' }).catch(() => undefined);
     expect(everything.filter(alive).map((pid) => `${pid} ${readCmdline(pid).replace(/\0/g, ' ')}`)).toEqual([]);
   });
+
+  it("etcd's saved client port and the one after it taken: etcd moves to other ports, never giving client and peer the same one", { timeout: 180_000 }, async () => {
+    // Saved ports A (client) and A+2 (peer), with A and A+1 taken by other programs: the client
+    // port scan ends on A+2, which the peer scan, starting there, also finds free.
+    const held: net.Server[] = [];
+    const home2 = fs.mkdtempSync(path.join(os.tmpdir(), 'reborn-launcher-ports-'));
+    try {
+      const a = await fourFreePorts();
+      for (const port of [a, a + 1]) {
+        const srv = net.createServer();
+        await new Promise<void>((resolve, reject) => srv.once('error', reject).listen(port, '127.0.0.1', resolve));
+        held.push(srv);
+      }
+      fs.writeFileSync(path.join(home2, 'servers.json'), JSON.stringify({ etcd: a, 'etcd-peer': a + 2 }));
+      const l = new Launcher(home2);
+      launchers.push(l);
+      await l.up();
+      // A+2 and A+3 when nobody else took them meanwhile (a port taken during the start is tried again elsewhere).
+      const saved = JSON.parse(fs.readFileSync(path.join(home2, 'servers.json'), 'utf8')) as Record<string, number>;
+      expect(l.printed(/etcd +http:\/\/127\.0\.0\.1:(\d+)/)).toBe(saved['etcd']);
+      expect(saved['etcd']).toBeGreaterThanOrEqual(a + 2);
+      expect(saved['etcd-peer']).toBeGreaterThanOrEqual(a + 2);
+      expect(saved['etcd-peer']).not.toBe(saved['etcd']);
+      expect(l.output).not.toMatch(/exited unexpectedly/);
+      const agent = new AgentApi(`http://127.0.0.1:${l.printed(/agent \(HA on\): http:\/\/127\.0\.0\.1:(\d+)\/api\/ha/)}`);
+      const daemons = childrenOf(l.proc.pid!);
+      const apps = await liveApps(agent);
+      for (const pid of [...daemons, ...apps.map((x) => x.pid!)]) l.seen.add(pid);
+      expect(daemons.length).toBe(3);
+      await interruptAndExpectNothingLeft(l, [...daemons, ...apps.map((x) => x.pid!)]);
+    } finally {
+      for (const srv of held) srv.close();
+      fs.rmSync(home2, { recursive: true, force: true });
+    }
+  });
 });
+
+/** A port A with A..A+3 free now (a fresh pick until one is). */
+async function fourFreePorts(): Promise<number> {
+  for (;;) {
+    const a = await freePort();
+    if (a + 3 > 65535) continue;
+    const free = await Promise.all([1, 2, 3].map((i) => portIsFree(a + i)));
+    if (free.every(Boolean)) return a;
+  }
+}
+
+function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { etcdArgs, proxyArgs, redisArgs } from './daemon-args.js';
-import { DaemonSet, type Daemon } from './daemons.js';
+import { DaemonSet, DaemonStartupExit, type Daemon } from './daemons.js';
 import { LauncherBusyError, LauncherLock, startTimeOf } from './launcher-lock.js';
 import { waitFor } from './wait.js';
 
@@ -52,6 +52,31 @@ describe('DaemonSet', () => {
     } finally {
       outsider.kill('SIGKILL');
     }
+  });
+
+  it('quietStartup: an exit while starting is the error of waitReady (to retry), an exit once ready is unexpected', { timeout: 30_000 }, async () => {
+    const exits: string[] = [];
+    const changes: number[] = [];
+    const set = new DaemonSet({ onUnexpectedExit: (d, why) => exits.push(`${d.name}:${why}`), onChange: () => changes.push(set.daemons.length) });
+    const failing = set.start({
+      name: 'taken',
+      command: process.execPath,
+      args: ['-e', `console.error('listen EADDRINUSE: address already in use 127.0.0.1:1'); process.exit(3)`],
+      logFile: join(dir, 'taken.log'),
+      quietStartup: true,
+    });
+    const err = await set.waitReady('taken', () => false, { daemon: failing }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DaemonStartupExit);
+    expect((err as DaemonStartupExit).output).toMatch(/address already in use/);
+    set.forget(failing);
+    expect(set.daemons).toEqual([]);
+    expect(changes).toEqual([1, 0]);
+
+    const d = set.start({ name: 'ok', logFile: join(dir, 'ok.log'), command: process.execPath, args: ['-e', `console.log('ready'); setInterval(() => {}, 60_000)`], quietStartup: true });
+    await set.waitReady('ok', logged(d), { daemon: d });
+    d.proc.signal('SIGKILL');
+    await waitFor(() => exits.length > 0, { what: 'the exit report' });
+    expect(exits).toEqual(['ok:SIGKILL']); // the failed start was never reported
   });
 
   it('SIGKILLs a daemon that ignores SIGTERM after the grace period', { timeout: 30_000 }, async () => {

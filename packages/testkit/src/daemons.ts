@@ -4,7 +4,8 @@
  * polling a check, and a teardown that stops exactly these processes, newest first.
  *
  * Invariant: only pids spawned through this set are ever signalled — never a name match — and a
- * daemon that ends before stopAll() began is reported to `onUnexpectedExit`. Unlike the test
+ * daemon that ends before stopAll() began is reported to `onUnexpectedExit` (or, when started
+ * with `quietStartup` and still starting, by the error of its waitReady()). Unlike the test
  * registry (cleanup.ts) it installs no signal handlers: the script owns Ctrl-C and stops
  * gracefully; only an 'exit' hook SIGKILLs what is still alive when the script ends anyway.
  */
@@ -36,6 +37,25 @@ export interface DaemonSpec {
   cwd?: string;
   /** See SpawnSpec.ownProcessGroup. */
   ownProcessGroup?: boolean;
+  /**
+   * An exit before waitReady({ daemon }) succeeded is reported only by that waitReady's error
+   * (DaemonStartupExit), not to `onUnexpectedExit`: the caller may start it again, e.g. on
+   * another port when the one it probed was taken before the daemon bound it.
+   */
+  quietStartup?: boolean;
+}
+
+/** A daemon exited before it became ready; `output` is the end of its output (usually the reason). */
+export class DaemonStartupExit extends Error {
+  readonly code = 'DAEMON_STARTUP_EXIT';
+  constructor(
+    message: string,
+    readonly daemon: Daemon,
+    readonly output: string,
+  ) {
+    super(message);
+    this.name = 'DaemonStartupExit';
+  }
 }
 
 export interface WaitReadyOptions {
@@ -59,6 +79,8 @@ export interface StopOptions {
 export class DaemonSet {
   readonly daemons: Daemon[] = [];
   private stopping = false;
+  /** Daemons started with quietStartup whose waitReady() has not succeeded yet. */
+  private readonly starting = new Set<Daemon>();
 
   constructor(private readonly opts: DaemonSetOptions = {}) {
     // The last resort, for an exit that skipped stopAll() (process.exit elsewhere, a crash).
@@ -75,11 +97,22 @@ export class DaemonSet {
     const proc = new ManagedProcess({ ...spec, untracked: true });
     const d: Daemon = { name: spec.name, logFile: spec.logFile, proc };
     this.daemons.push(d);
+    if (spec.quietStartup === true) this.starting.add(d);
     this.opts.onChange?.();
     void proc.exited.then((e) => {
-      if (!this.stopping) this.opts.onUnexpectedExit?.(d, e.signal ?? e.code, proc.spawnError);
+      if (!this.stopping && !this.starting.has(d)) this.opts.onUnexpectedExit?.(d, e.signal ?? e.code, proc.spawnError);
     });
     return d;
+  }
+
+  /** Drops a daemon that has exited (a failed start the caller retries) from the set. */
+  forget(d: Daemon): void {
+    if (d.proc.running) throw new Error(`${d.name} still runs: stop it before forgetting it`);
+    const i = this.daemons.indexOf(d);
+    if (i < 0) return;
+    this.daemons.splice(i, 1);
+    this.starting.delete(d);
+    this.opts.onChange?.();
   }
 
   alive(d: Daemon): boolean {
@@ -97,9 +130,17 @@ export class DaemonSet {
       if (daemon !== undefined && !daemon.proc.running) {
         const e = await daemon.proc.exited;
         const why = daemon.proc.spawnError?.message ?? e.signal ?? e.code;
-        throw new Error(`${what} exited (${why}) before becoming ready; see ${daemon.logFile}\n${daemon.proc.tail(15)}`);
+        const output = daemon.proc.tail(15);
+        throw new DaemonStartupExit(`${what} exited (${why}) before becoming ready; see ${daemon.logFile}\n${output}`, daemon, output);
       }
-      if (await settlesTrue(check, Math.max(0, deadline - Date.now()) + intervalMs)) return;
+      if (await settlesTrue(check, Math.max(0, deadline - Date.now()) + intervalMs)) {
+        if (daemon === undefined) return;
+        // Exited while the check ran: a failed start after all (the loop's top reports it).
+        if (!daemon.proc.running) continue;
+        // From now on an exit is the daemon dying, not a failed start: onUnexpectedExit hears of it.
+        this.starting.delete(daemon);
+        return;
+      }
       if (Date.now() > deadline) {
         throw new Error(o.timeoutMessage?.(what, timeoutMs) ?? `${what} did not become ready within ${timeoutMs / 1000} s`);
       }

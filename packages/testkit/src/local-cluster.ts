@@ -23,6 +23,10 @@
  *   died first) is signalled by pid, after checking the pid still runs that app.
  * - Only processes of this home are ever signalled: the launcher's own by pid and start time
  *   (launcher-lock.ts), the agent's through the agent or by its state file.
+ * - A port found free can be taken before the daemon binds it (a probe is not a reservation):
+ *   a daemon that dies of "address already in use" while starting is started again on another
+ *   port, and is not taken for a cluster failure. Only a daemon that was ready and then ended
+ *   stops the cluster (onFatal).
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -32,8 +36,8 @@ import { Store, ServerRole, splitAddr, withServers, type GroupInfo, type GroupSe
 import { info as redisInfo, ping, replicaOf, replicationInfo, replicatesFrom, withRedis } from '@reborn/coordinator/admin';
 import { AgentApi, AgentApiError, appsLeftInStateFile, stillRunsApp, type AgentAppView } from './agent-api.js';
 import { AGENT_BIN, CONFIG_BIN, agentArgs, dashboardArgs, etcdArgs } from './daemon-args.js';
-import { DaemonSet, type Daemon } from './daemons.js';
-import { LauncherLock, startTimeOf } from './launcher-lock.js';
+import { DaemonSet, DaemonStartupExit, type Daemon } from './daemons.js';
+import { LauncherLock } from './launcher-lock.js';
 import { portFrom } from './ports.js';
 import { healthzFrom } from './process.js';
 
@@ -74,6 +78,10 @@ const RETRY_ON_OTHER_PORT = new Set(['ESTART', 'EEXISTS']);
 const READY_TIMEOUT_MS = 60_000;
 /** How long a leftover app gets after SIGTERM before SIGKILL (the agent's own stop waits 10 s too). */
 const LEFTOVER_GRACE_MS = 10_000;
+/** How long the SIGKILLed daemons of a killed launcher get to release their ports. */
+const STALE_GONE_MS = 10_000;
+/** What etcd (Go) and node print when a port is taken: `bind: address already in use`, `EADDRINUSE: address already in use 127.0.0.1:18090`. */
+const PORT_TAKEN = /address already in use/;
 
 export class LocalCluster {
   private readonly daemons: DaemonSet;
@@ -122,7 +130,8 @@ export class LocalCluster {
     });
     this.ownsHome = true;
     // Their ports free up only once they are gone, and etcd should get its old port back.
-    await waitGone(stale);
+    const still = await waitGone(stale, STALE_GONE_MS);
+    if (still.length > 0) this.opts.log(`pid ${still.join(', ')} still ${still.length === 1 ? 'runs' : 'run'} ${STALE_GONE_MS / 1000} s after SIGKILL; their ports will be avoided`);
     this.env['REBORN_REDIS_PASSWORD'] = ensureSecretFile(this.passwordFile);
     this.lock.write([]);
     this.lastPorts = readJson<Record<string, number>>(this.portsFile) ?? {};
@@ -156,11 +165,6 @@ export class LocalCluster {
     return this.agent;
   }
 
-  /** A daemon of the launcher, in its own process group: a terminal's Ctrl-C reaches only the launcher, which stops the agent's apps through the agent before the agent itself. */
-  private run(name: string, command: string, args: readonly string[], logName: string): Daemon {
-    return this.daemons.start({ name, command, args, logFile: path.join(this.logs, logName), env: this.env, ownProcessGroup: true });
-  }
-
   private waitFor(what: string, check: () => boolean | Promise<boolean>, daemon?: Daemon): Promise<void> {
     return this.daemons.waitReady(what, check, {
       // Generous: on a loaded machine a node daemon alone can take many seconds to load.
@@ -170,28 +174,85 @@ export class LocalCluster {
     });
   }
 
+  /**
+   * Runs a daemon of the launcher on the ports `choose` picks and waits for `ready`, in its own
+   * process group: a terminal's Ctrl-C reaches only the launcher, which stops the agent's apps
+   * through the agent before the agent itself. When it dies while starting because a port was
+   * taken meanwhile, it is started again: `choose` gets the taken port (null when unknown, or on
+   * the first try) and the last ports, to pick others. Any other failure is thrown.
+   */
+  private async startOnFreePorts<P extends readonly number[]>(
+    name: string,
+    logName: string,
+    choose: (taken: number | null, last: P | null) => Promise<P>,
+    spawnOn: (ports: P) => { command: string; args: readonly string[]; ready: (d: Daemon) => () => Promise<boolean> },
+  ): Promise<P> {
+    let ports: P | null = null;
+    let taken: number | null = null;
+    for (let attempt = 1; ; attempt++) {
+      ports = await choose(taken, ports);
+      const { command, args, ready } = spawnOn(ports);
+      const logFile = path.join(this.logs, logName);
+      // The log is appended across starts: only what this attempt wrote tells why it failed.
+      const logStart = sizeOf(logFile);
+      const d = this.daemons.start({ name, command, args, logFile, env: this.env, ownProcessGroup: true, quietStartup: true });
+      try {
+        await this.waitFor(name, ready(d), d);
+        return ports;
+      } catch (err) {
+        const output = err instanceof DaemonStartupExit ? readFrom(logFile, logStart) : '';
+        if (!PORT_TAKEN.test(output) || attempt >= START_ATTEMPTS) throw err;
+        this.daemons.forget(d);
+        taken = portTakenIn(output, ports);
+        this.opts.log(`${name} could not bind port ${taken ?? ports.join('/')} (taken since it was found free); trying another`);
+      }
+    }
+  }
+
+  /**
+   * etcd on its last ports when free. Client and peer port never coincide: each scan finds
+   * the other's port free until etcd binds it. On a retry only the taken port moves, so a
+   * taken peer port does not move the client port (which would restart an adopted proxy).
+   */
   private async startEtcd(): Promise<string> {
-    const etcdPort = await portFrom(this.lastPorts['etcd'] ?? 23790);
-    const etcdPeer = await portFrom(this.lastPorts['etcd-peer'] ?? etcdPort + 1);
-    this.lastPorts['etcd'] = etcdPort;
-    this.lastPorts['etcd-peer'] = etcdPeer;
-    const etcdUrl = `http://${HOST}:${etcdPort}`;
     const dataDir = path.join(this.opts.home, 'etcd');
     fs.mkdirSync(dataDir, { recursive: true });
-    const args = etcdArgs({ name: 'reborn-local', dataDir, clientUrl: etcdUrl, peerUrl: `http://${HOST}:${etcdPeer}` });
-    const d = this.run('etcd', 'etcd', args, 'etcd.log');
-    await this.waitFor('etcd', () => healthy(`${etcdUrl}/health`), d);
+    const [etcdPort] = await this.startOnFreePorts<[number, number]>(
+      'etcd',
+      'etcd.log',
+      async (taken, last) => {
+        const client = await portFrom(last === null ? (this.lastPorts['etcd'] ?? 23790) : last[0] + (taken === null || taken === last[0] ? 1 : 0));
+        const peerFrom = last === null ? (this.lastPorts['etcd-peer'] ?? client + 1) : last[1] + (taken === null || taken === last[1] ? 1 : 0);
+        return [client, await portFrom(peerFrom, HOST, [client])];
+      },
+      ([client, peer]) => ({
+        command: 'etcd',
+        args: etcdArgs({ name: 'reborn-local', dataDir, clientUrl: `http://${HOST}:${client}`, peerUrl: `http://${HOST}:${peer}` }),
+        ready: () => () => healthy(`http://${HOST}:${client}/health`),
+      }),
+    ).then((ports) => {
+      this.lastPorts['etcd'] = ports[0];
+      this.lastPorts['etcd-peer'] = ports[1];
+      return ports;
+    });
+    const etcdUrl = `http://${HOST}:${etcdPort}`;
     this.opts.log(`etcd        ${etcdUrl}`);
     return etcdUrl;
   }
 
   /** reborn-agent with HA on; resolves to its HTTP port once /healthz is answered by this very process. */
   private async startAgent(etcd: string): Promise<number> {
-    const agentPort = await portFrom(18090);
     fs.mkdirSync(this.agentDir, { recursive: true });
-    const args = agentArgs({ httpAddr: `${HOST}:${agentPort}`, ha: true, etcd, product: this.opts.product, id: AGENT_ID, dataDir: this.agentDir });
-    const d = this.run('reborn-agent', process.execPath, [AGENT_BIN, ...args], 'agent.log');
-    await this.waitFor('reborn-agent', () => healthzFrom(`http://${HOST}:${agentPort}/healthz`, d.proc.pid), d);
+    const [agentPort] = await this.startOnFreePorts<[number]>(
+      'reborn-agent',
+      'agent.log',
+      async (_taken, last) => [await portFrom(last === null ? 18090 : last[0] + 1)],
+      ([port]) => ({
+        command: process.execPath,
+        args: [AGENT_BIN, ...agentArgs({ httpAddr: `${HOST}:${port}`, ha: true, etcd, product: this.opts.product, id: AGENT_ID, dataDir: this.agentDir })],
+        ready: (d) => () => healthzFrom(`http://${HOST}:${port}/healthz`, d.proc.pid),
+      }),
+    );
     // An operator's REBORN_AGENT_TOKEN reaches the agent through the environment: send it too.
     this.agent = new AgentApi(`http://${HOST}:${agentPort}`, process.env['REBORN_AGENT_TOKEN'] || null);
     this.opts.log(`agent       http://${HOST}:${agentPort}  (HA on; supervises the redis servers and the proxy)`);
@@ -341,10 +402,16 @@ export class LocalCluster {
   }
 
   private async startDashboard(etcd: string): Promise<number> {
-    const dashboardPort = await portFrom(18087);
-    const args = dashboardArgs({ etcd, product: this.opts.product, httpAddr: `${HOST}:${dashboardPort}` });
-    const d = this.run('reborn-config dashboard', process.execPath, [CONFIG_BIN, ...args], 'dashboard.log');
-    await this.waitFor('reborn-config dashboard', () => healthy(`http://${HOST}:${dashboardPort}/healthz`), d);
+    const [dashboardPort] = await this.startOnFreePorts<[number]>(
+      'reborn-config dashboard',
+      'dashboard.log',
+      async (_taken, last) => [await portFrom(last === null ? 18087 : last[0] + 1)],
+      ([port]) => ({
+        command: process.execPath,
+        args: [CONFIG_BIN, ...dashboardArgs({ etcd, product: this.opts.product, httpAddr: `${HOST}:${port}` })],
+        ready: () => () => healthy(`http://${HOST}:${port}/healthz`),
+      }),
+    );
     return dashboardPort;
   }
 
@@ -403,19 +470,36 @@ export function ensureSecretFile(file: string): string {
   }
 }
 
-/** Resolves once none of `pids` runs any more (zombies count as gone), or after 10 s. */
-async function waitGone(pids: readonly number[]): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (pids.some((pid) => startTimeOf(pid) !== null && !isZombie(pid)) && Date.now() < deadline) await sleep(50);
+/** Resolves once none of `pids` runs any more, or after `ms`, to those still running then. */
+async function waitGone(pids: readonly number[], ms: number): Promise<number[]> {
+  const deadline = Date.now() + ms;
+  while (pids.some(stillRuns) && Date.now() < deadline) await sleep(50);
+  return pids.filter(stillRuns);
 }
 
-function isZombie(pid: number): boolean {
+/**
+ * Whether `pid` may still hold ports. A zombie waiting to be reaped holds none — but a
+ * multithreaded one (etcd is a Go program) shows its main thread as a zombie while its other
+ * threads still exit, and the last of them closes the sockets: it is gone only once no other
+ * thread is left in /proc/<pid>/task (measured: etcd SIGKILLed, main thread 'Z' with 2-7
+ * threads left and its ports still bound, for up to ~100 ms under load).
+ */
+function stillRuns(pid: number): boolean {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+    if (stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z') return true;
+    return fs.readdirSync(`/proc/${pid}/task`).length > 1;
   } catch {
-    return true;
+    return false; // reaped
   }
+}
+
+/** The port of `ports` a daemon's output says it could not bind, if it names one. */
+function portTakenIn(output: string, ports: readonly number[]): number | null {
+  for (const line of output.split('\n').filter((l) => PORT_TAKEN.test(l))) {
+    for (const m of line.matchAll(/:(\d+)\b/g)) if (ports.includes(Number(m[1]))) return Number(m[1]);
+  }
+  return null;
 }
 
 function sameServers(a: readonly GroupServer[], b: readonly GroupServer[]): boolean {
@@ -433,6 +517,23 @@ function signal(pid: number, sig: NodeJS.Signals): void {
 /** A health check that cannot hang: a server that accepts but never answers counts as down. */
 async function healthy(url: string): Promise<boolean> {
   return (await fetch(url, { signal: AbortSignal.timeout(1000) })).ok;
+}
+
+function sizeOf(file: string): number {
+  try {
+    return fs.statSync(file).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** The text of `file` from byte `offset` on (a failed start's output is a few lines). */
+function readFrom(file: string, offset: number): string {
+  try {
+    return fs.readFileSync(file).subarray(offset).toString('utf8');
+  } catch {
+    return '';
+  }
 }
 
 function readJson<T>(file: string): T | null {

@@ -23,9 +23,12 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
 /**
  * The first free port at or after `start` (of the next 200), for launchers that want stable,
  * memorable ports (`npm start`) yet must not fail on a busy one or a second cluster.
+ * `except`: ports the caller already chose for another listener of the same start. They are
+ * free too until that listener binds, so without it two scans can hand out the same port.
  */
-export async function portFrom(start: number, host = '127.0.0.1'): Promise<number> {
+export async function portFrom(start: number, host = '127.0.0.1', except: readonly number[] = []): Promise<number> {
   for (let port = start; port < start + 200; port++) {
+    if (except.includes(port)) continue;
     const free = await new Promise<boolean>((resolve) => {
       const srv = createServer();
       srv.once('error', () => resolve(false));
