@@ -153,29 +153,12 @@ async function measureOutage(downAfterMs, round) {
     const g1 = cluster.groups[0];
     const replica = g1.replicas[0];
     const proxy = cluster.proxies[0];
-    const keys = group1Keys(16);
-    const acked = new Map(keys.map((k) => [k, 0]));
     client = new Redis({ host: '127.0.0.1', port: proxy.port, maxRetriesPerRequest: 0, enableReadyCheck: false, commandTimeout: 5000 });
     client.on('error', () => undefined);
 
-    // The writer: one INCR at a time, ~every 2 ms; remembers when each one ended and how.
-    const ops = [];
-    let stop = false;
-    const writer = (async () => {
-      for (let i = 0; !stop; i++) {
-        const key = keys[i % keys.length];
-        const startedAt = performance.now();
-        try {
-          await client.incr(key);
-          acked.set(key, acked.get(key) + 1);
-          ops.push({ startedAt, endedAt: performance.now(), ok: true });
-        } catch (err) {
-          ops.push({ startedAt, endedAt: performance.now(), ok: false, error: err.message });
-        }
-        await sleep(WRITE_PAUSE_MS);
-      }
-    })();
-    await waitFor(() => ops.some((o) => o.ok), { what: 'writes flowing' });
+    // One writer: one INCR at a time, ~every 2 ms.
+    const w = startWriters(client, group1Keys(16), 'normal', { writers: 1, pauseMs: WRITE_PAUSE_MS });
+    await waitFor(() => w.ops.some((o) => o.ok), { what: 'writes flowing' });
     // 2–3 s of steady load; the random part puts the crash at a random point of the agent's
     // 1 s check cycle (its checks started in step with our "all four up" wait above).
     await sleep(2000 + Math.random() * 1000);
@@ -188,24 +171,17 @@ async function measureOutage(downAfterMs, round) {
           const g = await cluster.store.getGroup(1);
           if (g?.servers[0]?.addr === replica.addr) switchedAt = performance.now();
         }
-        const first = ops.findIndex((o) => !o.ok && o.endedAt >= killedAt);
-        return first >= 0 && ops.slice(first).some((o) => o.ok);
+        const o = outageAfter(w.ops, killedAt);
+        return o.failed > 0 && o.outageMs !== null;
       },
       { timeoutMs: 60_000, intervalMs: 20, what: 'writes to group 1 to fail and then succeed again' },
     );
-    stop = true;
-    await writer;
-
-    const first = ops.findIndex((o) => !o.ok && o.endedAt >= killedAt);
-    const lastOkBefore = ops.slice(0, first).findLast((o) => o.ok);
-    const firstOkAfter = ops.slice(first).find((o) => o.ok);
-    const failed = ops.slice(first).filter((o) => !o.ok).length;
-    const outageMs = firstOkAfter.endedAt - (lastOkBefore?.endedAt ?? ops[first].startedAt);
+    await w.stop();
+    const { outageMs, failed, firstError } = outageAfter(w.ops, killedAt);
     const events = await agent.api('/api/events');
     const fo = (Array.isArray(events) ? events : []).find((e) => e.kind === 'failover' && e.group === 1)?.data ?? {};
     // Lost acknowledged INCRs (asynchronous replication): acknowledged minus what is there.
-    let lost = 0;
-    for (const [k, n] of acked) lost += Math.max(0, n - Number((await client.get(k)) ?? 0));
+    const lost = await lostOf(client, w.acked);
     const r = {
       downAfterMs,
       round,
@@ -213,9 +189,9 @@ async function measureOutage(downAfterMs, round) {
       killToSwitchMs: switchedAt === null ? null : switchedAt - killedAt,
       agentDownForMs: fo.downForMs ?? null,
       failed,
-      firstError: ops[first].error,
+      firstError,
       lost,
-      acked: [...acked.values()].reduce((a, b) => a + b, 0),
+      acked: [...w.acked.values()].reduce((a, b) => a + b, 0),
     };
     log(
       `--down-after-ms ${downAfterMs} round ${round}: outage ${(outageMs / 1000).toFixed(3)} s ` +
@@ -310,13 +286,16 @@ async function measureThroughput() {
 const WRITERS = 8;
 const FREEZE_MS = 10_000;
 
-/** `WRITERS` loops, each INCRing its own keys back to back; every op's end and outcome kept. */
-function startWriters(client, keys, label) {
+/**
+ * `writers` loops (default WRITERS), each INCRing its own keys — back to back, or `pauseMs`
+ * apart; every op's start, end and outcome kept, every acknowledged INCR counted.
+ */
+function startWriters(client, keys, label, { writers = WRITERS, pauseMs = 0 } = {}) {
   const ops = [];
   const acked = new Map(keys.map((k) => [k, 0]));
   let stop = false;
-  const loops = Array.from({ length: WRITERS }, async (_, w) => {
-    const mine = keys.filter((_, i) => i % WRITERS === w);
+  const loops = Array.from({ length: writers }, async (_, w) => {
+    const mine = keys.filter((_, i) => i % writers === w);
     for (let i = 0; !stop; i++) {
       const key = mine[i % mine.length];
       const startedAt = performance.now();
@@ -328,6 +307,7 @@ function startWriters(client, keys, label) {
         ops.push({ startedAt, endedAt: performance.now(), ok: false, error: err.message });
         await sleep(5); // an error comes back at once: do not spin
       }
+      if (pauseMs > 0) await sleep(pauseMs);
     }
   });
   return {
