@@ -65,13 +65,18 @@ describe('reborn-agent failover', () => {
     expect(outage?.recoveredAt).toBeTruthy();
     const outageSeconds = (outage!.recoveredAt! - outage!.firstErrorAt) / 1000;
 
-    // The event in etcd, and the log line.
-    const events = (await agent.api('GET', '/api/events')).body as any[];
-    const fo = events.find((e) => e.kind === 'failover' && e.group === 1);
+    // The event in etcd, and the log line (both come just after the group switch: wait for them).
+    const fo = await waitFor(
+      async () => ((await agent.api('GET', '/api/events')).body as any[]).find((e) => e.kind === 'failover' && e.group === 1),
+      { timeoutMs: 15_000, intervalMs: 50, what: 'the failover event' },
+    );
     expect(fo).toMatchObject({ agent: 'ha-1', data: { group: 1, oldMaster: oldMaster.addr, newMaster: replica.addr } });
     expect(typeof fo.data.newMasterOffset).toBe('number');
     expect(typeof fo.data.oldMasterOffset).toBe('number');
-    const logged = agent.records().find((r) => typeof r['msg'] === 'string' && (r['msg'] as string).startsWith('failover: group 1'));
+    const logged = await waitFor(
+      () => agent.records().find((r) => typeof r['msg'] === 'string' && (r['msg'] as string).startsWith('failover: group 1')),
+      { timeoutMs: 15_000, intervalMs: 50, what: 'the failover log line' },
+    );
     expect(logged).toMatchObject({ component: 'ha', group: 1, oldMaster: oldMaster.addr, newMaster: replica.addr });
 
     // The old master comes back (empty, as a master) and is made a replica of the new one.
@@ -132,8 +137,12 @@ describe('reborn-agent failover', () => {
       { addr: g2.master.addr, role: 'master' },
       { addr: replica.addr, role: 'replica' },
     ]);
-    const events = (await agent.api('GET', '/api/events')).body as any[];
-    expect(events.find((e) => e.kind === 'server_offline' && e.data.server === replica.addr)).toMatchObject({ group: 2 });
+    // The leader writes the health record first and appends the event just after: wait for it.
+    const offline = await waitFor(
+      async () => ((await agent.api('GET', '/api/events')).body as any[]).find((e) => e.kind === 'server_offline' && e.data.server === replica.addr),
+      { timeoutMs: 15_000, intervalMs: 50, what: 'the server_offline event' },
+    );
+    expect(offline).toMatchObject({ group: 2 });
 
     // Restarted, it comes up as an empty master (REPLICAOF was not in its config): the agent
     // points it back at its master and records it online.
