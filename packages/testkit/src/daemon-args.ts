@@ -21,9 +21,11 @@ export interface EtcdArgsOptions {
   dataDir: string;
   clientUrl: string;
   peerUrl: string;
+  /** `name=peerUrl,…` of every member when this one is part of a larger cluster; default: itself alone. */
+  initialCluster?: string;
 }
 
-/** A single-member etcd cluster listening on `clientUrl` (clients) and `peerUrl` (itself). */
+/** An etcd member listening on `clientUrl` (clients) and `peerUrl` (peers); alone unless `initialCluster` names others. */
 export function etcdArgs(o: EtcdArgsOptions): string[] {
   return [
     '--name', o.name,
@@ -32,7 +34,7 @@ export function etcdArgs(o: EtcdArgsOptions): string[] {
     '--advertise-client-urls', o.clientUrl,
     '--listen-peer-urls', o.peerUrl,
     '--initial-advertise-peer-urls', o.peerUrl,
-    '--initial-cluster', `${o.name}=${o.peerUrl}`,
+    '--initial-cluster', o.initialCluster ?? `${o.name}=${o.peerUrl}`,
   ];
 }
 

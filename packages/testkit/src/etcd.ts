@@ -15,6 +15,8 @@ export interface StartEtcdOptions {
   /** Default `etcd` from PATH. */
   bin?: string;
   startTimeoutMs?: number;
+  /** @internal set by startEtcdCluster(): this member's name and every member's `name=peerUrl`. */
+  member?: { name: string; initialCluster: string };
 }
 
 export class EtcdServer extends ServerProcess {
@@ -48,13 +50,13 @@ export class EtcdServer extends ServerProcess {
   /** @internal */
   override async launch(): Promise<void> {
     const peerUrl = `http://${HOST}:${this.peerPort}`;
-    const name = 'reborn-test';
+    const name = this.opts.member?.name ?? 'reborn-test';
     await this.spawnAndWait(
       {
         name: `etcd ${this.clientUrl}`,
         command: this.opts.bin ?? 'etcd',
         args: [
-          ...etcdArgs({ name, dataDir: this.dir, clientUrl: this.clientUrl, peerUrl }),
+          ...etcdArgs({ name, dataDir: this.dir, clientUrl: this.clientUrl, peerUrl, initialCluster: this.opts.member?.initialCluster }),
           '--logger', 'zap',
           '--log-outputs', 'stderr',
           ...(this.opts.args ?? []),
@@ -81,8 +83,8 @@ export async function startEtcd(opts: StartEtcdOptions = {}): Promise<EtcdServer
   }, tmp.remove);
 }
 
-/** etcd answers 200 {"health":"true"} once the member has a leader and serves requests. */
-async function healthy(clientUrl: string): Promise<boolean> {
+/** @internal etcd answers 200 {"health":"true"} once the member has a leader and serves requests. */
+export async function healthy(clientUrl: string): Promise<boolean> {
   const res = await fetch(`${clientUrl}/health`, { signal: AbortSignal.timeout(1000) });
   if (!res.ok) return false;
   const body = (await res.json()) as { health?: unknown };

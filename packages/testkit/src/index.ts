@@ -9,6 +9,8 @@ export { stopAll, tempDir, liveChildPids, type Stoppable } from './cleanup.js';
 export { ManagedProcess, ExitedEarlyError, healthzFrom, tailOfFile, type SpawnSpec, type Exit } from './process.js';
 export { startRedis, RedisServer, type StartRedisOptions } from './redis.js';
 export { startEtcd, EtcdServer, type StartEtcdOptions } from './etcd.js';
+export { startEtcdCluster, EtcdCluster } from './etcd-cluster.js';
+export { TcpRelay } from './tcp-relay.js';
 export { startProxy, ProxyProcess, PROXY_BIN, type StartProxyOptions } from './proxy.js';
 export {
   startCluster,
