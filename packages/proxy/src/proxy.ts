@@ -656,7 +656,8 @@ export class Proxy implements SessionHost {
     for (let attempt = 1; !this.stopping; attempt++) {
       try {
         this.registration = await this.store!.registerProxy(info);
-        this.logger.info({ addr: info.addr }, 'proxy registered in etcd');
+        const predecessor = this.registration.tookOverFrom;
+        this.logger.info({ addr: info.addr, ...(predecessor !== null ? { tookOverFromPid: predecessor } : {}) }, 'proxy registered in etcd');
         return;
       } catch (err) {
         if (attempt >= attempts) throw err;
