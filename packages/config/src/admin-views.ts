@@ -90,6 +90,8 @@ export interface ProxyView {
    */
   member: boolean;
   fence: FenceInfo | null;
+  /** A fenced proxy's own account of what its recovery waits for (from its registration), or null. */
+  fencedReason: string | null;
 }
 
 export interface BarrierView {
@@ -205,6 +207,7 @@ export function mergeProxies(proxies: readonly ProxyInfo[], fences: readonly Fen
     registered: true,
     member: memberSet.has(p.id),
     fence: fenceOf.get(p.id) ?? null,
+    fencedReason: p.fencedReason ?? null,
   }));
   const known = new Set(proxies.map((p) => p.id));
   for (const id of new Set([...fences.map((f) => f.proxyId), ...members])) {
@@ -222,6 +225,7 @@ export function mergeProxies(proxies: readonly ProxyInfo[], fences: readonly Fen
       registered: false,
       member: memberSet.has(id),
       fence,
+      fencedReason: null,
     });
   }
   return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));

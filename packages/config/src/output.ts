@@ -138,7 +138,7 @@ export function formatProxies(proxies: readonly ProxyView[], barriers: readonly 
           p.pid === null ? '-' : String(p.pid),
           p.host ?? '-',
           p.startedAt ?? '-',
-          p.fence ? `${p.fence.reason} at ${p.fence.at}` : '',
+          [p.fence ? `${p.fence.reason} at ${p.fence.at}` : '', p.fencedReason ?? ''].filter((t) => t !== '').join('; '),
         ]),
       );
   for (const b of barriers) {

@@ -112,6 +112,8 @@ export interface ProxyInfo {
    * when the proxy has no cluster face.
    */
   readonly clusterAddr?: string;
+  /** While the proxy is fenced: what its recovery waits for. Absent when not fenced. */
+  readonly fencedReason?: string;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -319,8 +321,10 @@ export function parseProxy(value: unknown, expectedId?: string, where = 'proxy')
   if (clusterAddr !== undefined && (typeof clusterAddr !== 'string' || !isValidAddr(clusterAddr))) {
     fail(where, `clusterAddr must be host:port, got ${JSON.stringify(clusterAddr)}`);
   }
+  const fencedReason = o['fencedReason'] ?? undefined;
+  if (fencedReason !== undefined && typeof fencedReason !== 'string') fail(where, `fencedReason must be a string, got ${JSON.stringify(fencedReason)}`);
   const info: ProxyInfo = { id, addr, adminAddr, pid, host, startedAt, state: state as ProxyState };
-  return clusterAddr === undefined ? info : { ...info, clusterAddr };
+  return { ...info, ...(clusterAddr === undefined ? {} : { clusterAddr }), ...(fencedReason === undefined ? {} : { fencedReason }) };
 }
 
 /** A barrier action (barrier.ts writes them, every proxy acks them). */
@@ -387,6 +391,7 @@ export function encodeProxy(p: ProxyInfo): string {
     startedAt: v.startedAt,
     state: v.state,
     clusterAddr: v.clusterAddr,
+    fencedReason: v.fencedReason,
   });
 }
 

@@ -13,13 +13,20 @@
  * an outage our old key may still be there). Anything else means another live process holds
  * the id: ConflictError. At start we wait up to one TTL for such a key to expire, because a
  * proxy restarted right after a crash meets its own predecessor's key.
+ *
+ * Taking over a dead predecessor. When that key names this host and a pid that does not run
+ * here (`kill(pid, 0)` → ESRCH), its process is gone for sure: the key is deleted — only if it
+ * is still the very record we judged (guarded by its mod revision) — and its lease revoked,
+ * and we register at once instead of waiting the TTL out. A live pid, or another host (where
+ * we cannot tell), keeps the wait: two live processes with one id must never both serve.
  */
 import { EventEmitter } from 'node:events';
+import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Lease } from 'etcd3';
 import type { Conn } from './client.js';
 import { ConflictError, ValidationError } from './errors.js';
-import { encodeProxy, type ProxyInfo } from './models.js';
+import { encodeProxy, parseProxy, type ProxyInfo } from './models.js';
 import type { Paths } from './paths.js';
 
 export interface ProxyRegistrationEvents {
@@ -27,6 +34,16 @@ export interface ProxyRegistrationEvents {
   lost: [err: Error];
   /** Registered again after a loss, under lease `leaseId`. */
   registered: [leaseId: string];
+}
+
+/** Whether process `pid` runs on this host (EPERM: it does, as another user). */
+function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
 }
 
 const RETRY_MIN_MS = 100;
@@ -40,6 +57,8 @@ export class ProxyRegistration extends EventEmitter<ProxyRegistrationEvents> {
   /** The tail of the serialised registration writes (never rejects). */
   private writes: Promise<void> = Promise.resolve();
   private retryTimer: NodeJS.Timeout | null = null;
+  /** The pid of the crashed predecessor whose registration start() took over, if it did. */
+  tookOverFrom: number | null = null;
 
   private constructor(
     private readonly conn: Conn,
@@ -70,10 +89,42 @@ export class ProxyRegistration extends EventEmitter<ProxyRegistrationEvents> {
         await reg.registerOnce(null);
         return reg;
       } catch (err) {
-        if (!(err instanceof ConflictError) || Date.now() + delay > deadline) throw err;
+        if (!(err instanceof ConflictError)) throw err;
+        if (await reg.takeOverDeadPredecessor()) continue;
+        if (Date.now() + delay > deadline) throw err;
       }
       await sleep(delay);
     }
+  }
+
+  /**
+   * Deletes the registration of our id when it names this host and a process that no longer
+   * runs here (see the header). True when it did (or the key had gone already): register now.
+   */
+  private async takeOverDeadPredecessor(): Promise<boolean> {
+    const etcd = this.conn.etcd;
+    const key = this.paths.proxy(this.info.id);
+    const res = await this.conn.call('read proxy registration', () => etcd.get(key).exec());
+    const kv = res.kvs[0];
+    if (kv === undefined) return true;
+    let held: ProxyInfo;
+    try {
+      held = parseProxy(JSON.parse(kv.value.toString('utf8')), this.info.id, key);
+    } catch {
+      return false; // not a record we can judge: wait for its lease as before
+    }
+    const here = hostname();
+    if (held.host !== here || this.info.host !== here || held.pid === this.info.pid || processRuns(held.pid)) return false;
+    const res2 = await this.conn.call('take over proxy registration', () =>
+      etcd.if(key, 'Mod', '==', kv.mod_revision).then(etcd.delete().key(key)).commit(),
+    );
+    if (!res2.succeeded) return false; // changed meanwhile: judged again on the next attempt
+    if (kv.lease !== '0') {
+      // Best effort: the key is gone already; the lease would only run out by itself.
+      await this.conn.call('revoke predecessor lease', () => etcd.leaseClient.leaseRevoke({ ID: kv.lease })).catch(() => undefined);
+    }
+    this.tookOverFrom = held.pid;
+    return true;
   }
 
   /** The current lease id, or null while re-registering. */

@@ -2,10 +2,13 @@
  * The Store against a real etcd (testkit). Tests that take etcd down start their own; the
  * rest share one etcd and keep apart by using a product each.
  */
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { ManagedProcess, startEtcd, waitFor, type EtcdServer } from '@reborn/testkit';
+import type { Lease } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConflictError, NotFoundError, UnavailableError, ValidationError } from './errors.js';
 import {
@@ -20,6 +23,7 @@ import {
   type SlotInfo,
   type Topology,
   encodeRestoreMarker,
+  encodeProxy,
 } from './models.js';
 import type { ResyncCause } from './watch.js';
 import { Barrier } from './barrier.js';
@@ -337,6 +341,41 @@ describe('Store (shared etcd)', () => {
     await expect(store.registerProxy(proxyInfo('px-dup'), 1)).rejects.toBeInstanceOf(ConflictError);
     expect(Date.now() - t0).toBeLessThan(6000);
     await reg.close();
+  });
+
+  it('takes over the registration of a crashed predecessor on this host at once; a live pid or another host keeps the id', async () => {
+    const store = await fresh();
+    // A pid that ran on this host and has exited (reaped: kill(pid, 0) answers ESRCH).
+    const deadPid = spawnSync(process.execPath, ['-e', '']).pid;
+    // A record under a lease that outlives every wait below (60 s) and is never kept alive,
+    // as a process killed with -9 leaves it.
+    const plant = async (id: string, over: Partial<ProxyInfo>): Promise<Lease> => {
+      const lease = store.etcd.lease(60, { autoKeepAlive: false });
+      await lease.put(store.paths.proxy(id)).value(encodeProxy({ ...proxyInfo(id), host: hostname(), ...over }));
+      return lease;
+    };
+    const ours = (id: string): ProxyInfo => ({ ...proxyInfo(id), host: hostname() });
+
+    const deadLease = await plant('px-dead', { pid: deadPid });
+    const reg = await store.registerProxy(ours('px-dead'), 1);
+    expect(reg.tookOverFrom).toBe(deadPid);
+    expect((await store.listProxies()).map((p) => [p.id, p.pid])).toEqual([['px-dead', process.pid]]);
+    // Its lease was revoked with it.
+    const left = await store.etcd.leaseClient.leaseTimeToLive({ ID: await deadLease.grant() });
+    expect(Number(left.TTL)).toBeLessThanOrEqual(0);
+    await reg.close();
+
+    // A live process (our parent) holds the id: no take-over, the wait ends in ConflictError.
+    const liveLease = await plant('px-live', { pid: process.ppid });
+    await expect(store.registerProxy(ours('px-live'), 1)).rejects.toBeInstanceOf(ConflictError);
+    expect((await store.listProxies()).map((p) => [p.id, p.pid])).toEqual([['px-live', process.ppid]]);
+    await liveLease.revoke();
+
+    // Another host: its pids mean nothing here.
+    const farLease = await plant('px-far', { pid: deadPid, host: 'elsewhere' });
+    await expect(store.registerProxy(ours('px-far'), 1)).rejects.toBeInstanceOf(ConflictError);
+    expect((await store.listProxies()).map((p) => [p.id, p.host])).toEqual([['px-far', 'elsewhere']]);
+    await farLease.revoke();
   });
 
   it('a crashed proxy’s key disappears when its lease expires', async () => {

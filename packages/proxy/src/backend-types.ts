@@ -63,8 +63,14 @@ export interface BackendAuth {
   password: string;
   /** The servers' default-user password: needed to create or inspect `user` where it fails. */
   adminPassword: string | null;
-  /** The server refused the proxy's user because it is disabled: the proxy has been fenced. */
-  onFenced(addr: string): void;
+  /**
+   * The server refused the proxy's user (disabled, or refused right after being created).
+   * Resolves `fail` when the connection must fail: the proxy has been fenced (etcd holds a
+   * fence record for it, or cannot tell), or the server could not be repaired yet. `retry`:
+   * the server was stale and the user has been re-enabled there; the connection
+   * authenticates again before it writes anything (refusal-check.ts).
+   */
+  onRefused(addr: string): Promise<'fail' | 'retry'>;
 }
 
 export interface BackendOptions {

@@ -17,8 +17,9 @@
  * own ACL user, and no request is written before that AUTH succeeded — after a failed AUTH
  * redis would run the requests as the connection's previous (default) user, which is exactly
  * what fencing must prevent. When AUTH fails the connection asks `ACL GETUSER`: a missing
- * user (a server the proxy never used) is created; a disabled one means reborn-config fenced
- * this proxy, which is reported through `auth.onFenced` and fails the connection.
+ * user (a server the proxy never used) is created; a disabled one is reported through
+ * `auth.onRefused`, which decides: fenced (reborn-config disabled it: the connection fails)
+ * or a stale server that still carries an old fence (the user was re-enabled: AUTH again).
  *
  * Draining: `sent` and `answered` count requests; a barrier snapshot of `sent` is drained
  * once `settled` reaches it: every request already sent has its reply, or will never run.
@@ -455,9 +456,8 @@ export class BackendConnection implements Flushable {
           const flagsAt = fields.findIndex((f) => f.toString('latin1') === '$5\r\nflags\r\n');
           const flags = flagsAt >= 0 ? fields[flagsAt + 1]?.toString('latin1') ?? '' : '';
           if (/\boff\b/.test(flags)) {
-            this.opts.logger.warn({ backend: this.addr, user: auth.user }, 'backend refuses our ACL user: this proxy is fenced');
-            auth.onFenced(this.addr);
-            this.fail('refused this proxy: it has been fenced');
+            this.opts.logger.warn({ backend: this.addr, user: auth.user }, 'backend refuses our ACL user: asking etcd whether this proxy is fenced');
+            this.afterRefusal(auth, current, done);
             return;
           }
           // Enabled but another password: an earlier process of this proxy id. Take it over
@@ -480,12 +480,38 @@ export class BackendConnection implements Flushable {
     this.ask(['AUTH', auth.user, auth.password], (reply) => {
       if (!current()) return;
       if (isErrorReply(reply)) {
-        auth.onFenced(this.addr);
-        this.fail('refused this proxy: it has been fenced');
+        this.afterRefusal(auth, current, done);
         return;
       }
       done();
     });
+  }
+
+  /**
+   * Our user was refused. Nothing queued has been written (the handshake comes first), and
+   * nothing is until the proxy has decided: fenced fails the connection as ever; a stale
+   * server (user re-enabled there, no fence for us in etcd) gets one more AUTH. The requests
+   * waiting meanwhile stay bounded by the watchdog (`timeoutMs`), which keeps running.
+   */
+  private afterRefusal(auth: BackendAuth, current: () => boolean, done: () => void): void {
+    const failFenced = (): void => {
+      if (current()) this.fail('refused this proxy: it has been fenced');
+    };
+    auth.onRefused(this.addr).then(
+      (verdict) => {
+        if (!current()) return;
+        if (verdict === 'fail') {
+          failFenced();
+          return;
+        }
+        this.ask(['AUTH', auth.user, auth.password], (reply) => {
+          if (!current()) return;
+          if (isErrorReply(reply)) failFenced();
+          else done();
+        });
+      },
+      failFenced,
+    );
   }
 
   /** Fails every waiting request with a definite error (`failReply` if given) and drops the socket. */

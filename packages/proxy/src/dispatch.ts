@@ -33,6 +33,7 @@ import type { Router } from './router.js';
 import type { Session } from './session.js';
 import type { CommandStats } from './metrics.js';
 import { ALLOWED_WHILE_SUBSCRIBED, PUBSUB_COMMANDS, UNSUBSCRIBE_COMMANDS, type PubSub } from './pubsub.js';
+import type { StartupHold } from './startup-hold.js';
 
 const CROSSSLOT = encodeError("CROSSSLOT Keys in request don't hash to the same slot");
 const NOT_READY = encodeError('ERR proxy not ready');
@@ -64,6 +65,8 @@ export interface DispatcherOptions {
   local: LocalContext;
   /** Why data commands are refused right now (not registered yet, fenced), or null. */
   refusal: () => Buffer | null;
+  /** Where start-up refusals wait for the proxy to serve (bounded) before being answered. */
+  hold: StartupHold;
   /** The slot path (holds, key moves, delivery), shared with transactions. */
   forward: Forwarder;
   transactions: Transactions;
@@ -80,6 +83,7 @@ export class Dispatcher {
   private readonly stats: CommandStats;
   private readonly local: LocalContext;
   private readonly refusal: () => Buffer | null;
+  private readonly hold: StartupHold;
   private readonly forward: Forwarder;
   private readonly transactions: Transactions;
   private readonly pubsub: PubSub;
@@ -90,6 +94,7 @@ export class Dispatcher {
     this.stats = opts.stats;
     this.local = opts.local;
     this.refusal = opts.refusal;
+    this.hold = opts.hold;
     this.forward = opts.forward;
     this.transactions = opts.transactions;
     this.pubsub = opts.pubsub;
@@ -131,6 +136,18 @@ export class Dispatcher {
     session.applyReplyMode(req);
     // Client-side caching: a read is recorded before it is sent, its reply already owed (tracking.ts).
     if (session.tracking !== null) session.tracking.beforeCommand(cmd, args);
+    this.run(session, req, cmd, args, raw);
+  }
+
+  /**
+   * A refusal because the proxy does not serve yet: held (startup-hold.ts), then judged
+   * again from `run` (not `execute`: reply mode and tracking already saw this command).
+   */
+  private refuse(session: Session, req: ClientRequest, refusal: Buffer, cmd: CommandInfo, args: Buffer[], raw: Buffer | null): void {
+    if (!this.hold.hold(session, req.startedAt, () => this.run(session, req, cmd, args, raw))) req.resolve(refusal);
+  }
+
+  private run(session: Session, req: ClientRequest, cmd: CommandInfo | undefined, args: Buffer[], raw: Buffer | null): void {
     if (cmd === undefined) {
       const rest = args.slice(1, 4).map((a) => `'${printable(a)}'`).join(' ');
       // Inside MULTI a rejected command dooms the transaction: EXEC answers EXECABORT (Redis).
@@ -167,7 +184,7 @@ export class Dispatcher {
     if (policy.kind === 'local') {
       if (PUBSUB_COMMANDS.has(cmd.name)) {
         if (!UNSUBSCRIBE_COMMANDS.has(cmd.name) && (!this.router.isReady || this.refusal() !== null)) {
-          req.resolve(this.refusal() ?? NOT_READY);
+          this.refuse(session, req, this.refusal() ?? NOT_READY, cmd, args, raw);
           return;
         }
         this.pubsub.handle(session, req, cmd, args);
@@ -175,7 +192,7 @@ export class Dispatcher {
       }
       if (cmd.name === 'wait' || TRANSACTION_COMMANDS.has(cmd.name)) {
         if (!this.router.isReady || this.refusal() !== null) {
-          req.resolve(this.refusal() ?? NOT_READY);
+          this.refuse(session, req, this.refusal() ?? NOT_READY, cmd, args, raw);
           return;
         }
         if (cmd.name === 'wait') this.wait(session, req, args);
@@ -187,13 +204,9 @@ export class Dispatcher {
       case 'route':
       case 'split':
       case 'fanout':
-        if (!this.router.isReady) {
-          req.resolve(NOT_READY);
-          return;
-        }
-        const refusal = this.refusal();
+        const refusal = this.router.isReady ? this.refusal() : NOT_READY;
         if (refusal !== null) {
-          req.resolve(refusal);
+          this.refuse(session, req, refusal, cmd, args, raw);
           return;
         }
         this.routeByPolicy(session, req, cmd, args, raw);

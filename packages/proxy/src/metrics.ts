@@ -101,6 +101,8 @@ export interface ProxyGauges {
   clients(): number;
   held(): number;
   fenced(): boolean;
+  /** Clients waiting in the start-up hold. */
+  startupHeld(): number;
   backends(): Array<{ addr: string; up: boolean; pending: number }>;
   ready(): boolean;
   pubsubSubscriptions(): number;
@@ -135,6 +137,7 @@ export class ProxyMetrics {
   readonly topologyUpdates: client.Counter;
   readonly barrierAcks: client.Counter;
   readonly fencings: client.Counter;
+  readonly staleServerRepairs: client.Counter;
 
   constructor(gauges: ProxyGauges) {
     const registers = [this.registry];
@@ -145,6 +148,19 @@ export class ProxyMetrics {
     this.topologyUpdates = new client.Counter({ name: 'reborn_proxy_topology_updates_total', help: 'Slot and group changes applied from etcd.', registers });
     this.barrierAcks = new client.Counter({ name: 'reborn_proxy_barrier_acks_total', help: 'Migration barrier actions acked.', registers });
     this.fencings = new client.Counter({ name: 'reborn_proxy_fenced_total', help: 'Times this proxy found itself fenced at a backend.', registers });
+    this.staleServerRepairs = new client.Counter({
+      name: 'reborn_proxy_stale_server_repairs_total',
+      help: 'Times a server refused our user with no fence recorded in etcd, and the user was re-enabled there.',
+      registers,
+    });
+    new client.Gauge({
+      name: 'reborn_proxy_startup_held_clients',
+      help: 'Clients whose commands wait for the proxy to serve (start-up hold).',
+      registers,
+      collect() {
+        this.set(gauges.startupHeld());
+      },
+    });
     new client.Gauge({
       name: 'reborn_proxy_held_requests',
       help: 'Requests held while their slot waits for a migration barrier.',

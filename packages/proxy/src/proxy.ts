@@ -14,22 +14,28 @@
  * requests of those slots; the proxy snapshots how many requests each backend connection has
  * been sent, waits until all of them are answered, and only then writes its ack.
  *
- * Fencing: the proxy talks to redis as its own ACL user. When a backend refuses that user
- * (reborn-config disabled it because this proxy missed a barrier), the proxy stops serving
- * data commands, drops every backend connection, registers again, reloads the table, and
- * only then re-enables its user and serves again.
+ * Fencing: the proxy talks to redis as its own ACL user. When a backend refuses that user,
+ * etcd decides (refusal-check.ts): with a fence record for us (reborn-config disabled the user
+ * because this proxy missed a barrier) the proxy stops serving data commands, drops every
+ * backend connection, registers again, reloads the table, and only then re-enables its user
+ * on every server that answers and serves again — a server that is down cannot hold it
+ * hostage (see recoverFromFence). Without a record the server is stale (it missed our last
+ * recovery): the user is re-enabled there and nothing is fenced. While fenced, /healthz,
+ * the admin view and our registration say what the recovery waits for.
+ *
+ * Start-up hold: data commands that arrive before the proxy serves wait (at most
+ * --startup-hold-ms each, in order per client) instead of being refused (startup-hold.ts).
  */
 import http from 'node:http';
 import net from 'node:net';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { randomBytes } from 'node:crypto';
-import { encodeError, isErrorReply } from '@reborn/protocol';
+import { encodeError } from '@reborn/protocol';
 import {
   Barrier,
   HttpGuard,
   joinAddr,
-  proxyAclRules,
   proxyAclUser,
   splitAddr,
   Store,
@@ -38,7 +44,9 @@ import {
   type ProxyRegistration,
   type Topology,
 } from '@reborn/coordinator';
-import { redisCommand } from './admin-redis.js';
+import { AclUserError, enableAclUserWhereAlive, type AclUser } from './acl-user.js';
+import { RefusalCheck } from './refusal-check.js';
+import { StartupHold } from './startup-hold.js';
 import { StrayWatch } from './stray-watch.js';
 import { Dispatcher } from './dispatch.js';
 import { Forwarder } from './forward.js';
@@ -106,10 +114,17 @@ export class Proxy implements SessionHost {
   /** Settles when the drains of the actions being handled must stop waiting (stop, fence recovery). */
   private barrierWaitsCancelled = settleable();
   private fenced = false;
+  /** While fenced: what the recovery is waiting for (shown in /healthz, the admin view, our registration). */
+  private fencedReason: string | null = null;
+  /** Decides what a refused ACL user means: a fence, or a stale server to repair. */
+  private readonly refusals: RefusalCheck;
+  /** Data commands that arrive before the proxy serves wait here (bounded). */
+  private readonly startupHold: StartupHold;
   /** True once our member record is in etcd: only then may data commands reach redis. */
   private member = false;
   private readonly aclUser: string;
   private readonly aclPassword = randomBytes(24).toString('hex');
+  private readonly aclUserSpec: AclUser;
   private stopping = false;
   private readonly startedAt = Date.now();
   private listenPort = 0;
@@ -129,8 +144,29 @@ export class Proxy implements SessionHost {
       timeoutMs: options.backendTimeoutMs,
       logger: logger.child({ component: 'backend' }),
       flusher: this.flusher,
-      auth: { user: this.aclUser, password: this.aclPassword, adminPassword: options.redisPassword, onFenced: (addr: string) => this.onFenced(addr) },
+      auth: { user: this.aclUser, password: this.aclPassword, adminPassword: options.redisPassword, onRefused: (addr: string) => this.refusals.check(addr) },
     };
+    const aclUser: AclUser = { user: this.aclUser, password: this.aclPassword, adminPassword: options.redisPassword, timeoutMs: 2000 };
+    this.aclUserSpec = aclUser;
+    this.refusals = new RefusalCheck({
+      fenceRecorded: async () => {
+        if (this.barrier === null) throw new Error('not connected to etcd yet');
+        return (await this.barrier.fenceRevision(options.id)) !== null;
+      },
+      enableUser: async (addr) => {
+        const [result] = (await enableAclUserWhereAlive([addr], aclUser)).unreachable;
+        if (result) throw new Error(result.error);
+      },
+      isFenced: () => this.fenced,
+      fence: (addr, why) => this.onFenced(addr, why),
+      repaired: (addr) => {
+        this.metrics.staleServerRepairs.inc();
+        this.router.clearBackoffs();
+        void addr;
+      },
+      logger: logger.child({ component: 'fence' }),
+    });
+    this.startupHold = new StartupHold(options.startupHoldMs, () => !this.fenced && !this.stopping && !this.serving);
     this.blocking = new BlockingCommands(backendOptions, options.maxBlocked);
     this.slowlog = new SlowLog(options.slowlogSlowerThan, options.slowlogMaxLen);
     this.router = new Router(
@@ -173,6 +209,7 @@ export class Proxy implements SessionHost {
       clients: () => this.sessions.size,
       held: () => this.router.heldRequests,
       fenced: () => this.fenced,
+      startupHeld: () => this.startupHold.waiting,
       backends: () => this.router.backends(),
       // A proxy that refuses (no table of its own, only the empty stand-in) is not ready.
       ready: () => this.router.isReady && (this.follower?.ready ?? false),
@@ -218,6 +255,7 @@ export class Proxy implements SessionHost {
       stats: this.metrics.commands,
       local,
       refusal: () => this.refusal(),
+      hold: this.startupHold,
       forward,
       transactions: this.transactions,
       pubsub: this.pubsub,
@@ -286,7 +324,7 @@ export class Proxy implements SessionHost {
         onAction: (action) => this.onAction(action),
         // Learn of our own fence from etcd too (e.g. after SIGCONT), not only from a backend.
         onFence: (proxyId, fenced) => {
-          if (fenced && proxyId === this.options.id) this.onFenced('etcd fence record');
+          if (fenced && proxyId === this.options.id) this.onFenced('etcd', 'etcd holds a fence record for this proxy');
         },
         stateChanged: () => this.publishState(),
         recovered: () => void this.becomeMember(),
@@ -307,6 +345,7 @@ export class Proxy implements SessionHost {
       try {
         await this.barrier!.putMember(this.options.id, { addr: this.options.addr, pid: process.pid, host: hostname() });
         this.member = true;
+        this.startupHold.wake();
         return;
       } catch (err) {
         this.logger.warn({ err: (err as Error).message, attempt }, 'cannot record membership in etcd yet; data commands wait');
@@ -331,6 +370,7 @@ export class Proxy implements SessionHost {
     this.server?.close();
     this.clusterServer?.close();
     this.cancelBarrierWaits();
+    this.startupHold.wake();
     // Out of the cluster map before connections close, so clients refreshing then find the others.
     const leaving = this.clusterFace && this.registration?.update({ state: 'offline' }).catch(() => undefined);
     let grace: NodeJS.Timeout | undefined;
@@ -407,6 +447,7 @@ export class Proxy implements SessionHost {
       ...(alarm !== null && ready ? { degraded: true } : {}),
       ...(notReady !== null ? { reason: `proxy not ready: ${notReady}` } : {}),
       fenced: this.fenced,
+      ...(this.fenced ? { fencedReason: this.fencedReason } : {}),
       id: this.options.id,
       product: this.options.product,
       pid: process.pid,
@@ -432,6 +473,8 @@ export class Proxy implements SessionHost {
       ready: this.router.isReady && (this.follower?.ready ?? false),
       member: this.member,
       fenced: this.fenced,
+      fencedReason: this.fenced ? this.fencedReason : null,
+      startupHeld: this.startupHold.waiting,
       topology: { identity: this.follower?.identityView ?? null, alarm: this.follower?.alarm.view ?? null },
       heldRequests: this.router.heldRequests,
       sessions: this.sessions.size,
@@ -461,6 +504,7 @@ export class Proxy implements SessionHost {
    * must not count as serving for a new proxy deciding whether etcd lost the topology.
    */
   private publishState(): void {
+    this.startupHold.wake();
     if (this.stopping) return; // a stopping proxy stays as stop() left it
     const state = this.follower?.ready ? 'online' : 'starting';
     if (this.registration && this.registration.proxy.state !== state) {
@@ -511,61 +555,92 @@ export class Proxy implements SessionHost {
   }
 
   /**
-   * A backend refused our ACL user. Stop data traffic at once; then register again, reload
-   * the table, re-enable the user everywhere, and serve again.
+   * We are fenced (etcd holds our fence record, or cannot tell). Stop data traffic at once;
+   * then register again, reload the table, re-enable the user where it answers, serve again.
    */
-  private onFenced(addr: string): void {
+  private onFenced(addr: string, why = 'etcd fence record'): void {
     if (this.fenced || this.stopping) return;
     this.fenced = true;
+    this.fencedReason = 'fenced: starting recovery';
     this.metrics.fencings.inc();
-    this.logger.warn({ backend: addr }, 'proxy fenced: refusing data commands until re-registered and reloaded');
+    this.logger.warn({ backend: addr, why }, 'proxy fenced: refusing data commands until re-registered and reloaded');
     this.router.resetBackends('this proxy has been fenced');
     void this.recoverFromFence();
   }
 
+  /** What the recovery waits for now: logged once per change, shown in /healthz and our registration. */
+  private waitingFor(reason: string): void {
+    if (reason === this.fencedReason) return;
+    this.fencedReason = reason;
+    this.registration?.update({ fencedReason: reason }).catch(() => undefined);
+  }
+
   /**
    * Order matters: the fence record is read first (reborn-config writes it before it
-   * disables the user), the table reloaded, the user re-enabled on every server it names,
-   * and the record cleared only if unchanged. A fence that lands anywhere in between either changes the record (we start
-   * over without serving) or disables the user again (the next connection finds out).
+   * disables the user), the table reloaded, the user re-enabled on every server it names
+   * that answers, and the record cleared only if unchanged. A fence that lands anywhere in
+   * between either changes the record (we start over without serving) or disables the user
+   * again (the next connection finds out, and etcd then holds a record: refusal-check.ts).
+   *
+   * Why a server that cannot be reached does not hold the recovery up. The fence exists so
+   * that nothing this proxy sent with a table older than the barrier runs after it: every
+   * master took the fence (reborn-config fails the barrier otherwise), which closed our old
+   * connections there, and we dropped ours when we learnt of it. After the reload our table
+   * is at least as new as the barrier, so anything we send from now on is as safe as what an
+   * unfenced proxy sends. A server that is down accepts nothing, from us or anyone. When it
+   * comes back it either still has our user enabled (it was down during the fence too:
+   * writes we send it now use the new table) or disabled (it took the fence, then went
+   * down): then our connection is refused, etcd has no fence record for us any more, and the
+   * user is re-enabled there (refusal-check.ts) — not a new fence. A server that answers
+   * and refuses the ACL command does hold the recovery up: it is alive, and it says no.
    */
   private async recoverFromFence(): Promise<void> {
     for (let attempt = 1; !this.stopping; attempt++) {
+      let step = 'waiting for etcd';
       try {
         const fence = await this.barrier!.fenceRevision(this.options.id);
-        await this.registration?.close();
+        await this.registration?.close().catch(() => undefined);
         this.registration = null;
-        await this.register();
+        await this.register(1);
+        // register() set it (TypeScript cannot see that through the call).
+        const registration = this.registration as ProxyRegistration | null;
+        if (registration === null) throw new Error('not registered');
         await this.barrier!.putMember(this.options.id, { addr: this.options.addr, pid: process.pid, host: hostname() });
         this.handledActions.clear();
         this.cancelBarrierWaits();
+        step = 'reloading the slot table';
+        this.waitingFor(`fenced: ${step}`);
         await this.follower!.load();
-        await this.enableAclUser();
-        if (!(await this.barrier!.clearFenceIfUnchanged(this.options.id, fence))) throw new Error('fenced again while recovering');
+        step = 're-enabling our user';
+        const servers = new Set<string>();
+        for (const g of this.router.groupList()) for (const sv of g.servers) servers.add(sv.addr);
+        const { unreachable } = await enableAclUserWhereAlive(servers, this.aclUserSpec);
+        if (unreachable.length > 0) {
+          this.logger.warn({ servers: unreachable }, 'servers not reachable while unfencing: they get our user back when they answer again');
+        }
+        step = 'waiting for etcd';
+        if (!(await this.barrier!.clearFenceIfUnchanged(this.options.id, fence))) {
+          step = 'fenced again while recovering';
+          throw new Error('a newer fence record landed');
+        }
         this.router.clearBackoffs();
         this.fenced = false;
-        this.logger.info({ attempt }, 'proxy unfenced: re-registered, table reloaded, serving again');
+        this.fencedReason = null;
+        registration.update({ fencedReason: undefined }).catch(() => undefined);
+        this.logger.info({ attempt, unreachable: unreachable.map((u) => u.addr) }, 'proxy unfenced: re-registered, table reloaded, serving again');
+        this.startupHold.wake();
         return;
       } catch (err) {
-        this.logger.warn({ err: (err as Error).message, attempt }, 'cannot recover from fencing yet, retrying');
+        const message = (err as Error).message;
+        this.waitingFor(err instanceof AclUserError ? `fenced: ${message}` : `fenced: ${step}: ${message}`);
+        this.logger.warn({ err: message, attempt, waitingFor: this.fencedReason }, 'cannot recover from fencing yet, retrying');
         await new Promise((r) => setTimeout(r, Math.min(200 * attempt, 2000)));
       }
     }
   }
 
-  /** Re-enables this proxy's ACL user on every server of every group. */
-  private async enableAclUser(): Promise<void> {
-    const servers = new Set<string>();
-    for (const g of this.router.groupList()) for (const s of g.servers) servers.add(s.addr);
-    await Promise.all(
-      [...servers].map(async (addr) => {
-        const reply = await redisCommand(addr, ['ACL', 'SETUSER', this.aclUser, ...proxyAclRules(this.aclPassword)], 2000, this.options.redisPassword);
-        if (isErrorReply(reply)) throw new Error(`${addr}: ${reply.toString('latin1', 1, reply.length - 2)}`);
-      }),
-    );
-  }
-
-  private async register(): Promise<void> {
+  /** Registers (retrying while etcd is away), at most `attempts` times when given. */
+  private async register(attempts = Infinity): Promise<void> {
     const { host: listenHost } = splitAddr(this.options.addr);
     const info: ProxyInfo = {
       id: this.options.id,
@@ -575,14 +650,17 @@ export class Proxy implements SessionHost {
       host: hostname(),
       startedAt: new Date(this.startedAt).toISOString(),
       state: this.follower?.ready ? 'online' : 'starting',
+      ...(this.fenced && this.fencedReason !== null ? { fencedReason: this.fencedReason } : {}),
       ...(this.clusterFace?.announcedAddr ? { clusterAddr: this.clusterFace.announcedAddr } : {}),
     };
     for (let attempt = 1; !this.stopping; attempt++) {
       try {
         this.registration = await this.store!.registerProxy(info);
-        this.logger.info({ addr: info.addr }, 'proxy registered in etcd');
+        const predecessor = this.registration.tookOverFrom;
+        this.logger.info({ addr: info.addr, ...(predecessor !== null ? { tookOverFromPid: predecessor } : {}) }, 'proxy registered in etcd');
         return;
       } catch (err) {
+        if (attempt >= attempts) throw err;
         this.logger.warn({ err: (err as Error).message, attempt }, 'cannot register in etcd yet, retrying');
         await new Promise((r) => setTimeout(r, Math.min(200 * attempt, 2000)));
       }
