@@ -52,7 +52,7 @@ import type { Logger } from 'pino';
 import type { Redis } from 'ioredis';
 import { keySlot } from '@reborn/protocol';
 import { migrateAuthArgs, type MigrationTask } from '@reborn/coordinator';
-import { RedisAdminError, canonicalValue, existsAll, replyCode, showKey, withRedis, type RedisAdminOptions } from '@reborn/coordinator/admin';
+import { RedisAdminError, canonicalValue, existsAll, parseAddr, replyCode, showKey, withRedis, type RedisAdminOptions } from '@reborn/coordinator/admin';
 import { MIGRATE_RETRIES, MigrationError, MigrationWait, TARGET_SYNC_CHANNEL, errText, nap, type RunnerTunables } from './migration-common.js';
 import type { SourceFailoverWatch } from './source-failover.js';
 import type { TargetWatch } from './target-watch.js';
@@ -340,11 +340,21 @@ export class KeyMover {
         continue;
       }
       if (!suspect) {
-        throw new MigrationError('EBUSYKEY', `BUSYKEY: ${where}; the runner never overwrites a key: find out how it got there, delete one copy, then resume migration ${this.o.taskId}`);
+        throw new MigrationError('EBUSYKEY', `BUSYKEY: ${where}; the runner never overwrites a key: find out how it got there, ${this.resolveHint(src, dst, k)}`);
       }
-      throw new MigrationError('EBUSYKEY', `BUSYKEY: ${where} after a MIGRATE timeout, and the copies differ (or are too large to compare); resolve by hand, then resume migration ${this.o.taskId}`);
+      throw new MigrationError('EBUSYKEY', `BUSYKEY: ${where} after a MIGRATE timeout, and the copies differ (or are too large to compare): ${this.resolveHint(src, dst, k)}`);
     }
     return keys.filter((_, i) => onA[i] && !onB[i]);
+  }
+
+  /** What the operator runs to resolve a key found in both groups. */
+  private resolveHint(src: string, dst: string, k: Buffer): string {
+    const del = (addr: string) => {
+      const { host, port } = parseAddr(addr);
+      // showKey escapes bytes as \xHH, which redis-cli reads back inside double quotes.
+      return `redis-cli -h ${host} -p ${port} DEL "${showKey(k).replace(/"/g, '\\x22')}"`;
+    };
+    return `keep the right copy and delete the other — the source's: ${del(src)}, or the target's: ${del(dst)} — then run "reborn-config migration resume ${this.o.taskId}"`;
   }
 
   /** Same type, content and (within the MIGRATE's own duration) TTL on both sides. */

@@ -86,7 +86,6 @@ import type { Logger } from 'pino';
 import { keySlot } from '@reborn/protocol';
 import {
   Barrier,
-  CoordinatorError,
   MAX_TXN_OPS,
   MigrationState,
   Migrations,
@@ -100,18 +99,16 @@ import {
   type Topology,
 } from '@reborn/coordinator';
 import { FenceError, fenceProxy } from './fence.js';
-import { RedisAdminError, connectAdmin, parseAddr, replyCode, withRedis, type RedisAdminOptions } from '@reborn/coordinator/admin';
+import { RedisAdminError, connectAdmin, parseAddr, withRedis, type RedisAdminOptions } from '@reborn/coordinator/admin';
 import type { Redis } from 'ioredis';
 import {
   MigrationError,
   MigrationWait,
   Halt,
   isTerminal,
-  masterMoved,
   CHECK_INTERVAL_MS,
   PROGRESS_INTERVAL_MS,
   BARRIER_ATTEMPTS,
-  MAX_WAIT_RETRY_MS,
   Pool,
   pickBatch,
   ranges,
@@ -124,6 +121,7 @@ import {
 import { KeyMover, newBatchMoveState, type BatchMoveState, type MovePass } from './key-mover.js';
 import { SourceFailoverWatch } from './source-failover.js';
 import { TargetWatch } from './target-watch.js';
+import { WaitClock, mastersReady, transientFault } from './task-faults.js';
 import { TaskProgress } from './task-progress.js';
 import { TaskWrites } from './task-writes.js';
 import type { Batch, RunnerTunables, RunnerContext, Lead } from './migration-common.js';
@@ -160,10 +158,8 @@ export class TaskRun {
   private lastCheck = 0;
   private barrierFailures = 0;
   private pass = 0;
-  /** The transient fault this run waits out now (MigrationWait.waitingFor), since when, how many retries. */
-  private waitingFor: string | null = null;
-  private waitStartedAt = 0;
-  private waitRetries = 0;
+  /** The transient fault this run waits out now, if any (task-faults.ts). */
+  private readonly waits = new WaitClock();
   /** The topology as last read: which group a failing server belongs to. */
   private lastTopo: Topology | null = null;
   /** The batch being moved and what the mover keeps for it (kept across this run's retries). */
@@ -209,7 +205,7 @@ export class TaskRun {
       } catch (err) {
         if (err instanceof Halt || this.lead.signal.aborted) return null;
         if (err instanceof NotFoundError && !(await this.exists())) throw err;
-        const wait = await this.transientFault(err);
+        const wait = await transientFault(err, this.store, this.lastTopo);
         if (wait === null) return this.fail(err);
         await this.waitOut(wait);
       }
@@ -218,152 +214,27 @@ export class TaskRun {
 
   // --- transient faults: waited out, never a failure ----------------------------------------
 
-  /**
-   * What the task waits for after `err`, or null when `err` needs an operator (the task then
-   * fails). Transient: MigrationWait; a redis server unreachable or not taking commands now
-   * (named by the group it serves); etcd unavailable or contended.
-   */
-  private async transientFault(err: unknown): Promise<MigrationWait | null> {
-    if (err instanceof MigrationWait) return err;
-    if (err instanceof MigrationError) return null;
-    if (err instanceof RedisAdminError) return this.serverWait(err.addr, err.why, err);
-    if (isConnectionError(err)) return new MigrationWait('waiting for redis', errText(err), { cause: err });
-    const code = replyCode(err);
-    if (code !== null && TRANSIENT_REPLIES.has(code)) return new MigrationWait('waiting for redis to take commands', errText(err), { cause: err });
-    if (err instanceof CoordinatorError && err.retryable) return new MigrationWait('waiting for etcd', errText(err), { cause: err });
-    return null;
-  }
-
-  /** `addr` failed: a wait for its group's master (or a move to the new one), read from etcd now. */
-  private async serverWait(addr: string, why: string, cause: unknown): Promise<MigrationWait> {
-    const topo = await this.store.loadTopology().catch(() => this.lastTopo);
-    const group = topo ? [...topo.groups.values()].find((g) => g.servers.some((s) => s.addr === addr)) : undefined;
-    if (!group) return new MigrationWait(`waiting for redis ${addr}`, why, { cause });
-    const master = groupMaster(group)?.addr;
-    if (master !== addr) return masterMoved(group.id, addr, master);
-    return new MigrationWait(`waiting for group ${group.id} to have a reachable master`, `${addr}: ${why}`, { cause });
-  }
-
   /** Says what the task waits for (progress.waiting, the phase, the log), then naps before the next try. */
   private async waitOut(w: MigrationWait): Promise<void> {
-    const now = Date.now();
     if (w.retryInMs === 0) {
       // Not a wait: etcd names a new master already; the next step goes on against it.
       this.log.info({ reason: w.message }, 'migration continues against a new master');
       return;
     }
-    if (this.waitingFor !== w.waitingFor) {
-      this.waitingFor = w.waitingFor;
-      this.waitStartedAt = now;
-      this.waitRetries = 0;
-      this.log.warn({ waitingFor: w.waitingFor, detail: w.detail }, 'migration waiting (the task stays running and goes on by itself)');
-    }
-    this.waitRetries++;
-    const secs = Math.round((now - this.waitStartedAt) / 1000);
-    const reason = `${w.waitingFor} (${w.detail}${secs > 0 ? `; since ${secs} s` : ''})`;
-    this.progress.waiting = reason;
-    if (this.waitRetries % 20 === 0) this.log.warn({ reason, retries: this.waitRetries }, 'migration still waiting');
-    await this.setPhase(reason).catch((err: unknown) => this.log.debug({ err: errText(err) }, 'waiting reason not written'));
-    await nap(w.retryInMs ?? Math.min(MAX_WAIT_RETRY_MS, 100 * 2 ** Math.min(this.waitRetries, 5)), this.lead.signal);
+    const tick = this.waits.tick(w);
+    if (tick.began) this.log.warn({ waitingFor: w.waitingFor, detail: w.detail }, 'migration waiting (the task stays running and goes on by itself)');
+    else if (tick.retries % 20 === 0) this.log.warn({ reason: tick.reason, retries: tick.retries }, 'migration still waiting');
+    this.progress.waiting = tick.reason;
+    await this.setPhase(tick.reason).catch((err: unknown) => this.log.debug({ err: errText(err) }, 'waiting reason not written'));
+    await nap(tick.pauseMs, this.lead.signal);
   }
 
   /** The wait (if any) is over: progress says so at its next write. */
   private endWait(): void {
-    if (this.waitingFor === null) return;
-    this.log.info({ waitedFor: this.waitingFor, waitedMs: Date.now() - this.waitStartedAt }, 'migration no longer waiting');
-    this.waitingFor = null;
+    const ended = this.waits.end();
+    if (ended === null) return;
+    this.log.info(ended, 'migration no longer waiting');
     this.progress.waiting = undefined;
-  }
-
-  /**
-   * Before slots of `batch` enter pre_migrate: both groups have a master that answers (a new
-   * batch in a group being failed over would only turn its clients' requests into errors).
-   */
-  private async mastersReady(batch: Batch, topo: Topology): Promise<MigrationWait | null> {
-    for (const gid of [batch.from, batch.to]) {
-      const master = groupMaster(topo.groups.get(gid) ?? { id: gid, servers: [] });
-      if (!master) return new MigrationWait(`waiting for group ${gid} to have a master`, 'etcd names none: failover in progress');
-      try {
-        await withRedis(master.addr, (r) => r.ping(), { ...this.redis, connectTimeoutMs: 1000, commandTimeoutMs: 2000 });
-      } catch (err) {
-        return new MigrationWait(`waiting for group ${gid} to have a reachable master`, `${master.addr}: ${err instanceof RedisAdminError ? err.why : errText(err)}`, { cause: err });
-      }
-    }
-    return null;
-  }
-
-  /** One transition of the state machine (see the top of the file). Returns the task when terminal. */
-  private async step(): Promise<MigrationTask | null> {
-    const stored = await this.migrations.get(this.id);
-    if (!stored) throw new NotFoundError(`migration ${this.id} does not exist`);
-    this.task = stored.task;
-    this.tally.begin(this.task.progress);
-    const t = this.task;
-    if (isTerminal(t)) return t;
-    if (t.state === MigrationState.Pending) {
-      await this.writes.task((cur) =>
-        cur.state === MigrationState.Pending ? { ...cur, state: MigrationState.Running, progress: { ...cur.progress, phase: 'starting' } } : cur,
-      );
-      this.log.info({ slots: t.slots.length, from: t.from, to: t.to }, 'migration started');
-      return null;
-    }
-
-    const topo = await this.store.loadTopology();
-    this.lastTopo = topo;
-    const c = this.classify(topo);
-    this.progress.slotsDone = c.done.length;
-    const max = t.batchSlots;
-
-    if (c.mig.length > 0) {
-      // A batch already migrating is always finished, whether running, paused or cancelling.
-      const batch = pickBatch(c.mig, t.to, max);
-      await this.moveBatch(batch, c, topo);
-      return null;
-    }
-    if (c.pre.length > 0) {
-      const batch = pickBatch(c.pre, t.to, max);
-      if (t.state === MigrationState.Running) {
-        const wait = await this.mastersReady(batch, topo);
-        if (wait) {
-          // Proxies hold requests for pre_migrate slots: not while a group cannot take them.
-          await this.revert(batch, `slots ${ranges(batch.slots)} back online in group ${batch.from} while ${wait.message}`);
-          throw wait;
-        }
-        this.log.info({ slots: ranges(batch.slots) }, 'batch found in pre_migrate: redoing the barrier');
-        await this.prepare(batch);
-      } else {
-        await this.revert(batch, `${t.state}: slots ${ranges(batch.slots)} back online in group ${batch.from} (nothing was written to group ${batch.to})`);
-      }
-      return null;
-    }
-    if (c.todo.length === 0) return this.finish(MigrationState.Done, c);
-    if (t.state === MigrationState.Cancelling) return this.finish(MigrationState.Cancelled, c);
-    if (t.state === MigrationState.Paused) {
-      await this.waitWhilePaused(`paused before slots ${ranges(pickBatch(c.todo, t.to, max).slots)}; ${c.done.length} of ${t.slots.length} slots moved`);
-      return null;
-    }
-    const batch = pickBatch(c.todo, t.to, max);
-    const wait = await this.mastersReady(batch, topo);
-    if (wait) throw wait;
-    await this.estimate(batch, c, topo);
-    await this.prepare(batch);
-    return null;
-  }
-
-  private classify(topo: Topology): Classified {
-    const t = this.task;
-    const out: Classified = { done: [], todo: [], pre: [], mig: [] };
-    for (const id of t.slots) {
-      const s = topo.slots[id]!;
-      if (s.state === SlotState.Online && s.group === t.to) out.done.push(id);
-      else if (s.state === SlotState.Online) out.todo.push({ id, from: s.group });
-      else if (s.state === SlotState.PreMigrate && s.to === t.to) out.pre.push({ id, from: s.from! });
-      else if (s.state === SlotState.Migrating && s.to === t.to) out.mig.push({ id, from: s.from! });
-      else {
-        throw new MigrationError('ESLOTS', `slot ${id} is ${describeSlot(s)}: it was changed outside migration ${t.id} (to group ${t.to})`);
-      }
-    }
-    return out;
   }
 
   // --- steps 3–4: prepare a batch (barrier, fencing) -------------------------------------------
@@ -667,6 +538,7 @@ export class TaskRun {
   // --- ends ----------------------------------------------------------------------------------
 
   private async finish(state: 'done' | 'cancelled', c: Classified): Promise<MigrationTask> {
+    this.endWait(); // an ended task waits for nothing
     const t = this.task;
     const p = this.tally.snapshot(this.task);
     const kept = t.slots.length - c.done.length;
@@ -690,6 +562,7 @@ export class TaskRun {
   }
 
   private async fail(err: unknown): Promise<MigrationTask | null> {
+    this.endWait();
     const message = errText(err);
     this.log.error({ err: message, code: (err as { code?: unknown }).code }, 'migration failed');
     // Never leave a batch in pre_migrate behind (proxies would hold its requests).
@@ -717,6 +590,3 @@ export class TaskRun {
     return (await this.migrations.get(this.id).catch(() => ({}))) !== null;
   }
 }
-
-/** Error replies of a server that is restarting, loading, busy or failing over: they pass by themselves. */
-const TRANSIENT_REPLIES: ReadonlySet<string> = new Set(['LOADING', 'MASTERDOWN', 'BUSY', 'TRYAGAIN', 'READONLY', 'OOM', 'CLUSTERDOWN']);
