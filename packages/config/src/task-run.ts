@@ -237,6 +237,80 @@ export class TaskRun {
     this.progress.waiting = undefined;
   }
 
+  /** One transition of the state machine (see the top of the file). Returns the task when terminal. */
+  private async step(): Promise<MigrationTask | null> {
+    const stored = await this.migrations.get(this.id);
+    if (!stored) throw new NotFoundError(`migration ${this.id} does not exist`);
+    this.task = stored.task;
+    this.tally.begin(this.task.progress);
+    const t = this.task;
+    if (isTerminal(t)) return t;
+    if (t.state === MigrationState.Pending) {
+      await this.writes.task((cur) =>
+        cur.state === MigrationState.Pending ? { ...cur, state: MigrationState.Running, progress: { ...cur.progress, phase: 'starting' } } : cur,
+      );
+      this.log.info({ slots: t.slots.length, from: t.from, to: t.to }, 'migration started');
+      return null;
+    }
+
+    const topo = await this.store.loadTopology();
+    this.lastTopo = topo;
+    const c = this.classify(topo);
+    this.progress.slotsDone = c.done.length;
+    const max = t.batchSlots;
+
+    if (c.mig.length > 0) {
+      // A batch already migrating is always finished, whether running, paused or cancelling.
+      const batch = pickBatch(c.mig, t.to, max);
+      await this.moveBatch(batch, c, topo);
+      return null;
+    }
+    if (c.pre.length > 0) {
+      const batch = pickBatch(c.pre, t.to, max);
+      if (t.state === MigrationState.Running) {
+        const wait = await mastersReady(batch, topo, this.redis);
+        if (wait) {
+          // Proxies hold requests for pre_migrate slots: not while a group cannot take them.
+          await this.revert(batch, `slots ${ranges(batch.slots)} back online in group ${batch.from} while ${wait.message}`);
+          throw wait;
+        }
+        this.log.info({ slots: ranges(batch.slots) }, 'batch found in pre_migrate: redoing the barrier');
+        await this.prepare(batch);
+      } else {
+        await this.revert(batch, `${t.state}: slots ${ranges(batch.slots)} back online in group ${batch.from} (nothing was written to group ${batch.to})`);
+      }
+      return null;
+    }
+    if (c.todo.length === 0) return this.finish(MigrationState.Done, c);
+    if (t.state === MigrationState.Cancelling) return this.finish(MigrationState.Cancelled, c);
+    if (t.state === MigrationState.Paused) {
+      await this.waitWhilePaused(`paused before slots ${ranges(pickBatch(c.todo, t.to, max).slots)}; ${c.done.length} of ${t.slots.length} slots moved`);
+      return null;
+    }
+    const batch = pickBatch(c.todo, t.to, max);
+    const wait = await mastersReady(batch, topo, this.redis);
+    if (wait) throw wait;
+    await this.estimate(batch, c, topo);
+    await this.prepare(batch);
+    return null;
+  }
+
+  private classify(topo: Topology): Classified {
+    const t = this.task;
+    const out: Classified = { done: [], todo: [], pre: [], mig: [] };
+    for (const id of t.slots) {
+      const s = topo.slots[id]!;
+      if (s.state === SlotState.Online && s.group === t.to) out.done.push(id);
+      else if (s.state === SlotState.Online) out.todo.push({ id, from: s.group });
+      else if (s.state === SlotState.PreMigrate && s.to === t.to) out.pre.push({ id, from: s.from! });
+      else if (s.state === SlotState.Migrating && s.to === t.to) out.mig.push({ id, from: s.from! });
+      else {
+        throw new MigrationError('ESLOTS', `slot ${id} is ${describeSlot(s)}: it was changed outside migration ${t.id} (to group ${t.to})`);
+      }
+    }
+    return out;
+  }
+
   // --- steps 3–4: prepare a batch (barrier, fencing) -------------------------------------------
 
   private async prepare(batch: Batch): Promise<void> {
