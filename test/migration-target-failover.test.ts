@@ -113,7 +113,8 @@ describe('migration and a target failover', () => {
         await observer.stop();
         console.log(
           `[migration-target-failover] ${end.progress.keysMoved} keys moved; states seen: ${[...observer.states].join(', ')}; ` +
-            `waiting reasons: ${observer.waiting.slice(0, 5).join(' | ')}; unconfirmed on target: ${end.progress.targetUnconfirmedKeys ?? 0}`,
+            `waiting reasons: ${observer.waiting.slice(0, 5).join(' | ')}; unconfirmed on target: ${end.progress.targetUnconfirmedKeys ?? 0}; ` +
+            `audit after the failover: ${log.lines.filter((l) => l.includes('in neither group after its failover')).length} error line(s)`,
         );
         expect(end.state, `${end.error}\n${log.problems().slice(-20).join('\n')}`).toBe('done');
         expect([...observer.states]).not.toContain('failed');

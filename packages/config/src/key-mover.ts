@@ -92,6 +92,8 @@ export interface MovePass {
 export interface BatchMoveState {
   /** Keys of MIGRATEs that timed out (hex): they may be on both sides with equal copies. */
   suspects: Set<string>;
+  /** Suspects sent to a target master that etcd no longer names: checked once the pass follows it (auditAfterTargetFailover). */
+  unaudited: Map<string, string>;
   /** Keys (hex) whose source DEL no in-sync replica confirmed: a failover may bring them back. */
   mayResurrect: Set<string>;
   /** Whether the source group failed over since the batch's slots became migrating. */
@@ -101,7 +103,7 @@ export interface BatchMoveState {
 }
 
 export function newBatchMoveState(failover: SourceFailoverWatch, target: TargetWatch): BatchMoveState {
-  return { suspects: new Set(), mayResurrect: new Set(), failover, target };
+  return { suspects: new Set(), unaudited: new Map(), mayResurrect: new Set(), failover, target };
 }
 
 export interface KeyMoverOptions {
@@ -193,7 +195,12 @@ export class KeyMover {
           deleted = true;
           const timedOut = code === 'IOERR' || code === null;
           // Some keys may now be on both sides (restored on B, reply lost): remember them.
-          if (timedOut) for (const k of pending) batch.suspects.add(k.toString('hex'));
+          if (timedOut) {
+            for (const k of pending) {
+              batch.suspects.add(k.toString('hex'));
+              batch.unaudited.set(k.toString('hex'), pass.dstAddr);
+            }
+          }
           // A group that failed over meanwhile is not retried: the pass restarts on its new master.
           await batch.failover.assertCurrentMaster(pass.srcAddr);
           await batch.target.assertCurrentMaster(pass.dstAddr);
@@ -311,6 +318,31 @@ export class KeyMover {
         'moved keys whose copy on the target fewer of its in-sync replicas confirmed than asked: a failover of the target now could lose them',
       ),
     );
+  }
+
+  /**
+   * After the target failed over: keys of MIGRATEs that failed against its old master may have
+   * been restored there, acknowledged to the source (which then deleted them) and lost with
+   * that master before they replicated. Such a key is on neither the source nor the new
+   * target master. It is logged (an error, with the key) — it may also have been deleted by a
+   * client or have expired meanwhile, so it is not proof; nothing can bring it back here.
+   * Returns how many keys were missing.
+   */
+  async auditAfterTargetFailover(src: string, dst: string, batch: BatchMoveState): Promise<number> {
+    const gone = [...batch.unaudited].filter(([, sentTo]) => sentTo !== dst);
+    if (gone.length === 0) return 0;
+    const keys = gone.map(([hex]) => Buffer.from(hex, 'hex'));
+    const exists = (addr: string) => withRedis(addr, (c) => existsAll(c, keys), this.o.redis);
+    const [onA, onB] = await Promise.all([exists(src), exists(dst)]);
+    const missing = keys.filter((_, i) => !onA[i] && !onB[i]);
+    for (const [hex] of gone) batch.unaudited.delete(hex);
+    if (missing.length > 0) {
+      this.o.log.error(
+        { keys: missing.slice(0, 20).map(showKey), count: missing.length, oldTarget: gone[0]![1], target: dst, source: src },
+        'keys sent by a MIGRATE that failed against the old target master are in neither group after its failover: lost with it unless a client deleted them or they expired',
+      );
+    }
+    return missing.length;
   }
 
   /**

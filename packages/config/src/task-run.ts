@@ -431,6 +431,7 @@ export class TaskRun {
       }
       state.failover.latest = cur.groups.get(a);
       state.target.latest = cur.groups.get(b);
+      await this.mover.auditAfterTargetFailover(srcMaster!.addr, dstMaster!.addr, state);
       await state.failover.noteMaster(srcMaster!.addr).catch((err: unknown) => {
         throw new RedisAdminError(srcMaster!.addr, errText(err), err);
       });
