@@ -23,7 +23,7 @@
  * TARGET_SYNC_CHANNEL) and sends `WAIT <n>` there, n = the target's in-sync members. Fewer
  * confirmations are counted in progress.targetUnconfirmedKeys: those keys exist on the target
  * master only, and a failover of the target before it replicates them loses them (MIGRATE
- * deleted the source copy already; copying first is issue 14's headroom work).
+ * deleted the source copy already; only a copy-first move would close that window).
  *
  * BUSYKEY (a key on both sides; MIGRATE never overwrites) is a hard error naming the key,
  * except in two cases where the source copy provably is not the authoritative one:

@@ -109,6 +109,11 @@ export class MigrationWait extends CoordinatorError {
   }
 }
 
+/** What an operator does about ESLOTS, appended to its message. */
+export function slotsFixHint(taskId: string): string {
+  return `decide what the slot should be and set it ("reborn-config slot set …"), then run "reborn-config migration resume ${taskId}" (or "migration cancel ${taskId}")`;
+}
+
 /** Internal: stop acting now (leadership lost, stop(), task gone). Not a task failure. */
 export class Halt extends Error {
   constructor(reason: string) {

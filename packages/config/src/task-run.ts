@@ -113,6 +113,7 @@ import {
   pickBatch,
   ranges,
   describeSlot,
+  slotsFixHint,
   isConnectionError,
   isRetryable,
   errText,
@@ -305,7 +306,7 @@ export class TaskRun {
       else if (s.state === SlotState.PreMigrate && s.to === t.to) out.pre.push({ id, from: s.from! });
       else if (s.state === SlotState.Migrating && s.to === t.to) out.mig.push({ id, from: s.from! });
       else {
-        throw new MigrationError('ESLOTS', `slot ${id} is ${describeSlot(s)}: it was changed outside migration ${t.id} (to group ${t.to})`);
+        throw new MigrationError('ESLOTS', `slot ${id} is ${describeSlot(s)}: it was changed outside migration ${t.id} (to group ${t.to}); ${slotsFixHint(t.id)}`);
       }
     }
     return out;
@@ -420,7 +421,7 @@ export class TaskRun {
       for (const id of slots) {
         const s = cur.slots[id]!;
         if (!(s.state === SlotState.Migrating && s.from === a && s.to === b)) {
-          throw new MigrationError('ESLOTS', `slot ${id} is ${describeSlot(s)} while its keys were moving ${a}→${b}: changed outside migration ${this.id}`);
+          throw new MigrationError('ESLOTS', `slot ${id} is ${describeSlot(s)} while its keys were moving ${a}→${b}: changed outside migration ${this.id}; ${slotsFixHint(this.id)}`);
         }
       }
       // Both masters as etcd names them now: a group that failed over is followed here.
