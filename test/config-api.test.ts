@@ -6,7 +6,7 @@
  */
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Store } from '@reborn/coordinator';
+import { Migrations, Store, newProgress, type MigrationTask } from '@reborn/coordinator';
 import { Admin, createApi, type ApiServer } from '@reborn/config';
 import { startEtcd, startRedis, stopAll, type EtcdServer, type RedisServer } from '@reborn/testkit';
 import { groupView } from './helpers.js';
@@ -332,6 +332,25 @@ describe('authentication and exposure', () => {
     expect(m.body).toMatch(/^reborn_config_group_servers\{group="1",role="master"\} 1$/m);
     expect(m.body).toMatch(/^reborn_config_etcd_up 1$/m);
     expect(m.body).toMatch(/^reborn_config_http_requests_total\{method="GET",route="\/api\/groups",status="200"\} \d+$/m);
+  });
+
+  it('/metrics shows which migration waits out a fault', async () => {
+    const migrations = new Migrations(store);
+    const now = new Date().toISOString();
+    const task = (id: string, waiting?: string): MigrationTask => ({
+      id, slots: [], from: [1], to: 1, state: 'paused', throttle: 0, batchSlots: 128, createdAt: now, updatedAt: now, error: null,
+      progress: { ...newProgress(0), ...(waiting ? { waiting } : {}) },
+    });
+    await migrations.create(task('m-metrics-waits', 'waiting for group 1 to have a reachable master (h:1: connect ECONNREFUSED)'));
+    await migrations.create(task('m-metrics-moves'));
+    try {
+      const m = (await call('GET', '/metrics')).body as string;
+      expect(m).toMatch(/^reborn_config_migration_waiting\{id="m-metrics-waits"\} 1$/m);
+      expect(m).toMatch(/^reborn_config_migration_waiting\{id="m-metrics-moves"\} 0$/m);
+    } finally {
+      await migrations.delete('m-metrics-waits');
+      await migrations.delete('m-metrics-moves');
+    }
   });
 
   it('refuses a non-loopback address without a token', async () => {

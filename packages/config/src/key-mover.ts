@@ -1,7 +1,16 @@
 /**
  * The key mover of one migration task: MIGRATE batches from the source master to the
- * target's, paced by the task's throttle, retried through a target outage; each batch's
- * deletes confirmed on the source's in-sync replicas (WAIT); and BUSYKEY resolution.
+ * target's, paced by the task's throttle; each batch's deletes confirmed on the source's
+ * in-sync replicas and its copies on the target's (WAIT on both); BUSYKEY resolution; and
+ * the line between faults the task waits out and faults that need an operator.
+ *
+ * Faults. A MIGRATE that times out (IOERR, a hung target) is retried a few times in place;
+ * past that, and at once for an answer that will not change soon (OOM on the target,
+ * READONLY from a master that no longer is one, LOADING, MASTERDOWN …), it throws
+ * MigrationWait: the task stays running, says what it waits for, and starts the pass afresh
+ * from etcd — against the new master if the group failed over. Only answers that need an
+ * operator (BUSYKEY that is not provably a leftover, authentication or permission errors, a
+ * bug) throw MigrationError, which fails the task with a message saying what to do.
  *
  * Durable moves. MIGRATE deletes the key on the source master and returns; the DEL reaches the
  * source's replicas later. After each MIGRATE that moved keys the mover sends
@@ -9,6 +18,12 @@
  * in-sync set (inSyncMembers: the replicas HA may promote). Fewer confirmations do not lose
  * data (the keys are on the target) but a failover now could bring the source copies back:
  * the keys go on the batch's "may resurrect" list, the count into progress.unconfirmedKeys.
+ * The target side: the RESTOREs reach the target over the source's own connection, so the
+ * mover gives its connection to the target a write offset past them (a no-op PUBLISH on
+ * TARGET_SYNC_CHANNEL) and sends `WAIT <n>` there, n = the target's in-sync members. Fewer
+ * confirmations are counted in progress.targetUnconfirmedKeys: those keys exist on the target
+ * master only, and a failover of the target before it replicates them loses them (MIGRATE
+ * deleted the source copy already; only a copy-first move would close that window).
  *
  * BUSYKEY (a key on both sides; MIGRATE never overwrites) is a hard error naming the key,
  * except in two cases where the source copy provably is not the authoritative one:
@@ -37,27 +52,58 @@ import type { Logger } from 'pino';
 import type { Redis } from 'ioredis';
 import { keySlot } from '@reborn/protocol';
 import { migrateAuthArgs, type MigrationTask } from '@reborn/coordinator';
-import { RedisAdminError, canonicalValue, existsAll, replyCode, showKey, withRedis, type RedisAdminOptions } from '@reborn/coordinator/admin';
-import { MIGRATE_OUTAGE_MS, MIGRATE_RETRIES, MigrationError, errText, nap, type RunnerTunables } from './migration-common.js';
+import { RedisAdminError, canonicalValue, existsAll, parseAddr, replyCode, showKey, withRedis, type RedisAdminOptions } from '@reborn/coordinator/admin';
+import { MIGRATE_RETRIES, MigrationError, MigrationWait, TARGET_SYNC_CHANNEL, errText, nap, type RunnerTunables } from './migration-common.js';
 import type { SourceFailoverWatch } from './source-failover.js';
+import type { TargetWatch } from './target-watch.js';
 
 /** Keys kept on a batch's "may resurrect" list at most (beyond it only the count grows). */
 export const MAY_RESURRECT_MAX = 100_000;
 /** At most one "not confirmed" log line per this many ms (a replica down would repeat it per MIGRATE). */
 const UNCONFIRMED_LOG_MS = 5000;
 
+/** A warning logged at most every UNCONFIRMED_LOG_MS, with the count since the last one. */
+class ThrottledWarn {
+  private last = 0;
+  private since = 0;
+  add(n: number, log: (count: number) => void): void {
+    this.since += n;
+    const now = Date.now();
+    if (now - this.last < UNCONFIRMED_LOG_MS) return;
+    log(this.since);
+    this.last = now;
+    this.since = 0;
+  }
+}
+
+/** The connections of one scan pass. */
+export interface MovePass {
+  /** The source master (SCAN, MIGRATE, WAIT), as etcd named it when the pass began. */
+  src: Redis;
+  srcAddr: string;
+  /** The target master (PUBLISH + WAIT after each MIGRATE), as etcd named it when the pass began. */
+  dst: Redis;
+  dstAddr: string;
+  host: string;
+  port: number;
+}
+
 /** What the mover keeps per batch, across the scan passes and retries of one TaskRun. */
 export interface BatchMoveState {
   /** Keys of MIGRATEs that timed out (hex): they may be on both sides with equal copies. */
   suspects: Set<string>;
+  /** Suspects sent to a target master that etcd no longer names: checked once the pass follows it (auditAfterTargetFailover). */
+  unaudited: Map<string, string>;
   /** Keys (hex) whose source DEL no in-sync replica confirmed: a failover may bring them back. */
   mayResurrect: Set<string>;
   /** Whether the source group failed over since the batch's slots became migrating. */
   failover: SourceFailoverWatch;
+  /** The target group as last read (its master, its in-sync set). */
+  target: TargetWatch;
 }
 
-export function newBatchMoveState(failover: SourceFailoverWatch): BatchMoveState {
-  return { suspects: new Set(), mayResurrect: new Set(), failover };
+export function newBatchMoveState(failover: SourceFailoverWatch, target: TargetWatch): BatchMoveState {
+  return { suspects: new Set(), unaudited: new Map(), mayResurrect: new Set(), failover, target };
 }
 
 export interface KeyMoverOptions {
@@ -75,14 +121,16 @@ export interface KeyMoverOptions {
   onMoved: (n: number) => void;
   /** Keys moved whose source DEL fewer in-sync replicas than asked confirmed. */
   onUnconfirmed: (n: number) => void;
+  /** Keys moved whose copy on the target fewer of its in-sync replicas than asked confirmed. */
+  onTargetUnconfirmed: (n: number) => void;
   /** Resurrected source copies deleted. */
   onResurrectedDeleted: (n: number) => void;
 }
 
 export class KeyMover {
   private nextSendAt = 0;
-  private lastUnconfirmedLog = 0;
-  private unconfirmedSinceLog = 0;
+  private readonly sourceWarn = new ThrottledWarn();
+  private readonly targetWarn = new ThrottledWarn();
 
   constructor(private readonly o: KeyMoverOptions) {}
 
@@ -109,53 +157,102 @@ export class KeyMover {
   }
 
   /**
-   * One MIGRATE of `keys` (KEYS form), retried through target outages and BUSYKEY resolution,
-   * then WAIT for the source's in-sync replicas if it deleted anything there.
+   * One MIGRATE of `keys` (KEYS form), retried through a short hiccup of the target and BUSYKEY
+   * resolution, then WAIT for the source's in-sync replicas (the deletes) and the target's (the
+   * copies). A fault that does not pass at once (the target unreachable, out of memory, no
+   * longer master) throws MigrationWait: the task waits and starts the pass afresh from etcd.
    */
-  async migrateChunk(conn: Redis, src: string, dst: string, host: string, port: number, keys: Buffer[], batch: BatchMoveState): Promise<void> {
-    const started = Date.now();
+  async migrateChunk(pass: MovePass, keys: Buffer[], batch: BatchMoveState): Promise<void> {
     let deleted = false; // whether some attempt may have deleted keys on the source
+    let moved = false; // whether MIGRATE answered OK: every key that existed is on the target
     let pending = keys;
-    for (let attempt = 0; pending.length > 0; attempt++) {
-      try {
-        const reply = await conn.callBuffer('MIGRATE', host, String(port), '', '0', String(this.o.opts.migrateTimeoutMs), ...migrateAuthArgs(this.o.redis.password ?? null), 'KEYS', ...pending);
-        // OK: every key that still existed moved; NOKEY: none did (a proxy moved them, or they expired).
-        if (String(reply) === 'OK') {
-          this.o.onMoved(pending.length);
-          deleted = true;
-        }
-        break;
-      } catch (err) {
-        const code = replyCode(err);
-        const timedOut = code === 'IOERR' || (code === null && /timed out/i.test(errText(err)));
-        if (timedOut) {
-          deleted = true;
-          // Some keys may now be on both sides (restored on B, reply lost): remember them.
-          for (const k of pending) batch.suspects.add(k.toString('hex'));
-          // A source that failed over meanwhile is not retried: the pass restarts on the new master.
-          await batch.failover.assertCurrentMaster(src);
-          // Retried for longer than a failover takes (the target restarted, or its agent
-          // promoting a replica): a target outage alone must not fail the task.
-          if (attempt >= MIGRATE_RETRIES && Date.now() - started >= MIGRATE_OUTAGE_MS) {
-            throw new MigrationError('EMIGRATE', `MIGRATE from ${src} to ${dst} failed ${attempt + 1} times in ${Math.round((Date.now() - started) / 1000)} s: ${errText(err)}`, err);
+    let failure: unknown = null;
+    try {
+      for (let attempt = 0; pending.length > 0; attempt++) {
+        try {
+          const reply = await pass.src.callBuffer(
+            'MIGRATE', pass.host, String(pass.port), '', '0', String(this.o.opts.migrateTimeoutMs), ...migrateAuthArgs(this.o.redis.password ?? null), 'KEYS', ...pending,
+          );
+          // OK: every key that still existed moved; NOKEY: none did (a proxy moved them, or they expired).
+          if (String(reply) === 'OK') {
+            this.o.onMoved(pending.length);
+            deleted = true;
+            moved = true;
           }
-          this.o.log.warn({ err: errText(err), attempt: attempt + 1, src, dst }, 'MIGRATE timed out; retrying');
-          await nap(Math.min(250 * 2 ** attempt, 2000), this.o.signal);
-          continue;
-        }
-        if (code === 'BUSYKEY') {
-          // Redis sends every key's RESTORE before reading the replies: the keys the target
-          // took were moved (and deleted here) although the reply is an error.
+          break;
+        } catch (err) {
+          const code = replyCode(err);
+          if (code === 'BUSYKEY') {
+            // Redis sends every key's RESTORE before reading the replies: the keys the target
+            // took were moved (and deleted here) although the reply is an error.
+            deleted = true;
+            if (attempt >= MIGRATE_RETRIES) throw new MigrationError('EBUSYKEY', `MIGRATE from ${pass.srcAddr} to ${pass.dstAddr} kept answering BUSYKEY: ${errText(err)}`, err);
+            pending = await this.resolveBusyKeys(pass.srcAddr, pass.dstAddr, pending, batch);
+            continue;
+          }
+          if (code === null && !/timed out/i.test(errText(err))) throw err; // the connection to the source failed: the task waits for it
+          // Any other answer: the keys that the target took before it refused were moved.
           deleted = true;
-          if (attempt >= MIGRATE_RETRIES) throw new MigrationError('EBUSYKEY', `MIGRATE from ${src} to ${dst} kept answering BUSYKEY: ${errText(err)}`, err);
-          pending = await this.resolveBusyKeys(src, dst, pending, batch);
-          continue;
+          const timedOut = code === 'IOERR' || code === null;
+          // Some keys may now be on both sides (restored on B, reply lost): remember them.
+          if (timedOut) {
+            for (const k of pending) {
+              batch.suspects.add(k.toString('hex'));
+              batch.unaudited.set(k.toString('hex'), pass.dstAddr);
+            }
+          }
+          // A group that failed over meanwhile is not retried: the pass restarts on its new master.
+          await batch.failover.assertCurrentMaster(pass.srcAddr);
+          await batch.target.assertCurrentMaster(pass.dstAddr);
+          const wait = this.targetFault(code, pass, err);
+          if (wait === null) {
+            throw new MigrationError(
+              'EMIGRATE',
+              `MIGRATE from ${pass.srcAddr} to ${pass.dstAddr} refused: ${errText(err)}; this does not pass by itself: fix it, then run "reborn-config migration resume ${this.o.taskId}"`,
+              err,
+            );
+          }
+          // A hiccup (a hung target, a slow restore) is retried here; a longer outage is waited out by the task.
+          if (!timedOut || attempt + 1 >= MIGRATE_RETRIES) throw wait;
+          this.o.log.warn({ err: errText(err), attempt: attempt + 1, src: pass.srcAddr, dst: pass.dstAddr }, 'MIGRATE timed out; retrying');
+          await nap(Math.min(250 * 2 ** attempt, 1000), this.o.signal);
         }
-        if (code !== null) throw new MigrationError('EMIGRATE', `MIGRATE from ${src} to ${dst}: ${errText(err)}`, err);
-        throw err; // the connection to the source failed: retried by execute()
       }
+    } catch (err) {
+      failure = err;
     }
-    if (deleted) await this.confirmRemoval(conn, src, keys, batch);
+    if (deleted) {
+      const confirm = Promise.all([this.confirmRemoval(pass, keys, batch), moved ? this.confirmOnTarget(pass, keys, batch) : Promise.resolve()]);
+      if (failure === null) await confirm;
+      else await confirm.catch(() => undefined); // best effort: the first failure is what the task hears about
+    }
+    if (failure !== null) throw failure;
+  }
+
+  /** What the task waits for after MIGRATE failed with `code` (null: a timeout); null when it needs an operator. */
+  private targetFault(code: string | null, pass: MovePass, err: unknown): MigrationWait | null {
+    const b = this.o.task().to;
+    const detail = `MIGRATE from ${pass.srcAddr} to ${pass.dstAddr}: ${errText(err)}`;
+    switch (code) {
+      case null:
+      case 'IOERR':
+        return new MigrationWait(`waiting for group ${b} to have a reachable master`, detail, { cause: err });
+      case 'OOM':
+        return new MigrationWait(
+          `waiting for room on group ${b}'s master ${pass.dstAddr}`,
+          `it refuses new keys: used memory > maxmemory; free memory there or raise maxmemory`,
+          { cause: err },
+        );
+      case 'READONLY':
+        return new MigrationWait(`waiting for group ${b} to have a master`, `${pass.dstAddr} answers READONLY: it is a replica now while etcd still names it master`, { cause: err });
+      case 'LOADING':
+      case 'MASTERDOWN':
+      case 'TRYAGAIN':
+      case 'BUSY':
+        return new MigrationWait(`waiting for group ${b}'s master ${pass.dstAddr} to take writes`, detail, { cause: err });
+      default:
+        return null;
+    }
   }
 
   /**
@@ -163,32 +260,89 @@ export class KeyMover {
    * earlier write of this connection). Fewer confirmations are logged and remembered, not
    * fatal: the keys are safe on the target; only a failover could bring source copies back.
    */
-  private async confirmRemoval(conn: Redis, src: string, keys: Buffer[], batch: BatchMoveState): Promise<void> {
+  private async confirmRemoval(pass: MovePass, keys: Buffer[], batch: BatchMoveState): Promise<void> {
     const wanted = this.o.confirmations();
     if (wanted <= 0) return;
     let confirmed: number;
     try {
-      confirmed = Number(await conn.call('WAIT', String(wanted), String(this.o.opts.waitTimeoutMs)));
+      confirmed = Number(await pass.src.call('WAIT', String(wanted), String(this.o.opts.waitTimeoutMs)));
     } catch (err) {
-      if (replyCode(err) === null) throw err; // the connection failed: retried by execute()
-      throw new RedisAdminError(src, `WAIT after MIGRATE: ${errText(err)}`, err);
+      if (replyCode(err) === null) throw err; // the connection failed: the task waits for the source
+      throw new RedisAdminError(pass.srcAddr, `WAIT after MIGRATE: ${errText(err)}`, err);
     }
     if (confirmed >= wanted) return;
     for (const k of keys) {
       if (batch.mayResurrect.size >= MAY_RESURRECT_MAX) break;
       batch.mayResurrect.add(k.toString('hex'));
     }
-    this.unconfirmedSinceLog += keys.length;
     this.o.onUnconfirmed(keys.length);
-    const now = Date.now();
-    if (now - this.lastUnconfirmedLog >= UNCONFIRMED_LOG_MS) {
+    this.sourceWarn.add(keys.length, (n) =>
       this.o.log.warn(
-        { src, confirmed, wanted, keys: this.unconfirmedSinceLog, waitTimeoutMs: this.o.opts.waitTimeoutMs },
+        { src: pass.srcAddr, confirmed, wanted, keys: n, waitTimeoutMs: this.o.opts.waitTimeoutMs },
         'moved keys whose deletion on the source fewer in-sync replicas confirmed than asked: a source failover now may bring them back (the runner then deletes those copies)',
-      );
-      this.lastUnconfirmedLog = now;
-      this.unconfirmedSinceLog = 0;
+      ),
+    );
+  }
+
+  /**
+   * WAIT until the target's in-sync replicas have the keys MIGRATE restored there. The
+   * RESTOREs came over the source's connection, not ours, so a no-op PUBLISH on ours first
+   * gives it a replication offset past them for WAIT to wait for. Fewer confirmations are
+   * counted (progress.targetUnconfirmedKeys) and logged: the keys are on the target's master
+   * only, and a failover of the target now would lose them — MIGRATE already deleted the
+   * source copy, so nothing better is possible without copying first.
+   */
+  private async confirmOnTarget(pass: MovePass, keys: Buffer[], batch: BatchMoveState): Promise<void> {
+    const wanted = batch.target.confirmations();
+    if (wanted <= 0) return;
+    let confirmed: number;
+    try {
+      const [, n] = await Promise.all([
+        pass.dst.publish(TARGET_SYNC_CHANNEL, this.o.taskId),
+        pass.dst.call('WAIT', String(wanted), String(this.o.opts.waitTimeoutMs)),
+      ]);
+      confirmed = Number(n);
+    } catch (err) {
+      this.o.onTargetUnconfirmed(keys.length);
+      const b = this.o.task().to;
+      if (replyCode(err) === null) {
+        throw new MigrationWait(`waiting for group ${b} to have a reachable master`, `${pass.dstAddr} did not answer WAIT after a MIGRATE: ${errText(err)}`, { cause: err });
+      }
+      throw new RedisAdminError(pass.dstAddr, `WAIT after MIGRATE: ${errText(err)}`, err);
     }
+    if (confirmed >= wanted) return;
+    this.o.onTargetUnconfirmed(keys.length);
+    this.targetWarn.add(keys.length, (n) =>
+      this.o.log.warn(
+        { dst: pass.dstAddr, confirmed, wanted, keys: n, waitTimeoutMs: this.o.opts.waitTimeoutMs },
+        'moved keys whose copy on the target fewer of its in-sync replicas confirmed than asked: a failover of the target now could lose them',
+      ),
+    );
+  }
+
+  /**
+   * After the target failed over: keys of MIGRATEs that failed against its old master may have
+   * been restored there, acknowledged to the source (which then deleted them) and lost with
+   * that master before they replicated. Such a key is on neither the source nor the new
+   * target master. It is logged (an error, with the key) — it may also have been deleted by a
+   * client or have expired meanwhile, so it is not proof; nothing can bring it back here.
+   * Returns how many keys were missing.
+   */
+  async auditAfterTargetFailover(src: string, dst: string, batch: BatchMoveState): Promise<number> {
+    const gone = [...batch.unaudited].filter(([, sentTo]) => sentTo !== dst);
+    if (gone.length === 0) return 0;
+    const keys = gone.map(([hex]) => Buffer.from(hex, 'hex'));
+    const exists = (addr: string) => withRedis(addr, (c) => existsAll(c, keys), this.o.redis);
+    const [onA, onB] = await Promise.all([exists(src), exists(dst)]);
+    const missing = keys.filter((_, i) => !onA[i] && !onB[i]);
+    for (const [hex] of gone) batch.unaudited.delete(hex);
+    if (missing.length > 0) {
+      this.o.log.error(
+        { keys: missing.slice(0, 20).map(showKey), count: missing.length, oldTarget: gone[0]![1], target: dst, source: src },
+        'keys sent by a MIGRATE that failed against the old target master are in neither group after its failover: lost with it unless a client deleted them or they expired',
+      );
+    }
+    return missing.length;
   }
 
   /**
@@ -218,11 +372,21 @@ export class KeyMover {
         continue;
       }
       if (!suspect) {
-        throw new MigrationError('EBUSYKEY', `BUSYKEY: ${where}; the runner never overwrites a key: find out how it got there, delete one copy, then resume migration ${this.o.taskId}`);
+        throw new MigrationError('EBUSYKEY', `BUSYKEY: ${where}; the runner never overwrites a key: find out how it got there, ${this.resolveHint(src, dst, k)}`);
       }
-      throw new MigrationError('EBUSYKEY', `BUSYKEY: ${where} after a MIGRATE timeout, and the copies differ (or are too large to compare); resolve by hand, then resume migration ${this.o.taskId}`);
+      throw new MigrationError('EBUSYKEY', `BUSYKEY: ${where} after a MIGRATE timeout, and the copies differ (or are too large to compare): ${this.resolveHint(src, dst, k)}`);
     }
     return keys.filter((_, i) => onA[i] && !onB[i]);
+  }
+
+  /** What the operator runs to resolve a key found in both groups. */
+  private resolveHint(src: string, dst: string, k: Buffer): string {
+    const del = (addr: string) => {
+      const { host, port } = parseAddr(addr);
+      // showKey escapes bytes as \xHH, which redis-cli reads back inside double quotes.
+      return `redis-cli -h ${host} -p ${port} DEL "${showKey(k).replace(/"/g, '\\x22')}"`;
+    };
+    return `keep the right copy and delete the other — the source's: ${del(src)}, or the target's: ${del(dst)} — then run "reborn-config migration resume ${this.o.taskId}"`;
   }
 
   /** Same type, content and (within the MIGRATE's own duration) TTL on both sides. */

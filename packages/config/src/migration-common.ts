@@ -70,13 +70,16 @@ export interface RunnerContext {
 // Errors
 
 /**
- * A migration cannot go on without an operator: the task is marked failed with this message.
+ * A migration cannot go on without an operator: the task is marked failed with this message,
+ * which says what to do. Only causes an operator must fix end a task this way; transient
+ * faults are MigrationWait.
  *
  * | code      | meaning                                                               |
  * |-----------|-----------------------------------------------------------------------|
  * | EBUSYKEY  | a key exists in both groups; never overwritten                        |
- * | EMIGRATE  | MIGRATE kept failing (IOERR, timeouts) or redis refused it            |
- * | EBARRIER  | the barrier failed 3 times in a row (proxies could not be fenced)      |
+ * | EMIGRATE  | redis refused MIGRATE for a reason that does not pass by itself        |
+ * |           | (authentication, permissions, a bug) — not IOERR, timeouts, OOM …     |
+ * | EBARRIER  | the barrier failed for a reason that is not an unreachable server      |
  * | ESLOTS    | the task's slots were changed outside the migration                   |
  */
 export class MigrationError extends CoordinatorError {
@@ -84,6 +87,31 @@ export class MigrationError extends CoordinatorError {
     super(code, message, { cause });
     this.name = 'MigrationError';
   }
+}
+
+/**
+ * A transient fault the task waits out: it stays `running`, `progress.waiting` says
+ * `${waitingFor} (${detail}, since N s)`, and the step is retried from a fresh read of etcd
+ * (so a group that failed over meanwhile is addressed at its new master). `waitingFor` names
+ * the condition and keys the "since": e.g. "waiting for group 2 to have a reachable master".
+ * `retryInMs`: the earliest retry (0: at once, e.g. etcd already names a new master).
+ */
+export class MigrationWait extends CoordinatorError {
+  readonly waitingFor: string;
+  readonly detail: string;
+  readonly retryInMs: number | null;
+  constructor(waitingFor: string, detail: string, opts: { retryInMs?: number; cause?: unknown } = {}) {
+    super('EWAIT', `${waitingFor} (${detail})`, { cause: opts.cause, retryable: true });
+    this.name = 'MigrationWait';
+    this.waitingFor = waitingFor;
+    this.detail = detail;
+    this.retryInMs = opts.retryInMs ?? null;
+  }
+}
+
+/** What an operator does about ESLOTS, appended to its message. */
+export function slotsFixHint(taskId: string): string {
+  return `decide what the slot should be and set it ("reborn-config slot set …"), then run "reborn-config migration resume ${taskId}" (or "migration cancel ${taskId}")`;
 }
 
 /** Internal: stop acting now (leadership lost, stop(), task gone). Not a task failure. */
@@ -94,6 +122,12 @@ export class Halt extends Error {
   }
 }
 
+/** A group's master changed under a scan pass: move on to the new one at once, or wait for one. */
+export function masterMoved(group: number, was: string, now: string | undefined): MigrationWait {
+  return now === undefined
+    ? new MigrationWait(`waiting for group ${group} to have a master`, `${was} is no longer the master of group ${group} in etcd, and no server is yet: failover in progress`)
+    : new MigrationWait(`following the failover of group ${group}`, `${was} is no longer the master of group ${group} in etcd, ${now} is: moving on to it`, { retryInMs: 0 });
+}
 
 export const TERMINAL: ReadonlySet<string> = new Set([MigrationState.Done, MigrationState.Cancelled, MigrationState.Failed]);
 
@@ -113,11 +147,14 @@ export interface Lead {
 export const CHECK_INTERVAL_MS = 200;
 export const PROGRESS_INTERVAL_MS = 500;
 export const RATE_WINDOW_MS = 5000;
+/** Barrier failures in a row before the task says it waits (it keeps retrying). */
 export const BARRIER_ATTEMPTS = 3;
+/** MIGRATE attempts of one chunk (a short hiccup) before the step waits and starts afresh. */
 export const MIGRATE_RETRIES = 3;
-/** How long MIGRATE is retried against an unreachable target before the task fails. */
-export const MIGRATE_OUTAGE_MS = 30_000;
-export const TRANSIENT_REDIS_ATTEMPTS = 6;
+/** The longest pause between two attempts while a task waits out a transient fault. */
+export const MAX_WAIT_RETRY_MS = 2000;
+/** Channel of the no-op PUBLISH that gives the runner's connection to the target a write offset WAIT can wait for. */
+export const TARGET_SYNC_CHANNEL = '__reborn__:migration-sync';
 
 /** The end of the key range [slot(first), …, slot(last)]: the key right after slot(last). */
 export function slotRangeEnd(store: Store, last: number): string {

@@ -105,7 +105,13 @@ describe('tables', () => {
   it('migrations', () => {
     expect(formatMigrations([])).toBe('no migrations\n');
     expect(formatMigrations([task()])).toBe(
-      'ID   STATE    SLOTS   FROM  TO  PROGRESS                    ERROR\n' + 'm-1  running  0-3,10  1     2   2/5 slots, 1234 keys moved\n',
+      'ID   STATE    SLOTS   FROM  TO  PROGRESS                    WAITING  ERROR\n' + 'm-1  running  0-3,10  1     2   2/5 slots, 1234 keys moved\n',
+    );
+    const waiting = task();
+    waiting.progress.waiting = 'waiting for group 2 to have a reachable master (h:7001: connect ECONNREFUSED; since 12 s)';
+    expect(formatMigrations([waiting])).toBe(
+      'ID   STATE    SLOTS   FROM  TO  PROGRESS                    WAITING                                                                                    ERROR\n' +
+        'm-1  running  0-3,10  1     2   2/5 slots, 1234 keys moved  waiting for group 2 to have a reachable master (h:7001: connect ECONNREFUSED; since 12 s)\n',
     );
   });
 

@@ -104,8 +104,8 @@ function progressText(t: MigrationTask): string {
 export function formatMigrations(tasks: readonly MigrationTask[]): string {
   if (tasks.length === 0) return 'no migrations\n';
   return table(
-    ['ID', 'STATE', 'SLOTS', 'FROM', 'TO', 'PROGRESS', 'ERROR'],
-    tasks.map((t) => [t.id, t.state, formatSlotList(t.slots), t.from.join(',') || '-', String(t.to), progressText(t), t.error ?? '']),
+    ['ID', 'STATE', 'SLOTS', 'FROM', 'TO', 'PROGRESS', 'WAITING', 'ERROR'],
+    tasks.map((t) => [t.id, t.state, formatSlotList(t.slots), t.from.join(',') || '-', String(t.to), progressText(t), t.progress.waiting ?? '', t.error ?? '']),
   );
 }
 

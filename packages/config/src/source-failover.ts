@@ -23,8 +23,8 @@
  */
 import type { Logger } from 'pino';
 import { groupMaster, decodeJson, inSyncMembers, parseGroup, type GroupInfo, type Store } from '@reborn/coordinator';
-import { RedisAdminError, info, type RedisAdminOptions } from '@reborn/coordinator/admin';
-import { errText } from './migration-common.js';
+import { info, type RedisAdminOptions } from '@reborn/coordinator/admin';
+import { errText, masterMoved } from './migration-common.js';
 
 /** Who the source master is: a new address, run_id or replication id means another history. */
 export interface MasterIdentity {
@@ -83,16 +83,14 @@ export class SourceFailoverWatch {
 
   /**
    * Re-reads the group (about every 200 ms while keys move). A master other than passSource
-   * (a failover) throws a retryable error: the pass restarts on the new master.
+   * (a failover) throws MigrationWait: the pass restarts on the new master (or waits for one).
    */
   async refresh(): Promise<void> {
     const g = await this.o.store.getGroup(this.o.group);
     if (g === null) return; // the next pass's topology read reports it
     this.latest = g;
     const master = groupMaster(g)?.addr;
-    if (this.passSource !== '' && master !== this.passSource) {
-      throw new RedisAdminError(this.passSource, `is no longer the master of group ${this.o.group} in etcd (now ${master ?? 'none'}): the scan restarts on the new master`);
-    }
+    if (this.passSource !== '' && master !== this.passSource) throw masterMoved(this.o.group, this.passSource, master);
   }
 
   /** Notes the source master's identity, once: the baseline of witness 2. */
@@ -123,11 +121,11 @@ export class SourceFailoverWatch {
     return g !== null && groupMaster(g)?.addr === addr;
   }
 
-  /** Throws a retryable error when etcd no longer names `addr` the master (the pass restarts on the new one). */
+  /** Throws MigrationWait when etcd no longer names `addr` the master (the pass restarts on the new one). */
   async assertCurrentMaster(addr: string): Promise<void> {
-    if (!(await this.isCurrentMaster(addr))) {
-      throw new RedisAdminError(addr, `is no longer the master of group ${this.o.group} in etcd (failover); moving on from the new master`);
-    }
+    const g = await this.o.store.getGroup(this.o.group);
+    const master = g === null ? undefined : groupMaster(g)?.addr;
+    if (g !== null && master !== addr) throw masterMoved(this.o.group, addr, master);
   }
 
   private async masterWhenMigrating(slot: number): Promise<string | null> {

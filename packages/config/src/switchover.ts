@@ -15,6 +15,22 @@
  *
  * Invariant: etcd names the candidate master only after it has every acknowledged write of
  * the old master; if etcd refuses, the candidate is turned back into a replica.
+ *
+ * A fault at each step (this process dies, a server or etcd fails) leaves a state that
+ * finishes or rolls back by itself, and re-running the command is safe:
+ *   - before 4: nothing changed but a write pause, which expires by itself (catch-up + 10 s);
+ *   - after 4, before 5 is written: etcd still names the old master; the candidate is a
+ *     detached master nobody writes (proxies follow etcd). It is turned back by the catch
+ *     below, or — if this process died — re-pointed by the HA leader, which makes every
+ *     server etcd lists as a replica replicate from the group's master. A re-run then sees a
+ *     healthy replica again (until then it refuses: "not replicating from master");
+ *   - etcd unsure whether 5 was written: read back; written → the new layout stands,
+ *     otherwise the candidate is turned back (and the error says so);
+ *   - after 5, before 6/7: etcd names the candidate; the old master, listed as a replica, is
+ *     re-pointed by the HA leader; its pause expires by itself. A re-run answers "already the
+ *     master". The old master stays outside the in-sync set until it has caught up.
+ * A migration never sees this: a group that is part of one is refused, atomically with the
+ * etcd write (the slots guard).
  */
 import type { Redis } from 'ioredis';
 import {

@@ -1,8 +1,8 @@
 /**
  * The progress counters of one task run (TaskRun): keys moved (since the task began, in this
  * run, in the current batch), the rate over the last few seconds, the estimate of keys left,
- * the unconfirmed / resurrected counters of a source failover (key-mover.ts), and the
- * MigrationProgress they add up to.
+ * the unconfirmed / resurrected counters of a source or target failover (key-mover.ts), what
+ * the run waits for (if anything), and the MigrationProgress they add up to.
  *
  * Invariant: bookkeeping only — no etcd or redis call. Counters the stored task already carries
  * are taken once (begin), so a run that resumes a task counts on from them.
@@ -10,7 +10,7 @@
 import type { MigrationProgress, MigrationTask } from '@reborn/coordinator';
 import { RATE_WINDOW_MS } from './migration-common.js';
 
-type FailoverCounter = 'unconfirmedKeys' | 'resurrectedDeleted';
+type FailoverCounter = 'unconfirmedKeys' | 'resurrectedDeleted' | 'targetUnconfirmedKeys';
 
 export class TaskProgress {
   /** What the run sets itself: phase, slots done, the current batch's slots. */
@@ -29,7 +29,11 @@ export class TaskProgress {
   /** The counters of the task as first read by this run. */
   begin(stored: MigrationProgress): void {
     if (this.movedBase < 0) this.movedBase = stored.keysMoved;
-    this.countersBase ??= { unconfirmedKeys: stored.unconfirmedKeys ?? 0, resurrectedDeleted: stored.resurrectedDeleted ?? 0 };
+    this.countersBase ??= {
+      unconfirmedKeys: stored.unconfirmedKeys ?? 0,
+      resurrectedDeleted: stored.resurrectedDeleted ?? 0,
+      targetUnconfirmedKeys: stored.targetUnconfirmedKeys ?? 0,
+    };
   }
 
   moved(n: number): void {
@@ -53,7 +57,8 @@ export class TaskProgress {
 
   /** The progress to store now (`task` as last read; before the first read, only the fields). */
   snapshot(task: MigrationTask | undefined): Partial<MigrationProgress> {
-    if (!task) return { ...this.fields };
+    // `waiting` always goes in, unset too: a stored reason is cleared by the first write after it passed.
+    if (!task) return { ...this.fields, waiting: this.fields.waiting };
     const now = Date.now();
     const moved = this.movedBase + this.movedThisRun;
     this.samples.push({ t: now, moved });
@@ -64,6 +69,7 @@ export class TaskProgress {
     const keysLeft = Math.max(0, this.keysLeftOutside + Math.max(0, this.batchEstimate - this.movedInBatch));
     return {
       ...this.fields,
+      waiting: this.fields.waiting,
       slotsTotal: task.slots.length,
       keysMoved: moved,
       keysLeft,

@@ -22,31 +22,37 @@
  *        anything else              → failed (changed outside this migration)
  *      Nothing to do → task done. Cancelling → task cancelled. Paused → wait (a paused task
  *      never leaves a batch in pre_migrate: that would hold the proxies' requests).
- *   3. Prepare: the batch → `pre_migrate {group:A, from:A, to:B}` in transactions of ≤ 128
+ *   3. Prepare — only while both A and B have a master that answers PING (else the task waits,
+ *      see FAULTS; a batch found in pre_migrate meanwhile goes back to online A first):
+ *      the batch → `pre_migrate {group:A, from:A, to:B}` in transactions of ≤ 128
  *      slots (the barrier names the revision R of the last one); action <seq> names the proxies registered
  *      now; wait ≤ barrierTimeoutMs for their acks (each proxy holds new requests for the
  *      slots and drains what it already sent to A before acking).
  *   4. Proxies that did not ack are fenced on every server of every group (fence.ts): the
  *      fence drops their member record, so no later barrier names them again. If a
  *      master cannot be fenced: the batch goes back to `online {group:A}` (no proxy wrote B
- *      yet), the action is deleted, and the batch is retried later; the 3rd failure in a
- *      row fails the task. Otherwise the batch → `migrating {group:B, from:A, to:B}` and the
+ *      yet), the action is deleted, and the batch is retried later, for as long as it takes
+ *      (from the 3rd failure in a row the task says it waits); a failure that is not an
+ *      unreachable server fails the task. Otherwise the batch → `migrating {group:B, from:A, to:B}` and the
  *      action is deleted. From here on A is never written for these slots: proxies move
  *      each key a request touches to B first (MIGRATE … KEYS, never REPLACE) and serve it
  *      from B.
- *   5. Move: SCAN A's master, MIGRATE the batch's keys to B's master (≤ migrateKeys per
+ *   5. Move: SCAN A's master, MIGRATE the batch's keys to B's master — both as etcd names them
+ *      when the pass starts (≤ migrateKeys per
  *      command, ≤ parallel commands in flight, throttled to `throttle` keys/s), each MIGRATE
- *      followed by WAIT for A's in-sync replicas (key-mover.ts). NOKEY is
+ *      followed by WAIT for A's in-sync replicas (the deletes) and B's (the copies; key-mover.ts). NOKEY is
  *      fine (a proxy moved it, or it expired). BUSYKEY — the key exists on both — fails the
  *      task, naming the key: nothing here overwrites (the exceptions: a key left on both
  *      by a MIGRATE that timed out in this run, whose two copies are equal — type, content,
  *      TTL; then A's copy is deleted, as redis documents for IOERR; and a pre-move copy that
  *      a failover of A brought back after the slot became migrating, source-failover.ts —
  *      B's copy is authoritative, A's is deleted). IOERR/timeouts are
- *      retried 3 times, then the task fails. Every ~200 ms the task and A's group are re-read:
+ *      retried 3 times in place, then waited out (FAULTS). Every ~200 ms the task and both
+ *      groups are re-read, and again after every error:
  *      paused → stop moving (the slots stay migrating; proxies keep serving them, moving keys
- *      as touched); cancelling → keep going (see below); A's master changed → the pass
- *      restarts on the new master.
+ *      as touched); cancelling → keep going (see below); A's or B's master changed → the pass
+ *      restarts on the new master (keys already moved stay moved: the next SCAN of A simply
+ *      no longer finds them).
  *   6. A full SCAN pass that finds no key of the batch → the batch → `online {group:B}`.
  *      Back to 2.
  *   A runner that stops or loses leadership leaves the slots as they are (pre_migrate,
@@ -61,6 +67,17 @@
  *   - no further batch starts; the task ends `cancelled`.
  *   After a cancel every key is readable and every slot is online in exactly one group.
  *
+ * FAULTS (docs/migration-faults.md). A transient fault never fails the task: a group with no
+ * master or an unreachable one (failover in progress), a master that no longer is one, MIGRATE
+ * IOERR or timeouts, OOM/LOADING/READONLY/MASTERDOWN answers, etcd unavailable, a proxy that
+ * cannot be fenced yet. The step throws MigrationWait (or an error classified as one); the task
+ * stays `running`, `progress.waiting` and the phase say what it waits for and since when, the
+ * step is retried (backoff ≤ 2 s) from a fresh read of etcd — so a group that failed over is
+ * continued against at its new master — and the reason is cleared as soon as keys move again.
+ * Only causes an operator must fix fail the task (MigrationError: BUSYKEY, slots changed outside
+ * the migration, MIGRATE refused for auth/permission reasons, a non-transient barrier error, a
+ * bug), each message saying what to do.
+ *
  * FAILED TASKS keep their migrating batch `migrating` (the only safe state once keys are
  * split): proxies go on serving those slots. Fix the cause, then `migration resume` the task
  * (failed → running; it resumes at 2).
@@ -69,7 +86,6 @@ import type { Logger } from 'pino';
 import { keySlot } from '@reborn/protocol';
 import {
   Barrier,
-  CoordinatorError,
   MAX_TXN_OPS,
   MigrationState,
   Migrations,
@@ -83,26 +99,30 @@ import {
   type Topology,
 } from '@reborn/coordinator';
 import { FenceError, fenceProxy } from './fence.js';
-import { RedisAdminError, adminClient, parseAddr, withRedis, type RedisAdminOptions } from '@reborn/coordinator/admin';
+import { RedisAdminError, connectAdmin, parseAddr, withRedis, type RedisAdminOptions } from '@reborn/coordinator/admin';
+import type { Redis } from 'ioredis';
 import {
   MigrationError,
+  MigrationWait,
   Halt,
   isTerminal,
   CHECK_INTERVAL_MS,
   PROGRESS_INTERVAL_MS,
   BARRIER_ATTEMPTS,
-  TRANSIENT_REDIS_ATTEMPTS,
   Pool,
   pickBatch,
   ranges,
   describeSlot,
+  slotsFixHint,
   isConnectionError,
   isRetryable,
   errText,
   nap,
 } from './migration-common.js';
-import { KeyMover, newBatchMoveState, type BatchMoveState } from './key-mover.js';
+import { KeyMover, newBatchMoveState, type BatchMoveState, type MovePass } from './key-mover.js';
 import { SourceFailoverWatch } from './source-failover.js';
+import { TargetWatch } from './target-watch.js';
+import { WaitClock, mastersReady, transientFault } from './task-faults.js';
 import { TaskProgress } from './task-progress.js';
 import { TaskWrites } from './task-writes.js';
 import type { Batch, RunnerTunables, RunnerContext, Lead } from './migration-common.js';
@@ -138,8 +158,11 @@ export class TaskRun {
   private lastProgressWrite = 0;
   private lastCheck = 0;
   private barrierFailures = 0;
-  private transientFailures = 0;
   private pass = 0;
+  /** The transient fault this run waits out now, if any (task-faults.ts). */
+  private readonly waits = new WaitClock();
+  /** The topology as last read: which group a failing server belongs to. */
+  private lastTopo: Topology | null = null;
   /** The batch being moved and what the mover keeps for it (kept across this run's retries). */
   private batchState: { key: string; state: BatchMoveState } | null = null;
 
@@ -163,8 +186,12 @@ export class TaskRun {
       log: this.log,
       signal: lead.signal,
       confirmations: () => this.batchState?.state.failover.confirmations() ?? 0,
-      onMoved: (n) => this.tally.moved(n),
+      onMoved: (n) => {
+        this.tally.moved(n);
+        this.endWait(); // keys move again: whatever the task waited for has passed
+      },
       onUnconfirmed: (n) => this.tally.count('unconfirmedKeys', n),
+      onTargetUnconfirmed: (n) => this.tally.count('targetUnconfirmedKeys', n),
       onResurrectedDeleted: (n) => this.tally.count('resurrectedDeleted', n),
     });
   }
@@ -174,22 +201,41 @@ export class TaskRun {
       if (this.lead.signal.aborted) return null;
       try {
         const end = await this.step();
-        this.transientFailures = 0;
+        this.endWait();
         if (end) return end;
       } catch (err) {
         if (err instanceof Halt || this.lead.signal.aborted) return null;
         if (err instanceof NotFoundError && !(await this.exists())) throw err;
-        const etcdDown = err instanceof CoordinatorError && err.retryable && !(err instanceof RedisAdminError);
-        const redisDown = err instanceof RedisAdminError || isConnectionError(err);
-        if (!etcdDown && !redisDown) return this.fail(err);
-        this.transientFailures++;
-        if (!etcdDown && this.transientFailures >= TRANSIENT_REDIS_ATTEMPTS) return this.fail(err);
-        const wait = Math.min(5000, 250 * 2 ** Math.min(this.transientFailures, 5));
-        this.log.warn({ err: errText(err), attempt: this.transientFailures, retryInMs: wait }, 'migration step failed; retrying');
-        await this.setPhase(`retrying in ${Math.round(wait / 100) / 10} s: ${errText(err)}`).catch(() => {});
-        await nap(wait, this.lead.signal);
+        const wait = await transientFault(err, this.store, this.lastTopo);
+        if (wait === null) return this.fail(err);
+        await this.waitOut(wait);
       }
     }
+  }
+
+  // --- transient faults: waited out, never a failure ----------------------------------------
+
+  /** Says what the task waits for (progress.waiting, the phase, the log), then naps before the next try. */
+  private async waitOut(w: MigrationWait): Promise<void> {
+    if (w.retryInMs === 0) {
+      // Not a wait: etcd names a new master already; the next step goes on against it.
+      this.log.info({ reason: w.message }, 'migration continues against a new master');
+      return;
+    }
+    const tick = this.waits.tick(w);
+    if (tick.began) this.log.warn({ waitingFor: w.waitingFor, detail: w.detail }, 'migration waiting (the task stays running and goes on by itself)');
+    else if (tick.retries % 20 === 0) this.log.warn({ reason: tick.reason, retries: tick.retries }, 'migration still waiting');
+    this.progress.waiting = tick.reason;
+    await this.setPhase(tick.reason).catch((err: unknown) => this.log.debug({ err: errText(err) }, 'waiting reason not written'));
+    await nap(tick.pauseMs, this.lead.signal);
+  }
+
+  /** The wait (if any) is over: progress says so at its next write. */
+  private endWait(): void {
+    const ended = this.waits.end();
+    if (ended === null) return;
+    this.log.info(ended, 'migration no longer waiting');
+    this.progress.waiting = undefined;
   }
 
   /** One transition of the state machine (see the top of the file). Returns the task when terminal. */
@@ -209,6 +255,7 @@ export class TaskRun {
     }
 
     const topo = await this.store.loadTopology();
+    this.lastTopo = topo;
     const c = this.classify(topo);
     this.progress.slotsDone = c.done.length;
     const max = t.batchSlots;
@@ -222,6 +269,12 @@ export class TaskRun {
     if (c.pre.length > 0) {
       const batch = pickBatch(c.pre, t.to, max);
       if (t.state === MigrationState.Running) {
+        const wait = await mastersReady(batch, topo, this.redis);
+        if (wait) {
+          // Proxies hold requests for pre_migrate slots: not while a group cannot take them.
+          await this.revert(batch, `slots ${ranges(batch.slots)} back online in group ${batch.from} while ${wait.message}`);
+          throw wait;
+        }
         this.log.info({ slots: ranges(batch.slots) }, 'batch found in pre_migrate: redoing the barrier');
         await this.prepare(batch);
       } else {
@@ -236,6 +289,8 @@ export class TaskRun {
       return null;
     }
     const batch = pickBatch(c.todo, t.to, max);
+    const wait = await mastersReady(batch, topo, this.redis);
+    if (wait) throw wait;
     await this.estimate(batch, c, topo);
     await this.prepare(batch);
     return null;
@@ -251,7 +306,7 @@ export class TaskRun {
       else if (s.state === SlotState.PreMigrate && s.to === t.to) out.pre.push({ id, from: s.from! });
       else if (s.state === SlotState.Migrating && s.to === t.to) out.mig.push({ id, from: s.from! });
       else {
-        throw new MigrationError('ESLOTS', `slot ${id} is ${describeSlot(s)}: it was changed outside migration ${t.id} (to group ${t.to})`);
+        throw new MigrationError('ESLOTS', `slot ${id} is ${describeSlot(s)}: it was changed outside migration ${t.id} (to group ${t.to}); ${slotsFixHint(t.id)}`);
       }
     }
     return out;
@@ -299,13 +354,22 @@ export class TaskRun {
         await this.revert(batch, `barrier failed: ${why}`);
         await this.barrier.deleteAction(action.seq).catch(() => {});
         this.barrierFailures++;
-        if (this.barrierFailures >= BARRIER_ATTEMPTS || !failed.every((e) => e instanceof FenceError || isRetryable(e))) {
+        if (!failed.every((e) => e instanceof FenceError || isRetryable(e))) {
           throw new MigrationError(
             'EBARRIER',
-            `barrier for ${label} failed ${this.barrierFailures} time(s): ${why}; the slots are online in group ${a}`,
+            `barrier for ${label} failed: ${why}; the slots are online in group ${a}; fix the cause, then run "reborn-config migration resume ${this.id}"`,
           );
         }
-        const wait = 2000 * this.barrierFailures;
+        // A server that cannot be fenced now (down, being failed over) will be fencable later:
+        // retried for as long as it takes, each retry a little later (a barrier holds requests).
+        const wait = Math.min(10_000, 2000 * this.barrierFailures);
+        if (this.barrierFailures >= BARRIER_ATTEMPTS) {
+          throw new MigrationWait(
+            `waiting to fence ${missing.join(', ')} (no ack of the barrier)`,
+            `${why}; ${label} back online in group ${a}; attempt ${this.barrierFailures}`,
+            { retryInMs: wait },
+          );
+        }
         await this.setPhase(`barrier failed (${this.barrierFailures}/${BARRIER_ATTEMPTS}): ${why}; ${label} back online in group ${a}; retrying in ${wait / 1000} s`);
         await nap(wait, this.lead.signal);
         return;
@@ -357,18 +421,24 @@ export class TaskRun {
       for (const id of slots) {
         const s = cur.slots[id]!;
         if (!(s.state === SlotState.Migrating && s.from === a && s.to === b)) {
-          throw new MigrationError('ESLOTS', `slot ${id} is ${describeSlot(s)} while its keys were moving ${a}→${b}: changed outside migration ${this.id}`);
+          throw new MigrationError('ESLOTS', `slot ${id} is ${describeSlot(s)} while its keys were moving ${a}→${b}: changed outside migration ${this.id}; ${slotsFixHint(this.id)}`);
         }
       }
+      // Both masters as etcd names them now: a group that failed over is followed here.
       const srcMaster = groupMaster(cur.groups.get(a) ?? { id: a, servers: [] });
       const dstMaster = groupMaster(cur.groups.get(b) ?? { id: b, servers: [] });
-      if (!srcMaster) throw new RedisAdminError(`group ${a}`, 'has no master (failover in progress?)');
-      if (!dstMaster) throw new RedisAdminError(`group ${b}`, 'has no master (failover in progress?)');
+      for (const [gid, m] of [[a, srcMaster], [b, dstMaster]] as const) {
+        if (!m) throw new MigrationWait(`waiting for group ${gid} to have a master`, 'etcd names none: failover in progress');
+      }
       state.failover.latest = cur.groups.get(a);
-      await state.failover.noteMaster(srcMaster.addr);
+      state.target.latest = cur.groups.get(b);
+      await this.mover.auditAfterTargetFailover(srcMaster!.addr, dstMaster!.addr, state);
+      await state.failover.noteMaster(srcMaster!.addr).catch((err: unknown) => {
+        throw new RedisAdminError(srcMaster!.addr, errText(err), err);
+      });
       this.pass = pass;
       await this.setPhase(this.movingPhase(batch));
-      const found = await this.scanPass(srcMaster.addr, dstMaster.addr, inBatch, state, batch);
+      const found = await this.scanPass(srcMaster!.addr, dstMaster!.addr, inBatch, state, batch);
       if (pass === 1) this.tally.batchEstimate = this.tally.movedInBatch; // the first pass counted them
       if (found === 0) break;
     }
@@ -391,7 +461,7 @@ export class TaskRun {
     const key = `${batch.from}>${batch.to}:${ranges(batch.slots)}`;
     if (this.batchState?.key !== key) {
       const failover = new SourceFailoverWatch({ store: this.store, group: batch.from, redis: this.redis, log: this.log });
-      this.batchState = { key, state: newBatchMoveState(failover) };
+      this.batchState = { key, state: newBatchMoveState(failover, new TargetWatch(this.store, batch.to)) };
     }
     return this.batchState.state;
   }
@@ -403,25 +473,26 @@ export class TaskRun {
       : what;
   }
 
-  /** One full SCAN of the source master, migrating every key of the batch. Returns keys found. */
+  /** One full SCAN of the source master, migrating every key of the batch to the target master. Returns keys found. */
   private async scanPass(src: string, dst: string, inBatch: Uint8Array, state: BatchMoveState, batch: Batch): Promise<number> {
     const { host, port } = parseAddr(dst);
     const { migrateTimeoutMs, waitTimeoutMs, parallel, scanCount } = this.opts;
     state.failover.passSource = src;
-    // Pipelined MIGRATEs (each with its WAIT) queue on the source: a command may wait for all those ahead of it.
-    const conn = adminClient(src, { ...this.redis, connectTimeoutMs: 3000, commandTimeoutMs: (migrateTimeoutMs + waitTimeoutMs) * (parallel + 1) + 5000 });
+    state.target.passTarget = dst;
     const pool = new Pool(parallel);
     let found = 0;
+    let srcConn: Redis | null = null;
+    let dstConn: Redis | null = null;
     try {
-      try {
-        await conn.connect();
-      } catch (err) {
-        throw new RedisAdminError(src, `cannot connect: ${errText(err)}`, err);
-      }
+      // Pipelined MIGRATEs (each with its WAIT) queue on the source: a command may wait for all those ahead of it.
+      srcConn = await connectAdmin(src, { ...this.redis, connectTimeoutMs: 3000, commandTimeoutMs: (migrateTimeoutMs + waitTimeoutMs) * (parallel + 1) + 5000 });
+      // The target: a PUBLISH + WAIT after each MIGRATE (key-mover.ts), as many queued as MIGRATEs.
+      dstConn = await connectAdmin(dst, { ...this.redis, connectTimeoutMs: 3000, commandTimeoutMs: waitTimeoutMs * (parallel + 1) + 5000 });
+      const pass: MovePass = { src: srcConn, srcAddr: src, dst: dstConn, dstAddr: dst, host, port };
       let cursor = '0';
       do {
         await this.checkpoint(pool, batch);
-        const [next, keys] = await conn.scanBuffer(cursor, 'COUNT', scanCount);
+        const [next, keys] = await srcConn.scanBuffer(cursor, 'COUNT', scanCount);
         cursor = next.toString('latin1');
         const mine = keys.filter((k) => inBatch[keySlot(k)] === 1);
         found += mine.length;
@@ -430,15 +501,17 @@ export class TaskRun {
           const chunk = mine.slice(i, i + size);
           if (i > 0) await this.checkpoint(pool, batch);
           await this.mover.throttle(chunk.length);
-          await pool.run(() => this.mover.migrateChunk(conn, src, dst, host, port, chunk, state));
+          await pool.run(() => this.mover.migrateChunk(pass, chunk, state));
         }
       } while (cursor !== '0');
       await pool.drain();
     } catch (err) {
       await pool.settle();
-      throw err;
+      // The source connection's own failures name the source: the task waits for its group.
+      throw isConnectionError(err) ? new RedisAdminError(src, errText(err), err) : err;
     } finally {
-      conn.disconnect();
+      srcConn?.disconnect();
+      dstConn?.disconnect();
     }
     return found;
   }
@@ -462,7 +535,9 @@ export class TaskRun {
     }
     const was = this.task.state;
     this.task = cur.task;
+    // Both groups re-read: a failover of either stops this pass; the next one follows it.
     await this.batchState?.state.failover.refresh();
+    await this.batchState?.state.target.refresh();
     if (isTerminal(cur.task)) {
       await pool.drain();
       throw new Halt(`task is ${cur.task.state}`);
@@ -472,7 +547,8 @@ export class TaskRun {
       await this.waitWhilePaused(
         `paused: slots ${ranges(batch.slots)} stay migrating ${batch.from}→${batch.to}; proxies keep serving them, moving the keys clients touch`,
       );
-      await this.batchState?.state.failover.refresh(); // the source may have failed over while paused
+      await this.batchState?.state.failover.refresh(); // a group may have failed over while paused
+      await this.batchState?.state.target.refresh();
       await this.setPhase(this.movingPhase(batch));
     } else if (cur.task.state !== was) {
       await this.setPhase(this.movingPhase(batch));
@@ -538,6 +614,7 @@ export class TaskRun {
   // --- ends ----------------------------------------------------------------------------------
 
   private async finish(state: 'done' | 'cancelled', c: Classified): Promise<MigrationTask> {
+    this.endWait(); // an ended task waits for nothing
     const t = this.task;
     const p = this.tally.snapshot(this.task);
     const kept = t.slots.length - c.done.length;
@@ -561,6 +638,7 @@ export class TaskRun {
   }
 
   private async fail(err: unknown): Promise<MigrationTask | null> {
+    this.endWait();
     const message = errText(err);
     this.log.error({ err: message, code: (err as { code?: unknown }).code }, 'migration failed');
     // Never leave a batch in pre_migrate behind (proxies would hold its requests).

@@ -22,7 +22,7 @@ import {
   type SlotInfo,
   type Store,
 } from '@reborn/coordinator';
-import { Halt, MigrationError, describeSlot, nap, slotRangeEnd, type Lead } from './migration-common.js';
+import { Halt, MigrationError, describeSlot, nap, slotRangeEnd, slotsFixHint, type Lead } from './migration-common.js';
 
 export interface TaskWritesOptions {
   store: Store;
@@ -60,11 +60,11 @@ export class TaskWrites {
       const topo = await store.loadTopology();
       for (const s of next) {
         const cur = topo.slots[s.id]!;
-        if (!expect(cur)) throw new MigrationError('ESLOTS', `${what}: slot ${s.id} is ${describeSlot(cur)}: changed outside migration ${this.o.taskId}`);
+        if (!expect(cur)) throw new MigrationError('ESLOTS', `${what}: slot ${s.id} is ${describeSlot(cur)}: changed outside migration ${this.o.taskId}; ${slotsFixHint(this.o.taskId)}`);
       }
       const groups = [...new Set(next.flatMap((s) => [s.group, s.to ?? NO_GROUP]).filter((g) => g !== NO_GROUP))];
       const missing = groups.filter((g) => !topo.groups.has(g));
-      if (missing.length > 0) throw new MigrationError('ESLOTS', `${what}: group(s) ${missing.join(', ')} no longer exist`);
+      if (missing.length > 0) throw new MigrationError('ESLOTS', `${what}: group(s) ${missing.join(', ')} no longer exist; re-create them, or cancel migration ${this.o.taskId}`);
       const guards = [
         guard.exists(this.o.lead.guardKey),
         guard.rangeUnchangedSince(store.paths.slot(lo), slotRangeEnd(store, hi), topo.revision),

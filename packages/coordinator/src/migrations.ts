@@ -1,7 +1,7 @@
 /**
  * Migration tasks, stored at `/reborn/<p>/migrations/<id>` so that any runner can resume them.
  *
- * Task states (the runner's state machine is written out in config/src/migration-runner.ts):
+ * Task states (the runner's state machine is written out in config/src/task-run.ts):
  *
  *   pending ──▶ running ──▶ done
  *      │           │ ▲
@@ -9,8 +9,11 @@
  *      │           ▼ │
  *      │         paused
  *      └───────────┴──── cancel ──▶ cancelling ──▶ cancelled
- *   any ──(unrecoverable error)──▶ failed
+ *   any ──(a cause that needs an operator)──▶ failed
  *
+ * A transient fault (a group without a reachable master, etcd unavailable, the target out of
+ * memory) never fails a task: it stays `running` with `progress.waiting` saying what it waits
+ * for, and goes on by itself once the cause clears.
  * Operators change `state` to paused / running / cancelling through the CLI or API; the
  * runner reacts. Writes are compare-and-swap on the key's mod revision, so an operator's
  * pause and the runner's progress update never overwrite each other.
@@ -59,6 +62,18 @@ export interface MigrationProgress {
    * target's copy is authoritative). Absent until the first one.
    */
   resurrectedDeleted?: number;
+  /**
+   * Keys the runner moved whose copy on the target fewer of the target's in-sync replicas
+   * confirmed in time (WAIT on the target): a failover of the target now could lose them.
+   * Absent until the first one.
+   */
+  targetUnconfirmedKeys?: number;
+  /**
+   * Set while the task waits out a transient fault instead of moving (a group with no
+   * reachable master, etcd unavailable, the target out of memory …): what it waits for, in
+   * words. Absent while the task makes progress. The task stays `running` meanwhile.
+   */
+  waiting?: string;
 }
 
 export interface MigrationTask {
@@ -107,11 +122,13 @@ function parseProgress(raw: Record<string, unknown>, slotsTotal: number): Migrat
     phase: typeof raw['phase'] === 'string' ? raw['phase'] : d.phase,
     ...optionalCount(raw, 'unconfirmedKeys'),
     ...optionalCount(raw, 'resurrectedDeleted'),
+    ...optionalCount(raw, 'targetUnconfirmedKeys'),
+    ...(typeof raw['waiting'] === 'string' && raw['waiting'] !== '' ? { waiting: raw['waiting'] } : {}),
   };
 }
 
 /** `{[k]: n}` when the stored value is a count, else nothing (an optional progress counter). */
-function optionalCount(raw: Record<string, unknown>, k: 'unconfirmedKeys' | 'resurrectedDeleted'): Partial<MigrationProgress> {
+function optionalCount(raw: Record<string, unknown>, k: 'unconfirmedKeys' | 'resurrectedDeleted' | 'targetUnconfirmedKeys'): Partial<MigrationProgress> {
   const x = raw[k];
   return typeof x === 'number' && Number.isSafeInteger(x) && x >= 0 ? { [k]: x } : {};
 }

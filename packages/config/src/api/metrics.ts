@@ -36,6 +36,12 @@ export function createMetrics(registry: Registry): ApiMetrics {
   const migrations = new Gauge({ name: 'reborn_config_migrations_active', help: 'Active migration tasks by state', labelNames: ['state'] as const, registers: [registry] });
   const keysMoved = new Gauge({ name: 'reborn_config_migration_keys_moved', help: 'Keys moved by each active migration', labelNames: ['id'] as const, registers: [registry] });
   const slotsLeft = new Gauge({ name: 'reborn_config_migration_slots_left', help: 'Slots left to move by each active migration', labelNames: ['id'] as const, registers: [registry] });
+  const waiting = new Gauge({
+    name: 'reborn_config_migration_waiting',
+    help: '1 while an active migration waits out a transient fault (its progress.waiting says what for), else 0',
+    labelNames: ['id'] as const,
+    registers: [registry],
+  });
   const proxies = new Gauge({ name: 'reborn_config_proxies', help: 'Proxies by state', labelNames: ['state'] as const, registers: [registry] });
   const barriers = new Gauge({ name: 'reborn_config_barriers_waiting', help: 'Barrier actions still waiting for acks', registers: [registry] });
   const runner = new Gauge({ name: 'reborn_config_runner_alive', help: '1 when some migration runner leads the product', registers: [registry] });
@@ -66,10 +72,12 @@ export function createMetrics(registry: Registry): ApiMetrics {
     migrations.reset();
     keysMoved.reset();
     slotsLeft.reset();
+    waiting.reset();
     for (const t of o.migrations) {
       migrations.inc({ state: t.state });
       keysMoved.set({ id: t.id }, t.progress.keysMoved);
       slotsLeft.set({ id: t.id }, t.progress.slotsTotal - t.progress.slotsDone);
+      waiting.set({ id: t.id }, t.progress.waiting ? 1 : 0);
     }
     proxies.reset();
     for (const p of o.proxies) proxies.inc({ state: p.state });

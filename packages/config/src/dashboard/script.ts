@@ -382,7 +382,8 @@ function renderMigrations(list) {
       btns += '<button class="danger" data-mig="cancel" data-id="' + esc(m.id) + '">cancel</button>';
     }
     out.push(row([
-      esc(m.id), esc(m.state) + (m.error ? '<br><span class="warn">' + esc(m.error) + '</span>' : ''),
+      esc(m.id), esc(m.state) + (m.error ? '<br><span class="warn">' + esc(m.error) + '</span>' : '') +
+        (p.waiting ? '<br><span class="warn">' + esc(p.waiting) + '</span>' : ''),
       m.slots.length ? first + (last !== first ? '-' + last : '') : '-',
       esc(m.from.join(',')) + ' → ' + m.to,
       '<span class="bar"><i style="width:' + Number(pct).toFixed(1) + '%"></i></span> ' + esc(p.slotsDone) + '/' + esc(p.slotsTotal),
