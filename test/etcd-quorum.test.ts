@@ -34,8 +34,8 @@ import { Writers, placement, preload, strictClient, waitForTask } from './migrat
 
 const REPO = fileURLToPath(new URL('../', import.meta.url));
 const BIN = `${REPO}packages/config/bin/reborn-config.js`;
-/** How long the tests keep etcd without quorum: longer than the runner's 10 s election lease. */
-const OUTAGE_MS = 20_000;
+/** How long test a keeps etcd without quorum: longer than the runner's 10 s election lease (env REBORN_TEST_ETCD_OUTAGE_MS for longer). */
+const OUTAGE_MS = Number(process.env['REBORN_TEST_ETCD_OUTAGE_MS'] ?? 20_000);
 
 afterAll(stopAll);
 
@@ -202,6 +202,7 @@ describe('etcd without quorum', { timeout: 240_000 }, () => {
     expect(last).toMatch(/etcd .*did not answer/);
     expect(last).toMatch(/stays in etcd/);
     expect(last).toContain('reborn-config dashboard');
+    console.log(`[etcd-quorum b] exit ${res.code}: ${last}`);
 
     await regainQuorum(e);
     const dash = await startDashboard(e, p.cluster.product);
@@ -230,6 +231,7 @@ describe('etcd without quorum', { timeout: 240_000 }, () => {
       const res = await cli(e, p.cluster.product, args);
       expect(res.code, `${args.join(' ')}: ${res.stderr}`).toBe(1);
       expect(res.stdout).toBe('');
+      console.log(`[etcd-quorum c] ${args.join(' ')} → ${res.code}: ${res.stderr.trimEnd()}`);
       expect(res.stderr).toMatch(new RegExp(`^reborn-config: etcd at ${endpoints.replace(/[.]/g, '\\.')} did not answer within \\d+ s \\(no quorum\\? 1 of 3 endpoints reachable\\)`));
     }
 
