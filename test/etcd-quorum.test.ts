@@ -3,8 +3,10 @@
  * etcd, real redis groups, a reborn-proxy and reborn-config as child processes:
  *
  *   a. a dashboard runs a migration while clients write through a proxy; two of the three
- *      etcd members are killed for 20 s, then restarted: the runner takes the task up again
- *      by itself and it ends done, no acknowledged write lost, every key in its slot's group;
+ *      etcd members are killed for 20 s, then restarted: the CLI that followed the task gives
+ *      up within its --etcd-wait and says the task goes on; the runner takes the task up
+ *      again by itself and it ends done, no acknowledged write lost, every key in its slot's
+ *      group;
  *   b. `slot migrate` running the task in the CLI (no runner alive) gives up within its
  *      --etcd-wait bound once etcd stops answering, says the task goes on, and a dashboard
  *      started after quorum is back finishes the task it left behind;
@@ -151,21 +153,32 @@ describe('etcd without quorum', { timeout: 240_000 }, () => {
     cleanups.push(() => writers.stop());
     await writers.waitForAcks(500);
 
-    // Slow enough that the outage hits it half-way.
-    const created = await cli(e, p.cluster.product, ['slot', 'migrate', '0', '511', '2', '--detach', '--throttle', '1500']);
-    expect(created.code, created.stderr).toBe(0);
-    const id = created.stdout.trim();
-    await waitForTask(p.cluster.store, id, (t) => t.progress.keysMoved > 0, { what: 'the runner moving keys' });
+    // Slow enough that the outage hits it half-way. The CLI follows the dashboard's runner.
+    const following = cli(e, p.cluster.product, ['slot', 'migrate', '0', '511', '2', '--throttle', '1500', '--etcd-wait', '5']);
+    const migrations = new Migrations(p.cluster.store);
+    const { id } = await waitFor(
+      async () => (await migrations.list()).map((m) => m.task).find((t) => t.progress.keysMoved > 0) ?? false,
+      { timeoutMs: 60_000, what: 'the runner moving keys' },
+    );
 
+    const down = Date.now();
     await loseQuorum(e);
-    await new Promise((r) => setTimeout(r, OUTAGE_MS));
+    // The follower gives up on the silent etcd and says the task goes on in the runner.
+    const followed = await following;
+    expect(followed.stderr).toContain('a runner is alive');
+    const last = followed.stderr.trimEnd().split('\n').at(-1)!;
+    expect(followed.code, followed.stderr).toBe(1);
+    expect(last).toMatch(new RegExp(`^reborn-config: etcd at .* did not answer within \\d+ s \\(no quorum\\? 1 of 3 endpoints reachable\\): gave up following migration ${id}; it stays in etcd`));
+    await new Promise((r) => setTimeout(r, Math.max(0, OUTAGE_MS - (Date.now() - down))));
     await regainQuorum(e);
+    const back = Date.now();
 
     // No operator action from here: the runner must finish the task on its own.
     const { task } = await waitForTask(p.cluster.store, id, (t) => t.state !== 'running' && t.state !== 'pending', {
       timeoutMs: 120_000,
       what: `migration ${id} to end after the outage`,
     });
+    const ended = Date.now();
     expect(task.state, task.error ?? '').toBe('done');
     await writers.waitForAcks(500);
     await writers.stop();
@@ -176,7 +189,7 @@ describe('etcd without quorum', { timeout: 240_000 }, () => {
     expect(where.notOnline).toEqual([]);
     expect(where.misplaced.slice(0, 20)).toEqual([]);
     expect(where.duplicated.slice(0, 20)).toEqual([]);
-    console.log(`[etcd-quorum a] ${writers.summary()}; ${task.progress.keysMoved} keys moved`);
+    console.log(`[etcd-quorum a] outage ${OUTAGE_MS / 1000} s; done ${Math.round((ended - back) / 100) / 10} s after quorum was back; ${writers.summary()}; ${task.progress.keysMoved} keys moved`);
   });
 
   it('b: slot migrate in the CLI gives up within --etcd-wait, and a runner finishes the task it left', async () => {
