@@ -10,6 +10,8 @@
  *   b. `slot migrate` running the task in the CLI (no runner alive) gives up within its
  *      --etcd-wait bound once etcd stops answering, says the task goes on, and a dashboard
  *      started after quorum is back finishes the task it left behind;
+ *   d. the same CLI run with an outage shorter than its --etcd-wait rides it out and finishes
+ *      the task itself;
  *   c. other verbs and a REST call against a quorum-less etcd end with the clear message
  *      (which endpoints, how many reachable, that nothing was changed), not a hang.
  */
@@ -225,6 +227,31 @@ describe('etcd without quorum', { timeout: 240_000 }, () => {
       what: `migration ${task.id} to end in the dashboard's runner`,
     });
     expect(end.state, end.error ?? '').toBe('done');
+    const where = await placement(p.cluster);
+    expect(where.notOnline).toEqual([]);
+    expect(where.misplaced.slice(0, 20)).toEqual([]);
+    expect(where.duplicated.slice(0, 20)).toEqual([]);
+  });
+
+  it('d: slot migrate in the CLI rides out an outage shorter than --etcd-wait and finishes the task itself', async () => {
+    const e = await ensureEtcd();
+    const p = await startProduct(e);
+    cleanups.push(() => p.stop());
+    const loader = p.proxy.client();
+    await preload(loader, 20_000, 'pre');
+    loader.disconnect();
+
+    const run = cli(e, p.cluster.product, ['slot', 'migrate', '0', '511', '2', '--throttle', '1500', '--etcd-wait', '100']);
+    const migrations = new Migrations(p.cluster.store);
+    await waitFor(async () => (await migrations.list()).some((m) => m.task.progress.keysMoved > 0), { timeoutMs: 60_000, what: 'the CLI moving keys' });
+    await loseQuorum(e);
+    await new Promise((r) => setTimeout(r, OUTAGE_MS));
+    await regainQuorum(e);
+    const res = await run;
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stderr).toContain('etcd has not answered for');
+    expect(res.stderr).toContain('etcd answers again');
+    expect(res.stdout).toMatch(/^migration m-\S+ done: slots 0-511 online in group 2/);
     const where = await placement(p.cluster);
     expect(where.notOnline).toEqual([]);
     expect(where.misplaced.slice(0, 20)).toEqual([]);
