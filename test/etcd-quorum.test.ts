@@ -288,5 +288,6 @@ describe('etcd without quorum', { timeout: 240_000 }, () => {
     // The dashboard says so on /metrics while it waits.
     const metrics = await (await fetch(`${dash.base}/metrics`)).text();
     expect(metrics).toMatch(/^reborn_config_etcd_up 0$/m);
+    expect(metrics).toMatch(/^reborn_config_etcd_silent_seconds [1-9]\d*$/m);
   });
 });
