@@ -13,7 +13,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SlotState, type MigrationTask, type Store } from '@reborn/coordinator';
 import { InterruptedError, MigrationEndedError } from './errors.js';
-import { EtcdSilentError, describeEtcdSilence, etcdTrouble } from './etcd-trouble.js';
+import { ETCD_CALL_TIMEOUT_MS, EtcdSilentError, describeEtcdSilence, etcdTrouble } from './etcd-trouble.js';
 import { NL, cliLogger, type CliIo } from './cli-io.js';
 import type { GlobalOptions } from './options.js';
 import { formatMigrationSummary, formatProgress } from './output.js';
@@ -50,7 +50,7 @@ export async function follow(admin: Admin, global: GlobalOptions, id: string, io
   } catch (err) {
     if (silence.gaveUp || (err instanceof Error && errIsEtcd(err))) {
       throw new EtcdSilentError(
-        `${await describeEtcdSilence(global.etcd, silence.silentMs ?? global.etcdWaitMs)}: gave up following migration ${id}; ` +
+        `${await describeEtcdSilence(global.etcd, silence.silentMs ?? ETCD_CALL_TIMEOUT_MS)}: gave up following migration ${id}; ` +
           `it stays in etcd and goes on by itself once etcd answers again, in a running "reborn-config dashboard" (or run the same command again)`,
         err,
       );
@@ -62,11 +62,10 @@ export async function follow(admin: Admin, global: GlobalOptions, id: string, io
   return formatMigrationSummary(final, Date.now() - started);
 }
 
-/** Prints a task's progress line on stderr when it changed, at most once a second while running. */
 /**
  * The --etcd-wait bound of one follow(): `signal` aborts once etcd has been silent that long
- * (every wait of follow() listens to it); `report` is what the waits call with each etcd
- * failure or success.
+ * (every wait of follow() listens to it); each wait reports every etcd failure or answer
+ * through a `reporter()`.
  */
 class EtcdWait {
   private readonly ctl = new AbortController();
@@ -99,6 +98,7 @@ function errIsEtcd(err: Error): boolean {
   return (err as { code?: unknown }).code === 'EUNAVAILABLE';
 }
 
+/** Prints a task's progress line on stderr when it changed, at most once a second while running. */
 function progressReporter(io: CliIo): (t: MigrationTask) => void {
   let lastLine = '';
   let lastAt = 0;

@@ -15,12 +15,9 @@ import { json } from './output.js';
 import { Admin } from './servers.js';
 import { NL, cliLogger, type CliIo } from './cli-io.js';
 import { execute } from './cli-verbs.js';
-import { explainEtcdSilence } from './etcd-trouble.js';
+import { ETCD_CALL_TIMEOUT_MS, explainEtcdSilence } from './etcd-trouble.js';
 
 export type { CliIo } from './cli-io.js';
-
-/** Bound of connecting to etcd and of every etcd call of a verb. */
-const ETCD_TIMEOUT_MS = 5000;
 
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
   let store: Store | null = null;
@@ -32,14 +29,14 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       io.stdout(usage(command.topic));
       return 0;
     }
-    store = await Store.open({ endpoints: global.etcd, product: global.product, dialTimeoutMs: ETCD_TIMEOUT_MS, callTimeoutMs: ETCD_TIMEOUT_MS });
+    store = await Store.open({ endpoints: global.etcd, product: global.product, dialTimeoutMs: ETCD_CALL_TIMEOUT_MS, callTimeoutMs: ETCD_CALL_TIMEOUT_MS });
     if (command.verb === 'dashboard') return await dashboard(store, global, command, io);
     if (command.verb === 'check') return await check(store, global, command, io);
     await execute(new Admin(store, { ...io.admin, redisPassword: global.redisPassword }), global, command, io);
     return 0;
   } catch (raw) {
     // A silent etcd in the operator's words: which endpoints, how many reachable, what changed.
-    const err = parsed ? await explainEtcdSilence(raw, parsed.global.etcd, ETCD_TIMEOUT_MS, outcomeOf(parsed.command, store !== null)) : raw;
+    const err = parsed ? await explainEtcdSilence(raw, parsed.global.etcd, ETCD_CALL_TIMEOUT_MS, outcomeOf(parsed.command, store !== null)) : raw;
     io.stderr(`reborn-config: ${oneLine(err)}${NL}`);
     if (errorCode(err) === 'EINTERNAL' && io.env['REBORN_DEBUG']) io.stderr(`${(err as Error).stack ?? ''}${NL}`);
     return exitCodeOf(err);
@@ -108,7 +105,7 @@ async function dashboard(store: Store, global: GlobalOptions, command: Extract<C
   const api = createApi({
     store,
     etcdEndpoints: global.etcd,
-    etcdTimeoutMs: ETCD_TIMEOUT_MS,
+    etcdTimeoutMs: ETCD_CALL_TIMEOUT_MS,
     logger: logger.child({ component: 'api' }),
     token: command.token,
     allowHosts: command.allowHosts,

@@ -9,6 +9,9 @@
 import net from 'node:net';
 import { UnavailableError } from '@reborn/coordinator';
 
+/** Bound of reborn-config's connect to etcd and of each of its etcd calls. */
+export const ETCD_CALL_TIMEOUT_MS = 5000;
+
 /** How long one endpoint probe (a TCP connect) may take. */
 const PROBE_MS = 1000;
 
