@@ -50,6 +50,7 @@ import type { Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { HttpGuard, type Store } from '@reborn/coordinator';
 import { errorCode, httpStatusOf, oneLine } from './errors.js';
+import { explainEtcdSilence } from './etcd-trouble.js';
 import { Admin, type AdminOptions } from './servers.js';
 import { DASHBOARD_HTML, DASHBOARD_PAGE_HEADERS } from './dashboard/page.js';
 import { Stats, type StatsOptions } from './stats.js';
@@ -77,6 +78,13 @@ export interface ApiOptions {
   admin?: AdminOptions;
   /** Timeouts of the live numbers (proxies' admin endpoints, INFO). */
   stats?: StatsOptions;
+  /**
+   * The etcd endpoints the store talks to: when given, a 503 for a silent etcd names them and
+   * says how many accept a connection (etcd-trouble.ts).
+   */
+  etcdEndpoints?: readonly string[];
+  /** The store's call timeout, for that message. Default 5000. */
+  etcdTimeoutMs?: number;
 }
 
 export interface Api {
@@ -102,7 +110,11 @@ export function createApi(opts: ApiOptions): Api {
   const routes = apiRoutes({ store, admin, stats, logger, redisPassword: opts.admin?.redisPassword ?? null });
   // Replaced by listen(), which knows the host name it serves under.
   let guard = new HttpGuard(guardOptions);
-  const handler = requestHandler({ store, logger, admin, registry, metrics, routes, guard: () => guard });
+  const explain = (err: unknown, method: string): Promise<unknown> =>
+    opts.etcdEndpoints
+      ? explainEtcdSilence(err, opts.etcdEndpoints, opts.etcdTimeoutMs ?? 5000, API_OUTCOME(method))
+      : Promise.resolve(err);
+  const handler = requestHandler({ store, logger, admin, registry, metrics, routes, guard: () => guard, explain });
 
   const listen = async (addr: string): Promise<ApiServer> => {
     const { host, port } = checkListenAddr(addr, token);
@@ -122,6 +134,15 @@ interface HandlerDeps {
   routes: readonly Route[];
   /** The current guard (listen() replaces it). */
   guard: () => HttpGuard;
+  /** An etcd-unavailable error in the operator's words (etcd-trouble.ts); others as they are. */
+  explain: (err: unknown, method: string) => Promise<unknown>;
+}
+
+/** What a request that met a silent etcd left behind: reads nothing; a write may have landed. */
+function API_OUTCOME(method: string): string {
+  return method === 'GET' || method === 'HEAD'
+    ? 'nothing was changed'
+    : 'the change may or may not have been made: read it back once etcd answers again';
 }
 
 function send(res: ServerResponse, status: number, payload: unknown, headers: Record<string, string> = {}): void {
@@ -137,7 +158,8 @@ function requestHandler(deps: HandlerDeps): (req: IncomingMessage, res: ServerRe
     const method = req.method ?? 'GET';
     handle(deps, req, res).then(
       (route) => metrics.requests.inc({ method, route, status: String(res.statusCode) }),
-      (err: unknown) => {
+      async (raw: unknown) => {
+        const err = await deps.explain(raw, method).catch(() => raw);
         const status = err instanceof HttpError ? err.status : httpStatusOf(err);
         if (status >= 500) logger.warn({ err: oneLine(err), code: errorCode(err), method, url: req.url }, 'API request failed');
         if (!res.headersSent) send(res, status, { error: oneLine(err), code: errorCode(err) });
@@ -163,7 +185,8 @@ async function handle(deps: HandlerDeps, req: IncomingMessage, res: ServerRespon
     try {
       await store.call('health check', () => store.etcd.get(store.paths.root).exec());
       send(res, 200, { status: 'ok', product: store.product, pid: process.pid });
-    } catch (err) {
+    } catch (raw) {
+      const err = await deps.explain(raw, 'GET');
       send(res, 503, { status: 'etcd unavailable', error: oneLine(err), code: errorCode(err) });
     }
     return '/healthz';

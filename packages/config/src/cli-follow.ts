@@ -3,13 +3,17 @@
  * until every slot of it is online in the target group. When a runner (a dashboard) is alive
  * for the product it only watches; otherwise it runs the task itself. Ctrl-C then stops the
  * local run at a safe point and the task stays in etcd, resumable: the same `slot migrate`
- * (or a dashboard) continues it. Invariant: follow() returns only for a task that is done
- * with every slot online in its target group; anything else throws (MigrationEndedError,
- * InterruptedError) with the words the operator acts on.
+ * (or a dashboard) continues it. While etcd does not answer it says so, and after
+ * `--etcd-wait` of silence it gives up: the task stays in etcd, and a runner (a dashboard, or
+ * the same command run again) continues it once etcd answers. Invariant: follow() returns
+ * only for a task that is done with every slot online in its target group; anything else
+ * throws (MigrationEndedError, InterruptedError, EtcdSilentError) with the words the operator
+ * acts on — and it never waits for a silent etcd longer than its bound.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { SlotState, type MigrationTask, type Store } from '@reborn/coordinator';
 import { InterruptedError, MigrationEndedError } from './errors.js';
-import { etcdTrouble } from './etcd-trouble.js';
+import { ETCD_CALL_TIMEOUT_MS, EtcdSilentError, describeEtcdSilence, etcdTrouble } from './etcd-trouble.js';
 import { NL, cliLogger, type CliIo } from './cli-io.js';
 import type { GlobalOptions } from './options.js';
 import { formatMigrationSummary, formatProgress } from './output.js';
@@ -24,13 +28,74 @@ export async function follow(admin: Admin, global: GlobalOptions, id: string, io
   const progress = progressReporter(io);
   io.graceful?.();
   const { isRunnerAlive } = await import('./runner-api.js');
+  const silence = new EtcdWait(global.etcdWaitMs);
   let final: MigrationTask | null = null;
-  while (final === null) {
-    final = (await isRunnerAlive(admin.store)) ? await watchRunner(admin, global, id, io, progress) : await runHere(admin, global, id, io, progress);
+  try {
+    const report = silence.reporter(io, 'Ctrl-C stops');
+    while (final === null) {
+      let alive: boolean;
+      try {
+        alive = await isRunnerAlive(admin.store);
+        report(null);
+      } catch (err) {
+        if (!(err instanceof Error && errIsEtcd(err))) throw err;
+        report(err);
+        if (silence.gaveUp) throw err;
+        await sleep(500, undefined, io.signal ? { signal: io.signal } : undefined).catch(() => undefined);
+        if (io.signal?.aborted) throw new InterruptedError(`stopped following migration ${id}; it stays in etcd (see "migration list")`);
+        continue;
+      }
+      final = alive ? await watchRunner(admin, global, id, io, progress, silence) : await runHere(admin, global, id, io, progress, silence);
+    }
+  } catch (err) {
+    if (silence.gaveUp || (err instanceof Error && errIsEtcd(err))) {
+      throw new EtcdSilentError(
+        `${await describeEtcdSilence(global.etcd, silence.silentMs ?? ETCD_CALL_TIMEOUT_MS)}: gave up following migration ${id}; ` +
+          `it stays in etcd and goes on by itself once etcd answers again, in a running "reborn-config dashboard" (or run the same command again)`,
+        err,
+      );
+    }
+    throw err;
   }
   progress(final);
   await checkDone(admin.store, id, final);
   return formatMigrationSummary(final, Date.now() - started);
+}
+
+/**
+ * The --etcd-wait bound of one follow(): `signal` aborts once etcd has been silent that long
+ * (every wait of follow() listens to it); each wait reports every etcd failure or answer
+ * through a `reporter()`.
+ */
+class EtcdWait {
+  private readonly ctl = new AbortController();
+  silentMs: number | null = null;
+
+  constructor(private readonly afterMs: number) {}
+
+  get signal(): AbortSignal {
+    return this.ctl.signal;
+  }
+
+  get gaveUp(): boolean {
+    return this.ctl.signal.aborted;
+  }
+
+  /** etcdTrouble's reporter, with this bound as its give-up. */
+  reporter(io: CliIo, hint: string): (err: Error | null) => void {
+    return etcdTrouble((line) => io.stderr(line + NL), hint, {
+      afterMs: this.afterMs,
+      onGiveUp: (silentMs, err) => {
+        this.silentMs = silentMs;
+        this.ctl.abort(err);
+      },
+    });
+  }
+}
+
+/** An error of etcd itself (the coordinator's UnavailableError), not of redis. */
+function errIsEtcd(err: Error): boolean {
+  return (err as { code?: unknown }).code === 'EUNAVAILABLE';
 }
 
 /** Prints a task's progress line on stderr when it changed, at most once a second while running. */
@@ -58,6 +123,7 @@ async function watchRunner(
   id: string,
   io: CliIo,
   progress: (t: MigrationTask) => void,
+  silence: EtcdWait,
 ): Promise<MigrationTask | null> {
   const store = admin.store;
   const signal = io.signal;
@@ -67,6 +133,8 @@ async function watchRunner(
   const ctl = new AbortController();
   const onAbort = (): void => ctl.abort(signal?.reason);
   signal?.addEventListener('abort', onAbort, { once: true });
+  const onSilence = (): void => ctl.abort(silence.signal.reason);
+  silence.signal.addEventListener('abort', onSilence, { once: true });
   let runnerGone = false;
   const watch = setInterval(() => {
     isRunnerAlive(store).then(
@@ -81,13 +149,15 @@ async function watchRunner(
   }, 2000);
   let final: MigrationTask | null = null;
   try {
-    final = await waitForMigration(store, id, progress, ctl.signal, etcdTrouble((line) => io.stderr(line + NL), 'Ctrl-C detaches; the task goes on'));
+    final = await waitForMigration(store, id, progress, ctl.signal, silence.reporter(io, 'Ctrl-C detaches; the task goes on'));
   } catch (err) {
     if (!ctl.signal.aborted) throw err;
   } finally {
     clearInterval(watch);
     signal?.removeEventListener('abort', onAbort);
+    silence.signal.removeEventListener('abort', onSilence);
   }
+  if (silence.gaveUp) throw silence.signal.reason;
   if (final === null && signal?.aborted) {
     const now = await admin.getMigration(id);
     if (isFinished(now)) final = now;
@@ -104,16 +174,19 @@ async function runHere(
   id: string,
   io: CliIo,
   progress: (t: MigrationTask) => void,
+  silence: EtcdWait,
 ): Promise<MigrationTask> {
   const signal = io.signal;
   const { MigrationRunner } = await import('./runner-api.js');
   io.stderr(`no runner is alive for product ${global.product}: running migration ${id} here (Ctrl-C stops at a safe point; the task stays resumable)${NL}`);
   const runner = new MigrationRunner({ store: admin.store, logger: await cliLogger(global, 2, 'warn'), redisPassword: global.redisPassword });
-  const poll = pollProgress(admin, id, progress, etcdTrouble((line) => io.stderr(line + NL), 'Ctrl-C stops at a safe point'));
+  const poll = pollProgress(admin, id, progress, silence.reporter(io, 'Ctrl-C stops at a safe point'));
   let final: MigrationTask;
   try {
-    final = await runner.runTask(id, signal ? { signal } : {});
+    // Giving up on a silent etcd stops the local run at a safe point, as Ctrl-C does.
+    final = await runner.runTask(id, { signal: signal ? AbortSignal.any([signal, silence.signal]) : silence.signal });
   } catch (err) {
+    if (silence.gaveUp) throw silence.signal.reason;
     if (!signal?.aborted) throw err;
     final = await admin.getMigration(id);
   } finally {

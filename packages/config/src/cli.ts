@@ -15,29 +15,64 @@ import { json } from './output.js';
 import { Admin } from './servers.js';
 import { NL, cliLogger, type CliIo } from './cli-io.js';
 import { execute } from './cli-verbs.js';
+import { ETCD_CALL_TIMEOUT_MS, explainEtcdSilence } from './etcd-trouble.js';
 
 export type { CliIo } from './cli-io.js';
 
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
   let store: Store | null = null;
+  let parsed: { global: GlobalOptions; command: Command } | null = null;
   try {
-    const { global, command } = parseCommandLine(argv, io.env);
+    parsed = parseCommandLine(argv, io.env);
+    const { global, command } = parsed;
     if (command.verb === 'help') {
       io.stdout(usage(command.topic));
       return 0;
     }
-    store = await Store.open({ endpoints: global.etcd, product: global.product, dialTimeoutMs: 5000 });
+    store = await Store.open({ endpoints: global.etcd, product: global.product, dialTimeoutMs: ETCD_CALL_TIMEOUT_MS, callTimeoutMs: ETCD_CALL_TIMEOUT_MS });
     if (command.verb === 'dashboard') return await dashboard(store, global, command, io);
     if (command.verb === 'check') return await check(store, global, command, io);
     await execute(new Admin(store, { ...io.admin, redisPassword: global.redisPassword }), global, command, io);
     return 0;
-  } catch (err) {
+  } catch (raw) {
+    // A silent etcd in the operator's words: which endpoints, how many reachable, what changed.
+    const err = parsed ? await explainEtcdSilence(raw, parsed.global.etcd, ETCD_CALL_TIMEOUT_MS, outcomeOf(parsed.command, store !== null)) : raw;
     io.stderr(`reborn-config: ${oneLine(err)}${NL}`);
     if (errorCode(err) === 'EINTERNAL' && io.env['REBORN_DEBUG']) io.stderr(`${(err as Error).stack ?? ''}${NL}`);
     return exitCodeOf(err);
   } finally {
     await store?.close();
   }
+}
+
+/** Where to look after a write verb met a silent etcd (its outcome is unknown). */
+const CHECK_WITH: Partial<Record<Command['verb'], string>> = {
+  'group add': 'group list',
+  'group remove': 'group list',
+  'group set': 'group list',
+  'server add': 'group list',
+  'server remove': 'group list',
+  'server promote': 'group list',
+  'slot init': 'slot list',
+  'slot set': 'slot list',
+  'slot migrate': 'migration list',
+  'slot rebalance': 'migration list',
+  'migration pause': 'migration list',
+  'migration resume': 'migration list',
+  'migration cancel': 'migration list',
+  'proxy offline': 'proxy list',
+  'redis-config set': 'redis-config list',
+  'redis-config unset': 'redis-config list',
+  'topology restore': 'slot list',
+  check: 'check',
+};
+
+/** What a verb that met a silent etcd left behind, said to the operator. */
+function outcomeOf(command: Command, connected: boolean): string {
+  const readOnly =
+    (command.verb === 'slot rebalance' && !command.confirm) || (command.verb === 'check' && !command.fix) || CHECK_WITH[command.verb] === undefined;
+  if (!connected || readOnly) return 'nothing was changed';
+  return `the change may or may not have been made: check with "reborn-config ${CHECK_WITH[command.verb]}" once etcd answers again`;
 }
 
 /**
@@ -69,6 +104,8 @@ async function dashboard(store: Store, global: GlobalOptions, command: Extract<C
   const [{ createApi }, { MigrationRunner }] = await Promise.all([import('./api.js'), import('./runner-api.js')]);
   const api = createApi({
     store,
+    etcdEndpoints: global.etcd,
+    etcdTimeoutMs: ETCD_CALL_TIMEOUT_MS,
     logger: logger.child({ component: 'api' }),
     token: command.token,
     allowHosts: command.allowHosts,

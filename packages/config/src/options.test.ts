@@ -16,7 +16,7 @@ function failure(argv: string[], env: NodeJS.ProcessEnv = {}): [string, string, 
 
 describe('global options', () => {
   it('defaults, env, flags (flags > env > defaults)', () => {
-    expect(parse(['group', 'list']).global).toEqual({ etcd: ['http://127.0.0.1:2379'], product: 'default', json: false, logLevel: '', redisPassword: null });
+    expect(parse(['group', 'list']).global).toEqual({ etcd: ['http://127.0.0.1:2379'], product: 'default', json: false, logLevel: '', redisPassword: null, etcdWaitMs: 30_000 });
     const env = { REBORN_ETCD: 'http://a:1,http://b:2', REBORN_PRODUCT: 'envp', REBORN_REDIS_PASSWORD: 'envpw' };
     expect(parse(['group', 'list'], env).global).toMatchObject({ etcd: ['http://a:1', 'http://b:2'], product: 'envp', redisPassword: 'envpw' });
     expect(parse(['--etcd', 'http://c:3', 'group', 'list', '--product=flagp', '--json', '--redis-password', 'flagpw'], env).global).toMatchObject({
@@ -25,6 +25,12 @@ describe('global options', () => {
       json: true,
       redisPassword: 'flagpw',
     });
+  });
+
+  it('--etcd-wait (or REBORN_ETCD_WAIT) bounds following a migration through a silent etcd', () => {
+    expect(parse(['slot', 'migrate', '0', '9', '2', '--etcd-wait', '5']).global.etcdWaitMs).toBe(5000);
+    expect(parse(['slot', 'rebalance', '--confirm', '--etcd-wait=120']).global.etcdWaitMs).toBe(120_000);
+    expect(parseCommandLine(['slot', 'migrate', '0', '9', '2'], { REBORN_ETCD_WAIT: '7' }).global.etcdWaitMs).toBe(7000);
   });
 
   it('rejects bad globals with one message', () => {
@@ -119,6 +125,8 @@ describe('refusals, word for word', () => {
     [['server', 'add', '1', 'h:70000'], 'EINVALID', 'invalid server address "h:70000": want host:port'],
     [['slot', 'migrate', '0', '1', '2', '--throttle', 'fast'], 'EINVALID', 'invalid throttle "fast": want keys per second ≥ 0 (0 = unlimited)'],
     [['slot', 'migrate', '0', '1', '2', '--batch-slots', '0'], 'EINVALID', 'invalid batch size 0: want 1..1024 slots'],
+    [['slot', 'migrate', '0', '1', '2', '--etcd-wait', '0'], 'EINVALID', 'invalid etcd wait "0": want whole seconds ≥ 1'],
+    [['slot', 'rebalance', '--etcd-wait', 'soon'], 'EINVALID', 'invalid etcd wait "soon": want whole seconds ≥ 1'],
     [['migration', 'pause', 'a/b'], 'EINVALID', 'invalid migration id "a/b"'],
     [['dashboard', '--http-addr', 'nowhere'], 'EINVALID', 'invalid --http-addr "nowhere": want host:port'],
     [['dashboard', '--token', 'short'], 'EINVALID', 'the dashboard token must be at least 8 characters'],
@@ -144,6 +152,7 @@ describe('refusals, word for word', () => {
     [['group', 'list', 'extra'], 'EUSAGE', 'group list: unexpected argument "extra" (usage: reborn-config group list)'],
     [['group', 'add', '1', '--json'], 'EUSAGE', 'group add: option --json does not apply'],
     [['slot', 'list', '--force'], 'EUSAGE', 'slot list: option --force does not apply'],
+    [['slot', 'list', '--etcd-wait', '5'], 'EUSAGE', 'slot list: option --etcd-wait does not apply'],
     [['group', 'list', '--frob'], 'EUSAGE', 'unknown option --frob; run reborn-config --help'],
     [['group', 'list', '-x'], 'EUSAGE', 'unknown option -x; run reborn-config --help'],
     [['slot', 'migrate', '0', '1', '2', '--throttle'], 'EUSAGE', 'option --throttle needs a value <keys/s>'],

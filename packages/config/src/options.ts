@@ -18,6 +18,11 @@ export interface GlobalOptions {
   logLevel: string;
   /** The redis servers' default-user password (requirepass), or null. */
   redisPassword: string | null;
+  /**
+   * How long a verb that follows a migration (slot migrate, slot rebalance --confirm) waits
+   * for a silent etcd before it gives up; the task stays in etcd and goes on later.
+   */
+  etcdWaitMs: number;
 }
 
 export type { Command, Verb } from './command.js';
@@ -36,6 +41,9 @@ interface FlagDef {
   repeatable?: boolean;
 }
 
+/** How long following a migration waits for a silent etcd by default (--etcd-wait). */
+const DEFAULT_ETCD_WAIT_S = 30;
+
 /** Every option the tool knows; which verb takes which is in VERBS. */
 const FLAGS: Record<string, FlagDef> = {
   etcd: { kind: 'value', arg: '<url[,url]>', help: 'etcd endpoints (default http://127.0.0.1:2379, env REBORN_ETCD)' },
@@ -52,6 +60,11 @@ const FLAGS: Record<string, FlagDef> = {
   examples: { kind: 'value', arg: '<n>', help: 'examples shown per category (check; default 20)' },
   'batch-slots': { kind: 'value', arg: '<n>', help: 'slots moved together under one barrier' },
   confirm: { kind: 'bool', help: 'carry the plan out' },
+  'etcd-wait': {
+    kind: 'value',
+    arg: '<seconds>',
+    help: `give up following a migration after etcd has not answered this long (default ${DEFAULT_ETCD_WAIT_S}, env REBORN_ETCD_WAIT); the task stays in etcd and goes on when etcd is back`,
+  },
   'min-in-sync': { kind: 'value', arg: '<n|none>', help: 'refuse durable writes while fewer replicas are in sync (group set)' },
   'want-replicas': { kind: 'value', arg: '<n|none>', help: 'replicas agents should keep the group at (group set)' },
   agent: { kind: 'value', arg: '<agent-id>', help: 'have this reborn-agent start the redis-server (server add; token from env REBORN_AGENT_TOKEN)' },
@@ -103,10 +116,10 @@ export const VERBS: readonly VerbSpec[] = [
   {
     verb: 'slot migrate',
     args: ['from', 'to', 'gid'],
-    flags: ['detach', 'throttle', 'batch-slots'],
+    flags: ['detach', 'throttle', 'batch-slots', 'etcd-wait'],
     summary: 'move slots (and their keys) to a group; waits until they are online there',
   },
-  { verb: 'slot rebalance', args: [], flags: ['confirm'], summary: 'print a plan to even out the slots; --confirm carries it out' },
+  { verb: 'slot rebalance', args: [], flags: ['confirm', 'etcd-wait'], summary: 'print a plan to even out the slots; --confirm carries it out' },
   { verb: 'migration list', args: [], flags: ['json'], summary: 'migration tasks and their progress' },
   { verb: 'topology save', args: ['file'], flags: [], summary: 'write groups, slots and the product identity to a JSON file ("-": stdout)' },
   {
@@ -243,7 +256,11 @@ function parseGlobalOptions(flags: Flags, env: NodeJS.ProcessEnv): GlobalOptions
     throw new ValidationError(`invalid log level ${JSON.stringify(logLevel)}: want one of ${LOG_LEVELS.join(', ')}`);
   }
   const redisPassword = setting(flags, env, 'redis-password', 'REBORN_REDIS_PASSWORD', '') || null;
-  return { etcd, product, json: flags.get('json') === true, logLevel, redisPassword };
+  const etcdWait = setting(flags, env, 'etcd-wait', 'REBORN_ETCD_WAIT', String(DEFAULT_ETCD_WAIT_S));
+  if (!/^\d{1,6}$/.test(etcdWait) || Number(etcdWait) < 1) {
+    throw new ValidationError(`invalid etcd wait ${JSON.stringify(etcdWait)}: want whole seconds ≥ 1`);
+  }
+  return { etcd, product, json: flags.get('json') === true, logLevel, redisPassword, etcdWaitMs: Number(etcdWait) * 1000 };
 }
 
 /** The verb the positionals name (two words, else one); throws "unknown verb". */

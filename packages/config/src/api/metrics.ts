@@ -1,8 +1,8 @@
 /**
  * The API's Prometheus metrics: requests by route pattern and status, and cluster gauges.
  * Invariant: the cluster gauges are read from etcd on each scrape (an overview), never in a
- * loop, and a failed read sets reborn_config_etcd_up to 0 and leaves the other gauges as
- * they were.
+ * loop, and a failed read sets reborn_config_etcd_up to 0 (and reborn_config_etcd_silent_seconds
+ * to the time since the last good read) and leaves the other gauges as they were.
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Admin, Durability } from '../servers.js';
@@ -45,6 +45,13 @@ export function createMetrics(registry: Registry): ApiMetrics {
   const proxies = new Gauge({ name: 'reborn_config_proxies', help: 'Proxies by state', labelNames: ['state'] as const, registers: [registry] });
   const barriers = new Gauge({ name: 'reborn_config_barriers_waiting', help: 'Barrier actions still waiting for acks', registers: [registry] });
   const runner = new Gauge({ name: 'reborn_config_runner_alive', help: '1 when some migration runner leads the product', registers: [registry] });
+  const etcdSilent = new Gauge({
+    name: 'reborn_config_etcd_silent_seconds',
+    help: 'Seconds since etcd last answered a scrape, 0 while it answers (tasks wait for etcd meanwhile and go on when it is back)',
+    registers: [registry],
+  });
+  // The first failing scrape counts from the last good one (or from start-up).
+  let lastAnswer = Date.now();
 
   const refresh = async (admin: Admin): Promise<void> => {
     let o;
@@ -52,9 +59,12 @@ export function createMetrics(registry: Registry): ApiMetrics {
       o = await admin.overview();
     } catch (err) {
       etcdUp.set(0);
+      etcdSilent.set(Math.round((Date.now() - lastAnswer) / 1000));
       throw err;
     }
     etcdUp.set(1);
+    lastAnswer = Date.now();
+    etcdSilent.set(0);
     slots.reset();
     for (const [state, n] of Object.entries(o.slots.byState)) slots.set({ state }, n);
     groupSlots.reset();
