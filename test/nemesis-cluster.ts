@@ -14,6 +14,7 @@
  */
 import { Redis } from 'ioredis';
 import { Store, ServerRole, type GroupInfo } from '@reborn/coordinator';
+import { replicaOf } from '@reborn/coordinator/admin';
 import {
   CONFIG_BIN,
   ManagedProcess,
@@ -123,7 +124,7 @@ export class NemesisCluster {
       const addrs: string[] = [];
       for (let i = 0; i < 2; i++) addrs.push(await cluster.startRedisApp());
       const [master, replica] = addrs as [string, string];
-      await cluster.redis(replica, (c) => c.call('REPLICAOF', '127.0.0.1', master.split(':')[1]!));
+      await cluster.redis(replica, (c) => replicaOf(c, master, PASSWORD));
       await waitFor(
         async () => (await cluster.redis(replica, (c) => c.info('replication'))).includes('master_link_status:up'),
         { timeoutMs: 30_000, intervalMs: 100, what: `${replica} linked to ${master}` },
