@@ -60,6 +60,8 @@ export interface ProxySlot {
   proc: ProxyProcess;
   /** Reaches etcd only through the relay. */
   viaRelay: boolean;
+  /** Down on purpose (a fault killed it): the supervisor leaves it alone. */
+  held: boolean;
 }
 
 /** What the agent says of one of its apps (GET /api/apps). */
@@ -142,7 +144,7 @@ export class NemesisCluster {
       const viaRelay = i === 3;
       const etcdArg = viaRelay ? relay.url : endpoints.join(',');
       const p = await startProxy(cluster.proxyOptions(`nemesis-proxy-${i}`, etcdArg));
-      cluster.proxies.push({ id: `nemesis-proxy-${i}`, port: p.port, adminPort: p.adminPort, etcd: etcdArg, proc: p, viaRelay });
+      cluster.proxies.push({ id: `nemesis-proxy-${i}`, port: p.port, adminPort: p.adminPort, etcd: etcdArg, proc: p, viaRelay, held: false });
       log(`proxy ${i}: ${p.addr} (admin ${p.adminAddr})${viaRelay ? ` reaching etcd through relay ${relay.url} → ${relayTarget.clientUrl}` : ''}`);
     }
     await cluster.startDashboard();
@@ -244,6 +246,24 @@ export class NemesisCluster {
    */
   restartProxy(slot: ProxySlot): void {
     slot.proc = new ProxyProcess(slot.port, slot.adminPort, this.proxyOptions(slot.id, slot.etcd));
+    slot.held = false;
+  }
+
+  /**
+   * Plays the proxies' process supervisor (systemd's Restart=always, the agent's restarts): a
+   * proxy that exits on its own — not killed by a fault — is logged with the end of its output
+   * and started again a second later. Returns the function that stops supervising.
+   */
+  superviseProxies(onExit: (slot: ProxySlot, tail: string) => void): () => void {
+    const timer = setInterval(() => {
+      for (const slot of this.proxies) {
+        if (slot.held || slot.proc.running) continue;
+        slot.held = true;
+        onExit(slot, slot.proc.logs.slice(-6).join('\n'));
+        setTimeout(() => this.restartProxy(slot), 1000);
+      }
+    }, 500);
+    return () => clearInterval(timer);
   }
 
   async startDashboard(): Promise<void> {

@@ -66,6 +66,11 @@ export class Nemesis {
     this.random = rng(seed);
   }
 
+  /** Logs something that happened (not a fault injected) with its time offset. */
+  event(line: string): void {
+    this.note(line);
+  }
+
   private note(line: string): void {
     const atMs = Date.now() - this.startedAt;
     this.log.push({ atMs, line });
@@ -162,6 +167,7 @@ export class Nemesis {
         if (!slot.proc.running) throw new Error(`proxy ${slot.id} is not running`);
         if (kind === 'proxy-kill') {
           const pid = slot.proc.pid;
+          slot.held = true;
           await slot.proc.kill('SIGKILL');
           return this.fault(kind, `proxy:${i}`, `kill -9 proxy ${slot.id} ${slot.port} (pid ${pid})`, async () => c.restartProxy(slot));
         }

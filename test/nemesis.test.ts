@@ -43,10 +43,16 @@ describe('nemesis', () => {
     migrations.start();
 
     const nemesis = new Nemesis(c, SEED, print);
+    const selfExits: string[] = [];
+    const unsupervise = c.superviseProxies((slot, tail) => {
+      selfExits.push(slot.id);
+      nemesis.event(`proxy ${slot.id} exited on its own; restarting it. Its last output:\n    ${tail.split('\n').join('\n    ')}`);
+    });
     await nemesis.run(PHASE_MS);
     print(`[nemesis] fault phase over, everything healed: ${nemesis.summary()}`);
     await migrations.stop();
     await writers.stop();
+    // Until liveness is judged: a proxy dying after the heal must still be seen (and restarted).
 
     let stuck: Error | null = null;
     try {
@@ -54,6 +60,7 @@ describe('nemesis', () => {
     } catch (err) {
       stuck = err as Error;
     }
+    unsupervise();
     // Safety is checked even when something stayed stuck: a lost write is the worse news.
     const unsafe = stuck === null ? await safety(c, writers) : await safety(c, writers).catch((err: Error) => [`safety check could not run: ${err.message}`]);
 
@@ -70,6 +77,7 @@ describe('nemesis', () => {
         ...migrations.failed.map((f) => `[nemesis]   failed ${f}`),
         ...[...migrations.createErrorKinds.entries()].map(([why, n]) => `[nemesis]   ${n} × create refused: ${why}`),
         `[nemesis] failovers seen: ${failovers}`,
+        `[nemesis] proxies that exited on their own (restarted by the harness): ${selfExits.length === 0 ? 'none' : selfExits.join(', ')}`,
         `[nemesis] liveness: ${stuck === null ? 'ok' : stuck.message}`,
         `[nemesis] safety: ${unsafe.length === 0 ? 'ok' : unsafe.join('\n  ')}`,
       ].join('\n'),
