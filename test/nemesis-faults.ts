@@ -86,8 +86,8 @@ export class Nemesis {
       const kindDraw = this.random();
       const targetDraw = this.random();
       const roleDraw = this.random();
-      const durationMs = 1000 + Math.floor(this.random() * 9000);
-      const maxAtOnce = this.random() < 0.5 ? 1 : 2;
+      const durationMs = 1000 + Math.floor(this.random() * 7000);
+      const maxAtOnce = this.random() < 0.4 ? 1 : 2;
       await sleep(Math.min(gap, Math.max(0, end - Date.now())));
       if (Date.now() >= end) break;
       if (this.active.size >= maxAtOnce) {
@@ -143,7 +143,7 @@ export class Nemesis {
       case 'redis-pause': {
         const gid = GROUPS[Math.floor(targetDraw * GROUPS.length)]!;
         if (this.busy(`group:${gid}`)) return null;
-        const role = roleDraw < 0.6 ? ServerRole.Master : ServerRole.Replica;
+        const role = roleDraw < 0.7 ? ServerRole.Master : ServerRole.Replica;
         const group = await c.group(gid);
         if (group === null) throw new Error(`etcd did not answer for group ${gid}`);
         const server = group.servers.find((s) => s.role === role);
