@@ -228,9 +228,10 @@ export async function liveness(cluster: NemesisCluster): Promise<string[]> {
   return problems;
 }
 
-/** Polls liveness() until nothing is stuck; throws with what still was after `timeoutMs`. */
-export async function waitLive(cluster: NemesisCluster, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+/** Polls liveness() until nothing is stuck, resolving to how long that took; throws with what still was after `timeoutMs`. */
+export async function waitLive(cluster: NemesisCluster, timeoutMs: number): Promise<number> {
+  const started = Date.now();
+  const deadline = started + timeoutMs;
   let last: string[] = ['not checked yet'];
   for (;;) {
     try {
@@ -238,7 +239,7 @@ export async function waitLive(cluster: NemesisCluster, timeoutMs: number): Prom
     } catch (err) {
       last = [`liveness check failed: ${(err as Error).message}`];
     }
-    if (last.length === 0) return;
+    if (last.length === 0) return Date.now() - started;
     if (Date.now() > deadline) throw new Error(`still stuck ${timeoutMs / 1000} s after the faults healed:\n  ${last.join('\n  ')}`);
     await sleep(500);
   }

@@ -255,15 +255,54 @@ export class NemesisCluster {
    * and started again a second later. Returns the function that stops supervising.
    */
   superviseProxies(onExit: (slot: ProxySlot, tail: string) => void): () => void {
+    const restarts = new Set<NodeJS.Timeout>();
     const timer = setInterval(() => {
       for (const slot of this.proxies) {
         if (slot.held || slot.proc.running) continue;
         slot.held = true;
         onExit(slot, slot.proc.logs.slice(-6).join('\n'));
-        setTimeout(() => this.restartProxy(slot), 1000);
+        const t = setTimeout(() => {
+          restarts.delete(t);
+          this.restartProxy(slot);
+        }, 1000);
+        restarts.add(t);
       }
     }, 500);
-    return () => clearInterval(timer);
+    return () => {
+      clearInterval(timer);
+      for (const t of restarts) clearTimeout(t);
+    };
+  }
+
+  /**
+   * After the heals: whatever is still down (a heal that failed, a daemon that gave up while
+   * starting) is started again, each named through `note`. Bounded by each start's own timeout.
+   */
+  async ensureUp(note: (line: string) => void): Promise<void> {
+    for (const m of this.etcd.members) {
+      m.resume();
+      if (!m.running) {
+        note(`etcd member ${m.clientUrl} still down after the heals: restarting it`);
+        await m.restart();
+      }
+    }
+    if (!this.agentProc?.running) {
+      note('the agent is still down after the heals: restarting it');
+      await this.restartAgent();
+    } else this.agentProc.proc.signal('SIGCONT');
+    for (const slot of this.proxies) {
+      slot.proc.resume();
+      if (!slot.proc.running && !slot.held) {
+        note(`proxy ${slot.id} still down after the heals: restarting it`);
+        this.restartProxy(slot);
+      }
+    }
+    for (let attempt = 1; !this.dashboardProc?.running; attempt++) {
+      note(`the runner (dashboard) is still down after the heals: starting it (attempt ${attempt})`);
+      await this.startDashboard().catch((err: Error) => {
+        if (attempt >= 3) throw err;
+      });
+    }
   }
 
   async startDashboard(): Promise<void> {

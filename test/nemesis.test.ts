@@ -49,14 +49,16 @@ describe('nemesis', () => {
       nemesis.event(`proxy ${slot.id} exited on its own; restarting it. Its last output:\n    ${tail.split('\n').join('\n    ')}`);
     });
     await nemesis.run(PHASE_MS);
+    await c.ensureUp((line) => nemesis.event(line));
     print(`[nemesis] fault phase over, everything healed: ${nemesis.summary()}`);
     await migrations.stop();
     await writers.stop();
     // Until liveness is judged: a proxy dying after the heal must still be seen (and restarted).
 
     let stuck: Error | null = null;
+    let liveAfterMs = 0;
     try {
-      await waitLive(c, LIVENESS_MS);
+      liveAfterMs = await waitLive(c, LIVENESS_MS);
     } catch (err) {
       stuck = err as Error;
     }
@@ -78,7 +80,7 @@ describe('nemesis', () => {
         ...[...migrations.createErrorKinds.entries()].map(([why, n]) => `[nemesis]   ${n} × create refused: ${why}`),
         `[nemesis] failovers seen: ${failovers}`,
         `[nemesis] proxies that exited on their own (restarted by the harness): ${selfExits.length === 0 ? 'none' : selfExits.join(', ')}`,
-        `[nemesis] liveness: ${stuck === null ? 'ok' : stuck.message}`,
+        `[nemesis] liveness: ${stuck === null ? `ok (everything back ${(liveAfterMs / 1000).toFixed(1)} s after the heals)` : stuck.message}`,
         `[nemesis] safety: ${unsafe.length === 0 ? 'ok' : unsafe.join('\n  ')}`,
       ].join('\n'),
     );
