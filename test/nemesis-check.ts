@@ -5,13 +5,16 @@
  *   increasing values (one pipeline in flight per connection, each key once per pipeline),
  *   through clients that never resend. Per key: the highest value ever sent and the highest
  *   acknowledged. A proxy restarted on its port is reconnected to by the same client.
- * - MigrationLoop: one slot migration after another, random ranges to random groups, created
- *   in etcd the way `slot migrate --detach` does and run by the dashboard's runner.
+ * - Resting keys: written once before the faults, so every migration has keys to move.
+ * - MigrationLoop: one slot migration after another, random ranges to random groups, some
+ *   throttled, created in etcd the way `slot migrate --detach` does and run by the dashboard's
+ *   runner.
  * - liveness(): what is still stuck (slots not online, fenced or unready proxies, tasks not
  *   done or cancelled, groups without a reachable master etcd names), one line each.
  * - safety(): read straight from every group's master: every acknowledged key present in
  *   exactly one group, the one owning its slot, its value within [highest acked, highest
- *   sent]; and the same values through each proxy.
+ *   sent]; every resting key there once with its value; and the writers' values the same
+ *   through each proxy.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
@@ -109,6 +112,30 @@ export class OwnedWriters {
 }
 
 // -------------------------------------------------------------------------------------------
+// Resting data: keys written once before the faults, so that every migration has keys to move
+// (and a failover can catch a move half-way)
+
+export const RESTING_PREFIX = 'nr:';
+
+/** The value resting key `k` was written with. */
+export function restingValue(k: string): string {
+  return `rest-${k}`;
+}
+
+/** Writes `n` resting keys through `c` (no faults yet: every write must succeed). */
+export async function preloadResting(c: Redis, n: number): Promise<string[]> {
+  const keys = Array.from({ length: n }, (_, i) => `${RESTING_PREFIX}${i}`);
+  for (let i = 0; i < n; i += 1000) {
+    const p = c.pipeline();
+    for (const k of keys.slice(i, i + 1000)) p.set(k, restingValue(k));
+    const res = (await p.exec()) ?? [];
+    const bad = res.find(([err]) => err !== null);
+    if (bad) throw new Error(`preloading resting keys: ${String(bad[0])}`);
+  }
+  return keys;
+}
+
+// -------------------------------------------------------------------------------------------
 
 export class MigrationLoop {
   done = 0;
@@ -146,9 +173,11 @@ export class MigrationLoop {
       const len = 8 + Math.floor(this.random() * 57);
       const first = Math.floor(this.random() * (1024 - len));
       const to = GROUPS[Math.floor(this.random() * GROUPS.length)]!;
+      // Some throttled (a move then spans seconds, and faults land in the middle of it).
+      const throttle = [0, 500, 2000][Math.floor(this.random() * 3)]!;
       let task: MigrationTask;
       try {
-        task = await createMigration(this.cluster.store, { first, last: first + len - 1, to, batchSlots: 16 });
+        task = await createMigration(this.cluster.store, { first, last: first + len - 1, to, batchSlots: 16, throttle });
       } catch (err) {
         this.createErrors++;
         const why = String((err as Error).message).slice(0, 80);
@@ -156,7 +185,7 @@ export class MigrationLoop {
         await sleep(1000);
         continue;
       }
-      this.print(`[migrations] ${task.id}: slots ${first}..${first + len - 1} → group ${to} (${task.slots.length} to move)`);
+      this.print(`[migrations] ${task.id}: slots ${first}..${first + len - 1} → group ${to} (${task.slots.length} to move${throttle ? `, ${throttle} keys/s` : ''})`);
       // Follow it until it ends, or the loop is stopped (liveness then waits for it).
       while (this.running) {
         const cur = await migrations.get(task.id).catch(() => null);
@@ -249,7 +278,7 @@ export async function waitLive(cluster: NemesisCluster, timeoutMs: number): Prom
 // Safety
 
 /** Every problem with the data, one line each (at most a few per kind). */
-export async function safety(cluster: NemesisCluster, writers: OwnedWriters): Promise<string[]> {
+export async function safety(cluster: NemesisCluster, writers: OwnedWriters, resting: readonly string[]): Promise<string[]> {
   const problems: string[] = [];
   const slots = await cluster.store.listSlots();
   /** key → [group, value] of every master holding it. */
@@ -264,7 +293,7 @@ export async function safety(cluster: NemesisCluster, writers: OwnedWriters): Pr
       let cursor = '0';
       const keys: string[] = [];
       do {
-        const [next, part] = await c.scan(cursor, 'MATCH', 'nm:*', 'COUNT', 1000);
+        const [next, part] = await c.scan(cursor, 'MATCH', 'n[mr]:*', 'COUNT', 1000);
         cursor = next;
         keys.push(...part);
       } while (cursor !== '0');
@@ -284,7 +313,18 @@ export async function safety(cluster: NemesisCluster, writers: OwnedWriters): Pr
   const twice: string[] = [];
   const misplaced: string[] = [];
   const unknown: string[] = [];
-  for (const k of found.keys()) if (!writers.keys.has(k)) unknown.push(k);
+  const restingSet = new Set(resting);
+  for (const k of found.keys()) if (!writers.keys.has(k) && !restingSet.has(k)) unknown.push(k);
+  const restingWrong: string[] = [];
+  for (const k of resting) {
+    const at = found.get(k) ?? [];
+    if (at.length > 1) twice.push(`${k} in groups ${at.map(([g]) => g).join(', ')}`);
+    const slot = keySlot(Buffer.from(k));
+    const owner = slots[slot]!;
+    for (const [g] of at) if (owner.state !== 'online' || owner.group !== g) misplaced.push(`${k} (slot ${slot}, ${owner.state} in group ${owner.group}) on group ${g}`);
+    if (at.length === 0) restingWrong.push(`${k} missing (slot ${slot}, group ${owner.group})`);
+    else if (at.some(([, v]) => v !== restingValue(k))) restingWrong.push(`${k} = ${JSON.stringify(at.map(([, v]) => v))}`);
+  }
   for (const [k, r] of writers.keys) {
     const at = found.get(k) ?? [];
     if (at.length > 1) twice.push(`${k} in groups ${at.map(([g, v]) => `${g} (=${v})`).join(', ')}`);
@@ -296,6 +336,7 @@ export async function safety(cluster: NemesisCluster, writers: OwnedWriters): Pr
     if (v > r.sent) phantom.push(`${k} = ${v} but only up to ${r.sent} sent`);
   }
   limit('acknowledged writes lost', lost);
+  limit('resting keys lost or changed', restingWrong);
   limit('phantom writes (a value never sent)', phantom);
   limit('keys in more than one group', twice);
   limit('keys on a group that does not own their slot', misplaced);

@@ -13,12 +13,14 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { stopAll, waitFor } from '@reborn/testkit';
 import { NemesisCluster } from './nemesis-cluster.js';
-import { MigrationLoop, OwnedWriters, safety, waitLive } from './nemesis-check.js';
+import { MigrationLoop, OwnedWriters, preloadResting, safety, waitLive } from './nemesis-check.js';
 import { Nemesis } from './nemesis-faults.js';
 
 const PHASE_MS = Number(process.env['REBORN_NEMESIS_MS'] ?? 120_000);
 const SEED = process.env['REBORN_NEMESIS_SEED'] !== undefined ? Number(process.env['REBORN_NEMESIS_SEED']) : Math.floor(Math.random() * 2 ** 31);
 const LIVENESS_MS = 60_000;
+/** Keys written once before the faults: every migration has some to move. */
+const RESTING_KEYS = 30_000;
 
 const print = (line: string): void => void process.stdout.write(`${line}\n`);
 
@@ -36,6 +38,10 @@ describe('nemesis', () => {
     cluster = await NemesisCluster.start(print);
     const c = cluster;
 
+    const loader = c.proxies[0]!.proc.client({ maxRetriesPerRequest: 0 });
+    const resting = await preloadResting(loader, RESTING_KEYS);
+    loader.disconnect();
+    print(`[nemesis] ${resting.length} resting keys written`);
     const writers = new OwnedWriters(c);
     writers.start();
     await waitFor(() => writers.ackCount > 500, { timeoutMs: 60_000, intervalMs: 100, what: 'writes flowing through all proxies' });
@@ -64,7 +70,7 @@ describe('nemesis', () => {
     }
     unsupervise();
     // Safety is checked even when something stayed stuck: a lost write is the worse news.
-    const unsafe = stuck === null ? await safety(c, writers) : await safety(c, writers).catch((err: Error) => [`safety check could not run: ${err.message}`]);
+    const unsafe = stuck === null ? await safety(c, writers, resting) : await safety(c, writers, resting).catch((err: Error) => [`safety check could not run: ${err.message}`]);
 
     const events = (await c.agent?.api('GET', '/api/events?limit=1000').catch(() => null))?.body;
     const failovers = Array.isArray(events) ? events.filter((e: { kind?: string }) => e.kind === 'failover').length : 'unknown';
