@@ -9,8 +9,9 @@
  * - MigrationLoop: one slot migration after another, random ranges to random groups, some
  *   throttled, created in etcd the way `slot migrate --detach` does and run by the dashboard's
  *   runner.
- * - liveness(): what is still stuck (slots not online, fenced or unready proxies, tasks not
- *   done or cancelled, groups without a reachable master etcd names), one line each.
+ * - liveness(): what is still stuck (slots not online, fenced or unready proxies, a proxy that
+ *   cannot read a key, tasks not done or cancelled, groups without a reachable master etcd
+ *   names), one line each.
  * - safety(): read straight from every group's master: every acknowledged key present in
  *   exactly one group, the one owning its slot, its value within [highest acked, highest
  *   sent]; every resting key there once with its value; and the writers' values the same
@@ -208,8 +209,8 @@ export class MigrationLoop {
 // -------------------------------------------------------------------------------------------
 // Liveness
 
-/** Everything still stuck, one line each, or [] when all is well. */
-export async function liveness(cluster: NemesisCluster): Promise<string[]> {
+/** Everything still stuck, one line each, or [] when all is well. `keys`: read through every proxy. */
+export async function liveness(cluster: NemesisCluster, keys: readonly string[]): Promise<string[]> {
   const problems: string[] = [];
   const store = cluster.store;
   const slots = await store.listSlots();
@@ -238,6 +239,16 @@ export async function liveness(cluster: NemesisCluster): Promise<string[]> {
       if (res.status !== 200 || /"fenced":\s*true/.test(body)) problems.push(`proxy ${p.id} ${p.port}: /healthz ${res.status} ${body.slice(0, 300)}`);
     } catch (err) {
       problems.push(`proxy ${p.id} ${p.port}: /healthz unreachable: ${(err as Error).message}`);
+      continue;
+    }
+    // /healthz is the proxy's word; serving is the proof: every key must read without error.
+    const failing = await readErrors(p.port, keys);
+    if (failing.length > 0) {
+      const shown = failing.slice(0, 4).map(({ key, error }) => {
+        const slot = slots[keySlot(Buffer.from(key))]!;
+        return `${key} (slot ${slot.id}, ${slot.state} in group ${slot.group}): ${error}`;
+      });
+      problems.push(`proxy ${p.id} ${p.port}: ${failing.length}/${keys.length} reads fail: ${shown.join('; ')}`);
     }
   }
   for (const gid of GROUPS) {
@@ -257,14 +268,34 @@ export async function liveness(cluster: NemesisCluster): Promise<string[]> {
   return problems;
 }
 
+/** The keys whose GET through the proxy at `port` errs, with the error. */
+async function readErrors(port: number, keys: readonly string[]): Promise<{ key: string; error: string }[]> {
+  const c = new Redis({ host: '127.0.0.1', port, ...NO_RESEND, enableReadyCheck: false, commandTimeout: 5000, lazyConnect: true, retryStrategy: () => null });
+  c.on('error', () => undefined);
+  try {
+    await c.connect();
+    const p = c.pipeline();
+    for (const k of keys) p.get(k);
+    const res = (await p.exec()) ?? [];
+    return keys.flatMap((key, i) => {
+      const err = res[i]?.[0] ?? (res[i] ? null : new Error('no reply'));
+      return err ? [{ key, error: err.message }] : [];
+    });
+  } catch (err) {
+    return [{ key: keys[0] ?? '-', error: `cannot read: ${(err as Error).message}` }];
+  } finally {
+    c.disconnect();
+  }
+}
+
 /** Polls liveness() until nothing is stuck, resolving to how long that took; throws with what still was after `timeoutMs`. */
-export async function waitLive(cluster: NemesisCluster, timeoutMs: number): Promise<number> {
+export async function waitLive(cluster: NemesisCluster, keys: readonly string[], timeoutMs: number): Promise<number> {
   const started = Date.now();
   const deadline = started + timeoutMs;
   let last: string[] = ['not checked yet'];
   for (;;) {
     try {
-      last = await liveness(cluster);
+      last = await liveness(cluster, keys);
     } catch (err) {
       last = [`liveness check failed: ${(err as Error).message}`];
     }

@@ -324,6 +324,25 @@ export class NemesisCluster {
     return ((await res.json()) as { runnerAlive?: boolean }).runnerAlive === true;
   }
 
+  /** The last warnings and errors of every proxy and of the runner, for a failure's diagnosis. */
+  problemLogs(): string {
+    const out: string[] = [];
+    const problems = (lines: readonly string[]): string[] =>
+      lines
+        .flatMap((l) => {
+          try {
+            const r = JSON.parse(l) as { level?: number; msg?: string; err?: unknown; time?: number };
+            return (r.level ?? 0) >= 40 ? [`${new Date(r.time ?? 0).toISOString().slice(11, 23)} ${r.msg}${r.err ? `: ${JSON.stringify(r.err).slice(0, 240)}` : ''}`] : [];
+          } catch {
+            return [];
+          }
+        })
+        .slice(-12);
+    for (const p of this.proxies) out.push(`[nemesis] last warnings of proxy ${p.id} (pid ${p.proc.pid}):`, ...problems(p.proc.logs).map((l) => `    ${l}`));
+    if (this.dashboardProc) out.push(`[nemesis] last warnings of the runner (dashboard pid ${this.dashboardProc.pid}):`, ...problems(this.dashboardProc.lines).map((l) => `    ${l}`));
+    return out.join('\n');
+  }
+
   // ---------------------------------------------------------------------------------------
 
   async stop(): Promise<void> {

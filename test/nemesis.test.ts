@@ -64,7 +64,7 @@ describe('nemesis', () => {
     let stuck: Error | null = null;
     let liveAfterMs = 0;
     try {
-      liveAfterMs = await waitLive(c, LIVENESS_MS);
+      liveAfterMs = await waitLive(c, [...writers.keys.keys()], LIVENESS_MS);
     } catch (err) {
       stuck = err as Error;
     }
@@ -90,6 +90,7 @@ describe('nemesis', () => {
         `[nemesis] safety: ${unsafe.length === 0 ? 'ok' : unsafe.join('\n  ')}`,
       ].join('\n'),
     );
+    if (stuck !== null || unsafe.length > 0) print(c.problemLogs());
     expect(unsafe, `safety (seed ${SEED})`).toEqual([]);
     if (stuck) throw new Error(`liveness (seed ${SEED}): ${stuck.message}`);
     expect(migrations.failed, `tasks that failed during the run (seed ${SEED})`).toEqual([]);
