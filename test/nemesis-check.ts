@@ -21,7 +21,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { keySlot } from '@reborn/protocol';
 import { createMigration } from '@reborn/config';
-import { Migrations, type MigrationTask } from '@reborn/coordinator';
+import { Migrations, type MigrationTask, type SlotInfo } from '@reborn/coordinator';
 import { rng } from './helpers.js';
 import { NO_RESEND } from './migration-helpers.js';
 import { GROUPS, type NemesisCluster } from './nemesis-cluster.js';
@@ -308,6 +308,15 @@ export async function waitLive(cluster: NemesisCluster, keys: readonly string[],
 // -------------------------------------------------------------------------------------------
 // Safety
 
+/**
+ * Whether group `g` may hold a key of `slot`: its owner when online; the source or the target
+ * while a migration is stuck half-way (liveness reports the slot itself), never a third group.
+ */
+function mayHold(slot: SlotInfo, g: number): boolean {
+  if (slot.state === 'online') return slot.group === g;
+  return g === slot.group || g === slot.from || g === slot.to;
+}
+
 /** Every problem with the data, one line each (at most a few per kind). */
 export async function safety(cluster: NemesisCluster, writers: OwnedWriters, resting: readonly string[]): Promise<string[]> {
   const problems: string[] = [];
@@ -352,7 +361,7 @@ export async function safety(cluster: NemesisCluster, writers: OwnedWriters, res
     if (at.length > 1) twice.push(`${k} in groups ${at.map(([g]) => g).join(', ')}`);
     const slot = keySlot(Buffer.from(k));
     const owner = slots[slot]!;
-    for (const [g] of at) if (owner.state !== 'online' || owner.group !== g) misplaced.push(`${k} (slot ${slot}, ${owner.state} in group ${owner.group}) on group ${g}`);
+    for (const [g] of at) if (!mayHold(owner, g)) misplaced.push(`${k} (slot ${slot}, ${owner.state} in group ${owner.group}) on group ${g}`);
     if (at.length === 0) restingWrong.push(`${k} missing (slot ${slot}, group ${owner.group})`);
     else if (at.some(([, v]) => v !== restingValue(k))) restingWrong.push(`${k} = ${JSON.stringify(at.map(([, v]) => v))}`);
   }
@@ -361,7 +370,7 @@ export async function safety(cluster: NemesisCluster, writers: OwnedWriters, res
     if (at.length > 1) twice.push(`${k} in groups ${at.map(([g, v]) => `${g} (=${v})`).join(', ')}`);
     const slot = keySlot(Buffer.from(k));
     const owner = slots[slot]!;
-    for (const [g] of at) if (owner.state !== 'online' || owner.group !== g) misplaced.push(`${k} (slot ${slot}, ${owner.state} in group ${owner.group}) on group ${g}`);
+    for (const [g] of at) if (!mayHold(owner, g)) misplaced.push(`${k} (slot ${slot}, ${owner.state} in group ${owner.group}) on group ${g}`);
     const v = at.length === 0 ? 0 : Math.max(...at.map(([, val]) => Number(val)));
     if (v < r.acked) lost.push(`${k} = ${at.length === 0 ? 'absent' : v} but ${r.acked} acknowledged (sent up to ${r.sent})`);
     if (v > r.sent) phantom.push(`${k} = ${v} but only up to ${r.sent} sent`);
