@@ -121,35 +121,41 @@ export class NemesisCluster {
     const servers = new Map<number, string[]>();
     const cluster = new NemesisCluster(product, etcd, relay, store, { httpAddr: agent.httpAddr, id: agent.id, dataDir: agent.dataDir }, [], await freePort(), servers);
     cluster.agentProc = agent;
+    // A bring-up that fails half-way stops what it started (the agent's redis-servers are not
+    // our children: nothing else would stop them).
+    try {
+      for (const gid of GROUPS) {
+        const addrs: string[] = [];
+        for (let i = 0; i < 2; i++) addrs.push(await cluster.startRedisApp());
+        const [master, replica] = addrs as [string, string];
+        await cluster.redis(replica, (c) => replicaOf(c, master, PASSWORD));
+        await waitFor(
+          async () => (await cluster.redis(replica, (c) => c.info('replication'))).includes('master_link_status:up'),
+          { timeoutMs: 30_000, intervalMs: 100, what: `${replica} linked to ${master}` },
+        );
+        const group: GroupInfo = { id: gid, servers: [{ addr: master, role: ServerRole.Master }, { addr: replica, role: ServerRole.Replica }], minInSync: 1 };
+        await store.putGroup(group);
+        servers.set(gid, addrs);
+        log(`group ${gid}: master ${master}, replica ${replica}`);
+      }
+      await assignSlots(store, 0, 340, 1);
+      await assignSlots(store, 341, 681, 2);
+      await assignSlots(store, 682, 1023, 3);
 
-    for (const gid of GROUPS) {
-      const addrs: string[] = [];
-      for (let i = 0; i < 2; i++) addrs.push(await cluster.startRedisApp());
-      const [master, replica] = addrs as [string, string];
-      await cluster.redis(replica, (c) => replicaOf(c, master, PASSWORD));
-      await waitFor(
-        async () => (await cluster.redis(replica, (c) => c.info('replication'))).includes('master_link_status:up'),
-        { timeoutMs: 30_000, intervalMs: 100, what: `${replica} linked to ${master}` },
-      );
-      const group: GroupInfo = { id: gid, servers: [{ addr: master, role: ServerRole.Master }, { addr: replica, role: ServerRole.Replica }], minInSync: 1 };
-      await store.putGroup(group);
-      servers.set(gid, addrs);
-      log(`group ${gid}: master ${master}, replica ${replica}`);
+      for (let i = 1; i <= 3; i++) {
+        const viaRelay = i === 3;
+        const etcdArg = viaRelay ? relay.url : endpoints.join(',');
+        const p = await startProxy(cluster.proxyOptions(`nemesis-proxy-${i}`, etcdArg));
+        cluster.proxies.push({ id: `nemesis-proxy-${i}`, port: p.port, adminPort: p.adminPort, etcd: etcdArg, proc: p, viaRelay, held: false });
+        log(`proxy ${i}: ${p.addr} (admin ${p.adminAddr})${viaRelay ? ` reaching etcd through relay ${relay.url} → ${relayTarget.clientUrl}` : ''}`);
+      }
+      await cluster.startDashboard();
+      await waitFor(() => cluster.runnerAlive(), { timeoutMs: 30_000, intervalMs: 200, what: 'the dashboard to lead the runner election' });
+      log(`dashboard (runner) http://127.0.0.1:${cluster.dashboardPort}`);
+    } catch (err) {
+      await cluster.stop().catch(() => undefined);
+      throw err;
     }
-    await assignSlots(store, 0, 340, 1);
-    await assignSlots(store, 341, 681, 2);
-    await assignSlots(store, 682, 1023, 3);
-
-    for (let i = 1; i <= 3; i++) {
-      const viaRelay = i === 3;
-      const etcdArg = viaRelay ? relay.url : endpoints.join(',');
-      const p = await startProxy(cluster.proxyOptions(`nemesis-proxy-${i}`, etcdArg));
-      cluster.proxies.push({ id: `nemesis-proxy-${i}`, port: p.port, adminPort: p.adminPort, etcd: etcdArg, proc: p, viaRelay, held: false });
-      log(`proxy ${i}: ${p.addr} (admin ${p.adminAddr})${viaRelay ? ` reaching etcd through relay ${relay.url} → ${relayTarget.clientUrl}` : ''}`);
-    }
-    await cluster.startDashboard();
-    await waitFor(() => cluster.runnerAlive(), { timeoutMs: 30_000, intervalMs: 200, what: 'the dashboard to lead the runner election' });
-    log(`dashboard (runner) http://127.0.0.1:${cluster.dashboardPort}`);
     return cluster;
   }
 
