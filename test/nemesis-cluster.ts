@@ -333,17 +333,24 @@ export class NemesisCluster {
   /** The last warnings and errors of every proxy and of the runner, for a failure's diagnosis. */
   problemLogs(): string {
     const out: string[] = [];
-    const problems = (lines: readonly string[]): string[] =>
-      lines
-        .flatMap((l) => {
-          try {
-            const r = JSON.parse(l) as { level?: number; msg?: string; err?: unknown; time?: number };
-            return (r.level ?? 0) >= 40 ? [`${new Date(r.time ?? 0).toISOString().slice(11, 23)} ${r.msg}${r.err ? `: ${JSON.stringify(r.err).slice(0, 240)}` : ''}`] : [];
-          } catch {
-            return [];
-          }
-        })
-        .slice(-12);
+    // Distinct messages, last seen last, with how often and when last: a retry loop's line
+    // must not hide the one warning that says why.
+    const problems = (lines: readonly string[]): string[] => {
+      const seen = new Map<string, { n: number; last: string }>();
+      for (const l of lines) {
+        try {
+          const r = JSON.parse(l) as { level?: number; msg?: string; err?: unknown; time?: number };
+          if ((r.level ?? 0) < 40) continue;
+          const text = `${r.msg}${r.err ? `: ${JSON.stringify(r.err).slice(0, 240)}` : ''}`;
+          const prev = seen.get(text);
+          seen.delete(text);
+          seen.set(text, { n: (prev?.n ?? 0) + 1, last: new Date(r.time ?? 0).toISOString().slice(11, 23) });
+        } catch {
+          // not a pino record
+        }
+      }
+      return [...seen].slice(-12).map(([text, { n, last }]) => `${last} ${n > 1 ? `(${n}×) ` : ''}${text}`);
+    };
     for (const p of this.proxies) out.push(`[nemesis] last warnings of proxy ${p.id} (pid ${p.proc.pid}):`, ...problems(p.proc.logs).map((l) => `    ${l}`));
     if (this.dashboardProc) out.push(`[nemesis] last warnings of the runner (dashboard pid ${this.dashboardProc.pid}):`, ...problems(this.dashboardProc.lines).map((l) => `    ${l}`));
     return out.join('\n');
