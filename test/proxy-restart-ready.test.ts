@@ -10,7 +10,7 @@
  */
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ProxyProcess, startCluster, stopAll, waitFor } from '@reborn/testkit';
+import { ProxyProcess, TcpRelay, freePort, startCluster, stopAll, waitFor } from '@reborn/testkit';
 
 afterAll(async () => {
   await stopAll();
@@ -96,6 +96,34 @@ describe('a proxy restarted after kill -9', () => {
     } finally {
       for (const c of clients) c.disconnect();
       await restarted?.stop();
+      await cluster.stop();
+    }
+  });
+
+  it('a proxy started while etcd cannot be reached waits for it instead of exiting, then serves', { timeout: 120_000 }, async () => {
+    const cluster = await startCluster({ groups: 1, proxies: 0 });
+    const relay = await TcpRelay.start({ port: cluster.etcd.port });
+    let proxy: ProxyProcess | null = null;
+    let client: Redis | null = null;
+    try {
+      relay.cut();
+      proxy = new ProxyProcess(await freePort(), await freePort(), { etcd: relay.url, product: cluster.product, id: 'no-etcd-yet' });
+      await waitFor(async () => proxy!.logRecords().some((r) => r.msg === 'cannot reach etcd yet, retrying'), {
+        timeoutMs: 30_000,
+        what: 'the proxy retrying its first etcd connection',
+      });
+      expect(proxy.running).toBe(true);
+      const pid = proxy.pid;
+      relay.heal();
+      await proxy.waitHealthy(60_000);
+      expect(proxy.pid).toBe(pid); // the same process: it waited, it did not exit and get restarted
+      client = proxy.client();
+      expect(await client.set('after-etcd', '1')).toBe('OK');
+      expect(await client.get('after-etcd')).toBe('1');
+    } finally {
+      client?.disconnect();
+      await proxy?.stop();
+      await relay.stop();
       await cluster.stop();
     }
   });

@@ -27,9 +27,10 @@
  *
  * BUSYKEY (a key on both sides; MIGRATE never overwrites) is a hard error naming the key,
  * except in two cases where the source copy provably is not the authoritative one:
- *   a. a MIGRATE of this run timed out on the key and both copies are identical: the restore
- *      on the target went through and only the reply was lost (redis' documented remedy:
- *      drop the source copy);
+ *   a. both copies are identical: deleting the source's loses nothing. The usual cause is a
+ *      MIGRATE that timed out (this runner's, a killed runner's, or a proxy's on-touch move)
+ *      while the restore on the target went through later (redis' documented remedy: drop
+ *      the source copy);
  *   b. the source group failed over (or its master restarted) after the key's slot became
  *      migrating (source-failover.ts decides). The argument: from the moment a slot is
  *      `migrating`, nothing writes it on the source — proxies MIGRATE a key to the target
@@ -347,8 +348,8 @@ export class KeyMover {
 
   /**
    * MIGRATE refused because some keys already exist on the target. That is a bug to surface
-   * (BUSYKEY) — unless (a) the key was in a MIGRATE of this run that timed out and both copies
-   * are identical, or (b) the source failed over since the key's slot became migrating (the
+   * (BUSYKEY) — unless (a) both copies are identical (a MIGRATE that timed out, here, in a
+   * runner that died, or in a proxy), or (b) the source failed over since the key's slot became migrating (the
    * header says why the source copy is then a resurrected one). Returns the keys still to move
    * (on the source only); counts those the refused MIGRATE moved all the same.
    */
@@ -361,9 +362,13 @@ export class KeyMover {
     for (const k of both) {
       const where = `key "${showKey(k)}" (slot ${keySlot(k)}) exists in both group ${this.o.task().from.join('/')} (${src}) and group ${this.o.task().to} (${dst})`;
       const suspect = batch.suspects.has(k.toString('hex'));
-      if (suspect && (await this.copiesIdentical(src, dst, k))) {
+      // Identical copies: deleting the source's loses nothing, whoever left the other one there.
+      // The usual author is a MIGRATE that timed out against a stalled target whose RESTORE
+      // ran later — this runner's, a killed runner's, or a proxy's on-touch move — and A is
+      // never written for a migrating slot, so nothing newer can be on A.
+      if (await this.copiesIdentical(src, dst, k)) {
         await withRedis(src, (c) => c.del(k), this.o.redis);
-        this.o.log.warn({ key: showKey(k), src, dst }, 'key on both sides after a MIGRATE timeout, copies identical: removed the source copy');
+        this.o.log.warn({ key: showKey(k), src, dst, timedOutHere: suspect }, 'key on both sides (a MIGRATE that timed out), copies identical: removed the source copy');
         continue;
       }
       const failover = await batch.failover.changeSince(keySlot(k), src);

@@ -34,6 +34,7 @@ import { randomBytes } from 'node:crypto';
 import { encodeError } from '@reborn/protocol';
 import {
   Barrier,
+  CoordinatorError,
   HttpGuard,
   joinAddr,
   proxyAclUser,
@@ -305,7 +306,8 @@ export class Proxy implements SessionHost {
       this.clusterFace.announceAt(this.options.clusterAnnounce ?? bound);
     }
     await this.listenAdmin();
-    this.store = await Store.open({ endpoints: this.options.etcd, product: this.options.product });
+    this.store = await this.openStore();
+    if (this.store === null) return; // stopped while etcd was away
     this.clusterFace?.follow(this.store);
     this.barrier = new Barrier(this.store);
     this.productConfig.start(this.store);
@@ -334,6 +336,25 @@ export class Proxy implements SessionHost {
     await this.follower.load();
     await this.register();
     await this.becomeMember();
+  }
+
+  /**
+   * Connects to etcd, waiting for it as long as it takes: a proxy started while etcd is away
+   * (no quorum, its only endpoint cut off) comes up when etcd does, as it already loads the
+   * table and registers with retries — it does not exit for a supervisor to restart it.
+   * Connected clients are held meanwhile (--startup-hold-ms), then told the proxy is not ready.
+   */
+  private async openStore(): Promise<Store | null> {
+    for (let attempt = 1; !this.stopping; attempt++) {
+      try {
+        return await Store.open({ endpoints: this.options.etcd, product: this.options.product });
+      } catch (err) {
+        if (!(err instanceof CoordinatorError && err.retryable)) throw err;
+        this.logger.warn({ err: err.message, attempt }, 'cannot reach etcd yet, retrying');
+        await new Promise((r) => setTimeout(r, Math.min(200 * attempt, 2000)));
+      }
+    }
+    return null;
   }
 
   /**
