@@ -203,7 +203,9 @@ export async function startProxy(opts: StartProxyOptions): Promise<ProxyProcess>
     while (opts.clusterFace && (clusterPort === null || clusterPort === port || clusterPort === adminPort)) clusterPort = await freePort();
     const proxy = new ProxyProcess(port, adminPort, opts, clusterPort);
     try {
-      await proxy.waitHealthy(opts.startTimeoutMs ?? 15_000);
+      // 30 s: on a starved 2-core machine Node alone took 9–12 s to start listening, and
+      // loading the table then took the rest of a 15 s bound (measured at load ~19).
+      await proxy.waitHealthy(opts.startTimeoutMs ?? 30_000);
       return proxy;
     } catch (err) {
       // An early exit may be a port taken meanwhile; a bad flag fails the same way every time.

@@ -294,7 +294,8 @@ function renderOverview(o, st, sv) {
     var l = live[p.id];
     var answered = l && l.ok;
     return row([esc(p.id), esc(p.addr || '-'), esc(p.adminAddr || '-'), esc(p.state), p.registered ? 'yes' : 'no',
-      p.fence ? '<span class="warn">yes: ' + esc(p.fence.reason) + ' (' + esc(p.fence.at) + ')</span>' : (l && l.fenced ? '<span class="warn">yes (says the proxy)</span>' : 'no'),
+      (p.fence ? '<span class="warn">yes: ' + esc(p.fence.reason) + ' (' + esc(p.fence.at) + ')</span>' : (l && l.fenced ? '<span class="warn">yes (says the proxy)</span>' : 'no')) +
+        (p.fencedReason ? '<br><span class="warn">' + esc(p.fencedReason) + '</span>' : ''),
       l && !l.ok ? '<span class="bad">not answering: ' + esc(l.error || '?') + '</span>' : (answered ? fmtQps(l.qps) : '-'),
       answered ? fmtNum(l.sessions) : '-',
       answered ? fmtNum(l.commands) : '-',
