@@ -2,9 +2,10 @@
  * reborn-proxy: the client listener (and with --cluster-addr a second one, the Redis Cluster
  * face of cluster-face.ts), the admin HTTP endpoint and the slot table kept in step with etcd.
  *
- * Start-up order: listen first (clients get `-ERR proxy not ready` rather than a refused
- * connection), load groups and slots from etcd at one revision (retrying while etcd is
- * unreachable), watch from that revision, then register under a lease. When etcd goes away
+ * Start-up order: listen first (clients are held, --startup-hold-ms, rather than refused),
+ * register under a lease and write the member record, then load groups and slots from etcd at
+ * one revision (everything retrying while etcd is unreachable) and watch from that revision:
+ * member before table, so no barrier can pass without this proxy. When etcd goes away
  * the proxy keeps serving with the table it has; the watch resumes (or the table is reloaded
  * whole when etcd compacted past it) once etcd is back. A topology that comes back empty or
  * foreign is never installed (topology-follower.ts): the table stays and an alarm goes up.
@@ -333,9 +334,14 @@ export class Proxy implements SessionHost {
         changeApplied: () => this.metrics.topologyUpdates.inc(),
       },
     );
-    await this.follower.load();
+    // Member before table, as in a fence recovery: a barrier created before our member record
+    // has its slot writes in the table we load after it; one created after names us, and we
+    // ack it only once our table has its slot writes (onAction). Loading first would leave a
+    // window where a barrier neither names us nor is in our table, and we would write the old
+    // group after it went on.
     await this.register();
     await this.becomeMember();
+    await this.follower.load();
   }
 
   /**
@@ -544,8 +550,14 @@ export class Proxy implements SessionHost {
     if (!action.proxies.includes(this.options.id) || this.handledActions.has(action.seq)) return;
     this.handledActions.add(action.seq);
     const started = Date.now();
-    const marker = this.router.drainMarker(action.slots);
     const ack = async (): Promise<void> => {
+      // First the slot writes the action names must be in our table (an action listed after a
+      // load can be newer than the table): only then are new requests for the slots held, so
+      // the drain below covers every request that can still reach the old group.
+      let applied = false;
+      await Promise.race([this.follower!.whenApplied(action.revision).then(() => (applied = true)), this.barrierWaitsCancelled.promise]);
+      if (!applied || this.stopping || !this.handledActions.has(action.seq)) return;
+      const marker = this.router.drainMarker(action.slots);
       // Commands blocked on these slots must not pop from the old group after the barrier,
       // and no WATCH may keep a connection to it: open ones get --watch-grace to finish.
       const slots = new Set(action.slots);

@@ -86,6 +86,9 @@ export class TopologyFollower {
   private identity: ProductIdentity | null = null;
   /** A table is installed in the router. */
   private holding = false;
+  /** The etcd revision up to which every topology change is applied (whenApplied). */
+  private appliedRevision = 0n;
+  private revisionWaiters: { revision: bigint; resolve: () => void }[] = [];
   /** What the router was given, kept here to judge changes against (from/to included). */
   private slots: SlotInfo[] = [];
   private groups = new Map<number, GroupInfo>();
@@ -105,6 +108,29 @@ export class TopologyFollower {
     this.alarm = new TopologyAlarm(opts.logger, EFFECT_SERVING);
     this.verifyTimer = setInterval(() => void this.verify(), VERIFY_MS);
     this.verifyTimer.unref();
+  }
+
+  /**
+   * Resolves once every topology change up to etcd `revision` is applied to the router: the
+   * barrier's ack rule (an action names the revision of its slot writes). An action that
+   * arrives through the watch is already past it (events come in revision order); one listed
+   * after a table load may be newer than the table, and acking it before the watch delivered
+   * its slot writes would let this proxy write the old group after the barrier.
+   */
+  whenApplied(revision: string): Promise<void> {
+    const want = BigInt(revision);
+    if (this.appliedRevision >= want) return Promise.resolve();
+    return new Promise((resolve) => this.revisionWaiters.push({ revision: want, resolve }));
+  }
+
+  /** Everything up to `revision` is applied (`exact`: a whole table was installed at it). */
+  private applied(revision: string, exact = false): void {
+    const rev = BigInt(revision);
+    this.appliedRevision = exact || rev > this.appliedRevision ? rev : this.appliedRevision;
+    if (this.revisionWaiters.length === 0) return;
+    const still: typeof this.revisionWaiters = [];
+    for (const w of this.revisionWaiters) (w.revision <= this.appliedRevision ? w.resolve() : still.push(w));
+    this.revisionWaiters = still;
   }
 
   /** True once a table is installed (it may be an alarm's kept table). */
@@ -172,6 +198,7 @@ export class TopologyFollower {
     this.groups = new Map(t.groups);
     this.identity = t.identity;
     this.holding = true;
+    this.applied(t.revision, true);
     this.hooks.installed(t);
     const took = t.identity ? `etcd holds a topology of product identity ${t.identity.generation}` : 'etcd holds a topology';
     if (this.alarm.clear(`${took}; slot table loaded`)) {
@@ -200,7 +227,7 @@ export class TopologyFollower {
     await old?.close();
     if (this.closed) return;
     this.watch = this.store.watchTopology(revision, {
-      onSlot: (slot, _rev, deleted) => {
+      onSlot: (slot, rev, deleted) => {
         if (this.whileAlarmed()) return;
         const before = this.slots[slot.id];
         if (deleted && before !== undefined && before.state !== 'offline') {
@@ -213,9 +240,10 @@ export class TopologyFollower {
         this.hooks.changeApplied();
         this.slots[slot.id] = slot;
         this.router.updateSlot(slot);
+        this.applied(rev);
         this.adoptIfNeeded(true, false);
       },
-      onGroup: (id, group) => {
+      onGroup: (id, group, rev) => {
         if (this.whileAlarmed()) return;
         if (group === null) {
           const user = this.slots.find((s) => s.state !== 'offline' && (s.group === id || s.from === id || s.to === id));
@@ -231,6 +259,7 @@ export class TopologyFollower {
         if (group === null) this.groups.delete(id);
         else this.groups.set(id, group);
         this.router.updateGroup(id, group);
+        this.applied(rev);
         if (group !== null) this.adoptIfNeeded(true, false);
       },
       onIdentity: (identity) => {
@@ -252,7 +281,11 @@ export class TopologyFollower {
           this.whileAlarmed();
         }
       },
-      onAction: (action) => this.hooks.onAction(action),
+      onAction: (action, rev) => {
+        // Watch events come in revision order: everything before the action is applied.
+        if (!this.alarm.active) this.applied(rev);
+        this.hooks.onAction(action);
+      },
       onFence: (proxyId, fenced) => this.hooks.onFence(proxyId, fenced),
       onError: (err) => this.opts.logger.warn({ err: err.message }, 'topology watch error; serving with the current table'),
       onResync: (t, cause) => this.resynced(t, cause),
