@@ -362,18 +362,20 @@ export class KeyMover {
     for (const k of both) {
       const where = `key "${showKey(k)}" (slot ${keySlot(k)}) exists in both group ${this.o.task().from.join('/')} (${src}) and group ${this.o.task().to} (${dst})`;
       const suspect = batch.suspects.has(k.toString('hex'));
-      // Identical copies: deleting the source's loses nothing, whoever left the other one there.
-      // The usual author is a MIGRATE that timed out against a stalled target whose RESTORE
-      // ran later — this runner's, a killed runner's, or a proxy's on-touch move — and A is
-      // never written for a migrating slot, so nothing newer can be on A.
-      if (await this.copiesIdentical(src, dst, k)) {
-        await withRedis(src, (c) => c.del(k), this.o.redis);
-        this.o.log.warn({ key: showKey(k), src, dst, timedOutHere: suspect }, 'key on both sides (a MIGRATE that timed out), copies identical: removed the source copy');
-        continue;
-      }
+      // (b) first: after a source failover the copy is a resurrected one (counted as such),
+      // identical or not.
       const failover = await batch.failover.changeSince(keySlot(k), src);
       if (failover !== null) {
         await this.deleteResurrected(src, dst, k, failover, batch);
+        continue;
+      }
+      // (a) Identical copies: deleting the source's loses nothing, whoever left the other one
+      // there. The usual author is a MIGRATE that timed out against a stalled target whose
+      // RESTORE ran later — this runner's, a killed runner's, or a proxy's on-touch move — and
+      // A is never written for a migrating slot, so nothing newer can be on A.
+      if (await this.copiesIdentical(src, dst, k)) {
+        await withRedis(src, (c) => c.del(k), this.o.redis);
+        this.o.log.warn({ key: showKey(k), src, dst, timedOutHere: suspect }, 'key on both sides (a MIGRATE that timed out), copies identical: removed the source copy');
         continue;
       }
       if (!suspect) {
