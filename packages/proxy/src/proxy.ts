@@ -10,19 +10,16 @@
  * whole when etcd compacted past it) once etcd is back. A topology that comes back empty or
  * foreign is never installed (topology-follower.ts): the table stays and an alarm goes up.
  *
- * Barrier (docs/architecture.md §4, "Slot migration"): the watch delivers actions after the
- * slot changes they guard. For an action that names this proxy, the router already holds new
- * requests of those slots; the proxy snapshots how many requests each backend connection has
- * been sent, waits until all of them are answered, and only then writes its ack.
+ * Barrier (docs/architecture.md §4, "Slot migration"): an action that names this proxy is
+ * acked once the table holds its slot changes and every request sent before is answered
+ * (barrier-acks.ts).
  *
- * Fencing: the proxy talks to redis as its own ACL user. When a backend refuses that user,
- * etcd decides (refusal-check.ts): with a fence record for us (reborn-config disabled the user
- * because this proxy missed a barrier) the proxy stops serving data commands, drops every
- * backend connection, registers again, reloads the table, and only then re-enables its user
- * on every server that answers and serves again — a server that is down cannot hold it
- * hostage (see recoverFromFence). Without a record the server is stale (it missed our last
- * recovery): the user is re-enabled there and nothing is fenced. While fenced, /healthz,
- * the admin view and our registration say what the recovery waits for.
+ * Fencing (fence-recovery.ts): the proxy talks to redis as its own ACL user. When a backend
+ * refuses it and etcd holds a fence record for us (we missed a barrier), the proxy stops
+ * serving data commands, registers again, reloads the table, re-enables its user on every
+ * server that answers (one that is down cannot hold it hostage), then serves again; without a
+ * record the server is stale and only gets our user back (refusal-check.ts). While fenced,
+ * /healthz, the admin view and our registration say what the recovery waits for.
  *
  * Start-up hold: data commands that arrive before the proxy serves wait (at most
  * --startup-hold-ms each, in order per client) instead of being refused (startup-hold.ts).
@@ -41,13 +38,11 @@ import {
   proxyAclUser,
   splitAddr,
   Store,
-  type ActionInfo,
   type ProxyInfo,
   type ProxyRegistration,
-  type Topology,
 } from '@reborn/coordinator';
-import { AclUserError, enableAclUserWhereAlive, type AclUser } from './acl-user.js';
-import { RefusalCheck } from './refusal-check.js';
+import { BarrierAcks } from './barrier-acks.js';
+import { FenceRecovery } from './fence-recovery.js';
 import { StartupHold } from './startup-hold.js';
 import { StrayWatch } from './stray-watch.js';
 import { Dispatcher } from './dispatch.js';
@@ -73,13 +68,6 @@ import { trackingForProxy, type Tracking } from './tracking.js';
 const MAX_CLIENTS_REPLY = encodeError('ERR max number of clients reached');
 const NOT_A_MEMBER = encodeError('ERR proxy not ready: not yet registered in etcd');
 const FENCED = encodeError('ERR this proxy has been fenced and is reloading its slot table; try again');
-
-/** A promise with its resolve function. */
-function settleable(): { promise: Promise<void>; resolve: () => void } {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => (resolve = r));
-  return { promise, resolve };
-}
 
 export class Proxy implements SessionHost {
   readonly flusher = new Flusher((err) => this.logger.error({ err }, 'unexpected error while flushing a socket'));
@@ -111,22 +99,16 @@ export class Proxy implements SessionHost {
   private follower: TopologyFollower | null = null;
   private registration: ProxyRegistration | null = null;
   private barrier: Barrier | null = null;
-  /** Actions acked (or being drained) by this process, so a replayed action is acked once. */
-  private readonly handledActions = new Set<number>();
-  /** Settles when the drains of the actions being handled must stop waiting (stop, fence recovery). */
-  private barrierWaitsCancelled = settleable();
-  private fenced = false;
-  /** While fenced: what the recovery is waiting for (shown in /healthz, the admin view, our registration). */
-  private fencedReason: string | null = null;
-  /** Decides what a refused ACL user means: a fence, or a stale server to repair. */
-  private readonly refusals: RefusalCheck;
+  /** Acks the barrier actions that name us, each once and only drained. */
+  private readonly acks: BarrierAcks;
+  /** Our fence (refused ACL user, fence record) and the recovery from it. */
+  private readonly fence: FenceRecovery;
   /** Data commands that arrive before the proxy serves wait here (bounded). */
   private readonly startupHold: StartupHold;
   /** True once our member record is in etcd: only then may data commands reach redis. */
   private member = false;
   private readonly aclUser: string;
   private readonly aclPassword = randomBytes(24).toString('hex');
-  private readonly aclUserSpec: AclUser;
   private stopping = false;
   private readonly startedAt = Date.now();
   private listenPort = 0;
@@ -146,29 +128,9 @@ export class Proxy implements SessionHost {
       timeoutMs: options.backendTimeoutMs,
       logger: logger.child({ component: 'backend' }),
       flusher: this.flusher,
-      auth: { user: this.aclUser, password: this.aclPassword, adminPassword: options.redisPassword, onRefused: (addr: string) => this.refusals.check(addr) },
+      auth: { user: this.aclUser, password: this.aclPassword, adminPassword: options.redisPassword, onRefused: (addr: string) => this.fence.refused(addr) },
     };
-    const aclUser: AclUser = { user: this.aclUser, password: this.aclPassword, adminPassword: options.redisPassword, timeoutMs: 2000 };
-    this.aclUserSpec = aclUser;
-    this.refusals = new RefusalCheck({
-      fenceRecorded: async () => {
-        if (this.barrier === null) throw new Error('not connected to etcd yet');
-        return (await this.barrier.fenceRevision(options.id)) !== null;
-      },
-      enableUser: async (addr) => {
-        const [result] = (await enableAclUserWhereAlive([addr], aclUser)).unreachable;
-        if (result) throw new Error(result.error);
-      },
-      isFenced: () => this.fenced,
-      fence: (addr, why) => this.onFenced(addr, why),
-      repaired: (addr) => {
-        this.metrics.staleServerRepairs.inc();
-        this.router.clearBackoffs();
-        void addr;
-      },
-      logger: logger.child({ component: 'fence' }),
-    });
-    this.startupHold = new StartupHold(options.startupHoldMs, () => !this.fenced && !this.stopping && !this.serving);
+    this.startupHold = new StartupHold(options.startupHoldMs, () => !this.fence.fenced && !this.stopping && !this.serving);
     this.blocking = new BlockingCommands(backendOptions, options.maxBlocked);
     this.slowlog = new SlowLog(options.slowlogSlowerThan, options.slowlogMaxLen);
     this.router = new Router(
@@ -210,7 +172,7 @@ export class Proxy implements SessionHost {
     this.metrics = new ProxyMetrics({
       clients: () => this.sessions.size,
       held: () => this.router.heldRequests,
-      fenced: () => this.fenced,
+      fenced: () => this.fence.fenced,
       startupHeld: () => this.startupHold.waiting,
       backends: () => this.router.backends(),
       // A proxy that refuses (no table of its own, only the empty stand-in) is not ready.
@@ -221,6 +183,38 @@ export class Proxy implements SessionHost {
       topologyAlarm: () => this.follower?.alarm.reason ?? null,
       tracking: () => this.tracking.stats(),
       groupWrites: () => this.router.groupWrites(),
+    });
+    this.acks = new BarrierAcks({
+      proxyId: options.id,
+      router: this.router,
+      blocking: this.blocking,
+      transactions: this.transactions,
+      barrier: () => this.barrier!,
+      follower: () => this.follower!,
+      acked: this.metrics.barrierAcks,
+      stopping: () => this.stopping,
+      logger,
+    });
+    this.fence = new FenceRecovery({
+      proxyId: options.id,
+      router: this.router,
+      aclUser: { user: this.aclUser, password: this.aclPassword, adminPassword: options.redisPassword, timeoutMs: 2000 },
+      barrier: () => this.barrier,
+      registration: () => this.registration,
+      reregister: async () => {
+        await this.registration?.close().catch(() => undefined);
+        this.registration = null;
+        const registration = await this.register(1);
+        if (registration === null) throw new Error('not registered');
+        return registration;
+      },
+      putMember: () => this.putMember(),
+      forgetActions: () => this.acks.forget(),
+      reloadTable: () => this.follower!.load(),
+      resumed: () => this.startupHold.wake(),
+      metrics: this.metrics,
+      stopping: () => this.stopping,
+      logger,
     });
     this.productConfig = new ProductConfig({
       router: this.router,
@@ -287,12 +281,12 @@ export class Proxy implements SessionHost {
 
   /** Data commands are served: table loaded, member recorded, not fenced. */
   get serving(): boolean {
-    return this.router.isReady && this.member && !this.fenced && !this.stopping && this.follower?.notReadyReason === null;
+    return this.router.isReady && this.member && !this.fence.fenced && !this.stopping && this.follower?.notReadyReason === null;
   }
 
   /** The error a data command gets instead of being served, or null. */
   private refusal(): Buffer | null {
-    if (this.fenced) return FENCED;
+    if (this.fence.fenced) return FENCED;
     const why = this.follower?.notReadyReason ?? null;
     if (why !== null) return encodeError(`ERR proxy not ready: ${why}`);
     return this.member ? null : NOT_A_MEMBER;
@@ -323,11 +317,11 @@ export class Proxy implements SessionHost {
         stopping: () => this.stopping,
       },
       {
-        installed: (t) => this.installed(t),
-        onAction: (action) => this.onAction(action),
+        installed: () => this.acks.ackListed(),
+        onAction: (action) => this.acks.onAction(action),
         // Learn of our own fence from etcd too (e.g. after SIGCONT), not only from a backend.
         onFence: (proxyId, fenced) => {
-          if (fenced && proxyId === this.options.id) this.onFenced('etcd', 'etcd holds a fence record for this proxy');
+          if (fenced && proxyId === this.options.id) this.fence.onFenced('etcd', 'etcd holds a fence record for this proxy');
         },
         stateChanged: () => this.publishState(),
         recovered: () => void this.becomeMember(),
@@ -336,9 +330,9 @@ export class Proxy implements SessionHost {
     );
     // Member before table, as in a fence recovery: a barrier created before our member record
     // has its slot writes in the table we load after it; one created after names us, and we
-    // ack it only once our table has its slot writes (onAction). Loading first would leave a
-    // window where a barrier neither names us nor is in our table, and we would write the old
-    // group after it went on.
+    // ack it only once our table has its slot writes (barrier-acks.ts). Loading first would
+    // leave a window where a barrier neither names us nor is in our table, and we would write
+    // the old group after it went on.
     await this.register();
     await this.becomeMember();
     await this.follower.load();
@@ -370,7 +364,7 @@ export class Proxy implements SessionHost {
   private async becomeMember(): Promise<void> {
     for (let attempt = 1; !this.stopping; attempt++) {
       try {
-        await this.barrier!.putMember(this.options.id, { addr: this.options.addr, pid: process.pid, host: hostname() });
+        await this.putMember();
         this.member = true;
         this.startupHold.wake();
         return;
@@ -379,6 +373,10 @@ export class Proxy implements SessionHost {
         await new Promise((r) => setTimeout(r, Math.min(200 * attempt, 2000)));
       }
     }
+  }
+
+  private putMember(): Promise<void> {
+    return this.barrier!.putMember(this.options.id, { addr: this.options.addr, pid: process.pid, host: hostname() });
   }
 
   get address(): { port: number; adminPort: number; clusterPort: number } {
@@ -396,7 +394,7 @@ export class Proxy implements SessionHost {
     this.logger.info({ sessions: this.sessions.size }, 'proxy stopping');
     this.server?.close();
     this.clusterServer?.close();
-    this.cancelBarrierWaits();
+    this.acks.cancelWaits();
     this.startupHold.wake();
     // Out of the cluster map before connections close, so clients refreshing then find the others.
     const leaving = this.clusterFace && this.registration?.update({ state: 'offline' }).catch(() => undefined);
@@ -473,8 +471,8 @@ export class Proxy implements SessionHost {
       ready,
       ...(alarm !== null && ready ? { degraded: true } : {}),
       ...(notReady !== null ? { reason: `proxy not ready: ${notReady}` } : {}),
-      fenced: this.fenced,
-      ...(this.fenced ? { fencedReason: this.fencedReason } : {}),
+      fenced: this.fence.fenced,
+      ...(this.fence.fenced ? { fencedReason: this.fence.reason } : {}),
       id: this.options.id,
       product: this.options.product,
       pid: process.pid,
@@ -499,8 +497,8 @@ export class Proxy implements SessionHost {
       pid: process.pid,
       ready: this.router.isReady && (this.follower?.ready ?? false),
       member: this.member,
-      fenced: this.fenced,
-      fencedReason: this.fenced ? this.fencedReason : null,
+      fenced: this.fence.fenced,
+      fencedReason: this.fence.fenced ? this.fence.reason : null,
       startupHeld: this.startupHold.waiting,
       topology: { identity: this.follower?.identityView ?? null, alarm: this.follower?.alarm.view ?? null },
       heldRequests: this.router.heldRequests,
@@ -518,14 +516,6 @@ export class Proxy implements SessionHost {
     };
   }
 
-  /** A complete table was installed: ack any barrier action naming us that we have not acked. */
-  private installed(_t: Topology): void {
-    this.barrier!.listActions().then(
-      (actions) => actions.forEach((a) => this.onAction(a)),
-      (err: Error) => this.logger.warn({ err: err.message }, 'cannot list barrier actions'),
-    );
-  }
-
   /**
    * Our registration says `online` only while we serve a table: a proxy that is not ready
    * must not count as serving for a new proxy deciding whether etcd lost the topology.
@@ -539,141 +529,8 @@ export class Proxy implements SessionHost {
     }
   }
 
-  /** Ends every barrier drain in progress; later actions wait on a fresh signal. */
-  private cancelBarrierWaits(): void {
-    this.barrierWaitsCancelled.resolve();
-    this.barrierWaitsCancelled = settleable();
-  }
-
-  /** Drains the requests already sent, then acks (docs/architecture.md §4, "The 2PC barrier"). */
-  private onAction(action: ActionInfo): void {
-    if (!action.proxies.includes(this.options.id) || this.handledActions.has(action.seq)) return;
-    this.handledActions.add(action.seq);
-    const started = Date.now();
-    const ack = async (): Promise<void> => {
-      // First the slot writes the action names must be in our table (an action listed after a
-      // load can be newer than the table): only then are new requests for the slots held, so
-      // the drain below covers every request that can still reach the old group.
-      let applied = false;
-      await Promise.race([this.follower!.whenApplied(action.revision).then(() => (applied = true)), this.barrierWaitsCancelled.promise]);
-      if (!applied || this.stopping || !this.handledActions.has(action.seq)) return;
-      const marker = this.router.drainMarker(action.slots);
-      // Commands blocked on these slots must not pop from the old group after the barrier,
-      // and no WATCH may keep a connection to it: open ones get --watch-grace to finish.
-      const slots = new Set(action.slots);
-      await Promise.all([this.blocking.unblock(slots), this.transactions.settleWatches(slots)]);
-      // Usually a round trip; a request that timed out waits for its CLIENT KILL, on a stalled
-      // server maybe until the barrier fences us. Stopping or a fence recovery (which forgets
-      // the handled actions) ends the wait: this ack is no longer ours to write — never
-      // written undrained, even if the action is handled again by then (that run acks it).
-      let drained = false;
-      if (!this.stopping && this.handledActions.has(action.seq)) {
-        await Promise.race([Router.whenDrained(marker).then(() => (drained = true)), this.barrierWaitsCancelled.promise]);
-      }
-      if (!drained || this.stopping || !this.handledActions.has(action.seq)) return;
-      for (let attempt = 1; !this.stopping; attempt++) {
-        try {
-          if (await this.barrier!.ack(action.seq, this.options.id)) {
-            this.metrics.barrierAcks.inc();
-            this.logger.info({ action: action.seq, slots: action.slots.length, drainMs: Date.now() - started }, 'barrier acked');
-          }
-          return;
-        } catch (err) {
-          this.logger.warn({ err: (err as Error).message, action: action.seq, attempt }, 'cannot ack barrier action yet');
-          await new Promise((r) => setTimeout(r, Math.min(100 * attempt, 1000)));
-        }
-      }
-    };
-    void ack();
-  }
-
-  /**
-   * We are fenced (etcd holds our fence record, or cannot tell). Stop data traffic at once;
-   * then register again, reload the table, re-enable the user where it answers, serve again.
-   */
-  private onFenced(addr: string, why = 'etcd fence record'): void {
-    if (this.fenced || this.stopping) return;
-    this.fenced = true;
-    this.fencedReason = 'fenced: starting recovery';
-    this.metrics.fencings.inc();
-    this.logger.warn({ backend: addr, why }, 'proxy fenced: refusing data commands until re-registered and reloaded');
-    this.router.resetBackends('this proxy has been fenced');
-    void this.recoverFromFence();
-  }
-
-  /** What the recovery waits for now: logged once per change, shown in /healthz and our registration. */
-  private waitingFor(reason: string): void {
-    if (reason === this.fencedReason) return;
-    this.fencedReason = reason;
-    this.registration?.update({ fencedReason: reason }).catch(() => undefined);
-  }
-
-  /**
-   * Order matters: the fence record is read first (reborn-config writes it before it
-   * disables the user), the table reloaded, the user re-enabled on every server it names
-   * that answers, and the record cleared only if unchanged. A fence that lands anywhere in
-   * between either changes the record (we start over without serving) or disables the user
-   * again (the next connection finds out, and etcd then holds a record: refusal-check.ts).
-   *
-   * Why a server that cannot be reached does not hold the recovery up. The fence exists so
-   * that nothing this proxy sent with a table older than the barrier runs after it: every
-   * master took the fence (reborn-config fails the barrier otherwise), which closed our old
-   * connections there, and we dropped ours when we learnt of it. After the reload our table
-   * is at least as new as the barrier, so anything we send from now on is as safe as what an
-   * unfenced proxy sends. A server that is down accepts nothing, from us or anyone. When it
-   * comes back it either still has our user enabled (it was down during the fence too:
-   * writes we send it now use the new table) or disabled (it took the fence, then went
-   * down): then our connection is refused, etcd has no fence record for us any more, and the
-   * user is re-enabled there (refusal-check.ts) — not a new fence. A server that answers
-   * and refuses the ACL command does hold the recovery up: it is alive, and it says no.
-   */
-  private async recoverFromFence(): Promise<void> {
-    for (let attempt = 1; !this.stopping; attempt++) {
-      let step = 'waiting for etcd';
-      try {
-        const fence = await this.barrier!.fenceRevision(this.options.id);
-        await this.registration?.close().catch(() => undefined);
-        this.registration = null;
-        await this.register(1);
-        // register() set it (TypeScript cannot see that through the call).
-        const registration = this.registration as ProxyRegistration | null;
-        if (registration === null) throw new Error('not registered');
-        await this.barrier!.putMember(this.options.id, { addr: this.options.addr, pid: process.pid, host: hostname() });
-        this.handledActions.clear();
-        this.cancelBarrierWaits();
-        step = 'reloading the slot table';
-        this.waitingFor(`fenced: ${step}`);
-        await this.follower!.load();
-        step = 're-enabling our user';
-        const servers = new Set<string>();
-        for (const g of this.router.groupList()) for (const sv of g.servers) servers.add(sv.addr);
-        const { unreachable } = await enableAclUserWhereAlive(servers, this.aclUserSpec);
-        if (unreachable.length > 0) {
-          this.logger.warn({ servers: unreachable }, 'servers not reachable while unfencing: they get our user back when they answer again');
-        }
-        step = 'waiting for etcd';
-        if (!(await this.barrier!.clearFenceIfUnchanged(this.options.id, fence))) {
-          step = 'fenced again while recovering';
-          throw new Error('a newer fence record landed');
-        }
-        this.router.clearBackoffs();
-        this.fenced = false;
-        this.fencedReason = null;
-        registration.update({ fencedReason: undefined }).catch(() => undefined);
-        this.logger.info({ attempt, unreachable: unreachable.map((u) => u.addr) }, 'proxy unfenced: re-registered, table reloaded, serving again');
-        this.startupHold.wake();
-        return;
-      } catch (err) {
-        const message = (err as Error).message;
-        this.waitingFor(err instanceof AclUserError ? `fenced: ${message}` : `fenced: ${step}: ${message}`);
-        this.logger.warn({ err: message, attempt, waitingFor: this.fencedReason }, 'cannot recover from fencing yet, retrying');
-        await new Promise((r) => setTimeout(r, Math.min(200 * attempt, 2000)));
-      }
-    }
-  }
-
-  /** Registers (retrying while etcd is away), at most `attempts` times when given. */
-  private async register(attempts = Infinity): Promise<void> {
+  /** Registers (retrying while etcd is away), at most `attempts` times when given; null when stopped first. */
+  private async register(attempts = Infinity): Promise<ProxyRegistration | null> {
     const { host: listenHost } = splitAddr(this.options.addr);
     const info: ProxyInfo = {
       id: this.options.id,
@@ -683,7 +540,7 @@ export class Proxy implements SessionHost {
       host: hostname(),
       startedAt: new Date(this.startedAt).toISOString(),
       state: this.follower?.ready ? 'online' : 'starting',
-      ...(this.fenced && this.fencedReason !== null ? { fencedReason: this.fencedReason } : {}),
+      ...(this.fence.fenced && this.fence.reason !== null ? { fencedReason: this.fence.reason } : {}),
       ...(this.clusterFace?.announcedAddr ? { clusterAddr: this.clusterFace.announcedAddr } : {}),
     };
     for (let attempt = 1; !this.stopping; attempt++) {
@@ -691,12 +548,13 @@ export class Proxy implements SessionHost {
         this.registration = await this.store!.registerProxy(info);
         const predecessor = this.registration.tookOverFrom;
         this.logger.info({ addr: info.addr, ...(predecessor !== null ? { tookOverFromPid: predecessor } : {}) }, 'proxy registered in etcd');
-        return;
+        return this.registration;
       } catch (err) {
         if (attempt >= attempts) throw err;
         this.logger.warn({ err: (err as Error).message, attempt }, 'cannot register in etcd yet, retrying');
         await new Promise((r) => setTimeout(r, Math.min(200 * attempt, 2000)));
       }
     }
+    return null;
   }
 }
