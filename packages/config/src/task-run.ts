@@ -85,7 +85,6 @@
 import type { Logger } from 'pino';
 import { keySlot } from '@reborn/protocol';
 import {
-  Barrier,
   MAX_TXN_OPS,
   MigrationState,
   Migrations,
@@ -98,7 +97,6 @@ import {
   type Store,
   type Topology,
 } from '@reborn/coordinator';
-import { FenceError, fenceProxy } from './fence.js';
 import { RedisAdminError, connectAdmin, parseAddr, withRedis, type RedisAdminOptions } from '@reborn/coordinator/admin';
 import type { Redis } from 'ioredis';
 import {
@@ -108,17 +106,17 @@ import {
   isTerminal,
   CHECK_INTERVAL_MS,
   PROGRESS_INTERVAL_MS,
-  BARRIER_ATTEMPTS,
   Pool,
   pickBatch,
   ranges,
   describeSlot,
   slotsFixHint,
   isConnectionError,
-  isRetryable,
   errText,
   nap,
 } from './migration-common.js';
+import { TaskBarrier } from './task-barrier.js';
+import { classifySlots, type Classified } from './task-slots.js';
 import { KeyMover, newBatchMoveState, type BatchMoveState, type MovePass } from './key-mover.js';
 import { SourceFailoverWatch } from './source-failover.js';
 import { TargetWatch } from './target-watch.js';
@@ -130,34 +128,27 @@ import type { Batch, RunnerTunables, RunnerContext, Lead } from './migration-com
 // ---------------------------------------------------------------------------------------------
 // One task being executed by the leader
 
-export interface Classified {
-  done: number[];
-  todo: { id: number; from: number }[];
-  pre: { id: number; from: number }[];
-  mig: { id: number; from: number }[];
-}
-
 /**
- * One task run. A long class on purpose: its steps (prepare, move, checkpoint, finish) share
- * the run's progress counters and the task as last read; the key mover (key-mover.ts) and
- * the guarded writes (task-writes.ts) live beside it.
+ * One task run. A long class on purpose: its steps (move, checkpoint, finish) share the run's
+ * progress counters and the task as last read; the classification of its slots (task-slots.ts),
+ * the barrier step (task-barrier.ts), the key mover (key-mover.ts) and the guarded writes
+ * (task-writes.ts) live beside it.
  */
 export class TaskRun {
   private readonly store: Store;
   private readonly log: Logger;
   private readonly migrations: Migrations;
-  private readonly barrier: Barrier;
   private readonly opts: RunnerTunables;
   private readonly redis: RedisAdminOptions;
   private task!: MigrationTask;
   private readonly mover: KeyMover;
   private readonly writes: TaskWrites;
+  private readonly batchBarrier: TaskBarrier;
 
   private readonly tally = new TaskProgress();
   private readonly progress = this.tally.fields;
   private lastProgressWrite = 0;
   private lastCheck = 0;
-  private barrierFailures = 0;
   private pass = 0;
   /** The transient fault this run waits out now, if any (task-faults.ts). */
   private readonly waits = new WaitClock();
@@ -174,10 +165,21 @@ export class TaskRun {
     this.store = c.store;
     this.log = c.log.child({ migration: id });
     this.migrations = c.migrations;
-    this.barrier = c.barrier;
     this.opts = c.opts;
     this.redis = c.redis;
     this.writes = new TaskWrites({ store: c.store, migrations: c.migrations, taskId: id, lead, log: this.log });
+    this.batchBarrier = new TaskBarrier({
+      store: c.store,
+      barrier: c.barrier,
+      writes: this.writes,
+      taskId: id,
+      log: this.log,
+      redis: c.redis,
+      barrierTimeoutMs: c.opts.barrierTimeoutMs,
+      signal: lead.signal,
+      setPhase: (phase) => this.setPhase(phase),
+      progress: this.progress,
+    });
     this.mover = new KeyMover({
       taskId: id,
       task: () => this.task,
@@ -256,7 +258,7 @@ export class TaskRun {
 
     const topo = await this.store.loadTopology();
     this.lastTopo = topo;
-    const c = this.classify(topo);
+    const c = classifySlots(this.task, topo);
     this.progress.slotsDone = c.done.length;
     const max = t.batchSlots;
 
@@ -272,13 +274,13 @@ export class TaskRun {
         const wait = await mastersReady(batch, topo, this.redis);
         if (wait) {
           // Proxies hold requests for pre_migrate slots: not while a group cannot take them.
-          await this.revert(batch, `slots ${ranges(batch.slots)} back online in group ${batch.from} while ${wait.message}`);
+          await this.batchBarrier.revert(batch, `slots ${ranges(batch.slots)} back online in group ${batch.from} while ${wait.message}`);
           throw wait;
         }
         this.log.info({ slots: ranges(batch.slots) }, 'batch found in pre_migrate: redoing the barrier');
-        await this.prepare(batch);
+        await this.batchBarrier.prepare(batch);
       } else {
-        await this.revert(batch, `${t.state}: slots ${ranges(batch.slots)} back online in group ${batch.from} (nothing was written to group ${batch.to})`);
+        await this.batchBarrier.revert(batch, `${t.state}: slots ${ranges(batch.slots)} back online in group ${batch.from} (nothing was written to group ${batch.to})`);
       }
       return null;
     }
@@ -292,118 +294,8 @@ export class TaskRun {
     const wait = await mastersReady(batch, topo, this.redis);
     if (wait) throw wait;
     await this.estimate(batch, c, topo);
-    await this.prepare(batch);
+    await this.batchBarrier.prepare(batch);
     return null;
-  }
-
-  private classify(topo: Topology): Classified {
-    const t = this.task;
-    const out: Classified = { done: [], todo: [], pre: [], mig: [] };
-    for (const id of t.slots) {
-      const s = topo.slots[id]!;
-      if (s.state === SlotState.Online && s.group === t.to) out.done.push(id);
-      else if (s.state === SlotState.Online) out.todo.push({ id, from: s.group });
-      else if (s.state === SlotState.PreMigrate && s.to === t.to) out.pre.push({ id, from: s.from! });
-      else if (s.state === SlotState.Migrating && s.to === t.to) out.mig.push({ id, from: s.from! });
-      else {
-        throw new MigrationError('ESLOTS', `slot ${id} is ${describeSlot(s)}: it was changed outside migration ${t.id} (to group ${t.to}); ${slotsFixHint(t.id)}`);
-      }
-    }
-    return out;
-  }
-
-  // --- steps 3–4: prepare a batch (barrier, fencing) -------------------------------------------
-
-  private async prepare(batch: Batch): Promise<void> {
-    const { from: a, to: b, slots } = batch;
-    const label = `slots ${ranges(slots)} ${a}→${b}`;
-    this.progress.currentSlots = slots;
-    await this.clearStaleActions();
-    const rev = await this.writes.slots(
-      slots.map((id) => ({ id, state: SlotState.PreMigrate, group: a, from: a, to: b })),
-      (s) => (s.state === SlotState.Online && s.group === a) || (s.state === SlotState.PreMigrate && s.from === a && s.to === b),
-      `pre_migrate ${label}`,
-    );
-    // From here to `migrating` (or back to online) the proxies hold requests for these
-    // slots: this section is short and bounded, and stop() does not interrupt it.
-    const action = await this.barrier.createAction(slots, rev, `migration ${this.id}: ${label}`);
-    await this.setPhase(`barrier: waiting for ${action.proxies.length} proxies to ack action ${action.seq} (${label})`);
-    const { missing } = await this.barrier.waitForAcks(action, this.opts.barrierTimeoutMs);
-    if (missing.length > 0) {
-      this.log.warn({ action: action.seq, missing, timeoutMs: this.opts.barrierTimeoutMs }, 'proxies did not ack the barrier: fencing them');
-      await this.setPhase(`barrier: fencing ${missing.join(', ')} (no ack of action ${action.seq} within ${this.opts.barrierTimeoutMs} ms)`);
-      // Fence on EVERY group, not only A and B: the fence also drops the proxy's member
-      // record, so later barriers will not name it; it must then be unable to write
-      // anywhere with whatever table it still has (a partitioned proxy keeps serving).
-      const everyGroup = (await this.store.listGroups()).map((g) => g.id);
-      const results = await Promise.allSettled(
-        missing.map((proxyId) =>
-          fenceProxy(this.store, {
-            proxyId,
-            groups: everyGroup,
-            reason: `did not ack action ${action.seq} (migration ${this.id}, ${label}) within ${this.opts.barrierTimeoutMs} ms`,
-            action: action.seq,
-            logger: this.log,
-            redis: this.redis,
-          }),
-        ),
-      );
-      const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown);
-      if (failed.length > 0) {
-        const why = failed.map(errText).join('; ');
-        await this.revert(batch, `barrier failed: ${why}`);
-        await this.barrier.deleteAction(action.seq).catch(() => {});
-        this.barrierFailures++;
-        if (!failed.every((e) => e instanceof FenceError || isRetryable(e))) {
-          throw new MigrationError(
-            'EBARRIER',
-            `barrier for ${label} failed: ${why}; the slots are online in group ${a}; fix the cause, then run "reborn-config migration resume ${this.id}"`,
-          );
-        }
-        // A server that cannot be fenced now (down, being failed over) will be fencable later:
-        // retried for as long as it takes, each retry a little later (a barrier holds requests).
-        const wait = Math.min(10_000, 2000 * this.barrierFailures);
-        if (this.barrierFailures >= BARRIER_ATTEMPTS) {
-          throw new MigrationWait(
-            `waiting to fence ${missing.join(', ')} (no ack of the barrier)`,
-            `${why}; ${label} back online in group ${a}; attempt ${this.barrierFailures}`,
-            { retryInMs: wait },
-          );
-        }
-        await this.setPhase(`barrier failed (${this.barrierFailures}/${BARRIER_ATTEMPTS}): ${why}; ${label} back online in group ${a}; retrying in ${wait / 1000} s`);
-        await nap(wait, this.lead.signal);
-        return;
-      }
-    }
-    await this.writes.slots(
-      slots.map((id) => ({ id, state: SlotState.Migrating, group: b, from: a, to: b })),
-      (s) => s.state === SlotState.PreMigrate && s.from === a && s.to === b,
-      `migrating ${label}`,
-    );
-    this.barrierFailures = 0;
-    await this.barrier.deleteAction(action.seq).catch((err: unknown) => this.log.warn({ err: errText(err), action: action.seq }, 'could not delete action'));
-    this.log.info({ slots: ranges(slots), from: a, to: b, action: action.seq, fenced: missing }, 'batch migrating');
-  }
-
-  /** pre_migrate → online in the source: allowed because nothing was written to the target. */
-  private async revert(batch: Batch, phase: string): Promise<void> {
-    await this.writes.slots(
-      batch.slots.map((id) => onlineSlot(id, batch.from)),
-      (s) => (s.state === SlotState.PreMigrate && s.from === batch.from && s.to === batch.to) || (s.state === SlotState.Online && s.group === batch.from),
-      `revert slots ${ranges(batch.slots)} to group ${batch.from}`,
-    );
-    await this.clearStaleActions();
-    this.progress.currentSlots = [];
-    this.log.warn({ slots: ranges(batch.slots), group: batch.from }, 'batch back online in its source group');
-    await this.setPhase(phase);
-  }
-
-  /** Deletes barrier actions an earlier attempt of this task left behind. */
-  private async clearStaleActions(): Promise<void> {
-    const prefix = `migration ${this.id}:`;
-    for (const a of await this.barrier.listActions()) {
-      if (a.note.startsWith(prefix)) await this.barrier.deleteAction(a.seq);
-    }
   }
 
   // --- steps 5–6: move the keys, then switch the batch to the target -------------------------
@@ -647,7 +539,7 @@ export class TaskRun {
       const pre = this.task.slots
         .map((id) => topo.slots[id]!)
         .filter((s) => s.state === SlotState.PreMigrate && s.to === this.task.to);
-      if (pre.length > 0) await this.revert(pickBatch(pre.map((s) => ({ id: s.id, from: s.from! })), this.task.to, MAX_TXN_OPS), 'failing');
+      if (pre.length > 0) await this.batchBarrier.revert(pickBatch(pre.map((s) => ({ id: s.id, from: s.from! })), this.task.to, MAX_TXN_OPS), 'failing');
     } catch (e) {
       this.log.warn({ err: errText(e) }, 'could not put pre_migrate slots back online');
     }
