@@ -14,11 +14,12 @@
  */
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Store, type GroupInfo } from '@reborn/coordinator';
 import { freePort, startEtcd, stopAll, waitFor, type EtcdServer } from '@reborn/testkit';
 import { killApps, startAgent, waitLeader, type AgentProcess } from './agent-helpers.js';
+import { onServer } from './helpers.js';
 
 const REPO = fileURLToPath(new URL('../', import.meta.url));
 const CONFIG_BIN = `${REPO}packages/config/bin/reborn-config.js`;
@@ -73,16 +74,8 @@ async function healerAgent(product: string, id: string): Promise<AgentProcess> {
   return agent;
 }
 
-async function on<T>(addr: string, fn: (c: Redis) => Promise<T>): Promise<T> {
-  const port = Number(addr.slice(addr.lastIndexOf(':') + 1));
-  const c = new Redis({ host: '127.0.0.1', port, password: PW, lazyConnect: true, maxRetriesPerRequest: 0, enableReadyCheck: false, retryStrategy: () => null });
-  c.on('error', () => undefined);
-  try {
-    await c.connect();
-    return await fn(c);
-  } finally {
-    c.disconnect();
-  }
+function on<T>(addr: string, fn: (c: Redis) => Promise<T>): Promise<T> {
+  return onServer(addr, PW, fn, 10_000);
 }
 
 async function replicatesFrom(addr: string, master: string): Promise<boolean> {

@@ -96,6 +96,24 @@ async function startProduct(etcd: EtcdCluster): Promise<Product> {
 }
 
 /** `reborn-config dashboard` for the product, ready and leading the runner election. */
+/** A product with 20 000 keys loaded through its proxy, stopped by `cleanups`. */
+async function loadedProduct(etcd: EtcdCluster, cleanups: (() => Promise<unknown>)[]): Promise<Product> {
+  const p = await startProduct(etcd);
+  cleanups.push(() => p.stop());
+  const loader = p.proxy.client();
+  await preload(loader, 20_000, 'pre');
+  loader.disconnect();
+  return p;
+}
+
+/** Every slot online, every key in exactly one group, the one owning its slot. */
+async function expectWhole(p: Product): Promise<void> {
+  const where = await placement(p.cluster);
+  expect(where.notOnline).toEqual([]);
+  expect(where.misplaced.slice(0, 20)).toEqual([]);
+  expect(where.duplicated.slice(0, 20)).toEqual([]);
+}
+
 async function startDashboard(etcd: EtcdCluster, product: string): Promise<{ proc: ManagedProcess; base: string }> {
   const port = await freePort();
   const proc = new ManagedProcess({
@@ -140,11 +158,7 @@ describe('etcd without quorum', { timeout: 240_000 }, () => {
 
   it('a: the dashboard runner takes its migration up again by itself once quorum is back', async () => {
     const e = await ensureEtcd();
-    const p = await startProduct(e);
-    cleanups.push(() => p.stop());
-    const loader = p.proxy.client();
-    await preload(loader, 20_000, 'pre');
-    loader.disconnect();
+    const p = await loadedProduct(e, cleanups);
     const dash = await startDashboard(e, p.cluster.product);
     cleanups.push(() => dash.proc.terminate('SIGTERM'));
 
@@ -187,20 +201,13 @@ describe('etcd without quorum', { timeout: 240_000 }, () => {
     const verifier = p.proxy.client();
     expect((await writers.verify(verifier)).slice(0, 20)).toEqual([]);
     verifier.disconnect();
-    const where = await placement(p.cluster);
-    expect(where.notOnline).toEqual([]);
-    expect(where.misplaced.slice(0, 20)).toEqual([]);
-    expect(where.duplicated.slice(0, 20)).toEqual([]);
+    await expectWhole(p);
     console.log(`[etcd-quorum a] outage ${OUTAGE_MS / 1000} s; done ${Math.round((ended - back) / 100) / 10} s after quorum was back; ${writers.summary()}; ${task.progress.keysMoved} keys moved`);
   });
 
   it('b: slot migrate in the CLI gives up within --etcd-wait, and a runner finishes the task it left', async () => {
     const e = await ensureEtcd();
-    const p = await startProduct(e);
-    cleanups.push(() => p.stop());
-    const loader = p.proxy.client();
-    await preload(loader, 20_000, 'pre');
-    loader.disconnect();
+    const p = await loadedProduct(e, cleanups);
 
     const run = cli(e, p.cluster.product, ['slot', 'migrate', '0', '511', '2', '--throttle', '1500', '--etcd-wait', '5']);
     const migrations = new Migrations(p.cluster.store);
@@ -227,19 +234,12 @@ describe('etcd without quorum', { timeout: 240_000 }, () => {
       what: `migration ${task.id} to end in the dashboard's runner`,
     });
     expect(end.state, end.error ?? '').toBe('done');
-    const where = await placement(p.cluster);
-    expect(where.notOnline).toEqual([]);
-    expect(where.misplaced.slice(0, 20)).toEqual([]);
-    expect(where.duplicated.slice(0, 20)).toEqual([]);
+    await expectWhole(p);
   });
 
   it('d: slot migrate in the CLI rides out an outage shorter than --etcd-wait and finishes the task itself', async () => {
     const e = await ensureEtcd();
-    const p = await startProduct(e);
-    cleanups.push(() => p.stop());
-    const loader = p.proxy.client();
-    await preload(loader, 20_000, 'pre');
-    loader.disconnect();
+    const p = await loadedProduct(e, cleanups);
 
     const run = cli(e, p.cluster.product, ['slot', 'migrate', '0', '511', '2', '--throttle', '1500', '--etcd-wait', '100']);
     const migrations = new Migrations(p.cluster.store);
@@ -252,10 +252,7 @@ describe('etcd without quorum', { timeout: 240_000 }, () => {
     expect(res.stderr).toContain('etcd has not answered for');
     expect(res.stderr).toContain('etcd answers again');
     expect(res.stdout).toMatch(/^migration m-\S+ done: slots 0-511 online in group 2/);
-    const where = await placement(p.cluster);
-    expect(where.notOnline).toEqual([]);
-    expect(where.misplaced.slice(0, 20)).toEqual([]);
-    expect(where.duplicated.slice(0, 20)).toEqual([]);
+    await expectWhole(p);
   });
 
   it('c: verbs and the REST API say etcd has no quorum and end, instead of hanging', async () => {

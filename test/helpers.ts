@@ -9,7 +9,7 @@
  */
 import net from 'node:net';
 import { crc32 } from 'node:zlib';
-import type { Redis } from 'ioredis';
+import { Redis } from 'ioredis';
 import type { Cluster, RedisServer } from '@reborn/testkit';
 
 // -----------------------------------------------------------------------------------------
@@ -387,4 +387,31 @@ export function groupView(id: number, servers: { addr: string; role: 'master' | 
     durability: 'ok',
     ...over,
   };
+}
+
+/**
+ * Runs `fn` on a short-lived connection to the redis server at `addr` (host:port on loopback),
+ * logged in with `password`, and closes it. No retries and bounded connect/command timeouts,
+ * so a dead or paused server fails the call instead of hanging it.
+ */
+export async function onServer<T>(addr: string, password: string | undefined, fn: (c: Redis) => Promise<T>, timeoutMs = 3000): Promise<T> {
+  const port = Number(addr.slice(addr.lastIndexOf(':') + 1));
+  const c = new Redis({
+    host: '127.0.0.1',
+    port,
+    ...(password === undefined ? {} : { password }),
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    enableReadyCheck: false,
+    retryStrategy: () => null,
+    connectTimeout: timeoutMs,
+    commandTimeout: timeoutMs,
+  });
+  c.on('error', () => undefined);
+  try {
+    await c.connect();
+    return await fn(c);
+  } finally {
+    c.disconnect();
+  }
 }

@@ -16,7 +16,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { MigrationRunner, createMigration } from '@reborn/config';
 import { Migrations, ServerRole, type MigrationTask } from '@reborn/coordinator';
 import { startCluster, stopAll, waitFor, type Cluster, type ProxyProcess } from '@reborn/testkit';
-import { Partitionable, Writers, keysWhere, memoryLogger, placement, slotOf, strictClient, waitForTask } from './migration-helpers.js';
+import { Partitionable, Writers, keysWhere, memoryLogger, placement, readBackProblems, slotOf, strictClient, waitForTask } from './migration-helpers.js';
 
 afterAll(async () => {
   await stopAll();
@@ -165,20 +165,7 @@ describe('migration and a source failover', () => {
 
         // Readable through the proxy with the last acknowledged value.
         const reader = strictClient(proxy);
-        const problems: string[] = [];
-        for (let i = 0; i < keys.length; i += 500) {
-          const part = keys.slice(i, i + 500);
-          const rp = reader.pipeline();
-          for (const k of part) {
-            if (k.endsWith('0')) rp.hget(k, 'a');
-            else rp.get(k);
-          }
-          const res = (await rp.exec()) ?? [];
-          part.forEach((k, n) => {
-            const [err, v] = res[n]!;
-            if (err || v !== valueOf(k)) problems.push(`${k}: ${err ? err.message : JSON.stringify(v)}`);
-          });
-        }
+        const problems = await readBackProblems(reader, keys, valueOf);
         expect(problems.slice(0, 20)).toEqual([]);
         expect((await writers.verify(reader)).slice(0, 20)).toEqual([]);
       } finally {

@@ -634,3 +634,26 @@ export class Partitionable {
     await new Promise<void>((r) => this.server.close(() => r()));
   }
 }
+
+/**
+ * Reads every key back through `reader` (GET, or HGET <key> a for the keys ending in 0, the
+ * hashes the failover tests load) and returns one line per key whose reply is an error or not
+ * `expected(key)`.
+ */
+export async function readBackProblems(reader: Redis, keys: readonly string[], expected: (key: string) => string): Promise<string[]> {
+  const problems: string[] = [];
+  for (let i = 0; i < keys.length; i += 500) {
+    const part = keys.slice(i, i + 500);
+    const rp = reader.pipeline();
+    for (const k of part) {
+      if (k.endsWith('0')) rp.hget(k, 'a');
+      else rp.get(k);
+    }
+    const res = (await rp.exec()) ?? [];
+    part.forEach((k, n) => {
+      const [err, v] = res[n]!;
+      if (err || v !== expected(k)) problems.push(`${k}: ${err ? err.message : JSON.stringify(v)}`);
+    });
+  }
+  return problems;
+}

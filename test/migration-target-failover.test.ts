@@ -17,7 +17,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { MigrationRunner, createMigration } from '@reborn/config';
 import { Migrations, type MigrationTask } from '@reborn/coordinator';
 import { startCluster, stopAll, waitFor, type Cluster } from '@reborn/testkit';
-import { keysWhere, memoryLogger, placement, strictClient, waitForTask } from './migration-helpers.js';
+import { keysWhere, memoryLogger, placement, readBackProblems, strictClient, waitForTask } from './migration-helpers.js';
 import { startAgent, waitLeader, type AgentProcess } from './agent-helpers.js';
 
 afterAll(async () => {
@@ -130,20 +130,7 @@ describe('migration and a target failover', () => {
 
         // Every key readable through the proxy with its value.
         const reader = strictClient(proxy);
-        const problems: string[] = [];
-        for (let i = 0; i < keys.length; i += 500) {
-          const part = keys.slice(i, i + 500);
-          const rp = reader.pipeline();
-          for (const k of part) {
-            if (k.endsWith('0')) rp.hget(k, 'a');
-            else rp.get(k);
-          }
-          const res = (await rp.exec()) ?? [];
-          part.forEach((k, n) => {
-            const [err, v] = res[n]!;
-            if (err || v !== valueOf(k)) problems.push(`${k}: ${err ? err.message : JSON.stringify(v)}`);
-          });
-        }
+        const problems = await readBackProblems(reader, keys, valueOf);
         expect(problems.slice(0, 20)).toEqual([]);
         via.disconnect();
         reader.disconnect();

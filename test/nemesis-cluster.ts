@@ -12,7 +12,7 @@
  * Invariant: stop() stops exactly what was started here — the agent's apps through its API and
  * by every pid ever seen running one of them, then the agent, proxies, dashboard, relay, etcd.
  */
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { Store, ServerRole, type GroupInfo } from '@reborn/coordinator';
 import { replicaOf } from '@reborn/coordinator/admin';
 import {
@@ -33,6 +33,7 @@ import {
   type StartProxyOptions,
 } from '@reborn/testkit';
 import { killApps, startAgent, type AgentProcess } from './agent-helpers.js';
+import { onServer } from './helpers.js';
 
 export const GROUPS = [1, 2, 3] as const;
 const PASSWORD = 'nemesis-test-password';
@@ -177,16 +178,8 @@ export class NemesisCluster {
   }
 
   /** Runs `fn` on a short-lived authenticated connection to `addr` (bounded: a paused server fails it). */
-  async redis<T>(addr: string, fn: (c: Redis) => Promise<T>, timeoutMs = 3000): Promise<T> {
-    const port = Number(addr.slice(addr.lastIndexOf(':') + 1));
-    const c = new Redis({ host: '127.0.0.1', port, password: PASSWORD, lazyConnect: true, maxRetriesPerRequest: 0, enableReadyCheck: false, retryStrategy: () => null, connectTimeout: timeoutMs, commandTimeout: timeoutMs });
-    c.on('error', () => undefined);
-    try {
-      await c.connect();
-      return await fn(c);
-    } finally {
-      c.disconnect();
-    }
+  redis<T>(addr: string, fn: (c: Redis) => Promise<T>, timeoutMs = 3000): Promise<T> {
+    return onServer(addr, PASSWORD, fn, timeoutMs);
   }
 
   // ---------------------------------------------------------------------------------------
