@@ -2,7 +2,7 @@
  * reborn-proxy: the client listener (and with --cluster-addr a second one, the Redis Cluster
  * face of cluster-face.ts), the admin HTTP endpoint and the slot table kept in step with etcd.
  *
- * Start-up order: listen first (clients are held, --startup-hold-ms, rather than refused),
+ * Start-up order: listen first (clients are held, --startup-hold, rather than refused),
  * register under a lease and write the member record, then load groups and slots from etcd at
  * one revision (everything retrying while etcd is unreachable) and watch from that revision:
  * member before table, so no barrier can pass without this proxy. When etcd goes away
@@ -22,7 +22,7 @@
  * /healthz, the admin view and our registration say what the recovery waits for.
  *
  * Start-up hold: data commands that arrive before the proxy serves wait (at most
- * --startup-hold-ms each, in order per client) instead of being refused (startup-hold.ts).
+ * --startup-hold each, in order per client) instead of being refused (startup-hold.ts).
  */
 import http from 'node:http';
 import net from 'node:net';
@@ -342,7 +342,7 @@ export class Proxy implements SessionHost {
    * Connects to etcd, waiting for it as long as it takes: a proxy started while etcd is away
    * (no quorum, its only endpoint cut off) comes up when etcd does, as it already loads the
    * table and registers with retries — it does not exit for a supervisor to restart it.
-   * Connected clients are held meanwhile (--startup-hold-ms), then told the proxy is not ready.
+   * Connected clients are held meanwhile (--startup-hold), then told the proxy is not ready.
    */
   private async openStore(): Promise<Store | null> {
     for (let attempt = 1; !this.stopping; attempt++) {
