@@ -16,7 +16,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { MigrationRunner, createMigration } from '@reborn/config';
 import { Migrations, ServerRole, type MigrationTask } from '@reborn/coordinator';
 import { startCluster, stopAll, waitFor, type Cluster, type ProxyProcess } from '@reborn/testkit';
-import { Partitionable, Writers, keysWhere, memoryLogger, placement, readBackProblems, slotOf, strictClient, waitForTask } from './migration-helpers.js';
+import { Partitionable, Writers, keysWhere, memoryLogger, loadFailoverKeys, placement, readBackProblems, slotOf, strictClient, waitForTask } from './migration-helpers.js';
 
 afterAll(async () => {
   await stopAll();
@@ -62,15 +62,7 @@ describe('migration and a source failover', () => {
         // Keys of the moved slots: strings, and every tenth a hash.
         const via = strictClient(proxy);
         const keys = keysWhere('mf', KEYS, MOVED);
-        for (let i = 0; i < keys.length; i += 500) {
-          const p = via.pipeline();
-          for (const k of keys.slice(i, i + 500)) {
-            if (k.endsWith('0')) p.hset(k, 'a', valueOf(k), 'b', 'x');
-            else p.set(k, valueOf(k));
-          }
-          const res = (await p.exec()) ?? [];
-          expect(res.filter(([e]) => e).map(([e]) => String(e))).toEqual([]);
-        }
+        expect(await loadFailoverKeys(via, keys, valueOf)).toEqual([]);
         // Writers on keys of the moved slots only: every write to them goes to group 2 once
         // the slots migrate, so the failover of group 1 may refuse some but must lose none.
         writers = new Writers([strictClient(proxy), strictClient(proxy)], { keysPerKind: 40, prefix: 'mfw', keyFilter: (k) => MOVED(slotOf(k)) });

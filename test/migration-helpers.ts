@@ -636,8 +636,26 @@ export class Partitionable {
 }
 
 /**
+ * Writes the failover tests' keys through `via`: strings, and every key ending in 0 a hash
+ * (`a` = the value, `b` = x). Returns the error of every write that failed.
+ */
+export async function loadFailoverKeys(via: Redis, keys: readonly string[], value: (key: string) => string): Promise<string[]> {
+  const errors: string[] = [];
+  for (let i = 0; i < keys.length; i += 500) {
+    const p = via.pipeline();
+    for (const k of keys.slice(i, i + 500)) {
+      if (k.endsWith('0')) p.hset(k, 'a', value(k), 'b', 'x');
+      else p.set(k, value(k));
+    }
+    const res = (await p.exec()) ?? [];
+    for (const [e] of res) if (e) errors.push(String(e));
+  }
+  return errors;
+}
+
+/**
  * Reads every key back through `reader` (GET, or HGET <key> a for the keys ending in 0, the
- * hashes the failover tests load) and returns one line per key whose reply is an error or not
+ * hashes loadFailoverKeys writes) and returns one line per key whose reply is an error or not
  * `expected(key)`.
  */
 export async function readBackProblems(reader: Redis, keys: readonly string[], expected: (key: string) => string): Promise<string[]> {

@@ -17,7 +17,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { MigrationRunner, createMigration } from '@reborn/config';
 import { Migrations, type MigrationTask } from '@reborn/coordinator';
 import { startCluster, stopAll, waitFor, type Cluster } from '@reborn/testkit';
-import { keysWhere, memoryLogger, placement, readBackProblems, strictClient, waitForTask } from './migration-helpers.js';
+import { keysWhere, memoryLogger, loadFailoverKeys, placement, readBackProblems, strictClient, waitForTask } from './migration-helpers.js';
 import { startAgent, waitLeader, type AgentProcess } from './agent-helpers.js';
 
 afterAll(async () => {
@@ -80,15 +80,7 @@ describe('migration and a target failover', () => {
         // Keys of the moved slots: strings, and every tenth a hash.
         const via = strictClient(proxy);
         const keys = keysWhere('tf', KEYS, MOVED);
-        for (let i = 0; i < keys.length; i += 500) {
-          const p = via.pipeline();
-          for (const k of keys.slice(i, i + 500)) {
-            if (k.endsWith('0')) p.hset(k, 'a', valueOf(k), 'b', 'x');
-            else p.set(k, valueOf(k));
-          }
-          const res = (await p.exec()) ?? [];
-          expect(res.filter(([e]) => e).map(([e]) => String(e))).toEqual([]);
-        }
+        expect(await loadFailoverKeys(via, keys, valueOf)).toEqual([]);
 
         const task = await createMigration(cluster.store, { first: 0, last: 15, to: 2, batchSlots: 4, throttle: THROTTLE });
         observer = new TaskObserver(migrations, task.id);
