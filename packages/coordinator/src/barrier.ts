@@ -50,9 +50,10 @@ export class Barrier {
 
   /**
    * Writes the next action for `slots`, changed at `revision`, naming the proxies registered
-   * now. Retries by itself when a proxy registers or another action is written meanwhile.
+   * now. With `keyMove`, the action is a key hold (kind `keys`): the move record written at
+   * `revision` names the keys every proxy must hold before it acks. Retries by itself when a proxy registers or another action is written meanwhile.
    */
-  async createAction(slots: readonly number[], revision: string, note: string): Promise<ActionInfo> {
+  async createAction(slots: readonly number[], revision: string, note: string, keyMove?: string): Promise<ActionInfo> {
     const { etcd, paths } = this.store;
     for (let attempt = 0; attempt < 20; attempt++) {
       const proxyRange = Range.prefix(paths.proxies);
@@ -79,7 +80,10 @@ export class Barrier {
       const proxies = [...ids].sort();
       const seqKv = read.responses[2]?.response_range.kvs[0];
       const seq = (seqKv ? Number(seqKv.value.toString('utf8')) : 0) + 1;
-      const action: ActionInfo = { seq, kind: 'slots', slots: [...slots], revision, proxies, createdAt: new Date().toISOString(), note };
+      const action: ActionInfo =
+        keyMove === undefined
+          ? { seq, kind: 'slots', slots: [...slots], revision, proxies, createdAt: new Date().toISOString(), note }
+          : { seq, kind: 'keys', slots: [...slots], move: keyMove, revision, proxies, createdAt: new Date().toISOString(), note };
       const unchanged = (r: Range) => ({
         key: r.start,
         range_end: r.end,

@@ -11,6 +11,7 @@ export { ProxyRegistration, type ProxyRegistrationEvents } from './registration.
 export { ProxyListWatch, type ProxyListHandlers } from './proxy-watch.js';
 export { Barrier, parseAction, type ActionInfo, type AckInfo, type FenceInfo } from './barrier.js';
 export * from './migrations.js';
+export * from './moves.js';
 export { proxyAclUser, proxyAclRules } from './fencing.js';
 export { REDIS_PASSWORD_OPTION, migrateAuthArgs } from './redis-credentials.js';
 export * from './agents.js';

@@ -74,6 +74,25 @@ export interface MigrationProgress {
    * words. Absent while the task makes progress. The task stays `running` meanwhile.
    */
   waiting?: string;
+  /** Bytes moved so far (MEMORY USAGE estimates of the keys moved). Absent until measured. */
+  bytesMoved?: number;
+  /** Keys per MIGRATE now (the adaptive batch size). Absent before the first batch. */
+  batchKeys?: number;
+  /** The source master's latency as a steady probe sees it while keys move, ms (recent p99-ish). */
+  sourceLatencyMs?: number;
+  /** The big key being copied in chunks now, if any. */
+  bigKey?: BigKeyProgress;
+}
+
+/** A big key being copied in chunks (progress.bigKey). */
+export interface BigKeyProgress {
+  /** The key as shown to operators (printable, escaped). */
+  key: string;
+  /** Its redis type. */
+  type: string;
+  /** Elements (or bytes for a string) copied, and in all. */
+  done: number;
+  total: number;
 }
 
 export interface MigrationTask {
@@ -124,11 +143,31 @@ function parseProgress(raw: Record<string, unknown>, slotsTotal: number): Migrat
     ...optionalCount(raw, 'resurrectedDeleted'),
     ...optionalCount(raw, 'targetUnconfirmedKeys'),
     ...(typeof raw['waiting'] === 'string' && raw['waiting'] !== '' ? { waiting: raw['waiting'] } : {}),
+    ...optionalCount(raw, 'bytesMoved'),
+    ...optionalCount(raw, 'batchKeys'),
+    ...optionalMs(raw, 'sourceLatencyMs'),
+    ...optionalBigKey(raw['bigKey']),
   };
 }
 
+function optionalMs(raw: Record<string, unknown>, k: 'sourceLatencyMs'): Partial<MigrationProgress> {
+  const x = raw[k];
+  return typeof x === 'number' && Number.isFinite(x) && x >= 0 ? { [k]: x } : {};
+}
+
+function optionalBigKey(x: unknown): Partial<MigrationProgress> {
+  if (x === null || typeof x !== 'object') return {};
+  const b = x as Record<string, unknown>;
+  const n = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+  if (typeof b['key'] !== 'string' || typeof b['type'] !== 'string' || !n(b['done']) || !n(b['total'])) return {};
+  return { bigKey: { key: b['key'], type: b['type'], done: b['done'], total: b['total'] } };
+}
+
 /** `{[k]: n}` when the stored value is a count, else nothing (an optional progress counter). */
-function optionalCount(raw: Record<string, unknown>, k: 'unconfirmedKeys' | 'resurrectedDeleted' | 'targetUnconfirmedKeys'): Partial<MigrationProgress> {
+function optionalCount(
+  raw: Record<string, unknown>,
+  k: 'unconfirmedKeys' | 'resurrectedDeleted' | 'targetUnconfirmedKeys' | 'bytesMoved' | 'batchKeys',
+): Partial<MigrationProgress> {
   const x = raw[k];
   return typeof x === 'number' && Number.isSafeInteger(x) && x >= 0 ? { [k]: x } : {};
 }

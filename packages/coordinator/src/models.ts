@@ -12,6 +12,7 @@
 import { randomUUID } from 'node:crypto';
 import { SLOT_COUNT } from '@reborn/protocol';
 import { ValidationError } from './errors.js';
+import type { KeyMove } from './moves.js';
 
 /** The keyspace is split into SLOT_COUNT (1024) slots; protocol owns the number. */
 export { SLOT_COUNT };
@@ -330,9 +331,16 @@ export function parseProxy(value: unknown, expectedId?: string, where = 'proxy')
 /** A barrier action (barrier.ts writes them, every proxy acks them). */
 export interface ActionInfo {
   readonly seq: number;
-  readonly kind: 'slots';
+  /**
+   * `slots`: a slot changed state. `keys`: a key move (`move`) began whose keys every proxy
+   * must hold; proxies drain what they sent for `slots` but leave blocked clients and WATCHes
+   * alone (only the move's keys are held, the slot keeps flowing).
+   */
+  readonly kind: 'slots' | 'keys';
   /** Slots whose change this action makes every proxy apply. */
   readonly slots: readonly number[];
+  /** The key move (moves.ts) a `keys` action is about. */
+  readonly move?: string;
   /** etcd revision of the slot writes; a proxy acks after applying everything up to it. */
   readonly revision: string;
   /** Proxy ids that must ack: those registered when the action was written. */
@@ -344,7 +352,7 @@ export interface ActionInfo {
 export function parseAction(value: unknown, where: string): ActionInfo {
   const v = value as Partial<ActionInfo> | null;
   if (
-    v === null || typeof v !== 'object' || !Number.isSafeInteger(v.seq) || v.kind !== 'slots' ||
+    v === null || typeof v !== 'object' || !Number.isSafeInteger(v.seq) || (v.kind !== 'slots' && v.kind !== 'keys') ||
     !Array.isArray(v.slots) || !v.slots.every((s) => isValidSlotId(s)) || typeof v.revision !== 'string' ||
     !/^\d+$/.test(v.revision) || !Array.isArray(v.proxies) || !v.proxies.every((p) => typeof p === 'string')
   ) {
@@ -352,8 +360,9 @@ export function parseAction(value: unknown, where: string): ActionInfo {
   }
   return {
     seq: v.seq!,
-    kind: 'slots',
+    kind: v.kind,
     slots: v.slots,
+    ...(typeof v.move === 'string' ? { move: v.move } : {}),
     revision: v.revision,
     proxies: v.proxies,
     createdAt: String(v.createdAt ?? ''),
@@ -474,6 +483,8 @@ export interface Topology {
    * was served and has no key any more was wiped, not set offline.
    */
   readonly missingSlotKeys: readonly number[];
+  /** In-flight key moves at that revision (moves.ts), by id. */
+  readonly moves: ReadonlyMap<string, KeyMove>;
 }
 
 /** Slots that some group serves (any state but offline). */

@@ -12,6 +12,7 @@
  *   /reborn/<p>/fences/<proxyId>           proxies fenced at the backends (visible to operators)
  *   /reborn/<p>/members/<proxyId>          proxies that may be serving (no lease: see barrier.ts)
  *   /reborn/<p>/migrations/<id>
+ *   /reborn/<p>/moves/<id>                 in-flight key moves of a migration (moves.ts)
  *   /reborn/<p>/redis-config               product-wide redis parameters (redis-config.ts)
  *   /reborn/<p>/runner                     election of the one migration runner of the product
  *   /reborn/<p>/agents/…
@@ -69,6 +70,11 @@ export class Paths {
   readonly proxies: string;
   readonly actions: string;
   readonly migrations: string;
+  /**
+   * In-flight key moves (moves.ts). Inside the range the topology watch covers, so a proxy
+   * sees a move (and holds its keys) in revision order with the slot changes.
+   */
+  readonly moves: string;
   readonly agents: string;
   readonly fences: string;
   readonly members: string;
@@ -95,6 +101,7 @@ export class Paths {
     this.proxies = `${this.root}proxies/`;
     this.actions = `${this.root}actions/`;
     this.migrations = `${this.root}migrations/`;
+    this.moves = `${this.root}moves/`;
     this.agents = `${this.root}agents/`;
     this.fences = `${this.root}fences/`;
     this.members = `${this.root}members/`;
@@ -138,6 +145,17 @@ export class Paths {
   migrationIdOf(key: string): string | null {
     if (!key.startsWith(this.migrations)) return null;
     const rest = key.slice(this.migrations.length);
+    return isValidName(rest) ? rest : null;
+  }
+
+  move(id: string): string {
+    return this.moves + assertKeyName('move id', id);
+  }
+
+  /** The move id of a move key, or null. */
+  moveIdOf(key: string): string | null {
+    if (!key.startsWith(this.moves)) return null;
+    const rest = key.slice(this.moves.length);
     return isValidName(rest) ? rest : null;
   }
 

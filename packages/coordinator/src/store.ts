@@ -38,6 +38,7 @@ import {
   type SlotInfo,
   type Topology,
 } from './models.js';
+import { parseMove, type KeyMove } from './moves.js';
 import { PRODUCTS_PREFIX, Paths, productOfFirstSlot } from './paths.js';
 import { ProxyRegistration } from './registration.js';
 import { TopologyWatch, type TopologyHandlers } from './watch.js';
@@ -252,10 +253,11 @@ export class Store {
           rangeOf(this.paths.groups),
           keyOf(this.paths.identity),
           keyOf(this.paths.restoring),
+          rangeOf(this.paths.moves),
         ],
       }),
     );
-    const [slots, groups, identity, restoring] = res.responses;
+    const [slots, groups, identity, restoring, moveKvs] = res.responses;
     const slotKvs = slots?.response_range.kvs ?? [];
     const keyed = new Set<number>();
     for (const kv of slotKvs) {
@@ -269,6 +271,7 @@ export class Store {
       identity: this.parseIdentityKv(identity?.response_range.kvs[0]),
       restoring: this.parseRestoringKv(restoring?.response_range.kvs[0]),
       missingSlotKeys: Array.from({ length: SLOT_COUNT }, (_, id) => id).filter((id) => !keyed.has(id)),
+      moves: this.parseMoves(moveKvs?.response_range.kvs ?? []),
     };
   }
 
@@ -432,6 +435,22 @@ export class Store {
       if (id !== null) slots[id] = parseSlot(decodeJson(kv.value, key), id, key);
     }
     return slots;
+  }
+
+  /** Move records; one that does not parse is skipped (the watch reports such values). */
+  private parseMoves(kvs: readonly IKeyValue[]): Map<string, KeyMove> {
+    const out = new Map<string, KeyMove>();
+    for (const kv of kvs) {
+      const key = kv.key.toString('utf8');
+      const id = this.paths.moveIdOf(key);
+      if (id === null) continue;
+      try {
+        out.set(id, parseMove(decodeJson(kv.value, key), key));
+      } catch {
+        // a value no proxy can act on: nothing to hold for it
+      }
+    }
+    return out;
   }
 
   private parseGroups(kvs: readonly IKeyValue[]): Map<number, GroupInfo> {

@@ -29,6 +29,7 @@ function topology(over: Partial<Topology> = {}): Topology {
     identity: G1,
     restoring: null,
     missingSlotKeys: [],
+    moves: new Map(),
     ...over,
   };
 }

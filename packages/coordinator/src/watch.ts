@@ -4,7 +4,7 @@
  *
  * How it stays correct:
  * 1. One etcd watcher over [actions/, end of slots/). That range also holds migrations/,
- *    fences/ and proxies/ (ignored here), but a single watcher delivers actions, slot and
+ *    fences/ and proxies/ (ignored here) and moves/ (onMove), but a single watcher delivers actions, slot and
  *    group changes in one revision order; two watchers would not (a slot could arrive before
  *    its new group, or a barrier action before the slot change it guards).
  * 2. etcd3 reconnects the watcher by itself, resuming from the revision *it* last saw. It takes
@@ -45,6 +45,7 @@ import {
   type SlotInfo,
   type Topology,
 } from './models.js';
+import { parseMove, type KeyMove } from './moves.js';
 import type { Paths } from './paths.js';
 import { cancelWatcher, reportTo, retryUntilDone } from './watch-plumbing.js';
 
@@ -68,6 +69,11 @@ export interface TopologyHandlers {
   onIdentity?(identity: ProductIdentity | null, revision: string): void;
   /** A restore marker was written, or deleted (`marker` null: the restore finished). */
   onRestoring?(marker: RestoreMarker | null, revision: string): void;
+  /**
+   * A key move record (moves/<id>, moves.ts) was written, or deleted (`move` null: the move is
+   * over). Arrives in revision order with slot changes and barrier actions.
+   */
+  onMove?(id: string, move: KeyMove | null, revision: string): void;
   /** A fence record (fences/<proxyId>) was written (`fenced` true) or cleared. */
   onFence?(proxyId: string, fenced: boolean, revision: string): void;
   /**
@@ -190,6 +196,11 @@ export class TopologyWatch {
         }
         if (key === this.paths.restoring) {
           this.handlers.onRestoring?.(deleted ? null : parseRestoreMarker(decodeJson(ev.kv.value, key), key), revision);
+          continue;
+        }
+        const moveId = this.handlers.onMove ? this.paths.moveIdOf(key) : null;
+        if (moveId !== null) {
+          this.handlers.onMove!(moveId, deleted ? null : parseMove(decodeJson(ev.kv.value, key), key), revision);
           continue;
         }
         if (!deleted && this.handlers.onAction && this.paths.actionSeqOf(key) !== null) {
