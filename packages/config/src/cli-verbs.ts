@@ -139,6 +139,7 @@ async function slotMigrate(admin: Admin, global: GlobalOptions, command: Command
   const { task, resumed } = await admin.startMigration(first, last, gid, {
     ...(command.throttle === undefined ? {} : { throttle: command.throttle }),
     ...(command.batchSlots === undefined ? {} : { batchSlots: command.batchSlots }),
+    ...(command.maxSourceLatencyMs === undefined ? {} : { maxSourceLatencyMs: command.maxSourceLatencyMs }),
   });
   if (task === null) {
     // With --detach stdout carries only a task id (scripts capture it): here there is none.

@@ -17,7 +17,7 @@ export type Command =
   | { verb: 'slot set'; first: number; last: number; gid: number }
   | { verb: 'slot list' }
   | { verb: 'slot info'; id: number }
-  | { verb: 'slot migrate'; first: number; last: number; gid: number; detach: boolean; throttle?: number; batchSlots?: number }
+  | { verb: 'slot migrate'; first: number; last: number; gid: number; detach: boolean; throttle?: number; batchSlots?: number; maxSourceLatencyMs?: number }
   | { verb: 'slot rebalance'; confirm: boolean }
   | { verb: 'migration list' }
   | { verb: 'migration pause' | 'migration resume' | 'migration cancel'; id: string }

@@ -49,12 +49,15 @@
  * a source copy unless (a) or (b) proves the target's copy authoritative. See
  * docs/architecture.md (migration protocol) and docs/migration-failover.md.
  */
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Redis } from 'ioredis';
 import { keySlot } from '@reborn/protocol';
-import { migrateAuthArgs, type MigrationTask } from '@reborn/coordinator';
+import { COPY_LEASE_MS, type MigrationTask } from '@reborn/coordinator';
 import { RedisAdminError, canonicalValue, existsAll, parseAddr, replyCode, showKey, withRedis, type RedisAdminOptions } from '@reborn/coordinator/admin';
-import { MIGRATE_RETRIES, MigrationError, MigrationWait, TARGET_SYNC_CHANNEL, errText, nap, type RunnerTunables } from './migration-common.js';
+import { MIGRATE_RETRIES, MigrationError, MigrationWait, errText, nap, type RunnerTunables } from './migration-common.js';
+import { dumpKeys, expiredMarks, restoreKeys, settleKeys, type Dumped, type Restored } from './dump-restore.js';
+import type { SourcePace } from './source-pace.js';
 import type { SourceFailoverWatch } from './source-failover.js';
 import type { TargetWatch } from './target-watch.js';
 
@@ -126,12 +129,22 @@ export interface KeyMoverOptions {
   onTargetUnconfirmed: (n: number) => void;
   /** Resurrected source copies deleted. */
   onResurrectedDeleted: (n: number) => void;
+  /** Payload bytes of keys moved. */
+  onBytes: (n: number) => void;
+  /** Sizes the chunks (the task's latency target, the source's measured latency). */
+  pace: () => SourcePace;
 }
+
+/** A chunk's DUMP payloads stop growing past this (one script reply, one restore script). */
+const CHUNK_BYTES_CAP = 8 * 1024 * 1024;
 
 export class KeyMover {
   private nextSendAt = 0;
   private readonly sourceWarn = new ThrottledWarn();
   private readonly targetWarn = new ThrottledWarn();
+  /** Marks of this mover's chunks: unique per runner process and chunk. */
+  private readonly tokenBase = `${process.pid}.${randomBytes(3).toString('hex')}.`;
+  private chunkSeq = 0;
 
   constructor(private readonly o: KeyMoverOptions) {}
 
@@ -140,10 +153,11 @@ export class KeyMover {
     this.nextSendAt = 0;
   }
 
-  /** Keys per MIGRATE: the configured size, smaller under a low throttle. */
+  /** Keys per chunk: what the source's pace allows, smaller under a low throttle. */
   chunkSize(): number {
     const t = this.o.task().throttle;
-    return t > 0 ? Math.max(1, Math.min(this.o.opts.migrateKeys, Math.floor(t / 10))) : this.o.opts.migrateKeys;
+    const paced = this.o.pace().batchKeys;
+    return t > 0 ? Math.max(1, Math.min(paced, Math.floor(t / 10))) : paced;
   }
 
   /** Waits until `n` more keys may be sent under the task's throttle (keys/s; 0: none). */
@@ -158,76 +172,125 @@ export class KeyMover {
   }
 
   /**
-   * One MIGRATE of `keys` (KEYS form), retried through a short hiccup of the target and BUSYKEY
-   * resolution, then WAIT for the source's in-sync replicas (the deletes) and the target's (the
-   * copies). A fault that does not pass at once (the target unreachable, out of memory, no
-   * longer master) throws MigrationWait: the task waits and starts the pass afresh from etcd.
+   * Moves `keys` by copy-then-delete (dump-restore.ts): DUMP and mark on the source, RESTORE
+   * on the target, WAIT for the target's in-sync replicas, then delete each source copy with
+   * its mark and WAIT for the source's in-sync replicas. The byte cap may split `keys` into
+   * several chunks; each chunk's DUMP time sizes the next (source-pace.ts). A fault that does
+   * not pass at once (the target unreachable, out of memory, no longer master) throws
+   * MigrationWait: the task waits and starts the pass afresh from etcd.
    */
-  async migrateChunk(pass: MovePass, keys: Buffer[], batch: BatchMoveState): Promise<void> {
-    let deleted = false; // whether some attempt may have deleted keys on the source
-    let moved = false; // whether MIGRATE answered OK: every key that existed is on the target
-    let pending = keys;
-    let failure: unknown = null;
+  async moveChunk(pass: MovePass, keys: Buffer[], batch: BatchMoveState): Promise<void> {
+    let rest = keys;
+    while (rest.length > 0) {
+      const sent = performance.now();
+      const chunk = await dumpKeys(pass.src, rest, CHUNK_BYTES_CAP, `${this.tokenBase}${++this.chunkSeq}`);
+      this.o.pace().onChunk(chunk.taken, performance.now() - sent);
+      rest = rest.slice(chunk.taken);
+      await this.copyThenDelete(pass, chunk, batch);
+    }
+  }
+
+  private async copyThenDelete(pass: MovePass, chunk: Dumped, batch: BatchMoveState): Promise<void> {
+    let pending = chunk.found;
+    // Whether the target may hold copies we cannot account for (a restore whose answer was
+    // lost): then the marks stay until their lease runs out and reconcileExpired() decides.
+    let unknown = false;
     try {
       for (let attempt = 0; pending.length > 0; attempt++) {
+        let res: Restored;
         try {
-          const reply = await pass.src.callBuffer(
-            'MIGRATE', pass.host, String(pass.port), '', '0', String(this.o.opts.migrateTimeoutMs), ...migrateAuthArgs(this.o.redis.password ?? null), 'KEYS', ...pending,
-          );
-          // OK: every key that still existed moved; NOKEY: none did (a proxy moved them, or they expired).
-          if (String(reply) === 'OK') {
-            this.o.onMoved(pending.length);
-            deleted = true;
-            moved = true;
-          }
-          break;
+          res = await restoreKeys(pass.dst, { found: pending, restoreBy: chunk.restoreBy });
         } catch (err) {
           const code = replyCode(err);
-          if (code === 'BUSYKEY') {
-            // Redis sends every key's RESTORE before reading the replies: the keys the target
-            // took were moved (and deleted here) although the reply is an error.
-            deleted = true;
-            if (attempt >= MIGRATE_RETRIES) throw new MigrationError('EBUSYKEY', `MIGRATE from ${pass.srcAddr} to ${pass.dstAddr} kept answering BUSYKEY: ${errText(err)}`, err);
-            pending = await this.resolveBusyKeys(pass.srcAddr, pass.dstAddr, pending, batch);
-            continue;
+          if (code === 'LEASE') {
+            throw new MigrationWait(`waiting for group ${this.o.task().to}'s master ${pass.dstAddr} to answer in time`, `a copy to it took longer than its ${COPY_LEASE_MS} ms lease`, { cause: err });
           }
-          if (code === null && !/timed out/i.test(errText(err))) throw err; // the connection to the source failed: the task waits for it
-          // Any other answer: the keys that the target took before it refused were moved.
-          deleted = true;
-          const timedOut = code === 'IOERR' || code === null;
-          // Some keys may now be on both sides (restored on B, reply lost): remember them.
-          if (timedOut) {
-            for (const k of pending) {
-              batch.suspects.add(k.toString('hex'));
-              batch.unaudited.set(k.toString('hex'), pass.dstAddr);
+          if (code === null) {
+            // Timed out or the connection failed: the restore may have happened.
+            unknown = true;
+            for (const f of pending) {
+              batch.suspects.add(f.key.toString('hex'));
+              batch.unaudited.set(f.key.toString('hex'), pass.dstAddr);
             }
           }
-          // A group that failed over meanwhile is not retried: the pass restarts on its new master.
           await batch.failover.assertCurrentMaster(pass.srcAddr);
           await batch.target.assertCurrentMaster(pass.dstAddr);
-          const wait = this.targetFault(code, pass, err);
-          if (wait === null) {
-            throw new MigrationError(
-              'EMIGRATE',
-              `MIGRATE from ${pass.srcAddr} to ${pass.dstAddr} refused: ${errText(err)}; this does not pass by itself: fix it, then run "reborn-config migration resume ${this.o.taskId}"`,
-              err,
-            );
-          }
-          // A hiccup (a hung target, a slow restore) is retried here; a longer outage is waited out by the task.
-          if (!timedOut || attempt + 1 >= MIGRATE_RETRIES) throw wait;
-          this.o.log.warn({ err: errText(err), attempt: attempt + 1, src: pass.srcAddr, dst: pass.dstAddr }, 'MIGRATE timed out; retrying');
-          await nap(Math.min(250 * 2 ** attempt, 1000), this.o.signal);
+          throw this.targetFault(code, pass, err) ?? this.refusal(pass, errText(err), err);
         }
+        if (res.ok.length > 0) await this.commit(pass, chunk, res.ok, batch);
+        if (res.refused !== null) {
+          const code = /^([A-Z]+)\b/.exec(res.refused.message)?.[1] ?? null;
+          throw this.targetFault(code, pass, new Error(res.refused.message)) ?? this.refusal(pass, res.refused.message);
+        }
+        if (res.busy.length === 0) break;
+        if (attempt >= MIGRATE_RETRIES) throw new MigrationError('EBUSYKEY', `the copy from ${pass.srcAddr} to ${pass.dstAddr} kept answering BUSYKEY for ${res.busy.length} key(s)`);
+        const again = new Set((await this.resolveBusyKeys(pass.srcAddr, pass.dstAddr, res.busy, batch)).map((k) => k.toString('latin1')));
+        pending = pending.filter((f) => again.has(f.key.toString('latin1')));
       }
+    } finally {
+      // Marks of keys not moved (refused, busy, a failure) go, so proxies may move those keys
+      // at once — unless the target may hold copies of them.
+      if (!unknown) {
+        await settleKeys(pass.src, chunk.found.map((f) => f.key), chunk.mark, false).catch((err: unknown) =>
+          this.o.log.debug({ err: errText(err) }, 'copy marks not dropped; they lapse with their lease'),
+        );
+      }
+    }
+  }
+
+  /** The target took `keys`: confirm them on its replicas, then delete the source copies (with their marks). */
+  private async commit(pass: MovePass, chunk: Dumped, keys: Buffer[], batch: BatchMoveState): Promise<void> {
+    await this.confirmOnTarget(pass, keys, batch);
+    let removed: number;
+    try {
+      removed = await settleKeys(pass.src, keys, chunk.mark, true);
     } catch (err) {
-      failure = err;
+      // The copies are on both sides, the marks in place: reconcileExpired() finishes them.
+      for (const k of keys) batch.suspects.add(k.toString('hex'));
+      throw err;
     }
-    if (deleted) {
-      const confirm = Promise.all([this.confirmRemoval(pass, keys, batch), moved ? this.confirmOnTarget(pass, keys, batch) : Promise.resolve()]);
-      if (failure === null) await confirm;
-      else await confirm.catch(() => undefined); // best effort: the first failure is what the task hears about
+    this.o.onMoved(removed);
+    this.o.onBytes(chunk.found.reduce((n, f) => n + f.payload.length, 0));
+    await this.confirmRemoval(pass, keys, batch);
+  }
+
+  /** An answer of the target that needs an operator. */
+  private refusal(pass: MovePass, message: string, err?: unknown): MigrationError {
+    return new MigrationError(
+      'EMIGRATE',
+      `copying keys from ${pass.srcAddr} to ${pass.dstAddr} refused: ${message}; this does not pass by itself: fix it, then run "reborn-config migration resume ${this.o.taskId}"`,
+      err,
+    );
+  }
+
+  /**
+   * Chunks whose runner never settled them (it died, or lost the answer of a restore): once
+   * their lease ran out, each key marked on the source is settled from what both masters hold
+   * now. On both sides → the target's copy is the chunk's restore (while marked, no proxy
+   * could move the key; after, a proxy's MIGRATE answers BUSYKEY, so nothing wrote it on the
+   * target): the source copy goes. Anywhere else → the mark goes. Returns the keys finished.
+   */
+  async reconcileExpired(pass: MovePass): Promise<number> {
+    let finished = 0;
+    for (;;) {
+      const marks = await expiredMarks(pass.src, 1000);
+      if (marks.length === 0) return finished;
+      const keys = marks.map(([k]) => k);
+      const [onA, onB] = await Promise.all([existsAll(pass.src, keys), existsAll(pass.dst, keys)]);
+      const byMark = new Map<string, { unlink: Buffer[]; drop: Buffer[] }>();
+      marks.forEach(([k, mark], i) => {
+        let e = byMark.get(mark);
+        if (e === undefined) byMark.set(mark, (e = { unlink: [], drop: [] }));
+        (onA[i] && onB[i] ? e.unlink : e.drop).push(k);
+      });
+      for (const [mark, e] of byMark) {
+        const n = await settleKeys(pass.src, e.unlink, mark, true);
+        await settleKeys(pass.src, e.drop, mark, false);
+        finished += n;
+        if (n > 0) this.o.onMoved(n);
+      }
+      this.o.log.warn({ src: pass.srcAddr, dst: pass.dstAddr, marks: marks.length }, 'settled copy marks a runner left behind');
     }
-    if (failure !== null) throw failure;
   }
 
   /** What the task waits for after MIGRATE failed with `code` (null: a timeout); null when it needs an operator. */
@@ -286,32 +349,31 @@ export class KeyMover {
   }
 
   /**
-   * WAIT until the target's in-sync replicas have the keys MIGRATE restored there. The
-   * RESTOREs came over the source's connection, not ours, so a no-op PUBLISH on ours first
-   * gives it a replication offset past them for WAIT to wait for. Fewer confirmations are
-   * counted (progress.targetUnconfirmedKeys) and logged: the keys are on the target's master
-   * only, and a failover of the target now would lose them — MIGRATE already deleted the
-   * source copy, so nothing better is possible without copying first.
+   * WAIT until the target's in-sync replicas have the restored keys (the restores went over
+   * our own connection, so WAIT covers them). Short of that, the in-sync set is re-read (HA
+   * drops a replica that stopped acknowledging) and WAIT asked again, a few times; the source
+   * copies are still there meanwhile. Then the keys are counted
+   * (progress.targetUnconfirmedKeys) and logged: deleting the source copy now leaves them on
+   * the target's master only.
    */
   private async confirmOnTarget(pass: MovePass, keys: Buffer[], batch: BatchMoveState): Promise<void> {
-    const wanted = batch.target.confirmations();
-    if (wanted <= 0) return;
-    let confirmed: number;
-    try {
-      const [, n] = await Promise.all([
-        pass.dst.publish(TARGET_SYNC_CHANNEL, this.o.taskId),
-        pass.dst.call('WAIT', String(wanted), String(this.o.opts.waitTimeoutMs)),
-      ]);
-      confirmed = Number(n);
-    } catch (err) {
-      this.o.onTargetUnconfirmed(keys.length);
-      const b = this.o.task().to;
-      if (replyCode(err) === null) {
-        throw new MigrationWait(`waiting for group ${b} to have a reachable master`, `${pass.dstAddr} did not answer WAIT after a MIGRATE: ${errText(err)}`, { cause: err });
+    let wanted = batch.target.confirmations();
+    let confirmed = 0;
+    for (let attempt = 0; wanted > 0 && attempt < 3; attempt++) {
+      try {
+        confirmed = Number(await pass.dst.call('WAIT', String(wanted), String(this.o.opts.waitTimeoutMs)));
+      } catch (err) {
+        const b = this.o.task().to;
+        if (replyCode(err) === null) {
+          throw new MigrationWait(`waiting for group ${b} to have a reachable master`, `${pass.dstAddr} did not answer WAIT after a copy: ${errText(err)}`, { cause: err });
+        }
+        throw new RedisAdminError(pass.dstAddr, `WAIT after a copy: ${errText(err)}`, err);
       }
-      throw new RedisAdminError(pass.dstAddr, `WAIT after MIGRATE: ${errText(err)}`, err);
+      if (confirmed >= wanted) return;
+      await batch.target.refresh();
+      wanted = batch.target.confirmations();
     }
-    if (confirmed >= wanted) return;
+    if (wanted <= 0 || confirmed >= wanted) return;
     this.o.onTargetUnconfirmed(keys.length);
     this.targetWarn.add(keys.length, (n) =>
       this.o.log.warn(

@@ -10,6 +10,9 @@ import { randomBytes } from 'node:crypto';
 import {
   ACTIVE_MIGRATION_STATES,
   ConflictError,
+  DEFAULT_MAX_SOURCE_LATENCY_MS,
+  isValidSourceLatency,
+  sourceLatencyError,
   MigrationState,
   guard,
   guardedWrite,
@@ -39,6 +42,8 @@ export interface CreateMigrationOptions {
   throttle?: number;
   /** Slots per barrier (default 512): fewer, larger batches mean fewer full SCANs of the source. */
   batchSlots?: number;
+  /** The source latency the runner keeps near, ms (default DEFAULT_MAX_SOURCE_LATENCY_MS). */
+  maxSourceLatencyMs?: number;
 }
 
 let lastCreatedAt = 0;
@@ -61,7 +66,7 @@ function newTaskId(at: string): string {
  * calls can never create overlapping active tasks.
  */
 export async function createMigration(store: Store, opts: CreateMigrationOptions): Promise<MigrationTask> {
-  const { first, last, to, throttle = 0, batchSlots = 512 } = opts;
+  const { first, last, to, throttle = 0, batchSlots = 512, maxSourceLatencyMs = DEFAULT_MAX_SOURCE_LATENCY_MS } = opts;
   if (!(Number.isInteger(first) && Number.isInteger(last) && first >= 0 && first <= last && last < SLOT_COUNT)) {
     throw new ValidationError(`invalid slot range ${first}..${last}: want 0 ≤ first ≤ last ≤ ${SLOT_COUNT - 1}`);
   }
@@ -69,6 +74,7 @@ export async function createMigration(store: Store, opts: CreateMigrationOptions
   if (!(Number.isSafeInteger(throttle) && throttle >= 0)) {
     throw new ValidationError(`invalid throttle ${throttle}: want keys per second ≥ 0 (0 = unlimited)`);
   }
+  if (!isValidSourceLatency(maxSourceLatencyMs)) throw new ValidationError(sourceLatencyError(maxSourceLatencyMs));
   if (!(Number.isSafeInteger(batchSlots) && batchSlots >= 1 && batchSlots <= SLOT_COUNT)) {
     throw new ValidationError(`invalid batch size ${batchSlots}: want 1..${SLOT_COUNT} slots`);
   }
@@ -112,6 +118,7 @@ export async function createMigration(store: Store, opts: CreateMigrationOptions
       state: slots.length === 0 ? MigrationState.Done : MigrationState.Pending,
       throttle,
       batchSlots,
+      maxSourceLatencyMs,
       progress: newProgress(slots.length),
       createdAt,
       updatedAt: createdAt,

@@ -59,6 +59,7 @@ const FLAGS: Record<string, FlagDef> = {
   'scan-count': { kind: 'value', arg: '<n>', help: 'keys per SCAN call (check; default 1000)' },
   examples: { kind: 'value', arg: '<n>', help: 'examples shown per category (check; default 20)' },
   'batch-slots': { kind: 'value', arg: '<n>', help: 'slots moved together under one barrier' },
+  'max-source-latency': { kind: 'value', arg: '<ms>', help: 'slot migrate: keep the source group\'s latency near this while keys move (default 10)' },
   confirm: { kind: 'bool', help: 'carry the plan out' },
   'etcd-wait': {
     kind: 'value',
@@ -116,7 +117,7 @@ export const VERBS: readonly VerbSpec[] = [
   {
     verb: 'slot migrate',
     args: ['from', 'to', 'gid'],
-    flags: ['detach', 'throttle', 'batch-slots', 'etcd-wait'],
+    flags: ['detach', 'throttle', 'batch-slots', 'max-source-latency', 'etcd-wait'],
     summary: 'move slots (and their keys) to a group; waits until they are online there',
   },
   { verb: 'slot rebalance', args: [], flags: ['confirm', 'etcd-wait'], summary: 'print a plan to even out the slots; --confirm carries it out' },

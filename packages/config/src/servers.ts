@@ -19,6 +19,8 @@ import type { Redis } from 'ioredis';
 import type { InfoFields } from '@reborn/coordinator/admin';
 import type { Logger } from 'pino';
 import {
+  isValidSourceLatency,
+  sourceLatencyError,
   ACTIVE_MIGRATION_STATES,
   AgentClient,
   AgentRefusedError,
@@ -426,7 +428,7 @@ export class Admin {
     first: number,
     last: number,
     gid: number,
-    opts: { throttle?: number; batchSlots?: number } = {},
+    opts: { throttle?: number; batchSlots?: number; maxSourceLatencyMs?: number } = {},
   ): Promise<{ task: MigrationTask | null; resumed: boolean }> {
     checkSlotRange(first, last);
     checkGroupId(gid);
@@ -435,6 +437,9 @@ export class Admin {
     }
     if (opts.batchSlots !== undefined && !(Number.isSafeInteger(opts.batchSlots) && opts.batchSlots >= 1 && opts.batchSlots <= SLOT_COUNT)) {
       throw new ValidationError(`invalid batch size ${opts.batchSlots}: want 1..${SLOT_COUNT} slots`);
+    }
+    if (opts.maxSourceLatencyMs !== undefined && !isValidSourceLatency(opts.maxSourceLatencyMs)) {
+      throw new ValidationError(sourceLatencyError(opts.maxSourceLatencyMs));
     }
     const snap = await this.state.snapshot();
     const group = this.state.requireGroup(snap, gid);
@@ -466,6 +471,7 @@ export class Admin {
       to: gid,
       ...(opts.throttle === undefined ? {} : { throttle: opts.throttle }),
       ...(opts.batchSlots === undefined ? {} : { batchSlots: opts.batchSlots }),
+      ...(opts.maxSourceLatencyMs === undefined ? {} : { maxSourceLatencyMs: opts.maxSourceLatencyMs }),
     });
     return { task, resumed: false };
   }

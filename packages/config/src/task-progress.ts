@@ -10,7 +10,7 @@
 import type { MigrationProgress, MigrationTask } from '@reborn/coordinator';
 import { RATE_WINDOW_MS } from './migration-common.js';
 
-type FailoverCounter = 'unconfirmedKeys' | 'resurrectedDeleted' | 'targetUnconfirmedKeys';
+type FailoverCounter = 'unconfirmedKeys' | 'resurrectedDeleted' | 'targetUnconfirmedKeys' | 'bytesMoved';
 
 export class TaskProgress {
   /** What the run sets itself: phase, slots done, the current batch's slots. */
@@ -33,6 +33,7 @@ export class TaskProgress {
       unconfirmedKeys: stored.unconfirmedKeys ?? 0,
       resurrectedDeleted: stored.resurrectedDeleted ?? 0,
       targetUnconfirmedKeys: stored.targetUnconfirmedKeys ?? 0,
+      bytesMoved: stored.bytesMoved ?? 0,
     };
   }
 

@@ -92,6 +92,7 @@ import {
   SLOT_COUNT,
   SlotState,
   groupMaster,
+  isInternalKey,
   onlineSlot,
   type MigrationTask,
   type Store,
@@ -122,6 +123,7 @@ import { SourceFailoverWatch } from './source-failover.js';
 import { TargetWatch } from './target-watch.js';
 import { WaitClock, mastersReady, transientFault } from './task-faults.js';
 import { TaskProgress } from './task-progress.js';
+import { LatencyProbe, SourcePace } from './source-pace.js';
 import { TaskWrites } from './task-writes.js';
 import type { Batch, RunnerTunables, RunnerContext, Lead } from './migration-common.js';
 
@@ -144,6 +146,8 @@ export class TaskRun {
   private readonly mover: KeyMover;
   private readonly writes: TaskWrites;
   private readonly batchBarrier: TaskBarrier;
+  /** Chunk sizes and pauses for the source (source-pace.ts), kept across passes and batches. */
+  private readonly pace: SourcePace;
 
   private readonly tally = new TaskProgress();
   private readonly progress = this.tally.fields;
@@ -195,7 +199,10 @@ export class TaskRun {
       onUnconfirmed: (n) => this.tally.count('unconfirmedKeys', n),
       onTargetUnconfirmed: (n) => this.tally.count('targetUnconfirmedKeys', n),
       onResurrectedDeleted: (n) => this.tally.count('resurrectedDeleted', n),
+      onBytes: (n) => this.tally.count('bytesMoved', n),
+      pace: () => this.pace,
     });
+    this.pace = new SourcePace(() => this.task.maxSourceLatencyMs, c.opts.migrateKeys);
   }
 
   async execute(): Promise<MigrationTask | null> {
@@ -330,9 +337,13 @@ export class TaskRun {
       });
       this.pass = pass;
       await this.setPhase(this.movingPhase(batch));
+      const movedBefore = this.tally.movedInBatch;
       const found = await this.scanPass(srcMaster!.addr, dstMaster!.addr, inBatch, state, batch);
       if (pass === 1) this.tally.batchEstimate = this.tally.movedInBatch; // the first pass counted them
       if (found === 0) break;
+      // Keys found but none moved: another chunk's copy lease holds them (a runner that died
+      // mid-chunk); it lapses within COPY_LEASE_MS, then the next pass settles them.
+      if (this.tally.movedInBatch === movedBefore) await nap(500, this.lead.signal);
     }
 
     await this.writes.slots(
@@ -375,25 +386,33 @@ export class TaskRun {
     let found = 0;
     let srcConn: Redis | null = null;
     let dstConn: Redis | null = null;
+    let probe: LatencyProbe | null = null;
     try {
       // Pipelined MIGRATEs (each with its WAIT) queue on the source: a command may wait for all those ahead of it.
       srcConn = await connectAdmin(src, { ...this.redis, connectTimeoutMs: 3000, commandTimeoutMs: (migrateTimeoutMs + waitTimeoutMs) * (parallel + 1) + 5000 });
       // The target: a PUBLISH + WAIT after each MIGRATE (key-mover.ts), as many queued as MIGRATEs.
       dstConn = await connectAdmin(dst, { ...this.redis, connectTimeoutMs: 3000, commandTimeoutMs: waitTimeoutMs * (parallel + 1) + 5000 });
       const pass: MovePass = { src: srcConn, srcAddr: src, dst: dstConn, dstAddr: dst, host, port };
+      // What any client of the source sees, measured on a connection of its own.
+      probe = new LatencyProbe(await connectAdmin(src, { ...this.redis, connectTimeoutMs: 3000, commandTimeoutMs: 10_000 })).start();
+      this.pace.probe = probe;
+      // Chunks a runner left unsettled (it died mid-copy, or lost a restore's answer).
+      await this.mover.reconcileExpired(pass);
       let cursor = '0';
       do {
         await this.checkpoint(pool, batch);
         const [next, keys] = await srcConn.scanBuffer(cursor, 'COUNT', scanCount);
         cursor = next.toString('latin1');
-        const mine = keys.filter((k) => inBatch[keySlot(k)] === 1);
+        // The product's own keys (copy marks) never move.
+        const mine = keys.filter((k) => inBatch[keySlot(k)] === 1 && !isInternalKey(k));
         found += mine.length;
-        const size = this.mover.chunkSize();
-        for (let i = 0; i < mine.length; i += size) {
-          const chunk = mine.slice(i, i + size);
-          if (i > 0) await this.checkpoint(pool, batch);
+        for (let i = 0; i < mine.length; ) {
+          const chunk = mine.slice(i, i + this.mover.chunkSize());
+          i += chunk.length;
+          await this.checkpoint(pool, batch);
           await this.mover.throttle(chunk.length);
-          await pool.run(() => this.mover.migrateChunk(pass, chunk, state));
+          if (this.pace.pauseMs > 0) await nap(this.pace.pauseMs, this.lead.signal);
+          await pool.run(() => this.mover.moveChunk(pass, chunk, state));
         }
       } while (cursor !== '0');
       await pool.drain();
@@ -402,6 +421,8 @@ export class TaskRun {
       // The source connection's own failures name the source: the task waits for its group.
       throw isConnectionError(err) ? new RedisAdminError(src, errText(err), err) : err;
     } finally {
+      this.pace.probe = null;
+      probe?.stop();
       srcConn?.disconnect();
       dstConn?.disconnect();
     }
@@ -445,6 +466,8 @@ export class TaskRun {
     } else if (cur.task.state !== was) {
       await this.setPhase(this.movingPhase(batch));
     } else {
+      this.progress.batchKeys = this.pace.batchKeys;
+      this.progress.sourceLatencyMs = Math.round(this.pace.sourceLatencyMs() * 10) / 10;
       await this.writeProgress(false);
     }
   }

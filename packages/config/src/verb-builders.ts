@@ -5,7 +5,7 @@
  * connection is made, with the same functions (servers.ts) and in the same words the
  * operations and the REST API use; within a verb, arguments are checked left to right.
  */
-import { MAX_GROUP_REPLICAS, allowHostProblems, checkConfigParam, checkConfigValue, isValidAgentId, openBindRefusal } from '@reborn/coordinator';
+import { MAX_GROUP_REPLICAS, allowHostProblems, isValidSourceLatency, sourceLatencyError, checkConfigParam, checkConfigValue, isValidAgentId, openBindRefusal } from '@reborn/coordinator';
 import { UsageError, ValidationError } from './errors.js';
 import type { Command, Verb } from './command.js';
 import { checkAddr, checkGroupId, checkMigrationId, checkProxyId, checkSlotId, checkSlotRange } from './servers.js';
@@ -56,6 +56,7 @@ const slotMigrate: Builder<'slot migrate'> = (input) => {
   const { first, last, gid } = slotRangeArgs(input.args);
   const throttle = input.value('throttle');
   const batch = input.value('batch-slots');
+  const latency = input.value('max-source-latency');
   const command: Extract<Command, { verb: 'slot migrate' }> = {
     verb: 'slot migrate',
     first,
@@ -64,7 +65,11 @@ const slotMigrate: Builder<'slot migrate'> = (input) => {
     detach: input.bool('detach'),
     ...(throttle === undefined ? {} : { throttle: int(throttle, 'throttle', 'keys per second ≥ 0 (0 = unlimited)') }),
     ...(batch === undefined ? {} : { batchSlots: int(batch, 'batch size', '1..1024 slots') }),
+    ...(latency === undefined ? {} : { maxSourceLatencyMs: int(latency, 'max source latency', 'whole milliseconds 1..10000') }),
   };
+  if (command.maxSourceLatencyMs !== undefined && !isValidSourceLatency(command.maxSourceLatencyMs)) {
+    throw new ValidationError(sourceLatencyError(command.maxSourceLatencyMs));
+  }
   if (command.throttle !== undefined && command.throttle < 0) {
     throw new ValidationError(`invalid throttle ${command.throttle}: want keys per second ≥ 0 (0 = unlimited)`);
   }

@@ -36,3 +36,4 @@ export * from './guarded-writes.js';
 export * from './redis-config.js';
 export { RedisConfigStore, ProductConfigWatch, setProductConfig, type ProductConfigHandlers } from './redis-config-store.js';
 export { AgentClient, AgentRefusedError, AgentUnreachableError, type StartedRedis } from './agent-client.js';
+export * from './copy-lease.js';

@@ -108,10 +108,29 @@ export interface MigrationTask {
   throttle: number;
   /** Slots moved together under one barrier. */
   batchSlots: number;
+  /**
+   * How long a client of the source group may wait behind the runner's work there, ms: the
+   * adaptive batches keep the source's latency near this (config/src/source-pace.ts).
+   */
+  maxSourceLatencyMs: number;
   progress: MigrationProgress;
   createdAt: string;
   updatedAt: string;
   error: string | null;
+}
+
+/** The default of MigrationTask.maxSourceLatencyMs. */
+export const DEFAULT_MAX_SOURCE_LATENCY_MS = 10;
+/** The range an operator may set it to, ms. */
+export const SOURCE_LATENCY_RANGE = { min: 1, max: 10_000 } as const;
+
+export function isValidSourceLatency(ms: number): boolean {
+  return Number.isSafeInteger(ms) && ms >= SOURCE_LATENCY_RANGE.min && ms <= SOURCE_LATENCY_RANGE.max;
+}
+
+/** What is wrong with a --max-source-latency value. */
+export function sourceLatencyError(ms: unknown): string {
+  return `invalid max source latency ${String(ms)}: want whole milliseconds ${SOURCE_LATENCY_RANGE.min}..${SOURCE_LATENCY_RANGE.max}`;
 }
 
 export function newProgress(slotsTotal: number): MigrationProgress {
@@ -188,6 +207,7 @@ export function parseMigration(value: unknown, where: string): MigrationTask {
     state: v.state!,
     throttle: Number(v.throttle ?? 0),
     batchSlots: Number(v.batchSlots ?? 128),
+    maxSourceLatencyMs: typeof v.maxSourceLatencyMs === 'number' && isValidSourceLatency(v.maxSourceLatencyMs) ? v.maxSourceLatencyMs : DEFAULT_MAX_SOURCE_LATENCY_MS,
     progress: parseProgress(v.progress as unknown as Record<string, unknown>, v.slots!.length),
     createdAt: String(v.createdAt ?? ''),
     updatedAt: String(v.updatedAt ?? ''),

@@ -21,6 +21,7 @@ export function migrationRoutes({ admin }: ApiDeps): Route[] {
         const r = await admin.startMigration(body['from'] as number, body['to'] as number, body['group'] as number, {
           ...(body['throttle'] === undefined ? {} : { throttle: body['throttle'] as number }),
           ...(body['batchSlots'] === undefined ? {} : { batchSlots: body['batchSlots'] as number }),
+          ...(body['maxSourceLatencyMs'] === undefined ? {} : { maxSourceLatencyMs: body['maxSourceLatencyMs'] as number }),
         });
         return { status: r.task !== null && !r.resumed ? 201 : 200, body: r };
       },

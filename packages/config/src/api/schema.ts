@@ -4,7 +4,7 @@
  * the body as an object whose fields all match the schema, or throws a ValidationError whose
  * message names the first bad field (HTTP 400 with `{error, code}`).
  */
-import { MAX_GROUP_REPLICAS, PRODUCT_CONFIG_VALUE_MAX, SLOT_COUNT, ValidationError } from '@reborn/coordinator';
+import { MAX_GROUP_REPLICAS, PRODUCT_CONFIG_VALUE_MAX, SLOT_COUNT, SOURCE_LATENCY_RANGE, ValidationError } from '@reborn/coordinator';
 
 export type FieldSchema =
   /** nullable: `null` is accepted too (a PATCH clearing the field). */
@@ -87,6 +87,7 @@ export const SCHEMAS = {
       group: groupField,
       throttle: { type: 'integer', minimum: 0 },
       batchSlots: { type: 'integer', minimum: 1, maximum: SLOT_COUNT },
+      maxSourceLatencyMs: { type: 'integer', minimum: SOURCE_LATENCY_RANGE.min, maximum: SOURCE_LATENCY_RANGE.max },
     },
     required: ['from', 'to', 'group'],
   },
