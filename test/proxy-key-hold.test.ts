@@ -124,6 +124,8 @@ describe('key holds during a big-key move', () => {
     const { from, to } = await startMigrating(big);
     const id = await holdKey(big, from, to);
 
+    const view = JSON.parse(await proxy.adminGet('/api/proxy')) as { keyHolds: { moves: string[]; keys: number } };
+    expect(view.keyHolds.moves).toContain(id);
     const held = proxy.client();
     // One client's pipeline: the GET waits for the move, the SET and GET after it wait behind it.
     const pipeline = track(held.pipeline().get(big).set(big, 'v2').get(big).exec());

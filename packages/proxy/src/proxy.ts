@@ -513,6 +513,7 @@ export class Proxy implements SessionHost {
       startupHeld: this.startupHold.waiting,
       topology: { identity: this.follower?.identityView ?? null, alarm: this.follower?.alarm.view ?? null },
       heldRequests: this.router.heldRequests,
+      keyHolds: { moves: this.keyHolds.moveIds(), keys: this.keyHolds.heldKeys, waiting: this.keyHolds.waitingRequests, timeouts: this.keyHolds.timeouts },
       sessions: this.sessions.size,
       commands: this.metrics.commands.totalCalls(),
       pubsub: { subscriptions: this.pubsub.subscriptions, delivered: this.pubsub.delivered },
