@@ -50,10 +50,17 @@ function master(gid: number): Redis {
   return masters[gid - 1]!;
 }
 
-/** Puts the slot of `key` into migrating from its owner to the other group, as the runner does after the barrier. */
+/**
+ * Puts the slot of `key` into migrating from its owner to the other group, and waits (a slot
+ * barrier action, as the runner writes) until every proxy applied it.
+ */
 async function startMigrating(key: string): Promise<{ slot: number; from: number; to: number }> {
   const g = groupsOf(key);
-  await cluster.store.putSlots([{ id: g.slot, state: 'migrating', group: g.to, from: g.from, to: g.to }]);
+  const revision = await cluster.store.putSlots([{ id: g.slot, state: 'migrating', group: g.to, from: g.from, to: g.to }]);
+  const action = await barrier.createAction([g.slot], revision, `migrate ${key}`);
+  const { missing } = await barrier.waitForAcks(action, 20_000);
+  expect(missing).toEqual([]);
+  await barrier.deleteAction(action.seq);
   return g;
 }
 
