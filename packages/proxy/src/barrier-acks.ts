@@ -7,6 +7,11 @@
  * action's revision; we snapshot how many requests each backend connection has been sent,
  * wait until all of them are answered, and only then write the ack.
  *
+ * A key hold (action kind `keys`, a big-key move began): the table holding the action's
+ * revision means the move record is applied and its keys are held (key-holds.ts); the
+ * requests already sent for the action's slots are drained as above, then the ack. Blocked
+ * commands and WATCHes of those slots are left alone: the rest of the slot keeps flowing.
+ *
  * Invariant: an ack is written only after the table holds the action's revision and every
  * request sent before that has been answered — never undrained. Stopping or a fence recovery
  * (forget) ends the waits in progress without acking.
@@ -85,10 +90,13 @@ export class BarrierAcks {
       await Promise.race([this.opts.follower().whenApplied(action.revision).then(() => (applied = true)), this.waitsCancelled.promise]);
       if (!applied || stopping() || !this.handledActions.has(action.seq)) return;
       const marker = this.opts.router.drainMarker(action.slots);
-      // Commands blocked on these slots must not pop from the old group after the barrier,
-      // and no WATCH may keep a connection to it: open ones get --watch-grace to finish.
-      const slots = new Set(action.slots);
-      await Promise.all([this.opts.blocking.unblock(slots), this.opts.transactions.settleWatches(slots)]);
+      if (action.kind === 'slots') {
+        // Commands blocked on these slots must not pop from the old group after the barrier,
+        // and no WATCH may keep a connection to it: open ones get --watch-grace to finish.
+        // Not for a key hold: only the move's keys are held, the slot keeps flowing.
+        const slots = new Set(action.slots);
+        await Promise.all([this.opts.blocking.unblock(slots), this.opts.transactions.settleWatches(slots)]);
+      }
       // Usually a round trip; a request that timed out waits for its CLIENT KILL, on a stalled
       // server maybe until the barrier fences us. Stopping or a fence recovery (which forgets
       // the handled actions) ends the wait: this ack is no longer ours to write — never
@@ -102,7 +110,7 @@ export class BarrierAcks {
         try {
           if (await this.opts.barrier().ack(action.seq, proxyId)) {
             this.opts.acked.inc();
-            logger.info({ action: action.seq, slots: action.slots.length, drainMs: Date.now() - started }, 'barrier acked');
+            logger.info({ action: action.seq, kind: action.kind, slots: action.slots.length, drainMs: Date.now() - started }, 'barrier acked');
           }
           return;
         } catch (err) {

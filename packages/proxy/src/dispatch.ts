@@ -326,7 +326,8 @@ export class Dispatcher {
         return;
       }
       if (entry.state === 'online' && req.write) (session.wroteTo ??= new Set()).add(entry.groupId);
-      const partKey = entry.state === 'online' ? entry.master : slot;
+      // A slot with a key under a big-key move goes through sendToSlot, which holds that key.
+      const partKey = entry.state === 'online' && !this.forward.holdsKeysIn(slot) ? entry.master : slot;
       const list = parts.get(partKey);
       if (list === undefined) parts.set(partKey, [i]);
       else list.push(i);

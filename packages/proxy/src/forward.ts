@@ -10,17 +10,24 @@
  *                 request goes to the target master;
  *   offline     → an error.
  *
+ * Before any of that, a request naming a key under a big-key move waits for the move
+ * (key-holds.ts), whatever the slot's state, and is then routed again from the top. A MIGRATE
+ * the target refuses with BUSYKEY is retried briefly; one it refuses for memory lets a read be
+ * answered by the source (migrate-refusals.ts).
+ *
  * Invariant: while a request waits for a hold or a key move its session is gated, so the
  * client's later commands run after it, in the order sent (session.ts, "Gate"). Routing and
  * slot state sit together: router.ts owns the table, this module the moves along it
  * (docs/architecture.md §3, "The request path in the proxy").
  */
-import { encodeCommand, encodeError, errorReplyMessage, isErrorReply, OK } from '@reborn/protocol';
+import { encodeCommand, encodeError, errorReplyMessage, isErrorReply, OK, parseIntegerReply } from '@reborn/protocol';
 import type { BackendRequest } from './backend.js';
 import type { BackendPool } from './backend-pool.js';
 import type { BlockingCommands } from './blocking.js';
 import { pinnedConnection } from './client-state.js';
-import type { Router } from './router.js';
+import type { KeyHolds } from './key-holds.js';
+import { BUSYKEY_RETRY_DELAYS_MS, classifyMigrateError, mayReadFromSource, targetFullMessage } from './migrate-refusals.js';
+import type { Router, SlotEntry } from './router.js';
 import type { Session } from './session.js';
 
 /** MIGRATE's own timeout for moving the keys of one request. */
@@ -44,15 +51,28 @@ export interface ForwarderOptions {
   router: Router;
   /** Where blocking commands get a connection of their own. */
   blocking: BlockingCommands;
+  /** Keys under a big-key move: requests naming them wait. */
+  holds: KeyHolds;
   /** A MIGRATE answered BUSYKEY: the key exists in both groups. Surfaced, never papered over. */
   onBusyKey: (slot: number, keys: readonly Buffer[]) => void;
 }
 
 export class Forwarder {
   private readonly router: Router;
+  private readonly holds: KeyHolds;
+  /** Reads answered by the source because the target refused their keys for memory. */
+  sourceReads = 0;
+  /** MIGRATEs retried after BUSYKEY (a key between copy and delete). */
+  busyKeyRetries = 0;
 
   constructor(private readonly opts: ForwarderOptions) {
     this.router = opts.router;
+    this.holds = opts.holds;
+  }
+
+  /** True when some key of `slot` is held: a caller that bypasses sendToSlot for online slots must not. */
+  holdsKeysIn(slot: number): boolean {
+    return this.holds.holdsIn(slot);
   }
 
   /** The last step of routing: a shared pipelined connection, or a dedicated one for a blocking command. */
@@ -63,9 +83,10 @@ export class Forwarder {
       if (breq.write === true) session.wroteOutsideWaitsView = true;
       const entry = this.router.slots[slot];
       const run = (): void => {
-        if (this.router.slots[slot] !== entry) {
+        if (this.router.slots[slot] !== entry || this.holds.heldKey(slot, keys) !== null) {
           // The slot changed while the command waited (a barrier began: it could not see this
-          // command to unblock it): route it again by the slot's state, as a new one.
+          // command to unblock it), or a move began to hold its key: route it again by the
+          // slot's state, as a new one.
           this.sendToSlot(session, breq, slot, keys, true);
           session.ungate();
           return;
@@ -112,11 +133,32 @@ export class Forwarder {
    *   pre_migrate → held until the barrier moves the slot on, then sent by its new state
    *                 (except over a WATCH's pinned connection, during its grace);
    *   migrating   → `MIGRATE … KEYS <keys>` on the source master first (never REPLACE: a
-   *                 BUSYKEY reply means the key exists in both groups, a bug to surface),
-   *                 then the request to the target master;
+   *                 BUSYKEY reply that outlasts its retries means the key exists in both
+   *                 groups, a bug to surface), then the request to the target master;
    *   offline     → an error.
+   * A request naming a held key (key-holds.ts) first waits for its move, in any state.
    */
   sendToSlot(session: Session, breq: BackendRequest, slot: number, keys: readonly Buffer[], blocking = false): void {
+    if (this.holds.holdsIn(slot)) {
+      const held = this.holds.heldKey(slot, keys);
+      if (held !== null) {
+        // Gated like a barrier hold: the client's later commands stay behind this one.
+        session.gate();
+        this.holds.wait(
+          slot,
+          held,
+          () => {
+            this.sendToSlot(session, breq, slot, keys, blocking);
+            session.ungate();
+          },
+          (reply) => {
+            breq.resolve(reply);
+            session.ungate();
+          },
+        );
+        return;
+      }
+    }
     const entry = this.router.slots[slot]!;
     if (entry.master === null) {
       breq.resolve(encodeError(`ERR ${entry.unavailable ?? `slot ${slot} is not served`}`));
@@ -155,25 +197,104 @@ export class Forwarder {
     // A key named twice (LMOVE q q, MULTI … INCR k … EXPIRE k) must be asked for once:
     // MIGRATE would move the first and answer BUSYKEY for the second.
     const unique = keys.length === 1 ? keys : distinctKeys(keys);
+    this.migrateThenDeliver({ session, breq, slot, entry, keys, unique, blocking }, 0);
+  }
+
+  /**
+   * `MIGRATE … KEYS <unique>` on the source master, then the request to the target. The
+   * session is gated by the caller and ungated here once the request is on its way (or
+   * answered): BUSYKEY retries and the OOM read fallback (migrate-refusals.ts) keep it gated.
+   */
+  private migrateThenDeliver(m: PendingMove, busyRetries: number): void {
+    const { session, breq, slot, entry, unique } = m;
     const migrate = encodeCommand(['MIGRATE', entry.targetHost, entry.targetPort, '', '0', MIGRATE_TIMEOUT_MS, ...this.router.migrateAuth, 'KEYS', ...unique]);
     entry.source!.pick(session.id, session.resp).send({
       payload: migrate,
       resolve: (reply: Buffer) => {
-        if (isErrorReply(reply)) {
-          const message = errorReplyMessage(reply);
-          // Redis wraps the target's refusal: "ERR Target instance replied with error: BUSYKEY …".
-          if (/\bBUSYKEY\b/.test(message)) this.opts.onBusyKey(slot, unique);
-          breq.resolve(encodeError(`ERR moving the keys of migrating slot ${slot} failed: ${message}`));
-        } else if (this.router.slots[slot] === entry) {
-          // The keys are in the target now, and the slot is as it was: deliver there.
-          this.deliver(session, entry.master!, breq, slot, blocking, keys);
-        } else {
-          // The slot changed while its keys moved: online in the target, a failover there,
-          // or already the next move's barrier. Route again by its current state.
-          this.sendToSlot(session, breq, slot, keys, blocking);
+        if (!isErrorReply(reply)) {
+          // The keys are in the target now: deliver there, unless the slot or the holds changed.
+          this.deliverAfterMove(m, entry.master!);
+          return;
         }
+        const message = errorReplyMessage(reply);
+        const refusal = classifyMigrateError(message);
+        if (refusal === 'busykey' && busyRetries < BUSYKEY_RETRY_DELAYS_MS.length) {
+          this.busyKeyRetries++;
+          setTimeout(() => {
+            if (this.router.slots[slot] !== entry || this.holds.heldKey(slot, unique) !== null) this.routeAgain(m);
+            else this.migrateThenDeliver(m, busyRetries + 1);
+          }, BUSYKEY_RETRY_DELAYS_MS[busyRetries]);
+          return;
+        }
+        if (refusal === 'oom' && mayReadFromSource(breq, m.blocking)) {
+          this.readFromSource(m, message);
+          return;
+        }
+        if (refusal === 'busykey') this.opts.onBusyKey(slot, unique);
+        breq.resolve(encodeError(refusal === 'oom' ? targetFullMessage(slot, message) : `ERR moving the keys of migrating slot ${slot} failed: ${message}`));
         session.ungate();
       },
     });
   }
+
+  /**
+   * Sends the request to `pool` (the target once its keys moved, the source for a read the
+   * target refused) if the slot is as it was and none of its keys got held meanwhile; else
+   * routes it again by the slot's current state (online in the target, a failover there, the
+   * next move's barrier, or a key move that began). Ungates the session.
+   */
+  private deliverAfterMove(m: PendingMove, pool: BackendPool, toSource = false): void {
+    const { session, breq, slot, entry, keys, blocking } = m;
+    if (this.router.slots[slot] !== entry || this.holds.heldKey(slot, keys) !== null) this.routeAgain(m);
+    else if (toSource) {
+      this.sourceReads++;
+      pool.pick(session.id, session.resp).send(breq);
+      session.ungate();
+    } else {
+      this.deliver(session, pool, breq, slot, blocking, keys);
+      session.ungate();
+    }
+  }
+
+  private routeAgain(m: PendingMove): void {
+    this.sendToSlot(m.session, m.breq, m.slot, m.keys, m.blocking);
+    m.session.ungate();
+  }
+
+  /**
+   * The target refused the keys for memory and the request only reads: the source still holds
+   * them whole (see migrate-refusals.ts for why, and for the one race). One key: MIGRATE's
+   * refusal says it is there. Several: only if EXISTS finds them all (some may have moved).
+   */
+  private readFromSource(m: PendingMove, message: string): void {
+    const { session, breq, slot, entry, unique } = m;
+    const source = entry.source!;
+    if (unique.length === 1) {
+      this.deliverAfterMove(m, source, true);
+      return;
+    }
+    source.pick(session.id, session.resp).send({
+      payload: encodeCommand(['EXISTS', ...unique]),
+      resolve: (reply: Buffer) => {
+        if (parseIntegerReply(reply) === BigInt(unique.length)) {
+          this.deliverAfterMove(m, source, true);
+        } else {
+          breq.resolve(encodeError(targetFullMessage(slot, message)));
+          session.ungate();
+        }
+      },
+    });
+  }
+}
+
+/** One request whose keys are being moved to the target of its migrating slot. */
+interface PendingMove {
+  readonly session: Session;
+  readonly breq: BackendRequest;
+  readonly slot: number;
+  /** The slot's entry when the move began: a different one means the slot changed meanwhile. */
+  readonly entry: SlotEntry;
+  readonly keys: readonly Buffer[];
+  readonly unique: readonly Buffer[];
+  readonly blocking: boolean;
 }

@@ -100,6 +100,10 @@ export class CommandStats {
 export interface ProxyGauges {
   clients(): number;
   held(): number;
+  /** Key holds of big-key moves (key-holds.ts). */
+  keyHolds(): { waiting: number; timeouts: number; keys: number };
+  /** On-touch MIGRATE refusals handled (forward.ts): reads the source answered, BUSYKEY retries. */
+  onTouch(): { sourceReads: number; busyKeyRetries: number };
   fenced(): boolean;
   /** Clients waiting in the start-up hold. */
   startupHeld(): number;
@@ -169,6 +173,7 @@ export class ProxyMetrics {
         this.set(gauges.held());
       },
     });
+    this.keyHoldMetrics(gauges, registers);
     new client.Gauge({
       name: 'reborn_proxy_fenced',
       help: '1 while this proxy is fenced and reloading.',
@@ -253,6 +258,40 @@ export class ProxyMetrics {
         for (const b of gauges.backends()) this.set({ addr: b.addr }, b.pending);
       },
     });
+  }
+
+  /** Read from the key holds and the forwarder when scraped: nothing on the request path. */
+  private keyHoldMetrics(gauges: ProxyGauges, registers: client.Registry[]): void {
+    const counter = (name: string, help: string, value: () => number): void => {
+      new client.Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          this.reset();
+          this.inc(value());
+        },
+      });
+    };
+    new client.Gauge({
+      name: 'reborn_proxy_key_held_requests',
+      help: 'Requests waiting because they name a key being moved between groups (a big key copied in chunks).',
+      registers,
+      collect() {
+        this.set(gauges.keyHolds().waiting);
+      },
+    });
+    new client.Gauge({
+      name: 'reborn_proxy_held_keys',
+      help: 'Keys this proxy holds requests for while they move between groups.',
+      registers,
+      collect() {
+        this.set(gauges.keyHolds().keys);
+      },
+    });
+    counter('reborn_proxy_key_hold_timeouts_total', 'Requests answered -TRYAGAIN after waiting --key-hold-timeout for their key\'s move.', () => gauges.keyHolds().timeouts);
+    counter('reborn_proxy_source_reads_total', 'Reads of a migrating slot answered by the source because the target refused their keys for memory.', () => gauges.onTouch().sourceReads);
+    counter('reborn_proxy_busykey_retries_total', 'On-touch MIGRATEs retried after BUSYKEY (a key copied to the target, its source copy not yet deleted).', () => gauges.onTouch().busyKeyRetries);
   }
 
   /** Read from the router's last applied table when scraped: nothing on the request path. */

@@ -36,6 +36,8 @@ export interface ProxyOptions {
   durableTimeoutMs: number;
   /** How long a request waits for its slot's migration barrier before it fails. */
   holdTimeoutMs: number;
+  /** How long a request naming a key under a big-key move waits for the move before -TRYAGAIN. */
+  keyHoldTimeoutMs: number;
   /** How long a data command arriving before the proxy serves waits for it (0: refused at once). */
   startupHoldMs: number;
   /**
@@ -90,6 +92,7 @@ const DEFS: Record<string, OptionDef> = {
   durable: { env: 'REBORN_PROXY_DURABLE', kind: 'bool', default: false, help: 'acknowledge writes only once a replica has them' },
   'durable-timeout': { env: 'REBORN_PROXY_DURABLE_TIMEOUT_MS', kind: 'int', default: 1000, help: 'ms a write may wait for a replica in --durable mode' },
   'hold-timeout': { env: 'REBORN_PROXY_HOLD_TIMEOUT_MS', kind: 'int', default: 15000, help: 'ms a request may wait for its slot\'s migration barrier' },
+  'key-hold-timeout': { env: 'REBORN_PROXY_KEY_HOLD_TIMEOUT_MS', kind: 'int', default: 30000, help: 'ms a request naming a key that is being moved between groups (a big key copied in chunks) waits for the move before -TRYAGAIN' },
   'startup-hold': { env: 'REBORN_PROXY_STARTUP_HOLD_MS', kind: 'int', default: 5000, help: 'ms a data command arriving before the proxy serves (loading, registering) waits for it; 0 refuses at once' },
   'watch-grace': { env: 'REBORN_PROXY_WATCH_GRACE_MS', kind: 'int', default: 1000, help: 'ms a migration barrier waits for an open WATCH on its slots to end before aborting it' },
   'max-wait-timeout': { env: 'REBORN_PROXY_MAX_WAIT_TIMEOUT_MS', kind: 'int', default: null, help: 'cap on the timeout of a client\'s WAIT, in ms (WAIT 0 waits this long; default 1000, or half of --backend-timeout if less)' },
@@ -151,6 +154,7 @@ export function parseProxyOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     durable: r.bool('durable'),
     durableTimeoutMs: r.int('durable-timeout', 1),
     holdTimeoutMs: r.int('hold-timeout', 100),
+    keyHoldTimeoutMs: r.int('key-hold-timeout', 1),
     startupHoldMs: r.int('startup-hold', 0),
     watchGraceMs: r.int('watch-grace', 0),
     maxMultiBytes: r.int('max-multi-bytes', 1),

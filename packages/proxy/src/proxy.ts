@@ -42,6 +42,7 @@ import {
   type ProxyRegistration,
 } from '@reborn/coordinator';
 import { BarrierAcks } from './barrier-acks.js';
+import { KeyHolds } from './key-holds.js';
 import { FenceRecovery } from './fence-recovery.js';
 import { StartupHold } from './startup-hold.js';
 import { StrayWatch } from './stray-watch.js';
@@ -75,6 +76,8 @@ export class Proxy implements SessionHost {
   readonly authRequired: boolean;
   readonly router: Router;
   readonly metrics: ProxyMetrics;
+  /** Keys under a big-key move, and the requests waiting for them (key-holds.ts). */
+  readonly keyHolds: KeyHolds;
   private readonly dispatcher: Dispatcher;
   private readonly blocking: BlockingCommands;
   private readonly transactions: Transactions;
@@ -152,10 +155,13 @@ export class Proxy implements SessionHost {
       this.productConfig.topologyChanged();
       this.tracking.groupsChanged();
     };
-    // The slot path (barrier holds, key moves), for the dispatcher and for EXEC alike.
+    // Same bound as the barrier hold's: a request waits for a key move no more than for a slot.
+    this.keyHolds = new KeyHolds({ timeoutMs: options.keyHoldTimeoutMs, maxHeld: 100_000 });
+    // The slot path (barrier holds, key holds, key moves), for the dispatcher and for EXEC alike.
     const forward = new Forwarder({
       router: this.router,
       blocking: this.blocking,
+      holds: this.keyHolds,
       onBusyKey: (slot, keys) => logger.error({ slot, keys: keys.map((k) => k.toString('latin1')) }, 'MIGRATE answered BUSYKEY: a key exists in both groups of a migrating slot'),
     });
     this.transactions = new Transactions({
@@ -172,6 +178,8 @@ export class Proxy implements SessionHost {
     this.metrics = new ProxyMetrics({
       clients: () => this.sessions.size,
       held: () => this.router.heldRequests,
+      keyHolds: () => ({ waiting: this.keyHolds.waitingRequests, timeouts: this.keyHolds.timeouts, keys: this.keyHolds.heldKeys }),
+      onTouch: () => ({ sourceReads: forward.sourceReads, busyKeyRetries: forward.busyKeyRetries }),
       fenced: () => this.fence.fenced,
       startupHeld: () => this.startupHold.waiting,
       backends: () => this.router.backends(),
@@ -326,6 +334,8 @@ export class Proxy implements SessionHost {
         stateChanged: () => this.publishState(),
         recovered: () => void this.becomeMember(),
         changeApplied: () => this.metrics.topologyUpdates.inc(),
+        movesLoaded: (moves) => this.keyHolds.replaceAll(moves),
+        moveChanged: (id, move) => this.keyHolds.apply(id, move),
       },
     );
     // Member before table, as in a fence recovery: a barrier created before our member record
@@ -418,6 +428,7 @@ export class Proxy implements SessionHost {
     this.strays?.close();
     this.tracking.close();
     this.router.close();
+    this.keyHolds.close();
     await new Promise<void>((r) => (this.admin ? this.admin.close(() => r()) : r()));
     this.logger.info('proxy stopped');
   }
@@ -502,6 +513,7 @@ export class Proxy implements SessionHost {
       startupHeld: this.startupHold.waiting,
       topology: { identity: this.follower?.identityView ?? null, alarm: this.follower?.alarm.view ?? null },
       heldRequests: this.router.heldRequests,
+      keyHolds: { moves: this.keyHolds.moveIds(), keys: this.keyHolds.heldKeys, waiting: this.keyHolds.waitingRequests, timeouts: this.keyHolds.timeouts },
       sessions: this.sessions.size,
       commands: this.metrics.commands.totalCalls(),
       pubsub: { subscriptions: this.pubsub.subscriptions, delivered: this.pubsub.delivered },

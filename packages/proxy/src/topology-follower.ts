@@ -18,6 +18,10 @@
  * steps back (not ready) when older serving proxies show up — running proxies re-register in
  * an etcd that lost their keys only within a lease TTL, maybe after this proxy started.
  *
+ * Key move records (coordinator moves.ts) are part of the table: installed with it and
+ * followed in revision order with slot changes (hooks.movesLoaded / moveChanged), so a
+ * revision counts as applied only once the keys it holds are held.
+ *
  * Identity adoption: a product without identity (created before identities, or by a tool that
  * does not write one) gets one from the first proxy that sees groups or slots in it.
  */
@@ -39,6 +43,7 @@ import {
   type ActionInfo,
   type GroupInfo,
   type HeldTopology,
+  type KeyMove,
   type ProductIdentity,
   type ResyncCause,
   type SlotInfo,
@@ -70,6 +75,10 @@ export interface FollowerHooks {
   recovered(): void;
   /** One slot or group change applied. */
   changeApplied(): void;
+  /** The key move records of an installed table (before its revision counts as applied). */
+  movesLoaded(moves: ReadonlyMap<string, KeyMove>): void;
+  /** A key move record was written or deleted (null), before its revision counts as applied. */
+  moveChanged(id: string, move: KeyMove | null): void;
 }
 
 export interface FollowerOptions {
@@ -194,6 +203,8 @@ export class TopologyFollower {
     const wasAlarmed = this.alarm.active;
     const wasHolding = this.holding;
     this.router.load(t.groups, t.slots);
+    // With the table, in the same turn: no request routed by it misses a key hold.
+    this.hooks.movesLoaded(t.moves);
     this.slots = [...t.slots];
     this.groups = new Map(t.groups);
     this.identity = t.identity;
@@ -280,6 +291,12 @@ export class TopologyFollower {
         } else {
           this.whileAlarmed();
         }
+      },
+      onMove: (id, move, rev) => {
+        if (this.whileAlarmed()) return;
+        // Applied before the revision counts: a key-hold action at `rev` acks only once held.
+        this.hooks.moveChanged(id, move);
+        this.applied(rev);
       },
       onAction: (action, rev) => {
         // Watch events come in revision order: everything before the action is applied.
