@@ -1,5 +1,6 @@
 // A steady client for the benchmarks: one connection sending one small command at a time
-// (back to back, a new one as soon as the answer arrives) and recording how long each waited.
+// (a new one GAP_MS after each answer: steady, without eating a core of this 2-core machine)
+// and recording how long each waited.
 // The longest wait is the "stall" a client of that server (or of that group, through the proxy)
 // saw: a MIGRATE of a big key blocks the source's only thread, and this client waits it out.
 //
@@ -14,6 +15,8 @@
 import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
+
+const GAP_MS = 1;
 
 function encode(args) {
   return `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`;
@@ -57,7 +60,7 @@ function probeHere(port, command, label = 'before') {
     let list = samples.get(current);
     if (list === undefined) samples.set(current, (list = []));
     list.push(ms);
-    send();
+    setTimeout(send, GAP_MS);
   });
   const summary = (list) => {
     const sorted = [...list].sort((a, b) => a - b);

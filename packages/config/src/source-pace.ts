@@ -59,11 +59,18 @@ export class LatencyProbe {
     while (this.samples.length > 0 && now - this.samples[0]![0] > PROBE_WINDOW_MS) this.samples.shift();
   }
 
-  /** The longest round trip of the last PROBE_WINDOW_MS, ms; 0 with no sample yet. */
-  recentMax(): number {
-    let max = 0;
-    for (const [, ms] of this.samples) max = Math.max(max, ms);
-    return max;
+  /**
+   * The second-longest round trip of the last PROBE_WINDOW_MS, ms (0 with fewer than two
+   * samples): one outlier — a pause of this process, not of the source — does not count.
+   */
+  recent(): number {
+    let first = 0;
+    let second = 0;
+    for (const [, ms] of this.samples) {
+      if (ms > first) [first, second] = [ms, first];
+      else if (ms > second) second = ms;
+    }
+    return second;
   }
 }
 
@@ -88,7 +95,7 @@ export class SourcePace {
 
   /** The source's latency as the probe sees it now, ms. */
   sourceLatencyMs(): number {
-    return this.probe?.recentMax() ?? 0;
+    return this.probe?.recent() ?? 0;
   }
 
   /** A chunk of `keys` keys took `scriptMs` on the source: size the next one. */

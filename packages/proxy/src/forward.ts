@@ -26,7 +26,8 @@ import type { BackendPool } from './backend-pool.js';
 import type { BlockingCommands } from './blocking.js';
 import { pinnedConnection } from './client-state.js';
 import type { KeyHolds } from './key-holds.js';
-import { BUSYKEY_RETRY_DELAYS_MS, classifyMigrateError, mayReadFromSource, targetFullMessage } from './migrate-refusals.js';
+import { ON_TOUCH_MOVE_SCRIPT } from '@reborn/coordinator';
+import { BUSYKEY_RETRY_DELAYS_MS, COPYING_RETRY_DELAYS_MS, classifyMigrateError, mayReadFromSource, targetFullMessage } from './migrate-refusals.js';
 import type { Router, SlotEntry } from './router.js';
 import type { Session } from './session.js';
 
@@ -64,6 +65,8 @@ export class Forwarder {
   sourceReads = 0;
   /** MIGRATEs retried after BUSYKEY (a key between copy and delete). */
   busyKeyRetries = 0;
+  /** On-touch moves retried because the migration runner was copying the key (TRYAGAIN). */
+  copyingRetries = 0;
 
   constructor(private readonly opts: ForwarderOptions) {
     this.router = opts.router;
@@ -207,7 +210,11 @@ export class Forwarder {
    */
   private migrateThenDeliver(m: PendingMove, busyRetries: number): void {
     const { session, breq, slot, entry, unique } = m;
-    const migrate = encodeCommand(['MIGRATE', entry.targetHost, entry.targetPort, '', '0', MIGRATE_TIMEOUT_MS, ...this.router.migrateAuth, 'KEYS', ...unique]);
+    // MIGRATE inside the copy-lease script: a key the runner is copying answers TRYAGAIN.
+    const migrate = encodeCommand([
+      'EVAL', ON_TOUCH_MOVE_SCRIPT, String(unique.length), ...unique,
+      entry.targetHost, entry.targetPort, '', '0', MIGRATE_TIMEOUT_MS, ...this.router.migrateAuth,
+    ]);
     entry.source!.pick(session.id, session.resp).send({
       payload: migrate,
       resolve: (reply: Buffer) => {
@@ -218,12 +225,14 @@ export class Forwarder {
         }
         const message = errorReplyMessage(reply);
         const refusal = classifyMigrateError(message);
-        if (refusal === 'busykey' && busyRetries < BUSYKEY_RETRY_DELAYS_MS.length) {
-          this.busyKeyRetries++;
+        const delays = refusal === 'copying' ? COPYING_RETRY_DELAYS_MS : BUSYKEY_RETRY_DELAYS_MS;
+        if ((refusal === 'busykey' || refusal === 'copying') && busyRetries < delays.length) {
+          if (refusal === 'busykey') this.busyKeyRetries++;
+          else this.copyingRetries++;
           setTimeout(() => {
             if (this.router.slots[slot] !== entry || this.holds.heldKey(slot, unique) !== null) this.routeAgain(m);
             else this.migrateThenDeliver(m, busyRetries + 1);
-          }, BUSYKEY_RETRY_DELAYS_MS[busyRetries]);
+          }, delays[busyRetries]);
           return;
         }
         if (refusal === 'oom' && mayReadFromSource(breq, m.blocking)) {

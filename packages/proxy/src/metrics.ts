@@ -103,7 +103,7 @@ export interface ProxyGauges {
   /** Key holds of big-key moves (key-holds.ts). */
   keyHolds(): { waiting: number; timeouts: number; keys: number };
   /** On-touch MIGRATE refusals handled (forward.ts): reads the source answered, BUSYKEY retries. */
-  onTouch(): { sourceReads: number; busyKeyRetries: number };
+  onTouch(): { sourceReads: number; busyKeyRetries: number; copyingRetries: number };
   fenced(): boolean;
   /** Clients waiting in the start-up hold. */
   startupHeld(): number;
@@ -292,6 +292,7 @@ export class ProxyMetrics {
     counter('reborn_proxy_key_hold_timeouts_total', 'Requests answered -TRYAGAIN after waiting --key-hold-timeout for their key\'s move.', () => gauges.keyHolds().timeouts);
     counter('reborn_proxy_source_reads_total', 'Reads of a migrating slot answered by the source because the target refused their keys for memory.', () => gauges.onTouch().sourceReads);
     counter('reborn_proxy_busykey_retries_total', 'On-touch MIGRATEs retried after BUSYKEY (a key copied to the target, its source copy not yet deleted).', () => gauges.onTouch().busyKeyRetries);
+    counter('reborn_proxy_copying_retries_total', 'On-touch moves retried because the migration runner was copying the key (its copy lease).', () => gauges.onTouch().copyingRetries);
   }
 
   /** Read from the router's last applied table when scraped: nothing on the request path. */

@@ -22,20 +22,33 @@
  * client gets the error). It never returns a value that was overwritten: writes only happen
  * in the target, after the key left the source.
  *
+ * TRYAGAIN — the migration runner is copying the key (its copy lease, coordinator's
+ * copy-lease.ts): retried like BUSYKEY, for up to a little more than one lease.
+ *
  * Invariant: pure decisions; forward.ts does the sending and keeps the session gated.
  */
+import { COPY_LEASE_MS } from '@reborn/coordinator';
 import type { BackendRequest } from './backend.js';
 
 /** Waits between BUSYKEY retries: about 1.5 s in all, short first (the usual window is short). */
 export const BUSYKEY_RETRY_DELAYS_MS: readonly number[] = [20, 40, 80, 160, 300, 300, 300, 300];
 
-export type MigrateRefusal = 'busykey' | 'oom' | 'other';
+/**
+ * Waits between retries of a key the migration runner is copying (TRYAGAIN from the on-touch
+ * script, coordinator's copy-lease.ts): short first, since a chunk is usually settled within
+ * milliseconds; in all a little longer than a copy lease, so a runner that died mid-chunk
+ * costs a client a wait, not an error.
+ */
+export const COPYING_RETRY_DELAYS_MS: readonly number[] = [2, 5, 10, 20, 40, 80, ...Array<number>(Math.ceil((COPY_LEASE_MS + 1000) / 250)).fill(250)];
+
+export type MigrateRefusal = 'copying' | 'busykey' | 'oom' | 'other';
 
 /**
  * Redis wraps the target's refusal: "ERR Target instance replied with error: BUSYKEY …" and
  * "… error: OOM command not allowed when used memory > 'maxmemory'.".
  */
 export function classifyMigrateError(message: string): MigrateRefusal {
+  if (/^TRYAGAIN\b/.test(message)) return 'copying';
   if (/\bBUSYKEY\b/.test(message)) return 'busykey';
   if (/\bOOM\b/.test(message)) return 'oom';
   return 'other';
