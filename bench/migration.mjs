@@ -51,6 +51,7 @@ const flags = parseFlags(
     replica: { type: 'boolean', default: false },
     'no-load': { type: 'boolean', default: false },
     'big-keys': { type: 'boolean', default: false },
+    'max-source-latency': { type: 'string' },
   },
   [
     'usage: node bench/migration.mjs [--keys N] [--requests N] [--quick] [--out FILE] [--keep] [--migrate-keys N] [--parallel N]',
@@ -65,6 +66,7 @@ const flags = parseFlags(
     '  --replica         group 1 gets a replica (the runner WAITs for it after each MIGRATE)',
     '  --no-load         no redis-benchmark runs: the migration alone, at full speed (the keys/s goal)',
     '  --big-keys        also a 2M-field hash, a 1M-element list and a 1M-member zset in the moved slots',
+    '  --max-source-latency MS  the task\'s latency target for the source (default: the runner\'s own)',
     '',
   ],
 );
@@ -253,7 +255,10 @@ async function main() {
     // 3. During: the migration in this process; GET/SET runs back to back until it ends.
     const logger = pino({ level: 'info' }, pino.destination({ dest: path.join(tmp, 'runner.log'), sync: false }));
     const runner = new MigrationRunner({ store, logger, ...RUNNER_TUNING });
-    const task = await createMigration(store, { first: FIRST, last: LAST, to: 2 });
+    const task = await createMigration(store, {
+      first: FIRST, last: LAST, to: 2,
+      ...(flags['max-source-latency'] === undefined ? {} : { maxSourceLatencyMs: positiveInt('max-source-latency', flags['max-source-latency']) }),
+    });
     const g2Before = dbsize(p2);
     const migStart = Date.now();
     markProbes('during');

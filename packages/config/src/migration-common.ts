@@ -20,9 +20,12 @@ export interface MigrationRunnerOptions {
   barrierTimeoutMs?: number;
   /** SCAN … COUNT. Default 5000: fewer round trips queued behind MIGRATEs. */
   scanCount?: number;
-  /** Keys per MIGRATE. Default 500 (measured: 100 → ~22k keys/s, 500 → ~26k in the runner; raw MIGRATE does ~90k). */
+  /**
+   * The most keys one chunk may hold. Default 5000. The chunk size itself adapts below that
+   * (source-pace.ts): a chunk's DUMP script takes about half the task's maxSourceLatencyMs.
+   */
   migrateKeys?: number;
-  /** MIGRATE's own timeout (A ↔ B). Default 5000. */
+  /** How long a chunk's restore on the target may take (the target connection's timeout). Default 5000. */
   migrateTimeoutMs?: number;
   /**
    * How long each MIGRATE's deletes wait for the source's in-sync replicas (WAIT). Default 1000,
@@ -31,10 +34,9 @@ export interface MigrationRunnerOptions {
    */
   waitTimeoutMs?: number;
   /**
-   * MIGRATE commands in flight per batch. Default 1: each blocks the source redis, and a
-   * client request queued behind several waits for all of them. Measured with
-   * bench/migration.mjs, interleaved: 4 in flight → 39k keys/s, GET p99 during 41–43 ms;
-   * 1 → 35–41k keys/s, p99 25–27 ms, and half again more client throughput meanwhile.
+   * Chunks in flight per batch. Default 2: while the target restores one chunk, the source
+   * dumps the next (the two servers work at once). More adds little: every chunk is also
+   * work for the source, and a client request queued behind several waits for all of them.
    */
   parallel?: number;
   /** TTL of the election lease: how soon another runner takes over a dead one. Default 10. */

@@ -64,10 +64,10 @@ export class MigrationRunner {
     this.opts = {
       barrierTimeoutMs: options.barrierTimeoutMs ?? 5000,
       scanCount: options.scanCount ?? 5000,
-      migrateKeys: options.migrateKeys ?? 500,
+      migrateKeys: options.migrateKeys ?? 5000,
       migrateTimeoutMs: options.migrateTimeoutMs ?? 5000,
       waitTimeoutMs: options.waitTimeoutMs ?? 1000,
-      parallel: options.parallel ?? 1,
+      parallel: options.parallel ?? 2,
       leaseTtlSeconds: options.leaseTtlSeconds ?? 10,
       pollIntervalMs: options.pollIntervalMs ?? 500,
     };

@@ -7,8 +7,8 @@
  *   - each chunk's DUMP script time (send → reply), per key: the chunk is sized so one script
  *     blocks the source for about half the target. A client request arriving behind it waits
  *     at most that long;
- *   - a probe: its own connection PINGs the source every PROBE_EVERY_MS and keeps the round
- *     trips of the last PROBE_WINDOW_MS. That is what any client of the group sees — our
+ *   - a probe: its own connection, in a worker thread, PINGs the source every PROBE_EVERY_MS
+ *     and keeps the round trips of the last PROBE_WINDOW_MS. That is what any client of the group sees — our
  *     scripts, the target's work competing for the same cores, the clients' own load. Above
  *     the target, chunks shrink and a pause between them grows (up to MAX_PAUSE_MS); well
  *     below it the pause shrinks away. Without client load the probe stays low and the
@@ -17,60 +17,44 @@
  * Invariant: the chunk size stays within [MIN_KEYS, maxKeys] and changes by at most 2× per
  * chunk, so one odd measurement cannot swing it far. Nothing here talks to etcd.
  */
-import type { Redis } from 'ioredis';
+import { Worker } from 'node:worker_threads';
+import { parseAddr } from '@reborn/coordinator/admin';
 
 const MIN_KEYS = 16;
 const PROBE_EVERY_MS = 20;
 const PROBE_WINDOW_MS = 500;
 const MAX_PAUSE_MS = 200;
 
-/** PING round trips to one server, the recent ones kept. */
+/** PING round trips to one server, measured in a worker thread (latency-probe-worker.ts). */
 export class LatencyProbe {
-  private readonly samples: Array<[at: number, ms: number]> = [];
-  private timer: NodeJS.Timeout | null = null;
-  private stopped = false;
+  private readonly shared = new SharedArrayBuffer(8);
+  private readonly latest = new Float64Array(this.shared);
+  private worker: Worker | null = null;
 
-  constructor(private readonly conn: Redis) {}
+  constructor(private readonly addr: string, private readonly password: string | null) {}
 
   start(): this {
-    const tick = (): void => {
-      if (this.stopped) return;
-      const sent = performance.now();
-      this.conn.ping().then(
-        () => this.add(performance.now() - sent),
-        () => undefined, // a failing source is the task's business, not the probe's
-      ).finally(() => {
-        if (!this.stopped) this.timer = setTimeout(tick, PROBE_EVERY_MS);
-      });
-    };
-    tick();
+    const { host, port } = parseAddr(this.addr);
+    this.worker = new Worker(new URL('./latency-probe-worker.js', import.meta.url), {
+      workerData: { host, port, password: this.password, everyMs: PROBE_EVERY_MS, windowMs: PROBE_WINDOW_MS, shared: this.shared },
+    });
+    this.worker.on('error', () => undefined); // a probe that fails only stops measuring
+    this.worker.unref();
     return this;
   }
 
   stop(): void {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.conn.disconnect();
-  }
-
-  private add(ms: number): void {
-    const now = performance.now();
-    this.samples.push([now, ms]);
-    while (this.samples.length > 0 && now - this.samples[0]![0] > PROBE_WINDOW_MS) this.samples.shift();
+    const w = this.worker;
+    this.worker = null;
+    if (w) void w.terminate();
   }
 
   /**
-   * The second-longest round trip of the last PROBE_WINDOW_MS, ms (0 with fewer than two
-   * samples): one outlier — a pause of this process, not of the source — does not count.
+   * The second-longest round trip of the last PROBE_WINDOW_MS, ms (0 before two samples): one
+   * outlier does not count.
    */
   recent(): number {
-    let first = 0;
-    let second = 0;
-    for (const [, ms] of this.samples) {
-      if (ms > first) [first, second] = [ms, first];
-      else if (ms > second) second = ms;
-    }
-    return second;
+    return this.latest[0]!;
   }
 }
 

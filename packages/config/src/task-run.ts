@@ -394,7 +394,7 @@ export class TaskRun {
       dstConn = await connectAdmin(dst, { ...this.redis, connectTimeoutMs: 3000, commandTimeoutMs: waitTimeoutMs * (parallel + 1) + 5000 });
       const pass: MovePass = { src: srcConn, srcAddr: src, dst: dstConn, dstAddr: dst, host, port };
       // What any client of the source sees, measured on a connection of its own.
-      probe = new LatencyProbe(await connectAdmin(src, { ...this.redis, connectTimeoutMs: 3000, commandTimeoutMs: 10_000 })).start();
+      probe = new LatencyProbe(src, this.redis.password ?? null).start();
       this.pace.probe = probe;
       // Chunks a runner left unsettled (it died mid-copy, or lost a restore's answer).
       await this.mover.reconcileExpired(pass);
@@ -468,6 +468,7 @@ export class TaskRun {
     } else {
       this.progress.batchKeys = this.pace.batchKeys;
       this.progress.sourceLatencyMs = Math.round(this.pace.sourceLatencyMs() * 10) / 10;
+      this.log.debug({ batchKeys: this.pace.batchKeys, pauseMs: this.pace.pauseMs, sourceLatencyMs: this.progress.sourceLatencyMs, movedInBatch: this.tally.movedInBatch }, 'pace');
       await this.writeProgress(false);
     }
   }
