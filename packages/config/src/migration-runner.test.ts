@@ -221,6 +221,8 @@ describe('MigrationRunner', () => {
     expect(done.state).toBe('done');
     expect(done.progress).toMatchObject({ slotsDone: 256, slotsTotal: 256, keysLeft: 0, currentSlots: [] });
     expect(done.progress.keysMoved).toBeGreaterThan(4000);
+    expect(done.progress.bytesMoved).toBeGreaterThan(done.progress.keysMoved * 10); // DUMP payloads of the values
+    expect(await masters.get(1)!.exists('__reborn:copying')).toBe(0); // every copy mark settled
     const slots = await cluster.store.listSlots();
     expect(slotsOf(0, 255, slots).every((s) => s.state === 'online' && s.group === 2)).toBe(true);
     expect(slotsOf(256, 511, slots).every((s) => s.group === 1)).toBe(true);
@@ -404,6 +406,28 @@ describe('MigrationRunner', () => {
       expect((await task(t.id)).progress.waiting).toBeUndefined();
     } finally {
       target.resume();
+    }
+    await verifyKeys();
+  });
+
+  it('waits for room on a target at maxmemory instead of running into OOM, then goes on by itself', async () => {
+    const target = masters.get(1)!;
+    const used = Number(/used_memory:(\d+)/.exec(await target.info('memory'))![1]);
+    await target.config('SET', 'maxmemory', String(used + 16 * 1024));
+    try {
+      const t = await createMigration(cluster.store, { first: 896, last: 959, to: 1 });
+      const done = run(runner(), t.id);
+      await waitFor(async () => /waiting for room on group 1/.test((await task(t.id)).progress.waiting ?? ''), { timeoutMs: 30_000, what: 'the task waiting for room' });
+      const waiting = await task(t.id);
+      expect(waiting.state).toBe('running');
+      expect(waiting.progress.waiting).toMatch(/maxmemory/);
+      // The batch never started (no barrier, no key moved): nothing can run into OOM.
+      expect(slotsOf(896, 959, await cluster.store.listSlots()).every((s) => s.state === 'online' && s.group === 2)).toBe(true);
+      await target.config('SET', 'maxmemory', '0');
+      expect((await done).state).toBe('done');
+      expect((await task(t.id)).progress.waiting).toBeUndefined();
+    } finally {
+      await target.config('SET', 'maxmemory', '0');
     }
     await verifyKeys();
   });

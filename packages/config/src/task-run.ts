@@ -124,6 +124,9 @@ import { TargetWatch } from './target-watch.js';
 import { WaitClock, mastersReady, transientFault } from './task-faults.js';
 import { TaskProgress } from './task-progress.js';
 import { LatencyProbe, SourcePace } from './source-pace.js';
+import { TargetRoom } from './target-room.js';
+
+const ROOM_CHECK_INTERVAL_MS = 2000; // how often the target's room is looked at while keys move
 import { TaskWrites } from './task-writes.js';
 import type { Batch, RunnerTunables, RunnerContext, Lead } from './migration-common.js';
 
@@ -153,6 +156,8 @@ export class TaskRun {
   private readonly progress = this.tally.fields;
   private lastProgressWrite = 0;
   private lastCheck = 0;
+  /** Room on the target (target-room.ts). */
+  private readonly room: TargetRoom;
   private pass = 0;
   /** The transient fault this run waits out now, if any (task-faults.ts). */
   private readonly waits = new WaitClock();
@@ -203,6 +208,7 @@ export class TaskRun {
       pace: () => this.pace,
     });
     this.pace = new SourcePace(() => this.task.maxSourceLatencyMs, c.opts.migrateKeys);
+    this.room = new TargetRoom(c.redis);
   }
 
   async execute(): Promise<MigrationTask | null> {
@@ -301,6 +307,9 @@ export class TaskRun {
     const wait = await mastersReady(batch, topo, this.redis);
     if (wait) throw wait;
     await this.estimate(batch, c, topo);
+    // No batch starts on a target without room for it (the proxies would soon hit OOM).
+    const room = await this.room.wait(batch, topo, this.tally.batchEstimate);
+    if (room) throw room;
     await this.batchBarrier.prepare(batch);
     return null;
   }
@@ -336,6 +345,8 @@ export class TaskRun {
         throw new RedisAdminError(srcMaster!.addr, errText(err), err);
       });
       this.pass = pass;
+      const room = await this.room.wait(batch, cur, this.tally.batchEstimate - this.tally.movedInBatch);
+      if (room) throw room;
       await this.setPhase(this.movingPhase(batch));
       const movedBefore = this.tally.movedInBatch;
       const found = await this.scanPass(srcMaster!.addr, dstMaster!.addr, inBatch, state, batch);
@@ -448,6 +459,11 @@ export class TaskRun {
     }
     const was = this.task.state;
     this.task = cur.task;
+    const room = this.lastTopo && (await this.room.wait(batch, this.lastTopo, this.tally.batchEstimate - this.tally.movedInBatch, ROOM_CHECK_INTERVAL_MS));
+    if (room) {
+      await pool.drain();
+      throw room;
+    }
     // Both groups re-read: a failover of either stops this pass; the next one follows it.
     await this.batchState?.state.failover.refresh();
     await this.batchState?.state.target.refresh();
