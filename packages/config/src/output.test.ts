@@ -25,6 +25,7 @@ function task(over: Partial<MigrationTask> = {}): MigrationTask {
     state: 'running',
     throttle: 0,
     batchSlots: 128,
+    maxSourceLatencyMs: 10,
     progress: { ...newProgress(5), slotsDone: 2, keysMoved: 1234, rate: 450.4, etaSeconds: 75, phase: 'moving 2-3' },
     createdAt: '2026-01-01T00:00:00.000Z',
     updatedAt: '2026-01-01T00:00:01.000Z',
@@ -105,13 +106,18 @@ describe('tables', () => {
   it('migrations', () => {
     expect(formatMigrations([])).toBe('no migrations\n');
     expect(formatMigrations([task()])).toBe(
-      'ID   STATE    SLOTS   FROM  TO  PROGRESS                    WAITING  ERROR\n' + 'm-1  running  0-3,10  1     2   2/5 slots, 1234 keys moved\n',
+      'ID   STATE    SLOTS   FROM  TO  PROGRESS                    PACE  WAITING  ERROR\n' + 'm-1  running  0-3,10  1     2   2/5 slots, 1234 keys moved\n',
     );
     const waiting = task();
     waiting.progress.waiting = 'waiting for group 2 to have a reachable master (h:7001: connect ECONNREFUSED; since 12 s)';
     expect(formatMigrations([waiting])).toBe(
-      'ID   STATE    SLOTS   FROM  TO  PROGRESS                    WAITING                                                                                    ERROR\n' +
-        'm-1  running  0-3,10  1     2   2/5 slots, 1234 keys moved  waiting for group 2 to have a reachable master (h:7001: connect ECONNREFUSED; since 12 s)\n',
+      'ID   STATE    SLOTS   FROM  TO  PROGRESS                    PACE  WAITING                                                                                    ERROR\n' +
+        'm-1  running  0-3,10  1     2   2/5 slots, 1234 keys moved        waiting for group 2 to have a reachable master (h:7001: connect ECONNREFUSED; since 12 s)\n',
+    );
+    const moving = task();
+    Object.assign(moving.progress, { bytesMoved: 5 * 1024 * 1024, batchKeys: 800, sourceLatencyMs: 3.5, bigKey: { key: 'h', type: 'hash', done: 10, total: 40 } });
+    expect(formatMigrations([moving]).split('\n')[1]).toBe(
+      'm-1  running  0-3,10  1     2   2/5 slots, 1234 keys moved (5.0 MB)  800 keys/chunk, source 3.5 ms (target 10), big hash h: 10/40',
     );
   });
 

@@ -96,16 +96,40 @@ export function formatDuration(seconds: number | null): string {
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
 
+/** Bytes as an operator reads them: 512 B, 3.2 MB, 1.4 GB. */
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KB', 'MB', 'GB', 'TB'];
+  let v = n / 1024;
+  let i = 0;
+  for (; v >= 1024 && i < units.length - 1; i++) v /= 1024;
+  return `${v.toFixed(1)} ${units[i]}`;
+}
+
 function progressText(t: MigrationTask): string {
   const p = t.progress;
-  return `${p.slotsDone}/${p.slotsTotal} slots, ${p.keysMoved} keys moved`;
+  const bytes = p.bytesMoved === undefined ? '' : ` (${formatBytes(p.bytesMoved)})`;
+  return `${p.slotsDone}/${p.slotsTotal} slots, ${p.keysMoved} keys moved${bytes}`;
+}
+
+/** The runner's pace while keys move: chunk size, the source's latency against its target, the big key being copied. */
+function paceText(t: MigrationTask): string {
+  const p = t.progress;
+  const parts: string[] = [];
+  if (p.batchKeys !== undefined) parts.push(`${p.batchKeys} keys/chunk`);
+  if (p.sourceLatencyMs !== undefined) parts.push(`source ${p.sourceLatencyMs} ms (target ${t.maxSourceLatencyMs})`);
+  if (p.bigKey) parts.push(`big ${p.bigKey.type} ${p.bigKey.key}: ${p.bigKey.done}/${p.bigKey.total}`);
+  return parts.join(', ');
 }
 
 export function formatMigrations(tasks: readonly MigrationTask[]): string {
   if (tasks.length === 0) return 'no migrations\n';
   return table(
-    ['ID', 'STATE', 'SLOTS', 'FROM', 'TO', 'PROGRESS', 'WAITING', 'ERROR'],
-    tasks.map((t) => [t.id, t.state, formatSlotList(t.slots), t.from.join(',') || '-', String(t.to), progressText(t), t.progress.waiting ?? '', t.error ?? '']),
+    ['ID', 'STATE', 'SLOTS', 'FROM', 'TO', 'PROGRESS', 'PACE', 'WAITING', 'ERROR'],
+    tasks.map((t) => [
+      t.id, t.state, formatSlotList(t.slots), t.from.join(',') || '-', String(t.to), progressText(t),
+      t.state === 'running' ? paceText(t) : '', t.progress.waiting ?? '', t.error ?? '',
+    ]),
   );
 }
 
@@ -114,7 +138,8 @@ export function formatProgress(t: MigrationTask): string {
   const p = t.progress;
   const eta = t.state === 'running' ? `, ETA ${formatDuration(p.etaSeconds)}` : '';
   const phase = p.phase ? ` (${p.phase})` : '';
-  return `migration ${t.id} ${t.state}: ${progressText(t)}, ${Math.round(p.rate)} keys/s${eta}${phase}`;
+  const pace = t.state === 'running' ? paceText(t) : '';
+  return `migration ${t.id} ${t.state}: ${progressText(t)}, ${Math.round(p.rate)} keys/s${eta}${pace ? `; ${pace}` : ''}${phase}`;
 }
 
 /** The final line of a finished migration. */

@@ -12,7 +12,6 @@
 import { randomUUID } from 'node:crypto';
 import { SLOT_COUNT } from '@reborn/protocol';
 import { ValidationError } from './errors.js';
-import type { KeyMove } from './moves.js';
 
 /** The keyspace is split into SLOT_COUNT (1024) slots; protocol owns the number. */
 export { SLOT_COUNT };
@@ -492,4 +491,82 @@ export function assignedSlotCount(slots: readonly SlotInfo[]): number {
   let n = 0;
   for (const s of slots) if (s.state !== SlotState.Offline) n++;
   return n;
+}
+
+// ---------------------------------------------------------------------------------------------
+// In-flight key moves (the Moves store is moves.ts)
+
+export const MoveState = {
+  Holding: 'holding',
+  Copying: 'copying',
+  Swapping: 'swapping',
+} as const;
+export type MoveState = (typeof MoveState)[keyof typeof MoveState];
+const MOVE_STATES: ReadonlySet<string> = new Set(Object.values(MoveState));
+
+export type MoveKind = 'batch' | 'big-key';
+
+export interface KeyMove {
+  /** `<task>.<n>`: unique per task, a valid etcd name. */
+  id: string;
+  /** The migration (or later import/restore) that owns the move. */
+  task: string;
+  kind: MoveKind;
+  /** The distinct slots of `keys`. */
+  slots: number[];
+  /** Source and target groups. */
+  from: number;
+  to: number;
+  /** The keys, hex. */
+  keys: string[];
+  /** Proxies hold every request naming one of `keys` while this record exists. */
+  hold: boolean;
+  state: MoveState;
+  /** The temporary key on the target (hex), for a big-key move; null otherwise. */
+  tmp: string | null;
+  /** The masters the move started against (for the operator; the runner re-reads etcd). */
+  src: string;
+  dst: string;
+  /** A big key's redis type and size (elements, or bytes for a string), for progress. */
+  type?: string;
+  size?: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+const HEX_RE = /^(?:[0-9a-f]{2})*$/;
+
+function failMove(where: string, what: string): never {
+  throw new ValidationError(`${where}: not a valid key move: ${what}`);
+}
+
+export function parseMove(value: unknown, where: string): KeyMove {
+  const v = value as Partial<KeyMove> | null;
+  if (v === null || typeof v !== 'object') failMove(where, 'not an object');
+  if (typeof v.id !== 'string' || !isValidName(v.id)) failMove(where, 'bad id');
+  if (typeof v.task !== 'string' || !isValidName(v.task)) failMove(where, 'bad task');
+  if (v.kind !== 'batch' && v.kind !== 'big-key') failMove(where, 'bad kind');
+  if (!Array.isArray(v.slots) || !v.slots.every((s) => isValidSlotId(s))) failMove(where, 'bad slots');
+  if (typeof v.from !== 'number' || typeof v.to !== 'number' || !isValidGroupId(v.from) || !isValidGroupId(v.to)) failMove(where, 'bad groups');
+  if (!Array.isArray(v.keys) || !v.keys.every((k) => typeof k === 'string' && HEX_RE.test(k))) failMove(where, 'bad keys');
+  if (typeof v.state !== 'string' || !MOVE_STATES.has(v.state)) failMove(where, 'bad state');
+  if (v.tmp !== null && v.tmp !== undefined && !(typeof v.tmp === 'string' && HEX_RE.test(v.tmp))) failMove(where, 'bad tmp');
+  return {
+    id: v.id,
+    task: v.task,
+    kind: v.kind,
+    slots: v.slots,
+    from: v.from,
+    to: v.to,
+    keys: v.keys,
+    hold: v.hold === true,
+    state: v.state as MoveState,
+    tmp: v.tmp ?? null,
+    src: String(v.src ?? ''),
+    dst: String(v.dst ?? ''),
+    ...(typeof v.type === 'string' ? { type: v.type } : {}),
+    ...(typeof v.size === 'number' && Number.isFinite(v.size) ? { size: v.size } : {}),
+    createdAt: String(v.createdAt ?? ''),
+    updatedAt: String(v.updatedAt ?? ''),
+  };
 }

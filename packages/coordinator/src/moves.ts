@@ -1,5 +1,5 @@
 /**
- * In-flight key moves, stored at `/reborn/<p>/moves/<id>` before a move starts and deleted
+ * In-flight key moves (the record itself, KeyMove, is in models.ts), stored at `/reborn/<p>/moves/<id>` before a move starts and deleted
  * when it is over, so that whoever comes next (another runner, the same one restarted) finds
  * every move a crash interrupted and finishes or undoes it (docs/architecture.md, "Moving
  * data").
@@ -24,85 +24,10 @@
  * record is only ever written guarded (created if absent, updated on its mod revision), so two
  * runners cannot both own one move.
  */
-import { ConflictError, ValidationError } from './errors.js';
-import { decodeJson, isValidGroupId, isValidName, isValidSlotId } from './models.js';
+import { ConflictError } from './errors.js';
+import { decodeJson, parseMove, type KeyMove } from './models.js';
 import { guard, guardedWrite, op, type WriteGuard } from './guarded-writes.js';
 import type { Store } from './store.js';
-
-export const MoveState = {
-  Holding: 'holding',
-  Copying: 'copying',
-  Swapping: 'swapping',
-} as const;
-export type MoveState = (typeof MoveState)[keyof typeof MoveState];
-const MOVE_STATES: ReadonlySet<string> = new Set(Object.values(MoveState));
-
-export type MoveKind = 'batch' | 'big-key';
-
-export interface KeyMove {
-  /** `<task>.<n>`: unique per task, a valid etcd name. */
-  id: string;
-  /** The migration (or later import/restore) that owns the move. */
-  task: string;
-  kind: MoveKind;
-  /** The distinct slots of `keys`. */
-  slots: number[];
-  /** Source and target groups. */
-  from: number;
-  to: number;
-  /** The keys, hex. */
-  keys: string[];
-  /** Proxies hold every request naming one of `keys` while this record exists. */
-  hold: boolean;
-  state: MoveState;
-  /** The temporary key on the target (hex), for a big-key move; null otherwise. */
-  tmp: string | null;
-  /** The masters the move started against (for the operator; the runner re-reads etcd). */
-  src: string;
-  dst: string;
-  /** A big key's redis type and size (elements, or bytes for a string), for progress. */
-  type?: string;
-  size?: number;
-  createdAt: string;
-  updatedAt: string;
-}
-
-const HEX_RE = /^(?:[0-9a-f]{2})*$/;
-
-function fail(where: string, what: string): never {
-  throw new ValidationError(`${where}: not a valid key move: ${what}`);
-}
-
-export function parseMove(value: unknown, where: string): KeyMove {
-  const v = value as Partial<KeyMove> | null;
-  if (v === null || typeof v !== 'object') fail(where, 'not an object');
-  if (typeof v.id !== 'string' || !isValidName(v.id)) fail(where, 'bad id');
-  if (typeof v.task !== 'string' || !isValidName(v.task)) fail(where, 'bad task');
-  if (v.kind !== 'batch' && v.kind !== 'big-key') fail(where, 'bad kind');
-  if (!Array.isArray(v.slots) || !v.slots.every((s) => isValidSlotId(s))) fail(where, 'bad slots');
-  if (typeof v.from !== 'number' || typeof v.to !== 'number' || !isValidGroupId(v.from) || !isValidGroupId(v.to)) fail(where, 'bad groups');
-  if (!Array.isArray(v.keys) || !v.keys.every((k) => typeof k === 'string' && HEX_RE.test(k))) fail(where, 'bad keys');
-  if (typeof v.state !== 'string' || !MOVE_STATES.has(v.state)) fail(where, 'bad state');
-  if (v.tmp !== null && v.tmp !== undefined && !(typeof v.tmp === 'string' && HEX_RE.test(v.tmp))) fail(where, 'bad tmp');
-  return {
-    id: v.id,
-    task: v.task,
-    kind: v.kind,
-    slots: v.slots,
-    from: v.from,
-    to: v.to,
-    keys: v.keys,
-    hold: v.hold === true,
-    state: v.state as MoveState,
-    tmp: v.tmp ?? null,
-    src: String(v.src ?? ''),
-    dst: String(v.dst ?? ''),
-    ...(typeof v.type === 'string' ? { type: v.type } : {}),
-    ...(typeof v.size === 'number' && Number.isFinite(v.size) ? { size: v.size } : {}),
-    createdAt: String(v.createdAt ?? ''),
-    updatedAt: String(v.updatedAt ?? ''),
-  };
-}
 
 /** A move as read, with the revision a compare-and-swap needs. */
 export interface StoredMove {

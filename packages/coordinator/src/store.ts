@@ -37,8 +37,9 @@ import {
   type RestoreMarker,
   type SlotInfo,
   type Topology,
+  parseMove,
+  type KeyMove,
 } from './models.js';
-import { parseMove, type KeyMove } from './moves.js';
 import { PRODUCTS_PREFIX, Paths, productOfFirstSlot } from './paths.js';
 import { ProxyRegistration } from './registration.js';
 import { TopologyWatch, type TopologyHandlers } from './watch.js';

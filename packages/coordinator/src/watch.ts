@@ -44,8 +44,9 @@ import {
   type RestoreMarker,
   type SlotInfo,
   type Topology,
+  parseMove,
+  type KeyMove,
 } from './models.js';
-import { parseMove, type KeyMove } from './moves.js';
 import type { Paths } from './paths.js';
 import { cancelWatcher, reportTo, retryUntilDone } from './watch-plumbing.js';
 

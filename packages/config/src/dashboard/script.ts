@@ -371,7 +371,7 @@ function renderMigrations(list) {
     var x = order[a.state] === undefined ? 9 : order[a.state], y = order[b.state] === undefined ? 9 : order[b.state];
     return x - y || String(b.createdAt).localeCompare(String(a.createdAt));
   }).slice(0, 30);
-  var out = [row(['id', 'state', 'slots', 'from → to', 'progress', 'keys moved', 'keys/s', 'ETA', 'phase', ''], true)];
+  var out = [row(['id', 'state', 'slots', 'from → to', 'progress', 'keys moved', 'keys/s', 'ETA', 'pace', 'phase', ''], true)];
   list.forEach(function (m) {
     var p = m.progress || {};
     var pct = p.slotsTotal ? (100 * p.slotsDone) / p.slotsTotal : 0;
@@ -388,11 +388,32 @@ function renderMigrations(list) {
       m.slots.length ? first + (last !== first ? '-' + last : '') : '-',
       esc(m.from.join(',')) + ' → ' + m.to,
       '<span class="bar"><i style="width:' + Number(pct).toFixed(1) + '%"></i></span> ' + esc(p.slotsDone) + '/' + esc(p.slotsTotal),
-      esc(p.keysMoved), Math.round(Number(p.rate) || 0), esc(fmtSecs(p.etaSeconds)), esc(p.phase || ''), btns,
+      esc(p.keysMoved) + (p.bytesMoved !== undefined ? '<br><span class="mute">' + esc(fmtBytes(p.bytesMoved)) + '</span>' : ''),
+      Math.round(Number(p.rate) || 0), esc(fmtSecs(p.etaSeconds)), m.state === 'running' ? paceHtml(m) : '', esc(p.phase || ''), btns,
     ]));
   });
-  if (!list.length) out.push('<tr><td colspan="10" class="mute">no migrations</td></tr>');
+  if (!list.length) out.push('<tr><td colspan="11" class="mute">no migrations</td></tr>');
   $('migrations').innerHTML = out.join('');
+}
+
+function fmtBytes(n) {
+  n = Number(n) || 0;
+  if (n < 1024) return n + ' B';
+  var units = ['KB', 'MB', 'GB', 'TB'], v = n / 1024, i = 0;
+  for (; v >= 1024 && i < units.length - 1; i++) v /= 1024;
+  return v.toFixed(1) + ' ' + units[i];
+}
+
+// The runner's pace: keys per chunk, the source's latency against the task's target, the big key being copied.
+function paceHtml(m) {
+  var p = m.progress || {}, parts = [];
+  if (p.batchKeys !== undefined) parts.push(esc(p.batchKeys) + ' keys/chunk');
+  if (p.sourceLatencyMs !== undefined) parts.push('source ' + esc(p.sourceLatencyMs) + ' ms / ' + esc(m.maxSourceLatencyMs));
+  if (p.bigKey) {
+    var pct = p.bigKey.total ? (100 * p.bigKey.done) / p.bigKey.total : 0;
+    parts.push('big ' + esc(p.bigKey.type) + ' ' + esc(p.bigKey.key) + ' <span class="bar"><i style="width:' + Number(pct).toFixed(1) + '%"></i></span>');
+  }
+  return parts.join('<br>');
 }
 
 // ------------------------------------------------------------------ polling
