@@ -68,6 +68,8 @@ export class MigrationRunner {
       migrateTimeoutMs: options.migrateTimeoutMs ?? 5000,
       waitTimeoutMs: options.waitTimeoutMs ?? 1000,
       parallel: options.parallel ?? 1,
+      bigKeyBytes: options.bigKeyBytes ?? 1024 * 1024,
+      maxSourceLatencyMs: options.maxSourceLatencyMs ?? 10,
       leaseTtlSeconds: options.leaseTtlSeconds ?? 10,
       pollIntervalMs: options.pollIntervalMs ?? 500,
     };

@@ -123,6 +123,8 @@ import { TargetWatch } from './target-watch.js';
 import { WaitClock, mastersReady, transientFault } from './task-faults.js';
 import { TaskProgress } from './task-progress.js';
 import { TaskWrites } from './task-writes.js';
+import { BigKeyMover } from './big-key-move.js';
+import { findBigKeys, withoutBig } from './big-key-detect.js';
 import type { Batch, RunnerTunables, RunnerContext, Lead } from './migration-common.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -144,6 +146,7 @@ export class TaskRun {
   private readonly mover: KeyMover;
   private readonly writes: TaskWrites;
   private readonly batchBarrier: TaskBarrier;
+  private readonly bigKeys: BigKeyMover;
 
   private readonly tally = new TaskProgress();
   private readonly progress = this.tally.fields;
@@ -179,6 +182,26 @@ export class TaskRun {
       signal: lead.signal,
       setPhase: (phase) => this.setPhase(phase),
       progress: this.progress,
+    });
+    this.bigKeys = new BigKeyMover({
+      store: c.store,
+      barrier: c.barrier,
+      taskId: id,
+      lead,
+      log: this.log,
+      redis: c.redis,
+      barrierTimeoutMs: c.opts.barrierTimeoutMs,
+      waitTimeoutMs: c.opts.waitTimeoutMs,
+      maxSourceLatencyMs: c.opts.maxSourceLatencyMs,
+      onBigKey: (p) => {
+        this.progress.bigKey = p;
+      },
+      onChunk: async ({ bytes, latencyMs }) => {
+        this.progress.bytesMoved = (this.progress.bytesMoved ?? this.task.progress.bytesMoved ?? 0) + bytes;
+        this.progress.sourceLatencyMs = Math.round(latencyMs * 10) / 10;
+        this.endWait();
+        await this.writeProgress(false);
+      },
     });
     this.mover = new KeyMover({
       taskId: id,
@@ -307,6 +330,8 @@ export class TaskRun {
     const inBatch = new Uint8Array(SLOT_COUNT);
     for (const id of slots) inBatch[id] = 1;
     const state = this.batchMoveState(batch);
+    // Big-key moves a crash or an error interrupted are finished (or undone) before anything else.
+    await this.bigKeys.recover();
 
     for (let pass = 1; ; pass++) {
       const cur = pass === 1 ? topo : await this.store.loadTopology();
@@ -390,8 +415,9 @@ export class TaskRun {
         found += mine.length;
         const size = this.mover.chunkSize();
         for (let i = 0; i < mine.length; i += size) {
-          const chunk = mine.slice(i, i + size);
           if (i > 0) await this.checkpoint(pool, batch);
+          const chunk = await this.moveBigKeys(srcConn, mine.slice(i, i + size), batch);
+          if (chunk.length === 0) continue;
           await this.mover.throttle(chunk.length);
           await pool.run(() => this.mover.migrateChunk(pass, chunk, state));
         }
@@ -406,6 +432,19 @@ export class TaskRun {
       dstConn?.disconnect();
     }
     return found;
+  }
+
+  /** The big keys of `chunk` go one by one through the chunked path (big-key-move.ts); returns the rest, for MIGRATE. */
+  private async moveBigKeys(src: Redis, chunk: Buffer[], batch: Batch): Promise<Buffer[]> {
+    const big = await findBigKeys(src, chunk, this.opts.bigKeyBytes);
+    if (big.length === 0) return chunk;
+    const whole: Buffer[] = [];
+    for (const info of big) {
+      const outcome = await this.bigKeys.move(info, batch.from, batch.to);
+      if (outcome === 'migrate') whole.push(info.key);
+      else if (outcome === 'moved') this.tally.moved(1);
+    }
+    return [...withoutBig(chunk, big), ...whole];
   }
 
   /**
