@@ -87,6 +87,8 @@ export interface BigKeyMoveOptions {
   waitTimeoutMs: number;
   /** Latency target of one source read while copying, ms. */
   maxSourceLatencyMs: number;
+  /** How often a copy re-reads both groups' masters from etcd, ms. Default CHECK_INTERVAL_MS (200). */
+  masterCheckMs?: number;
   /** The big key being copied (undefined: none now), for progress.bigKey. */
   onBigKey?: (p: BigKeyProgress | undefined) => void;
   /** After each chunk: bytes it moved, the source read's latency, the next chunk size. */
@@ -132,7 +134,7 @@ export class BigKeyMover {
    */
   async move(info: BigKeyInfo, from: number, to: number): Promise<'moved' | 'migrate' | 'gone'> {
     const m = await this.masters(from, to);
-    if (info.type === 'stream' && (await this.onSource(m.src, (c) => streamHasPending(c, info.key)))) {
+    if (info.type === 'stream' && (await this.withConn(m.src, (c) => this.onConn(m.src, () => streamHasPending(c, info.key))))) {
       this.o.log.warn({ key: showKey(info.key), entries: info.size }, 'big stream with pending entries: moved whole by MIGRATE (its pending lists cannot be copied); this may stall the source');
       return 'migrate';
     }
@@ -248,10 +250,11 @@ export class BigKeyMover {
       if (expireAt === -2) return null; // not on A (a proxy moved it before the hold, or it expired)
       let lastCheck = Date.now();
       this.o.onBigKey?.({ key: showKey(key), type, done: 0, total });
-      const result = await this.onConn(m.src, () =>
-        copyInChunks({
+      const result = await copyInChunks({
           src,
           dst,
+          srcAddr: m.src,
+          dstAddr: m.dst,
           key,
           tmp,
           type,
@@ -260,13 +263,12 @@ export class BigKeyMover {
           onChunk: async (p) => {
             this.o.onBigKey?.({ key: showKey(key), type, done: Math.min(p.done, total), total });
             await this.o.onChunk?.(p);
-            if (Date.now() - lastCheck >= CHECK_INTERVAL_MS) {
+            if (Date.now() - lastCheck >= (this.o.masterCheckMs ?? CHECK_INTERVAL_MS)) {
               lastCheck = Date.now();
               await this.assertMasters(move.from, move.to, m); // a failover stops the copy; recovery restarts it
             }
           },
-        }),
-      );
+        });
       return { ...result, expireAt };
     }).finally(() => this.o.onBigKey?.(undefined));
     if (copied === null) {
@@ -290,7 +292,7 @@ export class BigKeyMover {
     return this.withConn(m.dst, async (dst) => {
       let answer: string;
       try {
-        answer = String(await dst.call('EVAL', SWAP_SCRIPT, '2', tmp, key, String(Math.max(0, expireAt))));
+        answer = String(await this.onConn(m.dst, () => dst.call('EVAL', SWAP_SCRIPT, '2', tmp, key, String(Math.max(0, expireAt)))));
       } catch (err) {
         if (replyCode(err) === 'BUSYKEY') {
           // Not renamed: A's copy is whole; T goes and the proxies stop holding K.
@@ -338,10 +340,10 @@ export class BigKeyMover {
     const src = group ? groupMaster(group)?.addr : undefined;
     if (!src || !group) throw new MigrationWait(`waiting for group ${move.from} to have a master`, 'etcd names none: failover in progress');
     await this.withConn(src, async (c) => {
-      await c.call('UNLINK', key);
+      await this.onConn(src, () => c.call('UNLINK', key));
       const wanted = inSyncMembers(group).length;
       if (wanted === 0) return;
-      const confirmed = Number(await c.call('WAIT', String(wanted), String(this.o.waitTimeoutMs)));
+      const confirmed = Number(await this.onConn(src, () => c.call('WAIT', String(wanted), String(this.o.waitTimeoutMs))));
       if (confirmed < wanted) {
         // The key is whole on B; only a failover of A now could bring back A's old copy, and the
         // key mover deletes such resurrected copies (key-mover.ts, case b).
@@ -391,7 +393,7 @@ export class BigKeyMover {
     const group = await this.o.store.getGroup(move.to);
     const dst = group ? groupMaster(group)?.addr : undefined;
     if (!dst) throw new MigrationWait(`waiting for group ${move.to} to have a master`, 'etcd names none: failover in progress');
-    if (move.tmp) await this.withConn(dst, (c) => c.del(Buffer.from(move.tmp!, 'hex')));
+    if (move.tmp) await this.withConn(dst, (c) => this.onConn(dst, () => c.del(Buffer.from(move.tmp!, 'hex'))));
     for (const a of await this.o.barrier.listActions()) {
       if (a.kind === 'keys' && a.move === move.id) await this.o.barrier.deleteAction(a.seq);
     }
@@ -459,7 +461,7 @@ export class BigKeyMover {
   private async withConn<T>(addr: string, fn: (c: Redis) => Promise<T>): Promise<T> {
     const c = await this.onConn(addr, () => connectAdmin(addr, this.connOpts()));
     try {
-      return await this.onConn(addr, () => fn(c));
+      return await fn(c);
     } finally {
       c.disconnect();
     }
@@ -467,10 +469,6 @@ export class BigKeyMover {
 
   private async withBoth<T>(m: Masters, fn: (src: Redis, dst: Redis) => Promise<T>): Promise<T> {
     return this.withConn(m.src, (src) => this.withConn(m.dst, (dst) => fn(src, dst)));
-  }
-
-  private onSource<T>(addr: string, fn: (c: Redis) => Promise<T>): Promise<T> {
-    return this.withConn(addr, fn);
   }
 
   /** A connection failure of `addr` becomes a RedisAdminError naming it: the task waits for its group. */

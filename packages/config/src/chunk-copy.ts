@@ -17,7 +17,8 @@
  * rebuilt with public commands): streamHasPending tells the caller to MIGRATE it whole.
  */
 import type { Redis } from 'ioredis';
-import { nap } from './migration-common.js';
+import { RedisAdminError } from '@reborn/coordinator/admin';
+import { errText, isConnectionError, nap } from './migration-common.js';
 
 /** Adapts a chunk size to keep each source read near `targetMs`. */
 export class ChunkSizer {
@@ -52,6 +53,9 @@ export interface ChunkCopyOptions {
   /** Latency target of one source read, ms. */
   maxSourceLatencyMs: number;
   signal?: AbortSignal;
+  /** The servers' addresses: a connection failure names the one that failed (RedisAdminError). */
+  srcAddr: string;
+  dstAddr: string;
   /**
    * After each chunk written: elements (bytes for a string) copied so far, bytes moved by the
    * chunk, the source read's latency and the next chunk size. May throw to stop the copy
@@ -195,6 +199,15 @@ async function writeChunk(dst: Redis, writes: (string | Buffer)[][]): Promise<vo
   for (const [err] of (await p.exec()) ?? []) if (err) throw err;
 }
 
+/** A connection failure of `addr` becomes a RedisAdminError naming it (the task then waits for its group). */
+async function onServer<T>(addr: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    throw isConnectionError(err) ? new RedisAdminError(addr, errText(err), err) : err;
+  }
+}
+
 /**
  * Copies `key` into `tmp` chunk by chunk. Returns the elements (bytes for a string) and bytes
  * copied. Throws on any redis error (the caller restarts from a fresh temporary key).
@@ -211,11 +224,11 @@ export async function copyInChunks(o: ChunkCopyOptions): Promise<{ elements: num
     for (;;) {
       if (o.signal?.aborted) throw o.signal.reason ?? new Error('aborted');
       const t0 = performance.now();
-      const chunk = await read(sizer.size);
+      const chunk = await onServer(o.srcAddr, () => read(sizer.size));
       const latencyMs = performance.now() - t0;
       sizer.observe(latencyMs);
       await inFlight;
-      inFlight = writeChunk(o.dst, chunk.writes);
+      inFlight = onServer(o.dstAddr, () => writeChunk(o.dst, chunk.writes));
       inFlight.catch(() => {}); // awaited at the next chunk or below; never unhandled
       done += chunk.elements;
       bytes += chunk.bytes;
