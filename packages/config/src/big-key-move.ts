@@ -245,30 +245,30 @@ export class BigKeyMover {
     const type = move.type ?? 'unknown';
     const total = move.size ?? 0;
     const copied = await this.withBoth(m, async (src, dst) => {
-      await this.onConn(m.dst, () => dst.del(tmp));
+      await this.onConn(m.dst, () => dst.unlink(tmp)); // lazy free: a leftover copy may be big
       const expireAt = Number(await this.onConn(m.src, () => src.call('PEXPIRETIME', key)));
       if (expireAt === -2) return null; // not on A (a proxy moved it before the hold, or it expired)
       let lastCheck = Date.now();
       this.o.onBigKey?.({ key: showKey(key), type, done: 0, total });
       const result = await copyInChunks({
-          src,
-          dst,
-          srcAddr: m.src,
-          dstAddr: m.dst,
-          key,
-          tmp,
-          type,
-          maxSourceLatencyMs: this.o.maxSourceLatencyMs,
-          signal: this.o.lead.signal,
-          onChunk: async (p) => {
-            this.o.onBigKey?.({ key: showKey(key), type, done: Math.min(p.done, total), total });
-            await this.o.onChunk?.(p);
-            if (Date.now() - lastCheck >= (this.o.masterCheckMs ?? CHECK_INTERVAL_MS)) {
-              lastCheck = Date.now();
-              await this.assertMasters(move.from, move.to, m); // a failover stops the copy; recovery restarts it
-            }
-          },
-        });
+        src,
+        dst,
+        srcAddr: m.src,
+        dstAddr: m.dst,
+        key,
+        tmp,
+        type,
+        maxSourceLatencyMs: this.o.maxSourceLatencyMs,
+        signal: this.o.lead.signal,
+        onChunk: async (p) => {
+          this.o.onBigKey?.({ key: showKey(key), type, done: Math.min(p.done, total), total });
+          await this.o.onChunk?.(p);
+          if (Date.now() - lastCheck >= (this.o.masterCheckMs ?? CHECK_INTERVAL_MS)) {
+            lastCheck = Date.now();
+            await this.assertMasters(move.from, move.to, m); // a failover stops the copy; recovery restarts it
+          }
+        },
+      });
       return { ...result, expireAt };
     }).finally(() => this.o.onBigKey?.(undefined));
     if (copied === null) {
@@ -393,7 +393,7 @@ export class BigKeyMover {
     const group = await this.o.store.getGroup(move.to);
     const dst = group ? groupMaster(group)?.addr : undefined;
     if (!dst) throw new MigrationWait(`waiting for group ${move.to} to have a master`, 'etcd names none: failover in progress');
-    if (move.tmp) await this.withConn(dst, (c) => this.onConn(dst, () => c.del(Buffer.from(move.tmp!, 'hex'))));
+    if (move.tmp) await this.withConn(dst, (c) => this.onConn(dst, () => c.unlink(Buffer.from(move.tmp!, 'hex'))));
     for (const a of await this.o.barrier.listActions()) {
       if (a.kind === 'keys' && a.move === move.id) await this.o.barrier.deleteAction(a.seq);
     }

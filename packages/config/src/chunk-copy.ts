@@ -39,8 +39,8 @@ export class ChunkSizer {
   }
 }
 
-/** Element chunks: 16 … 50 000 (start 512); string chunks in bytes: 16 KiB … 16 MiB (start 256 KiB). */
-export const ELEMENT_CHUNK = { min: 16, max: 50_000, start: 512 } as const;
+/** Element chunks: 16 … 10 000 (start 512); string chunks in bytes: 16 KiB … 16 MiB (start 256 KiB). */
+export const ELEMENT_CHUNK = { min: 16, max: 10_000, start: 512 } as const;
 export const BYTE_CHUNK = { min: 16 * 1024, max: 16 * 1024 * 1024, start: 256 * 1024 } as const;
 
 export interface ChunkCopyOptions {
