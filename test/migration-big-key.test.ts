@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keySlot } from '@reborn/protocol';
-import { Moves } from '@reborn/coordinator';
+import { Migrations, Moves } from '@reborn/coordinator';
 import { isRunnerAlive } from '@reborn/config';
 import { startCluster, stopAll, waitFor, type Cluster } from '@reborn/testkit';
 
@@ -123,15 +123,26 @@ describe('big keys through a runner process', () => {
     for (const k of await allKeys(g1)) if (!Object.values(BIG).includes(k)) smallBefore.set(k, await digest(g1, k));
 
     const moves = new Moves(cluster.store);
+    const migrations = new Migrations(cluster.store);
     const child = spawn(process.execPath, cliArgs(['slot', 'migrate', String(FIRST), String(LAST), '2']), { env: cleanEnv(), cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_code, signal) => resolve(signal)));
     try {
-      // Kill it while a big key is being copied (its record says copying).
-      const copying = await waitFor(async () => (await moves.list()).find((s) => s.move.state === 'copying'), { timeoutMs: 120_000, what: `a big-key move in state copying (runner: ${stderr})` });
+      // Kill it while a big key is being copied: the task's progress names it, its record says copying.
+      const { progress, copying } = await waitFor(
+        async () => {
+          const progress = (await migrations.list()).map((m) => m.task.progress).find((p) => p.bigKey !== undefined);
+          const copying = (await moves.list()).find((m) => m.move.state === 'copying');
+          return progress && copying && { progress, copying };
+        },
+        { timeoutMs: 120_000, what: `a big key copying, named in the task's progress (runner: ${stderr})` },
+      );
       child.kill('SIGKILL');
       expect(await exited).toBe('SIGKILL');
+      expect(Object.values(BIG)).toContain(progress.bigKey!.key);
+      expect(progress.bigKey!.total).toBeGreaterThanOrEqual(300_000);
+      expect(progress.bytesMoved).toBeGreaterThan(0);
       // Caught mid-copy: the temporary key exists on the target, the key is still whole on the source.
       const key = Buffer.from(copying.move.keys[0]!, 'hex').toString();
       expect(await g1.exists(key)).toBe(1);

@@ -254,6 +254,26 @@ describe('BigKeyMover: interrupted moves are finished by the next one', () => {
     });
   }
 
+  it('a failing task releases its holds: undone before the rename, finished after it', async () => {
+    const key = await bigHash('fail', 30_000);
+    const before = await digest(a, key);
+    const stopAt = (step: BigKeyStep) => async (s: BigKeyStep) => {
+      if (s === step) throw new Stop(s);
+    };
+    await expect(mover({ afterStep: stopAt('copied') }).move(await bigInfo(key), 1, 2)).rejects.toBeInstanceOf(Stop);
+    await mover().releaseForFailure();
+    expect([await a.exists(key), await b.exists(key)]).toEqual([1, 0]);
+    expect(await tempKeys()).toEqual([]);
+    expect(await moveRecords()).toEqual([]);
+
+    await expect(mover({ afterStep: stopAt('swapped') }).move(await bigInfo(key), 1, 2)).rejects.toBeInstanceOf(Stop);
+    await mover().releaseForFailure();
+    expect([await a.exists(key), await b.exists(key)]).toEqual([0, 1]);
+    expect(await digest(b, key)).toBe(before);
+    expect(await tempKeys()).toEqual([]);
+    expect(await moveRecords()).toEqual([]);
+  });
+
   it('stopped in the middle of the copy: the half-copied temporary key is replaced by a whole copy', async () => {
     const key = await bigHash('mid', 60_000);
     const before = await digest(a, key);

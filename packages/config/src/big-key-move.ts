@@ -61,6 +61,8 @@ import { FenceError, fenceProxy } from './fence.js';
 import { CHECK_INTERVAL_MS, Halt, MigrationError, MigrationWait, errText, isConnectionError, isRetryable, masterMoved, type Lead } from './migration-common.js';
 
 const TEMP_PREFIX = '__reborn_move:';
+/** WAIT rounds on the target before the task says it waits for its replicas (and retries). */
+const CONFIRM_ROUNDS = 5;
 
 /**
  * The temporary key of move `id` for `key`: in K's slot (`{<K's hash tag>}`) whenever the tag
@@ -198,6 +200,23 @@ export class BigKeyMover {
     return left.length;
   }
 
+  /**
+   * The task is failing: no key may stay held meanwhile. Moves not yet swapping are undone
+   * (K is whole on A); a swapping one is finished when K is on B, undone otherwise. Best effort: what fails here
+   * is left for recover() when the task is resumed.
+   */
+  async releaseForFailure(): Promise<void> {
+    for (const stored of await this.moves.list(this.o.taskId)) {
+      if (stored.move.kind !== 'big-key') continue;
+      try {
+        if (stored.move.state === MoveState.Swapping) await this.recoverSwapping(stored, false);
+        else await this.rollBack(stored, 'the task failed');
+      } catch (err) {
+        this.o.log.warn({ move: stored.move.id, err: errText(err) }, 'big key: move left for the next recovery');
+      }
+    }
+  }
+
   // --- the steps -------------------------------------------------------------------------------
 
   /** Step 1: the barrier action of kind `keys`; silent proxies fenced; a failed fence rolls back. */
@@ -326,8 +345,12 @@ export class BigKeyMover {
       if (wanted === 0) return;
       const confirmed = Number(await this.onConn(m.dst, () => dst.call('WAIT', String(wanted), String(this.o.waitTimeoutMs))));
       if (confirmed >= wanted) return;
-      if (round % 10 === 0) {
-        this.o.log.warn({ move: move.id, dst: m.dst, confirmed, wanted }, 'big key: waiting for the target\'s in-sync replicas before the source copy is deleted');
+      if (round + 1 >= CONFIRM_ROUNDS) {
+        // Said in the task's progress (waiting); recovery comes back here (state swapping).
+        throw new MigrationWait(
+          `waiting for group ${move.to}'s in-sync replicas to confirm a moved big key`,
+          `${confirmed} of ${wanted} confirmed on ${m.dst}; the source copy is kept until they do (or HA drops them from the in-sync set)`,
+        );
       }
     }
   }
@@ -356,7 +379,7 @@ export class BigKeyMover {
   }
 
   /** Recovery of a record in state swapping, from what both masters hold now. */
-  private async recoverSwapping(stored: StoredMove): Promise<void> {
+  private async recoverSwapping(stored: StoredMove, copyAgain = true): Promise<void> {
     const { move } = stored;
     const key = Buffer.from(move.keys[0]!, 'hex');
     const tmp = Buffer.from(move.tmp!, 'hex');
@@ -379,7 +402,8 @@ export class BigKeyMover {
         await this.rollBack(stored, 'BUSYKEY on the target');
         throw new MigrationError('EBUSYKEY', `BUSYKEY: big key "${showKey(key)}" exists in group ${move.from} (${m.src}) and group ${move.to} (${m.dst}) next to an unfinished copy; keep the right copy, delete the other, then run "reborn-config migration resume ${this.o.taskId}"`);
       }
-      await this.copyAndSwap(await this.update(stored, MoveState.Copying));
+      if (copyAgain) await this.copyAndSwap(await this.update(stored, MoveState.Copying));
+      else await this.rollBack(stored, 'the task failed before the rename');
       return;
     }
     // On neither side: it expired (the swap drops an expired key; A's copy expires by itself).

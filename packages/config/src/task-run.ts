@@ -572,6 +572,8 @@ export class TaskRun {
     this.endWait();
     const message = errText(err);
     this.log.error({ err: message, code: (err as { code?: unknown }).code }, 'migration failed');
+    // Never leave a big key held behind either (big-key-move.ts).
+    await this.bigKeys.releaseForFailure().catch((e: unknown) => this.log.warn({ err: errText(e) }, 'could not release big-key moves'));
     // Never leave a batch in pre_migrate behind (proxies would hold its requests).
     try {
       const topo = await this.store.loadTopology();
