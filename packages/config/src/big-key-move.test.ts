@@ -34,9 +34,7 @@ function mover(extra: Partial<BigKeyMoveOptions> = {}): BigKeyMover {
     lead: { signal: new AbortController().signal, guardKey, lose: () => {} },
     log: logger,
     redis: {},
-    barrierTimeoutMs: 1000,
-    waitTimeoutMs: 1000,
-    maxSourceLatencyMs: 10,
+    opts: { barrierTimeoutMs: 1000, waitTimeoutMs: 1000, maxSourceLatencyMs: 10 },
     ...extra,
   });
 }

@@ -55,10 +55,10 @@ import {
   type Store,
 } from '@reborn/coordinator';
 import { RedisAdminError, connectAdmin, replyCode, showKey, type RedisAdminOptions } from '@reborn/coordinator/admin';
-import type { BigKeyInfo } from './big-key-detect.js';
+import { findBigKeys, withoutBig, type BigKeyInfo } from './big-key-detect.js';
 import { copyInChunks, streamHasPending } from './chunk-copy.js';
 import { FenceError, fenceProxy } from './fence.js';
-import { CHECK_INTERVAL_MS, Halt, MigrationError, MigrationWait, errText, isConnectionError, isRetryable, masterMoved, type Lead } from './migration-common.js';
+import { CHECK_INTERVAL_MS, Halt, MigrationError, MigrationWait, errText, isConnectionError, isRetryable, masterMoved, type Batch, type Lead, type RunnerTunables } from './migration-common.js';
 
 const TEMP_PREFIX = '__reborn_move:';
 /** WAIT rounds on the target before the task says it waits for its replicas (and retries). */
@@ -84,11 +84,12 @@ export interface BigKeyMoveOptions {
   lead: Lead;
   log: Logger;
   redis: RedisAdminOptions;
-  barrierTimeoutMs: number;
-  /** One WAIT's timeout (B's replicas after the rename, A's after the unlink). */
-  waitTimeoutMs: number;
-  /** Latency target of one source read while copying, ms. */
-  maxSourceLatencyMs: number;
+  /**
+   * The runner's tunables used here: barrierTimeoutMs (the hold's acks), waitTimeoutMs (one
+   * WAIT: B's replicas after the rename, A's after the unlink), maxSourceLatencyMs (the
+   * latency target of one source read while copying).
+   */
+  opts: Pick<RunnerTunables, 'barrierTimeoutMs' | 'waitTimeoutMs' | 'maxSourceLatencyMs'>;
   /** How often a copy re-reads both groups' masters from etcd, ms. Default CHECK_INTERVAL_MS (200). */
   masterCheckMs?: number;
   /** The big key being copied (undefined: none now), for progress.bigKey. */
@@ -177,6 +178,24 @@ export class BigKeyMover {
   }
 
   /**
+   * Of `chunk` (keys of `batch` about to be MIGRATEd from `src`), moves the big ones
+   * (big-key-detect.ts) one by one. Returns the keys left for MIGRATE (the small ones, and a
+   * stream that cannot be copied logically) and how many big keys moved.
+   */
+  async moveBigKeys(src: Redis, chunk: Buffer[], batch: Batch, bigKeyBytes: number): Promise<{ rest: Buffer[]; moved: number }> {
+    const big = await findBigKeys(src, chunk, bigKeyBytes);
+    if (big.length === 0) return { rest: chunk, moved: 0 };
+    const whole: Buffer[] = [];
+    let moved = 0;
+    for (const info of big) {
+      const outcome = await this.move(info, batch.from, batch.to);
+      if (outcome === 'migrate') whole.push(info.key);
+      else if (outcome === 'moved') moved++;
+    }
+    return { rest: [...withoutBig(chunk, big), ...whole], moved };
+  }
+
+  /**
    * Finishes or undoes every big-key move of this task that a crash or an error interrupted.
    * Returns how many there were.
    */
@@ -226,7 +245,7 @@ export class BigKeyMover {
     // The note starts as the slot barrier's do: a stale action is cleared with the task's others.
     const action = await this.o.barrier.createAction(move.slots, revision, `migration ${this.o.taskId}: hold ${label}`, move.id);
     try {
-      const { missing } = await this.o.barrier.waitForAcks(action, this.o.barrierTimeoutMs);
+      const { missing } = await this.o.barrier.waitForAcks(action, this.o.opts.barrierTimeoutMs);
       if (missing.length === 0) return;
       this.o.log.warn({ action: action.seq, missing, move: move.id }, 'proxies did not ack the key hold: fencing them');
       const everyGroup = (await this.o.store.listGroups()).map((g) => g.id);
@@ -235,7 +254,7 @@ export class BigKeyMover {
           fenceProxy(this.o.store, {
             proxyId,
             groups: everyGroup,
-            reason: `did not ack action ${action.seq} (migration ${this.o.taskId}, hold of ${label}) within ${this.o.barrierTimeoutMs} ms`,
+            reason: `did not ack action ${action.seq} (migration ${this.o.taskId}, hold of ${label}) within ${this.o.opts.barrierTimeoutMs} ms`,
             action: action.seq,
             logger: this.o.log,
             redis: this.o.redis,
@@ -277,7 +296,7 @@ export class BigKeyMover {
         key,
         tmp,
         type,
-        maxSourceLatencyMs: this.o.maxSourceLatencyMs,
+        maxSourceLatencyMs: this.o.opts.maxSourceLatencyMs,
         signal: this.o.lead.signal,
         onChunk: async (p) => {
           this.o.onBigKey?.({ key: showKey(key), type, done: Math.min(p.done, total), total });
@@ -343,7 +362,7 @@ export class BigKeyMover {
       if (master !== m.dst) throw masterMoved(move.to, m.dst, master);
       const wanted = inSyncMembers(group!).length;
       if (wanted === 0) return;
-      const confirmed = Number(await this.onConn(m.dst, () => dst.call('WAIT', String(wanted), String(this.o.waitTimeoutMs))));
+      const confirmed = Number(await this.onConn(m.dst, () => dst.call('WAIT', String(wanted), String(this.o.opts.waitTimeoutMs))));
       if (confirmed >= wanted) return;
       if (round + 1 >= CONFIRM_ROUNDS) {
         // Said in the task's progress (waiting); recovery comes back here (state swapping).
@@ -366,7 +385,7 @@ export class BigKeyMover {
       await this.onConn(src, () => c.call('UNLINK', key));
       const wanted = inSyncMembers(group).length;
       if (wanted === 0) return;
-      const confirmed = Number(await this.onConn(src, () => c.call('WAIT', String(wanted), String(this.o.waitTimeoutMs))));
+      const confirmed = Number(await this.onConn(src, () => c.call('WAIT', String(wanted), String(this.o.opts.waitTimeoutMs))));
       if (confirmed < wanted) {
         // The key is whole on B; only a failover of A now could bring back A's old copy, and the
         // key mover deletes such resurrected copies (key-mover.ts, case b).
@@ -479,7 +498,7 @@ export class BigKeyMover {
   }
 
   private connOpts() {
-    return { ...this.o.redis, connectTimeoutMs: 3000, commandTimeoutMs: 30_000 + this.o.waitTimeoutMs };
+    return { ...this.o.redis, connectTimeoutMs: 3000, commandTimeoutMs: 30_000 + this.o.opts.waitTimeoutMs };
   }
 
   private async withConn<T>(addr: string, fn: (c: Redis) => Promise<T>): Promise<T> {

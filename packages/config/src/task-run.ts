@@ -41,7 +41,8 @@
  *      when the pass starts (≤ migrateKeys per
  *      command, ≤ parallel commands in flight, throttled to `throttle` keys/s), each MIGRATE
  *      followed by WAIT for A's in-sync replicas (the deletes) and B's (the copies; key-mover.ts). NOKEY is
- *      fine (a proxy moved it, or it expired). BUSYKEY — the key exists on both — fails the
+ *      fine (a proxy moved it, or it expired). A key too big for one MIGRATE (≥ bigKeyBytes) is
+      copied in chunks instead, recorded, held and crash-safe (big-key-move.ts). BUSYKEY — the key exists on both — fails the
  *      task, naming the key: nothing here overwrites (the exceptions: a key left on both
  *      by a MIGRATE that timed out in this run, whose two copies are equal — type, content,
  *      TTL; then A's copy is deleted, as redis documents for IOERR; and a pre-move copy that
@@ -124,7 +125,6 @@ import { WaitClock, mastersReady, transientFault } from './task-faults.js';
 import { TaskProgress } from './task-progress.js';
 import { TaskWrites } from './task-writes.js';
 import { BigKeyMover } from './big-key-move.js';
-import { findBigKeys, withoutBig } from './big-key-detect.js';
 import type { Batch, RunnerTunables, RunnerContext, Lead } from './migration-common.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -184,24 +184,9 @@ export class TaskRun {
       progress: this.progress,
     });
     this.bigKeys = new BigKeyMover({
-      store: c.store,
-      barrier: c.barrier,
-      taskId: id,
-      lead,
-      log: this.log,
-      redis: c.redis,
-      barrierTimeoutMs: c.opts.barrierTimeoutMs,
-      waitTimeoutMs: c.opts.waitTimeoutMs,
-      maxSourceLatencyMs: c.opts.maxSourceLatencyMs,
-      onBigKey: (p) => {
-        this.progress.bigKey = p;
-      },
-      onChunk: async ({ bytes, latencyMs }) => {
-        this.progress.bytesMoved = (this.progress.bytesMoved ?? this.task.progress.bytesMoved ?? 0) + bytes;
-        this.progress.sourceLatencyMs = Math.round(latencyMs * 10) / 10;
-        this.endWait();
-        await this.writeProgress(false);
-      },
+      store: c.store, barrier: c.barrier, taskId: id, lead, log: this.log, redis: c.redis, opts: c.opts,
+      onBigKey: (p) => void (this.progress.bigKey = p),
+      onChunk: (p) => this.bigKeyChunk(p.bytes, p.latencyMs),
     });
     this.mover = new KeyMover({
       taskId: id,
@@ -416,7 +401,9 @@ export class TaskRun {
         const size = this.mover.chunkSize();
         for (let i = 0; i < mine.length; i += size) {
           if (i > 0) await this.checkpoint(pool, batch);
-          const chunk = await this.moveBigKeys(srcConn, mine.slice(i, i + size), batch);
+          // Big keys go one by one in chunks (big-key-move.ts); the rest by MIGRATE.
+          const { rest: chunk, moved } = await this.bigKeys.moveBigKeys(srcConn, mine.slice(i, i + size), batch, this.opts.bigKeyBytes);
+          this.tally.moved(moved);
           if (chunk.length === 0) continue;
           await this.mover.throttle(chunk.length);
           await pool.run(() => this.mover.migrateChunk(pass, chunk, state));
@@ -434,17 +421,12 @@ export class TaskRun {
     return found;
   }
 
-  /** The big keys of `chunk` go one by one through the chunked path (big-key-move.ts); returns the rest, for MIGRATE. */
-  private async moveBigKeys(src: Redis, chunk: Buffer[], batch: Batch): Promise<Buffer[]> {
-    const big = await findBigKeys(src, chunk, this.opts.bigKeyBytes);
-    if (big.length === 0) return chunk;
-    const whole: Buffer[] = [];
-    for (const info of big) {
-      const outcome = await this.bigKeys.move(info, batch.from, batch.to);
-      if (outcome === 'migrate') whole.push(info.key);
-      else if (outcome === 'moved') this.tally.moved(1);
-    }
-    return [...withoutBig(chunk, big), ...whole];
+  /** A chunk of a big key was copied: bytes and source latency into progress; keys move again. */
+  private async bigKeyChunk(bytes: number, latencyMs: number): Promise<void> {
+    this.progress.bytesMoved = (this.progress.bytesMoved ?? this.task.progress.bytesMoved ?? 0) + bytes;
+    this.progress.sourceLatencyMs = Math.round(latencyMs * 10) / 10;
+    this.endWait();
+    await this.writeProgress(false);
   }
 
   /**
