@@ -68,6 +68,7 @@ export class MigrationRunner {
       migrateTimeoutMs: options.migrateTimeoutMs ?? 5000,
       waitTimeoutMs: options.waitTimeoutMs ?? 1000,
       parallel: options.parallel ?? 2,
+      bigKeyBytes: options.bigKeyBytes ?? 1024 * 1024,
       leaseTtlSeconds: options.leaseTtlSeconds ?? 10,
       pollIntervalMs: options.pollIntervalMs ?? 500,
     };

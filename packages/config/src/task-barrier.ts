@@ -9,10 +9,10 @@
  * earlier attempt of the task left behind are deleted before a new one is created.
  */
 import type { Logger } from 'pino';
-import { SlotState, onlineSlot, type Barrier, type MigrationProgress, type Store } from '@reborn/coordinator';
+import { MAX_TXN_OPS, SlotState, onlineSlot, type Barrier, type MigrationProgress, type MigrationTask, type Store } from '@reborn/coordinator';
 import type { RedisAdminOptions } from '@reborn/coordinator/admin';
 import { FenceError, fenceProxy } from './fence.js';
-import { MigrationError, MigrationWait, BARRIER_ATTEMPTS, ranges, isRetryable, errText, nap, type Batch } from './migration-common.js';
+import { MigrationError, MigrationWait, BARRIER_ATTEMPTS, pickBatch, ranges, isRetryable, errText, nap, type Batch } from './migration-common.js';
 import type { TaskWrites } from './task-writes.js';
 
 export interface TaskBarrierOptions {
@@ -128,6 +128,17 @@ export class TaskBarrier {
     const prefix = `migration ${this.o.taskId}:`;
     for (const a of await this.o.barrier.listActions()) {
       if (a.note.startsWith(prefix)) await this.o.barrier.deleteAction(a.seq);
+    }
+  }
+
+  /** A failing task never leaves a batch of its slots in pre_migrate behind (proxies would hold its requests). */
+  async revertPreMigrate(task: MigrationTask): Promise<void> {
+    try {
+      const topo = await this.o.store.loadTopology();
+      const pre = task.slots.map((id) => topo.slots[id]!).filter((s) => s.state === SlotState.PreMigrate && s.to === task.to);
+      if (pre.length > 0) await this.revert(pickBatch(pre.map((s) => ({ id: s.id, from: s.from! })), task.to, MAX_TXN_OPS), 'failing');
+    } catch (e) {
+      this.o.log.warn({ err: errText(e) }, 'could not put pre_migrate slots back online');
     }
   }
 }

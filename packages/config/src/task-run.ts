@@ -37,27 +37,24 @@
  *      action is deleted. From here on A is never written for these slots: proxies move
  *      each key a request touches to B first (MIGRATE … KEYS, never REPLACE) and serve it
  *      from B.
- *   5. Move: SCAN A's master, MIGRATE the batch's keys to B's master — both as etcd names them
- *      when the pass starts (≤ migrateKeys per
- *      command, ≤ parallel commands in flight, throttled to `throttle` keys/s), each MIGRATE
- *      followed by WAIT for A's in-sync replicas (the deletes) and B's (the copies; key-mover.ts). NOKEY is
- *      fine (a proxy moved it, or it expired). BUSYKEY — the key exists on both — fails the
- *      task, naming the key: nothing here overwrites (the exceptions: a key left on both
- *      by a MIGRATE that timed out in this run, whose two copies are equal — type, content,
- *      TTL; then A's copy is deleted, as redis documents for IOERR; and a pre-move copy that
- *      a failover of A brought back after the slot became migrating, source-failover.ts —
- *      B's copy is authoritative, A's is deleted). IOERR/timeouts are
- *      retried 3 times in place, then waited out (FAULTS). Every ~200 ms the task and both
- *      groups are re-read, and again after every error:
- *      paused → stop moving (the slots stay migrating; proxies keep serving them, moving keys
- *      as touched); cancelling → keep going (see below); A's or B's master changed → the pass
- *      restarts on the new master (keys already moved stay moved: the next SCAN of A simply
- *      no longer finds them).
+ *   5. Move: SCAN A's master and move the batch's keys to B's master — both as etcd names
+ *      them when the pass starts — in chunks sized to the source's latency (source-pace.ts;
+ *      ≤ parallel in flight, throttled to `throttle` keys/s), by copy-then-delete under a
+ *      copy lease (key-mover.ts, dump-restore.ts): DUMP and mark on A, RESTORE on B (never
+ *      REPLACE), WAIT for B's in-sync replicas, delete on A with the mark, WAIT for A's. A
+ *      key too big for that (≥ bigKeyBytes) is copied in pieces instead, recorded in etcd,
+ *      its requests held by the proxies (big-key-move.ts). BUSYKEY — a key on both sides —
+ *      fails the task, naming it, except when the source copy is provably not the
+ *      authoritative one (equal copies; a copy a failover of A brought back: key-mover.ts).
+ *      Target faults are waited out (FAULTS). Every ~200 ms the task and both groups are
+ *      re-read, and again after every error: paused → stop moving (the slots stay
+ *      migrating; proxies keep serving them, moving keys as touched); cancelling → keep
+ *      going (see below); A's or B's master changed → the pass restarts on the new master.
  *   6. A full SCAN pass that finds no key of the batch → the batch → `online {group:B}`.
  *      Back to 2.
  *   A runner that stops or loses leadership leaves the slots as they are (pre_migrate,
- *   migrating); the next leader resumes at 2. MIGRATE without REPLACE is atomic per key on
- *   A (A blocks while it runs, even if the runner dies), so no key is lost or duplicated.
+ *   migrating); the next leader resumes at 2, settling the copies and big-key moves the
+ *   dead one left (their marks and records), so no key is lost or duplicated.
  *
  * CANCEL SEMANTICS (also written into the cancelled task's phase)
  *   - a batch already `migrating` is finished: its keys are split between A and B and B is
@@ -84,38 +81,10 @@
  */
 import type { Logger } from 'pino';
 import { keySlot } from '@reborn/protocol';
-import {
-  MAX_TXN_OPS,
-  MigrationState,
-  Migrations,
-  NotFoundError,
-  SLOT_COUNT,
-  SlotState,
-  groupMaster,
-  isInternalKey,
-  onlineSlot,
-  type MigrationTask,
-  type Store,
-  type Topology,
-} from '@reborn/coordinator';
-import { RedisAdminError, connectAdmin, parseAddr, withRedis, type RedisAdminOptions } from '@reborn/coordinator/admin';
+import { MigrationState, Migrations, NotFoundError, SLOT_COUNT, SlotState, groupMaster, isInternalKey, onlineSlot, type MigrationTask, type Store, type Topology } from '@reborn/coordinator';
+import { RedisAdminError, connectAdmin, parseAddr, type RedisAdminOptions } from '@reborn/coordinator/admin';
 import type { Redis } from 'ioredis';
-import {
-  MigrationError,
-  MigrationWait,
-  Halt,
-  isTerminal,
-  CHECK_INTERVAL_MS,
-  PROGRESS_INTERVAL_MS,
-  Pool,
-  pickBatch,
-  ranges,
-  describeSlot,
-  slotsFixHint,
-  isConnectionError,
-  errText,
-  nap,
-} from './migration-common.js';
+import { MigrationError, MigrationWait, Halt, isTerminal, CHECK_INTERVAL_MS, PROGRESS_INTERVAL_MS, Pool, pickBatch, ranges, describeSlot, slotsFixHint, isConnectionError, errText, nap } from './migration-common.js';
 import { TaskBarrier } from './task-barrier.js';
 import { classifySlots, type Classified } from './task-slots.js';
 import { KeyMover, newBatchMoveState, type BatchMoveState, type MovePass } from './key-mover.js';
@@ -125,10 +94,12 @@ import { WaitClock, mastersReady, transientFault } from './task-faults.js';
 import { TaskProgress } from './task-progress.js';
 import { LatencyProbe, SourcePace } from './source-pace.js';
 import { TargetRoom } from './target-room.js';
+import { estimateKeys } from './batch-estimate.js';
+import { TaskWrites } from './task-writes.js';
+import { BigKeyMover } from './big-key-move.js';
+import type { Batch, RunnerTunables, RunnerContext, Lead } from './migration-common.js';
 
 const ROOM_CHECK_INTERVAL_MS = 2000; // how often the target's room is looked at while keys move
-import { TaskWrites } from './task-writes.js';
-import type { Batch, RunnerTunables, RunnerContext, Lead } from './migration-common.js';
 
 // ---------------------------------------------------------------------------------------------
 // One task being executed by the leader
@@ -151,6 +122,7 @@ export class TaskRun {
   private readonly batchBarrier: TaskBarrier;
   /** Chunk sizes and pauses for the source (source-pace.ts), kept across passes and batches. */
   private readonly pace: SourcePace;
+  private readonly bigKeys: BigKeyMover;
 
   private readonly tally = new TaskProgress();
   private readonly progress = this.tally.fields;
@@ -188,6 +160,12 @@ export class TaskRun {
       signal: lead.signal,
       setPhase: (phase) => this.setPhase(phase),
       progress: this.progress,
+    });
+    this.bigKeys = new BigKeyMover({
+      store: c.store, barrier: c.barrier, taskId: id, lead, log: this.log, redis: c.redis,
+      opts: { barrierTimeoutMs: c.opts.barrierTimeoutMs, waitTimeoutMs: c.opts.waitTimeoutMs, maxSourceLatencyMs: () => this.task.maxSourceLatencyMs },
+      onBigKey: (p) => void (this.progress.bigKey = p),
+      onChunk: (p) => this.bigKeyChunk(p.bytes, p.latencyMs),
     });
     this.mover = new KeyMover({
       taskId: id,
@@ -323,6 +301,8 @@ export class TaskRun {
     const inBatch = new Uint8Array(SLOT_COUNT);
     for (const id of slots) inBatch[id] = 1;
     const state = this.batchMoveState(batch);
+    // Big-key moves a crash or an error interrupted are finished (or undone) before anything else.
+    await this.bigKeys.recover();
 
     for (let pass = 1; ; pass++) {
       const cur = pass === 1 ? topo : await this.store.loadTopology();
@@ -418,9 +398,13 @@ export class TaskRun {
         const mine = keys.filter((k) => inBatch[keySlot(k)] === 1 && !isInternalKey(k));
         found += mine.length;
         for (let i = 0; i < mine.length; ) {
-          const chunk = mine.slice(i, i + this.mover.chunkSize());
-          i += chunk.length;
+          const slice = mine.slice(i, i + this.mover.chunkSize());
+          i += slice.length;
           await this.checkpoint(pool, batch);
+          // Big keys go one by one in chunks (big-key-move.ts); the rest by copy-then-delete.
+          const { rest: chunk, moved } = await this.bigKeys.moveBigKeys(srcConn, slice, batch, this.opts.bigKeyBytes);
+          this.tally.moved(moved);
+          if (chunk.length === 0) continue;
           await this.mover.throttle(chunk.length);
           if (this.pace.pauseMs > 0) await nap(this.pace.pauseMs, this.lead.signal);
           await pool.run(() => this.mover.moveChunk(pass, chunk, state));
@@ -438,6 +422,14 @@ export class TaskRun {
       dstConn?.disconnect();
     }
     return found;
+  }
+
+  /** A chunk of a big key was copied: bytes and source latency into progress; keys move again. */
+  private async bigKeyChunk(bytes: number, latencyMs: number): Promise<void> {
+    this.tally.count('bytesMoved', bytes);
+    this.progress.sourceLatencyMs = Math.round(latencyMs * 10) / 10;
+    this.endWait();
+    await this.writeProgress(false);
   }
 
   /**
@@ -507,22 +499,11 @@ export class TaskRun {
 
   // --- progress ------------------------------------------------------------------------------
 
-  /** Estimates the keys of the batch and of the slots after it (DBSIZE per source ÷ its slots). */
+  /** Estimates the keys of the batch and of the slots after it (batch-estimate.ts). */
   private async estimate(batch: Batch, c: Classified, topo: Topology): Promise<void> {
-    const sources = new Set([batch.from, ...c.todo.map((s) => s.from)]);
-    const perSlot = new Map<number, number>();
-    await Promise.all(
-      [...sources].map(async (g) => {
-        const master = groupMaster(topo.groups.get(g) ?? { id: g, servers: [] });
-        const owned = topo.slots.filter((s) => (s.from ?? s.group) === g).length;
-        if (!master || owned === 0) return;
-        const size = await withRedis(master.addr, (r) => r.dbsize(), { ...this.redis, commandTimeoutMs: 2000 }).catch(() => 0);
-        perSlot.set(g, size / owned);
-      }),
-    );
-    const inBatch = new Set(batch.slots);
-    this.tally.batchEstimate = Math.round(batch.slots.length * (perSlot.get(batch.from) ?? 0));
-    this.tally.keysLeftOutside = Math.round(c.todo.filter((s) => !inBatch.has(s.id)).reduce((n, s) => n + (perSlot.get(s.from) ?? 0), 0));
+    const e = await estimateKeys(batch, c, topo, this.redis);
+    this.tally.batchEstimate = e.batch;
+    this.tally.keysLeftOutside = e.after;
   }
 
   private async writeProgress(force: boolean): Promise<void> {
@@ -573,16 +554,9 @@ export class TaskRun {
     this.endWait();
     const message = errText(err);
     this.log.error({ err: message, code: (err as { code?: unknown }).code }, 'migration failed');
-    // Never leave a batch in pre_migrate behind (proxies would hold its requests).
-    try {
-      const topo = await this.store.loadTopology();
-      const pre = this.task.slots
-        .map((id) => topo.slots[id]!)
-        .filter((s) => s.state === SlotState.PreMigrate && s.to === this.task.to);
-      if (pre.length > 0) await this.batchBarrier.revert(pickBatch(pre.map((s) => ({ id: s.id, from: s.from! })), this.task.to, MAX_TXN_OPS), 'failing');
-    } catch (e) {
-      this.log.warn({ err: errText(e) }, 'could not put pre_migrate slots back online');
-    }
+    // Never leave a big key held behind either (big-key-move.ts).
+    await this.bigKeys.releaseForFailure().catch((e: unknown) => this.log.warn({ err: errText(e) }, 'could not release big-key moves'));
+    await this.batchBarrier.revertPreMigrate(this.task); // proxies would hold their requests
     try {
       return await this.writes.task((cur) =>
         isTerminal(cur) ? cur : { ...cur, state: MigrationState.Failed, error: message, progress: { ...cur.progress, ...this.tally.snapshot(this.task), phase: `failed: ${message}` } },
