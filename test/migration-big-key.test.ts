@@ -3,7 +3,7 @@
  * of a big key's chunked copy, then finished by a second runner: a slot range of group 1
  * holding a 500k-field hash, a 300k-element list and a 300k-element zset among 20k small keys
  * moves to group 2. Afterwards every key is in exactly one group (its slot's) with its value
- * and TTL, no `__reborn_move:` temporary key is left on any server, no move record in etcd.
+ * and TTL, no `__reborn:move:` temporary key is left on any server, no move record in etcd.
  *
  * No proxy is started: the key hold's barrier then names no one (the proxy side of the hold
  * is tested with the proxy).
@@ -173,7 +173,7 @@ describe('big keys through a runner process', () => {
     expect(on1.size + on2.size).toBe(smallBefore.size + before.size);
     const pttl = await g2.pttl(BIG.hash);
     expect(pttl > TTL_MS - 600_000 && pttl <= TTL_MS).toBe(true);
-    expect([...on1, ...on2].filter((k) => k.startsWith('__reborn_move:'))).toEqual([]);
+    expect([...on1, ...on2].filter((k) => k.startsWith('__reborn:move:'))).toEqual([]);
     expect(await moves.list()).toEqual([]);
   }, 300_000);
 });

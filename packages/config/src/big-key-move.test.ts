@@ -67,7 +67,7 @@ async function digest(c: Redis, key: Buffer): Promise<string> {
 async function tempKeys(): Promise<string[]> {
   const out: string[] = [];
   for (const g of cluster.groups) {
-    for (const s of [g.master, ...g.replicas]) out.push(...(await s.client().keys('__reborn_move:*')));
+    for (const s of [g.master, ...g.replicas]) out.push(...(await s.client().keys('__reborn:move:*')));
   }
   return out;
 }
@@ -164,7 +164,7 @@ describe('findBigKeys', () => {
       const key = Buffer.isBuffer(k) ? k : Buffer.from(k);
       expect(keySlot(tempKeyName('m-1.x', key))).toBe(keySlot(key));
     }
-    expect(tempKeyName('m-1.x', Buffer.from('{}x}')).toString()).toBe('__reborn_move:m-1.x');
+    expect(tempKeyName('m-1.x', Buffer.from('{}x}')).toString()).toBe('__reborn:move:m-1.x');
   });
 });
 

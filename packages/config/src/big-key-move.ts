@@ -53,6 +53,7 @@ import {
   type KeyMove,
   type StoredMove,
   type Store,
+  INTERNAL_KEY_PREFIX,
 } from '@reborn/coordinator';
 import { RedisAdminError, connectAdmin, replyCode, showKey, type RedisAdminOptions } from '@reborn/coordinator/admin';
 import { findBigKeys, withoutBig, type BigKeyInfo } from './big-key-detect.js';
@@ -60,7 +61,7 @@ import { copyInChunks, streamHasPending } from './chunk-copy.js';
 import { FenceError, fenceProxy } from './fence.js';
 import { CHECK_INTERVAL_MS, Halt, MigrationError, MigrationWait, errText, isConnectionError, isRetryable, masterMoved, type Batch, type Lead, type RunnerTunables } from './migration-common.js';
 
-const TEMP_PREFIX = '__reborn_move:';
+const TEMP_PREFIX = `${INTERNAL_KEY_PREFIX}move:`; // the product's own keys: no scan moves or reports them
 /** WAIT rounds on the target before the task says it waits for its replicas (and retries). */
 const CONFIRM_ROUNDS = 5;
 

@@ -26,7 +26,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pino, { type Logger } from 'pino';
 import type { Redis } from 'ioredis';
 import { keySlot } from '@reborn/protocol';
-import { CoordinatorError, SLOT_COUNT, SlotState, type Store } from '@reborn/coordinator';
+import { CoordinatorError, SLOT_COUNT, SlotState, isInternalKey, type Store } from '@reborn/coordinator';
 import { KeyMover } from './check-fix.js';
 import { describeProblem } from './check-report.js';
 import {
@@ -195,7 +195,8 @@ class CheckRun {
         const [next, keys] = await conn.scanBuffer(cursor, 'COUNT', this.opts.scanCount);
         cursor = next.toString('latin1');
         stats.keysScanned += keys.length;
-        await this.examine(stats, conn, keys, seen);
+        // The product's own keys (a migration's copy marks and temporary keys) are not data.
+        await this.examine(stats, conn, keys.filter((k) => !isInternalKey(k)), seen);
         this.hooks.onProgress?.({ group: gid, keysScanned: stats.keysScanned });
         await this.throttle(keys.length);
       } while (cursor !== '0');

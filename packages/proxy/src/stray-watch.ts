@@ -23,7 +23,7 @@
  */
 import type { Logger } from 'pino';
 import { encodeCommand, isErrorReply, keySlot, splitArrayReply } from '@reborn/protocol';
-import { groupMaster } from '@reborn/coordinator';
+import { groupMaster, isInternalKey } from '@reborn/coordinator';
 import { redisCommand } from './admin-redis.js';
 import { BackendConnection, type BackendOptions } from './backend.js';
 import type { Router } from './router.js';
@@ -126,6 +126,7 @@ export class StrayWatch {
 
   private check(gid: number, bulk: Buffer): void {
     const key = bulk.subarray(bulk.indexOf(0x0a) + 1, bulk.length - 2);
+    if (isInternalKey(key)) return; // a migration's copy marks: the product's own, never strays
     const slot = keySlot(key);
     const info = this.router.slotInfoOf(slot);
     const home =
