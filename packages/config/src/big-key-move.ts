@@ -54,6 +54,7 @@ import {
   type StoredMove,
   type Store,
   INTERNAL_KEY_PREFIX,
+  RUNNER_CONNECTION_NAME,
 } from '@reborn/coordinator';
 import { RedisAdminError, connectAdmin, replyCode, showKey, type RedisAdminOptions } from '@reborn/coordinator/admin';
 import { findBigKeys, withoutBig, type BigKeyInfo } from './big-key-detect.js';
@@ -499,7 +500,7 @@ export class BigKeyMover {
   }
 
   private connOpts() {
-    return { ...this.o.redis, connectTimeoutMs: 3000, commandTimeoutMs: 30_000 + this.o.opts.waitTimeoutMs };
+    return { ...this.o.redis, connectionName: RUNNER_CONNECTION_NAME, connectTimeoutMs: 3000, commandTimeoutMs: 30_000 + this.o.opts.waitTimeoutMs };
   }
 
   private async withConn<T>(addr: string, fn: (c: Redis) => Promise<T>): Promise<T> {

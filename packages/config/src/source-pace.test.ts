@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { SourcePace, type LatencyProbe } from './source-pace.js';
 
 /** A probe that reports a fixed latency. */
-const probeAt = (ms: number): LatencyProbe => ({ recent: () => ms }) as unknown as LatencyProbe;
+const probeAt = (ms: number, clients = true): LatencyProbe => ({ recent: () => ms, clientsActive: () => clients }) as unknown as LatencyProbe;
 
 describe('SourcePace', () => {
   it('grows chunks until one DUMP script takes about half the target, at most 2x per chunk', () => {
@@ -44,5 +44,17 @@ describe('SourcePace', () => {
     target = 2;
     for (let i = 0; i < 10; i++) pace.onChunk(pace.batchKeys, pace.batchKeys * 0.002);
     expect(Math.abs(pace.batchKeys - 500)).toBeLessThan(5);
+  });
+
+  it('with no client active on the source, ignores its latency and makes chunks twice as long', () => {
+    const pace = new SourcePace(() => 10, 5000);
+    pace.probe = probeAt(25, false);
+    for (let i = 0; i < 10; i++) pace.onChunk(pace.batchKeys, pace.batchKeys * 0.002);
+    expect(pace.pauseMs).toBe(0);
+    expect(Math.abs(pace.batchKeys - 5000)).toBeLessThan(50);
+    pace.probe = probeAt(25, true);
+    pace.onChunk(pace.batchKeys, pace.batchKeys * 0.002);
+    expect(pace.pauseMs).toBeGreaterThan(0);
+    expect(pace.batchKeys).toBeLessThan(4000);
   });
 });

@@ -18,6 +18,7 @@
  * chunk, so one odd measurement cannot swing it far. Nothing here talks to etcd.
  */
 import { Worker } from 'node:worker_threads';
+import { RUNNER_CONNECTION_NAME } from '@reborn/coordinator';
 import { parseAddr } from '@reborn/coordinator/admin';
 
 const MIN_KEYS = 16;
@@ -27,7 +28,7 @@ const MAX_PAUSE_MS = 200;
 
 /** PING round trips to one server, measured in a worker thread (latency-probe-worker.ts). */
 export class LatencyProbe {
-  private readonly shared = new SharedArrayBuffer(8);
+  private readonly shared = new SharedArrayBuffer(16);
   private readonly latest = new Float64Array(this.shared);
   private worker: Worker | null = null;
 
@@ -36,7 +37,7 @@ export class LatencyProbe {
   start(): this {
     const { host, port } = parseAddr(this.addr);
     this.worker = new Worker(new URL('./latency-probe-worker.js', import.meta.url), {
-      workerData: { host, port, password: this.password, everyMs: PROBE_EVERY_MS, windowMs: PROBE_WINDOW_MS, shared: this.shared },
+      workerData: { host, port, password: this.password, everyMs: PROBE_EVERY_MS, windowMs: PROBE_WINDOW_MS, runnerName: RUNNER_CONNECTION_NAME, shared: this.shared },
     });
     this.worker.on('error', () => undefined); // a probe that fails only stops measuring
     this.worker.unref();
@@ -55,6 +56,11 @@ export class LatencyProbe {
    */
   recent(): number {
     return this.latest[0]!;
+  }
+
+  /** Whether some client (any connection but the runner's) sent the source a command within the last second. */
+  clientsActive(): boolean {
+    return this.latest[1] !== 0;
   }
 }
 
@@ -85,11 +91,14 @@ export class SourcePace {
   /** A chunk of `keys` keys took `scriptMs` on the source: size the next one. */
   onChunk(keys: number, scriptMs: number): void {
     if (keys <= 0) return;
-    const target = this.targetMs();
+    // No client of the source is active: nobody waits behind our chunks, so go as fast as the
+    // servers allow (chunks twice as long, latency not minded) until one is.
+    const idle = this.probe !== null && !this.probe.clientsActive();
+    const target = idle ? this.targetMs() * 2 : this.targetMs();
     const perKey = scriptMs / keys;
     this.perKeyMs = this.perKeyMs === 0 ? perKey : this.perKeyMs * 0.7 + perKey * 0.3;
     let next = target / 2 / Math.max(this.perKeyMs, 0.0005);
-    const seen = this.sourceLatencyMs();
+    const seen = idle ? 0 : this.sourceLatencyMs();
     if (seen > target) {
       // Clients of the source wait longer than we may make them: lean less, and rest between chunks.
       next = Math.min(next, this.batchKeys * 0.7);

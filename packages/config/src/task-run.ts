@@ -81,7 +81,7 @@
  */
 import type { Logger } from 'pino';
 import { keySlot } from '@reborn/protocol';
-import { MigrationState, Migrations, NotFoundError, SLOT_COUNT, SlotState, groupMaster, isInternalKey, onlineSlot, type MigrationTask, type Store, type Topology } from '@reborn/coordinator';
+import { MigrationState, Migrations, NotFoundError, RUNNER_CONNECTION_NAME, SLOT_COUNT, SlotState, groupMaster, isInternalKey, onlineSlot, type MigrationTask, type Store, type Topology } from '@reborn/coordinator';
 import { RedisAdminError, connectAdmin, parseAddr, type RedisAdminOptions } from '@reborn/coordinator/admin';
 import type { Redis } from 'ioredis';
 import { MigrationError, MigrationWait, Halt, isTerminal, CHECK_INTERVAL_MS, PROGRESS_INTERVAL_MS, Pool, pickBatch, ranges, describeSlot, slotsFixHint, isConnectionError, errText, nap } from './migration-common.js';
@@ -380,9 +380,9 @@ export class TaskRun {
     let probe: LatencyProbe | null = null;
     try {
       // Pipelined MIGRATEs (each with its WAIT) queue on the source: a command may wait for all those ahead of it.
-      srcConn = await connectAdmin(src, { ...this.redis, connectTimeoutMs: 3000, commandTimeoutMs: (migrateTimeoutMs + waitTimeoutMs) * (parallel + 1) + 5000 });
+      srcConn = await connectAdmin(src, { ...this.redis, connectionName: RUNNER_CONNECTION_NAME, connectTimeoutMs: 3000, commandTimeoutMs: (migrateTimeoutMs + waitTimeoutMs) * (parallel + 1) + 5000 });
       // The target: a PUBLISH + WAIT after each MIGRATE (key-mover.ts), as many queued as MIGRATEs.
-      dstConn = await connectAdmin(dst, { ...this.redis, connectTimeoutMs: 3000, commandTimeoutMs: waitTimeoutMs * (parallel + 1) + 5000 });
+      dstConn = await connectAdmin(dst, { ...this.redis, connectionName: RUNNER_CONNECTION_NAME, connectTimeoutMs: 3000, commandTimeoutMs: waitTimeoutMs * (parallel + 1) + 5000 });
       const pass: MovePass = { src: srcConn, srcAddr: src, dst: dstConn, dstAddr: dst, host, port };
       // What any client of the source sees, measured on a connection of its own.
       probe = new LatencyProbe(src, this.redis.password ?? null).start();

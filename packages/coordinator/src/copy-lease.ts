@@ -28,6 +28,12 @@ const PREFIX_BYTES = Buffer.from(INTERNAL_KEY_PREFIX);
 /** The hash of marked keys on a source master. */
 export const COPYING_HASH = `${INTERNAL_KEY_PREFIX}copying`;
 
+/**
+ * CLIENT SETNAME of the runner's connections to the servers it moves keys between: its pace
+ * (config's source-pace.ts) tells them apart from the clients' (proxies') connections.
+ */
+export const RUNNER_CONNECTION_NAME = 'reborn-runner';
+
 /** How long a mark holds (source clock). A dead runner's keys are free again after it. */
 export const COPY_LEASE_MS = 10_000;
 

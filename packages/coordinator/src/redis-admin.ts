@@ -124,7 +124,7 @@ export function replyCode(err: unknown): string | null {
  * RedisAdminError whose reason is the socket's own error (connect() itself only says
  * "Connection is closed").
  */
-export async function connectAdmin(addr: string, opts: RedisAdminOptions = {}): Promise<Redis> {
+export async function connectAdmin(addr: string, opts: AdminClientOptions = {}): Promise<Redis> {
   const c = adminClient(addr, opts);
   let socketError: Error | null = null;
   c.on('error', (err: Error) => {
