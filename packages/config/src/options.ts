@@ -59,7 +59,7 @@ const FLAGS: Record<string, FlagDef> = {
   'scan-count': { kind: 'value', arg: '<n>', help: 'keys per SCAN call (check; default 1000)' },
   examples: { kind: 'value', arg: '<n>', help: 'examples shown per category (check; default 20)' },
   'batch-slots': { kind: 'value', arg: '<n>', help: 'slots moved together under one barrier' },
-  'max-source-latency': { kind: 'value', arg: '<ms>', help: 'slot migrate: keep the source group\'s latency near this while keys move (default 10)' },
+  'max-source-latency': { kind: 'value', arg: '<ms>', help: 'slot migrate: keep the source group\'s latency near this while keys move (default 5)' },
   confirm: { kind: 'bool', help: 'carry the plan out' },
   'etcd-wait': {
     kind: 'value',

@@ -1,7 +1,7 @@
 /**
  * How hard the runner may lean on a source master: the size of each chunk of small keys and a
  * pause between chunks, adapted so that the source's latency stays near the task's
- * `maxSourceLatencyMs` (`slot migrate --max-source-latency`, default 10 ms).
+ * `maxSourceLatencyMs` (`slot migrate --max-source-latency`, default 5 ms).
  *
  * Two signals:
  *   - each chunk's DUMP script time (send → reply), per key: the chunk is sized so one script

@@ -120,7 +120,7 @@ export interface MigrationTask {
 }
 
 /** The default of MigrationTask.maxSourceLatencyMs. */
-export const DEFAULT_MAX_SOURCE_LATENCY_MS = 10;
+export const DEFAULT_MAX_SOURCE_LATENCY_MS = 5;
 /** The range an operator may set it to, ms. */
 export const SOURCE_LATENCY_RANGE = { min: 1, max: 10_000 } as const;
 
