@@ -1,42 +1,41 @@
 /**
- * The key mover of one migration task: MIGRATE batches from the source master to the
- * target's, paced by the task's throttle; each batch's deletes confirmed on the source's
- * in-sync replicas and its copies on the target's (WAIT on both); BUSYKEY resolution; and
- * the line between faults the task waits out and faults that need an operator.
+ * The key mover of one migration task: chunks of small keys from the source master to the
+ * target's by copy-then-delete under a copy lease (dump-restore.ts, coordinator's
+ * copy-lease.ts), sized by the source's pace (source-pace.ts) and the task's throttle; the
+ * copies confirmed on the target's in-sync replicas before the source copies go, the deletes
+ * on the source's (WAIT on both); BUSYKEY resolution; the settling of chunks a dead runner
+ * left; and the line between faults the task waits out and faults that need an operator.
  *
- * Faults. A MIGRATE that times out (IOERR, a hung target) is retried a few times in place;
- * past that, and at once for an answer that will not change soon (OOM on the target,
- * READONLY from a master that no longer is one, LOADING, MASTERDOWN …), it throws
- * MigrationWait: the task stays running, says what it waits for, and starts the pass afresh
- * from etcd — against the new master if the group failed over. Only answers that need an
- * operator (BUSYKEY that is not provably a leftover, authentication or permission errors, a
- * bug) throw MigrationError, which fails the task with a message saying what to do.
+ * Faults. A restore that times out (a hung target) or any answer that will not change soon
+ * (OOM on the target, READONLY from a master that no longer is one, LOADING, MASTERDOWN …)
+ * throws MigrationWait: the task stays running, says what it waits for, and starts the pass
+ * afresh from etcd — against the new master if the group failed over. A restore whose answer
+ * was lost leaves its marks in place: they lapse, and reconcileExpired() settles those keys
+ * from what both masters hold. Only answers that need an operator (BUSYKEY that is not
+ * provably a leftover, authentication or permission errors, a bug) throw MigrationError,
+ * which fails the task with a message saying what to do.
  *
- * Durable moves. MIGRATE deletes the key on the source master and returns; the DEL reaches the
- * source's replicas later. After each MIGRATE that moved keys the mover sends
- * `WAIT <n> <waitTimeoutMs>` on the same connection, n = the members of the source group's
- * in-sync set (inSyncMembers: the replicas HA may promote). Fewer confirmations do not lose
- * data (the keys are on the target) but a failover now could bring the source copies back:
- * the keys go on the batch's "may resurrect" list, the count into progress.unconfirmedKeys.
- * The target side: the RESTOREs reach the target over the source's own connection, so the
- * mover gives its connection to the target a write offset past them (a no-op PUBLISH on
- * TARGET_SYNC_CHANNEL) and sends `WAIT <n>` there, n = the target's in-sync members. Fewer
- * confirmations are counted in progress.targetUnconfirmedKeys: those keys exist on the target
- * master only, and a failover of the target before it replicates them loses them (MIGRATE
- * deleted the source copy already; only a copy-first move would close that window).
+ * Durable moves. The target's copies are confirmed first: `WAIT <n>` on our own connection
+ * to the target (the RESTOREs went over it), n = the target's in-sync members; short of that
+ * the in-sync set is re-read and WAIT asked again a few times, then the keys are counted in
+ * progress.targetUnconfirmedKeys (on the target's master only when the source copy goes).
+ * Then the source copies are deleted and `WAIT <n>` sent on the source connection, n = the
+ * source group's in-sync members. Fewer confirmations do not lose data (the keys are on the
+ * target) but a failover now could bring the source copies back: the keys go on the batch's
+ * "may resurrect" list, the count into progress.unconfirmedKeys.
  *
- * BUSYKEY (a key on both sides; MIGRATE never overwrites) is a hard error naming the key,
- * except in two cases where the source copy provably is not the authoritative one:
+ * BUSYKEY (a key on both sides; RESTORE and MIGRATE never overwrite) is a hard error naming
+ * the key, except in two cases where the source copy provably is not the authoritative one:
  *   a. both copies are identical: deleting the source's loses nothing. The usual cause is a
- *      MIGRATE that timed out (this runner's, a killed runner's, or a proxy's on-touch move)
- *      while the restore on the target went through later (redis' documented remedy: drop
- *      the source copy);
+ *      copy whose runner died before deleting the source copy, or a proxy's on-touch MIGRATE
+ *      that timed out while the restore on the target went through later (redis' documented
+ *      remedy: drop the source copy);
  *   b. the source group failed over (or its master restarted) after the key's slot became
  *      migrating (source-failover.ts decides). The argument: from the moment a slot is
  *      `migrating`, nothing writes it on the source — proxies MIGRATE a key to the target
  *      before serving it there, the runner only moves keys away. So a key of the slot reaches
- *      the target either by a MIGRATE, which deleted it on the source master of that time, or
- *      by a write to the target after MIGRATE found nothing on the source. Either way the
+ *      the target either by a move (a MIGRATE, or a copy whose source copy was then deleted),
+ *      or by a write to the target after a move found nothing on the source. Either way the
  *      target holds the newest value, and a copy on the source can only be one the old
  *      master had already deleted (or never had) when its replica, missing that DEL, was
  *      promoted — or when it restarted from data saved before the DEL. Such a resurrected
@@ -45,8 +44,9 @@
  *      a key on both sides means something wrote the target or the source outside the
  *      protocol: that stays a bug to surface.
  *
- * Invariant: never overwrites a key on the target (MIGRATE without REPLACE) and never deletes
- * a source copy unless (a) or (b) proves the target's copy authoritative. See
+ * Invariant: never overwrites a key on the target (RESTORE without REPLACE) and never deletes
+ * a source copy unless the target holds its copy (the chunk's own restore, under its lease)
+ * or (a) or (b) proves the target's copy authoritative. See
  * docs/architecture.md (migration protocol) and docs/migration-failover.md.
  */
 import { randomBytes } from 'node:crypto';
@@ -63,7 +63,7 @@ import type { TargetWatch } from './target-watch.js';
 
 /** Keys kept on a batch's "may resurrect" list at most (beyond it only the count grows). */
 export const MAY_RESURRECT_MAX = 100_000;
-/** At most one "not confirmed" log line per this many ms (a replica down would repeat it per MIGRATE). */
+/** At most one "not confirmed" log line per this many ms (a replica down would repeat it per chunk). */
 const UNCONFIRMED_LOG_MS = 5000;
 
 /** A warning logged at most every UNCONFIRMED_LOG_MS, with the count since the last one. */
@@ -82,10 +82,10 @@ class ThrottledWarn {
 
 /** The connections of one scan pass. */
 export interface MovePass {
-  /** The source master (SCAN, MIGRATE, WAIT), as etcd named it when the pass began. */
+  /** The source master (SCAN, the dump and delete scripts, WAIT), as etcd named it when the pass began. */
   src: Redis;
   srcAddr: string;
-  /** The target master (PUBLISH + WAIT after each MIGRATE), as etcd named it when the pass began. */
+  /** The target master (the restore script, WAIT), as etcd named it when the pass began. */
   dst: Redis;
   dstAddr: string;
   host: string;
@@ -94,7 +94,7 @@ export interface MovePass {
 
 /** What the mover keeps per batch, across the scan passes and retries of one TaskRun. */
 export interface BatchMoveState {
-  /** Keys of MIGRATEs that timed out (hex): they may be on both sides with equal copies. */
+  /** Keys of restores whose answer was lost (hex): they may be on both sides with equal copies. */
   suspects: Set<string>;
   /** Suspects sent to a target master that etcd no longer names: checked once the pass follows it (auditAfterTargetFailover). */
   unaudited: Map<string, string>;

@@ -158,12 +158,10 @@ export const PROGRESS_INTERVAL_MS = 500;
 export const RATE_WINDOW_MS = 5000;
 /** Barrier failures in a row before the task says it waits (it keeps retrying). */
 export const BARRIER_ATTEMPTS = 3;
-/** MIGRATE attempts of one chunk (a short hiccup) before the step waits and starts afresh. */
+/** BUSYKEY resolutions of one chunk before the task fails (each resolves the keys it can). */
 export const MIGRATE_RETRIES = 3;
 /** The longest pause between two attempts while a task waits out a transient fault. */
 export const MAX_WAIT_RETRY_MS = 2000;
-/** Channel of the no-op PUBLISH that gives the runner's connection to the target a write offset WAIT can wait for. */
-export const TARGET_SYNC_CHANNEL = '__reborn__:migration-sync';
 
 /** The end of the key range [slot(first), …, slot(last)]: the key right after slot(last). */
 export function slotRangeEnd(store: Store, last: number): string {
