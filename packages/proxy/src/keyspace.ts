@@ -22,6 +22,8 @@
  *    source's scan is in the target for the whole revisit; any other key was seen in the
  *    target the first time or in the source. A revisit pass only triggers another one for
  *    moves that start during it. Keys may come twice; SCAN allows that.
+ * The product's own keys (`__reborn:…`, a migration's copy marks and big keys being copied)
+ * never reach a client: SCAN, KEYS and RANDOMKEY leave them out.
  * A cursor made by another proxy (another tag: move counters are per proxy), or older than
  * the log, gets the conservative answer: another pass from the lowest group — once: a
  * revisit pass begun by another proxy ends the iteration, so passes that alternate between
@@ -41,6 +43,7 @@ import {
   splitArrayReply,
 } from '@reborn/protocol';
 import { randomInt } from 'node:crypto';
+import { INTERNAL_KEY_PREFIX } from '@reborn/coordinator';
 import type { BackendPool } from './backend-pool.js';
 import { CustomMerge, type ClientRequest } from './request.js';
 import type { Router } from './router.js';
@@ -60,6 +63,24 @@ function parseUnsigned(arg: Buffer): bigint | null {
   return /^\d{1,40}$/.test(s) ? BigInt(s) : null;
 }
 
+const INTERNAL = Buffer.from(INTERNAL_KEY_PREFIX);
+
+/** Whether a raw bulk reply (`$n\r\n<key>\r\n`) names one of the product's own keys (a migration's copy marks, a big key being copied). */
+function isInternalBulk(bulk: Buffer): boolean {
+  const start = bulk.indexOf(0x0a) + 1;
+  return start > 0 && bulk.length - 2 - start >= INTERNAL.length && bulk.subarray(start, start + INTERNAL.length).equals(INTERNAL);
+}
+
+/**
+ * A raw array of keys without the product's own keys: clients never see them. Costs one
+ * indexOf when there are none (the usual case: they exist only while a migration runs).
+ */
+function withoutInternalKeys(array: Buffer): Buffer {
+  if (array.indexOf(INTERNAL) < 0) return array;
+  const items = splitArrayReply(array);
+  return items === null ? array : encodeArrayOfEncoded(items.filter((k) => !isInternalBulk(k)));
+}
+
 export function keys(router: Router, limits: KeyspaceLimits, session: Session, req: ClientRequest, args: Buffer[]): void {
   const masters = router.masters();
   if (masters.length === 0) {
@@ -76,7 +97,7 @@ export function keys(router: Router, limits: KeyspaceLimits, session: Session, r
         return encodeError(`ERR KEYS would return more than ${limits.maxKeysReply} keys; use SCAN`);
       }
       // A loop, not push(...items): spreading 100k+ arguments overflows the stack.
-      for (const item of items) all.push(item);
+      for (const item of items) if (!isInternalBulk(item)) all.push(item);
     }
     return encodeArrayOfEncoded(all);
   });
@@ -88,14 +109,20 @@ export function randomKey(router: Router, session: Session, req: ClientRequest):
   const masters = router.masters();
   const start = Math.floor(Math.random() * Math.max(1, masters.length));
   const payload = encodeCommand(['RANDOMKEY']);
-  const attempt = (n: number): void => {
+  const attempt = (n: number, internal = 0): void => {
     if (n >= masters.length) {
       req.resolve(nullBulk(session.resp));
       return;
     }
     masters[(start + n) % masters.length]!.pick(session.id, session.resp).send({
       payload,
-      resolve: (reply) => (reply.equals(NULL_BULK) || reply.equals(NULL3) ? attempt(n + 1) : req.resolve(reply)),
+      resolve: (reply) => {
+        // An internal key (a migration's) is not the client's: ask that master again a few
+        // times, then take it for one holding none of the client's.
+        if (isInternalBulk(reply)) attempt(internal < 3 ? n : n + 1, internal < 3 ? internal + 1 : 0);
+        else if (reply.equals(NULL_BULK) || reply.equals(NULL3)) attempt(n + 1);
+        else req.resolve(reply);
+      },
     });
   };
   attempt(0);
@@ -227,7 +254,7 @@ export function scan(router: Router, session: Session, req: ClientRequest, args:
           out = from === undefined ? 0n : encode(0n, from, newPass(router, true));
         }
       }
-      req.resolve(encodeArrayOfEncoded([encodeBulk(String(out)), parts[1]!]));
+      req.resolve(encodeArrayOfEncoded([encodeBulk(String(out)), withoutInternalKeys(parts[1]!)]));
     },
   });
 }
