@@ -217,7 +217,13 @@ export class KeyMover {
           await batch.target.assertCurrentMaster(pass.dstAddr);
           throw this.targetFault(code, pass, err) ?? this.refusal(pass, errText(err), err);
         }
-        if (res.ok.length > 0) await this.commit(pass, chunk, res.ok, batch);
+        if (res.ok.length > 0) {
+          // Until the source copies are gone, a failure leaves the marks: proxies keep waiting
+          // for those keys and reconcileExpired() finishes them once the lease lapses.
+          unknown = true;
+          await this.commit(pass, chunk, res.ok, batch);
+          unknown = false;
+        }
         if (res.refused !== null) {
           const code = /^([A-Z]+)\b/.exec(res.refused.message)?.[1] ?? null;
           throw this.targetFault(code, pass, new Error(res.refused.message)) ?? this.refusal(pass, res.refused.message);
@@ -293,10 +299,10 @@ export class KeyMover {
     }
   }
 
-  /** What the task waits for after MIGRATE failed with `code` (null: a timeout); null when it needs an operator. */
+  /** What the task waits for after the target refused a copy with `code` (null: a timeout); null when it needs an operator. */
   private targetFault(code: string | null, pass: MovePass, err: unknown): MigrationWait | null {
     const b = this.o.task().to;
-    const detail = `MIGRATE from ${pass.srcAddr} to ${pass.dstAddr}: ${errText(err)}`;
+    const detail = `copy from ${pass.srcAddr} to ${pass.dstAddr}: ${errText(err)}`;
     switch (code) {
       case null:
       case 'IOERR':
@@ -332,7 +338,7 @@ export class KeyMover {
       confirmed = Number(await pass.src.call('WAIT', String(wanted), String(this.o.opts.waitTimeoutMs)));
     } catch (err) {
       if (replyCode(err) === null) throw err; // the connection failed: the task waits for the source
-      throw new RedisAdminError(pass.srcAddr, `WAIT after MIGRATE: ${errText(err)}`, err);
+      throw new RedisAdminError(pass.srcAddr, `WAIT after deleting moved keys: ${errText(err)}`, err);
     }
     if (confirmed >= wanted) return;
     for (const k of keys) {
@@ -402,7 +408,7 @@ export class KeyMover {
     if (missing.length > 0) {
       this.o.log.error(
         { keys: missing.slice(0, 20).map(showKey), count: missing.length, oldTarget: gone[0]![1], target: dst, source: src },
-        'keys sent by a MIGRATE that failed against the old target master are in neither group after its failover: lost with it unless a client deleted them or they expired',
+        'keys of a copy that failed against the old target master are in neither group after its failover: lost with it unless a client deleted them or they expired',
       );
     }
     return missing.length;
@@ -437,13 +443,13 @@ export class KeyMover {
       // A is never written for a migrating slot, so nothing newer can be on A.
       if (await this.copiesIdentical(src, dst, k)) {
         await withRedis(src, (c) => c.del(k), this.o.redis);
-        this.o.log.warn({ key: showKey(k), src, dst, timedOutHere: suspect }, 'key on both sides (a MIGRATE that timed out), copies identical: removed the source copy');
+        this.o.log.warn({ key: showKey(k), src, dst, timedOutHere: suspect }, 'key on both sides (a move that timed out, or a runner that died mid-copy), copies identical: removed the source copy');
         continue;
       }
       if (!suspect) {
         throw new MigrationError('EBUSYKEY', `BUSYKEY: ${where}; the runner never overwrites a key: find out how it got there, ${this.resolveHint(src, dst, k)}`);
       }
-      throw new MigrationError('EBUSYKEY', `BUSYKEY: ${where} after a MIGRATE timeout, and the copies differ (or are too large to compare): ${this.resolveHint(src, dst, k)}`);
+      throw new MigrationError('EBUSYKEY', `BUSYKEY: ${where} after a move that timed out, and the copies differ (or are too large to compare): ${this.resolveHint(src, dst, k)}`);
     }
     return keys.filter((_, i) => onA[i] && !onB[i]);
   }
