@@ -129,7 +129,6 @@ function smallKeys(): string[] {
 
 class BigKeyGate {
   private readonly open = new Map<string, boolean>();
-  private migrating = false;
   private stopped = false;
   private loop: Promise<void> | null = null;
 
@@ -147,7 +146,6 @@ class BigKeyGate {
 
   /** From now on a big key is written only while held by its move, or once it left the source. */
   startMigrating(): void {
-    this.migrating = true;
     for (const k of this.open.keys()) this.open.set(k, false);
     this.loop = (async () => {
       const gone = new Set<string>();
@@ -167,10 +165,6 @@ class BigKeyGate {
   async stop(): Promise<void> {
     this.stopped = true;
     await this.loop;
-  }
-
-  get started(): boolean {
-    return this.migrating;
   }
 }
 
