@@ -210,7 +210,7 @@ describe('migration pause / resume / cancel', () => {
     expect(await ok(['migration', 'cancel', id], p)).toBe(`migration ${id}: running → cancelling\n`);
     await refused(['migration', 'resume', id], `cannot resume migration ${id}: it is being cancelled`);
     expect(await ok(['migration', 'list'], p)).toMatch(
-      new RegExp(`^ID +STATE +SLOTS +FROM +TO +PROGRESS +WAITING +ERROR\n${id} +cancelling +0-9 +1 +2 +0/10 slots, 0 keys moved\n$`),
+      new RegExp(`^ID +STATE +SLOTS +FROM +TO +PROGRESS +PACE +WAITING +ERROR\n${id} +cancelling +0-9 +1 +2 +0/10 slots, 0 keys moved\n$`),
     );
   });
 

@@ -490,14 +490,13 @@ describe('faults in the middle of a big-key move, under load through two proxies
 });
 
 describe('a big key clients keep writing while its slot migrates', () => {
-  // KNOWN PRODUCT GAP (reported to the lead; `it.fails` until fixed, then make it `it`): a
-  // request touching a key of a migrating slot that the runner has not reached makes the
-  // proxy MIGRATE that key whole (forward.ts, on-touch move with ON_TOUCH_MOVE_SCRIPT), big
-  // or not. With writers on the big keys the proxy always wins the race (its held requests
-  // are released the moment the slot turns migrating, before the runner's first SCAN), so the
-  // big keys never take the chunked path: no move record, and one MIGRATE of the whole key
-  // stalls the source group — the stall issue 14 is about.
-  it.fails('every big key is moved by the runner in chunks (it had a move record), even while clients write it', { timeout: 240_000 }, async () => {
+  // A request touching a big key of a migrating slot that the runner has not reached yet must
+  // not make the proxy MIGRATE the whole key (a stall of the source group): the on-touch
+  // script answers BIGKEY and asks the runner for it (WANTED_HASH), the proxy retries, the
+  // runner moves it in pieces first (with its hold), and the request then runs in the target.
+  // Without that, the proxy always won the race: its held requests are released the moment
+  // the slot turns migrating, before the runner's first SCAN.
+  it('every big key is moved by the runner in chunks (it had a move record), even while clients write it', { timeout: 240_000 }, async () => {
     const s = await setUp({ replicas: 0 });
     const { cluster } = s;
     let runner: ReturnType<typeof startRunner> | null = null;

@@ -19,6 +19,7 @@ import {
   ValidationError,
   type MigrationTask,
   type Store,
+  BIG_KEY_BYTES,
 } from '@reborn/coordinator';
 import type { RedisAdminOptions } from '@reborn/coordinator/admin';
 import {
@@ -68,7 +69,7 @@ export class MigrationRunner {
       migrateTimeoutMs: options.migrateTimeoutMs ?? 5000,
       waitTimeoutMs: options.waitTimeoutMs ?? 1000,
       parallel: options.parallel ?? 2,
-      bigKeyBytes: options.bigKeyBytes ?? 1024 * 1024,
+      bigKeyBytes: options.bigKeyBytes ?? BIG_KEY_BYTES,
       leaseTtlSeconds: options.leaseTtlSeconds ?? 10,
       pollIntervalMs: options.pollIntervalMs ?? 500,
     };

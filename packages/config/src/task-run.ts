@@ -81,8 +81,8 @@
  */
 import type { Logger } from 'pino';
 import { keySlot } from '@reborn/protocol';
-import { MigrationState, Migrations, NotFoundError, RUNNER_CONNECTION_NAME, SLOT_COUNT, SlotState, groupMaster, isInternalKey, onlineSlot, type MigrationTask, type Store, type Topology } from '@reborn/coordinator';
-import { RedisAdminError, connectAdmin, parseAddr, type RedisAdminOptions } from '@reborn/coordinator/admin';
+import { MigrationState, Migrations, NotFoundError, RUNNER_CONNECTION_NAME, SLOT_COUNT, WANTED_HASH, SlotState, groupMaster, isInternalKey, onlineSlot, type MigrationTask, type Store, type Topology } from '@reborn/coordinator';
+import { RedisAdminError, connectAdmin, parseAddr, withRedis, type RedisAdminOptions } from '@reborn/coordinator/admin';
 import type { Redis } from 'ioredis';
 import { MigrationError, MigrationWait, Halt, isTerminal, CHECK_INTERVAL_MS, PROGRESS_INTERVAL_MS, Pool, pickBatch, ranges, describeSlot, slotsFixHint, isConnectionError, errText, nap } from './migration-common.js';
 import { TaskBarrier } from './task-barrier.js';
@@ -128,6 +128,7 @@ export class TaskRun {
   private readonly progress = this.tally.fields;
   private lastProgressWrite = 0;
   private lastCheck = 0;
+  private lastWanted = 0;
   /** Room on the target (target-room.ts). */
   private readonly room: TargetRoom;
   private pass = 0;
@@ -304,6 +305,7 @@ export class TaskRun {
     // Big-key moves a crash or an error interrupted are finished (or undone) before anything else.
     await this.bigKeys.recover();
 
+    let source = '';
     for (let pass = 1; ; pass++) {
       const cur = pass === 1 ? topo : await this.store.loadTopology();
       for (const id of slots) {
@@ -325,6 +327,7 @@ export class TaskRun {
         throw new RedisAdminError(srcMaster!.addr, errText(err), err);
       });
       this.pass = pass;
+      source = srcMaster!.addr;
       const room = await this.room.wait(batch, cur, this.tally.batchEstimate - this.tally.movedInBatch);
       if (room) throw room;
       await this.setPhase(this.movingPhase(batch));
@@ -342,6 +345,8 @@ export class TaskRun {
       (s) => s.state === SlotState.Migrating && s.from === a && s.to === b,
       `online slots ${ranges(slots)} in group ${b}`,
     );
+    // No proxy asks for these slots' keys any more: their requests go to B now.
+    await withRedis(source, (r) => r.del(WANTED_HASH), this.redis).catch(() => undefined);
     this.progress.slotsDone = (this.progress.slotsDone ?? 0) + slots.length;
     this.progress.currentSlots = [];
     this.log.info({ slots: ranges(slots), from: a, to: b, keys: this.tally.movedInBatch }, 'batch online in the target group');
@@ -392,6 +397,7 @@ export class TaskRun {
       let cursor = '0';
       do {
         await this.checkpoint(pool, batch);
+        await this.serveWanted(srcConn, pass, state, batch, inBatch);
         const [next, keys] = await srcConn.scanBuffer(cursor, 'COUNT', scanCount);
         cursor = next.toString('latin1');
         // The product's own keys (copy marks) never move.
@@ -401,6 +407,7 @@ export class TaskRun {
           const slice = mine.slice(i, i + this.mover.chunkSize());
           i += slice.length;
           await this.checkpoint(pool, batch);
+          await this.serveWanted(srcConn, pass, state, batch, inBatch);
           // Big keys go one by one in chunks (big-key-move.ts); the rest by copy-then-delete.
           const { rest: chunk, moved } = await this.bigKeys.moveBigKeys(srcConn, slice, batch, this.opts.bigKeyBytes);
           this.tally.moved(moved);
@@ -422,6 +429,23 @@ export class TaskRun {
       dstConn?.disconnect();
     }
     return found;
+  }
+
+  /**
+   * Big keys a proxy met and left to us (coordinator's WANTED_HASH: it retries meanwhile) are
+   * moved first, in pieces; keys we find small after all go the usual way. Looked at every
+   * CHECK_INTERVAL_MS. Entries of slots not in this batch are dropped: their proxy asks again.
+   */
+  private async serveWanted(src: Redis, pass: MovePass, state: BatchMoveState, batch: Batch, inBatch: Uint8Array): Promise<void> {
+    const now = Date.now();
+    if (now - this.lastWanted < CHECK_INTERVAL_MS) return;
+    this.lastWanted = now;
+    const wanted = (await src.callBuffer('HKEYS', WANTED_HASH)) as Buffer[];
+    if (wanted.length === 0) return;
+    const { rest, moved } = await this.bigKeys.moveBigKeys(src, wanted.filter((k) => inBatch[keySlot(k)] === 1), batch, this.opts.bigKeyBytes);
+    this.tally.moved(moved);
+    if (rest.length > 0) await this.mover.moveChunk(pass, rest, state);
+    await src.callBuffer('HDEL', WANTED_HASH, ...wanted);
   }
 
   /** A chunk of a big key was copied: bytes and source latency into progress; keys move again. */

@@ -67,6 +67,8 @@ export class Forwarder {
   busyKeyRetries = 0;
   /** On-touch moves retried because the migration runner was copying the key (TRYAGAIN). */
   copyingRetries = 0;
+  /** On-touch moves retried because a key was big (BIGKEY: left to the runner's chunked move). */
+  bigKeyRetries = 0;
 
   constructor(private readonly opts: ForwarderOptions) {
     this.router = opts.router;
@@ -208,11 +210,12 @@ export class Forwarder {
    * session is gated by the caller and ungated here once the request is on its way (or
    * answered): BUSYKEY retries and the OOM read fallback (migrate-refusals.ts) keep it gated.
    */
-  private migrateThenDeliver(m: PendingMove, busyRetries: number): void {
+  private migrateThenDeliver(m: PendingMove, busyRetries: number, whole = false): void {
     const { session, breq, slot, entry, unique } = m;
-    // MIGRATE inside the copy-lease script: a key the runner is copying answers TRYAGAIN.
+    // MIGRATE inside the copy-lease script: a key the runner is copying answers TRYAGAIN, a big
+    // key BIGKEY (the runner is asked to move it in pieces) — unless `whole`, the last resort.
     const migrate = encodeCommand([
-      'EVAL', ON_TOUCH_MOVE_SCRIPT, String(unique.length), ...unique,
+      'EVAL', ON_TOUCH_MOVE_SCRIPT, String(unique.length), ...unique, whole ? '1' : '0',
       entry.targetHost, entry.targetPort, '', '0', MIGRATE_TIMEOUT_MS, ...this.router.migrateAuth,
     ]);
     entry.source!.pick(session.id, session.resp).send({
@@ -225,15 +228,22 @@ export class Forwarder {
         }
         const message = errorReplyMessage(reply);
         const refusal = classifyMigrateError(message);
-        const delays = refusal === 'copying' ? COPYING_RETRY_DELAYS_MS : BUSYKEY_RETRY_DELAYS_MS;
-        if ((refusal === 'busykey' || refusal === 'copying') && busyRetries < delays.length) {
+        const delays = refusal === 'busykey' ? BUSYKEY_RETRY_DELAYS_MS : COPYING_RETRY_DELAYS_MS;
+        if (refusal === 'busykey' || refusal === 'copying' || refusal === 'bigkey') {
           if (refusal === 'busykey') this.busyKeyRetries++;
-          else this.copyingRetries++;
-          setTimeout(() => {
-            if (this.router.slots[slot] !== entry || this.holds.heldKey(slot, unique) !== null) this.routeAgain(m);
-            else this.migrateThenDeliver(m, busyRetries + 1);
-          }, delays[busyRetries]);
-          return;
+          else if (refusal === 'copying') this.copyingRetries++;
+          else this.bigKeyRetries++;
+          // A big key the runner never took (paused task, no runner): moved whole after all —
+          // a stall of its source, but the client's request is served.
+          const last = busyRetries >= delays.length;
+          if (!last || refusal === 'bigkey') {
+            setTimeout(() => {
+              // The runner's move of the key began (a hold) or the slot moved on: route again.
+              if (this.router.slots[slot] !== entry || this.holds.heldKey(slot, unique) !== null) this.routeAgain(m);
+              else this.migrateThenDeliver(m, busyRetries + 1, last);
+            }, last ? 0 : delays[busyRetries]);
+            return;
+          }
         }
         if (refusal === 'oom' && mayReadFromSource(breq, m.blocking)) {
           this.readFromSource(m, message);

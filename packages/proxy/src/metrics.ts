@@ -103,7 +103,7 @@ export interface ProxyGauges {
   /** Key holds of big-key moves (key-holds.ts). */
   keyHolds(): { waiting: number; timeouts: number; keys: number };
   /** On-touch MIGRATE refusals handled (forward.ts): reads the source answered, BUSYKEY retries. */
-  onTouch(): { sourceReads: number; busyKeyRetries: number; copyingRetries: number };
+  onTouch(): { sourceReads: number; busyKeyRetries: number; copyingRetries: number; bigKeyRetries: number };
   fenced(): boolean;
   /** Clients waiting in the start-up hold. */
   startupHeld(): number;
@@ -293,6 +293,7 @@ export class ProxyMetrics {
     counter('reborn_proxy_source_reads_total', 'Reads of a migrating slot answered by the source because the target refused their keys for memory.', () => gauges.onTouch().sourceReads);
     counter('reborn_proxy_busykey_retries_total', 'On-touch MIGRATEs retried after BUSYKEY (a key copied to the target, its source copy not yet deleted).', () => gauges.onTouch().busyKeyRetries);
     counter('reborn_proxy_copying_retries_total', 'On-touch moves retried because the migration runner was copying the key (its copy lease).', () => gauges.onTouch().copyingRetries);
+    counter('reborn_proxy_bigkey_retries_total', 'On-touch moves retried because the key is big: left to the runner, which moves it in pieces.', () => gauges.onTouch().bigKeyRetries);
   }
 
   /** Read from the router's last applied table when scraped: nothing on the request path. */

@@ -25,6 +25,12 @@
  * TRYAGAIN — the migration runner is copying the key (its copy lease, coordinator's
  * copy-lease.ts): retried like BUSYKEY, for up to a little more than one lease.
  *
+ * BIGKEY — the key is too big for one MIGRATE without stalling the source; the script asked
+ * the runner to move it in pieces (WANTED_HASH). Retried the same way: the runner's move puts
+ * a hold on the key, and the request then waits for the move (key-holds.ts). A runner that
+ * never takes it (the task paused, no runner alive) costs one MIGRATE of the whole key after
+ * the retries: a stall of the source, but the request is served.
+ *
  * Invariant: pure decisions; forward.ts does the sending and keeps the session gated.
  */
 import { COPY_LEASE_MS } from '@reborn/coordinator';
@@ -41,7 +47,7 @@ export const BUSYKEY_RETRY_DELAYS_MS: readonly number[] = [20, 40, 80, 160, 300,
  */
 export const COPYING_RETRY_DELAYS_MS: readonly number[] = [2, 5, 10, 20, 40, 80, ...Array<number>(Math.ceil((COPY_LEASE_MS + 1000) / 250)).fill(250)];
 
-export type MigrateRefusal = 'copying' | 'busykey' | 'oom' | 'other';
+export type MigrateRefusal = 'copying' | 'bigkey' | 'busykey' | 'oom' | 'other';
 
 /**
  * Redis wraps the target's refusal: "ERR Target instance replied with error: BUSYKEY …" and
@@ -49,6 +55,7 @@ export type MigrateRefusal = 'copying' | 'busykey' | 'oom' | 'other';
  */
 export function classifyMigrateError(message: string): MigrateRefusal {
   if (/^TRYAGAIN\b/.test(message)) return 'copying';
+  if (/^BIGKEY\b/.test(message)) return 'bigkey';
   if (/\bBUSYKEY\b/.test(message)) return 'busykey';
   if (/\bOOM\b/.test(message)) return 'oom';
   return 'other';

@@ -179,7 +179,7 @@ export class Proxy implements SessionHost {
       clients: () => this.sessions.size,
       held: () => this.router.heldRequests,
       keyHolds: () => ({ waiting: this.keyHolds.waitingRequests, timeouts: this.keyHolds.timeouts, keys: this.keyHolds.heldKeys }),
-      onTouch: () => ({ sourceReads: forward.sourceReads, busyKeyRetries: forward.busyKeyRetries, copyingRetries: forward.copyingRetries }),
+      onTouch: () => ({ sourceReads: forward.sourceReads, busyKeyRetries: forward.busyKeyRetries, copyingRetries: forward.copyingRetries, bigKeyRetries: forward.bigKeyRetries }),
       fenced: () => this.fence.fenced,
       startupHeld: () => this.startupHold.waiting,
       backends: () => this.router.backends(),
