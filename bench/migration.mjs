@@ -229,10 +229,13 @@ async function main() {
       const s = keySlot(Buffer.from(keyName(i)));
       if (s > LAST && s < 512) probeKey = keyName(i);
     }
-    const probes = [
-      ['through the proxy', startStallProbe(proxy.port, ['GET', probeKey])],
-      ['group 1 master directly', startStallProbe(p1, ['GET', probeKey])],
-    ];
+    // Not with --no-load: a steady client is load too (the runner then minds its latency).
+    const probes = NO_LOAD
+      ? []
+      : [
+          ['through the proxy', startStallProbe(proxy.port, ['GET', probeKey])],
+          ['group 1 master directly', startStallProbe(p1, ['GET', probeKey])],
+        ];
     const markProbes = (label) => probes.forEach(([, p]) => p.mark(label));
 
     // 2. Before: warm-up (unrecorded), then BEFORE_RUNS runs of GET and SET.
