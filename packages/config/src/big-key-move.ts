@@ -59,7 +59,7 @@ import {
 import { RedisAdminError, connectAdmin, replyCode, showKey, type RedisAdminOptions } from '@reborn/coordinator/admin';
 import { findBigKeys, withoutBig, type BigKeyInfo } from './big-key-detect.js';
 import { copyInChunks, streamHasPending } from './chunk-copy.js';
-import { FenceError, fenceProxy } from './fence.js';
+import { FenceError, fenceSilent } from './fence.js';
 import { CHECK_INTERVAL_MS, Halt, MigrationError, MigrationWait, errText, isConnectionError, isRetryable, masterMoved, type Batch, type Lead, type RunnerTunables } from './migration-common.js';
 
 const TEMP_PREFIX = `${INTERNAL_KEY_PREFIX}move:`; // the product's own keys: no scan moves or reports them
@@ -250,20 +250,13 @@ export class BigKeyMover {
       const { missing } = await this.o.barrier.waitForAcks(action, this.o.opts.barrierTimeoutMs);
       if (missing.length === 0) return;
       this.o.log.warn({ action: action.seq, missing, move: move.id }, 'proxies did not ack the key hold: fencing them');
-      const everyGroup = (await this.o.store.listGroups()).map((g) => g.id);
-      const results = await Promise.allSettled(
-        missing.map((proxyId) =>
-          fenceProxy(this.o.store, {
-            proxyId,
-            groups: everyGroup,
-            reason: `did not ack action ${action.seq} (migration ${this.o.taskId}, hold of ${label}) within ${this.o.opts.barrierTimeoutMs} ms`,
-            action: action.seq,
-            logger: this.o.log,
-            redis: this.o.redis,
-          }),
-        ),
-      );
-      const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown);
+      const failed = await fenceSilent(this.o.store, {
+        missing,
+        action: action.seq,
+        reason: `did not ack action ${action.seq} (migration ${this.o.taskId}, hold of ${label}) within ${this.o.opts.barrierTimeoutMs} ms`,
+        logger: this.o.log,
+        redis: this.o.redis,
+      });
       if (failed.length === 0) return;
       const why = failed.map(errText).join('; ');
       await this.rollBack(stored, `fencing failed: ${why}`);

@@ -140,3 +140,22 @@ export async function fenceProxy(store: Store, opts: FenceOptions): Promise<Fenc
 function errText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/**
+ * Fences every proxy of `missing` that did not ack barrier action `action` — on EVERY group,
+ * not only the ones moving: the fence also drops the proxy's member record, so later barriers
+ * will not name it, and it must then be unable to write anywhere with whatever table it still
+ * has (a partitioned proxy keeps serving). Returns the failures (empty: all fenced).
+ */
+export async function fenceSilent(
+  store: Store,
+  opts: { missing: readonly string[]; action: number; reason: string; logger: Logger; redis: RedisAdminOptions },
+): Promise<unknown[]> {
+  const everyGroup = (await store.listGroups()).map((g) => g.id);
+  const results = await Promise.allSettled(
+    opts.missing.map((proxyId) =>
+      fenceProxy(store, { proxyId, groups: everyGroup, reason: opts.reason, action: opts.action, logger: opts.logger, redis: opts.redis }),
+    ),
+  );
+  return results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown);
+}

@@ -11,7 +11,7 @@
 import type { Logger } from 'pino';
 import { MAX_TXN_OPS, SlotState, onlineSlot, type Barrier, type MigrationProgress, type MigrationTask, type Store } from '@reborn/coordinator';
 import type { RedisAdminOptions } from '@reborn/coordinator/admin';
-import { FenceError, fenceProxy } from './fence.js';
+import { FenceError, fenceSilent } from './fence.js';
 import { MigrationError, MigrationWait, BARRIER_ATTEMPTS, pickBatch, ranges, isRetryable, errText, nap, type Batch } from './migration-common.js';
 import type { TaskWrites } from './task-writes.js';
 
@@ -57,23 +57,13 @@ export class TaskBarrier {
     if (missing.length > 0) {
       this.o.log.warn({ action: action.seq, missing, timeoutMs: this.o.barrierTimeoutMs }, 'proxies did not ack the barrier: fencing them');
       await this.o.setPhase(`barrier: fencing ${missing.join(', ')} (no ack of action ${action.seq} within ${this.o.barrierTimeoutMs} ms)`);
-      // Fence on EVERY group, not only A and B: the fence also drops the proxy's member
-      // record, so later barriers will not name it; it must then be unable to write
-      // anywhere with whatever table it still has (a partitioned proxy keeps serving).
-      const everyGroup = (await this.o.store.listGroups()).map((g) => g.id);
-      const results = await Promise.allSettled(
-        missing.map((proxyId) =>
-          fenceProxy(this.o.store, {
-            proxyId,
-            groups: everyGroup,
-            reason: `did not ack action ${action.seq} (migration ${this.o.taskId}, ${label}) within ${this.o.barrierTimeoutMs} ms`,
-            action: action.seq,
-            logger: this.o.log,
-            redis: this.o.redis,
-          }),
-        ),
-      );
-      const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown);
+      const failed = await fenceSilent(this.o.store, {
+        missing,
+        action: action.seq,
+        reason: `did not ack action ${action.seq} (migration ${this.o.taskId}, ${label}) within ${this.o.barrierTimeoutMs} ms`,
+        logger: this.o.log,
+        redis: this.o.redis,
+      });
       if (failed.length > 0) {
         const why = failed.map(errText).join('; ');
         await this.revert(batch, `barrier failed: ${why}`);

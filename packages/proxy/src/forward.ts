@@ -149,18 +149,7 @@ export class Forwarder {
       if (held !== null) {
         // Gated like a barrier hold: the client's later commands stay behind this one.
         session.gate();
-        this.holds.wait(
-          slot,
-          held,
-          () => {
-            this.sendToSlot(session, breq, slot, keys, blocking);
-            session.ungate();
-          },
-          (reply) => {
-            breq.resolve(reply);
-            session.ungate();
-          },
-        );
+        this.holds.wait(slot, held, ...this.whenReleased(session, breq, slot, keys, blocking));
         return;
       }
     }
@@ -181,17 +170,7 @@ export class Forwarder {
     }
     session.gate();
     if (entry.state === 'pre_migrate') {
-      this.router.hold(
-        slot,
-        () => {
-          this.sendToSlot(session, breq, slot, keys, blocking);
-          session.ungate();
-        },
-        (reply) => {
-          breq.resolve(reply);
-          session.ungate();
-        },
-      );
+      this.router.hold(slot, ...this.whenReleased(session, breq, slot, keys, blocking));
       return;
     }
     if (keys.length === 0) {
@@ -203,6 +182,20 @@ export class Forwarder {
     // MIGRATE would move the first and answer BUSYKEY for the second.
     const unique = keys.length === 1 ? keys : distinctKeys(keys);
     this.migrateThenDeliver({ session, breq, slot, entry, keys, unique, blocking }, 0);
+  }
+
+  /** What a held (gated) request does when released — routed again by the slot's state — or failed. */
+  private whenReleased(session: Session, breq: BackendRequest, slot: number, keys: readonly Buffer[], blocking: boolean): [() => void, (reply: Buffer) => void] {
+    return [
+      () => {
+        this.sendToSlot(session, breq, slot, keys, blocking);
+        session.ungate();
+      },
+      (reply) => {
+        breq.resolve(reply);
+        session.ungate();
+      },
+    ];
   }
 
   /**
