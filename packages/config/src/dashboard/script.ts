@@ -388,20 +388,12 @@ function renderMigrations(list) {
       m.slots.length ? first + (last !== first ? '-' + last : '') : '-',
       esc(m.from.join(',')) + ' → ' + m.to,
       '<span class="bar"><i style="width:' + Number(pct).toFixed(1) + '%"></i></span> ' + esc(p.slotsDone) + '/' + esc(p.slotsTotal),
-      esc(p.keysMoved) + (p.bytesMoved !== undefined ? '<br><span class="mute">' + esc(fmtBytes(p.bytesMoved)) + '</span>' : ''),
+      esc(p.keysMoved) + (p.bytesMoved !== undefined ? '<br><span class="mute">' + esc(fmtBytes(Number(p.bytesMoved))) + '</span>' : ''),
       Math.round(Number(p.rate) || 0), esc(fmtSecs(p.etaSeconds)), m.state === 'running' ? paceHtml(m) : '', esc(p.phase || ''), btns,
     ]));
   });
   if (!list.length) out.push('<tr><td colspan="11" class="mute">no migrations</td></tr>');
   $('migrations').innerHTML = out.join('');
-}
-
-function fmtBytes(n) {
-  n = Number(n) || 0;
-  if (n < 1024) return n + ' B';
-  var units = ['KB', 'MB', 'GB', 'TB'], v = n / 1024, i = 0;
-  for (; v >= 1024 && i < units.length - 1; i++) v /= 1024;
-  return v.toFixed(1) + ' ' + units[i];
 }
 
 // The runner's pace: keys per chunk, the source's latency against the task's target, the big key being copied.
