@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
-import { COPYING_HASH, COPY_LEASE_MS, ON_TOUCH_MOVE_SCRIPT, isInternalKey } from '@reborn/coordinator';
+import { BIG_KEY_BYTES, COPYING_HASH, COPY_LEASE_MS, ON_TOUCH_MOVE_SCRIPT, WANTED_HASH, isInternalKey } from '@reborn/coordinator';
 import { startRedis, type RedisServer } from '@reborn/testkit';
 import { dumpKeys, expiredMarks, restoreKeys, settleKeys } from './dump-restore.js';
 
@@ -27,9 +27,13 @@ beforeEach(async () => {
   await Promise.all([src.flushall(), dst.flushall()]);
 });
 
-/** A proxy's on-touch move of `keys` from a to b. */
+/** A proxy's on-touch move of `keys` from a to b (`whole`: big keys too, the proxy's last resort). */
 function touch(...keys: string[]): Promise<unknown> {
-  return src.call('EVAL', ON_TOUCH_MOVE_SCRIPT, String(keys.length), ...keys, '127.0.0.1', String(b.port), '', '0', '5000').catch((err: Error) => err.message);
+  return touchAs('0', keys);
+}
+
+function touchAs(whole: '0' | '1', keys: string[]): Promise<unknown> {
+  return src.call('EVAL', ON_TOUCH_MOVE_SCRIPT, String(keys.length), ...keys, whole, '127.0.0.1', String(b.port), '', '0', '5000').catch((err: Error) => err.message);
 }
 
 const buf = (...keys: string[]): Buffer[] => keys.map((k) => Buffer.from(k));
@@ -113,8 +117,19 @@ describe('copy lease', () => {
     expect(await src.hexists(COPYING_HASH, 'big2')).toBe(0);
   });
 
+  it('a proxy leaves a big key to the runner (asking for it), unless as its last resort', async () => {
+    await src.set('big', 'x'.repeat(BIG_KEY_BYTES + 1024));
+    await src.set('small', 'y');
+    expect(await touch('small', 'big')).toMatch(/^BIGKEY/);
+    expect(await src.hkeys(WANTED_HASH)).toEqual(['big']);
+    expect(await src.exists('small', 'big')).toBe(2); // nothing moved
+    expect(await touchAs('1', ['small', 'big'])).toBe('OK');
+    expect(await dst.strlen('big')).toBe(BIG_KEY_BYTES + 1024);
+  });
+
   it('recognises the product\'s own keys', () => {
     expect(isInternalKey(Buffer.from(COPYING_HASH))).toBe(true);
+    expect(isInternalKey(Buffer.from(WANTED_HASH))).toBe(true);
     expect(isInternalKey(Buffer.from('__reborn'))).toBe(false);
     expect(isInternalKey(Buffer.from('user:1'))).toBe(false);
   });
