@@ -384,10 +384,11 @@ export class TaskRun {
     let dstConn: Redis | null = null;
     let probe: LatencyProbe | null = null;
     try {
-      // Pipelined MIGRATEs (each with its WAIT) queue on the source: a command may wait for all those ahead of it.
-      srcConn = await connectAdmin(src, { ...this.redis, connectionName: RUNNER_CONNECTION_NAME, connectTimeoutMs: 3000, commandTimeoutMs: (migrateTimeoutMs + waitTimeoutMs) * (parallel + 1) + 5000 });
-      // The target: a PUBLISH + WAIT after each MIGRATE (key-mover.ts), as many queued as MIGRATEs.
-      dstConn = await connectAdmin(dst, { ...this.redis, connectionName: RUNNER_CONNECTION_NAME, connectTimeoutMs: 3000, commandTimeoutMs: waitTimeoutMs * (parallel + 1) + 5000 });
+      // The chunks in flight queue their scripts and WAITs on both connections (key-mover.ts):
+      // a command may wait for all those ahead of it. Named, so the pace tells them from clients'.
+      const timeouts = { connectTimeoutMs: 3000, commandTimeoutMs: (migrateTimeoutMs + waitTimeoutMs) * (parallel + 1) + 5000 };
+      srcConn = await connectAdmin(src, { ...this.redis, ...timeouts, connectionName: RUNNER_CONNECTION_NAME });
+      dstConn = await connectAdmin(dst, { ...this.redis, ...timeouts, connectionName: RUNNER_CONNECTION_NAME });
       const pass: MovePass = { src: srcConn, srcAddr: src, dst: dstConn, dstAddr: dst, host, port };
       // What any client of the source sees, measured on a connection of its own.
       probe = new LatencyProbe(src, this.redis.password ?? null).start();
@@ -400,7 +401,7 @@ export class TaskRun {
         await this.serveWanted(srcConn, pass, state, batch, inBatch);
         const [next, keys] = await srcConn.scanBuffer(cursor, 'COUNT', scanCount);
         cursor = next.toString('latin1');
-        // The product's own keys (copy marks) never move.
+        // The product's own keys (copy marks, requests for big keys) never move.
         const mine = keys.filter((k) => inBatch[keySlot(k)] === 1 && !isInternalKey(k));
         found += mine.length;
         for (let i = 0; i < mine.length; ) {
