@@ -35,7 +35,7 @@ import { keySlot } from '@reborn/protocol';
 import { Migrations, Moves, MoveState } from '@reborn/coordinator';
 import { ProxyProcess, startCluster, stopAll, waitFor, type Cluster, type RedisServer } from '@reborn/testkit';
 import { parsePrometheus } from './helpers.js';
-import { placement } from './migration-helpers.js';
+import { placement, scanKeys } from './migration-helpers.js';
 import { startAgent, waitLeader, type AgentProcess } from './agent-helpers.js';
 
 const REPO = fileURLToPath(new URL('../', import.meta.url));
@@ -316,14 +316,7 @@ class Load {
 async function scanAll(server: RedisServer, match: string): Promise<string[]> {
   const c = new Redis({ host: server.host, port: server.port, maxRetriesPerRequest: 1 });
   try {
-    const out: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, keys] = await c.scan(cursor, 'MATCH', match, 'COUNT', 5000);
-      out.push(...keys);
-      cursor = next;
-    } while (cursor !== '0');
-    return out;
+    return await scanKeys(c, match);
   } finally {
     c.disconnect();
   }

@@ -17,6 +17,7 @@ import { keySlot } from '@reborn/protocol';
 import { Migrations, Moves } from '@reborn/coordinator';
 import { isRunnerAlive } from '@reborn/config';
 import { startCluster, stopAll, waitFor, type Cluster } from '@reborn/testkit';
+import { scanKeys } from './migration-helpers.js';
 
 const REPO = fileURLToPath(new URL('../', import.meta.url));
 const BIN = `${REPO}packages/config/bin/reborn-config.js`;
@@ -70,16 +71,6 @@ async function digest(c: Redis, key: string): Promise<string> {
   return `${type}:${createHash('sha256').update(JSON.stringify(v)).digest('hex')}`;
 }
 
-async function allKeys(c: Redis, match = '*'): Promise<string[]> {
-  const out: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, keys] = await c.scan(cursor, 'MATCH', match, 'COUNT', 5000);
-    out.push(...keys);
-    cursor = next;
-  } while (cursor !== '0');
-  return out;
-}
 
 async function load(c: Redis, n: number, add: (p: ReturnType<Redis['pipeline']>, i: number) => void): Promise<void> {
   for (let i = 0; i < n; i += 5000) {
@@ -120,7 +111,7 @@ describe('big keys through a runner process', () => {
     const before = new Map<string, string>();
     for (const k of Object.values(BIG)) before.set(k, await digest(g1, k));
     const smallBefore = new Map<string, string>();
-    for (const k of await allKeys(g1)) if (!Object.values(BIG).includes(k)) smallBefore.set(k, await digest(g1, k));
+    for (const k of await scanKeys(g1)) if (!Object.values(BIG).includes(k)) smallBefore.set(k, await digest(g1, k));
 
     const moves = new Moves(cluster.store);
     const migrations = new Migrations(cluster.store);
@@ -160,8 +151,8 @@ describe('big keys through a runner process', () => {
     // Every slot of the range online in group 2; every key once, where its slot says, intact.
     const slots = await cluster.store.listSlots();
     expect(slots.filter((s) => s.state !== 'online').map((s) => s.id)).toEqual([]);
-    const on1 = new Set(await allKeys(g1));
-    const on2 = new Set(await allKeys(g2));
+    const on1 = new Set(await scanKeys(g1));
+    const on2 = new Set(await scanKeys(g2));
     const problems: string[] = [];
     for (const [k, d] of [...smallBefore, ...before]) {
       const want = inRange(k) ? g2 : g1;

@@ -675,3 +675,15 @@ export async function readBackProblems(reader: Redis, keys: readonly string[], e
   }
   return problems;
 }
+
+/** Every key of a server matching `match`, by SCAN (COUNT 5000). */
+export async function scanKeys(c: Redis, match = '*'): Promise<string[]> {
+  const out: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, keys] = await c.scan(cursor, 'MATCH', match, 'COUNT', 5000);
+    out.push(...keys);
+    cursor = next;
+  } while (cursor !== '0');
+  return out;
+}
