@@ -32,7 +32,7 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { keySlot } from '@reborn/protocol';
-import { Migrations, Moves, MoveState } from '@reborn/coordinator';
+import { Migrations, Moves, MoveState, type StoredMove } from '@reborn/coordinator';
 import { ProxyProcess, startCluster, stopAll, waitFor, type Cluster, type RedisServer } from '@reborn/testkit';
 import { parsePrometheus } from './helpers.js';
 import { placement, scanKeys } from './migration-helpers.js';
@@ -386,6 +386,19 @@ async function checkAfter(s: Setup, reader: Redis, groups: Cluster['groups'], se
   expect(await s.moves.list()).toEqual([]);
 }
 
+/** The move record of a big key in state copying, once one of `proxies` holds client requests for it. */
+function copyingWhileHeld(s: Setup, proxies: readonly ProxyProcess[], runner: ReturnType<typeof startRunner>): Promise<StoredMove> {
+  return waitFor(
+    async () => {
+      const rec = (await s.moves.list()).find((m) => m.move.state === MoveState.Copying);
+      if (!rec) return null;
+      for (const p of proxies) if ((await heldRequests(p)) > 0) return rec;
+      return null;
+    },
+    { timeoutMs: 120_000, intervalMs: 20, what: `a big key copying while ${proxies.map((p) => p.addr).join(' or ')} holds requests for it (runner: ${runner.output()})` },
+  );
+}
+
 describe('faults in the middle of a big-key move, under load through two proxies', () => {
   it('a proxy killed -9 while it holds requests for a big key being copied, restarted on its port: the migration ends done, every write kept', { timeout: 240_000 }, async () => {
     const s = await setUp({ replicas: 0 });
@@ -395,13 +408,7 @@ describe('faults in the middle of a big-key move, under load through two proxies
       runner = await migrateUnderLoad(s);
       const victim = cluster.proxies[0]!;
       // A big key copying, and the victim holding client writes to it.
-      const copying = await waitFor(
-        async () => {
-          const rec = (await s.moves.list()).find((m) => m.move.state === MoveState.Copying);
-          return rec && (await heldRequests(victim)) > 0 && rec;
-        },
-        { timeoutMs: 120_000, intervalMs: 20, what: `a big key copying while proxy ${victim.addr} holds requests for it (runner: ${runner.output()})` },
-      );
+      const copying = await copyingWhileHeld(s, [victim], runner);
       await victim.kill('SIGKILL');
       const bigKey = Buffer.from(copying.move.keys[0]!, 'hex').toString();
       // Caught mid-copy: the record is still there and the key still on the source.
@@ -445,13 +452,7 @@ describe('faults in the middle of a big-key move, under load through two proxies
       const replica = g2.replicas[0]!;
       runner = await migrateUnderLoad(s);
 
-      const copying = await waitFor(
-        async () => {
-          const rec = (await s.moves.list()).find((m) => m.move.state === MoveState.Copying);
-          return rec && (await heldRequests(cluster.proxies[0]!)) + (await heldRequests(cluster.proxies[1]!)) > 0 && rec;
-        },
-        { timeoutMs: 120_000, intervalMs: 20, what: `a big key copying while a proxy holds requests for it (runner: ${runner.output()})` },
-      );
+      const copying = await copyingWhileHeld(s, cluster.proxies, runner);
       await oldMaster.kill('SIGKILL');
       const bigKey = Buffer.from(copying.move.keys[0]!, 'hex').toString();
       expect(await s.g1.exists(bigKey)).toBe(1);

@@ -55,7 +55,7 @@ import type { Redis } from 'ioredis';
 import { keySlot } from '@reborn/protocol';
 import { COPY_LEASE_MS, type MigrationTask } from '@reborn/coordinator';
 import { RedisAdminError, canonicalValue, existsAll, parseAddr, replyCode, showKey, withRedis, type RedisAdminOptions } from '@reborn/coordinator/admin';
-import { MIGRATE_RETRIES, MigrationError, MigrationWait, errText, nap, type RunnerTunables } from './migration-common.js';
+import { BUSYKEY_RESOLUTIONS, MigrationError, MigrationWait, errText, nap, type RunnerTunables } from './migration-common.js';
 import { dumpKeys, expiredMarks, restoreKeys, settleKeys, type Dumped, type Restored } from './dump-restore.js';
 import type { SourcePace } from './source-pace.js';
 import type { SourceFailoverWatch } from './source-failover.js';
@@ -88,8 +88,6 @@ export interface MovePass {
   /** The target master (the restore script, WAIT), as etcd named it when the pass began. */
   dst: Redis;
   dstAddr: string;
-  host: string;
-  port: number;
 }
 
 /** What the mover keeps per batch, across the scan passes and retries of one TaskRun. */
@@ -229,7 +227,7 @@ export class KeyMover {
           throw this.targetFault(code, pass, new Error(res.refused.message)) ?? this.refusal(pass, res.refused.message);
         }
         if (res.busy.length === 0) break;
-        if (attempt >= MIGRATE_RETRIES) throw new MigrationError('EBUSYKEY', `the copy from ${pass.srcAddr} to ${pass.dstAddr} kept answering BUSYKEY for ${res.busy.length} key(s)`);
+        if (attempt >= BUSYKEY_RESOLUTIONS) throw new MigrationError('EBUSYKEY', `the copy from ${pass.srcAddr} to ${pass.dstAddr} kept answering BUSYKEY for ${res.busy.length} key(s)`);
         const again = new Set((await this.resolveBusyKeys(pass.srcAddr, pass.dstAddr, res.busy, batch)).map((k) => k.toString('latin1')));
         pending = pending.filter((f) => again.has(f.key.toString('latin1')));
       }

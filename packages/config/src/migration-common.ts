@@ -159,7 +159,7 @@ export const RATE_WINDOW_MS = 5000;
 /** Barrier failures in a row before the task says it waits (it keeps retrying). */
 export const BARRIER_ATTEMPTS = 3;
 /** BUSYKEY resolutions of one chunk before the task fails (each resolves the keys it can). */
-export const MIGRATE_RETRIES = 3;
+export const BUSYKEY_RESOLUTIONS = 3;
 /** The longest pause between two attempts while a task waits out a transient fault. */
 export const MAX_WAIT_RETRY_MS = 2000;
 

@@ -82,7 +82,7 @@
 import type { Logger } from 'pino';
 import { keySlot } from '@reborn/protocol';
 import { MigrationState, Migrations, NotFoundError, RUNNER_CONNECTION_NAME, SLOT_COUNT, WANTED_HASH, SlotState, groupMaster, isInternalKey, onlineSlot, type MigrationTask, type Store, type Topology } from '@reborn/coordinator';
-import { RedisAdminError, connectAdmin, parseAddr, withRedis, type RedisAdminOptions } from '@reborn/coordinator/admin';
+import { RedisAdminError, connectAdmin, withRedis, type RedisAdminOptions } from '@reborn/coordinator/admin';
 import type { Redis } from 'ioredis';
 import { MigrationError, MigrationWait, Halt, isTerminal, CHECK_INTERVAL_MS, PROGRESS_INTERVAL_MS, Pool, pickBatch, ranges, describeSlot, slotsFixHint, isConnectionError, errText, nap } from './migration-common.js';
 import { TaskBarrier } from './task-barrier.js';
@@ -374,7 +374,6 @@ export class TaskRun {
 
   /** One full SCAN of the source master, migrating every key of the batch to the target master. Returns keys found. */
   private async scanPass(src: string, dst: string, inBatch: Uint8Array, state: BatchMoveState, batch: Batch): Promise<number> {
-    const { host, port } = parseAddr(dst);
     const { migrateTimeoutMs, waitTimeoutMs, parallel, scanCount } = this.opts;
     state.failover.passSource = src;
     state.target.passTarget = dst;
@@ -389,7 +388,7 @@ export class TaskRun {
       const timeouts = { connectTimeoutMs: 3000, commandTimeoutMs: (migrateTimeoutMs + waitTimeoutMs) * (parallel + 1) + 5000 };
       srcConn = await connectAdmin(src, { ...this.redis, ...timeouts, connectionName: RUNNER_CONNECTION_NAME });
       dstConn = await connectAdmin(dst, { ...this.redis, ...timeouts, connectionName: RUNNER_CONNECTION_NAME });
-      const pass: MovePass = { src: srcConn, srcAddr: src, dst: dstConn, dstAddr: dst, host, port };
+      const pass: MovePass = { src: srcConn, srcAddr: src, dst: dstConn, dstAddr: dst };
       // What any client of the source sees, measured on a connection of its own.
       probe = new LatencyProbe(src, this.redis.password ?? null).start();
       this.pace.probe = probe;

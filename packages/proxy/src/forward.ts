@@ -31,6 +31,9 @@ import { BUSYKEY_RETRY_DELAYS_MS, COPYING_RETRY_DELAYS_MS, classifyMigrateError,
 import type { Router, SlotEntry } from './router.js';
 import type { Session } from './session.js';
 
+/** The on-touch move script, encoded once (it goes out with every on-touch move of a migrating slot). */
+const ON_TOUCH_SCRIPT = Buffer.from(ON_TOUCH_MOVE_SCRIPT);
+
 /** MIGRATE's own timeout for moving the keys of one request. */
 const MIGRATE_TIMEOUT_MS = '5000';
 
@@ -208,7 +211,7 @@ export class Forwarder {
     // MIGRATE inside the copy-lease script: a key the runner is copying answers TRYAGAIN, a big
     // key BIGKEY (the runner is asked to move it in pieces) — unless `whole`, the last resort.
     const migrate = encodeCommand([
-      'EVAL', ON_TOUCH_MOVE_SCRIPT, String(unique.length), ...unique, whole ? '1' : '0',
+      'EVAL', ON_TOUCH_SCRIPT, String(unique.length), ...unique, whole ? '1' : '0',
       entry.targetHost, entry.targetPort, '', '0', MIGRATE_TIMEOUT_MS, ...this.router.migrateAuth,
     ]);
     entry.source!.pick(session.id, session.resp).send({
